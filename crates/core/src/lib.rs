@@ -1,0 +1,18 @@
+//! Shared pieces every vllm-sota tool uses: the tool contract ([`tool::Tool`]),
+//! the campaign directory layout ([`layout`]), detached jobs ([`jobs`]),
+//! crash-safe writes ([`fsx`]), secret redaction ([`redact`]), the
+//! reference-data loader ([`refs`]) and the shared benchmark result types
+//! ([`results`]).
+//!
+//! Nothing here knows about MCP or the command line: adapters live in the root crate.
+
+pub mod fsx;
+pub mod gpu;
+pub mod jobs;
+pub mod layout;
+pub mod redact;
+pub mod refs;
+pub mod results;
+pub mod tool;
+
+pub use tool::{Tool, ToolContext};
