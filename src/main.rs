@@ -1,1 +1,93 @@
-fn main() {}
+//! `vllm-sota`: one binary, two faces. `vllm-sota mcp` serves every tool over MCP stdio;
+//! `vllm-sota <tool> --request file.json` runs the same tool from a shell.
+
+mod calllog;
+mod cli;
+mod jobrun;
+mod mcp;
+mod registry;
+mod tools;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "vllm-sota", version, about = "Make vLLM serve a model as fast as the best of SGLang and TensorRT-LLM: an MCP tool server and CLI for the whole campaign.", after_help = "Every MCP tool is also a subcommand: `vllm-sota <tool> --request req.json [--set key=value] [--json]` (see `vllm-sota tools`).")]
+struct Cli {
+    /// Log filter for stderr (also RUST_LOG), e.g. `info`, `vllm_sota=debug`.
+    #[arg(long, global = true, default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve MCP over stdio (what Claude Code and Codex start).
+    Mcp,
+    /// List the tools (`--json`: with input and output schemas).
+    Tools {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Body of a detached job (started by the tools, not by people).
+    #[command(hide = true)]
+    JobRun {
+        #[arg(long)]
+        state: PathBuf,
+    },
+    /// Any tool: `vllm-sota <tool> [--request FILE|-] [--set key=value] [--json]`.
+    #[command(external_subcommand)]
+    Tool(Vec<String>),
+}
+
+fn init_tracing(filter: &str) {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| filter.to_string());
+    // stderr only: in MCP mode stdout is the protocol channel.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_tracing(&cli.log);
+    let code = match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", vllm_sota_core::redact::redact(&format!("{e:#}")));
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(command: Command) -> Result<i32> {
+    match command {
+        Command::Mcp => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(mcp::serve())?;
+            Ok(0)
+        }
+        Command::Tools { json } => cli::list_tools(json).map(|_| 0),
+        Command::JobRun { state } => jobrun::run(&state).map(|_| 0),
+        Command::Tool(argv) => cli::run_tool(&argv[0], &argv[1..]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mcp_and_cli_list_the_same_tools_and_names_match_tool_consts() {
+        let cli: Vec<String> = super::registry::tools().iter().map(|t| t.name.to_string()).collect();
+        let mut mcp = super::mcp::tool_names();
+        let mut sorted = cli.clone();
+        sorted.sort();
+        mcp.sort();
+        assert_eq!(mcp, sorted);
+        assert!(cli.contains(&"campaign_init".to_string()));
+    }
+}

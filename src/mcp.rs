@@ -1,0 +1,141 @@
+//! The MCP face: `vllm-sota mcp` serves every tool over stdio with rmcp.
+//!
+//! Each tool method is generated from the tool list (`tools.rs`): typed `Parameters<Request>`
+//! in (its JSON Schema is the input schema), `Json<Report>` out (outputSchema +
+//! structuredContent), failures as tool errors (`isError: true`) whose text the model
+//! reads. The tool core runs on a blocking thread; its progress becomes MCP progress
+//! notifications when the client sent a progress token, and a client cancellation sets
+//! the tool's cancel flag. No logic lives here.
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ServerCapabilities, ServerConfig, Tool as McpTool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt, tool, tool_router};
+use std::sync::atomic::Ordering;
+use vllm_sota_core::{Tool, ToolContext};
+
+const INSTRUCTIONS: &str = "vllm-sota runs a vLLM performance campaign against SGLang and TensorRT-LLM. \
+Start with campaign_init (or campaign_status after a restart: it names the next step). Phase 0.5: history_notes. \
+Phase 1: fair_benchmark (a detached job: poll job_status). Then start_rlcr, and in each round: gap_decision first; \
+when behind, profile_tables (prefill and decode) and layer_pipeline before choosing a target; patch vLLM; ncu_digest for kernel edits; \
+revalidate; ledger_append for every attempt; checkpoint. Stop only when gap_decision says stop; then final_report.";
+
+#[derive(Clone)]
+pub struct VllmSota {
+    tool_router: ToolRouter<Self>,
+}
+
+/// Run a tool's blocking core with progress and cancellation wired to the MCP request.
+async fn invoke<T: Tool>(request: T::Request, rctx: RequestContext<RoleServer>) -> Result<Json<T::Report>, String> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(f64, Option<f64>, String)>();
+    let ctx = ToolContext::new().with_progress(move |done, total, msg| {
+        let _ = tx.send((done, total, msg.to_string()));
+    });
+    let token = rctx.meta.get_progress_token();
+    let peer = rctx.peer.clone();
+    let forward = tokio::spawn(async move {
+        while let Some((done, total, msg)) = rx.recv().await {
+            if let Some(token) = token.clone() {
+                let mut p = ProgressNotificationParam::new(token, done).with_message(msg);
+                if let Some(t) = total {
+                    p = p.with_total(t);
+                }
+                let _ = peer.notify_progress(p).await;
+            }
+        }
+    });
+    let cancel = ctx.cancel_flag();
+    let ct = rctx.ct.clone();
+    let watcher = tokio::spawn(async move {
+        ct.cancelled().await;
+        cancel.store(true, Ordering::Relaxed);
+    });
+    let result = tokio::task::spawn_blocking(move || T::run(request, &ctx)).await;
+    watcher.abort();
+    let _ = forward.await;
+    match result {
+        Ok(Ok(report)) => Ok(Json(report)),
+        Ok(Err(e)) => Err(format!("{} failed: {e:#}", T::NAME)),
+        Err(join) => Err(format!("{} crashed: {join}", T::NAME)),
+    }
+}
+
+macro_rules! mcp_router {
+    ($($name:ident: $ty:ty,)*) => {
+        #[tool_router]
+        impl VllmSota {
+            pub fn new() -> Self {
+                Self { tool_router: Self::tool_router() }
+            }
+            $(
+                #[tool(description = <$ty as Tool>::DESCRIPTION)]
+                async fn $name(
+                    &self,
+                    Parameters(request): Parameters<<$ty as Tool>::Request>,
+                    rctx: RequestContext<RoleServer>,
+                ) -> Result<Json<<$ty as Tool>::Report>, String> {
+                    invoke::<$ty>(request, rctx).await
+                }
+            )*
+        }
+    };
+}
+crate::tools::for_each_tool!(mcp_router);
+
+impl ServerHandler for VllmSota {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("vllm-sota", env!("CARGO_PKG_VERSION")))
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(self.tool_router.list_all()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<McpTool> {
+        self.tool_router.get(name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let name = request.name.to_string();
+        let campaign_dir = request.arguments.as_ref().and_then(|a| a.get("campaign_dir")).and_then(|v| v.as_str()).map(str::to_string);
+        let response = self.tool_router.call(ToolCallContext::new(self, request, context)).await;
+        let outcome: anyhow::Result<(serde_json::Value, String)> = match &response {
+            Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => {
+                let text = r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect::<Vec<_>>().join(" ");
+                Err(anyhow::anyhow!(text))
+            }
+            Ok(_) => Ok((serde_json::Value::Null, String::new())),
+            Err(e) => Err(anyhow::anyhow!("{e}")),
+        };
+        crate::calllog::record(&name, campaign_dir.as_deref(), "mcp", &outcome);
+        response
+    }
+}
+
+/// Serve MCP over stdio until the client closes stdin.
+pub async fn serve() -> anyhow::Result<()> {
+    let service = VllmSota::new().serve(rmcp::transport::stdio()).await?;
+    service.waiting().await?;
+    Ok(())
+}
+
+/// The MCP tool names, for the consistency test against the CLI registry.
+#[cfg(test)]
+pub fn tool_names() -> Vec<String> {
+    VllmSota::new().tool_router.list_all().into_iter().map(|t| t.name.to_string()).collect()
+}
