@@ -10,6 +10,7 @@ macro_rules! for_each_tool {
             ledger_append: vllm_sota_campaign::LedgerAppend,
             job_status: vllm_sota_campaign::JobStatusTool,
             job_cancel: vllm_sota_campaign::JobCancelTool,
+            ncu_digest: vllm_sota_ncu::NcuDigest,
         }
     };
 }

@@ -276,6 +276,20 @@ fn render_markdown(spec: &LedgerSpec, rows: &[Value]) -> String {
     s
 }
 
+/// Keep the markdown table in step with the JSONL: append the new row when the table
+/// already holds all earlier rows (the common case: O(1) per append), else re-render it whole.
+fn write_markdown(path: &Path, spec: &LedgerSpec, rows: &[Value]) -> Result<()> {
+    let table_rows = std::fs::read_to_string(path)
+        .map(|t| t.lines().skip_while(|l| !l.starts_with("|---")).skip(1).filter(|l| l.starts_with('|')).count())
+        .unwrap_or(usize::MAX);
+    if table_rows + 1 == rows.len() {
+        let full = render_markdown(spec, &rows[rows.len() - 1..]);
+        let last = full.lines().last().unwrap_or_default();
+        return fsx::append_line(path, last);
+    }
+    fsx::write_text(path, &render_markdown(spec, rows))
+}
+
 /// Find a row by id in a results JSONL of the campaign.
 fn load_row(paths: &CampaignPaths, r: &RowRef, field: &str) -> Result<CandidateRow> {
     if Path::new(&r.file).is_absolute() || r.file.contains("..") {
@@ -498,7 +512,7 @@ impl Tool for LedgerAppend {
             row["at"] = json!(at);
             fsx::append_jsonl(&jsonl, &row)?;
             rows.push(row.clone());
-            fsx::write_text(&paths.root.join(spec.md), &render_markdown(spec, &rows))?;
+            write_markdown(&paths.root.join(spec.md), spec, &rows)?;
             let summary = ["hypothesis", "summary", "idea"].iter().find_map(|k| row.get(*k).and_then(|v| v.as_str())).unwrap_or("");
             fsx::append_jsonl(
                 &paths.lineage(),
