@@ -11,6 +11,7 @@ pub fn run(state_path: &Path) -> Result<()> {
     let kind = runner.kind();
     tracing::info!(%kind, state = %state_path.display(), "job started");
     let outcome = match kind.as_str() {
+        vllm_sota_rlcr::start::JOB_KIND => vllm_sota_rlcr::start::run_job(&runner),
         other => Err(anyhow::anyhow!("unknown job kind '{other}'")),
     };
     let state = runner.finish(outcome)?;

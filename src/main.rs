@@ -31,6 +31,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Test tool: an OpenAI-compatible engine simulator (virtual GPU, continuous batching,
+    /// real frameworks' flag spellings, fault injection). `vllm-sota sim-serve --help`.
+    #[command(disable_help_flag = true)]
+    SimServe {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The benchmark client: `vllm-sota bench load --help`.
+    #[command(disable_help_flag = true)]
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Body of a detached job (started by the tools, not by people).
     #[command(hide = true)]
     JobRun {
@@ -74,6 +87,11 @@ fn run(command: Command) -> Result<i32> {
         }
         Command::Tools { json } => cli::list_tools(json).map(|_| 0),
         Command::JobRun { state } => jobrun::run(&state).map(|_| 0),
+        Command::SimServe { args } => vllm_sota_bench::sim_serve_cli(args).map(|_| 0),
+        Command::Bench { args } => match args.split_first() {
+            Some((sub, rest)) if sub == "load" => vllm_sota_bench::bench_load_cli(rest.to_vec()).map(|_| 0),
+            _ => anyhow::bail!("usage: vllm-sota bench load [--help] ..."),
+        },
         Command::Tool(argv) => cli::run_tool(&argv[0], &argv[1..]),
     }
 }

@@ -10,7 +10,12 @@ macro_rules! for_each_tool {
             ledger_append: vllm_sota_campaign::LedgerAppend,
             job_status: vllm_sota_campaign::JobStatusTool,
             job_cancel: vllm_sota_campaign::JobCancelTool,
+            history_notes: vllm_sota_rlcr::HistoryNotes,
+            gap_decision: vllm_sota_rlcr::GapDecision,
+            start_rlcr: vllm_sota_rlcr::StartRlcr,
             ncu_digest: vllm_sota_ncu::NcuDigest,
+            checkpoint: vllm_sota_rlcr::Checkpoint,
+            final_report: vllm_sota_rlcr::FinalReport,
         }
     };
 }

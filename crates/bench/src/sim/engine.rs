@@ -1,0 +1,305 @@
+//! The virtual engine: continuous batching with a step loop on a virtual GPU.
+//!
+//! Each step schedules (1) one decode token for every running sequence whose prefill
+//! is done, (2) prefill chunks of partially prefilled sequences, (3) newly admitted
+//! sequences, all within the max-batched-tokens budget. Admission needs a free running
+//! slot (max-num-seqs) and KV room for prompt + max_tokens (reserved up front, so no
+//! preemption); otherwise the request waits in FIFO order. The step takes
+//! `base + prefill_tokens·p + decode_seqs·d + context_tokens·a` µs, divided by TP with a
+//! 10% communication tax per extra GPU, times `time_scale`; then the step's tokens are
+//! handed out `output_us_per_seq` apart (API-server output processing). The first output token
+//! appears at the end of the step that finishes a sequence's prefill; then one token
+//! per step.
+
+use super::{Framework, SimConfig};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+/// Non-torch memory + CUDA graphs (vLLM fixture log: 0.22 + 0.98 GiB).
+const RESERVED_GIB: f64 = 1.2;
+
+/// What the engine tells a request's sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineEvent {
+    /// Admitted into the running batch (prefill starts).
+    Scheduled,
+    /// Output token `index` (0-based) was produced.
+    Token { index: u64 },
+    /// All tokens produced; the sink is dropped after this.
+    Finished,
+}
+
+/// Receives a request's events; returns false when the client is gone (the sequence is
+/// then dropped and its KV freed).
+pub type Sink = Box<dyn FnMut(EngineEvent, Instant) -> bool + Send>;
+
+pub struct EngineRequest {
+    pub prompt_tokens: u64,
+    pub max_tokens: u64,
+    pub sink: Sink,
+}
+
+/// KV capacity in tokens, or the log line a real engine prints when it cannot start.
+pub fn kv_capacity_tokens(cfg: &SimConfig) -> Result<u64, String> {
+    let tp = cfg.tensor_parallel as f64;
+    let weights = cfg.weights_gib / tp;
+    let batched = cfg.max_num_batched_tokens.min(1 << 20) as f64;
+    let act = cfg.activation_bytes_per_token * batched / GIB;
+    let kv_per_token = cfg.kv_bytes_per_token / tp;
+    if weights > cfg.gpu_mem_gib {
+        return Err(format!(
+            "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate {weights:.2} GiB for model weights. GPU 0 has a total capacity of {:.2} GiB",
+            cfg.gpu_mem_gib
+        ));
+    }
+    let kv_gib = match cfg.framework {
+        Framework::Vllm => {
+            let budget = cfg.gpu_mem_gib * cfg.mem_fraction;
+            let kv = budget - weights - act - RESERVED_GIB;
+            if kv <= 0.0 {
+                return Err(format!(
+                    "ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when initializing the engine. (budget {budget:.2} GiB, weights {weights:.2} GiB, peak activation {act:.2} GiB)"
+                ));
+            }
+            kv
+        }
+        Framework::Sglang => {
+            let outside = cfg.gpu_mem_gib * (1.0 - cfg.mem_fraction);
+            if outside < act + RESERVED_GIB {
+                return Err(format!(
+                    "torch.OutOfMemoryError: CUDA out of memory. Activations for --chunked-prefill-size {} need {:.2} GiB but only {outside:.2} GiB is left outside --mem-fraction-static {}",
+                    cfg.max_num_batched_tokens,
+                    act + RESERVED_GIB,
+                    cfg.mem_fraction
+                ));
+            }
+            let kv = cfg.gpu_mem_gib * cfg.mem_fraction - weights;
+            if kv <= 0.0 {
+                return Err("RuntimeError: Not enough memory. Please try to increase --mem-fraction-static.".into());
+            }
+            kv
+        }
+        Framework::Trtllm => {
+            let free = cfg.gpu_mem_gib - weights - act - RESERVED_GIB;
+            if free <= 0.0 {
+                return Err(format!(
+                    "[TensorRT-LLM][ERROR] CUDA runtime error in cudaMalloc: out of memory (weights {weights:.2} GiB + activations {act:.2} GiB exceed {:.2} GiB)",
+                    cfg.gpu_mem_gib
+                ));
+            }
+            free * cfg.mem_fraction
+        }
+    };
+    let tokens = (kv_gib * GIB / kv_per_token).floor() as u64;
+    if cfg.framework == Framework::Vllm && tokens < cfg.max_model_len as u64 {
+        return Err(format!(
+            "ValueError: To serve at least one request with the models's max seq len ({}), ({:.2} GiB KV cache is needed, which is larger than the available KV cache memory ({kv_gib:.2} GiB). Based on the available memory, the estimated maximum model length is {tokens}. Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine.",
+            cfg.max_model_len,
+            cfg.max_model_len as f64 * kv_per_token / GIB
+        ));
+    }
+    Ok(tokens)
+}
+
+/// Step duration in µs before `time_scale`.
+pub fn step_cost_us(cfg: &SimConfig, prefill_tokens: u64, decode_seqs: u64, context_tokens: u64) -> f64 {
+    let tp = cfg.tensor_parallel as f64;
+    let raw = cfg.step_base_us
+        + prefill_tokens as f64 * cfg.prefill_us_per_token
+        + decode_seqs as f64 * cfg.decode_us_per_seq
+        + context_tokens as f64 * cfg.attn_us_per_ctx_token;
+    raw / tp * (1.0 + 0.1 * (tp - 1.0))
+}
+
+struct Seq {
+    prompt: u64,
+    prefilled: u64,
+    max_tokens: u64,
+    generated: u64,
+    reserved: u64,
+    sink: Sink,
+    alive: bool,
+}
+
+/// Counters the server logs.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EngineStats {
+    pub running: usize,
+    pub waiting: usize,
+    pub kv_used: u64,
+    pub steps: u64,
+}
+
+/// Runs the step loop until the request channel closes or `dead` flips.
+pub async fn run_engine(
+    cfg: SimConfig,
+    kv_capacity: u64,
+    mut rx: mpsc::UnboundedReceiver<EngineRequest>,
+    mut dead: tokio::sync::watch::Receiver<bool>,
+    stats: std::sync::Arc<std::sync::Mutex<EngineStats>>,
+) {
+    let mut waiting: VecDeque<EngineRequest> = VecDeque::new();
+    let mut running: Vec<Seq> = Vec::new();
+    let mut kv_used: u64 = 0;
+    let mut steps: u64 = 0;
+    loop {
+        if *dead.borrow() {
+            return;
+        }
+        if running.is_empty() && waiting.is_empty() {
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Some(r) => waiting.push_back(r),
+                    None => return,
+                },
+                _ = dead.changed() => return,
+            }
+        }
+        while let Ok(r) = rx.try_recv() {
+            waiting.push_back(r);
+        }
+        let step_start = Instant::now();
+        let mut budget = cfg.max_num_batched_tokens as u64;
+        let mut decode_seqs = 0u64;
+        let mut context = 0u64;
+        // Work per running sequence this step: 0 = idle, else tokens scheduled.
+        let mut work: Vec<u64> = vec![0; running.len()];
+        for (i, s) in running.iter().enumerate() {
+            if s.prefilled == s.prompt && budget > 0 {
+                work[i] = 1;
+                budget -= 1;
+                decode_seqs += 1;
+                context += s.prompt + s.generated;
+            }
+        }
+        let mut prefill_tokens = 0u64;
+        for (i, s) in running.iter().enumerate() {
+            if s.prefilled < s.prompt && budget > 0 {
+                let chunk = (s.prompt - s.prefilled).min(budget);
+                work[i] = chunk;
+                budget -= chunk;
+                prefill_tokens += chunk;
+                context += s.prefilled;
+            }
+        }
+        while budget > 0 && running.len() < cfg.max_num_seqs {
+            let Some(front) = waiting.front() else { break };
+            let reserve = front.prompt_tokens + front.max_tokens;
+            if kv_used + reserve > kv_capacity {
+                break;
+            }
+            let mut r = waiting.pop_front().unwrap();
+            kv_used += reserve;
+            let alive = (r.sink)(EngineEvent::Scheduled, step_start);
+            let chunk = r.prompt_tokens.min(budget);
+            budget -= chunk;
+            prefill_tokens += chunk;
+            running.push(Seq {
+                prompt: r.prompt_tokens,
+                prefilled: 0,
+                max_tokens: r.max_tokens,
+                generated: 0,
+                reserved: reserve,
+                sink: r.sink,
+                alive,
+            });
+            work.push(chunk);
+        }
+        let cost_us = step_cost_us(&cfg, prefill_tokens, decode_seqs, context) * cfg.time_scale;
+        let step_end = step_start + Duration::from_secs_f64(cost_us / 1e6);
+        tokio::select! {
+            _ = tokio::time::sleep_until(step_end.into()) => {}
+            _ = dead.changed() => return,
+        }
+        let now = Instant::now();
+        steps += 1;
+        // Output processing (detokenize, build the chunk) takes time per sequence in real
+        // API servers, so a step's tokens leave spread out, not as one burst.
+        let spread_us = cfg.output_us_per_seq * cfg.time_scale;
+        let mut emitted = 0u32;
+        for (s, w) in running.iter_mut().zip(work.iter()) {
+            if *w == 0 || !s.alive {
+                continue;
+            }
+            if s.prefilled < s.prompt {
+                s.prefilled += w;
+                if s.prefilled < s.prompt {
+                    continue;
+                }
+            }
+            if spread_us > 0.0 {
+                let due = now + Duration::from_secs_f64(emitted as f64 * spread_us / 1e6);
+                if due > Instant::now() + Duration::from_micros(500) {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(due.into()) => {}
+                        _ = dead.changed() => return,
+                    }
+                }
+                emitted += 1;
+            }
+            // Prefill just completed (first token) or a decode step.
+            let index = s.generated;
+            s.generated += 1;
+            s.alive = (s.sink)(EngineEvent::Token { index }, now);
+        }
+        running.retain_mut(|s| {
+            let done = s.generated >= s.max_tokens;
+            if done && s.alive {
+                (s.sink)(EngineEvent::Finished, now);
+            }
+            if done || !s.alive {
+                kv_used -= s.reserved;
+                false
+            } else {
+                true
+            }
+        });
+        if let Ok(mut st) = stats.lock() {
+            *st = EngineStats { running: running.len(), waiting: waiting.len(), kv_used, steps };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_capacity_matches_the_vllm_fixture_log_and_knobs_move_it() {
+        // Fixture server_ok_graph.log: 0.85 utilization → "GPU KV cache size: 839,648 tokens".
+        let mut c = SimConfig::defaults(Framework::Vllm);
+        c.mem_fraction = 0.85;
+        c.max_model_len = 10240;
+        let t = kv_capacity_tokens(&c).unwrap();
+        assert!((t as f64 - 839_648.0).abs() / 839_648.0 < 0.01, "{t}");
+        c.mem_fraction = 0.5;
+        assert!(kv_capacity_tokens(&c).unwrap() < t);
+        c.mem_fraction = 0.1;
+        let e = kv_capacity_tokens(&c).unwrap_err();
+        assert!(e.contains("No available memory for the cache blocks"), "{e}");
+        c.mem_fraction = 0.2;
+        c.max_model_len = 131072;
+        let e = kv_capacity_tokens(&c).unwrap_err();
+        assert!(e.contains("max seq len (131072)"), "{e}");
+        let mut t2 = SimConfig::defaults(Framework::Trtllm);
+        t2.tensor_parallel = 2;
+        let one = kv_capacity_tokens(&SimConfig::defaults(Framework::Trtllm)).unwrap();
+        assert!(kv_capacity_tokens(&t2).unwrap() > 2 * one, "TP shards weights and KV");
+        let mut s = SimConfig::defaults(Framework::Sglang);
+        s.mem_fraction = 0.999;
+        assert!(kv_capacity_tokens(&s).unwrap_err().contains("mem-fraction-static"));
+    }
+
+    #[test]
+    fn step_cost_grows_with_work_and_shrinks_with_tp() {
+        let c = SimConfig::defaults(Framework::Vllm);
+        let base = step_cost_us(&c, 0, 1, 100);
+        assert!(step_cost_us(&c, 8000, 1, 100) > base + 70_000.0);
+        assert!(step_cost_us(&c, 0, 64, 64_000) > base);
+        let mut tp = c.clone();
+        tp.tensor_parallel = 4;
+        assert!(step_cost_us(&tp, 8000, 0, 0) < step_cost_us(&c, 8000, 0, 0) / 2.0);
+    }
+}

@@ -1,0 +1,481 @@
+//! `sim-serve`: an OpenAI-compatible streaming server that behaves like a serving
+//! engine on a virtual GPU, for testing everything above the client without a GPU.
+//! **A test tool, not a performance model of any real engine.**
+//!
+//! - [`SimConfig`]: parsed from the real frameworks' flag spellings (vLLM, SGLang,
+//!   TensorRT-LLM `trtllm-serve`) for the knobs that matter, plus `--sim-*` cost-model
+//!   knobs and `--fault-*` fault injection. Per framework, a flag of another framework is
+//!   an error, as it would be on the real engine.
+//! - [`engine`]: continuous batching with a step loop: prefill cost grows with prompt
+//!   tokens (chunked by the max-batched-tokens budget), decode cost with batch size and
+//!   context; KV-cache capacity from the memory fraction; admission queueing when full;
+//!   refusal to start, with an OOM-like log line, when a configuration cannot fit.
+//! - [`server`]: hyper HTTP/1.1: `/health`, `/v1/models`, `/v1/completions`,
+//!   `/v1/chat/completions` (streaming SSE in vLLM's chunk shapes, or one JSON body),
+//!   per-request ground truth (arrival, first token, every token) kept in memory and
+//!   appended to a JSONL file.
+
+pub mod engine;
+pub mod server;
+
+pub use server::{GroundTruth, SimServer, serve};
+
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which engine's flag spellings (and request validation) to mimic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Framework {
+    Vllm,
+    Sglang,
+    /// `trtllm-serve` (PyTorch backend): request models forbid unknown fields.
+    Trtllm,
+}
+
+impl Framework {
+    pub fn parse(s: &str) -> Result<Framework> {
+        match s.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+            "vllm" => Ok(Framework::Vllm),
+            "sglang" => Ok(Framework::Sglang),
+            "trtllm" | "tensorrtllm" => Ok(Framework::Trtllm),
+            _ => bail!("--framework {s:?}: expected vllm, sglang or trtllm"),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Framework::Vllm => "vllm",
+            Framework::Sglang => "sglang",
+            Framework::Trtllm => "trtllm",
+        }
+    }
+}
+
+/// Injected faults (all off by default).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Faults {
+    /// Answer 503 on every route for this long after binding (engine loading).
+    pub slow_start: Duration,
+    /// Die (abort every stream, stop listening) once this many requests completed.
+    pub crash_after: Option<u64>,
+    /// Requests with a 1-based arrival number above this are accepted and never answered.
+    pub hang_after: Option<u64>,
+    /// Every Nth request streams a truncated JSON chunk mid-stream.
+    pub malformed_every: Option<u64>,
+    /// Every Nth request is answered HTTP 500.
+    pub error_5xx_every: Option<u64>,
+    /// Every Nth request sends an SSE error chunk mid-stream, then `[DONE]`.
+    pub error_event_every: Option<u64>,
+}
+
+/// The simulator's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimConfig {
+    pub framework: Framework,
+    /// Served model name (`/v1/models`, checked against requests' `model`).
+    pub model: String,
+    /// `tokenizer.json` (or a model directory holding one).
+    pub tokenizer: Option<PathBuf>,
+    pub host: String,
+    /// 0 = an ephemeral port.
+    pub port: u16,
+    /// vLLM `--max-num-seqs`, SGLang `--max-running-requests`, TRT-LLM `--max_batch_size`.
+    pub max_num_seqs: usize,
+    /// vLLM `--max-num-batched-tokens`, SGLang `--chunked-prefill-size`, TRT-LLM `--max_num_tokens`.
+    pub max_num_batched_tokens: usize,
+    /// vLLM `--gpu-memory-utilization` (of total), SGLang `--mem-fraction-static` (weights +
+    /// KV), TRT-LLM `--kv_cache_free_gpu_memory_fraction` (of memory free after weights).
+    pub mem_fraction: f64,
+    /// vLLM `--max-model-len`, SGLang `--context-length`, TRT-LLM `--max_seq_len`.
+    pub max_model_len: usize,
+    /// vLLM `--tensor-parallel-size`/`-tp`, SGLang `--tp-size`, TRT-LLM `--tp_size`.
+    pub tensor_parallel: usize,
+    /// Virtual GPU memory per GPU, GiB (H200: 139.8 usable).
+    pub gpu_mem_gib: f64,
+    /// Model weights, GiB, split over TP.
+    pub weights_gib: f64,
+    /// KV bytes per token for the whole model (Llama-3.1-8B bf16: 131072), split over TP.
+    pub kv_bytes_per_token: f64,
+    /// Peak activation bytes per batched token, per GPU.
+    pub activation_bytes_per_token: f64,
+    /// Step cost model (µs at TP 1).
+    pub step_base_us: f64,
+    pub prefill_us_per_token: f64,
+    pub decode_us_per_seq: f64,
+    pub attn_us_per_ctx_token: f64,
+    /// Output processing per sequence per step (µs): a step's tokens leave this far apart.
+    pub output_us_per_seq: f64,
+    /// Multiplies every step time. 0 = zero-delay mode (tokens as fast as the server can
+    /// write them, `zero_delay_batch` events per write; the engine model is bypassed).
+    pub time_scale: f64,
+    pub zero_delay_batch: usize,
+    /// The first N output tokens of chat responses stream as `reasoning_content`.
+    pub reasoning_tokens: u64,
+    /// Emit a `: keep-alive` comment every N tokens (0 = never).
+    pub comment_every: u64,
+    /// Where to append one ground-truth JSON line per finished request.
+    pub ground_truth: Option<PathBuf>,
+    pub faults: Faults,
+}
+
+impl SimConfig {
+    /// Defaults for a framework: its own default knob values, a Llama-3.1-8B-shaped model
+    /// on one H200-like virtual GPU (calibrated on the vLLM fixture log: 15.0 GiB weights,
+    /// 128 KiB of KV per token).
+    pub fn defaults(framework: Framework) -> SimConfig {
+        let (seqs, mem) = match framework {
+            Framework::Vllm => (1024, 0.92),
+            Framework::Sglang => (4096, 0.88),
+            Framework::Trtllm => (2048, 0.9),
+        };
+        SimConfig {
+            framework,
+            model: "sim-model".into(),
+            tokenizer: None,
+            host: "127.0.0.1".into(),
+            port: 8000,
+            max_num_seqs: seqs,
+            max_num_batched_tokens: 8192,
+            mem_fraction: mem,
+            max_model_len: 131072,
+            tensor_parallel: 1,
+            gpu_mem_gib: 139.8,
+            weights_gib: 15.0,
+            kv_bytes_per_token: 131072.0,
+            activation_bytes_per_token: 144.0 * 1024.0,
+            step_base_us: 7000.0,
+            prefill_us_per_token: 10.0,
+            decode_us_per_seq: 20.0,
+            attn_us_per_ctx_token: 0.01,
+            output_us_per_seq: 0.0,
+            time_scale: 1.0,
+            zero_delay_batch: 16,
+            reasoning_tokens: 0,
+            comment_every: 0,
+            ground_truth: None,
+            faults: Faults::default(),
+        }
+    }
+
+    pub fn zero_delay(&self) -> bool {
+        self.time_scale == 0.0
+    }
+
+    /// Parses argv (without the program/subcommand name). `--framework` picks the flag
+    /// family; it may appear anywhere.
+    pub fn from_args(args: &[String]) -> Result<SimConfig> {
+        let mut framework = Framework::Vllm;
+        let mut it = 0;
+        while it < args.len() {
+            let a = &args[it];
+            if let Some(v) = a.strip_prefix("--framework=") {
+                framework = Framework::parse(v)?;
+            } else if a == "--framework" {
+                let v = args.get(it + 1).ok_or_else(|| anyhow::anyhow!("--framework needs a value"))?;
+                framework = Framework::parse(v)?;
+            }
+            it += 1;
+        }
+        let mut cfg = SimConfig::defaults(framework);
+        let mut positional: Vec<String> = Vec::new();
+        let mut served_name: Option<String> = None;
+        let mut model_path: Option<String> = None;
+        let mut i = 0;
+        while i < args.len() {
+            let arg = &args[i];
+            i += 1;
+            if !arg.starts_with('-') || arg == "-" {
+                positional.push(arg.clone());
+                continue;
+            }
+            let (flag, inline) = match arg.split_once('=') {
+                Some((f, v)) => (f.to_string(), Some(v.to_string())),
+                None => (arg.clone(), None),
+            };
+            let kind = flag_kind(framework, &flag).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unrecognized argument {flag} for --framework {} (sim-serve accepts that framework's real flag spellings; see `vllm-sota sim-serve --help`)",
+                    framework.name()
+                )
+            })?;
+            if kind == Knob::Switch {
+                continue;
+            }
+            let value = match inline {
+                Some(v) => v,
+                None => {
+                    let v = args.get(i).ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))?.clone();
+                    i += 1;
+                    v
+                }
+            };
+            let num = |v: &str| -> Result<f64> {
+                let t = v.trim();
+                let (body, mult) = match t.chars().last() {
+                    Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
+                    Some('m' | 'M') => (&t[..t.len() - 1], 1e6),
+                    _ => (t, 1.0),
+                };
+                body.parse::<f64>().map(|x| x * mult).map_err(|_| anyhow::anyhow!("{flag} {v:?}: expected a number"))
+            };
+            let count = |v: &str| -> Result<u64> {
+                let x = num(v)?;
+                if x < 0.0 || x.fract() != 0.0 {
+                    bail!("{flag} {v:?}: expected a non-negative integer");
+                }
+                Ok(x as u64)
+            };
+            match kind {
+                Knob::FrameworkFlag | Knob::Switch | Knob::Ignored => {}
+                Knob::Model => model_path = Some(value),
+                Knob::ServedName => served_name = Some(value),
+                Knob::Tokenizer => cfg.tokenizer = Some(PathBuf::from(value)),
+                Knob::Host => cfg.host = value,
+                Knob::Port => {
+                    cfg.port = u16::try_from(count(&value)?).map_err(|_| anyhow::anyhow!("{flag} {value:?}: not a port"))?
+                }
+                Knob::MaxSeqs => cfg.max_num_seqs = count(&value)? as usize,
+                Knob::BatchedTokens => {
+                    // SGLang: --chunked-prefill-size -1 disables chunking.
+                    if value.trim() == "-1" {
+                        cfg.max_num_batched_tokens = usize::MAX / 4;
+                    } else {
+                        cfg.max_num_batched_tokens = count(&value)? as usize;
+                    }
+                }
+                Knob::MemFraction => cfg.mem_fraction = num(&value)?,
+                Knob::MaxModelLen => cfg.max_model_len = count(&value)? as usize,
+                Knob::Tp => cfg.tensor_parallel = count(&value)? as usize,
+                Knob::GpuMem => cfg.gpu_mem_gib = num(&value)?,
+                Knob::Weights => cfg.weights_gib = num(&value)?,
+                Knob::KvBytes => cfg.kv_bytes_per_token = num(&value)?,
+                Knob::ActBytes => cfg.activation_bytes_per_token = num(&value)?,
+                Knob::StepBase => cfg.step_base_us = num(&value)?,
+                Knob::Prefill => cfg.prefill_us_per_token = num(&value)?,
+                Knob::Decode => cfg.decode_us_per_seq = num(&value)?,
+                Knob::Attn => cfg.attn_us_per_ctx_token = num(&value)?,
+                Knob::OutputSpread => cfg.output_us_per_seq = num(&value)?,
+                Knob::TimeScale => cfg.time_scale = num(&value)?,
+                Knob::ZeroBatch => cfg.zero_delay_batch = count(&value)?.max(1) as usize,
+                Knob::Reasoning => cfg.reasoning_tokens = count(&value)?,
+                Knob::CommentEvery => cfg.comment_every = count(&value)?,
+                Knob::GroundTruth => cfg.ground_truth = Some(PathBuf::from(value)),
+                Knob::SlowStart => cfg.faults.slow_start = Duration::from_secs_f64(num(&value)?),
+                Knob::CrashAfter => cfg.faults.crash_after = Some(count(&value)?),
+                Knob::HangAfter => cfg.faults.hang_after = Some(count(&value)?),
+                Knob::MalformedEvery => cfg.faults.malformed_every = Some(count(&value)?.max(1)),
+                Knob::Http5xxEvery => cfg.faults.error_5xx_every = Some(count(&value)?.max(1)),
+                Knob::ErrorEventEvery => cfg.faults.error_event_every = Some(count(&value)?.max(1)),
+            }
+            if matches!(kind, Knob::TimeScale) && cfg.time_scale < 0.0 {
+                bail!("{flag} must be >= 0");
+            }
+        }
+        // Zero-delay switch (a Switch knob) handled here to keep the match simple.
+        if args.iter().any(|a| a == "--sim-zero-delay") {
+            cfg.time_scale = 0.0;
+        }
+        // `vllm serve <model>` / `trtllm-serve <model>`: one positional model.
+        match (positional.len(), framework) {
+            (0, _) => {}
+            (1, Framework::Vllm | Framework::Trtllm) => model_path = model_path.or(Some(positional[0].clone())),
+            (1, Framework::Sglang) => {
+                bail!("unexpected positional argument {:?}: SGLang takes the model as --model-path", positional[0])
+            }
+            _ => bail!("unexpected positional arguments {positional:?}: give one model"),
+        }
+        if let Some(p) = &model_path {
+            let path = PathBuf::from(p);
+            if cfg.tokenizer.is_none() && path.join("tokenizer.json").is_file() {
+                cfg.tokenizer = Some(path.clone());
+            }
+            // Engines serve a path under its own name unless --served-model-name is given.
+            cfg.model = p.clone();
+        }
+        if let Some(n) = served_name {
+            cfg.model = n;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.max_num_seqs == 0 {
+            bail!("max running sequences must be >= 1");
+        }
+        if self.max_num_batched_tokens == 0 {
+            bail!("max batched tokens must be >= 1");
+        }
+        if !(self.mem_fraction > 0.0 && self.mem_fraction <= 1.0) {
+            bail!("memory fraction must be in (0, 1], got {}", self.mem_fraction);
+        }
+        if self.tensor_parallel == 0 {
+            bail!("tensor parallel size must be >= 1");
+        }
+        if self.max_model_len == 0 {
+            bail!("max model length must be >= 1");
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Knob {
+    FrameworkFlag,
+    Switch,
+    Ignored,
+    Model,
+    ServedName,
+    Tokenizer,
+    Host,
+    Port,
+    MaxSeqs,
+    BatchedTokens,
+    MemFraction,
+    MaxModelLen,
+    Tp,
+    GpuMem,
+    Weights,
+    KvBytes,
+    ActBytes,
+    StepBase,
+    Prefill,
+    Decode,
+    Attn,
+    OutputSpread,
+    TimeScale,
+    ZeroBatch,
+    Reasoning,
+    CommentEvery,
+    GroundTruth,
+    SlowStart,
+    CrashAfter,
+    HangAfter,
+    MalformedEvery,
+    Http5xxEvery,
+    ErrorEventEvery,
+}
+
+/// Flags each framework accepts (the knobs that matter, plus common ones accepted and
+/// ignored so real launch commands run unchanged), then the shared sim flags.
+fn flag_kind(fw: Framework, flag: &str) -> Option<Knob> {
+    use Knob::*;
+    let specific = match fw {
+        Framework::Vllm => match flag {
+            "--model" => Some(Model),
+            "--served-model-name" => Some(ServedName),
+            "--tokenizer" => Some(Tokenizer),
+            "--max-num-seqs" => Some(MaxSeqs),
+            "--max-num-batched-tokens" => Some(BatchedTokens),
+            "--gpu-memory-utilization" => Some(MemFraction),
+            "--max-model-len" => Some(MaxModelLen),
+            "--tensor-parallel-size" | "-tp" => Some(Tp),
+            "--enforce-eager" | "--trust-remote-code" | "--disable-log-requests" | "--enable-prefix-caching"
+            | "--no-enable-prefix-caching" | "--disable-log-stats" | "--enable-chunked-prefill"
+            | "--no-enable-chunked-prefill" | "--async-scheduling" => Some(Switch),
+            "--dtype" | "--load-format" | "--attention-backend" | "--seed" | "--kv-cache-dtype" | "--block-size"
+            | "--profiler-config" | "--compilation-config" | "--swap-space" | "--api-key" | "--uvicorn-log-level"
+            | "--generation-config" | "--max-num-partial-prefills" => Some(Ignored),
+            _ => None,
+        },
+        Framework::Sglang => match flag {
+            "--model-path" | "--model" => Some(Model),
+            "--served-model-name" => Some(ServedName),
+            "--tokenizer-path" => Some(Tokenizer),
+            "--max-running-requests" => Some(MaxSeqs),
+            "--chunked-prefill-size" => Some(BatchedTokens),
+            "--mem-fraction-static" => Some(MemFraction),
+            "--context-length" => Some(MaxModelLen),
+            "--tp-size" | "--tp" => Some(Tp),
+            "--trust-remote-code" | "--disable-radix-cache" | "--disable-cuda-graph" | "--enable-torch-compile"
+            | "--skip-server-warmup" | "--enable-metrics" => Some(Switch),
+            "--dtype" | "--load-format" | "--sampling-backend" | "--attention-backend" | "--random-seed"
+            | "--log-level" | "--cuda-graph-max-bs" | "--max-prefill-tokens" | "--schedule-policy"
+            | "--kv-cache-dtype" | "--api-key" | "--max-total-tokens" => Some(Ignored),
+            _ => None,
+        },
+        Framework::Trtllm => match flag {
+            "--tokenizer" => Some(Tokenizer),
+            "--served_model_name" => Some(ServedName),
+            "--max_batch_size" => Some(MaxSeqs),
+            "--max_num_tokens" => Some(BatchedTokens),
+            "--kv_cache_free_gpu_memory_fraction" => Some(MemFraction),
+            "--max_seq_len" => Some(MaxModelLen),
+            "--tp_size" => Some(Tp),
+            "--trust_remote_code" => Some(Switch),
+            "--backend" | "--max_beam_width" | "--extra_llm_api_options" | "--log_level" | "--pp_size"
+            | "--ep_size" | "--gpus_per_node" | "--num_postprocess_workers" => Some(Ignored),
+            _ => None,
+        },
+    };
+    specific.or(match flag {
+        "--framework" => Some(FrameworkFlag),
+        "--host" => Some(Host),
+        "--port" => Some(Port),
+        "--sim-gpu-mem-gib" => Some(GpuMem),
+        "--sim-weights-gib" => Some(Weights),
+        "--sim-kv-bytes-per-token" => Some(KvBytes),
+        "--sim-activation-bytes-per-token" => Some(ActBytes),
+        "--sim-step-base-us" => Some(StepBase),
+        "--sim-prefill-us-per-token" => Some(Prefill),
+        "--sim-decode-us-per-seq" => Some(Decode),
+        "--sim-attn-us-per-ctx-token" => Some(Attn),
+        "--sim-output-us-per-seq" => Some(OutputSpread),
+        "--sim-time-scale" => Some(TimeScale),
+        "--sim-zero-delay" => Some(Switch),
+        "--sim-zero-delay-batch" => Some(ZeroBatch),
+        "--sim-reasoning-tokens" => Some(Reasoning),
+        "--sim-comment-every" => Some(CommentEvery),
+        "--ground-truth" => Some(GroundTruth),
+        "--fault-slow-start-s" => Some(SlowStart),
+        "--fault-crash-after" => Some(CrashAfter),
+        "--fault-hang-after" => Some(HangAfter),
+        "--fault-malformed-every" => Some(MalformedEvery),
+        "--fault-5xx-every" => Some(Http5xxEvery),
+        "--fault-error-event-every" => Some(ErrorEventEvery),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn real_flag_spellings_map_to_the_same_knobs() {
+        let v = SimConfig::from_args(&args(
+            "/m --served-model-name dummy --max-num-seqs 64 --max-num-batched-tokens 2k --gpu-memory-utilization 0.85 --max-model-len 10240 -tp 2 --dtype bfloat16 --enforce-eager",
+        ))
+        .unwrap();
+        assert_eq!((v.framework, v.model.as_str()), (Framework::Vllm, "dummy"));
+        assert_eq!((v.max_num_seqs, v.max_num_batched_tokens, v.max_model_len, v.tensor_parallel), (64, 2000, 10240, 2));
+        assert_eq!(v.mem_fraction, 0.85);
+        let s = SimConfig::from_args(&args(
+            "--framework sglang --model-path /m --max-running-requests 32 --chunked-prefill-size 4096 --mem-fraction-static 0.8 --context-length 4096 --tp-size 4",
+        ))
+        .unwrap();
+        assert_eq!((s.max_num_seqs, s.max_num_batched_tokens, s.mem_fraction, s.max_model_len, s.tensor_parallel), (32, 4096, 0.8, 4096, 4));
+        let t = SimConfig::from_args(&args(
+            "--framework=trtllm /m --max_batch_size 16 --max_num_tokens 1024 --kv_cache_free_gpu_memory_fraction 0.5 --max_seq_len 2048 --tp_size 8 --backend pytorch",
+        ))
+        .unwrap();
+        assert_eq!((t.max_num_seqs, t.max_num_batched_tokens, t.mem_fraction, t.max_model_len, t.tensor_parallel), (16, 1024, 0.5, 2048, 8));
+    }
+
+    #[test]
+    fn another_frameworks_spelling_is_rejected_with_the_flag_named() {
+        let e = SimConfig::from_args(&args("--framework vllm --mem-fraction-static 0.8")).unwrap_err().to_string();
+        assert!(e.contains("--mem-fraction-static") && e.contains("vllm"), "{e}");
+        let e = SimConfig::from_args(&args("--framework trtllm --max-num-seqs 4")).unwrap_err().to_string();
+        assert!(e.contains("--max-num-seqs"), "{e}");
+        assert!(SimConfig::from_args(&args("--max-num-seqs")).unwrap_err().to_string().contains("needs a value"));
+        assert!(SimConfig::from_args(&args("--max-num-seqs many")).unwrap_err().to_string().contains("many"));
+        assert!(SimConfig::from_args(&args("--gpu-memory-utilization 1.5")).is_err());
+    }
+}

@@ -1,0 +1,170 @@
+//! Shared test helpers: campaign directories, benchmark rows, git repositories (git2)
+//! and private copies of the Humanize test runtime.
+#![allow(dead_code)]
+
+use git2::{Repository, Signature};
+use std::path::{Path, PathBuf};
+use vllm_sota_core::fsx;
+use vllm_sota_core::layout::{Campaign, CampaignPaths, LAYOUT_DIRS, LAYOUT_FILES, PLACEHOLDER_MARKER};
+use vllm_sota_core::results::*;
+
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+pub fn campaign_record(checkout: Option<&Path>, base_commit: Option<String>, frameworks: &[&str]) -> Campaign {
+    Campaign {
+        schema_version: 1,
+        model: "meta-llama/Llama-3.1-8B-Instruct".into(),
+        model_slug: "llama-3.1-8b-instruct".into(),
+        model_family: "llama".into(),
+        tokenizer: "meta-llama/Llama-3.1-8B-Instruct".into(),
+        precision: "bf16".into(),
+        quantization: None,
+        trust_remote_code: false,
+        max_model_len: Some(10240),
+        vllm_checkout: checkout.map(Path::to_path_buf),
+        vllm_base_commit: base_commit,
+        vllm_base_branch: Some("main".into()),
+        gpu_ids: vec![0],
+        frameworks: frameworks.iter().map(|s| s.to_string()).collect(),
+        created_at: "2026-11-29T13:00:00Z".into(),
+        environment: serde_json::json!({"gpu": "NVIDIA H200"}),
+    }
+}
+
+/// A campaign directory as campaign_init leaves it: layout dirs, placeholder files, campaign.json.
+pub fn make_campaign(dir: &Path, campaign: &Campaign) -> CampaignPaths {
+    for d in LAYOUT_DIRS {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    for f in LAYOUT_FILES {
+        let text = if f.ends_with(".jsonl") { String::new() } else { format!("{PLACEHOLDER_MARKER}\n# {f}\n") };
+        std::fs::write(dir.join(f), text).unwrap();
+    }
+    fsx::write_json(&dir.join("campaign.json"), campaign).unwrap();
+    CampaignPaths::open(dir).unwrap()
+}
+
+pub fn sla() -> Sla {
+    Sla { max_p50_ttft_ms: Some(5000.0), max_p50_tpot_ms: Some(50.0), min_success_rate: Some(0.99) }
+}
+
+/// A row with request throughput `rps`; SLA verdict recomputed from the metrics.
+pub fn row(id: &str, fw: &str, cand: &str, scenario: &str, rps: f64, tpot_ms: f64) -> CandidateRow {
+    let (isl, osl) = if scenario == "summ" { (8000, 1000) } else { (1000, 1000) };
+    let metrics = MetricsRow {
+        num_requests: 80,
+        completed: 80,
+        failed: 0,
+        success_rate: Some(1.0),
+        request_throughput: Some(rps),
+        output_throughput: Some(rps * osl as f64),
+        ttft_ms: Some(Percentiles { p50: Some(300.0), ..Default::default() }),
+        tpot_ms: Some(Percentiles { p50: Some(tpot_ms), ..Default::default() }),
+        provenance: Provenance { client: "vllm-sota".into(), token_count_source: "usage".into(), itl_granularity: "per_chunk".into(), duration_definition: "first send → last byte".into(), ..Default::default() },
+        ..Default::default()
+    };
+    let sla = sla().evaluate(Some(&metrics));
+    CandidateRow {
+        schema_version: RESULT_SCHEMA_VERSION,
+        row_id: id.into(),
+        framework: fw.into(),
+        candidate_id: cand.into(),
+        is_baseline: false,
+        scenario: scenario.into(),
+        round: 0,
+        repeat: 0,
+        vllm_commit: None,
+        status: RunStatus::Ok,
+        failure_reason: None,
+        hardware: Hardware { gpu_count: 1, gpu_model: Some("NVIDIA H200".into()), gpu_ids: vec![0], multi_node: false },
+        workload: Workload {
+            dataset: "random".into(),
+            scenario: scenario.into(),
+            input_len: isl,
+            output_len: osl,
+            num_prompts: 80,
+            max_concurrency: Some(80),
+            request_rate: None,
+            endpoint: "/v1/completions".into(),
+            seed: Some(0),
+            label: None,
+        },
+        sla,
+        metrics: Some(metrics),
+        normalization: Default::default(),
+        server_command: vec![format!("{fw}-serve"), "--model".into(), "/models/llama".into(), format!("--tag={cand}")],
+        benchmark_command: vec!["vllm-sota".into(), "bench".into(), "--scenario".into(), scenario.into()],
+        validated_cli_flags: vec![],
+        artifacts: Default::default(),
+        correctness: None,
+        started_at: String::new(),
+        finished_at: String::new(),
+    }
+}
+
+/// Repeats of one command: one row per value, ids `<prefix>-<i>`.
+pub fn repeats(prefix: &str, fw: &str, cand: &str, scenario: &str, values: &[f64]) -> Vec<CandidateRow> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let mut r = row(&format!("{prefix}-{i}"), fw, cand, scenario, *v, 12.0);
+            r.repeat = i as u32;
+            r
+        })
+        .collect()
+}
+
+pub fn write_rows(path: &Path, rows: &[CandidateRow]) {
+    let text: String = rows.iter().map(|r| serde_json::to_string(r).unwrap() + "\n").collect();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+pub fn write_written(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn sig() -> Signature<'static> {
+    Signature::now("Test", "test@example.com").unwrap()
+}
+
+/// Commit every file in the working tree (like `git add -A && git commit`).
+pub fn commit_all(repo: &Repository, message: &str) -> String {
+    let mut index = repo.index().unwrap();
+    index.add_all(["*"].iter(), git2::IndexAddOption::DEFAULT, None).unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    repo.commit(Some("HEAD"), &sig(), &sig(), message, &tree, &parents).unwrap().to_string()
+}
+
+/// A repository on branch `main` with one commit (README, a source file and, optionally, `.humanize*` ignored).
+pub fn make_repo(dir: &Path, ignore_humanize: bool) -> (Repository, String) {
+    let mut opts = git2::RepositoryInitOptions::new();
+    opts.initial_head("main");
+    let repo = Repository::init_opts(dir, &opts).unwrap();
+    std::fs::write(dir.join("README.md"), "# vLLM (test checkout)\n").unwrap();
+    std::fs::create_dir_all(dir.join("vllm/model_executor/models")).unwrap();
+    std::fs::write(dir.join("vllm/model_executor/models/llama.py"), "def forward(x):\n    return x\n").unwrap();
+    if ignore_humanize {
+        std::fs::write(dir.join(".gitignore"), "__pycache__/\n.humanize*\n").unwrap();
+    } else {
+        std::fs::write(dir.join(".gitignore"), "__pycache__/\n").unwrap();
+    }
+    let head = commit_all(&repo, "initial");
+    (repo, head)
+}
+
+/// A private copy of the Humanize test runtime with `knobs` written to test-knobs.env.
+pub fn runtime_copy(dir: &Path, knobs: &str) -> PathBuf {
+    let root = dir.join("humanize");
+    std::fs::create_dir_all(root.join("scripts")).unwrap();
+    std::fs::copy(fixtures().join("humanize-runtime/scripts/setup-rlcr-loop.sh"), root.join("scripts/setup-rlcr-loop.sh")).unwrap();
+    std::fs::write(root.join("test-knobs.env"), knobs).unwrap();
+    root
+}
