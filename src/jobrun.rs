@@ -12,6 +12,8 @@ pub fn run(state_path: &Path) -> Result<()> {
     tracing::info!(%kind, state = %state_path.display(), "job started");
     let outcome = match kind.as_str() {
         vllm_sota_rlcr::start::JOB_KIND => vllm_sota_rlcr::start::run_job(&runner),
+        "fair_benchmark" => vllm_sota_fairbench::run_fair_benchmark_job(&runner),
+        "revalidate" => vllm_sota_fairbench::run_revalidate_job(&runner),
         other => Err(anyhow::anyhow!("unknown job kind '{other}'")),
     };
     let state = runner.finish(outcome)?;
