@@ -38,8 +38,8 @@ fn every_listed_tool_is_in_skill_md_and_back() {
         .filter_map(|l| l.strip_prefix("| `").and_then(|r| r.split('`').next()).map(str::to_string))
         .collect();
     assert_eq!(table, listed, "SKILL.md's tool table and tools/list differ");
-    // Every backticked call-like name in the phases ("`tool` →" or "`tool` (") is a real tool.
-    let re = regex::Regex::new(r"`([a-z]+(?:_[a-z0-9]+)+)` (?:→|\()").unwrap();
+    // Every name the phases present as a call producing an artifact ("`tool` → artifact") is a real tool.
+    let re = regex::Regex::new(r"`([a-z]+(?:_[a-z0-9]+)+)`(?: \([^)]*\))? →").unwrap();
     for cap in re.captures_iter(&text) {
         assert!(listed.contains(&cap[1]), "SKILL.md calls `{}` but the server has no such tool", &cap[1]);
     }
