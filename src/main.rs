@@ -44,6 +44,16 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Speed and memory self-benchmarks (figures, not pass/fail): `selfbench profile <trace>`
+    /// runs the three profile tables on a trace and compares with plain gzip decompression.
+    Selfbench {
+        /// What to measure: `profile`.
+        what: String,
+        /// The input (a torch-profiler trace for `profile`).
+        input: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Body of a detached job (started by the tools, not by people).
     #[command(hide = true)]
     JobRun {
@@ -87,6 +97,20 @@ fn run(command: Command) -> Result<i32> {
         }
         Command::Tools { json } => cli::list_tools(json).map(|_| 0),
         Command::JobRun { state } => jobrun::run(&state).map(|_| 0),
+        Command::Selfbench { what, input, json } => {
+            anyhow::ensure!(what == "profile", "selfbench: unknown target '{what}' (known: profile)");
+            let report = vllm_sota_trace::selfbench::selfbench(&input)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "{}: {:.0} MB of JSON, {} events, {} kernels\nplain gunzip {:.0} ms | three tables {:.0} ms (read {:.0} ms) | {:.0} MB/s | ratio {:.2}x | peak RSS {:.0} MB (baseline {:.0} MB)\n{}",
+                    report.file, report.json_mb, report.events, report.kernels, report.gunzip_ms, report.tables_ms, report.read_ms,
+                    report.json_mb_per_s, report.ratio, report.peak_rss_mb, report.baseline_rss_mb, report.note
+                );
+            }
+            Ok(0)
+        }
         Command::SimServe { args } => vllm_sota_bench::sim_serve_cli(args).map(|_| 0),
         Command::Bench { args } => match args.split_first() {
             Some((sub, rest)) if sub == "load" => vllm_sota_bench::bench_load_cli(rest.to_vec()).map(|_| 0),

@@ -1,0 +1,39 @@
+//! vllm-sota-layers: the `layer_pipeline` tool — which forward pass is representative,
+//! which layer types a model has and what each costs, and which kernels dominate a
+//! representative layer, with Perfetto ranges to open.
+//!
+//! Parts:
+//! - [`model`]: [`model::TraceView`], the slice of a trace the analysis reads (filled
+//!   from the trace store by [`source`], or by hand in tests).
+//! - [`passes`]: forward-pass boundaries (step annotations, else idle gaps) and the
+//!   representative-pass rule (dominant kind, no warm-up, no outliers, median).
+//! - [`layers`]: layers inside a pass (layer annotations, `nn.Module` scopes), with
+//!   pre-/post-/between-layer work (and work after the step annotation) kept apart; [`period`]: the repeating kernel sequence
+//!   when no scope exists; [`mapping`]: boundaries carried from an eager twin to a
+//!   CUDA-graph replay by sequence alignment.
+//! - [`config`]: HF `config.json` → per-layer types (dense/MoE, full/sliding/linear
+//!   attention, hybrid, MTP, the seed's compress-ratio and hash layers), driven by
+//!   `references/model-layer-rules.json`.
+//! - [`families`]: kernel families (the trace crate's one classifier,
+//!   `references/kernel-families.json`) and short display names; [`roofline`]: ideal GEMM/attention time from the
+//!   launching op's shapes against `references/gpu-specs.json`; [`stats`]: mean,
+//!   median, nearest-rank p95, median element; [`perfetto`]: ranges in the forms the
+//!   Perfetto UI and trace processor accept.
+//! - [`analyze`]: the pure pipeline; [`tool`]: the `layer_pipeline` tool (request,
+//!   size-bounded report, markdown and JSON artifacts).
+
+pub mod analyze;
+pub mod config;
+pub mod families;
+pub mod layers;
+pub mod mapping;
+pub mod model;
+pub mod passes;
+pub mod period;
+pub mod perfetto;
+pub mod roofline;
+pub mod source;
+pub mod stats;
+pub mod tool;
+
+pub use tool::{LayerPipeline, LayerPipelineReport, LayerPipelineRequest};

@@ -1,0 +1,310 @@
+//! The one kernel classifier, driven by `references/kernel-families.json`
+//! (family → ordered patterns, first match wins), plus kernel-name canonicalization.
+
+use anyhow::{Context, Result, bail};
+use regex::Regex;
+use serde::Deserialize;
+use std::sync::OnceLock;
+
+#[derive(Deserialize)]
+struct FileFormat {
+    families: Vec<FamilyDef>,
+}
+
+#[derive(Deserialize)]
+struct FamilyDef {
+    family: String,
+    overlap_class: String,
+    #[serde(default)]
+    description: String,
+    patterns: Vec<String>,
+}
+
+/// Overlap class used by the sweep line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OverlapClass {
+    Compute,
+    Communication,
+    Memory,
+    Elementwise,
+    Other,
+}
+
+impl OverlapClass {
+    fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "compute" => Self::Compute,
+            "communication" => Self::Communication,
+            "memory" => Self::Memory,
+            "elementwise" => Self::Elementwise,
+            "other" => Self::Other,
+            _ => bail!(
+                "unknown overlap_class {s:?} (compute, communication, memory, elementwise, other)"
+            ),
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Compute => "compute",
+            Self::Communication => "communication",
+            Self::Memory => "memory",
+            Self::Elementwise => "elementwise",
+            Self::Other => "other",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Family {
+    pub name: String,
+    pub overlap: OverlapClass,
+    pub description: String,
+    patterns: Vec<Regex>,
+}
+
+/// The classifier: families in evaluation order, then the implicit `other`.
+#[derive(Debug)]
+pub struct Classifier {
+    pub families: Vec<Family>,
+    pub other: Family,
+    pub source: String,
+}
+
+impl Classifier {
+    /// Parse a families file (JSON text); `source` names it in errors.
+    pub fn from_json(text: &str, source: &str) -> Result<Self> {
+        let f: FileFormat = serde_json::from_str(text)
+            .with_context(|| format!("{source}: not a kernel-families file"))?;
+        let mut families = Vec::new();
+        for d in f.families {
+            let mut patterns = Vec::new();
+            for p in &d.patterns {
+                patterns.push(Regex::new(&format!("(?i){p}")).with_context(|| {
+                    format!("{source}: family {:?}: bad pattern {p:?}", d.family)
+                })?);
+            }
+            families.push(Family {
+                name: d.family.clone(),
+                overlap: OverlapClass::parse(&d.overlap_class)
+                    .with_context(|| format!("{source}: family {:?}", d.family))?,
+                description: d.description,
+                patterns,
+            });
+        }
+        Ok(Self {
+            families,
+            other: Family {
+                name: "other".into(),
+                overlap: OverlapClass::Other,
+                description: "unclassified".into(),
+                patterns: vec![],
+            },
+            source: source.to_string(),
+        })
+    }
+
+    /// `references/kernel-families.json` (embedded; `$VLLM_SOTA_REFERENCES` overrides).
+    pub fn load() -> Result<Self> {
+        let (text, source) = vllm_sota_core::refs::load(
+            "kernel-families.json",
+            Some(include_str!("../../../references/kernel-families.json")),
+        )?;
+        Self::from_json(&text, &source)
+    }
+
+    /// A process-wide copy of the embedded classifier (panics only if the embedded file is broken,
+    /// which a unit test guards).
+    pub fn shared() -> &'static Classifier {
+        static C: OnceLock<Classifier> = OnceLock::new();
+        C.get_or_init(|| Classifier::load().expect("references/kernel-families.json is valid"))
+    }
+
+    pub fn classify(&self, name: &str) -> &Family {
+        for f in &self.families {
+            if f.patterns.iter().any(|p| p.is_match(name)) {
+                return f;
+            }
+        }
+        &self.other
+    }
+
+    pub fn family_index(&self, name: &str) -> usize {
+        for (i, f) in self.families.iter().enumerate() {
+            if f.patterns.iter().any(|p| p.is_match(name)) {
+                return i;
+            }
+        }
+        self.families.len()
+    }
+
+    pub fn family_by_index(&self, i: usize) -> &Family {
+        self.families.get(i).unwrap_or(&self.other)
+    }
+}
+
+/// Canonical kernel identity: whitespace collapsed, `0x…` addresses masked, and for
+/// `void f<...>(params)` the trailing parameter list stripped (the template args stay).
+pub fn canonical_name(raw: &str) -> String {
+    let mut s = String::with_capacity(raw.len());
+    let mut last_space = false;
+    for c in raw.trim().chars() {
+        if c.is_whitespace() {
+            if !last_space {
+                s.push(' ');
+            }
+            last_space = true;
+        } else {
+            s.push(c);
+            last_space = false;
+        }
+    }
+    if s.contains("0x") {
+        static HEX: OnceLock<Regex> = OnceLock::new();
+        let re = HEX.get_or_init(|| Regex::new("0x[0-9a-fA-F]+").unwrap());
+        s = re.replace_all(&s, "0xADDR").into_owned();
+    }
+    if s.starts_with("void ")
+        && s.ends_with(')')
+        && let Some(open) = matching_open_paren(&s)
+    {
+        s.truncate(open);
+    }
+    s
+}
+
+fn matching_open_paren(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut depth = 0i32;
+    for i in (0..b.len()).rev() {
+        match b[i] {
+            b')' => depth += 1,
+            b'(' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// A short display form: no `void `, namespaces of the outer name kept, template
+/// arguments collapsed to `<…>`, capped at 80 characters.
+pub fn short_name(canonical: &str) -> String {
+    let cleaned = canonical.replace("(anonymous namespace)::", "");
+    let s = cleaned.strip_prefix("void ").unwrap_or(&cleaned);
+    let mut out = String::new();
+    let mut depth = 0;
+    for c in s.chars() {
+        match c {
+            '<' => {
+                if depth == 0 {
+                    out.push_str("<…>");
+                }
+                depth += 1;
+            }
+            '>' => depth -= 1,
+            '(' if depth == 0 && !out.is_empty() => break,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    let out = out.trim().to_string();
+    // Generic wrappers (CUTLASS device_kernel, PyTorch elementwise/reduce kernels): the
+    // informative part is the first functor/kernel identifier inside the template.
+    let generic = [
+        "device_kernel",
+        "elementwise_kernel",
+        "reduce_kernel",
+        "Kernel2",
+    ];
+    let mut out = if s.contains('<')
+        && generic
+            .iter()
+            .any(|g| out.trim_end_matches("<…>").ends_with(g))
+    {
+        static INNER: OnceLock<Regex> = OnceLock::new();
+        let re = INNER.get_or_init(|| {
+            Regex::new(r"([A-Za-z_][A-Za-z0-9_]*(Functor[A-Za-z_]*|_kernel_cuda|_kernel_impl|_kernel|Ops|Sm90|Sm80|Combine|_align[0-9]+|CatArrayBatchedCopy[A-Za-z_]*))").unwrap()
+        });
+        let outer = out.trim_end_matches("<…>").to_string();
+        let inner_text = s.split_once('<').map(|x| x.1).unwrap_or("");
+        const WRAPPERS: &[&str] = &[
+            "enable_sm90_or_later",
+            "gpu_kernel_impl",
+            "gpu_kernel_impl_nocast",
+            "BinaryFunctor",
+            "AUnaryFunctor",
+            "BUnaryFunctor",
+            "gpu_index_kernel",
+        ];
+        match re
+            .find_iter(inner_text)
+            .map(|m| m.as_str())
+            .find(|m| !outer.ends_with(m) && !WRAPPERS.contains(m))
+        {
+            Some(inner) => format!("{}<{inner}…>", outer.trim_end_matches("::")),
+            None => out,
+        }
+    } else {
+        out
+    };
+    if out.chars().count() > 80 {
+        out = out.chars().take(77).collect::<String>() + "...";
+    }
+    if out.is_empty() {
+        canonical.chars().take(80).collect()
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_catalog_loads() {
+        let c = Classifier::load().unwrap();
+        assert!(c.families.len() >= 15);
+    }
+
+    #[test]
+    fn canonical_strips_params_of_void_kernels() {
+        assert_eq!(
+            canonical_name("void vllm::reshape_and_cache_flash_kernel<__nv_bfloat16>(int*, long)"),
+            "void vllm::reshape_and_cache_flash_kernel<__nv_bfloat16>"
+        );
+        assert_eq!(
+            canonical_name("nvjet_sm90_tst_64x8_64x16_4x1_v_bz_TNT"),
+            "nvjet_sm90_tst_64x8_64x16_4x1_v_bz_TNT"
+        );
+        assert_eq!(
+            canonical_name("ncclKernel(x 0x7f12)"),
+            "ncclKernel(x 0xADDR)"
+        );
+    }
+
+    #[test]
+    fn short_names_keep_the_informative_part() {
+        let fa3 = "void cutlass::device_kernel<flash::enable_sm90_or_later<flash::FlashAttnFwdSm90<flash::CollectiveMainloopFwdSm90<2> > > >";
+        assert_eq!(short_name(fa3), "cutlass::device_kernel<FlashAttnFwdSm90…>");
+        let cat = "void at::native::(anonymous namespace)::CatArrayBatchedCopy_vectorized<at::native::(anonymous namespace)::OpaqueType<2u>, unsigned int, 3>";
+        assert_eq!(
+            short_name(cat),
+            "at::native::CatArrayBatchedCopy_vectorized<…>"
+        );
+        let mul = "void at::native::elementwise_kernel<128, 4, at::native::gpu_kernel_impl_nocast<at::native::BinaryFunctor<c10::BFloat16, c10::BFloat16, c10::BFloat16, at::native::binary_internal::MulFunctor<float> > >";
+        assert_eq!(
+            short_name(mul),
+            "at::native::elementwise_kernel<MulFunctor…>"
+        );
+        assert_eq!(
+            short_name("void vllm::reshape_and_cache_flash_kernel<__nv_bfloat16>"),
+            "vllm::reshape_and_cache_flash_kernel<…>"
+        );
+    }
+}

@@ -1,0 +1,414 @@
+//! Which trace files to read: a file, a directory of traces, a multi-rank set, or a
+//! stage directory (`prefill/` + `decode/`, SGLang/TokenSpeed `-EXTEND`/`-DECODE`
+//! suffixes). Every skipped file gets a reason, so the report can say why.
+
+use anyhow::{Result, bail};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Prefill,
+    Decode,
+    All,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Prefill => "prefill",
+            Stage::Decode => "decode",
+            Stage::All => "all",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct ChosenTrace {
+    pub path: PathBuf,
+    pub stage: Stage,
+    pub rank: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct SkippedTrace {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Selection {
+    pub chosen: Vec<ChosenTrace>,
+    pub skipped: Vec<SkippedTrace>,
+}
+
+/// Name-based trace test: `*.trace.json(.gz)`, `*.pt.trace.json(.gz)`, or any `.json(.gz)`
+/// other than well-known config files.
+pub fn looks_like_trace(p: &Path) -> bool {
+    let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if matches!(
+        n,
+        "server_args.json" | "metadata.json" | "config.json" | "campaign.json"
+    ) {
+        return false;
+    }
+    n.ends_with(".json") || n.ends_with(".json.gz")
+}
+
+/// A vLLM API-server (`AsyncLLM`) trace: Python only, no GPU kernels.
+pub fn is_api_server_trace(p: &Path) -> bool {
+    let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    n.contains(".async_llm.") || n.contains("async_llm")
+}
+
+/// Stage from the path: file-name suffix markers first (`-EXTEND`, `-prefill`, `_decode`),
+/// then the nearest directory named `prefill`/`extend`/`decode` (nearest wins, unlike the
+/// Python tool which let any ancestor `*_prefill*` win).
+pub fn stage_of_path(p: &Path) -> Stage {
+    let name = p
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_lowercase();
+    for (m, st) in [
+        ("-extend", Stage::Prefill),
+        ("_extend", Stage::Prefill),
+        ("-prefill", Stage::Prefill),
+        ("_prefill", Stage::Prefill),
+        (".prefill", Stage::Prefill),
+        ("-decode", Stage::Decode),
+        ("_decode", Stage::Decode),
+        (".decode", Stage::Decode),
+    ] {
+        if name.contains(m) {
+            return st;
+        }
+    }
+    for comp in p
+        .parent()
+        .into_iter()
+        .flat_map(|d| d.components().rev())
+        .take(4)
+    {
+        let c = comp.as_os_str().to_string_lossy().to_lowercase();
+        match c.as_str() {
+            "prefill" | "extend" => return Stage::Prefill,
+            "decode" => return Stage::Decode,
+            _ => {
+                if c.starts_with("prefill") || c.ends_with("-prefill") || c.ends_with("_prefill") {
+                    return Stage::Prefill;
+                }
+                if c.starts_with("decode") || c.ends_with("-decode") || c.ends_with("_decode") {
+                    return Stage::Decode;
+                }
+            }
+        }
+    }
+    Stage::All
+}
+
+/// Rank from a file name: `rank<N>`, `tp<N>`, `TP-<N>`, `worker<N>` delimited by `_ - .` or ends.
+pub fn rank_of_path(p: &Path) -> Option<u32> {
+    let n = p.file_name()?.to_str()?.to_lowercase();
+    let b = n.as_bytes();
+    for key in ["rank", "tp-", "tp", "worker"] {
+        let mut search = 0;
+        while let Some(off) = n[search..].find(key) {
+            let pos = search + off;
+            let before_ok = pos == 0 || matches!(b[pos - 1], b'_' | b'-' | b'.');
+            let mut j = pos + key.len();
+            let ds = j;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            let after_ok = j == b.len() || matches!(b[j], b'_' | b'-' | b'.');
+            if before_ok && j > ds && after_ok {
+                return n[ds..j].parse().ok();
+            }
+            search = pos + 1;
+        }
+    }
+    None
+}
+
+fn list_traces(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| anyhow::anyhow!("cannot list {}: {e}", dir.display()))?;
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_file() && looks_like_trace(&p) {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Choose the trace files under `path`.
+pub fn select_traces(path: &Path) -> Result<Selection> {
+    if !path.exists() {
+        bail!("trace path {} does not exist", path.display());
+    }
+    let mut skipped = Vec::new();
+    let candidates: Vec<PathBuf> = if path.is_file() {
+        if is_api_server_trace(path) {
+            bail!(
+                "{} is a vLLM API-server (AsyncLLM) trace: it holds only Python events, no GPU kernels; \
+                 use the GPU worker's trace (rank*.pt.trace.json.gz) from the same directory",
+                path.display()
+            );
+        }
+        vec![path.to_path_buf()]
+    } else {
+        let direct = list_traces(path)?;
+        if direct.is_empty() {
+            // Stage layout: prefill/ decode/ (or any subdirectories holding traces).
+            let mut all = Vec::new();
+            let mut subs: Vec<PathBuf> = std::fs::read_dir(path)?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect();
+            subs.sort();
+            for d in subs {
+                // one more level (e.g. <stage>/<unix-time>/)
+                let mut here = list_traces(&d)?;
+                if here.is_empty() {
+                    let mut inner: Vec<PathBuf> = std::fs::read_dir(&d)?
+                        .flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.is_dir())
+                        .collect();
+                    inner.sort();
+                    for i in inner {
+                        here.extend(list_traces(&i)?);
+                    }
+                }
+                all.extend(here);
+            }
+            all
+        } else {
+            direct
+        }
+    };
+    let mut workers = Vec::new();
+    for p in candidates {
+        let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if is_api_server_trace(&p) {
+            skipped.push(SkippedTrace {
+                path: p.clone(),
+                reason: "vLLM API-server (AsyncLLM) trace: Python only, no GPU kernels".into(),
+            });
+        } else if n.starts_with("merged-") {
+            skipped.push(SkippedTrace {
+                path: p.clone(),
+                reason: "merged trace (per-rank traces are preferred)".into(),
+            });
+        } else {
+            workers.push(p);
+        }
+    }
+    if workers.is_empty() {
+        if skipped
+            .iter()
+            .any(|s| s.reason.starts_with("vLLM API-server"))
+        {
+            bail!(
+                "{} holds only vLLM API-server traces ({}), which have no GPU kernels; the GPU worker writes \
+                 rank<N>.*.pt.trace.json.gz — check the server's torch_profiler_dir",
+                path.display(),
+                skipped
+                    .iter()
+                    .map(|s| s
+                        .path
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        bail!(
+            "no trace files (*.json, *.json.gz) under {}",
+            path.display()
+        );
+    }
+    // Rank filter: keep rank 0 (or the smallest) when ranks are present.
+    let ranks: Vec<Option<u32>> = workers.iter().map(|p| rank_of_path(p)).collect();
+    let min_rank = ranks.iter().flatten().min().copied();
+    let mut chosen = Vec::new();
+    for (p, r) in workers.into_iter().zip(ranks) {
+        match (min_rank, r) {
+            (Some(m), Some(r)) if r != m => skipped.push(SkippedTrace {
+                path: p,
+                reason: format!("rank {r}: rank {m} is analyzed"),
+            }),
+            (Some(m), None) => skipped.push(SkippedTrace {
+                path: p,
+                reason: format!("no rank in the file name while rank {m} exists"),
+            }),
+            _ => chosen.push(ChosenTrace {
+                stage: stage_of_path(&p),
+                rank: r,
+                path: p,
+            }),
+        }
+    }
+    // One trace per stage: the newest (mtime), others skipped with a reason.
+    chosen.sort_by(|a, b| {
+        a.stage
+            .cmp(&b.stage)
+            .then(mtime(&b.path).cmp(&mtime(&a.path)))
+            .then(a.path.cmp(&b.path))
+    });
+    let mut out: Vec<ChosenTrace> = Vec::new();
+    for c in chosen {
+        if out.iter().any(|o| o.stage == c.stage) {
+            skipped.push(SkippedTrace {
+                reason: format!(
+                    "older {} trace: the newest one per stage is analyzed",
+                    c.stage.as_str()
+                ),
+                path: c.path,
+            });
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(Selection {
+        chosen: out,
+        skipped,
+    })
+}
+
+fn mtime(p: &Path) -> std::time::SystemTime {
+    std::fs::metadata(p)
+        .and_then(|m| m.modified())
+        .unwrap_or(std::time::UNIX_EPOCH)
+}
+
+/// Framework detection from a store: kernel names, annotations, Python frame paths, the file name.
+pub fn detect_framework(s: &crate::store::TraceStore) -> (String, String) {
+    let path = s.path.to_string_lossy().to_lowercase();
+    for i in 0..s.annotations.len().min(2000) {
+        let n = s.name(s.annotations.name[i]);
+        if n.starts_with("execute_context_") {
+            return ("vllm".into(), format!("vLLM step annotation `{n}`"));
+        }
+    }
+    let mut counts = [0usize; 4]; // vllm, sglang, trtllm, tokenspeed
+    let mut seen = vec![false; s.names.len()];
+    for i in 0..s.frames.len() {
+        let id = s.frames.name[i] as usize;
+        if std::mem::replace(&mut seen[id], true) {
+            continue;
+        }
+        let n = s.name(id as u32);
+        if n.contains("/vllm/") {
+            counts[0] += 1;
+        } else if n.contains("/sglang/") {
+            counts[1] += 1;
+        } else if n.contains("/tensorrt_llm/") {
+            counts[2] += 1;
+        } else if n.contains("/tokenspeed/") {
+            counts[3] += 1;
+        }
+    }
+    let names = ["vllm", "sglang", "tensorrt_llm", "tokenspeed"];
+    if let Some((i, &c)) = counts.iter().enumerate().max_by_key(|x| x.1)
+        && c > 0
+    {
+        return (
+            names[i].into(),
+            format!("{c} distinct Python frame names under {}/", names[i]),
+        );
+    }
+    for (m, f) in [
+        ("tokenspeed", "tokenspeed"),
+        ("trtllm", "tensorrt_llm"),
+        ("tensorrt", "tensorrt_llm"),
+        ("sglang", "sglang"),
+        ("vllm", "vllm"),
+    ] {
+        if path.contains(m) {
+            return (f.into(), format!("file path contains `{m}`"));
+        }
+    }
+    for i in 0..s.kernels.len().min(100_000) {
+        let n = s.name(s.kernels.name[i]);
+        if n.starts_with("void vllm::") {
+            return (
+                "vllm".into(),
+                format!(
+                    "kernel `{}`",
+                    crate::classify::short_name(&crate::classify::canonical_name(n))
+                ),
+            );
+        }
+        if n.contains("sgl_kernel") || n.contains("sglang") {
+            return ("sglang".into(), "sgl_kernel kernels".into());
+        }
+        if n.contains("tensorrt_llm") {
+            return ("tensorrt_llm".into(), "tensorrt_llm kernels".into());
+        }
+    }
+    (
+        "pytorch".into(),
+        "no serving-framework markers (plain PyTorch trace)".into(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_from_paths() {
+        assert_eq!(
+            stage_of_path(Path::new("/tmp/live_profile/prefill/rank0.trace.json")),
+            Stage::Prefill
+        );
+        assert_eq!(
+            stage_of_path(Path::new("/tmp/live_profile/decode/rank0.trace.json")),
+            Stage::Decode
+        );
+        assert_eq!(
+            stage_of_path(Path::new("/tmp/qwen_prefill_runs/decode/x.json")),
+            Stage::Decode
+        );
+        assert_eq!(
+            stage_of_path(Path::new("/t/1700000-TP-0-EXTEND.trace.json.gz")),
+            Stage::Prefill
+        );
+        assert_eq!(
+            stage_of_path(Path::new("/t/1700000-TP-0-DECODE.trace.json.gz")),
+            Stage::Decode
+        );
+        assert_eq!(
+            stage_of_path(Path::new("/t/rank0.decode.pt.trace.json.gz")),
+            Stage::Decode
+        );
+        assert_eq!(stage_of_path(Path::new("/t/trace.json")), Stage::All);
+    }
+
+    #[test]
+    fn ranks_from_names() {
+        assert_eq!(
+            rank_of_path(Path::new("rank0.123.pt.trace.json.gz")),
+            Some(0)
+        );
+        assert_eq!(
+            rank_of_path(Path::new("x-TP-3-DECODE.trace.json.gz")),
+            Some(3)
+        );
+        assert_eq!(
+            rank_of_path(Path::new("vm_1590.async_llm.17.pt.trace.json.gz")),
+            None
+        );
+    }
+}

@@ -1,0 +1,1234 @@
+//! Streaming reader: one pass over a (gzipped) Chrome trace into a [`TraceStore`].
+//!
+//! A helper thread decompresses into 1 MiB chunks; the calling thread scans the JSON
+//! with a hand-written resumable scanner (no DOM, no per-event allocation: field values
+//! are borrowed slices, names are interned). Only the `traceEvents` array is walked in
+//! detail; the few top-level keys we need are parsed, the rest skipped. The whole JSON
+//! text is never held: memory is the store plus a couple of chunks.
+
+use crate::store::*;
+use anyhow::{Context, Result, anyhow, bail};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+const CHUNK: usize = 1 << 20;
+
+/// Read one trace file (`.json`, `.json.gz`) into a store. Errors name the file and,
+/// for bad JSON, the line and byte offset.
+pub fn read_trace(path: &Path) -> Result<TraceStore> {
+    let file = File::open(path).with_context(|| format!("cannot open trace {}", path.display()))?;
+    let gz = is_gzip_path(path) || sniff_gzip(path);
+    let mut store = TraceStore {
+        path: path.to_path_buf(),
+        ..Default::default()
+    };
+    let source: Box<dyn Read + Send> = if gz {
+        Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+            256 * 1024,
+            file,
+        )))
+    } else {
+        Box::new(file)
+    };
+    parse_stream(source, &mut store).with_context(|| format!("trace {}", path.display()))?;
+    crate::link::finish(&mut store);
+    Ok(store)
+}
+
+/// Parse trace JSON from any byte source (used by tests and the fuzz target).
+pub fn read_trace_bytes(bytes: &[u8], label: &str) -> Result<TraceStore> {
+    let mut store = TraceStore {
+        path: label.into(),
+        ..Default::default()
+    };
+    let owned = bytes.to_vec();
+    let src: Box<dyn Read + Send> = if owned.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(std::io::Cursor::new(
+            owned,
+        )))
+    } else {
+        Box::new(std::io::Cursor::new(owned))
+    };
+    parse_stream(src, &mut store).with_context(|| format!("trace {label}"))?;
+    crate::link::finish(&mut store);
+    Ok(store)
+}
+
+fn is_gzip_path(path: &Path) -> bool {
+    path.extension().map(|e| e == "gz").unwrap_or(false)
+}
+
+fn sniff_gzip(path: &Path) -> bool {
+    let mut magic = [0u8; 2];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .map(|_| magic == [0x1f, 0x8b])
+        .unwrap_or(false)
+}
+
+enum Msg {
+    /// A chunk and its newline count (counted here, on the otherwise idle decompression
+    /// thread, so error messages can name a line without a second pass on the parser thread).
+    Data(Vec<u8>, u64),
+    Eof,
+    Err(std::io::Error),
+}
+
+type ReaderParts = (
+    Receiver<Msg>,
+    SyncSender<Vec<u8>>,
+    std::thread::JoinHandle<()>,
+);
+
+fn spawn_reader(mut src: Box<dyn Read + Send>) -> Result<ReaderParts> {
+    let (tx, rx) = sync_channel::<Msg>(3);
+    let (recycle_tx, recycle_rx) = sync_channel::<Vec<u8>>(4);
+    let handle = std::thread::Builder::new()
+        .name("trace-gunzip".into())
+        .spawn(move || {
+            loop {
+                let mut buf = recycle_rx
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+                buf.clear();
+                buf.resize(CHUNK, 0);
+                let mut filled = 0;
+                let mut err = None;
+                while filled < CHUNK {
+                    match src.read(&mut buf[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            err = Some(e);
+                            break;
+                        }
+                    }
+                }
+                buf.truncate(filled);
+                let eof = filled < CHUNK && err.is_none();
+                let nl = count_nl(&buf);
+                if filled > 0 && tx.send(Msg::Data(buf, nl)).is_err() {
+                    return;
+                }
+                if let Some(e) = err {
+                    let _ = tx.send(Msg::Err(e));
+                    return;
+                }
+                if eof {
+                    let _ = tx.send(Msg::Eof);
+                    return;
+                }
+            }
+        })
+        .context("cannot start the decompression thread")?;
+    Ok((rx, recycle_tx, handle))
+}
+
+/// Scanner result: `Incomplete` = need more bytes (the caller refills and retries from
+/// the last committed position).
+#[derive(Debug)]
+enum ScanErr {
+    Incomplete,
+    Syntax(usize, String),
+}
+type SR<T> = std::result::Result<T, ScanErr>;
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum State {
+    Start,
+    TopKey,
+    TopAfterValue,
+    EventsFirst,
+    EventsNext,
+    AfterEventsArray,
+    Done,
+}
+
+struct Parser<'s> {
+    store: &'s mut TraceStore,
+    state: State,
+    top_is_array: bool,
+    saw_events: bool,
+    event_index: u64,
+    thread_map: FxHashMap<(i64, i64), u32>,
+    last_thread: ((i64, i64), u32),
+    text_ids: FxHashMap<String, i64>,
+    scratch: String,
+}
+
+/// Drive the scanner over the decompressed stream.
+fn parse_stream(src: Box<dyn Read + Send>, store: &mut TraceStore) -> Result<()> {
+    let (rx, recycle, handle) = spawn_reader(src)?;
+    let mut p = Parser {
+        store,
+        state: State::Start,
+        top_is_array: false,
+        saw_events: false,
+        event_index: 0,
+        thread_map: FxHashMap::default(),
+        last_thread: ((i64::MIN, i64::MIN), NONE),
+        text_ids: FxHashMap::default(),
+        scratch: String::new(),
+    };
+    let mut buf: Vec<u8> = Vec::with_capacity(2 * CHUNK);
+    let mut pos = 0usize;
+    let mut nl_received = 0u64; // newlines in all bytes received so far
+    let mut bytes_before = 0u64; // byte offset of buf[0]
+    let mut eof = false;
+    let result = (|| -> Result<()> {
+        loop {
+            if p.state == State::Done {
+                // Only whitespace may follow.
+                let rest = &buf[pos..];
+                if let Some(off) = rest.iter().position(|b| !b" \t\r\n".contains(b)) {
+                    let at = pos + off;
+                    bail!(
+                        "unexpected data after the end of the JSON document at line {}, byte {}",
+                        1 + nl_received - count_nl(&buf[at..]),
+                        bytes_before + at as u64
+                    );
+                }
+                pos = buf.len();
+            } else {
+                match p.step(&buf, pos) {
+                    Ok(next) => {
+                        pos = next;
+                        continue;
+                    }
+                    Err(ScanErr::Syntax(at, msg)) => {
+                        let at = at.min(buf.len());
+                        bail!(
+                            "invalid JSON at line {}, byte offset {}: {msg}",
+                            1 + nl_received - count_nl(&buf[at..]),
+                            bytes_before + at as u64
+                        );
+                    }
+                    Err(ScanErr::Incomplete) => {}
+                }
+            }
+            if eof {
+                if p.state == State::Done {
+                    return Ok(());
+                }
+                if buf[pos..].iter().all(|b| b" \t\r\n".contains(b)) && p.state == State::Start {
+                    bail!("the file is empty (no JSON document)");
+                }
+                bail!(
+                    "unexpected end of JSON at line {}, byte offset {} (truncated file?) while reading {}",
+                    1 + nl_received,
+                    bytes_before + buf.len() as u64,
+                    p.describe_state()
+                );
+            }
+            // Refill: drop consumed bytes, append the next chunk.
+            bytes_before += pos as u64;
+            buf.drain(..pos);
+            pos = 0;
+            match rx.recv() {
+                Ok(Msg::Data(chunk, nl)) => {
+                    nl_received += nl;
+                    p.store.counts.json_bytes += chunk.len() as u64;
+                    buf.extend_from_slice(&chunk);
+                    let _ = recycle.try_send(chunk);
+                }
+                Ok(Msg::Eof) => eof = true,
+                Ok(Msg::Err(e)) => {
+                    return Err(anyhow!(
+                        "decompression failed after {} bytes of JSON: {e} (truncated or corrupt gzip?)",
+                        bytes_before + buf.len() as u64
+                    ));
+                }
+                Err(_) => eof = true,
+            }
+        }
+    })();
+    drop(rx);
+    let _ = handle.join();
+    result?;
+    if !p.top_is_array && !p.saw_events {
+        bail!("the JSON document has no \"traceEvents\" array: not a Chrome/Kineto trace");
+    }
+    Ok(())
+}
+
+fn count_nl(b: &[u8]) -> u64 {
+    b.iter().filter(|&&c| c == b'\n').count() as u64
+}
+
+#[inline]
+fn skip_ws(b: &[u8], mut i: usize) -> SR<usize> {
+    while i < b.len() {
+        match b[i] {
+            b' ' | b'\n' | b'\r' | b'\t' => i += 1,
+            _ => return Ok(i),
+        }
+    }
+    Err(ScanErr::Incomplete)
+}
+
+#[inline]
+fn expect(b: &[u8], i: usize, c: u8) -> SR<usize> {
+    let i = skip_ws(b, i)?;
+    if b[i] == c {
+        Ok(i + 1)
+    } else {
+        Err(ScanErr::Syntax(
+            i,
+            format!("expected '{}', found {}", c as char, show(b[i])),
+        ))
+    }
+}
+
+fn show(c: u8) -> String {
+    if c.is_ascii_graphic() {
+        format!("'{}'", c as char)
+    } else {
+        format!("byte 0x{c:02x}")
+    }
+}
+
+/// A string starting at `b[i] == '"'`: returns (content start, content end, has escapes, next index).
+#[inline]
+fn scan_string(b: &[u8], i: usize) -> SR<(usize, usize, bool, usize)> {
+    debug_assert!(b[i] == b'"');
+    let start = i + 1;
+    let mut j = start;
+    let mut esc = false;
+    // Most strings (keys, categories, short names) are short: a byte loop beats memchr setup.
+    let fast_end = (start + 24).min(b.len());
+    while j < fast_end {
+        match b[j] {
+            b'"' => return Ok((start, j, false, j + 1)),
+            b'\\' => break,
+            _ => j += 1,
+        }
+    }
+    loop {
+        match memchr::memchr2(b'"', b'\\', &b[j..]) {
+            None => return Err(ScanErr::Incomplete),
+            Some(off) => {
+                let k = j + off;
+                if b[k] == b'"' {
+                    return Ok((start, k, esc, k + 1));
+                }
+                esc = true;
+                if k + 1 >= b.len() {
+                    return Err(ScanErr::Incomplete);
+                }
+                j = k + 2;
+            }
+        }
+    }
+}
+
+/// Skip any JSON value starting at the first non-space byte from `i`.
+fn skip_value(b: &[u8], i: usize) -> SR<usize> {
+    let i = skip_ws(b, i)?;
+    match b[i] {
+        b'"' => Ok(scan_string(b, i)?.3),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut j = i;
+            loop {
+                if j >= b.len() {
+                    return Err(ScanErr::Incomplete);
+                }
+                match b[j] {
+                    b'"' => {
+                        j = scan_string(b, j)?.3;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Ok(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+        }
+        b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
+            let mut j = i;
+            while j < b.len()
+                && matches!(b[j], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' | b'a'..=b'z')
+            {
+                j += 1;
+            }
+            if j >= b.len() {
+                return Err(ScanErr::Incomplete);
+            }
+            let tok = &b[i..j];
+            if tok[0].is_ascii_alphabetic() && !matches!(tok, b"true" | b"false" | b"null") {
+                return Err(ScanErr::Syntax(
+                    i,
+                    format!("invalid literal '{}'", String::from_utf8_lossy(tok)),
+                ));
+            }
+            Ok(j)
+        }
+        c => Err(ScanErr::Syntax(
+            i,
+            format!("expected a value, found {}", show(c)),
+        )),
+    }
+}
+
+/// A borrowed scalar value.
+#[derive(Clone, Copy, Debug)]
+enum Val<'a> {
+    Str(&'a [u8], bool),
+    Num(&'a [u8]),
+    Null,
+    Other,
+}
+
+#[inline]
+fn scan_scalar(b: &[u8], i: usize) -> SR<(Val<'_>, usize)> {
+    let i = skip_ws(b, i)?;
+    match b[i] {
+        b'"' => {
+            let (s, e, esc, n) = scan_string(b, i)?;
+            Ok((Val::Str(&b[s..e], esc), n))
+        }
+        b'-' | b'0'..=b'9' => {
+            let mut j = i;
+            while j < b.len() && matches!(b[j], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+                j += 1;
+            }
+            if j >= b.len() {
+                return Err(ScanErr::Incomplete);
+            }
+            Ok((Val::Num(&b[i..j]), j))
+        }
+        b'n' => {
+            let j = skip_value(b, i)?;
+            Ok((Val::Null, j))
+        }
+        _ => {
+            let j = skip_value(b, i)?;
+            Ok((Val::Other, j))
+        }
+    }
+}
+
+/// Parse a JSON number of microseconds into integer nanoseconds (exact for up to 3
+/// decimals; rounds beyond). Falls back to f64 for exponents.
+fn us_to_ns(s: &[u8]) -> Option<i64> {
+    let (neg, s) = if s.first() == Some(&b'-') {
+        (true, &s[1..])
+    } else {
+        (false, s)
+    };
+    let mut int: i64 = 0;
+    let mut i = 0;
+    while i < s.len() && s[i].is_ascii_digit() {
+        int = int.checked_mul(10)?.checked_add((s[i] - b'0') as i64)?;
+        i += 1;
+    }
+    if i == 0 {
+        return None;
+    }
+    let mut frac: i64 = 0;
+    let mut digits = 0;
+    let mut round_up = false;
+    if i < s.len() && s[i] == b'.' {
+        i += 1;
+        let fs = i;
+        while i < s.len() && s[i].is_ascii_digit() {
+            if digits < 3 {
+                frac = frac * 10 + (s[i] - b'0') as i64;
+                digits += 1;
+            } else if digits == 3 {
+                round_up = s[i] >= b'5';
+                digits += 1;
+            }
+            i += 1;
+        }
+        if i == fs {
+            return None;
+        }
+    }
+    if i < s.len() {
+        // exponent or junk: slow path
+        let text = std::str::from_utf8(s).ok()?;
+        let v: f64 = text.parse().ok()?;
+        let v = if neg { -v } else { v };
+        return Some((v * 1000.0).round() as i64);
+    }
+    while digits < 3 {
+        frac *= 10;
+        digits += 1;
+    }
+    let mut ns = int.checked_mul(1000)?.checked_add(frac)?;
+    if round_up {
+        ns += 1;
+    }
+    Some(if neg { -ns } else { ns })
+}
+
+fn parse_i64(s: &[u8]) -> Option<i64> {
+    let (neg, d) = if s.first() == Some(&b'-') {
+        (true, &s[1..])
+    } else {
+        (false, s)
+    };
+    if d.is_empty() {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &c in d {
+        if !c.is_ascii_digit() {
+            // floats such as 7.0: take the integer part
+            let f: f64 = std::str::from_utf8(s).ok()?.parse().ok()?;
+            return Some(f as i64);
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as i64)?;
+    }
+    Some(if neg { -v } else { v })
+}
+
+/// Decode a JSON string body (between the quotes) into `out`.
+fn unescape(raw: &[u8], out: &mut String) -> std::result::Result<(), String> {
+    out.clear();
+    let mut bytes: Vec<u8> = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let c = raw[i];
+        if c != b'\\' {
+            bytes.push(c);
+            i += 1;
+            continue;
+        }
+        let e = *raw.get(i + 1).ok_or("dangling backslash in string")?;
+        i += 2;
+        match e {
+            b'"' => bytes.push(b'"'),
+            b'\\' => bytes.push(b'\\'),
+            b'/' => bytes.push(b'/'),
+            b'b' => bytes.push(8),
+            b'f' => bytes.push(12),
+            b'n' => bytes.push(b'\n'),
+            b'r' => bytes.push(b'\r'),
+            b't' => bytes.push(b'\t'),
+            b'u' => {
+                let hex = |at: usize| -> std::result::Result<u32, String> {
+                    let h = raw.get(at..at + 4).ok_or("short \\u escape")?;
+                    u32::from_str_radix(std::str::from_utf8(h).map_err(|_| "bad \\u escape")?, 16)
+                        .map_err(|_| "bad \\u escape".to_string())
+                };
+                let mut cp = hex(i)?;
+                i += 4;
+                if (0xD800..0xDC00).contains(&cp)
+                    && raw.get(i) == Some(&b'\\')
+                    && raw.get(i + 1) == Some(&b'u')
+                {
+                    let lo = hex(i + 2)?;
+                    if (0xDC00..0xE000).contains(&lo) {
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                        i += 6;
+                    }
+                }
+                let ch = char::from_u32(cp).unwrap_or('\u{FFFD}');
+                let mut tmp = [0u8; 4];
+                bytes.extend_from_slice(ch.encode_utf8(&mut tmp).as_bytes());
+            }
+            other => return Err(format!("invalid escape '\\{}'", other as char)),
+        }
+    }
+    let s = String::from_utf8(bytes).map_err(|_| "string is not valid UTF-8".to_string())?;
+    out.push_str(&s);
+    Ok(())
+}
+
+/// Fields of one event, borrowed from the buffer.
+#[derive(Default)]
+struct Ev<'a> {
+    ph: u8,
+    cat: &'a [u8],
+    name: Option<Val<'a>>,
+    pid: Option<Val<'a>>,
+    tid: Option<Val<'a>>,
+    ts: Option<Val<'a>>,
+    dur: Option<Val<'a>>,
+    id: Option<Val<'a>>,
+    bp: &'a [u8],
+    // args
+    external_id: Option<&'a [u8]>,
+    correlation: Option<&'a [u8]>,
+    stream: Option<&'a [u8]>,
+    device: Option<&'a [u8]>,
+    python_id: Option<&'a [u8]>,
+    python_parent: Option<&'a [u8]>,
+    grid: Option<&'a [u8]>,
+    block: Option<&'a [u8]>,
+    input_dims: Option<&'a [u8]>,
+    arg_name: Option<Val<'a>>,
+    arg_labels: Option<Val<'a>>,
+}
+
+fn num_of(v: Option<Val<'_>>) -> Option<&[u8]> {
+    match v {
+        Some(Val::Num(n)) => Some(n),
+        _ => None,
+    }
+}
+
+impl<'s> Parser<'s> {
+    fn describe_state(&self) -> String {
+        match self.state {
+            State::EventsFirst | State::EventsNext => {
+                format!("traceEvents (after {} events)", self.event_index)
+            }
+            State::Start => "the start of the document".into(),
+            _ => "the top-level object".into(),
+        }
+    }
+
+    /// Advance one unit from `pos`; returns the new committed position.
+    fn step(&mut self, b: &[u8], pos: usize) -> SR<usize> {
+        match self.state {
+            State::Start => {
+                let mut i = skip_ws(b, pos)?;
+                if b[i..].starts_with(&[0xEF, 0xBB, 0xBF]) {
+                    i = skip_ws(b, i + 3)?;
+                }
+                match b[i] {
+                    b'{' => {
+                        self.state = State::TopKey;
+                        Ok(i + 1)
+                    }
+                    b'[' => {
+                        self.top_is_array = true;
+                        self.state = State::EventsFirst;
+                        Ok(i + 1)
+                    }
+                    c => Err(ScanErr::Syntax(
+                        i,
+                        format!("a trace must start with '{{' or '[', found {}", show(c)),
+                    )),
+                }
+            }
+            State::TopKey => {
+                let i = skip_ws(b, pos)?;
+                if b[i] == b'}' {
+                    self.state = State::Done;
+                    return Ok(i + 1);
+                }
+                if b[i] != b'"' {
+                    return Err(ScanErr::Syntax(
+                        i,
+                        format!("expected a key string, found {}", show(b[i])),
+                    ));
+                }
+                let (ks, ke, _, n) = scan_string(b, i)?;
+                let key = &b[ks..ke];
+                let n = expect(b, n, b':')?;
+                if key == b"traceEvents" {
+                    let j = skip_ws(b, n)?;
+                    if b[j] != b'[' {
+                        return Err(ScanErr::Syntax(
+                            j,
+                            "\"traceEvents\" must be an array".into(),
+                        ));
+                    }
+                    self.saw_events = true;
+                    self.state = State::EventsFirst;
+                    return Ok(j + 1);
+                }
+                let end = skip_value(b, n)?;
+                self.top_value(key, &b[skip_ws(b, n)?..end]);
+                self.state = State::TopAfterValue;
+                Ok(end)
+            }
+            State::TopAfterValue | State::AfterEventsArray => {
+                let i = skip_ws(b, pos)?;
+                match b[i] {
+                    b',' => {
+                        self.state = State::TopKey;
+                        Ok(i + 1)
+                    }
+                    b'}' => {
+                        self.state = State::Done;
+                        Ok(i + 1)
+                    }
+                    c => Err(ScanErr::Syntax(
+                        i,
+                        format!(
+                            "expected ',' or '}}' in the top-level object, found {}",
+                            show(c)
+                        ),
+                    )),
+                }
+            }
+            State::EventsFirst | State::EventsNext => {
+                let mut i = skip_ws(b, pos)?;
+                if b[i] == b']' {
+                    self.state = if self.top_is_array {
+                        State::Done
+                    } else {
+                        State::AfterEventsArray
+                    };
+                    return Ok(i + 1);
+                }
+                if self.state == State::EventsNext {
+                    if b[i] != b',' {
+                        return Err(ScanErr::Syntax(
+                            i,
+                            format!(
+                                "expected ',' or ']' after traceEvents[{}], found {}",
+                                self.event_index - 1,
+                                show(b[i])
+                            ),
+                        ));
+                    }
+                    i = skip_ws(b, i + 1)?;
+                }
+                if b[i] != b'{' {
+                    return Err(ScanErr::Syntax(
+                        i,
+                        format!(
+                            "traceEvents[{}] is not an object (found {})",
+                            self.event_index,
+                            show(b[i])
+                        ),
+                    ));
+                }
+                let (ev, end) = self.scan_event(b, i)?;
+                self.store.counts.total += 1;
+                let idx = self.event_index;
+                self.event_index += 1;
+                self.state = State::EventsNext;
+                self.ingest(ev)
+                    .map_err(|m| ScanErr::Syntax(i, format!("traceEvents[{idx}]: {m}")))?;
+                Ok(end)
+            }
+            State::Done => Ok(b.len()),
+        }
+    }
+
+    fn top_value(&mut self, key: &[u8], raw: &[u8]) {
+        let m = &mut self.store.meta;
+        let text = || {
+            std::str::from_utf8(raw)
+                .ok()
+                .map(|s| s.trim_matches('"').to_string())
+        };
+        match key {
+            b"baseTimeNanoseconds" => m.base_time_ns = parse_i64(raw),
+            b"displayTimeUnit" => m.display_time_unit = text(),
+            b"schemaVersion" => m.schema_version = parse_i64(raw),
+            b"traceName" => m.trace_name = text(),
+            b"with_stack" => m.with_stack = parse_i64(raw).map(|v| v != 0),
+            b"record_shapes" => m.record_shapes = parse_i64(raw).map(|v| v != 0),
+            b"deviceProperties" | b"distributedInfo" => {
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(raw) {
+                    if key == b"deviceProperties" {
+                        if let Some(a) = v.as_array() {
+                            m.devices = a
+                                .iter()
+                                .filter_map(|d| d.get("name")?.as_str().map(String::from))
+                                .collect();
+                        }
+                    } else {
+                        m.rank = v.get("rank").and_then(|x| x.as_i64());
+                        m.world_size = v.get("world_size").and_then(|x| x.as_i64());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Scan one event object starting at `b[i] == '{'`.
+    fn scan_event<'a>(&self, b: &'a [u8], i: usize) -> SR<(Ev<'a>, usize)> {
+        let mut ev = Ev::default();
+        let mut j = skip_ws(b, i + 1)?;
+        if b[j] == b'}' {
+            return Ok((ev, j + 1));
+        }
+        loop {
+            j = skip_ws(b, j)?;
+            if b[j] != b'"' {
+                return Err(ScanErr::Syntax(
+                    j,
+                    format!(
+                        "expected a key in traceEvents[{}], found {}",
+                        self.event_index,
+                        show(b[j])
+                    ),
+                ));
+            }
+            let (ks, ke, _, n) = scan_string(b, j)?;
+            let n = expect(b, n, b':')?;
+            let key = &b[ks..ke];
+            j = match key {
+                b"ph" => {
+                    let (v, n) = scan_scalar(b, n)?;
+                    if let Val::Str(s, _) = v {
+                        ev.ph = s.first().copied().unwrap_or(0);
+                    }
+                    n
+                }
+                b"cat" => {
+                    let (v, n) = scan_scalar(b, n)?;
+                    if let Val::Str(s, _) = v {
+                        ev.cat = s;
+                    }
+                    n
+                }
+                b"name" => {
+                    let (v, n) = scan_scalar(b, n)?;
+                    ev.name = Some(v);
+                    n
+                }
+                b"pid" => {
+                    let (v, n) = scan_scalar(b, n)?;
+                    ev.pid = Some(v);
+                    n
+                }
+                b"tid" => {
+                    let (v, n) = scan_scalar(b, n)?;
+                    ev.tid = Some(v);
+                    n
+                }
+                b"ts" => {
+                    let (v, n) = scan_scalar(b, n)?;
+                    ev.ts = Some(v);
+                    n
+                }
+                b"dur" => {
+                    let (v, n) = scan_scalar(b, n)?;
+                    ev.dur = Some(v);
+                    n
+                }
+                b"id" => {
+                    let (v, n) = scan_scalar(b, n)?;
+                    ev.id = Some(v);
+                    n
+                }
+                b"bp" => {
+                    let (v, n) = scan_scalar(b, n)?;
+                    if let Val::Str(s, _) = v {
+                        ev.bp = s;
+                    }
+                    n
+                }
+                b"args" => self.scan_args(b, n, &mut ev)?,
+                _ => skip_value(b, n)?,
+            };
+            j = skip_ws(b, j)?;
+            match b[j] {
+                b',' => j += 1,
+                b'}' => return Ok((ev, j + 1)),
+                c => {
+                    return Err(ScanErr::Syntax(
+                        j,
+                        format!(
+                            "expected ',' or '}}' in traceEvents[{}], found {}",
+                            self.event_index,
+                            show(c)
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn scan_args<'a>(&self, b: &'a [u8], i: usize, ev: &mut Ev<'a>) -> SR<usize> {
+        let mut j = skip_ws(b, i)?;
+        if b[j] != b'{' {
+            return skip_value(b, j);
+        }
+        j = skip_ws(b, j + 1)?;
+        if b[j] == b'}' {
+            return Ok(j + 1);
+        }
+        loop {
+            j = skip_ws(b, j)?;
+            if b[j] != b'"' {
+                return Err(ScanErr::Syntax(
+                    j,
+                    format!(
+                        "expected a key in args of traceEvents[{}], found {}",
+                        self.event_index,
+                        show(b[j])
+                    ),
+                ));
+            }
+            let (ks, ke, _, n) = scan_string(b, j)?;
+            let n = expect(b, n, b':')?;
+            let key = &b[ks..ke];
+            macro_rules! num {
+                ($field:ident) => {{
+                    let (v, n) = scan_scalar(b, n)?;
+                    ev.$field = num_of(Some(v));
+                    n
+                }};
+            }
+            j = match key {
+                b"External id" => num!(external_id),
+                b"correlation" => num!(correlation),
+                b"stream" | b"cuda_stream" => num!(stream),
+                b"device" => num!(device),
+                b"Python id" => num!(python_id),
+                b"Python parent id" => num!(python_parent),
+                b"grid" | b"block" | b"Input Dims" => {
+                    let s = skip_ws(b, n)?;
+                    let e = skip_value(b, s)?;
+                    match key {
+                        b"grid" => ev.grid = Some(&b[s..e]),
+                        b"block" => ev.block = Some(&b[s..e]),
+                        _ => ev.input_dims = Some(&b[s..e]),
+                    }
+                    e
+                }
+                b"name" => {
+                    let (v, n) = scan_scalar(b, n)?;
+                    ev.arg_name = Some(v);
+                    n
+                }
+                b"labels" => {
+                    let (v, n) = scan_scalar(b, n)?;
+                    ev.arg_labels = Some(v);
+                    n
+                }
+                _ => skip_value(b, n)?,
+            };
+            j = skip_ws(b, j)?;
+            match b[j] {
+                b',' => j += 1,
+                b'}' => return Ok(j + 1),
+                c => {
+                    return Err(ScanErr::Syntax(
+                        j,
+                        format!(
+                            "expected ',' or '}}' in args of traceEvents[{}], found {}",
+                            self.event_index,
+                            show(c)
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn text_of(&mut self, v: Option<Val<'_>>) -> std::result::Result<Option<String>, String> {
+        match v {
+            Some(Val::Str(s, esc)) => {
+                if esc {
+                    let mut out = String::new();
+                    unescape(s, &mut out)?;
+                    Ok(Some(out))
+                } else {
+                    Ok(Some(
+                        std::str::from_utf8(s)
+                            .map_err(|_| "string is not valid UTF-8")?
+                            .to_string(),
+                    ))
+                }
+            }
+            Some(Val::Num(n)) => Ok(Some(String::from_utf8_lossy(n).into_owned())),
+            _ => Ok(None),
+        }
+    }
+
+    fn intern_val(&mut self, v: Option<Val<'_>>) -> std::result::Result<NameId, String> {
+        match v {
+            Some(Val::Str(s, false)) => self
+                .store
+                .names
+                .intern_bytes(s)
+                .ok_or_else(|| "name is not valid UTF-8".to_string()),
+            Some(Val::Str(s, true)) => {
+                let mut tmp = std::mem::take(&mut self.scratch);
+                unescape(s, &mut tmp)?;
+                let id = self.store.names.intern(&tmp);
+                self.scratch = tmp;
+                Ok(id)
+            }
+            Some(Val::Num(n)) => Ok(self.store.names.intern(&String::from_utf8_lossy(n))),
+            _ => Ok(self.store.names.intern("")),
+        }
+    }
+
+    fn id_of(&mut self, v: Option<Val<'_>>) -> std::result::Result<(i64, Option<String>), String> {
+        match v {
+            Some(Val::Num(n)) => Ok((parse_i64(n).ok_or("pid/tid is not an integer")?, None)),
+            Some(Val::Str(..)) => {
+                let t = self.text_of(v)?.unwrap_or_default();
+                if let Ok(n) = t.parse::<i64>() {
+                    return Ok((n, None));
+                }
+                let next = -(self.text_ids.len() as i64) - 1_000_000;
+                let id = *self.text_ids.entry(t.clone()).or_insert(next);
+                Ok((id, Some(t)))
+            }
+            _ => Ok((-1, None)),
+        }
+    }
+
+    fn thread_of(&mut self, ev: &Ev<'_>) -> std::result::Result<u32, String> {
+        let (pid, pid_text) = self.id_of(ev.pid)?;
+        let (tid, tid_text) = self.id_of(ev.tid)?;
+        let key = (pid, tid);
+        if self.last_thread.0 == key {
+            return Ok(self.last_thread.1);
+        }
+        let idx = match self.thread_map.get(&key) {
+            Some(&i) => i,
+            None => {
+                let i = self.store.threads.len() as u32;
+                self.store.threads.push(ThreadInfo {
+                    pid,
+                    tid,
+                    pid_text,
+                    tid_text,
+                    thread_name: None,
+                });
+                self.thread_map.insert(key, i);
+                i
+            }
+        };
+        self.last_thread = (key, idx);
+        Ok(idx)
+    }
+
+    fn ingest(&mut self, ev: Ev<'_>) -> std::result::Result<(), String> {
+        let opt_i = |s: Option<&[u8]>| s.and_then(parse_i64).unwrap_or(-1);
+        match ev.ph {
+            b'X' => {
+                let ts = match time_of(ev.ts) {
+                    Some(t) => t.ok_or("field \"ts\" is not a number of microseconds")?,
+                    None => {
+                        self.store.counts.other += 1;
+                        return Ok(());
+                    }
+                };
+                let dur = match time_of(ev.dur) {
+                    Some(d) => d.ok_or("field \"dur\" is not a number of microseconds")?,
+                    None => 0,
+                };
+                let cat = ev.cat;
+                let gpu_kind = match cat {
+                    b"kernel" => Some(GpuKind::Kernel),
+                    b"gpu_memcpy" | b"Memcpy" => Some(GpuKind::Memcpy),
+                    b"gpu_memset" | b"Memset" => Some(GpuKind::Memset),
+                    b"" if ev.stream.is_some() => Some(GpuKind::Kernel),
+                    _ => None,
+                };
+                if let Some(kind) = gpu_kind {
+                    let name = self.intern_val(ev.name)?;
+                    let thread = self.thread_of(&ev)?;
+                    let k = &mut self.store.kernels;
+                    k.name.push(name);
+                    k.ts_ns.push(ts);
+                    k.dur_ns.push(dur);
+                    k.thread.push(thread);
+                    k.device.push(opt_i(ev.device) as i32);
+                    k.stream.push(opt_i(ev.stream));
+                    k.correlation.push(opt_i(ev.correlation));
+                    k.external_id.push(opt_i(ev.external_id));
+                    k.kind.push(kind);
+                    k.grid.push(dim3(ev.grid));
+                    k.block.push(dim3(ev.block));
+                    let c = &mut self.store.counts;
+                    match kind {
+                        GpuKind::Kernel => c.kernels += 1,
+                        GpuKind::Memcpy => c.memcpy += 1,
+                        GpuKind::Memset => c.memset += 1,
+                    }
+                    return Ok(());
+                }
+                match cat {
+                    b"python_function" => {
+                        let name = self.intern_val(ev.name)?;
+                        let thread = self.thread_of(&ev)?;
+                        let f = &mut self.store.frames;
+                        f.name.push(name);
+                        f.ts_ns.push(ts);
+                        f.dur_ns.push(dur);
+                        f.thread.push(thread);
+                        f.python_id.push(opt_i(ev.python_id));
+                        f.parent_python_id.push(opt_i(ev.python_parent));
+                        self.store.counts.python_functions += 1;
+                    }
+                    b"cpu_op" => {
+                        let name = self.intern_val(ev.name)?;
+                        let thread = self.thread_of(&ev)?;
+                        let dims = match ev.input_dims {
+                            Some(raw) => {
+                                let s = std::str::from_utf8(raw)
+                                    .map_err(|_| "Input Dims is not UTF-8")?;
+                                self.store.names.intern(s)
+                            }
+                            None => NONE,
+                        };
+                        let c = &mut self.store.cpu_ops;
+                        c.name.push(name);
+                        c.ts_ns.push(ts);
+                        c.dur_ns.push(dur);
+                        c.thread.push(thread);
+                        c.external_id.push(opt_i(ev.external_id));
+                        c.input_dims.push(dims);
+                        self.store.counts.cpu_ops += 1;
+                    }
+                    b"user_annotation" | b"gpu_user_annotation" => {
+                        let name = self.intern_val(ev.name)?;
+                        let thread = self.thread_of(&ev)?;
+                        let on_gpu = cat == b"gpu_user_annotation";
+                        let a = &mut self.store.annotations;
+                        a.name.push(name);
+                        a.ts_ns.push(ts);
+                        a.dur_ns.push(dur);
+                        a.thread.push(thread);
+                        a.external_id.push(opt_i(ev.external_id));
+                        a.on_gpu.push(on_gpu);
+                        if on_gpu {
+                            self.store.counts.gpu_user_annotations += 1
+                        } else {
+                            self.store.counts.user_annotations += 1
+                        }
+                    }
+                    b"cuda_runtime" | b"cuda_driver" => {
+                        let name = self.intern_val(ev.name)?;
+                        let thread = self.thread_of(&ev)?;
+                        let is_driver = cat == b"cuda_driver";
+                        let l = &mut self.store.launches;
+                        l.name.push(name);
+                        l.ts_ns.push(ts);
+                        l.dur_ns.push(dur);
+                        l.thread.push(thread);
+                        l.correlation.push(opt_i(ev.correlation));
+                        l.external_id.push(opt_i(ev.external_id));
+                        l.is_driver.push(is_driver);
+                        if is_driver {
+                            self.store.counts.driver += 1
+                        } else {
+                            self.store.counts.runtime += 1
+                        }
+                    }
+                    _ => self.store.counts.other += 1,
+                }
+            }
+            b's' | b'f' | b't' => {
+                let ts = time_of(ev.ts).flatten().unwrap_or(0);
+                let id = match ev.id {
+                    Some(Val::Num(n)) => parse_i64(n).unwrap_or(-1),
+                    Some(Val::Str(s, _)) => parse_i64(s).unwrap_or(-1),
+                    _ => -1,
+                };
+                let thread = self.thread_of(&ev)?;
+                let cat = if ev.cat.is_empty() {
+                    NONE
+                } else {
+                    self.store
+                        .names
+                        .intern(std::str::from_utf8(ev.cat).unwrap_or("?"))
+                };
+                let f = &mut self.store.flows;
+                f.id.push(id);
+                f.ts_ns.push(ts);
+                f.thread.push(thread);
+                f.phase.push(ev.ph);
+                f.cat.push(cat);
+                self.store.counts.flows += 1;
+            }
+            b'M' => {
+                self.store.counts.metadata += 1;
+                let name = self.text_of(ev.name)?.unwrap_or_default();
+                match name.as_str() {
+                    "thread_name" => {
+                        let t = self.thread_of(&ev)?;
+                        let label = self.text_of(ev.arg_name)?;
+                        self.store.threads[t as usize].thread_name = label;
+                    }
+                    "process_name" => {
+                        let (pid, _) = self.id_of(ev.pid)?;
+                        if let Some(l) = self.text_of(ev.arg_name)? {
+                            self.store.process_names.push((pid, l));
+                        }
+                    }
+                    "process_labels" => {
+                        let (pid, _) = self.id_of(ev.pid)?;
+                        if let Some(l) = self.text_of(ev.arg_labels)? {
+                            self.store.process_labels.push((pid, l));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => self.store.counts.other += 1,
+        }
+        let _ = ev.bp;
+        Ok(())
+    }
+}
+
+/// `ts`/`dur` value: None when absent or null; Some(None) when not a number.
+fn time_of(v: Option<Val<'_>>) -> Option<Option<i64>> {
+    match v {
+        None | Some(Val::Null) => None,
+        Some(Val::Num(n)) => Some(us_to_ns(n)),
+        // Some writers quote numbers.
+        Some(Val::Str(s, _)) => Some(us_to_ns(s)),
+        Some(Val::Other) => Some(None),
+    }
+}
+
+fn dim3(raw: Option<&[u8]>) -> [u32; 3] {
+    let mut out = [0u32; 3];
+    if let Some(r) = raw {
+        let mut k = 0;
+        let mut cur: Option<u32> = None;
+        for &c in r {
+            if c.is_ascii_digit() {
+                cur = Some(
+                    cur.unwrap_or(0)
+                        .saturating_mul(10)
+                        .saturating_add((c - b'0') as u32),
+                );
+            } else if let Some(v) = cur.take() {
+                if k < 3 {
+                    out[k] = v;
+                }
+                k += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn microseconds_become_exact_nanoseconds() {
+        assert_eq!(us_to_ns(b"5100925893139.901"), Some(5_100_925_893_139_901));
+        assert_eq!(us_to_ns(b"2.5"), Some(2_500));
+        assert_eq!(us_to_ns(b"7"), Some(7_000));
+        assert_eq!(us_to_ns(b"0.0015"), Some(2));
+        assert_eq!(us_to_ns(b"-1.25"), Some(-1_250));
+        assert_eq!(us_to_ns(b"1e3"), Some(1_000_000));
+        assert_eq!(us_to_ns(b"abc"), None);
+    }
+
+    #[test]
+    fn grid_triples_parse() {
+        assert_eq!(dim3(Some(b"[64, 2, 1]")), [64, 2, 1]);
+        assert_eq!(dim3(None), [0, 0, 0]);
+    }
+
+    #[test]
+    fn escapes_decode() {
+        let mut s = String::new();
+        unescape(br#"a\"b\u00e9\n"#, &mut s).unwrap();
+        assert_eq!(s, "a\"b\u{e9}\n");
+    }
+}

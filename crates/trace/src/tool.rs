@@ -1,0 +1,665 @@
+//! `profile_tables`: the MCP/CLI tool over the store and the tables.
+
+use crate::classify::Classifier;
+use crate::discover::{ChosenTrace, SkippedTrace, Stage, detect_framework, select_traces};
+use crate::graph::{GraphMap, GraphMapSummary, map_graph_kernels};
+use crate::store::TraceStore;
+use crate::tables::*;
+use anyhow::{Context, Result, bail};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use vllm_sota_core::tool::{Tool, ToolContext};
+
+pub struct ProfileTables;
+
+fn default_cutoff() -> f64 {
+    1.0
+}
+fn default_top() -> usize {
+    15
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileTablesRequest {
+    /// Trace to analyze: a `.json`/`.json.gz` torch-profiler trace, a directory of traces (the GPU
+    /// worker's trace is chosen over vLLM's `*.async_llm.*` API-server trace; rank 0 over other
+    /// ranks), or a stage directory holding `prefill/` and `decode/`.
+    pub trace: PathBuf,
+    /// Mapping trace of the same workload without CUDA graphs (vLLM `--enforce-eager`): file or
+    /// stage directory. Graph-replayed kernels get the CPU op and source of their eager twin.
+    #[serde(default)]
+    pub mapping_trace: Option<PathBuf>,
+    /// A competitor's trace (file or stage directory) of the same workload, for the per-family
+    /// ms-per-step comparison and analysis/root-cause.md.
+    #[serde(default)]
+    pub competitor_trace: Option<PathBuf>,
+    /// Engine steps in `trace`'s profiler window, when the trace has no step annotations
+    /// (vLLM `execute_context_*` and `execute_model_step_*` / `ProfilerStep#*` are counted automatically).
+    #[serde(default)]
+    pub steps: Option<u64>,
+    /// Engine steps in `competitor_trace`'s window (same rule); without annotations or this
+    /// field, the comparison falls back to per-trace totals and says so.
+    #[serde(default)]
+    pub competitor_steps: Option<u64>,
+    /// Competitor framework label (`sglang`, `tensorrt_llm`, `tokenspeed`); detected when omitted.
+    #[serde(default)]
+    pub competitor_framework: Option<String>,
+    /// Framework of `trace` (`vllm`, `sglang`, `tensorrt_llm`, `tokenspeed`); detected from the trace when omitted.
+    #[serde(default)]
+    pub framework: Option<String>,
+    /// Kernel rows below this share (%) of stage GPU time are hidden (default 1.0).
+    #[serde(default = "default_cutoff")]
+    pub share_cutoff_pct: f64,
+    /// Rows per table in this tool's result (the files hold all rows above the cutoff). Default 15.
+    #[serde(default = "default_top")]
+    pub top_rows: usize,
+    /// Campaign run directory: outputs go to profiles/round-N/<framework>/<stage>/tables.md + .json
+    /// and (with a competitor) analysis/round-N/root-cause.md + analysis/root-cause.md.
+    #[serde(default)]
+    pub campaign_dir: Option<PathBuf>,
+    /// Round number (with campaign_dir; 0 = baseline).
+    #[serde(default)]
+    pub round: Option<u32>,
+    /// Output directory when there is no campaign: <out_dir>/<stage>/tables.md + .json.
+    #[serde(default)]
+    pub out_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct StageReport {
+    pub stage: String,
+    pub trace: PathBuf,
+    pub mapping_trace: Option<PathBuf>,
+    pub events: u64,
+    pub kernels: u64,
+    pub total_gpu_ms: f64,
+    /// Top kernel rows (the file holds all rows above the cutoff).
+    pub kernel_rows: Vec<KernelRow>,
+    pub families: Vec<FamilyRow>,
+    pub hidden_rows: usize,
+    pub hidden_share_pct: f64,
+    pub graph_note: Option<String>,
+    pub graph_map: Option<GraphMapSummary>,
+    pub overlap: OverlapSummary,
+    pub overlap_rows: Vec<OverlapRow>,
+    pub fuse_rows: Vec<FuseRow>,
+    pub similarity: Vec<SimilarityNote>,
+    pub comparison: Option<Comparison>,
+    pub tables_md: Option<PathBuf>,
+    pub tables_json: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct OverlapSummary {
+    pub wall_ms: f64,
+    pub gpu_busy_ms: f64,
+    pub busy_pct_of_wall: f64,
+    pub idle_gaps: u64,
+    pub largest_gap_us: f64,
+    pub launch_bound: String,
+    pub streams: usize,
+    pub exposed_communication_ms: f64,
+    pub exposed_memory_ms: f64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ProfileTablesReport {
+    pub framework: String,
+    pub framework_reason: String,
+    pub chosen: Vec<ChosenTrace>,
+    pub skipped: Vec<SkippedTrace>,
+    pub stages: Vec<StageReport>,
+    pub root_cause_md: Option<PathBuf>,
+    pub share_cutoff_pct: f64,
+}
+
+/// Everything computed for one stage (also written as tables.json).
+#[derive(Debug, Serialize)]
+pub struct StageTables {
+    pub stage: String,
+    pub framework: String,
+    pub trace: PathBuf,
+    pub mapping_trace: Option<PathBuf>,
+    pub kernel_table: KernelTable,
+    pub overlap_table: OverlapTable,
+    pub fuse_table: FuseTable,
+    pub graph_map: Option<GraphMapSummary>,
+    pub comparison: Option<Comparison>,
+    pub competitor_framework: Option<String>,
+}
+
+fn read(path: &Path, ctx: &ToolContext) -> Result<TraceStore> {
+    ctx.progress(0.0, None, &format!("reading {}", path.display()));
+    let s = crate::reader::read_trace(path)?;
+    if s.kernels.is_empty() {
+        bail!(
+            "trace {} has no GPU kernels ({} events read): it is not a GPU worker trace, or the profiler window \
+             held no GPU work (vLLM 0.26 records only `active_iterations` engine steps — 5 by default — so send \
+             the workload while the profiler is active)",
+            path.display(),
+            s.counts.total
+        );
+    }
+    Ok(s)
+}
+
+fn pick_stage(sel: &[ChosenTrace], stage: Stage) -> Option<&ChosenTrace> {
+    sel.iter()
+        .find(|c| c.stage == stage)
+        .or_else(|| sel.iter().find(|c| c.stage == Stage::All))
+        .or(if sel.len() == 1 { sel.first() } else { None })
+}
+
+/// Run the whole analysis.
+pub fn run_tables(
+    req: &ProfileTablesRequest,
+    ctx: &ToolContext,
+) -> Result<(ProfileTablesReport, Vec<StageTables>)> {
+    anyhow::ensure!(
+        req.share_cutoff_pct >= 0.0 && req.share_cutoff_pct < 100.0,
+        "share_cutoff_pct must be in [0, 100)"
+    );
+    if req.campaign_dir.is_some() && req.round.is_none() {
+        bail!("round is required with campaign_dir (0 = baseline)");
+    }
+    let classifier = Classifier::load()?;
+    let catalog = FuseCatalog::load(&classifier)?;
+    let sel = select_traces(&req.trace)
+        .with_context(|| format!("field `trace` ({})", req.trace.display()))?;
+    let map_sel = match &req.mapping_trace {
+        Some(p) => Some(
+            select_traces(p).with_context(|| format!("field `mapping_trace` ({})", p.display()))?,
+        ),
+        None => None,
+    };
+    let comp_sel = match &req.competitor_trace {
+        Some(p) => Some(
+            select_traces(p)
+                .with_context(|| format!("field `competitor_trace` ({})", p.display()))?,
+        ),
+        None => None,
+    };
+    let mut framework: Option<(String, String)> = req
+        .framework
+        .clone()
+        .map(|f| (f, "given in the request".to_string()));
+    let mut stages = Vec::new();
+    let mut tables = Vec::new();
+    for chosen in &sel.chosen {
+        ctx.check_cancelled()?;
+        let store = read(&chosen.path, ctx)?;
+        if framework.is_none() {
+            framework = Some(detect_framework(&store));
+        }
+        let fw = framework.clone().unwrap().0;
+        let mapping = map_sel
+            .as_ref()
+            .and_then(|m| pick_stage(&m.chosen, chosen.stage))
+            .map(|c| c.path.clone());
+        let graph_map: Option<GraphMap> = match &mapping {
+            Some(mp) => {
+                ctx.check_cancelled()?;
+                let eager = read(mp, ctx).with_context(|| "field `mapping_trace`")?;
+                Some(map_graph_kernels(&store, &eager, &classifier))
+            }
+            None => None,
+        };
+        ctx.progress(0.5, None, "tables");
+        let sk = StageKernels::heaviest_device(&store);
+        let kt = kernel_table(&sk, &classifier, graph_map.as_ref(), req.share_cutoff_pct);
+        let ot = overlap_table(&sk, &classifier, graph_map.as_ref(), req.share_cutoff_pct);
+        let ft = fuse_table(&sk, &classifier, &catalog, &fw);
+        let ours_steps = match req.steps {
+            Some(n) => (n.max(1), format!("{n} steps (given)")),
+            None => count_steps(&store),
+        };
+        let events = store.counts.total;
+        drop(sk);
+        drop(store);
+        let mut comp_fw = None;
+        let comparison = match comp_sel
+            .as_ref()
+            .and_then(|c| pick_stage(&c.chosen, chosen.stage))
+        {
+            Some(c) => {
+                ctx.check_cancelled()?;
+                let cs = read(&c.path, ctx).with_context(|| "field `competitor_trace`")?;
+                comp_fw = Some(
+                    req.competitor_framework
+                        .clone()
+                        .unwrap_or_else(|| detect_framework(&cs).0),
+                );
+                let csk = StageKernels::heaviest_device(&cs);
+                let ckt = kernel_table(&csk, &classifier, None, 100.0);
+                let theirs_steps = match req.competitor_steps {
+                    Some(n) => (n.max(1), format!("{n} steps (given)")),
+                    None => count_steps(&cs),
+                };
+                Some(compare(&kt, ours_steps, &ckt, theirs_steps))
+            }
+            None => None,
+        };
+        tables.push(StageTables {
+            stage: chosen.stage.as_str().into(),
+            framework: fw,
+            trace: chosen.path.clone(),
+            mapping_trace: mapping,
+            kernel_table: kt,
+            overlap_table: ot,
+            fuse_table: ft,
+            graph_map: graph_map.as_ref().map(|m| m.summary.clone()),
+            comparison,
+            competitor_framework: comp_fw,
+        });
+        let _ = events;
+        stages.push(events);
+    }
+    let (fw, fw_reason) = framework.unwrap_or_else(|| ("pytorch".into(), "no trace read".into()));
+    // Outputs.
+    let mut stage_reports = Vec::new();
+    for (t, events) in tables.iter().zip(stages) {
+        let dir = match (&req.campaign_dir, &req.out_dir) {
+            (Some(c), _) => Some(
+                vllm_sota_core::layout::CampaignPaths::new(c).profile_stage_dir(
+                    req.round.unwrap_or(0),
+                    &fw,
+                    &t.stage,
+                ),
+            ),
+            (None, Some(o)) => Some(o.join(&t.stage)),
+            _ => None,
+        };
+        let (md_path, json_path) = match &dir {
+            Some(d) => {
+                let md = d.join("tables.md");
+                let js = d.join("tables.json");
+                vllm_sota_core::fsx::write_text(
+                    &md,
+                    &render_stage_md(t, req.share_cutoff_pct, usize::MAX),
+                )?;
+                vllm_sota_core::fsx::write_json(&js, t)?;
+                (Some(md), Some(js))
+            }
+            None => (None, None),
+        };
+        let top = req.top_rows;
+        stage_reports.push(StageReport {
+            stage: t.stage.clone(),
+            trace: t.trace.clone(),
+            mapping_trace: t.mapping_trace.clone(),
+            events,
+            kernels: t.kernel_table.kernel_count,
+            total_gpu_ms: t.kernel_table.total_gpu_ms,
+            kernel_rows: t.kernel_table.rows.iter().take(top).cloned().collect(),
+            families: t.kernel_table.families.iter().take(top).cloned().collect(),
+            hidden_rows: t.kernel_table.hidden_rows,
+            hidden_share_pct: t.kernel_table.hidden_share_pct,
+            graph_note: t.kernel_table.graph_note.clone(),
+            graph_map: t.graph_map.clone(),
+            overlap: OverlapSummary {
+                wall_ms: t.overlap_table.wall_ms,
+                gpu_busy_ms: t.overlap_table.gpu_busy_ms,
+                busy_pct_of_wall: t.overlap_table.busy_pct_of_wall,
+                idle_gaps: t.overlap_table.idle_gaps,
+                largest_gap_us: t.overlap_table.largest_gap_us,
+                launch_bound: t.overlap_table.launch_bound.clone(),
+                streams: t.overlap_table.streams.len(),
+                exposed_communication_ms: t.overlap_table.exposed_communication_ms,
+                exposed_memory_ms: t.overlap_table.exposed_memory_ms,
+            },
+            overlap_rows: t.overlap_table.rows.iter().take(top).cloned().collect(),
+            fuse_rows: t.fuse_table.rows.iter().take(top).cloned().collect(),
+            similarity: t.fuse_table.similarity.clone(),
+            comparison: t.comparison.clone().map(|mut c| {
+                c.rows.truncate(top);
+                c
+            }),
+            tables_md: md_path,
+            tables_json: json_path,
+        });
+    }
+    let mut root_cause_md = None;
+    if tables.iter().any(|t| t.comparison.is_some()) {
+        let md = render_root_cause(&tables, &fw);
+        match (&req.campaign_dir, &req.out_dir) {
+            (Some(c), _) => {
+                let paths = vllm_sota_core::layout::CampaignPaths::new(c);
+                let round = req.round.unwrap_or(0);
+                vllm_sota_core::fsx::write_text(&paths.round_root_cause(round), &md)?;
+                vllm_sota_core::fsx::write_text(&paths.root_cause(), &md)?;
+                root_cause_md = Some(paths.round_root_cause(round));
+            }
+            (None, Some(o)) => {
+                let p = o.join("root-cause.md");
+                vllm_sota_core::fsx::write_text(&p, &md)?;
+                root_cause_md = Some(p);
+            }
+            _ => {}
+        }
+    }
+    Ok((
+        ProfileTablesReport {
+            framework: fw,
+            framework_reason: fw_reason,
+            chosen: sel.chosen,
+            skipped: sel.skipped,
+            stages: stage_reports,
+            root_cause_md,
+            share_cutoff_pct: req.share_cutoff_pct,
+        },
+        tables,
+    ))
+}
+
+fn esc(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', "<br>")
+}
+
+/// Markdown for one stage: the three tables, similarity note, comparison.
+pub fn render_stage_md(t: &StageTables, cutoff: f64, top: usize) -> String {
+    let mut o = String::new();
+    let kt = &t.kernel_table;
+    o.push_str(&format!(
+        "## {} — {} ({})\n\n",
+        t.stage,
+        t.framework,
+        t.trace.display()
+    ));
+    if let Some(m) = &t.mapping_trace {
+        o.push_str(&format!("Mapping trace (eager twin): {}\n\n", m.display()));
+    }
+    o.push_str(&format!(
+        "### Kernel table\n\nStage GPU time {:.2} ms over {} kernel calls.\n\n",
+        kt.total_gpu_ms, kt.kernel_count
+    ));
+    o.push_str("| Family | Kernel | Calls | Total ms | Avg µs | Share | Cum. | CPU op | Python location | Attribution |\n|---|---|---:|---:|---:|---:|---:|---|---|---|\n");
+    for r in kt.rows.iter().take(top) {
+        let attr = match &r.match_quality {
+            Some(q) => format!("{} ({q})", r.attribution),
+            None => r.attribution.clone(),
+        };
+        let loc = match &r.annotation {
+            Some(a) => format!("{} [{}]", r.location, a),
+            None => r.location.clone(),
+        };
+        o.push_str(&format!(
+            "| {} | {} | {} | {:.2} | {:.1} | {:.1}% | {:.1}% | {} | {} | {} |\n",
+            r.family,
+            esc(&r.kernel),
+            r.calls,
+            r.total_ms,
+            r.avg_us,
+            r.share_pct,
+            r.cumulative_pct,
+            esc(&r.cpu_op),
+            esc(&loc),
+            attr
+        ));
+    }
+    if kt.rows.is_empty() {
+        o.push_str(&format!("| - | No kernel rows at or above {cutoff:.1}% share. | - | - | - | - | - | - | - | - |\n"));
+    }
+    o.push_str(&format!(
+        "\n{} rows below the {cutoff:.1}% share cutoff are hidden ({:.1}% of stage GPU time).\n",
+        kt.hidden_rows, kt.hidden_share_pct
+    ));
+    if let Some(n) = &kt.graph_note {
+        o.push_str(&format!("\n{n}\n"));
+    }
+    o.push_str("\nFamilies: ");
+    o.push_str(
+        &kt.families
+            .iter()
+            .map(|f| format!("{} {:.1}%", f.family, f.share_pct))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    o.push_str("\n\n### Overlap-opportunity table\n\n");
+    let ot = &t.overlap_table;
+    o.push_str(&format!(
+        "Kernel wall {:.2} ms, GPU busy {:.2} ms ({:.1}%), {} idle gaps totalling {:.2} ms (largest {:.1} µs, median {:.1} µs). {}.\n\n",
+        ot.wall_ms, ot.gpu_busy_ms, ot.busy_pct_of_wall, ot.idle_gaps, ot.idle_total_ms, ot.largest_gap_us, ot.median_gap_us, ot.launch_bound
+    ));
+    o.push_str(&format!(
+        "Streams: {}. Max concurrent streams {}; multi-stream overlap {:.2} ms. Compute {:.2} ms, communication {:.2} ms (overlapped with compute {:.2}, exposed {:.2}), copy-engine memory {:.2} ms (overlapped {:.2}, exposed {:.2}).\n\n{}\n\n",
+        ot.streams.iter().map(|s| format!("{}:{} {:.2} ms/{} kernels", s.device, s.stream, s.busy_ms, s.kernels)).collect::<Vec<_>>().join(", "),
+        ot.max_concurrent_streams,
+        ot.multi_stream_overlap_ms,
+        ot.compute_ms,
+        ot.communication_ms,
+        ot.compute_comm_overlap_ms,
+        ot.exposed_communication_ms,
+        ot.memory_ms,
+        ot.compute_memory_overlap_ms,
+        ot.exposed_memory_ms,
+        ot.mode_note
+    ));
+    o.push_str("| Kernel | Family | Class | Total ms | Share | Exposed ms | Hidden ms | Dep. risk | Location | Recommendation |\n|---|---|---|---:|---:|---:|---:|---|---|---|\n");
+    for r in ot.rows.iter().take(top) {
+        o.push_str(&format!(
+            "| {} | {} | {} | {:.2} | {:.1}% | {:.2} | {:.2} | {} | {} | {} |\n",
+            esc(&r.kernel),
+            r.family,
+            r.overlap_class,
+            r.total_ms,
+            r.share_pct,
+            r.exclusive_ms,
+            r.hidden_ms,
+            r.dependency_risk,
+            esc(&r.location),
+            r.recommendation
+        ));
+    }
+    if ot.rows.is_empty() {
+        o.push_str(&format!("| No exposed non-compute kernel at or above {cutoff:.1}% share. | - | - | - | - | - | - | - | - | - |\n"));
+    }
+    o.push_str("\n### Fuse-pattern table\n\n| Pattern | Status | Evidence kernels | Split occurrences | Split share | Fused share | Source |\n|---|---|---|---:|---:|---:|---|\n");
+    let ft = &t.fuse_table;
+    for r in ft.rows.iter().take(top) {
+        o.push_str(&format!(
+            "| {} | {} | {} | {} | {:.1}% | {:.1}% | {} |\n",
+            esc(&r.pattern),
+            r.status,
+            esc(&r.evidence_kernels.join("<br>")),
+            r.split_occurrences,
+            r.split_share_pct,
+            r.fused_share_pct,
+            esc(&r.source)
+        ));
+    }
+    if ft.rows.is_empty() {
+        o.push_str("| No catalog pattern matched this trace. | - | - | - | - | - | - |\n");
+    }
+    o.push_str(&format!(
+        "\nNot applicable (no split or fused kernels): {}. {}.\n",
+        ft.not_applicable.join(", "),
+        ft.note
+    ));
+    if !ft.similarity.is_empty() {
+        o.push_str("\n### Similarity note (heuristic, not part of the tables)\n\n");
+        for n in &ft.similarity {
+            o.push_str(&format!(
+                "- **{}** — {}: {}\n",
+                n.level, n.pattern, n.reason
+            ));
+        }
+    }
+    if let Some(c) = &t.comparison {
+        o.push_str(&format!(
+            "\n### Cross-trace comparison (vs {})\n\nPer step: ours {:.3} ms, theirs {:.3} ms ({}).\n\n| Family | Ours ms/step | Theirs ms/step | Diff ms/step |\n|---|---:|---:|---:|\n",
+            t.competitor_framework.as_deref().unwrap_or("competitor"),
+            c.ours_ms_per_step,
+            c.theirs_ms_per_step,
+            c.step_basis
+        ));
+        for r in c.rows.iter().take(top) {
+            o.push_str(&format!(
+                "| {} | {:.3} | {:.3} | {:+.3} |\n",
+                r.family, r.ours_ms_per_step, r.theirs_ms_per_step, r.diff_ms_per_step
+            ));
+        }
+    }
+    o
+}
+
+/// analysis/root-cause.md from the stages that have a comparison.
+pub fn render_root_cause(tables: &[StageTables], framework: &str) -> String {
+    let mut o = String::from("# Root cause (profile_tables)\n\n");
+    let mut worst: Option<(&StageTables, f64)> = None;
+    for t in tables {
+        if let Some(c) = &t.comparison {
+            let gap = c.ours_ms_per_step - c.theirs_ms_per_step;
+            o.push_str(&format!(
+                "- {}: {framework} {:.3} ms/step of GPU time vs {} {:.3} ms/step ({:+.3} ms/step; {}).\n",
+                t.stage,
+                c.ours_ms_per_step,
+                t.competitor_framework.as_deref().unwrap_or("competitor"),
+                c.theirs_ms_per_step,
+                gap,
+                c.step_basis
+            ));
+            if worst.map(|w| gap > w.1).unwrap_or(true) {
+                worst = Some((t, gap));
+            }
+        }
+    }
+    if let Some((t, gap)) = worst {
+        let c = t.comparison.as_ref().unwrap();
+        o.push_str(&format!(
+            "\n## Slower stage: {} ({:+.3} ms/step)\n\nFamilies that explain the gap (positive = {framework} spends more):\n\n| Family | {framework} ms/step | competitor ms/step | Diff |\n|---|---:|---:|---:|\n",
+            t.stage, gap
+        ));
+        for r in c
+            .rows
+            .iter()
+            .filter(|r| r.diff_ms_per_step.abs() >= 0.001)
+            .take(8)
+        {
+            o.push_str(&format!(
+                "| {} | {:.3} | {:.3} | {:+.3} |\n",
+                r.family, r.ours_ms_per_step, r.theirs_ms_per_step, r.diff_ms_per_step
+            ));
+        }
+        o.push_str("\n## Plausible patch targets\n\n");
+        let mut n = 0;
+        for r in c.rows.iter().filter(|r| r.diff_ms_per_step > 0.0).take(4) {
+            for k in t
+                .kernel_table
+                .rows
+                .iter()
+                .filter(|k| k.family == r.family)
+                .take(2)
+            {
+                o.push_str(&format!(
+                    "- {} ({:+.3} ms/step): kernel `{}` ({:.1}% of stage GPU time), launched by `{}` at `{}`{}\n",
+                    r.family,
+                    r.diff_ms_per_step,
+                    k.kernel,
+                    k.share_pct,
+                    k.cpu_op,
+                    k.location,
+                    if k.attribution == "graph_unattributed" { " (graph-replayed: the location is the graph launch; add a mapping trace)" } else { "" }
+                ));
+                n += 1;
+            }
+        }
+        if n == 0 {
+            o.push_str("- none: no family where we spend more GPU time per step.\n");
+        }
+        let fused: Vec<&FuseRow> = t
+            .fuse_table
+            .rows
+            .iter()
+            .filter(|r| r.status == "split present")
+            .take(3)
+            .collect();
+        if !fused.is_empty() {
+            o.push_str("\nSplit fuse patterns present in this stage:\n\n");
+            for r in fused {
+                o.push_str(&format!(
+                    "- {} ({:.1}% of stage GPU time): {}\n",
+                    r.pattern, r.split_share_pct, r.source
+                ));
+            }
+        }
+    }
+    o
+}
+
+impl Tool for ProfileTables {
+    const NAME: &'static str = "profile_tables";
+    const DESCRIPTION: &'static str = "Read torch-profiler traces (vLLM, SGLang, TensorRT-LLM, TokenSpeed; .json/.json.gz, a directory or a prefill/+decode/ stage directory) in one streaming pass and build, per stage, the kernel table (family, calls, ms, share, cumulative share, launching CPU op and Python source), the overlap-opportunity table (GPU busy vs wall, idle gaps, per-stream busy, exposed communication/memcpy, kernels that could be hidden, dependency risk) and the fuse-pattern table (catalog patterns matched by same-stream adjacency: already fused / split present). Give `mapping_trace` (an --enforce-eager capture of the same workload) to attribute CUDA-graph-replayed kernels to their eager CPU ops and source lines; give `competitor_trace` for a per-family ms/step comparison that writes analysis/root-cause.md. Writes profiles/round-N/<framework>/<stage>/tables.md + tables.json with campaign_dir + round; returns the top rows and file paths.";
+    type Request = ProfileTablesRequest;
+    type Report = ProfileTablesReport;
+
+    fn run(request: Self::Request, ctx: &ToolContext) -> Result<Self::Report> {
+        Ok(run_tables(&request, ctx)?.0)
+    }
+
+    fn markdown(r: &Self::Report) -> String {
+        let mut o = format!(
+            "# Profile tables — {} ({})\n\n",
+            r.framework, r.framework_reason
+        );
+        for c in &r.chosen {
+            o.push_str(&format!("- {}: {}\n", c.stage.as_str(), c.path.display()));
+        }
+        for s in &r.skipped {
+            o.push_str(&format!("- skipped {}: {}\n", s.path.display(), s.reason));
+        }
+        for s in &r.stages {
+            o.push_str(&format!(
+                "\n## {} — {:.2} ms GPU, {} kernels, {} events\n\n",
+                s.stage, s.total_gpu_ms, s.kernels, s.events
+            ));
+            o.push_str("| Family | Kernel | Calls | Total ms | Share | Cum. | CPU op | Location | Attribution |\n|---|---|---:|---:|---:|---:|---|---|---|\n");
+            for k in &s.kernel_rows {
+                o.push_str(&format!(
+                    "| {} | {} | {} | {:.2} | {:.1}% | {:.1}% | {} | {} | {} |\n",
+                    k.family,
+                    esc(&k.kernel),
+                    k.calls,
+                    k.total_ms,
+                    k.share_pct,
+                    k.cumulative_pct,
+                    esc(&k.cpu_op),
+                    esc(&k.location),
+                    k.attribution
+                ));
+            }
+            o.push_str(&format!(
+                "\n{} rows below {:.1}% hidden ({:.1}% of GPU time).\n",
+                s.hidden_rows, r.share_cutoff_pct, s.hidden_share_pct
+            ));
+            if let Some(n) = &s.graph_note {
+                o.push_str(&format!("\n{n}\n"));
+            }
+            o.push_str(&format!(
+                "\nOverlap: busy {:.1}% of {:.2} ms wall, {} idle gaps (largest {:.1} µs); {}; exposed comm {:.2} ms, exposed memcpy {:.2} ms.\n",
+                s.overlap.busy_pct_of_wall, s.overlap.wall_ms, s.overlap.idle_gaps, s.overlap.largest_gap_us, s.overlap.launch_bound,
+                s.overlap.exposed_communication_ms, s.overlap.exposed_memory_ms
+            ));
+            for f in &s.fuse_rows {
+                o.push_str(&format!(
+                    "- fuse: {} — {} ({:.1}% split, {:.1}% fused)\n",
+                    f.pattern, f.status, f.split_share_pct, f.fused_share_pct
+                ));
+            }
+            for n in &s.similarity {
+                o.push_str(&format!(
+                    "- similarity {}: {} — {}\n",
+                    n.level, n.pattern, n.reason
+                ));
+            }
+            if let Some(p) = &s.tables_md {
+                o.push_str(&format!("\nFull tables: {}\n", p.display()));
+            }
+        }
+        if let Some(p) = &r.root_cause_md {
+            o.push_str(&format!("\nRoot cause: {}\n", p.display()));
+        }
+        o
+    }
+}
