@@ -1,0 +1,46 @@
+//! `fair_benchmark` (phase 1 of a campaign) and `revalidate` (every round after a patch).
+//!
+//! Parts:
+//! - [`config`]: the cookbook benchmark config (YAML or JSON, `schema_version: 1`), defaults, validation naming the key.
+//! - [`flags`]: `references/framework-flags.json` (per-framework commands, readiness routes, translations,
+//!   pinned memory knobs, excluded features) and flag validation against a captured `--help`.
+//! - [`candidates`]: bounded, baseline-first tiered candidate generation.
+//! - [`preflight`]: help capture into `help/`, flag validation and translation, fairness rules, environment gaps,
+//!   GPU-free check; produces the plan (`benchmark/plan.json`).
+//! - [`procs`], [`launch`], [`http`]: server processes (own group, own log, no shell), readiness
+//!   (`/v1/models` then a 1-token request), failure classification (`oom`/`failed`/`timeout`), teardown.
+//! - [`measure`]: warmup, concurrency sweep and/or QPS binary search (≤ 5 rounds) with the shared client
+//!   (`vllm_sota_bench`), fresh prompts per candidate, scenario, repeat and point.
+//! - [`probe`]: the greedy correctness probe and its comparison with the unpatched build's answers.
+//! - [`search`]: the detached `fair_benchmark` job ([`run_fair_benchmark_job`]): resumable, one row per
+//!   candidate × scenario × repeat in `benchmark/candidates.jsonl`.
+//! - [`artifacts`]: `summary.md`, `winning-commands.md`, `plots/<scenario>.svg`, `profiler-handoff.json`.
+//! - [`revalidate`]: the per-round revalidation job ([`run_revalidate_job`]) → `benchmark/revalidation/round-N.jsonl`.
+//! - [`tools`]: the [`FairBenchmark`] and [`Revalidate`] tools (start or resume a job, optional long-poll).
+
+pub mod candidates;
+pub mod config;
+pub mod flags;
+pub mod http;
+pub mod launch;
+pub mod preflight;
+pub mod procs;
+pub mod artifacts;
+pub mod measure;
+pub mod probe;
+pub mod revalidate;
+pub mod search;
+pub mod tools;
+
+pub use revalidate::{RevalidateRequest, run_revalidate_job};
+pub use search::run_fair_benchmark_job;
+pub use tools::{FairBenchmark, FairBenchmarkReport, FairBenchmarkRequest, Revalidate, RevalidateReport, start_fair_benchmark, start_revalidate};
+
+/// Dispatch a `job-run` by kind (`fair_benchmark`, `revalidate`); `None` for other kinds.
+pub fn run_job_by_kind(kind: &str, runner: &vllm_sota_core::jobs::JobRunner) -> Option<anyhow::Result<serde_json::Value>> {
+    match kind {
+        tools::FAIR_BENCHMARK_KIND => Some(run_fair_benchmark_job(runner)),
+        tools::REVALIDATE_KIND => Some(run_revalidate_job(runner)),
+        _ => None,
+    }
+}
