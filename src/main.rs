@@ -38,7 +38,7 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// The benchmark client: `vllm-sota bench load --help`.
+    /// The benchmark client (`bench load --help`) and importers of native results (`bench import FILE...`).
     #[command(disable_help_flag = true)]
     Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -114,7 +114,8 @@ fn run(command: Command) -> Result<i32> {
         Command::SimServe { args } => vllm_sota_bench::sim_serve_cli(args).map(|_| 0),
         Command::Bench { args } => match args.split_first() {
             Some((sub, rest)) if sub == "load" => vllm_sota_bench::bench_load_cli(rest.to_vec()).map(|_| 0),
-            _ => anyhow::bail!("usage: vllm-sota bench load [--help] ..."),
+            Some((sub, rest)) if sub == "import" => vllm_sota_bench::bench_import_cli(rest.to_vec()).map(|_| 0),
+            _ => anyhow::bail!("usage: vllm-sota bench load|import [--help] ..."),
         },
         Command::Tool(argv) => cli::run_tool(&argv[0], &argv[1..]),
     }
