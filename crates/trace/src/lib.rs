@@ -5,7 +5,8 @@
 //!   CPU ops, annotations, runtime launches, flows, Python frames with parent ids),
 //!   shared with the layer-pipeline crate (see `STORE_API.md`).
 //! - [`reader`]: one streaming pass over a (gzipped) torch-profiler Chrome trace —
-//!   decompression on a helper thread, a hand-written resumable JSON scanner, no DOM.
+//!   decompression on a helper thread, a hand-written resumable JSON scanner, no DOM;
+//!   events parsed in parallel batches and merged in file order (identical to sequential).
 //! - [`link`]: sorting and derived links (kernel → launch → CPU op → Python frames).
 //! - [`discover`]: which files to read (worker vs API-server trace, ranks, stages) and
 //!   framework detection.

@@ -1,10 +1,17 @@
 //! Streaming reader: one pass over a (gzipped) Chrome trace into a [`TraceStore`].
 //!
-//! A helper thread decompresses into 1 MiB chunks; the calling thread scans the JSON
-//! with a hand-written resumable scanner (no DOM, no per-event allocation: field values
-//! are borrowed slices, names are interned). Only the `traceEvents` array is walked in
-//! detail; the few top-level keys we need are parsed, the rest skipped. The whole JSON
-//! text is never held: memory is the store plus a couple of chunks.
+//! A helper thread decompresses into 1 MiB chunks; a hand-written resumable scanner
+//! parses the JSON (no DOM, no per-event allocation: field values are borrowed slices,
+//! names are interned). Only the `traceEvents` array is walked in detail; the few
+//! top-level keys we need are parsed, the rest skipped. The whole JSON text is never
+//! held: memory is the store plus a bounded number of chunks.
+//!
+//! With two or more cores ([`default_workers`]) the events are parsed in parallel: each
+//! chunk becomes a batch of whole events, worker threads parse batches into partial
+//! stores, and the calling thread merges them in file order (see `parallel_events`); the
+//! result is identical to the sequential pass, which reruns whenever the parallel pass
+//! meets anything unusual (bad JSON, truncation, a cut that was not an event boundary)
+//! and so also gives the exact error messages.
 
 use crate::store::*;
 use anyhow::{Context, Result, anyhow, bail};
@@ -14,10 +21,66 @@ use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 const CHUNK: usize = 1 << 20;
+/// Free room kept in front of each chunk: the parallel pass writes the previous chunk's
+/// unfinished event there, so a batch is one buffer without copying the chunk.
+const HEAD: usize = 64 << 10;
 
 /// Read one trace file (`.json`, `.json.gz`) into a store. Errors name the file and,
 /// for bad JSON, the line and byte offset.
+///
+/// Parses on [`default_workers`] threads (batches of whole events, merged in file order
+/// into exactly the store a sequential pass builds); any anomaly (bad JSON, truncation,
+/// a batch cut that was not an event boundary, text pids) reruns the sequential pass,
+/// which also produces the precise error message.
 pub fn read_trace(path: &Path) -> Result<TraceStore> {
+    read_trace_with_workers(path, default_workers())
+}
+
+/// Parse workers used by [`read_trace`]: `$VLLM_SOTA_TRACE_WORKERS` when set, else one
+/// per available core, at most 4; below 2 the reader is sequential.
+pub fn default_workers() -> usize {
+    if let Some(n) = std::env::var("VLLM_SOTA_TRACE_WORKERS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    {
+        return n;
+    }
+    std::thread::available_parallelism()
+        .map(|n| n.get().min(4))
+        .unwrap_or(1)
+}
+
+/// The parallel pass alone (no sequential rerun): an error when it had to fall back.
+/// For tests that check the parallel and sequential stores are identical.
+#[doc(hidden)]
+pub fn read_trace_parallel_strict(path: &Path, workers: usize) -> Result<TraceStore> {
+    read_path_once(path, workers.max(2)).map_err(|e| {
+        if e.is::<NeedSequential>() {
+            anyhow!(
+                "{}: the parallel pass fell back to the sequential one",
+                path.display()
+            )
+        } else {
+            e
+        }
+    })
+}
+
+/// [`read_trace`] with an explicit number of parse workers (0 or 1 = sequential).
+pub fn read_trace_with_workers(path: &Path, workers: usize) -> Result<TraceStore> {
+    if workers >= 2 {
+        match read_path_once(path, workers) {
+            Ok(s) => return Ok(s),
+            Err(e) if e.is::<NeedSequential>() => {
+                tracing::debug!("{}: parallel parse fell back to sequential", path.display())
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    read_path_once(path, 0)
+}
+
+fn read_path_once(path: &Path, workers: usize) -> Result<TraceStore> {
     let file = File::open(path).with_context(|| format!("cannot open trace {}", path.display()))?;
     let gz = is_gzip_path(path) || sniff_gzip(path);
     let mut store = TraceStore {
@@ -32,13 +95,37 @@ pub fn read_trace(path: &Path) -> Result<TraceStore> {
     } else {
         Box::new(file)
     };
-    parse_stream(source, &mut store).with_context(|| format!("trace {}", path.display()))?;
+    match parse_stream(source, &mut store, workers) {
+        Ok(()) => {}
+        Err(e) if e.is::<NeedSequential>() => return Err(e),
+        Err(e) => return Err(e.context(format!("trace {}", path.display()))),
+    }
     crate::link::finish(&mut store);
     Ok(store)
 }
 
 /// Parse trace JSON from any byte source (used by tests and the fuzz target).
 pub fn read_trace_bytes(bytes: &[u8], label: &str) -> Result<TraceStore> {
+    read_trace_bytes_with_workers(bytes, label, default_workers())
+}
+
+/// [`read_trace_bytes`] with an explicit number of parse workers (0 or 1 = sequential).
+pub fn read_trace_bytes_with_workers(
+    bytes: &[u8],
+    label: &str,
+    workers: usize,
+) -> Result<TraceStore> {
+    if workers >= 2 {
+        match read_bytes_once(bytes, label, workers) {
+            Ok(s) => return Ok(s),
+            Err(e) if e.is::<NeedSequential>() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    read_bytes_once(bytes, label, 0)
+}
+
+fn read_bytes_once(bytes: &[u8], label: &str, workers: usize) -> Result<TraceStore> {
     let mut store = TraceStore {
         path: label.into(),
         ..Default::default()
@@ -51,10 +138,25 @@ pub fn read_trace_bytes(bytes: &[u8], label: &str) -> Result<TraceStore> {
     } else {
         Box::new(std::io::Cursor::new(owned))
     };
-    parse_stream(src, &mut store).with_context(|| format!("trace {label}"))?;
+    match parse_stream(src, &mut store, workers) {
+        Ok(()) => {}
+        Err(e) if e.is::<NeedSequential>() => return Err(e),
+        Err(e) => return Err(e.context(format!("trace {label}"))),
+    }
     crate::link::finish(&mut store);
     Ok(store)
 }
+
+/// Internal signal: the parallel pass met something only the sequential pass handles
+/// exactly (an error to report, or a batch cut that was not an event boundary).
+#[derive(Debug)]
+struct NeedSequential;
+impl std::fmt::Display for NeedSequential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("parallel parse needs the sequential pass")
+    }
+}
+impl std::error::Error for NeedSequential {}
 
 fn is_gzip_path(path: &Path) -> bool {
     path.extension().map(|e| e == "gz").unwrap_or(false)
@@ -80,9 +182,15 @@ type ReaderParts = (
     Receiver<Msg>,
     SyncSender<Vec<u8>>,
     std::thread::JoinHandle<()>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
 );
 
+/// Chunks arrive as `Msg::Data(buf, nl)` with the JSON in `buf[HEAD..]`.
 fn spawn_reader(mut src: Box<dyn Read + Send>) -> Result<ReaderParts> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // Line counts only serve the sequential pass's error messages.
+    let count_lines = std::sync::Arc::new(AtomicBool::new(true));
+    let counting = std::sync::Arc::clone(&count_lines);
     let (tx, rx) = sync_channel::<Msg>(3);
     let (recycle_tx, recycle_rx) = sync_channel::<Vec<u8>>(4);
     let handle = std::thread::Builder::new()
@@ -91,13 +199,13 @@ fn spawn_reader(mut src: Box<dyn Read + Send>) -> Result<ReaderParts> {
             loop {
                 let mut buf = recycle_rx
                     .try_recv()
-                    .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
-                buf.clear();
-                buf.resize(CHUNK, 0);
+                    .unwrap_or_else(|_| Vec::with_capacity(HEAD + CHUNK));
+                // Recycled buffers usually have this length already: no memset per chunk.
+                buf.resize(HEAD + CHUNK, 0);
                 let mut filled = 0;
                 let mut err = None;
                 while filled < CHUNK {
-                    match src.read(&mut buf[filled..]) {
+                    match src.read(&mut buf[HEAD + filled..]) {
                         Ok(0) => break,
                         Ok(n) => filled += n,
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -107,9 +215,13 @@ fn spawn_reader(mut src: Box<dyn Read + Send>) -> Result<ReaderParts> {
                         }
                     }
                 }
-                buf.truncate(filled);
+                buf.truncate(HEAD + filled);
                 let eof = filled < CHUNK && err.is_none();
-                let nl = count_nl(&buf);
+                let nl = if counting.load(Ordering::Relaxed) {
+                    count_nl(&buf[HEAD..])
+                } else {
+                    0
+                };
                 if filled > 0 && tx.send(Msg::Data(buf, nl)).is_err() {
                     return;
                 }
@@ -124,7 +236,7 @@ fn spawn_reader(mut src: Box<dyn Read + Send>) -> Result<ReaderParts> {
             }
         })
         .context("cannot start the decompression thread")?;
-    Ok((rx, recycle_tx, handle))
+    Ok((rx, recycle_tx, handle, count_lines))
 }
 
 /// Scanner result: `Incomplete` = need more bytes (the caller refills and retries from
@@ -157,22 +269,38 @@ struct Parser<'s> {
     last_thread: ((i64, i64), u32),
     text_ids: FxHashMap<String, i64>,
     scratch: String,
+    /// Worker mode (a batch of a parallel parse): top-level values and thread names are
+    /// logged for the in-order merge instead of applied.
+    log: Option<BatchLog>,
+}
+
+#[derive(Default)]
+struct BatchLog {
+    top_values: Vec<(Vec<u8>, Vec<u8>)>,
+    thread_names: Vec<(u32, Option<String>)>,
+}
+
+impl<'s> Parser<'s> {
+    fn new(store: &'s mut TraceStore, state: State, top_is_array: bool) -> Self {
+        Parser {
+            store,
+            state,
+            top_is_array,
+            saw_events: false,
+            event_index: 0,
+            thread_map: FxHashMap::default(),
+            last_thread: ((i64::MIN, i64::MIN), NONE),
+            text_ids: FxHashMap::default(),
+            scratch: String::new(),
+            log: None,
+        }
+    }
 }
 
 /// Drive the scanner over the decompressed stream.
-fn parse_stream(src: Box<dyn Read + Send>, store: &mut TraceStore) -> Result<()> {
-    let (rx, recycle, handle) = spawn_reader(src)?;
-    let mut p = Parser {
-        store,
-        state: State::Start,
-        top_is_array: false,
-        saw_events: false,
-        event_index: 0,
-        thread_map: FxHashMap::default(),
-        last_thread: ((i64::MIN, i64::MIN), NONE),
-        text_ids: FxHashMap::default(),
-        scratch: String::new(),
-    };
+fn parse_stream(src: Box<dyn Read + Send>, store: &mut TraceStore, workers: usize) -> Result<()> {
+    let (rx, recycle, handle, count_lines) = spawn_reader(src)?;
+    let mut p = Parser::new(store, State::Start, false);
     let mut buf: Vec<u8> = Vec::with_capacity(2 * CHUNK);
     let mut pos = 0usize;
     let mut nl_received = 0u64; // newlines in all bytes received so far
@@ -196,6 +324,12 @@ fn parse_stream(src: Box<dyn Read + Send>, store: &mut TraceStore) -> Result<()>
                 match p.step(&buf, pos) {
                     Ok(next) => {
                         pos = next;
+                        if workers >= 2 && p.state == State::EventsFirst {
+                            // Inside `traceEvents`: the rest goes to the parallel pass.
+                            count_lines.store(false, std::sync::atomic::Ordering::Relaxed);
+                            buf.drain(..pos);
+                            return parallel_events(&mut p, buf, &rx, &recycle, workers);
+                        }
                         continue;
                     }
                     Err(ScanErr::Syntax(at, msg)) => {
@@ -230,8 +364,8 @@ fn parse_stream(src: Box<dyn Read + Send>, store: &mut TraceStore) -> Result<()>
             match rx.recv() {
                 Ok(Msg::Data(chunk, nl)) => {
                     nl_received += nl;
-                    p.store.counts.json_bytes += chunk.len() as u64;
-                    buf.extend_from_slice(&chunk);
+                    p.store.counts.json_bytes += (chunk.len() - HEAD) as u64;
+                    buf.extend_from_slice(&chunk[HEAD..]);
                     let _ = recycle.try_send(chunk);
                 }
                 Ok(Msg::Eof) => eof = true,
@@ -246,6 +380,7 @@ fn parse_stream(src: Box<dyn Read + Send>, store: &mut TraceStore) -> Result<()>
         }
     })();
     drop(rx);
+    drop(recycle);
     let _ = handle.join();
     result?;
     if !p.top_is_array && !p.saw_events {
@@ -255,7 +390,35 @@ fn parse_stream(src: Box<dyn Read + Send>, store: &mut TraceStore) -> Result<()>
 }
 
 fn count_nl(b: &[u8]) -> u64 {
-    b.iter().filter(|&&c| c == b'\n').count() as u64
+    // SWAR: 8 bytes per step, per-byte-lane counters summed every 255 words.
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = b.chunks_exact(8);
+    let mut total = 0u64;
+    let mut acc = 0u64;
+    let mut n = 0;
+    for w in &mut words {
+        let x = u64::from_le_bytes(w.try_into().unwrap()) ^ (ONES * b'\n' as u64);
+        // High bit of each lane set iff the lane is zero (exact, no carries between lanes).
+        let zero = !(((x & LOW7) + LOW7) | x) & HIGH;
+        acc += zero >> 7;
+        n += 1;
+        if n == 255 {
+            total += lane_sum(acc);
+            acc = 0;
+            n = 0;
+        }
+    }
+    total += lane_sum(acc);
+    total + words.remainder().iter().filter(|&&c| c == b'\n').count() as u64
+}
+
+#[inline]
+fn lane_sum(acc: u64) -> u64 {
+    const PAIRS: u64 = 0x00ff_00ff_00ff_00ff;
+    let x = (acc & PAIRS) + ((acc >> 8) & PAIRS);
+    x.wrapping_mul(0x0001_0001_0001_0001) >> 48
 }
 
 #[inline]
@@ -297,14 +460,26 @@ fn scan_string(b: &[u8], i: usize) -> SR<(usize, usize, bool, usize)> {
     let start = i + 1;
     let mut j = start;
     let mut esc = false;
-    // Most strings (keys, categories, short names) are short: a byte loop beats memchr setup.
-    let fast_end = (start + 24).min(b.len());
-    while j < fast_end {
-        match b[j] {
-            b'"' => return Ok((start, j, false, j + 1)),
-            b'\\' => break,
-            _ => j += 1,
+    // Most strings (keys, categories, names) are short: test 8 bytes at a time for '"' or
+    // '\\' (SWAR, exact per byte) before paying memchr's setup.
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let fast_end = (start + 64).min(b.len());
+    while j + 8 <= fast_end {
+        let w = u64::from_le_bytes(b[j..j + 8].try_into().unwrap());
+        let q = w ^ (ONES * b'"' as u64);
+        let s = w ^ (ONES * b'\\' as u64);
+        let hits = (!(((q & LOW7) + LOW7) | q) | !(((s & LOW7) + LOW7) | s)) & HIGH;
+        if hits != 0 {
+            let k = j + (hits.trailing_zeros() / 8) as usize;
+            if b[k] == b'"' {
+                return Ok((start, k, false, k + 1));
+            }
+            // A backslash first: the loop below handles escapes from here.
+            break;
         }
+        j += 8;
     }
     loop {
         match memchr::memchr2(b'"', b'\\', &b[j..]) {
@@ -642,7 +817,11 @@ impl<'s> Parser<'s> {
                     return Ok(j + 1);
                 }
                 let end = skip_value(b, n)?;
-                self.top_value(key, &b[skip_ws(b, n)?..end]);
+                let raw = &b[skip_ws(b, n)?..end];
+                match &mut self.log {
+                    Some(log) => log.top_values.push((key.to_vec(), raw.to_vec())),
+                    None => apply_top_value(&mut self.store.meta, key, raw),
+                }
                 self.state = State::TopAfterValue;
                 Ok(end)
             }
@@ -711,9 +890,10 @@ impl<'s> Parser<'s> {
             State::Done => Ok(b.len()),
         }
     }
+}
 
-    fn top_value(&mut self, key: &[u8], raw: &[u8]) {
-        let m = &mut self.store.meta;
+fn apply_top_value(m: &mut TraceMeta, key: &[u8], raw: &[u8]) {
+    {
         let text = || {
             std::str::from_utf8(raw)
                 .ok()
@@ -744,7 +924,9 @@ impl<'s> Parser<'s> {
             _ => {}
         }
     }
+}
 
+impl<'s> Parser<'s> {
     /// Scan one event object starting at `b[i] == '{'`.
     fn scan_event<'a>(&self, b: &'a [u8], i: usize) -> SR<(Ev<'a>, usize)> {
         let mut ev = Ev::default();
@@ -1146,7 +1328,10 @@ impl<'s> Parser<'s> {
                     "thread_name" => {
                         let t = self.thread_of(&ev)?;
                         let label = self.text_of(ev.arg_name)?;
-                        self.store.threads[t as usize].thread_name = label;
+                        match &mut self.log {
+                            Some(log) => log.thread_names.push((t, label)),
+                            None => self.store.threads[t as usize].thread_name = label,
+                        }
                     }
                     "process_name" => {
                         let (pid, _) = self.id_of(ev.pid)?;
@@ -1167,6 +1352,375 @@ impl<'s> Parser<'s> {
         }
         let _ = ev.bp;
         Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Parallel pass over `traceEvents`.
+//
+// The calling thread cuts the decompressed stream into batches (about one chunk each) at
+// candidate event boundaries (`}` ws `,` ws `{`, found by a short backwards search from
+// the chunk's end; the unfinished event goes into the next chunk's head room) and hands them to
+// worker threads; each worker parses its batch into a partial store with its own
+// interner and thread table, and the calling thread merges the partial stores in file
+// order, remapping name and thread ids. Merging in order with first-appearance local ids
+// gives exactly the ids, rows and order a sequential pass gives. A cut is proven to be a
+// real boundary when the batch before it parses into whole events ending at it (by
+// induction from the array start); otherwise the caller reruns the sequential pass.
+
+struct Batch {
+    seq: u64,
+    /// The batch is `buf[range]`.
+    buf: Vec<u8>,
+    range: std::ops::Range<usize>,
+    /// First batch starts right after `[`, the others at the `,` before an event.
+    first: bool,
+    /// The last batch runs to the end of the document.
+    last: bool,
+}
+
+struct Partial {
+    store: TraceStore,
+    log: BatchLog,
+    saw_events: bool,
+}
+
+/// Parse one batch; `None` when it is not a run of whole events (or needs the sequential pass).
+fn parse_batch(batch: &Batch, top_is_array: bool) -> Option<Partial> {
+    let mut store = TraceStore::default();
+    let state = if batch.first {
+        State::EventsFirst
+    } else {
+        State::EventsNext
+    };
+    let mut p = Parser::new(&mut store, state, top_is_array);
+    p.log = Some(BatchLog::default());
+    let b = &batch.buf[batch.range.clone()];
+    let mut pos = 0;
+    while p.state != State::Done {
+        match p.step(b, pos) {
+            Ok(n) => pos = n,
+            Err(ScanErr::Incomplete) => break,
+            Err(ScanErr::Syntax(..)) => return None,
+        }
+    }
+    if !b[pos..].iter().all(|c| b" \t\r\n".contains(c)) {
+        return None;
+    }
+    let ok_end = if batch.last {
+        p.state == State::Done
+    } else {
+        p.state == State::EventsNext
+    };
+    // Text pids/tids get numbers in order of appearance across the file: sequential only.
+    if !ok_end || !p.text_ids.is_empty() {
+        return None;
+    }
+    let log = p.log.take().unwrap_or_default();
+    let saw_events = p.saw_events;
+    Some(Partial {
+        store,
+        log,
+        saw_events,
+    })
+}
+
+/// Last candidate event boundary in `b` at or after `from`: the index of the `,` in
+/// `}` ws `,` ws `{`.
+fn last_boundary(b: &[u8], from: usize) -> Option<usize> {
+    let ws = |c: u8| matches!(c, b' ' | b'\n' | b'\r' | b'\t');
+    let mut end = b.len();
+    while let Some(open) = memchr::memrchr(b'{', &b[from..end]).map(|i| i + from) {
+        end = open;
+        let mut i = open;
+        while i > from && ws(b[i - 1]) {
+            i -= 1;
+        }
+        if i == from || b[i - 1] != b',' {
+            continue;
+        }
+        let comma = i - 1;
+        let mut k = comma;
+        while k > from && ws(b[k - 1]) {
+            k -= 1;
+        }
+        if k > from && b[k - 1] == b'}' {
+            return Some(comma);
+        }
+    }
+    None
+}
+
+fn parallel_events(
+    p: &mut Parser<'_>,
+    mut carry: Vec<u8>,
+    rx: &Receiver<Msg>,
+    recycle: &SyncSender<Vec<u8>>,
+    workers: usize,
+) -> Result<()> {
+    use std::sync::{Arc, Mutex, mpsc};
+    let top_is_array = p.top_is_array;
+    let (job_tx, job_rx) = sync_channel::<Batch>(workers);
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let (res_tx, res_rx) = mpsc::channel::<(u64, Option<Partial>)>();
+    let mut merger = Merger::default();
+    for (i, t) in p.store.threads.iter().enumerate() {
+        merger.thread_map.insert((t.pid, t.tid), i as u32);
+    }
+    if !p.text_ids.is_empty() {
+        return Err(anyhow::Error::new(NeedSequential));
+    }
+    std::thread::scope(|scope| -> Result<()> {
+        for w in 0..workers {
+            let job_rx = Arc::clone(&job_rx);
+            let res_tx = res_tx.clone();
+            let recycle = recycle.clone();
+            std::thread::Builder::new()
+                .name(format!("trace-parse-{w}"))
+                .spawn_scoped(scope, move || {
+                    loop {
+                        let job = match job_rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(batch) = job else { return };
+                        let part = parse_batch(&batch, top_is_array);
+                        let _ = recycle.try_send(batch.buf);
+                        if res_tx.send((batch.seq, part)).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .context("cannot start a parse thread")?;
+        }
+        drop(res_tx);
+        // Results arrive out of order: merge them in sequence.
+        let max_in_flight = 2 * workers as u64 + 1;
+        let mut ready: std::collections::BTreeMap<u64, Option<Partial>> = Default::default();
+        let mut sent = 0u64;
+        let mut merged = 0u64;
+        let mut failed = false;
+        let mut merge_ready = |ready: &mut std::collections::BTreeMap<u64, Option<Partial>>,
+                               merged: &mut u64,
+                               p: &mut Parser<'_>|
+         -> bool {
+            while let Some(part) = ready.remove(merged) {
+                match part {
+                    Some(part) => {
+                        merger.merge(p, part);
+                        *merged += 1;
+                    }
+                    None => return false,
+                }
+            }
+            true
+        };
+        let mut eof = false;
+        while !eof && !failed {
+            // `work[start..]` = the unfinished event carried over + the new chunk.
+            let (work, start) = match rx.recv() {
+                Ok(Msg::Data(mut chunk, _)) => {
+                    p.store.counts.json_bytes += (chunk.len() - HEAD) as u64;
+                    if carry.len() <= HEAD {
+                        let start = HEAD - carry.len();
+                        chunk[start..HEAD].copy_from_slice(&carry);
+                        carry.clear();
+                        (chunk, start)
+                    } else {
+                        // An event longer than HEAD: grow the carry instead.
+                        carry.extend_from_slice(&chunk[HEAD..]);
+                        let _ = recycle.try_send(chunk);
+                        (std::mem::take(&mut carry), 0)
+                    }
+                }
+                Ok(Msg::Eof) | Err(_) => {
+                    eof = true;
+                    (std::mem::take(&mut carry), 0)
+                }
+                Ok(Msg::Err(_)) => {
+                    failed = true;
+                    break;
+                }
+            };
+            let cut = if eof {
+                Some(work.len())
+            } else {
+                last_boundary(&work, start)
+            };
+            let Some(cut) = cut else {
+                // No boundary yet (a huge event): keep accumulating.
+                carry = if start == 0 {
+                    work
+                } else {
+                    work[start..].to_vec()
+                };
+                continue;
+            };
+            carry.extend_from_slice(&work[cut..]);
+            let batch = Batch {
+                seq: sent,
+                buf: work,
+                range: start..cut,
+                first: sent == 0,
+                last: eof,
+            };
+            sent += 1;
+            if job_tx.send(batch).is_err() {
+                failed = true;
+                break;
+            }
+            // Bound the batches in flight (memory) and merge what is ready.
+            loop {
+                while let Ok((seq, part)) = res_rx.try_recv() {
+                    ready.insert(seq, part);
+                }
+                if !merge_ready(&mut ready, &mut merged, p) {
+                    failed = true;
+                    break;
+                }
+                if sent - merged < max_in_flight {
+                    break;
+                }
+                match res_rx.recv() {
+                    Ok((seq, part)) => {
+                        ready.insert(seq, part);
+                    }
+                    Err(_) => {
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+        }
+        drop(job_tx);
+        while !failed && merged < sent {
+            match res_rx.recv() {
+                Ok((seq, part)) => {
+                    ready.insert(seq, part);
+                    if !merge_ready(&mut ready, &mut merged, p) {
+                        failed = true;
+                    }
+                }
+                Err(_) => failed = true,
+            }
+        }
+        if failed || !eof {
+            return Err(anyhow::Error::new(NeedSequential));
+        }
+        Ok(())
+    })
+}
+
+#[derive(Default)]
+struct Merger {
+    thread_map: FxHashMap<(i64, i64), u32>,
+}
+
+impl Merger {
+    fn merge(&mut self, p: &mut Parser<'_>, part: Partial) {
+        let Partial {
+            store: local,
+            log,
+            saw_events,
+        } = part;
+        p.saw_events |= saw_events;
+        let g = &mut *p.store;
+        let names: Vec<NameId> = (0..local.names.len() as NameId)
+            .map(|id| g.names.intern(local.names.get(id)))
+            .collect();
+        let rn = |id: NameId| if id == NONE { NONE } else { names[id as usize] };
+        let threads: Vec<u32> = local
+            .threads
+            .iter()
+            .map(|t| {
+                *self.thread_map.entry((t.pid, t.tid)).or_insert_with(|| {
+                    g.threads.push(ThreadInfo {
+                        pid: t.pid,
+                        tid: t.tid,
+                        ..Default::default()
+                    });
+                    (g.threads.len() - 1) as u32
+                })
+            })
+            .collect();
+        let rt = |t: u32| threads[t as usize];
+        for (t, label) in log.thread_names {
+            g.threads[rt(t) as usize].thread_name = label;
+        }
+        for (key, raw) in log.top_values {
+            apply_top_value(&mut g.meta, &key, &raw);
+        }
+        g.process_names.extend(local.process_names);
+        g.process_labels.extend(local.process_labels);
+
+        let (k, lk) = (&mut g.kernels, local.kernels);
+        k.name.extend(lk.name.iter().map(|&n| rn(n)));
+        k.ts_ns.extend(lk.ts_ns);
+        k.dur_ns.extend(lk.dur_ns);
+        k.thread.extend(lk.thread.iter().map(|&t| rt(t)));
+        k.device.extend(lk.device);
+        k.stream.extend(lk.stream);
+        k.correlation.extend(lk.correlation);
+        k.external_id.extend(lk.external_id);
+        k.kind.extend(lk.kind);
+        k.grid.extend(lk.grid);
+        k.block.extend(lk.block);
+
+        let (c, lc) = (&mut g.cpu_ops, local.cpu_ops);
+        c.name.extend(lc.name.iter().map(|&n| rn(n)));
+        c.ts_ns.extend(lc.ts_ns);
+        c.dur_ns.extend(lc.dur_ns);
+        c.thread.extend(lc.thread.iter().map(|&t| rt(t)));
+        c.external_id.extend(lc.external_id);
+        c.input_dims.extend(lc.input_dims.iter().map(|&n| rn(n)));
+
+        let (a, la) = (&mut g.annotations, local.annotations);
+        a.name.extend(la.name.iter().map(|&n| rn(n)));
+        a.ts_ns.extend(la.ts_ns);
+        a.dur_ns.extend(la.dur_ns);
+        a.thread.extend(la.thread.iter().map(|&t| rt(t)));
+        a.external_id.extend(la.external_id);
+        a.on_gpu.extend(la.on_gpu);
+
+        let (l, ll) = (&mut g.launches, local.launches);
+        l.name.extend(ll.name.iter().map(|&n| rn(n)));
+        l.ts_ns.extend(ll.ts_ns);
+        l.dur_ns.extend(ll.dur_ns);
+        l.thread.extend(ll.thread.iter().map(|&t| rt(t)));
+        l.correlation.extend(ll.correlation);
+        l.external_id.extend(ll.external_id);
+        l.is_driver.extend(ll.is_driver);
+
+        let (f, lf) = (&mut g.flows, local.flows);
+        f.id.extend(lf.id);
+        f.ts_ns.extend(lf.ts_ns);
+        f.thread.extend(lf.thread.iter().map(|&t| rt(t)));
+        f.phase.extend(lf.phase);
+        f.cat.extend(lf.cat.iter().map(|&n| rn(n)));
+
+        let (f, lf) = (&mut g.frames, local.frames);
+        f.name.extend(lf.name.iter().map(|&n| rn(n)));
+        f.ts_ns.extend(lf.ts_ns);
+        f.dur_ns.extend(lf.dur_ns);
+        f.thread.extend(lf.thread.iter().map(|&t| rt(t)));
+        f.python_id.extend(lf.python_id);
+        f.parent_python_id.extend(lf.parent_python_id);
+
+        let (c, lc) = (&mut g.counts, local.counts);
+        c.total += lc.total;
+        c.kernels += lc.kernels;
+        c.memcpy += lc.memcpy;
+        c.memset += lc.memset;
+        c.cpu_ops += lc.cpu_ops;
+        c.user_annotations += lc.user_annotations;
+        c.gpu_user_annotations += lc.gpu_user_annotations;
+        c.runtime += lc.runtime;
+        c.driver += lc.driver;
+        c.python_functions += lc.python_functions;
+        c.flows += lc.flows;
+        c.metadata += lc.metadata;
+        c.other += lc.other;
+        p.event_index += lc.total;
     }
 }
 
@@ -1223,6 +1777,63 @@ mod tests {
     fn grid_triples_parse() {
         assert_eq!(dim3(Some(b"[64, 2, 1]")), [64, 2, 1]);
         assert_eq!(dim3(None), [0, 0, 0]);
+    }
+
+    #[test]
+    fn newline_counts_match_a_plain_count() {
+        let text: Vec<u8> = (0..5000u32)
+            .map(|i| {
+                if i % 7 == 0 || i % 255 == 3 {
+                    b'\n'
+                } else {
+                    (i % 200) as u8 + 11
+                }
+            })
+            .collect();
+        for len in [0, 1, 7, 8, 9, 2040, 2041, 4999, 5000] {
+            let plain = text[..len].iter().filter(|&&c| c == b'\n').count() as u64;
+            assert_eq!(count_nl(&text[..len]), plain, "first {len} bytes");
+        }
+        assert_eq!(count_nl(&[b'\n'; 3000]), 3000);
+    }
+
+    #[test]
+    fn batch_cuts_land_before_the_comma_between_two_events() {
+        let b = br#"{"a": {"x": 1}}, {"b": [{"c": 2}, {"d": 3}]},
+  {"e": 4}"#;
+        let cut = last_boundary(b, 0).unwrap();
+        assert_eq!(&b[cut..cut + 2], b",\n");
+        assert!(b[..cut].ends_with(b"]}"));
+        // Nothing before `from` is looked at.
+        assert_eq!(last_boundary(b, cut + 1), None);
+        assert_eq!(last_boundary(br#"{"a": 1}"#, 0), None);
+    }
+
+    #[test]
+    fn strings_end_at_the_first_unescaped_quote_at_any_length() {
+        for len in 0..80 {
+            let body = "x".repeat(len);
+            let text = format!("\"{body}\", \"next\"");
+            let (s, e, esc, next) = scan_string(text.as_bytes(), 0).unwrap();
+            assert_eq!(
+                (s, e, esc, next),
+                (1, 1 + len, false, 2 + len),
+                "plain, {len} bytes"
+            );
+            // An escaped quote (and backslash) at every position.
+            let text = format!("\"{body}\\\"\\\\y\" tail");
+            let (s, e, esc, _) = scan_string(text.as_bytes(), 0).unwrap();
+            assert_eq!((s, e, esc), (1, len + 6, true), "escaped at {len}");
+            let mut out = String::new();
+            unescape(&text.as_bytes()[s..e], &mut out).unwrap();
+            assert_eq!(out, format!("{body}\"\\y"));
+            // No closing quote yet: more bytes are needed.
+            let open = format!("\"{body}");
+            assert!(matches!(
+                scan_string(open.as_bytes(), 0),
+                Err(ScanErr::Incomplete)
+            ));
+        }
     }
 
     #[test]

@@ -950,13 +950,24 @@ pub fn fuse_table(
             per_stream.entry(k.stream[i as usize]).or_default().push(i);
         }
     }
-    let step_match = |st: &CompiledStep, i: u32| -> (bool, bool) {
-        let (fam, name) = &name_info[&k.name[i as usize]];
+    let step_match_name = |st: &CompiledStep, n: NameId| -> (bool, bool) {
+        let (fam, name) = &name_info[&n];
         let fam_ok = st.family.map(|f| f == *fam).unwrap_or(false);
         let fam_gate = st.family.map(|f| f == *fam).unwrap_or(true);
         let name_ok = st.name.as_ref().map(|r| r.is_match(name)).unwrap_or(true);
         (fam_gate && name_ok, fam_ok)
     };
+    // Step matches depend only on the kernel name: computed once per distinct name (dense
+    // index) instead of a hash lookup and a regex per kernel and step.
+    let distinct: Vec<NameId> = name_info.keys().copied().collect();
+    let mut dense = vec![u32::MAX; s.names.len()];
+    for (d, &n) in distinct.iter().enumerate() {
+        dense[n as usize] = d as u32;
+    }
+    let mut name_total: HashMap<NameId, i64> = HashMap::new();
+    for &i in &sk.kernels {
+        *name_total.entry(k.name[i as usize]).or_default() += k.dur_ns[i as usize];
+    }
     let mut rows = Vec::new();
     let mut not_applicable = Vec::new();
     let mut similarity = Vec::new();
@@ -968,18 +979,20 @@ pub fn fuse_table(
         let mut fused_names: HashMap<String, i64> = HashMap::new();
         for (&n, (_, c)) in &name_info {
             if catalog.fused[ei].iter().any(|r| r.is_match(c)) {
-                let t: i64 = sk
-                    .kernels
-                    .iter()
-                    .filter(|&&i| k.name[i as usize] == n)
-                    .map(|&i| k.dur_ns[i as usize])
-                    .sum();
+                let t: i64 = name_total[&n];
                 fused_t += t;
                 *fused_names.entry(short_name(c)).or_default() += t;
             }
         }
         // split evidence: adjacent occurrences
         let steps = &catalog.split[ei];
+        let memo: Vec<Vec<(bool, bool)>> = steps
+            .iter()
+            .map(|st| distinct.iter().map(|&n| step_match_name(st, n)).collect())
+            .collect();
+        let step_match = |j: usize, i: u32| -> (bool, bool) {
+            memo[j][dense[k.name[i as usize] as usize] as usize]
+        };
         let mut occ = 0u64;
         let mut split_t = 0i64;
         let mut split_names: HashMap<String, i64> = HashMap::new();
@@ -992,14 +1005,14 @@ pub fn fuse_table(
                 // Exact chain: step j+1 within `gap` kernels after step j.
                 let mut picked: Vec<usize> = Vec::with_capacity(steps.len());
                 let mut pos = i;
-                for (j, st) in steps.iter().enumerate() {
+                for j in 0..steps.len() {
                     let lim = if j == 0 {
                         i + 1
                     } else {
                         (pos + 2 + gap).min(seq.len())
                     };
                     let from = if j == 0 { i } else { pos + 1 };
-                    match (from..lim).find(|&q| step_match(st, seq[q]).0) {
+                    match (from..lim).find(|&q| step_match(j, seq[q]).0) {
                         Some(q) => {
                             picked.push(q);
                             pos = q;
@@ -1022,14 +1035,14 @@ pub fn fuse_table(
                 // Family-level chain (names ignored) for the similarity note.
                 let mut fam_prefix = 0;
                 let mut pos = i;
-                for (j, st) in steps.iter().enumerate() {
+                for j in 0..steps.len() {
                     let lim = if j == 0 {
                         i + 1
                     } else {
                         (pos + 2 + gap).min(seq.len())
                     };
                     let from = if j == 0 { i } else { pos + 1 };
-                    match (from..lim).find(|&q| step_match(st, seq[q]).1) {
+                    match (from..lim).find(|&q| step_match(j, seq[q]).1) {
                         Some(q) => {
                             fam_prefix = j + 1;
                             pos = q;

@@ -1,0 +1,193 @@
+//! The parallel reader (batches of whole events on worker threads, merged in file order)
+//! must build exactly the store the sequential pass builds.
+
+use std::path::{Path, PathBuf};
+use vllm_sota_trace::TraceStore;
+use vllm_sota_trace::reader::{
+    read_trace_bytes_with_workers, read_trace_parallel_strict, read_trace_with_workers,
+};
+
+fn fx(rel: &str) -> PathBuf {
+    vllm_sota_core::refs::fixtures_dir().join(rel)
+}
+
+/// Every column, name, thread and count compared; panics name the first difference.
+fn assert_same(a: &TraceStore, b: &TraceStore, what: &str) {
+    macro_rules! same {
+        ($($f:tt)+) => {
+            assert!(a.$($f)+ == b.$($f)+, "{what}: {} differs", stringify!($($f)+));
+        };
+    }
+    assert_eq!(a.names.len(), b.names.len(), "{what}: interned name count");
+    for id in 0..a.names.len() as u32 {
+        assert_eq!(a.names.get(id), b.names.get(id), "{what}: name id {id}");
+    }
+    assert_eq!(a.threads.len(), b.threads.len(), "{what}: thread count");
+    for (x, y) in a.threads.iter().zip(&b.threads) {
+        assert_eq!(
+            (x.pid, x.tid, &x.pid_text, &x.tid_text, &x.thread_name),
+            (y.pid, y.tid, &y.pid_text, &y.tid_text, &y.thread_name),
+            "{what}: threads"
+        );
+    }
+    same!(process_names);
+    same!(process_labels);
+    assert_eq!(
+        format!("{:?}", a.meta),
+        format!("{:?}", b.meta),
+        "{what}: meta"
+    );
+    assert_eq!(
+        format!("{:?}", a.counts),
+        format!("{:?}", b.counts),
+        "{what}: counts"
+    );
+    same!(kernels.name);
+    same!(kernels.ts_ns);
+    same!(kernels.dur_ns);
+    same!(kernels.thread);
+    same!(kernels.device);
+    same!(kernels.stream);
+    same!(kernels.correlation);
+    same!(kernels.external_id);
+    same!(kernels.kind);
+    same!(kernels.grid);
+    same!(kernels.block);
+    same!(kernels.launch);
+    same!(cpu_ops.name);
+    same!(cpu_ops.ts_ns);
+    same!(cpu_ops.dur_ns);
+    same!(cpu_ops.thread);
+    same!(cpu_ops.external_id);
+    same!(cpu_ops.input_dims);
+    same!(cpu_ops.parent);
+    same!(cpu_ops.depth);
+    same!(cpu_ops.thread_ranges);
+    same!(annotations.name);
+    same!(annotations.ts_ns);
+    same!(annotations.dur_ns);
+    same!(annotations.thread);
+    same!(annotations.external_id);
+    same!(annotations.on_gpu);
+    same!(annotations.cpu_order);
+    same!(annotations.cpu_parent);
+    same!(annotations.cpu_thread_ranges);
+    same!(launches.name);
+    same!(launches.ts_ns);
+    same!(launches.dur_ns);
+    same!(launches.thread);
+    same!(launches.correlation);
+    same!(launches.external_id);
+    same!(launches.is_driver);
+    same!(launches.cpu_op);
+    same!(launches.frame);
+    same!(launches.annotation);
+    same!(flows.id);
+    same!(flows.ts_ns);
+    same!(flows.thread);
+    same!(flows.phase);
+    same!(flows.cat);
+    same!(frames.name);
+    same!(frames.ts_ns);
+    same!(frames.dur_ns);
+    same!(frames.thread);
+    same!(frames.python_id);
+    same!(frames.parent_python_id);
+    same!(frames.parent);
+    same!(frames.thread_ranges);
+}
+
+fn check_fixture(path: &Path) {
+    let seq = read_trace_with_workers(path, 0).unwrap();
+    // Several batches of ~1 MiB: the file must be bigger than one batch to test merging.
+    assert!(
+        seq.counts.json_bytes > 3 << 20,
+        "{}: only {} bytes of JSON",
+        path.display(),
+        seq.counts.json_bytes
+    );
+    assert!(!seq.kernels.is_empty() && !seq.cpu_ops.is_empty() && !seq.launches.is_empty());
+    for workers in [2, 3] {
+        let par = read_trace_parallel_strict(path, workers).unwrap();
+        assert_same(
+            &seq,
+            &par,
+            &format!("{} with {workers} workers", path.display()),
+        );
+    }
+}
+
+#[test]
+fn parallel_and_sequential_stores_are_identical_on_the_vllm_prefill_trace() {
+    check_fixture(&fx(
+        "h200-vllm-0.26/prefill/rank0.1795957285380924090.pt.trace.json.gz",
+    ));
+}
+
+#[test]
+fn parallel_and_sequential_stores_are_identical_on_the_llama8b_decode_trace() {
+    check_fixture(&fx("h200-torch-traces/llama8b_decode.trace.json.gz"));
+}
+
+/// Event names holding `}, {` look like event boundaries to the batch cutter; a cut inside
+/// a string is caught (the batch before it does not end on a whole event) and the reader
+/// falls back to the sequential pass, so the store is still exact.
+#[test]
+fn boundary_lookalikes_inside_strings_still_give_the_sequential_store() {
+    let mut json = String::from("{\"traceEvents\": [\n");
+    let n = 40_000;
+    for i in 0..n {
+        let name = format!("op}},\\n {{ {i}");
+        json.push_str(&format!(
+            "  {{\"ph\": \"X\", \"cat\": \"kernel\", \"name\": \"k}}, {{{}\", \"pid\": 0, \"tid\": 7, \"ts\": {}.5, \"dur\": 1.25, \"args\": {{\"correlation\": {i}, \"stream\": 7, \"device\": 0, \"grid\": [1, 1, 1]}}}},\n",
+            i % 97,
+            1000 + i
+        ));
+        json.push_str(&format!(
+            "  {{\"ph\": \"X\", \"cat\": \"cpu_op\", \"name\": \"{name}\", \"pid\": 1, \"tid\": 1, \"ts\": {}, \"dur\": 0.5, \"args\": {{\"External id\": {i}}}}}{}\n",
+            1000 + i,
+            if i + 1 < n { "," } else { "" }
+        ));
+    }
+    json.push_str("], \"displayTimeUnit\": \"ms\"}\n");
+    assert!(json.len() > 3 << 20);
+    let seq = read_trace_bytes_with_workers(json.as_bytes(), "lookalikes", 0).unwrap();
+    assert_eq!(seq.kernels.len(), n);
+    assert_eq!(seq.cpu_ops.len(), n);
+    assert_eq!(seq.name(seq.kernels.name[5]), "k}, {5");
+    assert_eq!(seq.meta.display_time_unit.as_deref(), Some("ms"));
+    let par = read_trace_bytes_with_workers(json.as_bytes(), "lookalikes", 2).unwrap();
+    assert_same(&seq, &par, "lookalikes");
+    // The cutter did cut inside a string here: the parallel pass alone refuses the file.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lookalikes.json");
+    std::fs::write(&path, &json).unwrap();
+    let err = format!("{:#}", read_trace_parallel_strict(&path, 2).unwrap_err());
+    assert!(err.contains("fell back"), "{err}");
+}
+
+/// Bad JSON deep inside the events array gives the sequential pass's exact error (line
+/// and byte offset), whatever the number of workers.
+#[test]
+fn errors_are_the_same_with_and_without_workers() {
+    let mut json = String::from("{\"traceEvents\": [\n");
+    for i in 0..30_000 {
+        json.push_str(&format!(
+            "  {{\"ph\": \"X\", \"cat\": \"cpu_op\", \"name\": \"aten::mm\", \"pid\": 1, \"tid\": 1, \"ts\": {i}, \"dur\": 0.5, \"args\": {{\"External id\": {i}}}}},\n"
+        ));
+        if i == 20_000 {
+            json.push_str("  {\"ph\": \"X\", \"ts\": 1, \"dur\": oops},\n");
+        }
+    }
+    json.push_str("  {}]}\n");
+    let seq = format!(
+        "{:#}",
+        read_trace_bytes_with_workers(json.as_bytes(), "bad", 0).unwrap_err()
+    );
+    let par = format!(
+        "{:#}",
+        read_trace_bytes_with_workers(json.as_bytes(), "bad", 2).unwrap_err()
+    );
+    assert!(seq.contains("line 20003"), "{seq}");
+    assert_eq!(seq, par);
+}
