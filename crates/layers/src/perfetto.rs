@@ -61,20 +61,9 @@ pub fn duration_label(dur_ns: i64, display_time_unit: Option<&str>) -> String {
 pub fn rfc3339_utc_ns(unix_ns: i64) -> String {
     let secs = unix_ns.div_euclid(1_000_000_000);
     let nanos = unix_ns.rem_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z", sod / 3600, (sod / 60) % 60, sod % 60)
+    // The seconds part comes from the one date routine of the workspace; only the fraction is added here.
+    let whole = vllm_sota_core::layout::rfc3339_from_unix(secs);
+    format!("{}.{nanos:09}Z", whole.trim_end_matches('Z'))
 }
 
 /// Build the range for `[start_ns, end_ns)` on the trace clock.
