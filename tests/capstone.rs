@@ -17,11 +17,14 @@ use std::path::{Path, PathBuf};
 
 type Client = RunningService<RoleClient, ()>;
 
-async fn connect() -> Client {
+/// Start `vllm-sota mcp` and connect; also returns the server's pid.
+async fn connect() -> (Client, u32) {
     let cmd = tokio::process::Command::new(bin()).configure(|c| {
         c.arg("mcp").env("RUST_LOG", "warn");
     });
-    ().serve(TokioChildProcess::new(cmd).unwrap()).await.unwrap()
+    let transport = TokioChildProcess::new(cmd).unwrap();
+    let pid = transport.id().expect("server pid");
+    (().serve(transport).await.unwrap(), pid)
 }
 
 /// Call a tool; the call must succeed. Returns the structured report.
@@ -126,7 +129,7 @@ async fn a_whole_campaign_through_mcp() {
     std::fs::copy(rlcr_fixtures.join("humanize-runtime/scripts/setup-rlcr-loop.sh"), runtime.join("scripts/setup-rlcr-loop.sh")).unwrap();
     std::fs::write(runtime.join("test-knobs.env"), "").unwrap();
 
-    let client = connect().await;
+    let (client, server_pid) = connect().await;
 
     // Phase 0.
     let init = call(&client, "campaign_init", json!({
@@ -169,9 +172,10 @@ async fn a_whole_campaign_through_mcp() {
     assert!(tables.to_string().contains("tables.md"), "{tables}");
     assert!(campaign.join("analysis/round-1/root-cause.md").is_file());
 
-    // The server dies mid-round; a new one resumes from disk.
-    client.cancel().await.unwrap();
-    let client = connect().await;
+    // The server is killed mid-round (SIGKILL: no chance to clean up); a new one resumes from disk.
+    assert_eq!(unsafe { libc::kill(server_pid as i32, libc::SIGKILL) }, 0);
+    drop(client);
+    let (client, _) = connect().await;
     let status = call(&client, "campaign_status", json!({"campaign_dir": campaign})).await;
     assert_eq!(gate_state(&status, 1, "gap_decided"), "done");
     assert_eq!(gate_state(&status, 1, "root_cause_written"), "done");
