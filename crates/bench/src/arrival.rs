@@ -43,7 +43,7 @@ impl RequestRate {
 /// cumulative-summed, then rescaled so the last arrival is exactly `n / rate` (removes
 /// seed-to-seed variance of the total duration). `burstiness = inf` gives constant gaps.
 pub fn arrival_offsets(n: usize, rate: RequestRate, burstiness: f64, seed: u64) -> anyhow::Result<Vec<f64>> {
-    if !(burstiness > 0.0) {
+    if burstiness.is_nan() || burstiness <= 0.0 {
         anyhow::bail!("burstiness must be > 0 (1 = Poisson), got {burstiness}");
     }
     let Some(rate) = rate.per_second() else {

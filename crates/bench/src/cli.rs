@@ -131,7 +131,7 @@ pub fn load_config_from_args(a: &BenchLoadArgs, model: String) -> Result<LoadCon
         Some(var) => Some(std::env::var(var).with_context(|| format!("--api-key-env {var}: variable not set"))?),
         None => None,
     };
-    if !(a.timeout_s > 0.0) {
+    if a.timeout_s.is_nan() || a.timeout_s <= 0.0 {
         bail!("--timeout-s must be > 0");
     }
     let mut cfg = LoadConfig::new(a.base_url.clone(), model, workload);
@@ -219,8 +219,14 @@ pub fn report_markdown(r: &LoadReport) -> String {
 
 /// `vllm-sota bench load ARGS...`.
 pub fn bench_load_cli(args: Vec<String>) -> Result<()> {
-    let a = BenchLoadArgs::try_parse_from(std::iter::once("vllm-sota bench load".to_string()).chain(args))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let a = match BenchLoadArgs::try_parse_from(std::iter::once("vllm-sota bench load".to_string()).chain(args)) {
+        Ok(a) => a,
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+            print!("{e}");
+            return Ok(());
+        }
+        Err(e) => bail!("{e}"),
+    };
     let rt = if a.threads <= 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()?
     } else {

@@ -1,5 +1,6 @@
 //! The load client: OpenAI-compatible streaming over one pool of HTTP/1.1 keep-alive
-//! connections (hyper 1.x), precomputed arrival times, a FIFO concurrency cap,
+//! connections (the streaming path reads each response in its own task through
+//! `crate::h1`: no per-frame channel, many SSE events per `read`), precomputed arrival times, a FIFO concurrency cap,
 //! warmup, and per-request records aggregated by [`crate::metrics`].
 //!
 //! Request bodies are built before the run starts and hold only fields every engine
@@ -12,9 +13,9 @@ use crate::metrics::{GoodputSla, LoadSummary, RequestRecord, summarize};
 use crate::sse::{SseEvent, SseParser, scan_chunk, unescape_into};
 use crate::workload::{LengthStats, Prompt, TokenizerHandle, Workload};
 use anyhow::{Context, Result, bail};
+use crate::h1::{Conn, HeadError, read_body, read_head};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -193,7 +194,7 @@ fn parse_base_url(url: &str) -> Result<Target> {
 /// the pool after its response body was read to the end.
 pub struct ConnectionPool {
     authority: String,
-    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+    idle: Mutex<Vec<Conn>>,
     opened: AtomicU64,
 }
 
@@ -206,40 +207,30 @@ impl ConnectionPool {
         self.opened.load(Ordering::Relaxed)
     }
 
-    async fn get(&self) -> Result<SendRequest<Full<Bytes>>> {
+    /// An idle connection (`true`: reused) or a new one.
+    async fn get(&self) -> Result<(Conn, bool)> {
         loop {
             let candidate = self.idle.lock().unwrap().pop();
             match candidate {
-                Some(mut s) => {
-                    if s.is_closed() {
-                        continue;
-                    }
-                    if s.ready().await.is_ok() {
-                        return Ok(s);
+                Some(mut c) => {
+                    if c.idle_ok() {
+                        return Ok((c, true));
                     }
                 }
                 None => break,
             }
         }
-        let stream = tokio::net::TcpStream::connect(&self.authority)
-            .await
-            .with_context(|| format!("connecting to {}", self.authority))?;
-        stream.set_nodelay(true).ok();
-        let (sender, conn) = hyper::client::conn::http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .with_context(|| format!("HTTP handshake with {}", self.authority))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        self.opened.fetch_add(1, Ordering::Relaxed);
-        Ok(sender)
+        Ok((self.connect().await?, false))
     }
 
-    fn put(&self, s: SendRequest<Full<Bytes>>) {
-        if !s.is_closed() {
-            self.idle.lock().unwrap().push(s);
-        }
+    async fn connect(&self) -> Result<Conn> {
+        let c = Conn::connect(&self.authority).await?;
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        Ok(c)
+    }
+
+    fn put(&self, c: Conn) {
+        self.idle.lock().unwrap().push(c);
     }
 }
 
@@ -332,9 +323,8 @@ impl StreamState {
 /// Shared, immutable parts of the run.
 struct Shared {
     pool: Arc<ConnectionPool>,
-    uri: hyper::Uri,
-    authority: String,
-    auth_header: Option<String>,
+    /// Request line and headers up to (not including) `content-length`.
+    head_prefix: Vec<u8>,
     timeout: Duration,
     collect_text: bool,
 }
@@ -387,42 +377,65 @@ async fn one_request(shared: &Shared, body: Bytes, mut rec: RequestRecord, run_s
 }
 
 async fn stream_request(shared: &Shared, body: Bytes, st: &mut StreamState, rec: &mut RequestRecord) -> Result<()> {
-    let mut sender = shared.pool.get().await?;
-    let mut req = hyper::Request::post(shared.uri.clone())
-        .header(hyper::header::HOST, &shared.authority)
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .header(hyper::header::ACCEPT, "text/event-stream");
-    if let Some(a) = &shared.auth_header {
-        req = req.header(hyper::header::AUTHORIZATION, a);
-    }
-    let req = req.body(Full::new(body))?;
-    let resp = sender.send_request(req).await.context("sending request")?;
-    let status = resp.status();
-    rec.http_status = Some(status.as_u16());
-    let mut body = resp.into_body();
-    if !status.is_success() {
-        let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-        shared.pool.put(sender);
+    let mut request = Vec::with_capacity(shared.head_prefix.len() + 32 + body.len());
+    request.extend_from_slice(&shared.head_prefix);
+    request.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
+    request.extend_from_slice(&body);
+    let (mut conn, mut reused) = shared.pool.get().await?;
+    let head = loop {
+        let attempt = match conn.write_all(&request).await {
+            Ok(()) => read_head(&mut conn).await,
+            Err(e) if reused => Err(HeadError::Closed(e)),
+            Err(e) => Err(HeadError::Other(anyhow::Error::new(e).context("sending request"))),
+        };
+        match attempt {
+            Ok(h) => break h,
+            // A keep-alive connection the server had closed while idle: the request was
+            // never read; send it once more on a fresh connection.
+            Err(HeadError::Closed(_)) if reused => {
+                conn = shared.pool.connect().await?;
+                reused = false;
+            }
+            Err(HeadError::Closed(e)) => return Err(anyhow::Error::new(e).context("sending request")),
+            Err(HeadError::Other(e)) => return Err(e.context("sending request")),
+        }
+    };
+    let status = head.status;
+    rec.http_status = Some(status);
+    let head_read_at = Instant::now();
+    if !(200..300).contains(&status) {
+        let mut bytes = Vec::new();
+        let reusable = read_body(&mut conn, &head, head_read_at, |d, _| {
+            if bytes.len() < 64 << 10 {
+                bytes.extend_from_slice(d);
+            }
+            Ok(())
+        })
+        .await
+        .unwrap_or(false);
+        if reusable {
+            shared.pool.put(conn);
+        }
         let text: String = String::from_utf8_lossy(&bytes).chars().take(300).collect();
-        bail!("HTTP {}: {}", status.as_u16(), text.trim());
+        bail!("HTTP {}: {}", status, text.trim());
     }
     let mut parser = SseParser::new();
     let mut first_byte = true;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.context("stream broken")?;
-        let now = Instant::now();
-        if let Ok(data) = frame.into_data() {
-            if first_byte && !data.is_empty() {
-                rec.first_byte_ms = Some(ms(now - st.sent));
-                first_byte = false;
-            }
-            parser.feed(&data, &mut |ev| st.on_event(ev, now)).map_err(|e| anyhow::anyhow!(e))?;
+    let sent = st.sent;
+    let reusable = read_body(&mut conn, &head, head_read_at, |data, now| {
+        if first_byte && !data.is_empty() {
+            rec.first_byte_ms = Some(ms(now - sent));
+            first_byte = false;
         }
-    }
+        parser.feed(data, &mut |ev| st.on_event(ev, now)).map_err(|e| anyhow::anyhow!(e))
+    })
+    .await?;
     let now = Instant::now();
     parser.finish(&mut |ev| st.on_event(ev, now));
     // The body was read to its end: the connection is reusable.
-    shared.pool.put(sender);
+    if reusable {
+        shared.pool.put(conn);
+    }
     Ok(())
 }
 
@@ -482,17 +495,24 @@ pub async fn run_load(cfg: LoadConfig) -> Result<LoadReport> {
         bail!("max_concurrency must be >= 1");
     }
     let target = parse_base_url(&cfg.base_url)?;
-    let uri: hyper::Uri = format!("http://{}{}{}", target.authority, target.prefix, cfg.endpoint.path())
-        .parse()
-        .with_context(|| format!("base URL {:?}", cfg.base_url))?;
+    let path = format!("{}{}", target.prefix, cfg.endpoint.path());
+    if path.bytes().any(|b| b <= b' ' || b == 0x7f) || target.authority.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        bail!("base URL {:?}: spaces or control characters", cfg.base_url);
+    }
+    let mut head_prefix =
+        format!("POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\naccept: text/event-stream\r\n", target.authority);
+    if let Some(k) = &cfg.api_key {
+        if k.bytes().any(|b| b == b'\r' || b == b'\n') {
+            bail!("api key: contains a line break");
+        }
+        head_prefix.push_str(&format!("authorization: Bearer {k}\r\n"));
+    }
     let bodies: Vec<Bytes> = cfg.workload.requests.iter().map(|r| request_body(&cfg, r)).collect::<Result<_>>()?;
     let n = bodies.len();
     let offsets = arrival_offsets(n, cfg.request_rate, cfg.burstiness, cfg.seed)?;
     let shared = Arc::new(Shared {
         pool: ConnectionPool::new(target.authority.clone()),
-        uri,
-        authority: target.authority.clone(),
-        auth_header: cfg.api_key.as_ref().map(|k| format!("Bearer {k}")),
+        head_prefix: head_prefix.into_bytes(),
         timeout: cfg.request_timeout,
         collect_text: cfg.tokenizer.is_some() || cfg.keep_text,
     });

@@ -7,8 +7,10 @@
 //!   `tokenizer.json` (exact input lengths) and the normalized JSONL workload.
 //! - [`arrival`]: `inf` or a rate with gamma burstiness, precomputed absolute times.
 //! - [`sse`]: split-read-safe SSE parsing and an exact, allocation-free chunk scanner.
-//! - [`client`]: [`client::run_load`], HTTP/1.1 keep-alive pool (hyper 1.x), per-request
-//!   records; [`metrics`]: their aggregation into
+//! - [`client`]: [`client::run_load`], HTTP/1.1 keep-alive pool, per-request records;
+//!   the streaming path reads responses with `h1` (private: a lean HTTP/1.1 reader over
+//!   `tokio::net::TcpStream` with in-place chunked decoding; hyper serves `sim` and the
+//!   readiness probes); [`metrics`]: their aggregation into
 //!   [`vllm_sota_core::results::MetricsRow`] (absent = not measured, never 0).
 //! - [`import`]: `vllm bench serve` JSON, `sglang.bench_serving` JSONL (bare `Infinity`),
 //!   TensorRT-LLM `benchmark_serving` JSON, AIPerf export → the same row.
@@ -20,6 +22,7 @@
 pub mod arrival;
 pub mod cli;
 pub mod client;
+mod h1;
 pub mod import;
 pub mod metrics;
 pub mod rng;

@@ -175,7 +175,7 @@ impl GoodputSla {
         for part in s.split([' ', ',']).filter(|p| !p.is_empty()) {
             let (k, v) = part.split_once(':').ok_or_else(|| anyhow::anyhow!("goodput {part:?}: expected KEY:MS"))?;
             let v: f64 = v.parse().map_err(|_| anyhow::anyhow!("goodput {part:?}: {v:?} is not a number"))?;
-            if !(v >= 0.0) {
+            if v.is_nan() || v < 0.0 {
                 anyhow::bail!("goodput {part:?}: must be >= 0");
             }
             match k {

@@ -12,7 +12,7 @@
 //!   allocation-free JSON walker: a key name inside a string value cannot fool it,
 //!   and malformed JSON is an error, never a guess.
 
-use memchr::{memchr, memchr2};
+use memchr::memchr;
 
 /// Longest line we buffer before declaring the stream malformed.
 const MAX_PENDING: usize = 64 << 20;
@@ -76,8 +76,29 @@ impl SseParser {
             }
         }
         while let Some(nl) = memchr(b'\n', bytes) {
-            self.line(&bytes[..nl], on_event);
-            bytes = &bytes[nl + 1..];
+            let line = &bytes[..nl];
+            let rest = &bytes[nl + 1..];
+            // Fast path (the common shape): a lone `data:` line followed by its blank line
+            // in the same read is dispatched straight from the input, without copying.
+            if self.data_lines == 0 && !self.has_event && line.starts_with(b"data:") {
+                let blank = if rest.first() == Some(&b'\n') {
+                    1
+                } else if rest.starts_with(b"\r\n") {
+                    2
+                } else {
+                    0
+                };
+                if blank > 0 {
+                    let v = &line[5..];
+                    let v = v.strip_prefix(b" ").unwrap_or(v);
+                    let v = v.strip_suffix(b"\r").unwrap_or(v);
+                    on_event(SseEvent { event: None, data: v });
+                    bytes = &rest[blank..];
+                    continue;
+                }
+            }
+            self.line(line, on_event);
+            bytes = rest;
         }
         if !bytes.is_empty() {
             self.pending.extend_from_slice(bytes);
@@ -198,6 +219,16 @@ impl std::fmt::Display for ScanError {
     }
 }
 
+const QUOTES: u64 = 0x2222_2222_2222_2222;
+const BACKSLASHES: u64 = 0x5c5c_5c5c_5c5c_5c5c;
+
+/// 0x80 in every byte of `v` that is zero, 0 elsewhere (exact: no false positives).
+#[inline]
+fn zero_bytes(v: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    !(((v & LOW7).wrapping_add(LOW7)) | v | LOW7)
+}
+
 struct Cur<'a> {
     b: &'a [u8],
     i: usize,
@@ -229,22 +260,38 @@ impl<'a> Cur<'a> {
         }
     }
     /// A string's raw contents (between the quotes, escapes untouched).
+    #[inline]
     fn string(&mut self) -> R<&'a [u8]> {
         self.expect(b'"', "expected a string")?;
         let start = self.i;
+        let b = self.b;
         loop {
-            match memchr2(b'"', b'\\', &self.b[self.i..]) {
+            // Eight bytes at a time (SWAR): find the first '"' or '\\'.
+            while self.i + 8 <= b.len() {
+                let word = u64::from_le_bytes(b[self.i..self.i + 8].try_into().expect("8 bytes"));
+                let hits = zero_bytes(word ^ QUOTES) | zero_bytes(word ^ BACKSLASHES);
+                if hits == 0 {
+                    self.i += 8;
+                } else {
+                    self.i += (hits.trailing_zeros() / 8) as usize;
+                    break;
+                }
+            }
+            // The tail (or the byte the word scan stopped at).
+            while self.i < b.len() && b[self.i] != b'"' && b[self.i] != b'\\' {
+                self.i += 1;
+            }
+            match b.get(self.i) {
                 None => return self.err("unterminated string"),
-                Some(k) => {
-                    let at = self.i + k;
-                    if self.b[at] == b'"' {
-                        self.i = at + 1;
-                        return Ok(&self.b[start..at]);
-                    }
-                    if at + 1 >= self.b.len() {
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(&b[start..self.i - 1]);
+                }
+                Some(_) => {
+                    if self.i + 1 >= b.len() {
                         return self.err("unterminated escape");
                     }
-                    self.i = at + 2;
+                    self.i += 2;
                 }
             }
         }
@@ -602,5 +649,29 @@ mod tests {
         let mut s = String::new();
         unescape_into(br#"caf\u00e9 \ud83d\ude00 \n\t\/"#, &mut s);
         assert_eq!(s, "café 😀 \n\t/");
+    }
+}
+
+#[cfg(test)]
+mod string_scan_tests {
+    use super::*;
+
+    #[test]
+    fn word_scan_finds_quotes_and_escapes_at_every_offset() {
+        for len in 0..40 {
+            for esc_at in [None, Some(0usize), Some(7), Some(8), Some(15), Some(33)] {
+                let mut body: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                if let Some(e) = esc_at.filter(|e| *e < len) {
+                    body.insert(e, b'\\');
+                    body.insert(e + 1, b'"');
+                }
+                let json = [&b"{\"text\":\""[..], &body, b"\",\"x\":1}"].concat();
+                let c = scan_chunk(&json).unwrap_or_else(|e| panic!("len {len} esc {esc_at:?}: {e}"));
+                assert_eq!(c.text, None); // top-level "text" is not a choice field
+                let json2 = [&b"{\"choices\":[{\"text\":\""[..], &body, b"\"}]}"].concat();
+                assert_eq!(scan_chunk(&json2).unwrap().text, Some(&body[..]));
+            }
+        }
+        assert!(scan_chunk(b"{\"choices\":[{\"text\":\"abcdefghijklmnop\\").is_err());
     }
 }

@@ -154,11 +154,11 @@ fn faults_5xx_malformed_and_error_events_fail_with_reasons() {
     for r in &rep.records {
         let n = r.index as u64 + 1;
         let err = r.error.as_deref().unwrap_or("");
-        if n % 4 == 0 {
+        if n.is_multiple_of(4) {
             assert!(err.starts_with("HTTP 500"), "#{n}: {err}");
-        } else if n % 5 == 0 {
+        } else if n.is_multiple_of(5) {
             assert!(err.contains("malformed SSE data"), "#{n}: {err}");
-        } else if n % 7 == 0 {
+        } else if n.is_multiple_of(7) {
             assert!(err.contains("injected engine error"), "#{n}: {err}");
         } else {
             assert!(r.success, "#{n}: {err}");
@@ -256,9 +256,11 @@ fn knobs_change_simulated_performance() {
     let ttft = |budget: usize| {
         let mut cfg = fast_cfg(Framework::Vllm);
         cfg.max_num_batched_tokens = budget;
-        cfg.step_base_us = 10_000.0;
+        cfg.step_base_us = 30_000.0;
         let sim = Sim::start(cfg).unwrap();
-        let rep = run_load_blocking(load(&sim, random(4, 1000, 2, false, 5)), 1).unwrap();
+        let mut c = load(&sim, random(4, 1000, 2, false, 5));
+        c.warmup_requests = 4; // the server tokenizes each prompt once; measured requests skip it
+        let rep = run_load_blocking(c, 1).unwrap();
         rep.summary.distributions["ttft"].mean
     };
     let (small, large) = (ttft(256), ttft(8192));
@@ -344,7 +346,12 @@ fn warmup_is_excluded_and_live_poisson_arrivals_pass_a_dispersion_test() {
     assert_eq!(rep.summary.row.extra.get("schedule_lag_p50_ms"), Some(&lag.p50));
 }
 
+/// Needs an optimized build and CPU to spare: in a debug build on a shared 2-core machine
+/// the client thread is starved (run-queue waits of 100+ ms) and the test would measure
+/// the machine, not the client. Run with
+/// `cargo test --release -p vllm-sota-bench --test sim_client -- --include-ignored timing`.
 #[test]
+#[cfg_attr(debug_assertions, ignore = "needs an optimized build: cargo test --release -p vllm-sota-bench --test sim_client -- --include-ignored timing")]
 fn timing_matches_ground_truth_within_one_percent_at_1000_streams() {
     // 1,000 streams in flight at once: sends paced at 1,000/s (a burst of 1,000 writes in a
     // debug build would be measured as server-side queueing, not client accuracy), each
@@ -380,7 +387,7 @@ fn timing_matches_ground_truth_within_one_percent_at_1000_streams() {
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let p50 = |v: &[f64]| vllm_sota_bench::metrics::percentile_unsorted(v, 50.0);
-    if std::env::var("DIAG").is_ok() {
+    {
         // Offset-free delays: send → server arrival, server first token → client receipt.
         let mut pre = vec![];
         let mut post = vec![];
@@ -402,9 +409,7 @@ fn timing_matches_ground_truth_within_one_percent_at_1000_streams() {
         for (stat, cv, sv) in [("mean", mean(c), mean(s)), ("p50", p50(c), p50(s))] {
             let rel = (cv - sv).abs() / sv;
             eprintln!("{name} {stat}: client {cv:.3} ms, server {sv:.3} ms, diff {:.3}%", rel * 100.0);
-            if std::env::var("DIAG").is_err() {
-                assert!(rel < 0.01, "{name} {stat}: client {cv:.3} vs server {sv:.3} ({:.2}%)", rel * 100.0);
-            }
+            assert!(rel < 0.01, "{name} {stat}: client {cv:.3} vs server {sv:.3} ({:.2}%)", rel * 100.0);
         }
     }
 }

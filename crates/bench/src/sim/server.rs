@@ -573,7 +573,7 @@ async fn generate(st: Arc<State>, req: Request<Incoming>, arrival: Instant, chat
         .and_then(|o| o.get("include_usage"))
         .and_then(|b| b.as_bool())
         .unwrap_or(false);
-    if st.cfg.faults.error_5xx_every.is_some_and(|k| n % k == 0) {
+    if st.cfg.faults.error_5xx_every.is_some_and(|k| n.is_multiple_of(k)) {
         st.push_gt(refuse(500, "http_500"));
         return json_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error (injected fault)", "InternalServerError");
     }
@@ -635,7 +635,7 @@ impl Formatter {
     fn new(st: &State, id: &str, chat: bool, n: u64) -> Formatter {
         let object = if chat { "chat.completion.chunk" } else { "text_completion" };
         let head = format!(r#"{{"id":"{id}","object":"{object}","created":{},"model":{},"#, st.created, st.model_json).into_bytes();
-        let every = |k: Option<u64>| k.is_some_and(|k| n % k == 0);
+        let every = |k: Option<u64>| k.is_some_and(|k| n.is_multiple_of(k));
         Formatter {
             head,
             chat,
@@ -655,7 +655,7 @@ impl Formatter {
     }
 
     fn token_chunk(&self, out: &mut BytesMut, word: &str, index: u64, last: bool) {
-        if self.comment_every > 0 && index > 0 && index % self.comment_every == 0 {
+        if self.comment_every > 0 && index > 0 && index.is_multiple_of(self.comment_every) {
             out.put_slice(b": keep-alive\n\n");
         }
         out.put_slice(b"data: ");
