@@ -7,7 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo test --workspace --all-targets --locked
+# Plain `cargo test` also builds every example at target/debug/examples/<name>: the fairbench
+# end-to-end tests launch sim-serve and the job runner from there.
+cargo test --workspace --locked
 
 need_external() {
   if command -v "$1" >/dev/null 2>&1; then return 0; fi
