@@ -1001,18 +1001,18 @@ pub fn fuse_table(
         let gap = e.max_between;
         for seq in per_stream.values() {
             let mut i = 0;
-            while i < seq.len() {
-                // Exact chain: step j+1 within `gap` kernels after step j.
-                let mut picked: Vec<usize> = Vec::with_capacity(steps.len());
+            // Positions of the longest chain of pattern steps starting at seq[i]: step j+1
+            // within `gap` kernels after step j, matched by name (exact) or by family only.
+            let chain = |i: usize, exact: bool| -> Vec<usize> {
+                let mut picked = Vec::with_capacity(steps.len());
                 let mut pos = i;
                 for j in 0..steps.len() {
-                    let lim = if j == 0 {
-                        i + 1
-                    } else {
-                        (pos + 2 + gap).min(seq.len())
+                    let (from, lim) = if j == 0 { (i, i + 1) } else { (pos + 1, (pos + 2 + gap).min(seq.len())) };
+                    let hit = |q: usize| {
+                        let (by_name, by_family) = step_match(j, seq[q]);
+                        if exact { by_name } else { by_family }
                     };
-                    let from = if j == 0 { i } else { pos + 1 };
-                    match (from..lim).find(|&q| step_match(j, seq[q]).0) {
+                    match (from..lim).find(|&q| hit(q)) {
                         Some(q) => {
                             picked.push(q);
                             pos = q;
@@ -1020,6 +1020,10 @@ pub fn fuse_table(
                         None => break,
                     }
                 }
+                picked
+            };
+            while i < seq.len() {
+                let picked = chain(i, true);
                 if picked.len() == steps.len() {
                     occ += 1;
                     for &q in &picked {
@@ -1029,27 +1033,11 @@ pub fn fuse_table(
                             .entry(short_name(&name_info[&k.name[kk]].1))
                             .or_default() += k.dur_ns[kk];
                     }
-                    i = pos + 1;
+                    i = picked[picked.len() - 1] + 1;
                     continue;
                 }
                 // Family-level chain (names ignored) for the similarity note.
-                let mut fam_prefix = 0;
-                let mut pos = i;
-                for j in 0..steps.len() {
-                    let lim = if j == 0 {
-                        i + 1
-                    } else {
-                        (pos + 2 + gap).min(seq.len())
-                    };
-                    let from = if j == 0 { i } else { pos + 1 };
-                    match (from..lim).find(|&q| step_match(j, seq[q]).1) {
-                        Some(q) => {
-                            fam_prefix = j + 1;
-                            pos = q;
-                        }
-                        None => break,
-                    }
-                }
+                let fam_prefix = chain(i, false).len();
                 if fam_prefix == steps.len() && steps.iter().any(|s| s.name.is_some()) {
                     family_only_full += 1;
                 }
