@@ -192,30 +192,28 @@ pub fn interpret(root: &Value, rules: &LayerRules) -> ConfigLayers {
                 evidence.push(format!("decoder config read from `{k}`"));
             }
     let model_type = cfg.get("model_type").or_else(|| root.get("model_type")).and_then(Value::as_str).map(str::to_string);
+    // Without a usable layer count the layers come from the trace alone, untyped.
+    let untyped = |model_type, evidence, problem: String| ConfigLayers {
+        model_type,
+        num_layers: None,
+        types: vec![],
+        layer_types: vec![],
+        mtp_layers: 0,
+        evidence,
+        problem: Some(problem),
+    };
     let Some((count_key, count_value)) = first(cfg, &rules.layer_count_keys) else {
-        return ConfigLayers {
+        return untyped(
             model_type,
-            num_layers: None,
-            types: vec![],
-            layer_types: vec![],
-            mtp_layers: 0,
             evidence,
-            problem: Some(format!(
+            format!(
                 "the config names no layer count (looked for {}): layers are found from the trace alone and shown untyped",
                 rules.layer_count_keys.join(", ")
-            )),
-        };
+            ),
+        );
     };
     let Some(n) = as_count(count_value).filter(|&n| n > 0) else {
-        return ConfigLayers {
-            model_type,
-            num_layers: None,
-            types: vec![],
-            layer_types: vec![],
-            mtp_layers: 0,
-            evidence,
-            problem: Some(format!("`{count_key}` is {count_value}, not a positive integer: layers are shown untyped")),
-        };
+        return untyped(model_type, evidence, format!("`{count_key}` is {count_value}, not a positive integer: layers are shown untyped"));
     };
     evidence.push(format!("{count_key}={n}"));
     let mut problems: Vec<String> = vec![];
