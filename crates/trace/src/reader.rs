@@ -878,7 +878,18 @@ impl<'s> Parser<'s> {
                         ),
                     ));
                 }
-                let (ev, end) = self.scan_event(b, i)?;
+                let fast = KINETO_FAST_PATH.load(std::sync::atomic::Ordering::Relaxed);
+                if fast && let Some(end) = self.python_frame_kineto(b, i) {
+                    self.store.counts.total += 1;
+                    self.event_index += 1;
+                    self.state = State::EventsNext;
+                    return Ok(end);
+                }
+                let kineto = if fast { scan_event_kineto(b, i) } else { None };
+                let (ev, end) = match kineto {
+                    Some(hit) => hit,
+                    None => self.scan_event(b, i)?,
+                };
                 self.store.counts.total += 1;
                 let idx = self.event_index;
                 self.event_index += 1;
@@ -923,6 +934,300 @@ fn apply_top_value(m: &mut TraceMeta, key: &[u8], raw: &[u8]) {
             }
             _ => {}
         }
+    }
+}
+
+/// Whether events in Kineto's exact layout take the fast paths ([`scan_event_kineto`],
+/// `Parser::python_frame_kineto`). Always on, except in the test that proves both ways
+/// build the same store.
+static KINETO_FAST_PATH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+#[doc(hidden)]
+pub fn set_kineto_fast_path(on: bool) {
+    KINETO_FAST_PATH.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Literal runs of Kineto's `ChromeTraceLogger` layout (see [`scan_event_kineto`]).
+mod kineto {
+    pub const HEAD_X: &[u8] = b"{\n    \"ph\": \"X\", \"cat\": \"";
+    pub const HEAD_PYTHON: &[u8] =
+        b"{\n    \"ph\": \"X\", \"cat\": \"python_function\", \"name\": \"";
+    pub const NAME: &[u8] = b"\", \"name\": \"";
+    pub const PID: &[u8] = b"\", \"pid\": ";
+    pub const TID: &[u8] = b", \"tid\": ";
+    pub const TS: &[u8] = b",\n    \"ts\": ";
+    pub const DUR: &[u8] = b", \"dur\": ";
+    pub const ARGS: &[u8] = b",\n    \"args\": ";
+    pub const PY_PARENT: &[u8] = b"{\n      \"Python parent id\": ";
+    pub const PY_ID: &[u8] = b", \"Python id\": ";
+    pub const EV_IDX: &[u8] = b", \"Ev Idx\": ";
+    pub const PY_TAIL: &[u8] = b"\n    }\n  }";
+}
+
+/// `b[j..]` starts with `l`: the index after it.
+#[inline(always)]
+fn lit(b: &[u8], j: usize, l: &[u8]) -> Option<usize> {
+    (b.get(j..j + l.len())? == l).then_some(j + l.len())
+}
+
+/// A number with the same byte set the general scanner accepts; it must be followed by a
+/// byte (so a number cut by the buffer end goes to the general path).
+#[inline(always)]
+fn num_at(b: &[u8], j: usize) -> Option<(&[u8], usize)> {
+    let mut k = j;
+    while k < b.len() && matches!(b[k], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+        k += 1;
+    }
+    (k > j && k < b.len()).then(|| (&b[j..k], k))
+}
+
+/// The byte after a number: it must end the number the general scanner would take
+/// (which also accepts `-+.eE` anywhere in the run).
+#[inline(always)]
+fn ends_number(b: &[u8], k: usize) -> Option<()> {
+    let next = *b.get(k)?;
+    (!matches!(next, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')).then_some(())
+}
+
+/// The run of ASCII digits at `b[k..]`: (its value, its length); `None` on `i64`
+/// overflow. Eight digits per step (SWAR), the way a 13-digit timestamp is mostly read.
+#[inline(always)]
+fn digits_at(b: &[u8], k: usize) -> Option<(i64, usize)> {
+    const POW10: [i64; 9] = [
+        1,
+        10,
+        100,
+        1_000,
+        10_000,
+        100_000,
+        1_000_000,
+        10_000_000,
+        100_000_000,
+    ];
+    let mut k = k;
+    let start = k;
+    let mut v: i64 = 0;
+    while let Some(word) = b.get(k..k + 8) {
+        // Lane values 0..=9 exactly for '0'..='9'; the first lane >= 10 ends the run
+        // (carries only move toward later lanes, so the lowest flagged lane is exact).
+        let t = u64::from_le_bytes(word.try_into().unwrap()) ^ 0x3030_3030_3030_3030;
+        let not_digit = (t.wrapping_add(0x7676_7676_7676_7676) | t) & 0x8080_8080_8080_8080;
+        let n = if not_digit == 0 {
+            8
+        } else {
+            (not_digit.trailing_zeros() / 8) as usize
+        };
+        if n > 0 {
+            // Keep the n digits as the top lanes (zeros below act as leading zeros),
+            // then combine pairs, quads and octets.
+            let mut d = t << (8 * (8 - n));
+            d = d.wrapping_mul(10 * 256 + 1) >> 8;
+            d = (d & 0x00FF_00FF_00FF_00FF).wrapping_mul(100 * 65_536 + 1) >> 16;
+            d = (d & 0x0000_FFFF_0000_FFFF).wrapping_mul(10_000 * (1 << 32) + 1) >> 32;
+            v = v
+                .checked_mul(POW10[n])?
+                .checked_add((d & 0xFFFF_FFFF) as i64)?;
+            k += n;
+        }
+        if n < 8 {
+            return Some((v, k - start));
+        }
+    }
+    while let Some(&c) = b.get(k) {
+        if !c.is_ascii_digit() {
+            break;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as i64)?;
+        k += 1;
+    }
+    Some((v, k - start))
+}
+
+/// `-?[0-9]+` at `j`, scanned and converted in one pass: the value [`parse_i64`] gives
+/// for the same text. `None` for anything else (the general path then decides).
+#[inline(always)]
+fn int_at(b: &[u8], j: usize) -> Option<(i64, usize)> {
+    let neg = b.get(j) == Some(&b'-');
+    let start = j + neg as usize;
+    let (v, n) = digits_at(b, start)?;
+    if n == 0 {
+        return None;
+    }
+    let k = start + n;
+    ends_number(b, k)?;
+    Some((if neg { -v } else { v }, k))
+}
+
+/// `-?[0-9]+(\.[0-9]+)?` microseconds at `j` as nanoseconds, in one pass: the value
+/// [`us_to_ns`] gives for the same text. `None` for anything else (exponents...).
+#[inline(always)]
+fn micros_at(b: &[u8], j: usize) -> Option<(i64, usize)> {
+    let neg = b.get(j) == Some(&b'-');
+    let start = j + neg as usize;
+    let (int, n) = digits_at(b, start)?;
+    if n == 0 {
+        return None;
+    }
+    let mut k = start + n;
+    let mut frac: i64 = 0;
+    let mut digits = 0;
+    let mut round_up = false;
+    if b.get(k) == Some(&b'.') {
+        k += 1;
+        let frac_start = k;
+        while let Some(&c) = b.get(k) {
+            if !c.is_ascii_digit() {
+                break;
+            }
+            if digits < 3 {
+                frac = frac * 10 + (c - b'0') as i64;
+                digits += 1;
+            } else if digits == 3 {
+                round_up = c >= b'5';
+                digits += 1;
+            }
+            k += 1;
+        }
+        if k == frac_start {
+            return None;
+        }
+    }
+    ends_number(b, k)?;
+    while digits < 3 {
+        frac *= 10;
+        digits += 1;
+    }
+    let mut ns = int.checked_mul(1000)?.checked_add(frac)?;
+    if round_up {
+        ns += 1;
+    }
+    Some((if neg { -ns } else { ns }, k))
+}
+
+/// String contents from just past the opening quote: (contents, has escapes, index of the
+/// closing quote).
+#[inline(always)]
+fn string_at(b: &[u8], j: usize) -> Option<(&[u8], bool, usize)> {
+    let (s, e, esc, _) = scan_string(b, j - 1).ok()?;
+    Some((&b[s..e], esc, e))
+}
+
+/// Fast path for a complete event in exactly the layout torch's Kineto writer emits
+/// (`ChromeTraceLogger`: fixed key order and whitespace, see the fixtures):
+///
+/// ```text
+/// {
+///     "ph": "X", "cat": "…", "name": "…", "pid": N, "tid": N,
+///     "ts": T, "dur": D,
+///     "args": {
+///       …
+///     }
+///   }
+/// ```
+///
+/// Literal runs are compared instead of scanned key by key, and `python_function` args
+/// (the bulk of a `with_stack` trace) are matched as one template. Any deviation (other
+/// whitespace or key order, text pids, a missing field, the buffer ending mid-event)
+/// returns `None` and the general scanner reads the same event from the same byte, so
+/// the fields found, and hence the store, are the same either way.
+#[inline]
+fn scan_event_kineto(b: &[u8], i: usize) -> Option<(Ev<'_>, usize)> {
+    use kineto::*;
+    let mut j = lit(b, i, HEAD_X)?;
+    let (cat, cat_esc, e) = string_at(b, j)?;
+    if cat_esc {
+        return None;
+    }
+    j = lit(b, e, NAME)?;
+    let (name, name_esc, e) = string_at(b, j)?;
+    j = lit(b, e, PID)?;
+    let (pid, e) = num_at(b, j)?;
+    j = lit(b, e, TID)?;
+    let (tid, e) = num_at(b, j)?;
+    j = lit(b, e, TS)?;
+    let (ts, e) = num_at(b, j)?;
+    j = lit(b, e, DUR)?;
+    let (dur, e) = num_at(b, j)?;
+    j = lit(b, e, ARGS)?;
+    let mut ev = Ev {
+        ph: b'X',
+        cat,
+        name: Some(Val::Str(name, name_esc)),
+        pid: Some(Val::Num(pid)),
+        tid: Some(Val::Num(tid)),
+        ts: Some(Val::Num(ts)),
+        dur: Some(Val::Num(dur)),
+        ..Default::default()
+    };
+    if cat == b"python_function" {
+        if let Some(k) = lit(b, j, PY_PARENT) {
+            let (parent, k) = match lit(b, k, b"null") {
+                Some(k) => (None, k),
+                None => {
+                    let (n, k) = num_at(b, k)?;
+                    (Some(n), k)
+                }
+            };
+            let k = lit(b, k, PY_ID)?;
+            let (id, k) = num_at(b, k)?;
+            let k = lit(b, k, EV_IDX)?;
+            let (_, k) = num_at(b, k)?;
+            let k = lit(b, k, PY_TAIL)?;
+            ev.python_parent = parent;
+            ev.python_id = Some(id);
+            return Some((ev, k));
+        }
+    }
+    // Other args: the general args scanner, then the event's closing brace.
+    let k = scan_args_of(b, j, &mut ev, 0).ok()?;
+    let k = skip_ws(b, k).ok()?;
+    (b[k] == b'}').then_some((ev, k + 1))
+}
+
+impl<'s> Parser<'s> {
+    /// A `python_function` event in Kineto's layout, parsed and stored in one go (they are
+    /// nine in ten events of a `with_stack` trace). `None` (nothing stored) on any
+    /// deviation, including values the general path would read differently or reject
+    /// (escaped names, non-integer ids): the general path then reads the event.
+    #[inline]
+    fn python_frame_kineto(&mut self, b: &[u8], i: usize) -> Option<usize> {
+        use kineto::*;
+        let j = lit(b, i, HEAD_PYTHON)?;
+        let (name, escaped, e) = string_at(b, j)?;
+        if escaped {
+            return None;
+        }
+        let j = lit(b, e, PID)?;
+        let (pid, j) = int_at(b, j)?;
+        let j = lit(b, j, TID)?;
+        let (tid, j) = int_at(b, j)?;
+        let j = lit(b, j, TS)?;
+        let (ts, j) = micros_at(b, j)?;
+        let j = lit(b, j, DUR)?;
+        let (dur, j) = micros_at(b, j)?;
+        let j = lit(b, j, ARGS)?;
+        let j = lit(b, j, PY_PARENT)?;
+        let (parent, j) = match lit(b, j, b"null") {
+            Some(j) => (-1, j),
+            None => int_at(b, j)?,
+        };
+        let j = lit(b, j, PY_ID)?;
+        let (python_id, j) = int_at(b, j)?;
+        let j = lit(b, j, EV_IDX)?;
+        let (_, j) = int_at(b, j)?;
+        let end = lit(b, j, PY_TAIL)?;
+        // Past this point nothing can fail except invalid UTF-8, checked before storing.
+        let name = self.store.names.intern_bytes(name)?;
+        let thread = self.numeric_thread(pid, tid);
+        let f = &mut self.store.frames;
+        f.name.push(name);
+        f.ts_ns.push(ts);
+        f.dur_ns.push(dur);
+        f.thread.push(thread);
+        f.python_id.push(python_id);
+        f.parent_python_id.push(parent);
+        self.store.counts.python_functions += 1;
+        Some(end)
     }
 }
 
@@ -1023,6 +1328,13 @@ impl<'s> Parser<'s> {
     }
 
     fn scan_args<'a>(&self, b: &'a [u8], i: usize, ev: &mut Ev<'a>) -> SR<usize> {
+        scan_args_of(b, i, ev, self.event_index)
+    }
+}
+
+/// The `args` object of an event (`event_index` only names the event in errors).
+fn scan_args_of<'a>(b: &'a [u8], i: usize, ev: &mut Ev<'a>, event_index: u64) -> SR<usize> {
+    {
         let mut j = skip_ws(b, i)?;
         if b[j] != b'{' {
             return skip_value(b, j);
@@ -1038,7 +1350,7 @@ impl<'s> Parser<'s> {
                     j,
                     format!(
                         "expected a key in args of traceEvents[{}], found {}",
-                        self.event_index,
+                        event_index,
                         show(b[j])
                     ),
                 ));
@@ -1091,7 +1403,7 @@ impl<'s> Parser<'s> {
                         j,
                         format!(
                             "expected ',' or '}}' in args of traceEvents[{}], found {}",
-                            self.event_index,
+                            event_index,
                             show(c)
                         ),
                     ));
@@ -1099,7 +1411,9 @@ impl<'s> Parser<'s> {
             }
         }
     }
+}
 
+impl<'s> Parser<'s> {
     fn text_of(&mut self, v: Option<Val<'_>>) -> std::result::Result<Option<String>, String> {
         match v {
             Some(Val::Str(s, esc)) => {
@@ -1155,12 +1469,31 @@ impl<'s> Parser<'s> {
         }
     }
 
+    /// The thread table index of numeric (pid, tid).
+    #[inline]
+    fn numeric_thread(&mut self, pid: i64, tid: i64) -> u32 {
+        if self.last_thread.0 == (pid, tid) {
+            return self.last_thread.1;
+        }
+        self.thread_index(pid, tid, None, None)
+    }
+
     fn thread_of(&mut self, ev: &Ev<'_>) -> std::result::Result<u32, String> {
         let (pid, pid_text) = self.id_of(ev.pid)?;
         let (tid, tid_text) = self.id_of(ev.tid)?;
+        Ok(self.thread_index(pid, tid, pid_text, tid_text))
+    }
+
+    fn thread_index(
+        &mut self,
+        pid: i64,
+        tid: i64,
+        pid_text: Option<String>,
+        tid_text: Option<String>,
+    ) -> u32 {
         let key = (pid, tid);
         if self.last_thread.0 == key {
-            return Ok(self.last_thread.1);
+            return self.last_thread.1;
         }
         let idx = match self.thread_map.get(&key) {
             Some(&i) => i,
@@ -1178,7 +1511,7 @@ impl<'s> Parser<'s> {
             }
         };
         self.last_thread = (key, idx);
-        Ok(idx)
+        idx
     }
 
     fn ingest(&mut self, ev: Ev<'_>) -> std::result::Result<(), String> {
@@ -1388,6 +1721,17 @@ struct Partial {
 /// Parse one batch; `None` when it is not a run of whole events (or needs the sequential pass).
 fn parse_batch(batch: &Batch, top_is_array: bool) -> Option<Partial> {
     let mut store = TraceStore::default();
+    // Room for as many Python frames as the batch could hold (Kineto writes at least
+    // ~200 bytes per frame): the columns do not regrow, and memory only gets touched
+    // where rows land.
+    let frames = batch.range.len() / 200;
+    let f = &mut store.frames;
+    f.name.reserve(frames);
+    f.ts_ns.reserve(frames);
+    f.dur_ns.reserve(frames);
+    f.thread.reserve(frames);
+    f.python_id.reserve(frames);
+    f.parent_python_id.reserve(frames);
     let state = if batch.first {
         State::EventsFirst
     } else {
@@ -1771,6 +2115,146 @@ mod tests {
         assert_eq!(us_to_ns(b"-1.25"), Some(-1_250));
         assert_eq!(us_to_ns(b"1e3"), Some(1_000_000));
         assert_eq!(us_to_ns(b"abc"), None);
+    }
+
+    #[test]
+    fn one_pass_numbers_agree_with_the_general_conversions() {
+        let texts = [
+            "0",
+            "7",
+            "-7",
+            "42.5",
+            "5100925893139.901",
+            "5100925893139.9015",
+            "5100925893139.9014",
+            "0.0015",
+            "-1.25",
+            "1.",
+            "1e3",
+            "1.5e2",
+            "--1",
+            "-",
+            "+1",
+            "12-3",
+            "9223372036854775807",
+            "9223372036854775808",
+            "2934784.435",
+            "3.99999",
+            ".5",
+            "00012",
+            "1.2.3",
+        ];
+        for t in texts {
+            for end in [", ", "}", "\n", "e", "-", "."] {
+                let text = format!("{t}{end}");
+                let b = text.as_bytes();
+                // The general path: the scanner's number run, then the conversion.
+                let general = num_at(b, 0).filter(|(n, _)| n.len() == t.len());
+                let ns = general.and_then(|(n, k)| us_to_ns(n).map(|v| (v, k)));
+                let int = general.and_then(|(n, k)| {
+                    let digits = n.strip_prefix(b"-").unwrap_or(n);
+                    digits.iter().all(u8::is_ascii_digit).then_some(())?;
+                    parse_i64(n).map(|v| (v, k))
+                });
+                // One pass either agrees or declines (never a different value).
+                if let Some(got) = micros_at(b, 0) {
+                    assert_eq!(Some(got), ns, "micros {text:?}");
+                }
+                if let Some(got) = int_at(b, 0) {
+                    assert_eq!(Some(got), int, "int {text:?}");
+                }
+                // Plain decimals followed by a delimiter are taken by the one pass.
+                let plain = t
+                    .trim_start_matches('-')
+                    .split('.')
+                    .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
+                    && t.matches('.').count() <= 1
+                    && t.matches('-').count() <= 1;
+                if plain && matches!(end, ", " | "}" | "\n") && ns.is_some() {
+                    assert_eq!(micros_at(b, 0), ns, "plain {text:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn digit_runs_read_eight_at_a_time_match_a_digit_by_digit_read() {
+        let naive = |b: &[u8]| -> Option<(i64, usize)> {
+            let mut v: i64 = 0;
+            let mut n = 0;
+            while n < b.len() && b[n].is_ascii_digit() {
+                v = v.checked_mul(10)?.checked_add((b[n] - b'0') as i64)?;
+                n += 1;
+            }
+            Some((v, n))
+        };
+        // Every length 0..=20 of digits, each followed by every kind of byte.
+        let digits = b"98765432109876543210123";
+        for len in 0..=20 {
+            for next in [
+                b' ',
+                b',',
+                b'.',
+                b'/',
+                b':',
+                b'e',
+                0x00,
+                0x8a,
+                0xff,
+                b'0' - 1,
+            ] {
+                let mut text = digits[..len].to_vec();
+                text.push(next);
+                text.extend_from_slice(b"123456789");
+                assert_eq!(
+                    digits_at(&text, 0),
+                    naive(&text),
+                    "{len} digits then {next:#x}"
+                );
+            }
+            // Without a terminator, at the end of the buffer.
+            assert_eq!(
+                digits_at(&digits[..len], 0),
+                naive(&digits[..len]),
+                "{len} at end"
+            );
+        }
+        // Overflow is reported, not wrapped.
+        assert_eq!(digits_at(b"9223372036854775807,", 0), Some((i64::MAX, 19)));
+        assert_eq!(digits_at(b"9223372036854775808,", 0), None);
+        assert_eq!(digits_at(b"00000000000000000000042,", 0), Some((42, 23)));
+    }
+
+    /// Events as Kineto writes them (copied from the H200 fixtures) take the fast paths.
+    #[test]
+    fn kineto_layout_events_take_the_fast_paths() {
+        let python = b"{\n    \"ph\": \"X\", \"cat\": \"python_function\", \"name\": \"threading.py(1073): _bootstrap_inner\", \"pid\": 802, \"tid\": 0,\n    \"ts\": 5100925891744.910, \"dur\": 2934782.151,\n    \"args\": {\n      \"Python parent id\": 1, \"Python id\": 2, \"Ev Idx\": 26577\n    }\n  },";
+        let mut store = TraceStore::default();
+        let mut p = Parser::new(&mut store, State::EventsFirst, false);
+        assert_eq!(p.python_frame_kineto(python, 0), Some(python.len() - 1));
+        assert_eq!(store.frames.ts_ns, [5_100_925_891_744_910]);
+        assert_eq!(store.frames.dur_ns, [2_934_782_151]);
+        assert_eq!(
+            (store.frames.python_id[0], store.frames.parent_python_id[0]),
+            (2, 1)
+        );
+        let kernel = b"{\n    \"ph\": \"X\", \"cat\": \"kernel\", \"name\": \"nvjet_tst\", \"pid\": 0, \"tid\": 7,\n    \"ts\": 5100925898037.875, \"dur\": 0.736,\n    \"args\": {\n      \"External id\": 43,      \"queued\": 0, \"device\": 0, \"context\": 1,      \"stream\": 7, \"correlation\": 97,      \"grid\": [1, 1, 1],      \"block\": [64, 1, 1]\n    }\n  }";
+        let (ev, end) = scan_event_kineto(kernel, 0).expect("kernel event in Kineto layout");
+        assert_eq!(end, kernel.len());
+        assert_eq!(
+            (ev.cat, ev.correlation, ev.stream),
+            (&b"kernel"[..], Some(&b"97"[..]), Some(&b"7"[..]))
+        );
+        // One byte of other whitespace and both fast paths step aside.
+        let spaced = [&kernel[..1], b" ", &kernel[1..]].concat();
+        assert!(scan_event_kineto(&spaced, 0).is_none());
+        let mut store = TraceStore::default();
+        let mut p = Parser::new(&mut store, State::EventsFirst, false);
+        assert_eq!(
+            p.python_frame_kineto(&[&python[..1], b" ", &python[1..]].concat(), 0),
+            None
+        );
+        assert!(store.frames.is_empty());
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use vllm_sota_trace::TraceStore;
 use vllm_sota_trace::reader::{
     read_trace_bytes_with_workers, read_trace_parallel_strict, read_trace_with_workers,
+    set_kineto_fast_path,
 };
 
 fn fx(rel: &str) -> PathBuf {
@@ -190,4 +191,100 @@ fn errors_are_the_same_with_and_without_workers() {
     );
     assert!(seq.contains("line 20003"), "{seq}");
     assert_eq!(seq, par);
+}
+
+/// The fast paths for Kineto's exact layout and the general scanner build the same store:
+/// on real traces, and on events that sit at the edge of the layout (escaped names, null
+/// and negative ids, exponents, an extra key, other whitespace), which the fast paths must
+/// either read the same way or leave to the general scanner.
+#[test]
+fn kineto_fast_paths_and_the_general_scanner_build_the_same_store() {
+    let mut edge = String::from("{\"traceEvents\": [\n");
+    let events = [
+        // The layout itself, then one deviation per event.
+        r#"{
+    "ph": "X", "cat": "python_function", "name": "a.py(1): f", "pid": 802, "tid": 802,
+    "ts": 5100925891742.626, "dur": 2934784.435,
+    "args": {
+      "Python parent id": null, "Python id": 1, "Ev Idx": 7
+    }
+  }"#,
+        r#"{
+    "ph": "X", "cat": "python_function", "name": "a.py(2): \"g\"", "pid": 802, "tid": 802,
+    "ts": 5100925891743.62651, "dur": 1.5,
+    "args": {
+      "Python parent id": 1, "Python id": 2, "Ev Idx": 8
+    }
+  }"#,
+        r#"{
+    "ph": "X", "cat": "python_function", "name": "a.py(3): h", "pid": -1, "tid": 802,
+    "ts": 5100925891744e0, "dur": 2,
+    "args": {
+      "Python parent id": -2, "Python id": 3, "Ev Idx": 9
+    }
+  }"#,
+        r#"{
+    "ph": "X", "cat": "python_function", "name": "a.py(4): i", "pid": 802, "tid": 802,
+    "ts": 5100925891745.0, "dur": 0.0004,
+    "args": {
+      "Python parent id": 3, "Python id": 4, "Ev Idx": 10, "extra": [1, {"x": "}"}]
+    }
+  }"#,
+        r#"{"ph": "X", "cat": "python_function", "name": "a.py(5): j", "pid": 802, "tid": 802, "ts": 5100925891746.5, "dur": 3.25, "args": {"Python parent id": 4, "Python id": 5}}"#,
+        r#"{
+    "ph": "X", "cat": "kernel", "name": "nvjet_tst_64x8", "pid": 0, "tid": 7,
+    "ts": 5100925898037.875, "dur": 0.736,
+    "args": {
+      "External id": 43,      "queued": 0, "device": 0, "context": 1,      "stream": 7, "correlation": 97,      "grid": [1, 1, 1],      "block": [64, 1, 1]
+    }
+  }"#,
+        r#"{
+    "ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 802, "tid": 802,
+    "ts": 5100925898030.000, "dur": 9.5,
+    "args": {
+      "External id": 43,"Record function id": 0, "Input Dims": [[1, 2], [2, 3]], "Ev Idx": 11
+    }
+  }"#,
+    ];
+    edge.push_str(&events.join(",\n  "));
+    edge.push_str("\n  ]\n}\n");
+    let edge_path = tempfile::tempdir().unwrap();
+    let edge_file = edge_path.path().join("edge.json");
+    std::fs::write(&edge_file, &edge).unwrap();
+    for path in [
+        edge_file.clone(),
+        fx("h200-vllm-0.26/prefill/rank0.1795957285380924090.pt.trace.json.gz"),
+        fx("h200-torch-traces/llama8b_decode.trace.json.gz"),
+    ] {
+        set_kineto_fast_path(false);
+        let general = read_trace_with_workers(&path, 0);
+        set_kineto_fast_path(true);
+        let general = general.unwrap();
+        let fast = read_trace_with_workers(&path, 0).unwrap();
+        assert_same(
+            &general,
+            &fast,
+            &format!("{} fast vs general", path.display()),
+        );
+    }
+    let edge_store = read_trace_with_workers(&edge_file, 0).unwrap();
+    assert_eq!(edge_store.frames.len(), 5);
+    assert_eq!(edge_store.kernels.len(), 1);
+    assert_eq!(edge_store.cpu_ops.len(), 1);
+    // Frames sort by (thread, ts): pid -1 is the second thread.
+    assert_eq!(edge_store.frames.parent_python_id, vec![-1, 1, 3, 4, -2]);
+    assert_eq!(
+        edge_store.frames.ts_ns,
+        vec![
+            5_100_925_891_742_626,
+            5_100_925_891_743_627,
+            5_100_925_891_745_000,
+            5_100_925_891_746_500,
+            5_100_925_891_744_000,
+        ]
+    );
+    assert_eq!(
+        edge_store.names.get(edge_store.frames.name[1]),
+        "a.py(2): \"g\""
+    );
 }
