@@ -64,14 +64,14 @@ pub struct FrameCache {
 }
 
 impl FrameCache {
+    fn entry(&mut self, s: &TraceStore, name: NameId) -> &(i32, Arc<str>) {
+        self.info.entry(name).or_insert_with(|| {
+            let raw = s.name(name);
+            (frame_priority(raw), Arc::from(normalize_frame(raw)))
+        })
+    }
     fn get(&mut self, s: &TraceStore, name: NameId) -> (i32, Arc<str>) {
-        self.info
-            .entry(name)
-            .or_insert_with(|| {
-                let raw = s.name(name);
-                (frame_priority(raw), Arc::from(normalize_frame(raw)))
-            })
-            .clone()
+        self.entry(s, name).clone()
     }
 }
 
@@ -118,6 +118,66 @@ pub fn attribute_launch_cached(s: &TraceStore, l: usize, cache: &mut FrameCache)
         launch: Some(launch_name),
         via,
     }
+}
+
+/// The parts of a launch's attribution that per-kernel tallies use, borrowed from the store:
+/// no CPU-op chain and no stack text, so it costs a fraction of [`attribute_launch_cached`]
+/// on traces where every kernel has its own launch. Fields agree with that function's.
+pub struct LaunchSite<'s> {
+    pub via: Via,
+    /// The launch call name.
+    pub launch: &'s str,
+    /// Innermost CPU op enclosing the launch.
+    pub cpu_op: Option<&'s str>,
+    /// [`Attribution::location`].
+    pub location: Option<Arc<str>>,
+    /// Innermost enclosing CPU user annotation.
+    pub annotation: Option<&'s str>,
+}
+
+/// [`LaunchSite`] of launch `l`, with a frame cache shared across calls on the same store.
+pub fn launch_site_cached<'s>(
+    s: &'s TraceStore,
+    l: usize,
+    cache: &mut FrameCache,
+) -> LaunchSite<'s> {
+    let launch = s.name(s.launches.name[l]);
+    let via = if is_graph_launch_name(launch) {
+        Via::GraphLaunch
+    } else {
+        Via::Launch
+    };
+    let op = s.launches.cpu_op[l];
+    let fr = s.launches.frame[l];
+    let ann = s.launches.annotation[l];
+    LaunchSite {
+        via,
+        launch,
+        cpu_op: (op != NONE).then(|| s.name(s.cpu_ops.name[op as usize])),
+        location: (fr != NONE).then(|| best_location_only(s, fr as usize, cache)),
+        annotation: (ann != NONE).then(|| s.name(s.annotations.name[ann as usize])),
+    }
+}
+
+/// The location half of [`best_location_cached`] without building the stack: the
+/// highest-priority frame of the chain (ties to the innermost), else the innermost frame.
+fn best_location_only(s: &TraceStore, innermost: usize, cache: &mut FrameCache) -> Arc<str> {
+    // Same walk and length cap as `TraceStore::frame_chain`, without collecting it.
+    const MAX_CHAIN: usize = 256;
+    let mut best: Option<(i32, NameId)> = None;
+    let mut cur = innermost as u32;
+    let mut walked = 0;
+    while cur != NONE && walked < MAX_CHAIN {
+        let name = s.frames.name[cur as usize];
+        let p = cache.entry(s, name).0;
+        if p > 0 && best.map(|(bp, _)| p > bp).unwrap_or(true) {
+            best = Some((p, name));
+        }
+        walked += 1;
+        cur = s.frames.parent[cur as usize];
+    }
+    let name = best.map_or(s.frames.name[innermost], |(_, n)| n);
+    cache.entry(s, name).1.clone()
 }
 
 const MARKERS: &[(&str, &str)] = &[

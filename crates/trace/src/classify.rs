@@ -1,10 +1,11 @@
 //! The one kernel classifier, driven by `references/kernel-families.json`
 //! (family → ordered patterns, first match wins), plus kernel-name canonicalization.
 
+use crate::store::FxHashMap;
 use anyhow::{Context, Result, bail};
 use regex::Regex;
 use serde::Deserialize;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 #[derive(Deserialize)]
 struct FileFormat {
@@ -69,6 +70,9 @@ pub struct Classifier {
     pub families: Vec<Family>,
     pub other: Family,
     pub source: String,
+    /// Family index of each name classified so far: the tables and the graph mapping
+    /// classify the same few hundred kernel names, and a miss tries up to every pattern.
+    memo: Mutex<FxHashMap<String, usize>>,
 }
 
 impl Classifier {
@@ -101,6 +105,7 @@ impl Classifier {
                 patterns: vec![],
             },
             source: source.to_string(),
+            memo: Mutex::default(),
         })
     }
 
@@ -121,15 +126,26 @@ impl Classifier {
     }
 
     pub fn classify(&self, name: &str) -> &Family {
-        for f in &self.families {
-            if f.patterns.iter().any(|p| p.is_match(name)) {
-                return f;
-            }
-        }
-        &self.other
+        self.family_by_index(self.family_index(name))
     }
 
+    /// Index of the first family with a matching pattern (`families.len()`: `other`).
     pub fn family_index(&self, name: &str) -> usize {
+        if let Some(&i) = self.memo().get(name) {
+            return i;
+        }
+        // Matched without holding the lock, so threads classifying other names do not wait.
+        let i = self.match_family(name);
+        self.memo().insert(name.to_string(), i);
+        i
+    }
+
+    fn memo(&self) -> std::sync::MutexGuard<'_, FxHashMap<String, usize>> {
+        // A poisoned lock still holds only complete entries.
+        self.memo.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn match_family(&self, name: &str) -> usize {
         for (i, f) in self.families.iter().enumerate() {
             if f.patterns.iter().any(|p| p.is_match(name)) {
                 return i;

@@ -1,7 +1,7 @@
 //! The three tables per stage (kernel, overlap-opportunity, fuse-pattern), the
 //! similarity note, and the per-family cross-trace comparison.
 
-use crate::attrib::{Attribution, FrameCache, Via, attribute_launch_cached};
+use crate::attrib::{Attribution, FrameCache, Via, attribute_launch_cached, launch_site_cached};
 use crate::classify::{Classifier, OverlapClass, canonical_name, short_name};
 use crate::graph::{GraphMap, GraphMapSummary, MatchQuality};
 use crate::store::*;
@@ -100,7 +100,7 @@ pub struct KernelTable {
 pub struct Attributor<'a> {
     store: &'a TraceStore,
     graph_map: Option<&'a GraphMap>,
-    cache: HashMap<u32, Arc<Attribution>>,
+    cache: FxHashMap<u32, Arc<Attribution>>,
     frames: FrameCache,
 }
 
@@ -109,7 +109,7 @@ impl<'a> Attributor<'a> {
         Self {
             store,
             graph_map,
-            cache: HashMap::new(),
+            cache: FxHashMap::default(),
             frames: FrameCache::default(),
         }
     }
@@ -138,21 +138,87 @@ impl<'a> Attributor<'a> {
     }
 }
 
-fn top_by_weight(m: &HashMap<String, i64>) -> Option<(String, f64, usize)> {
-    let total: i64 = m.values().sum();
-    let mut v: Vec<(&String, &i64)> = m.iter().collect();
-    v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    v.first().map(|(k, w)| {
-        (
-            (*k).clone(),
-            if total > 0 {
-                **w as f64 / total as f64
+/// Strings interned for one table build, so per-kernel tallies compare and hash `u32`s and
+/// text is looked at once per distinct value.
+#[derive(Default)]
+struct LocalStrings {
+    ids: FxHashMap<String, u32>,
+    texts: Vec<String>,
+}
+
+impl LocalStrings {
+    fn id(&mut self, text: &str) -> u32 {
+        if let Some(&id) = self.ids.get(text) {
+            return id;
+        }
+        let id = self.texts.len() as u32;
+        self.texts.push(text.to_string());
+        self.ids.insert(text.to_string(), id);
+        id
+    }
+    fn text(&self, id: u32) -> &str {
+        &self.texts[id as usize]
+    }
+}
+
+/// One attribution as the kernel table tallies it: CPU-op label, location and annotation
+/// (ids in [`LocalStrings`]; annotation `NONE` when there is none).
+#[derive(Clone, Copy)]
+struct SiteIds {
+    op: u32,
+    location: u32,
+    annotation: u32,
+}
+
+impl SiteIds {
+    fn new(
+        strings: &mut LocalStrings,
+        op: &str,
+        location: Option<&str>,
+        annotation: Option<&str>,
+    ) -> Self {
+        SiteIds {
+            op: strings.id(op),
+            location: strings.id(location.unwrap_or("unresolved")),
+            annotation: annotation.map_or(NONE, |a| strings.id(a)),
+        }
+    }
+}
+
+/// Weighted label counts of one row, reduced to what the table shows: the heaviest label
+/// (ties to the smaller text), its share of the weight, and how many distinct labels.
+#[derive(Default, Clone, Copy)]
+struct TopLabel {
+    total: i64,
+    distinct: usize,
+    best: Option<(i64, u32)>,
+}
+
+impl TopLabel {
+    fn add(&mut self, strings: &LocalStrings, label: u32, weight: i64) {
+        self.total += weight;
+        self.distinct += 1;
+        let better = match self.best {
+            None => true,
+            Some((bw, bl)) => {
+                weight > bw || (weight == bw && strings.text(label) < strings.text(bl))
+            }
+        };
+        if better {
+            self.best = Some((weight, label));
+        }
+    }
+    /// (label, share of the weight, distinct labels)
+    fn get(&self, strings: &LocalStrings) -> Option<(String, f64, usize)> {
+        self.best.map(|(w, label)| {
+            let share = if self.total > 0 {
+                w as f64 / self.total as f64
             } else {
                 1.0
-            },
-            m.len(),
-        )
-    })
+            };
+            (strings.text(label).to_string(), share, self.distinct)
+        })
+    }
 }
 
 /// Build the kernel table.
@@ -163,88 +229,143 @@ pub fn kernel_table(
     cutoff_pct: f64,
 ) -> KernelTable {
     let s = sk.store;
-    let mut att = Attributor::new(s, graph_map);
-    // canonical per name id
-    let mut canon: HashMap<NameId, usize> = HashMap::new();
     struct Acc {
         name: String,
         total: i64,
         calls: u64,
         graph_calls: u64,
-        ops: HashMap<String, i64>,
-        locs: HashMap<String, i64>,
-        anns: HashMap<String, i64>,
+        ops: TopLabel,
+        locs: TopLabel,
+        anns: TopLabel,
         q_exact: u64,
         q_family: u64,
         q_name: u64,
         unlinked: u64,
     }
     let mut accs: Vec<Acc> = Vec::new();
-    let mut by_canon: HashMap<String, usize> = HashMap::new();
+    let mut by_canon: FxHashMap<String, usize> = FxHashMap::default();
+    // Row of each kernel name id (dense: name ids are small integers), canonicalized once.
+    let mut row_of_name: Vec<u32> = vec![NONE; s.names.len()];
+    let mut strings = LocalStrings::default();
+    let mut sites: Vec<SiteIds> = Vec::new();
+    // Launch → (its own site, replayed from a CUDA graph). Eager twins' sites are keyed by
+    // attribution address: the graph map shares one `Arc` among the kernels of a launch.
+    let mut launch_sites: FxHashMap<u32, (u32, bool)> = FxHashMap::default();
+    let mut twin_sites: FxHashMap<*const Attribution, u32> = FxHashMap::default();
+    let mut frames = FrameCache::default();
+    // Σ max(dur, 1) per (row, site): the per-row label tallies are built from these at the end.
+    let mut site_weight: FxHashMap<(u32, u32), i64> = FxHashMap::default();
     let total = sk.total_ns();
     for &k in &sk.kernels {
         let nid = s.kernels.name[k as usize];
-        let idx = *canon.entry(nid).or_insert_with(|| {
+        let mut idx = row_of_name[nid as usize];
+        if idx == NONE {
             let c = canonical_name(s.name(nid));
             let n = by_canon.len();
-            *by_canon.entry(c.clone()).or_insert_with(|| {
+            idx = *by_canon.entry(c).or_insert_with_key(|c| {
                 accs.push(Acc {
-                    name: c,
+                    name: c.clone(),
                     total: 0,
                     calls: 0,
                     graph_calls: 0,
-                    ops: HashMap::new(),
-                    locs: HashMap::new(),
-                    anns: HashMap::new(),
+                    ops: TopLabel::default(),
+                    locs: TopLabel::default(),
+                    anns: TopLabel::default(),
                     q_exact: 0,
                     q_family: 0,
                     q_name: 0,
                     unlinked: 0,
                 });
                 n
-            })
-        });
+            }) as u32;
+            row_of_name[nid as usize] = idx;
+        }
         let dur = s.kernels.dur_ns[k as usize];
-        let a = &mut accs[idx];
+        let a = &mut accs[idx as usize];
         a.total += dur;
         a.calls += 1;
-        let (attr, q, graph) = att.of(k);
-        if graph {
+        let l = s.kernels.launch[k as usize];
+        if l == NONE {
+            a.unlinked += 1;
+            continue;
+        }
+        let (own_site, graph) = *launch_sites.entry(l).or_insert_with(|| {
+            let ls = launch_site_cached(s, l as usize, &mut frames);
+            let graph = ls.via == Via::GraphLaunch;
+            // A graph replay without an eager twin shows the graph launch itself as its op.
+            let op = if graph {
+                ls.launch
+            } else {
+                ls.cpu_op.unwrap_or(ls.launch)
+            };
+            sites.push(SiteIds::new(
+                &mut strings,
+                op,
+                ls.location.as_deref(),
+                ls.annotation,
+            ));
+            (sites.len() as u32 - 1, graph)
+        });
+        let twin = if graph {
             a.graph_calls += 1;
-        }
-        match q {
-            Some(MatchQuality::Exact) => a.q_exact += 1,
-            Some(MatchQuality::Family) => a.q_family += 1,
-            Some(MatchQuality::NameOnly) => a.q_name += 1,
-            None => {}
-        }
-        match attr {
-            Some(at) => {
-                let graph_unmapped = graph && q.is_none();
-                let op = if graph_unmapped {
-                    at.launch.clone().unwrap_or_default()
-                } else {
-                    at.cpu_op
-                        .clone()
-                        .or_else(|| at.launch.clone())
-                        .unwrap_or_else(|| "-".into())
-                };
-                *a.ops.entry(op).or_default() += dur.max(1);
-                let loc = at.location.clone().unwrap_or_else(|| "unresolved".into());
-                *a.locs.entry(loc).or_default() += dur.max(1);
-                if let Some(an) = &at.annotation {
-                    *a.anns.entry(an.clone()).or_default() += dur.max(1);
+            graph_map
+                .and_then(|m| m.per_kernel.get(k as usize))
+                .and_then(|t| t.as_ref())
+        } else {
+            None
+        };
+        let site = match twin {
+            Some(t) => {
+                match t.quality {
+                    MatchQuality::Exact => a.q_exact += 1,
+                    MatchQuality::Family => a.q_family += 1,
+                    MatchQuality::NameOnly => a.q_name += 1,
                 }
+                *twin_sites
+                    .entry(Arc::as_ptr(&t.attribution))
+                    .or_insert_with(|| {
+                        let at = &t.attribution;
+                        let op = at.cpu_op.as_deref().or(at.launch.as_deref()).unwrap_or("-");
+                        sites.push(SiteIds::new(
+                            &mut strings,
+                            op,
+                            at.location.as_deref(),
+                            at.annotation.as_deref(),
+                        ));
+                        sites.len() as u32 - 1
+                    })
             }
-            None => a.unlinked += 1,
+            None => own_site,
+        };
+        *site_weight.entry((idx, site)).or_default() += dur.max(1);
+    }
+    // Per (row, label) weights, then each row's heaviest label.
+    let mut op_weight: FxHashMap<(u32, u32), i64> = FxHashMap::default();
+    let mut loc_weight: FxHashMap<(u32, u32), i64> = FxHashMap::default();
+    let mut ann_weight: FxHashMap<(u32, u32), i64> = FxHashMap::default();
+    for (&(row, site), &w) in &site_weight {
+        let site = sites[site as usize];
+        *op_weight.entry((row, site.op)).or_default() += w;
+        *loc_weight.entry((row, site.location)).or_default() += w;
+        if site.annotation != NONE {
+            *ann_weight.entry((row, site.annotation)).or_default() += w;
         }
+    }
+    for (&(row, label), &w) in &op_weight {
+        accs[row as usize].ops.add(&strings, label, w);
+    }
+    for (&(row, label), &w) in &loc_weight {
+        accs[row as usize].locs.add(&strings, label, w);
+    }
+    for (&(row, label), &w) in &ann_weight {
+        accs[row as usize].anns.add(&strings, label, w);
     }
     accs.sort_by(|a, b| b.total.cmp(&a.total).then(a.name.cmp(&b.name)));
     let mut rows = Vec::new();
     let mut cum = 0.0;
     let mut hidden_rows = 0;
     let mut hidden_share = 0.0;
-    let mut fam_acc: HashMap<String, (u64, i64)> = HashMap::new();
+    let mut fam_acc: FxHashMap<String, (u64, i64)> = FxHashMap::default();
     for a in &accs {
         let fam = classifier.classify(&a.name).name.clone();
         let e = fam_acc.entry(fam.clone()).or_default();
@@ -281,7 +402,7 @@ pub fn kernel_table(
                 100.0 * a.q_name as f64 / g
             )
         });
-        let location = match top_by_weight(&a.locs) {
+        let location = match a.locs.get(&strings) {
             Some((l, w, n)) if n > 1 => format!("{l} (site share {:.0}%)", 100.0 * w),
             Some((l, _, _)) => l,
             None => "unresolved".into(),
@@ -295,11 +416,13 @@ pub fn kernel_table(
             avg_us: a.total as f64 / 1e3 / a.calls.max(1) as f64,
             share_pct: share,
             cumulative_pct: cum,
-            cpu_op: top_by_weight(&a.ops)
+            cpu_op: a
+                .ops
+                .get(&strings)
                 .map(|x| x.0)
                 .unwrap_or_else(|| "-".into()),
             location,
-            annotation: top_by_weight(&a.anns).map(|(top, _, n)| {
+            annotation: a.anns.get(&strings).map(|(top, _, n)| {
                 if n > 1 {
                     format!("{top} (+{} more)", n - 1)
                 } else {
@@ -415,41 +538,66 @@ pub fn overlap_table(
 ) -> OverlapTable {
     let s = sk.store;
     let k = &s.kernels;
-    // class per kernel
-    let mut name_class: HashMap<NameId, (usize, OverlapClass)> = HashMap::new();
-    let classes: Vec<OverlapClass> = sk
-        .kernels
-        .iter()
-        .map(|&i| {
-            let n = k.name[i as usize];
-            name_class
-                .entry(n)
-                .or_insert_with(|| {
-                    let c = canonical_name(s.name(n));
-                    let idx = classifier.family_index(&c);
-                    (idx, classifier.family_by_index(idx).overlap)
-                })
-                .1
-        })
-        .collect();
-    // stream ids
-    let mut stream_ix: HashMap<i64, usize> = HashMap::new();
-    let streams_of: Vec<usize> = sk
-        .kernels
-        .iter()
-        .map(|&i| {
-            let n = stream_ix.len();
-            *stream_ix.entry(k.stream[i as usize]).or_insert(n)
-        })
-        .collect();
-    let nstreams = stream_ix.len();
-    // events: (time, is_start, pos)
-    let mut ev: Vec<(i64, bool, u32)> = Vec::with_capacity(sk.kernels.len() * 2);
-    for (pos, &i) in sk.kernels.iter().enumerate() {
-        ev.push((k.ts_ns[i as usize], true, pos as u32));
-        ev.push((k.end_ns(i as usize), false, pos as u32));
+    // Distinct kernel names of the stage, dense-numbered in first appearance and classified
+    // once; per kernel position its dense name and its stream slot (also first appearance).
+    struct NameClass {
+        canonical: String,
+        family: usize,
+        class: OverlapClass,
     }
-    ev.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1))); // ends before starts at equal time
+    let mut dense_of_name = vec![NONE; s.names.len()];
+    let mut names: Vec<NameClass> = Vec::new();
+    let mut stream_slot: FxHashMap<i64, usize> = FxHashMap::default();
+    let mut stream_ids: Vec<i64> = Vec::new();
+    let mut name_of_pos: Vec<u32> = Vec::with_capacity(sk.kernels.len());
+    let mut streams_of: Vec<usize> = Vec::with_capacity(sk.kernels.len());
+    for &i in &sk.kernels {
+        let n = k.name[i as usize] as usize;
+        if dense_of_name[n] == NONE {
+            dense_of_name[n] = names.len() as u32;
+            let canonical = canonical_name(s.name(n as NameId));
+            let family = classifier.family_index(&canonical);
+            names.push(NameClass {
+                canonical,
+                family,
+                class: classifier.family_by_index(family).overlap,
+            });
+        }
+        name_of_pos.push(dense_of_name[n]);
+        let stream = k.stream[i as usize];
+        streams_of.push(*stream_slot.entry(stream).or_insert_with(|| {
+            stream_ids.push(stream);
+            stream_ids.len() - 1
+        }));
+    }
+    let classes: Vec<OverlapClass> = name_of_pos
+        .iter()
+        .map(|&d| names[d as usize].class)
+        .collect();
+    let nstreams = stream_ids.len();
+    // Events in (time, ends before starts, position) order: starts and ends are each sorted
+    // (the store keeps kernels in start order, so that sort is a linear check) and merged.
+    let mut starts: Vec<(i64, u32)> = Vec::with_capacity(sk.kernels.len());
+    let mut ends: Vec<(i64, u32)> = Vec::with_capacity(sk.kernels.len());
+    for (pos, &i) in sk.kernels.iter().enumerate() {
+        starts.push((k.ts_ns[i as usize], pos as u32));
+        ends.push((k.end_ns(i as usize), pos as u32));
+    }
+    starts.sort_unstable();
+    ends.sort_unstable();
+    // (time, is_start, pos)
+    let mut ev: Vec<(i64, bool, u32)> = Vec::with_capacity(sk.kernels.len() * 2);
+    let (mut si, mut ei) = (0, 0);
+    while si < starts.len() || ei < ends.len() {
+        let take_end = si == starts.len() || (ei < ends.len() && ends[ei].0 <= starts[si].0);
+        if take_end {
+            ev.push((ends[ei].0, false, ends[ei].1));
+            ei += 1;
+        } else {
+            ev.push((starts[si].0, true, starts[si].1));
+            si += 1;
+        }
+    }
     let mut per_stream_active = vec![0u32; nstreams];
     let mut active_streams = 0u32;
     let mut class_active = [0u32; 5];
@@ -596,16 +744,19 @@ pub fn overlap_table(
             gaps.len()
         )
     };
-    // per stream busy
-    let mut sb: HashMap<i64, (i64, u64)> = HashMap::new();
-    for &i in &sk.kernels {
-        let e = sb.entry(k.stream[i as usize]).or_default();
+    // per stream busy, and each stream's kernels in time order (for dependency risk)
+    let mut stream_busy = vec![(0i64, 0u64); nstreams];
+    let mut per_stream: Vec<Vec<u32>> = vec![Vec::new(); nstreams];
+    for (pos, &i) in sk.kernels.iter().enumerate() {
+        let e = &mut stream_busy[streams_of[pos]];
         e.0 += k.dur_ns[i as usize];
         e.1 += 1;
+        per_stream[streams_of[pos]].push(i);
     }
-    let mut streams: Vec<StreamBusy> = sb
-        .into_iter()
-        .map(|(stream, (b, n))| StreamBusy {
+    let mut streams: Vec<StreamBusy> = stream_ids
+        .iter()
+        .zip(&stream_busy)
+        .map(|(&stream, &(b, n))| StreamBusy {
             device: sk.device,
             stream,
             busy_ms: b as f64 / 1e6,
@@ -626,52 +777,46 @@ pub fn overlap_table(
         rep: u32,
         rep_dur: i64,
     }
-    let mut aggs: HashMap<NameId, Agg> = HashMap::new();
+    // One aggregate per canonical name (several raw names can share one), in first appearance.
+    let mut agg_of_name: Vec<u32> = vec![NONE; names.len()];
+    let mut agg_of_canonical: FxHashMap<&str, u32> = FxHashMap::default();
+    let mut aggs: Vec<Agg> = Vec::new();
     for (pos, &i) in sk.kernels.iter().enumerate() {
-        let n = k.name[i as usize];
-        let (fam, cls) = name_class[&n];
-        let a = aggs.entry(n).or_insert_with(|| Agg {
-            name: canonical_name(s.name(n)),
-            family: fam,
-            class: cls,
-            calls: 0,
-            total: 0,
-            excl: 0,
-            hid: 0,
-            rep: i,
-            rep_dur: -1,
-        });
+        let d = name_of_pos[pos] as usize;
+        if agg_of_name[d] == NONE {
+            let nc = &names[d];
+            agg_of_name[d] = *agg_of_canonical
+                .entry(nc.canonical.as_str())
+                .or_insert_with(|| {
+                    aggs.push(Agg {
+                        name: nc.canonical.clone(),
+                        family: nc.family,
+                        class: nc.class,
+                        calls: 0,
+                        total: 0,
+                        excl: 0,
+                        hid: 0,
+                        rep: i,
+                        rep_dur: -1,
+                    });
+                    aggs.len() as u32 - 1
+                });
+        }
+        let a = &mut aggs[agg_of_name[d] as usize];
+        let dur = k.dur_ns[i as usize];
         a.calls += 1;
-        a.total += k.dur_ns[i as usize];
+        a.total += dur;
         a.excl += exclusive[pos];
         a.hid += hidden[pos];
-        if k.dur_ns[i as usize] > a.rep_dur {
-            a.rep_dur = k.dur_ns[i as usize];
+        // The longest instance represents the row; ties keep the earliest.
+        if dur > a.rep_dur {
+            a.rep_dur = dur;
             a.rep = i;
         }
     }
-    // merge by canonical name
-    let mut merged: HashMap<String, Agg> = HashMap::new();
-    for (_, a) in aggs {
-        match merged.get_mut(&a.name) {
-            Some(m) => {
-                m.calls += a.calls;
-                m.total += a.total;
-                m.excl += a.excl;
-                m.hid += a.hid;
-                if a.rep_dur > m.rep_dur {
-                    m.rep_dur = a.rep_dur;
-                    m.rep = a.rep;
-                }
-            }
-            None => {
-                merged.insert(a.name.clone(), a);
-            }
-        }
-    }
     let total_kernel: i64 = sk.total_ns();
-    let mut cands: Vec<&Agg> = merged
-        .values()
+    let mut cands: Vec<&Agg> = aggs
+        .iter()
         .filter(|a| a.class != OverlapClass::Compute)
         .filter(|a| a.total > 0 && a.excl as f64 / a.total as f64 >= 0.45)
         .filter(|a| 100.0 * a.total as f64 / total_kernel.max(1) as f64 >= cutoff_pct)
@@ -685,16 +830,11 @@ pub fn overlap_table(
     cands.sort_by(|a, b| {
         (b.excl as f64 * weight(b.class)).total_cmp(&(a.excl as f64 * weight(a.class)))
     });
-    // same-stream neighbours for dependency risk
-    let mut per_stream: HashMap<i64, Vec<u32>> = HashMap::new();
-    for &i in &sk.kernels {
-        per_stream.entry(k.stream[i as usize]).or_default().push(i);
-    }
     let mut att = Attributor::new(s, graph_map);
     let mut rows = Vec::new();
     for a in cands.into_iter().take(10) {
         let rep = a.rep as usize;
-        let seq = &per_stream[&k.stream[rep]];
+        let seq = &per_stream[stream_slot[&k.stream[rep]]];
         let p = seq.partition_point(|&x| (x as usize) < rep);
         let d = k.dur_ns[rep];
         let tight = (2_000i64).max((20_000i64).min(d * 15 / 100));
@@ -935,81 +1075,118 @@ pub fn fuse_table(
     let s = sk.store;
     let k = &s.kernels;
     let total = sk.total_ns().max(1);
-    let mut name_info: HashMap<NameId, (usize, String)> = HashMap::new();
-    for &i in &sk.kernels {
-        let n = k.name[i as usize];
-        name_info.entry(n).or_insert_with(|| {
-            let c = canonical_name(s.name(n));
-            (classifier.family_index(&c), c)
-        });
+    // Everything a pattern step looks at depends only on the kernel name: number the stage's
+    // distinct names densely (first appearance) and classify each once.
+    struct NameInfo {
+        family: usize,
+        canonical: String,
+        total_ns: i64,
     }
-    let mut per_stream: HashMap<i64, Vec<u32>> = HashMap::new();
+    let mut dense_of_name = vec![NONE; s.names.len()];
+    let mut names: Vec<NameInfo> = Vec::new();
+    for &i in &sk.kernels {
+        let n = k.name[i as usize] as usize;
+        if dense_of_name[n] == NONE {
+            dense_of_name[n] = names.len() as u32;
+            let canonical = canonical_name(s.name(n as NameId));
+            names.push(NameInfo {
+                family: classifier.family_index(&canonical),
+                canonical,
+                total_ns: 0,
+            });
+        }
+        names[dense_of_name[n] as usize].total_ns += k.dur_ns[i as usize];
+    }
+    let mut short_names: Vec<Option<String>> = vec![None; names.len()];
+    let mut short_of = |d: usize| -> String {
+        short_names[d]
+            .get_or_insert_with(|| short_name(&names[d].canonical))
+            .clone()
+    };
+    // Each stream's kernels in time order, as (kernel, dense name) columns.
+    struct StreamSeq {
+        kernels: Vec<u32>,
+        names: Vec<u32>,
+    }
+    let mut stream_slot: FxHashMap<i64, usize> = FxHashMap::default();
+    let mut streams: Vec<StreamSeq> = Vec::new();
     for &i in &sk.kernels {
         // memcpy/memset on copy engines are not part of the SM kernel chain
         if k.kind[i as usize] == GpuKind::Kernel {
-            per_stream.entry(k.stream[i as usize]).or_default().push(i);
+            let slot = *stream_slot.entry(k.stream[i as usize]).or_insert_with(|| {
+                streams.push(StreamSeq {
+                    kernels: Vec::new(),
+                    names: Vec::new(),
+                });
+                streams.len() - 1
+            });
+            streams[slot].kernels.push(i);
+            streams[slot]
+                .names
+                .push(dense_of_name[k.name[i as usize] as usize]);
         }
-    }
-    let step_match_name = |st: &CompiledStep, n: NameId| -> (bool, bool) {
-        let (fam, name) = &name_info[&n];
-        let fam_ok = st.family.map(|f| f == *fam).unwrap_or(false);
-        let fam_gate = st.family.map(|f| f == *fam).unwrap_or(true);
-        let name_ok = st.name.as_ref().map(|r| r.is_match(name)).unwrap_or(true);
-        (fam_gate && name_ok, fam_ok)
-    };
-    // Step matches depend only on the kernel name: computed once per distinct name (dense
-    // index) instead of a hash lookup and a regex per kernel and step.
-    let distinct: Vec<NameId> = name_info.keys().copied().collect();
-    let mut dense = vec![u32::MAX; s.names.len()];
-    for (d, &n) in distinct.iter().enumerate() {
-        dense[n as usize] = d as u32;
-    }
-    let mut name_total: HashMap<NameId, i64> = HashMap::new();
-    for &i in &sk.kernels {
-        *name_total.entry(k.name[i as usize]).or_default() += k.dur_ns[i as usize];
     }
     let mut rows = Vec::new();
     let mut not_applicable = Vec::new();
     let mut similarity = Vec::new();
+    let mut picked: Vec<usize> = Vec::new();
     for (ei, e) in catalog.entries.iter().enumerate() {
         let applies =
             e.frameworks.iter().any(|f| f == "any" || f == framework) || framework == "pytorch";
         // fused evidence
         let mut fused_t = 0i64;
-        let mut fused_names: HashMap<String, i64> = HashMap::new();
-        for (&n, (_, c)) in &name_info {
-            if catalog.fused[ei].iter().any(|r| r.is_match(c)) {
-                let t: i64 = name_total[&n];
-                fused_t += t;
-                *fused_names.entry(short_name(c)).or_default() += t;
+        let mut fused_names: FxHashMap<String, i64> = FxHashMap::default();
+        for (d, info) in names.iter().enumerate() {
+            if catalog.fused[ei]
+                .iter()
+                .any(|r| r.is_match(&info.canonical))
+            {
+                fused_t += info.total_ns;
+                *fused_names.entry(short_of(d)).or_default() += info.total_ns;
             }
         }
         // split evidence: adjacent occurrences
         let steps = &catalog.split[ei];
-        let memo: Vec<Vec<(bool, bool)>> = steps
+        // (matches by name, matches by family) per step and dense name: [step * names + name].
+        let step_matches: Vec<(bool, bool)> = steps
             .iter()
-            .map(|st| distinct.iter().map(|&n| step_match_name(st, n)).collect())
+            .flat_map(|st| {
+                names.iter().map(move |info| {
+                    let fam_ok = st.family.map(|f| f == info.family).unwrap_or(false);
+                    let fam_gate = st.family.map(|f| f == info.family).unwrap_or(true);
+                    let name_ok = st
+                        .name
+                        .as_ref()
+                        .map(|r| r.is_match(&info.canonical))
+                        .unwrap_or(true);
+                    (fam_gate && name_ok, fam_ok)
+                })
+            })
             .collect();
-        let step_match = |j: usize, i: u32| -> (bool, bool) {
-            memo[j][dense[k.name[i as usize] as usize] as usize]
-        };
+        let step_match = |j: usize, d: u32| step_matches[j * names.len() + d as usize];
         let mut occ = 0u64;
         let mut split_t = 0i64;
-        let mut split_names: HashMap<String, i64> = HashMap::new();
+        // GPU time of the split kernels per dense name (None: never part of an occurrence).
+        let mut split_by_name: Vec<Option<i64>> = vec![None; names.len()];
         let mut best_partial = 0usize; // longest family-level prefix
         let mut family_only_full = 0u64;
         let gap = e.max_between;
-        for seq in per_stream.values() {
-            let mut i = 0;
-            // Positions of the longest chain of pattern steps starting at seq[i]: step j+1
-            // within `gap` kernels after step j, matched by name (exact) or by family only.
-            let chain = |i: usize, exact: bool| -> Vec<usize> {
-                let mut picked = Vec::with_capacity(steps.len());
+        for seq in &streams {
+            let seq_names = &seq.names[..];
+            // Positions of the longest chain of pattern steps starting at seq[i] (into
+            // `picked`): step j+1 within `gap` kernels after step j, matched by name (exact)
+            // or by family only.
+            let chain = |i: usize, exact: bool, picked: &mut Vec<usize>| {
+                picked.clear();
                 let mut pos = i;
                 for j in 0..steps.len() {
-                    let (from, lim) = if j == 0 { (i, i + 1) } else { (pos + 1, (pos + 2 + gap).min(seq.len())) };
+                    let (from, lim) = if j == 0 {
+                        (i, i + 1)
+                    } else {
+                        (pos + 1, (pos + 2 + gap).min(seq_names.len()))
+                    };
                     let hit = |q: usize| {
-                        let (by_name, by_family) = step_match(j, seq[q]);
+                        let (by_name, by_family) = step_match(j, seq_names[q]);
                         if exact { by_name } else { by_family }
                     };
                     match (from..lim).find(|&q| hit(q)) {
@@ -1020,29 +1197,43 @@ pub fn fuse_table(
                         None => break,
                     }
                 }
-                picked
+                picked.len()
             };
-            while i < seq.len() {
-                let picked = chain(i, true);
-                if picked.len() == steps.len() {
+            let mut i = 0;
+            while i < seq_names.len() {
+                let (first_by_name, first_by_family) = step_match(0, seq_names[i]);
+                // Most positions start neither chain: both would be empty.
+                if !first_by_name && !first_by_family {
+                    i += 1;
+                    continue;
+                }
+                if first_by_name && chain(i, true, &mut picked) == steps.len() {
                     occ += 1;
                     for &q in &picked {
-                        let kk = seq[q] as usize;
+                        let kk = seq.kernels[q] as usize;
                         split_t += k.dur_ns[kk];
-                        *split_names
-                            .entry(short_name(&name_info[&k.name[kk]].1))
-                            .or_default() += k.dur_ns[kk];
+                        *split_by_name[seq_names[q] as usize].get_or_insert(0) += k.dur_ns[kk];
                     }
                     i = picked[picked.len() - 1] + 1;
                     continue;
                 }
                 // Family-level chain (names ignored) for the similarity note.
-                let fam_prefix = chain(i, false).len();
+                let fam_prefix = if first_by_family {
+                    chain(i, false, &mut picked)
+                } else {
+                    0
+                };
                 if fam_prefix == steps.len() && steps.iter().any(|s| s.name.is_some()) {
                     family_only_full += 1;
                 }
                 best_partial = best_partial.max(fam_prefix);
                 i += 1;
+            }
+        }
+        let mut split_names: FxHashMap<String, i64> = FxHashMap::default();
+        for (d, t) in split_by_name.iter().enumerate() {
+            if let Some(t) = t {
+                *split_names.entry(short_of(d)).or_default() += t;
             }
         }
         let status = match (fused_t > 0, occ > 0) {
@@ -1073,6 +1264,12 @@ pub fn fuse_table(
             }
             continue;
         }
+        // Split names, then fused names, each in name order before the stable sort by time:
+        // equal times keep a fixed order (hash-map order made them vary between runs).
+        let mut split_names: Vec<(String, i64)> = split_names.into_iter().collect();
+        split_names.sort_unstable();
+        let mut fused_names: Vec<(String, i64)> = fused_names.into_iter().collect();
+        fused_names.sort_unstable();
         let mut ev: Vec<(String, i64)> = split_names.into_iter().chain(fused_names).collect();
         ev.sort_by_key(|x| std::cmp::Reverse(x.1));
         ev.dedup_by(|a, b| a.0 == b.0);
