@@ -36,8 +36,10 @@ pub fn read_trace(path: &Path) -> Result<TraceStore> {
     read_trace_with_workers(path, default_workers())
 }
 
-/// Parse workers used by [`read_trace`]: `$VLLM_SOTA_TRACE_WORKERS` when set, else one
-/// per available core, at most 4; below 2 the reader is sequential.
+/// Parse workers used by [`read_trace`]: `$VLLM_SOTA_TRACE_WORKERS` when set, else one per
+/// core left over by the decompression thread, at most 4; below 2 the reader is sequential
+/// (on two cores, decompression plus one parser already fill both, and the parallel pass
+/// would only add its merge).
 pub fn default_workers() -> usize {
     if let Some(n) = std::env::var("VLLM_SOTA_TRACE_WORKERS")
         .ok()
@@ -46,7 +48,7 @@ pub fn default_workers() -> usize {
         return n;
     }
     std::thread::available_parallelism()
-        .map(|n| n.get().min(4))
+        .map(|n| (n.get() - 1).min(4))
         .unwrap_or(1)
 }
 
@@ -80,25 +82,31 @@ pub fn read_trace_with_workers(path: &Path, workers: usize) -> Result<TraceStore
     read_path_once(path, 0)
 }
 
-fn read_path_once(path: &Path, workers: usize) -> Result<TraceStore> {
+fn open_path(path: &Path) -> Result<Box<dyn Read + Send>> {
     let file = File::open(path).with_context(|| format!("cannot open trace {}", path.display()))?;
-    let gz = is_gzip_path(path) || sniff_gzip(path);
-    let mut store = TraceStore {
-        path: path.to_path_buf(),
-        ..Default::default()
-    };
-    let source: Box<dyn Read + Send> = if gz {
+    Ok(if is_gzip_path(path) || sniff_gzip(path) {
         Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
             256 * 1024,
             file,
         )))
     } else {
         Box::new(file)
+    })
+}
+
+fn read_path_once(path: &Path, workers: usize) -> Result<TraceStore> {
+    let source = open_path(path)?;
+    let mut store = TraceStore {
+        path: path.to_path_buf(),
+        ..Default::default()
     };
     match parse_stream(source, &mut store, workers) {
         Ok(()) => {}
         Err(e) if e.is::<NeedSequential>() => return Err(e),
-        Err(e) => return Err(e.context(format!("trace {}", path.display()))),
+        Err(e) => {
+            let e = with_line_number(e, || open_path(path));
+            return Err(e.context(format!("trace {}", path.display())));
+        }
     }
     crate::link::finish(&mut store);
     Ok(store)
@@ -130,18 +138,23 @@ fn read_bytes_once(bytes: &[u8], label: &str, workers: usize) -> Result<TraceSto
         path: label.into(),
         ..Default::default()
     };
-    let owned = bytes.to_vec();
-    let src: Box<dyn Read + Send> = if owned.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::read::MultiGzDecoder::new(std::io::Cursor::new(
-            owned,
-        )))
-    } else {
-        Box::new(std::io::Cursor::new(owned))
+    let open = || -> Result<Box<dyn Read + Send>> {
+        let owned = bytes.to_vec();
+        Ok(if owned.starts_with(&[0x1f, 0x8b]) {
+            Box::new(flate2::read::MultiGzDecoder::new(std::io::Cursor::new(
+                owned,
+            )))
+        } else {
+            Box::new(std::io::Cursor::new(owned))
+        })
     };
-    match parse_stream(src, &mut store, workers) {
+    match parse_stream(open()?, &mut store, workers) {
         Ok(()) => {}
         Err(e) if e.is::<NeedSequential>() => return Err(e),
-        Err(e) => return Err(e.context(format!("trace {label}"))),
+        Err(e) => {
+            let e = with_line_number(e, open);
+            return Err(e.context(format!("trace {label}")));
+        }
     }
     crate::link::finish(&mut store);
     Ok(store)
@@ -158,6 +171,56 @@ impl std::fmt::Display for NeedSequential {
 }
 impl std::error::Error for NeedSequential {}
 
+/// A JSON error at a byte offset of the decompressed text. Its line number is counted
+/// only when the error happens ([`with_line_number`], a second pass over the source):
+/// counting newlines as the text streams by would cost every successful read.
+#[derive(Debug)]
+struct JsonErrorAt {
+    offset: u64,
+    /// The message is `{before}{line}{after}`.
+    before: String,
+    after: String,
+}
+impl std::fmt::Display for JsonErrorAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}?{}", self.before, self.after)
+    }
+}
+impl std::error::Error for JsonErrorAt {}
+
+fn json_error_at(offset: u64, before: String, after: String) -> anyhow::Error {
+    anyhow::Error::new(JsonErrorAt {
+        offset,
+        before,
+        after,
+    })
+}
+
+/// Fill in the line number of a [`JsonErrorAt`] by counting the newlines before its offset
+/// in a fresh read of the source; other errors pass through.
+fn with_line_number(
+    e: anyhow::Error,
+    open: impl FnOnce() -> Result<Box<dyn Read + Send>>,
+) -> anyhow::Error {
+    let Some(at) = e.downcast_ref::<JsonErrorAt>() else {
+        return e;
+    };
+    let mut newlines = 0u64;
+    if let Ok(mut src) = open() {
+        let mut buf = vec![0u8; CHUNK];
+        let mut left = at.offset;
+        while left > 0 {
+            let n = match src.read(&mut buf[..CHUNK.min(left as usize)]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            newlines += count_nl(&buf[..n]);
+            left -= n as u64;
+        }
+    }
+    anyhow!("{}{}{}", at.before, 1 + newlines, at.after)
+}
+
 fn is_gzip_path(path: &Path) -> bool {
     path.extension().map(|e| e == "gz").unwrap_or(false)
 }
@@ -171,9 +234,8 @@ fn sniff_gzip(path: &Path) -> bool {
 }
 
 enum Msg {
-    /// A chunk and its newline count (counted here, on the otherwise idle decompression
-    /// thread, so error messages can name a line without a second pass on the parser thread).
-    Data(Vec<u8>, u64),
+    /// A chunk, with the JSON in `buf[HEAD..]`.
+    Data(Vec<u8>),
     Eof,
     Err(std::io::Error),
 }
@@ -182,15 +244,11 @@ type ReaderParts = (
     Receiver<Msg>,
     SyncSender<Vec<u8>>,
     std::thread::JoinHandle<()>,
-    std::sync::Arc<std::sync::atomic::AtomicBool>,
 );
 
-/// Chunks arrive as `Msg::Data(buf, nl)` with the JSON in `buf[HEAD..]`.
+/// Decompress on a helper thread into chunks of [`CHUNK`] bytes after [`HEAD`] free bytes;
+/// spent chunks come back through the recycle channel.
 fn spawn_reader(mut src: Box<dyn Read + Send>) -> Result<ReaderParts> {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    // Line counts only serve the sequential pass's error messages.
-    let count_lines = std::sync::Arc::new(AtomicBool::new(true));
-    let counting = std::sync::Arc::clone(&count_lines);
     let (tx, rx) = sync_channel::<Msg>(3);
     let (recycle_tx, recycle_rx) = sync_channel::<Vec<u8>>(4);
     let handle = std::thread::Builder::new()
@@ -217,12 +275,7 @@ fn spawn_reader(mut src: Box<dyn Read + Send>) -> Result<ReaderParts> {
                 }
                 buf.truncate(HEAD + filled);
                 let eof = filled < CHUNK && err.is_none();
-                let nl = if counting.load(Ordering::Relaxed) {
-                    count_nl(&buf[HEAD..])
-                } else {
-                    0
-                };
-                if filled > 0 && tx.send(Msg::Data(buf, nl)).is_err() {
+                if filled > 0 && tx.send(Msg::Data(buf)).is_err() {
                     return;
                 }
                 if let Some(e) = err {
@@ -236,7 +289,7 @@ fn spawn_reader(mut src: Box<dyn Read + Send>) -> Result<ReaderParts> {
             }
         })
         .context("cannot start the decompression thread")?;
-    Ok((rx, recycle_tx, handle, count_lines))
+    Ok((rx, recycle_tx, handle))
 }
 
 /// Scanner result: `Incomplete` = need more bytes (the caller refills and retries from
@@ -320,48 +373,50 @@ impl<'s> Parser<'s> {
     }
 }
 
-/// Drive the scanner over the decompressed stream.
+/// Drive the scanner over the decompressed stream, in place: the text is parsed where the
+/// decompression thread wrote it, and an event cut by a chunk's end is copied into the
+/// next chunk's head room (a plain growing buffer only for events longer than that).
 fn parse_stream(src: Box<dyn Read + Send>, store: &mut TraceStore, workers: usize) -> Result<()> {
-    let (rx, recycle, handle, count_lines) = spawn_reader(src)?;
+    let (rx, recycle, handle) = spawn_reader(src)?;
     let mut p = Parser::new(store, State::Start, false);
-    let mut buf: Vec<u8> = Vec::with_capacity(2 * CHUNK);
+    // The unparsed text is `work[pos..]`; `work[start..]` begins at stream offset `base`.
+    let mut work: Vec<u8> = Vec::new();
+    let mut start = 0usize;
     let mut pos = 0usize;
-    let mut nl_received = 0u64; // newlines in all bytes received so far
-    let mut bytes_before = 0u64; // byte offset of buf[0]
+    let mut base = 0u64;
     let mut eof = false;
     let result = (|| -> Result<()> {
         loop {
+            let offset = |i: usize| base + (i - start) as u64;
             if p.state == State::Done {
                 // Only whitespace may follow.
-                let rest = &buf[pos..];
-                if let Some(off) = rest.iter().position(|b| !b" \t\r\n".contains(b)) {
-                    let at = pos + off;
-                    bail!(
-                        "unexpected data after the end of the JSON document at line {}, byte {}",
-                        1 + nl_received - count_nl(&buf[at..]),
-                        bytes_before + at as u64
-                    );
+                if let Some(off) = work[pos..].iter().position(|b| !b" \t\r\n".contains(b)) {
+                    let at = offset(pos + off);
+                    return Err(json_error_at(
+                        at,
+                        "unexpected data after the end of the JSON document at line ".into(),
+                        format!(", byte {at}"),
+                    ));
                 }
-                pos = buf.len();
+                pos = work.len();
             } else {
-                match p.step(&buf, pos) {
+                match p.step(&work, pos) {
                     Ok(next) => {
                         pos = next;
                         if workers >= 2 && p.state == State::EventsFirst {
                             // Inside `traceEvents`: the rest goes to the parallel pass.
-                            count_lines.store(false, std::sync::atomic::Ordering::Relaxed);
-                            buf.drain(..pos);
-                            return parallel_events(&mut p, buf, &rx, &recycle, workers);
+                            let carry = work[pos..].to_vec();
+                            return parallel_events(&mut p, carry, &rx, &recycle, workers);
                         }
                         continue;
                     }
                     Err(ScanErr::Syntax(at, msg)) => {
-                        let at = at.min(buf.len());
-                        bail!(
-                            "invalid JSON at line {}, byte offset {}: {msg}",
-                            1 + nl_received - count_nl(&buf[at..]),
-                            bytes_before + at as u64
-                        );
+                        let at = offset(at.min(work.len()));
+                        return Err(json_error_at(
+                            at,
+                            "invalid JSON at line ".into(),
+                            format!(", byte offset {at}: {msg}"),
+                        ));
                     }
                     Err(ScanErr::Incomplete) => {}
                 }
@@ -370,32 +425,48 @@ fn parse_stream(src: Box<dyn Read + Send>, store: &mut TraceStore, workers: usiz
                 if p.state == State::Done {
                     return Ok(());
                 }
-                if buf[pos..].iter().all(|b| b" \t\r\n".contains(b)) && p.state == State::Start {
+                if work[pos..].iter().all(|b| b" \t\r\n".contains(b)) && p.state == State::Start {
                     bail!("the file is empty (no JSON document)");
                 }
-                bail!(
-                    "unexpected end of JSON at line {}, byte offset {} (truncated file?) while reading {}",
-                    1 + nl_received,
-                    bytes_before + buf.len() as u64,
-                    p.describe_state()
-                );
+                let at = offset(work.len());
+                return Err(json_error_at(
+                    at,
+                    "unexpected end of JSON at line ".into(),
+                    format!(
+                        ", byte offset {at} (truncated file?) while reading {}",
+                        p.describe_state()
+                    ),
+                ));
             }
-            // Refill: drop consumed bytes, append the next chunk.
-            bytes_before += pos as u64;
-            buf.drain(..pos);
-            pos = 0;
+            // Refill: the unparsed tail goes in front of the next chunk.
             match rx.recv() {
-                Ok(Msg::Data(chunk, nl)) => {
-                    nl_received += nl;
+                Ok(Msg::Data(mut chunk)) => {
                     p.store.counts.json_bytes += (chunk.len() - HEAD) as u64;
-                    buf.extend_from_slice(&chunk[HEAD..]);
-                    let _ = recycle.try_send(chunk);
+                    let carry = work.len() - pos;
+                    let carry_at = offset(pos);
+                    if carry <= HEAD {
+                        let s = HEAD - carry;
+                        chunk[s..HEAD].copy_from_slice(&work[pos..]);
+                        let spent = std::mem::replace(&mut work, chunk);
+                        if spent.capacity() >= HEAD + CHUNK {
+                            let _ = recycle.try_send(spent);
+                        }
+                        start = s;
+                    } else {
+                        // An unfinished value longer than the head room: grow a buffer.
+                        work.drain(..pos);
+                        work.extend_from_slice(&chunk[HEAD..]);
+                        let _ = recycle.try_send(chunk);
+                        start = 0;
+                    }
+                    pos = start;
+                    base = carry_at;
                 }
                 Ok(Msg::Eof) => eof = true,
                 Ok(Msg::Err(e)) => {
                     return Err(anyhow!(
                         "decompression failed after {} bytes of JSON: {e} (truncated or corrupt gzip?)",
-                        bytes_before + buf.len() as u64
+                        offset(work.len())
                     ));
                 }
                 Err(_) => eof = true,
@@ -908,7 +979,11 @@ impl<'s> Parser<'s> {
                     self.state = State::EventsNext;
                     return Ok(end);
                 }
-                let kineto = if fast { scan_event_kineto(b, i) } else { None };
+                let kineto = if fast {
+                    scan_event_kineto(b, i).or_else(|| scan_flow_kineto(b, i))
+                } else {
+                    None
+                };
                 let (ev, end) = match kineto {
                     Some(hit) => hit,
                     None => self.scan_event(b, i)?,
@@ -985,6 +1060,27 @@ mod kineto {
     pub const PY_ID: &[u8] = b", \"Python id\": ";
     pub const EV_IDX: &[u8] = b", \"Ev Idx\": ";
     pub const PY_TAIL: &[u8] = b"\n    }\n  }";
+    // Kernel args (the other bulky event: long names, a dozen args).
+    pub const K_EXTERNAL: &[u8] = b"{\n      \"External id\": ";
+    pub const K_QUEUED: &[u8] = b",      \"queued\": ";
+    pub const K_DEVICE: &[u8] = b", \"device\": ";
+    pub const K_CONTEXT: &[u8] = b", \"context\": ";
+    pub const K_STREAM: &[u8] = b",      \"stream\": ";
+    pub const K_CORRELATION: &[u8] = b", \"correlation\": ";
+    pub const K_REGISTERS: &[u8] = b",      \"registers per thread\": ";
+    pub const K_SHARED: &[u8] = b",      \"shared memory\": ";
+    pub const K_BLOCKS_SM: &[u8] = b",      \"blocks per SM\": ";
+    pub const K_WARPS_SM: &[u8] = b",      \"warps per SM\": ";
+    pub const K_GRID: &[u8] = b",      \"grid\": ";
+    pub const K_BLOCK: &[u8] = b",      \"block\": ";
+    pub const K_OCCUPANCY: &[u8] = b",      \"est. achieved occupancy %\": ";
+    // Flow events (`s`/`f`, cat `ac2g`).
+    pub const FLOW_ID: &[u8] = b"\", \"id\": ";
+    pub const FLOW_PID: &[u8] = b", \"pid\": ";
+    pub const FLOW_TS: &[u8] = b", \"ts\": ";
+    pub const FLOW_CAT: &[u8] = b",\n    \"cat\": \"";
+    pub const FLOW_BP: &[u8] = b"\", \"bp\": \"";
+    pub const EVENT_TAIL: &[u8] = b"\n  }";
 }
 
 /// `b[j..]` starts with `l`: the index after it. Compared eight bytes at a time (the
@@ -1009,10 +1105,14 @@ fn lit(b: &[u8], j: usize, l: &[u8]) -> Option<usize> {
     (word(s, last) == word(l, last)).then_some(j + l.len())
 }
 
-/// A number with the same byte set the general scanner accepts; it must be followed by a
-/// byte (so a number cut by the buffer end goes to the general path).
+/// A number as the general scanner takes it (a `-` or a digit, then the run of number
+/// bytes); it must be followed by a byte (so a number cut by the buffer end goes to the
+/// general path).
 #[inline(always)]
 fn num_at(b: &[u8], j: usize) -> Option<(&[u8], usize)> {
+    if !matches!(b.get(j)?, b'0'..=b'9' | b'-') {
+        return None;
+    }
     let mut k = j;
     while k < b.len() && matches!(b[k], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
         k += 1;
@@ -1237,10 +1337,135 @@ fn scan_event_kineto(b: &[u8], i: usize) -> Option<(Ev<'_>, usize)> {
             return Some((ev, k));
         }
     }
+    if cat == b"kernel"
+        && let Some((args, k)) = kernel_args_kineto(b, j)
+    {
+        ev.external_id = Some(args.external_id);
+        ev.device = Some(args.device);
+        ev.stream = Some(args.stream);
+        ev.correlation = Some(args.correlation);
+        ev.grid = Some(args.grid);
+        ev.block = Some(args.block);
+        return Some((ev, k));
+    }
     // Other args: the general args scanner, then the event's closing brace.
     let k = scan_args_of(b, j, &mut ev, 0).ok()?;
     let k = skip_ws(b, k).ok()?;
     (b[k] == b'}').then_some((ev, k + 1))
+}
+
+/// The args of a kernel event that the store keeps.
+struct KernelArgs<'a> {
+    external_id: &'a [u8],
+    device: &'a [u8],
+    stream: &'a [u8],
+    correlation: &'a [u8],
+    grid: &'a [u8],
+    block: &'a [u8],
+}
+
+/// A kernel's args object and the event's end in Kineto's layout (from the `{` of args to
+/// past the event's `}`); `None` on any deviation.
+#[inline]
+fn kernel_args_kineto(b: &[u8], j: usize) -> Option<(KernelArgs<'_>, usize)> {
+    use kineto::*;
+    // `[1, 1, 1]`: digits, commas and spaces only (anything else: general path).
+    let dims = |j: usize| -> Option<(&[u8], usize)> {
+        if b.get(j) != Some(&b'[') {
+            return None;
+        }
+        let close = j + memchr::memchr(b']', b.get(j..(j + 64).min(b.len()))?)?;
+        b[j + 1..close]
+            .iter()
+            .all(|c| c.is_ascii_digit() || *c == b',' || *c == b' ')
+            .then(|| (&b[j..close + 1], close + 1))
+    };
+    let j = lit(b, j, K_EXTERNAL)?;
+    let (external_id, j) = num_at(b, j)?;
+    let j = lit(b, j, K_QUEUED)?;
+    let (_, j) = num_at(b, j)?;
+    let j = lit(b, j, K_DEVICE)?;
+    let (device, j) = num_at(b, j)?;
+    let j = lit(b, j, K_CONTEXT)?;
+    let (_, j) = num_at(b, j)?;
+    let j = lit(b, j, K_STREAM)?;
+    let (stream, j) = num_at(b, j)?;
+    let j = lit(b, j, K_CORRELATION)?;
+    let (correlation, j) = num_at(b, j)?;
+    let j = lit(b, j, K_REGISTERS)?;
+    let (_, j) = num_at(b, j)?;
+    let j = lit(b, j, K_SHARED)?;
+    let (_, j) = num_at(b, j)?;
+    let j = lit(b, j, K_BLOCKS_SM)?;
+    let (_, j) = num_at(b, j)?;
+    let j = lit(b, j, K_WARPS_SM)?;
+    let (_, j) = num_at(b, j)?;
+    let j = lit(b, j, K_GRID)?;
+    let (grid, j) = dims(j)?;
+    let j = lit(b, j, K_BLOCK)?;
+    let (block, j) = dims(j)?;
+    let j = lit(b, j, K_OCCUPANCY)?;
+    let (_, j) = num_at(b, j)?;
+    let end = lit(b, j, PY_TAIL)?;
+    Some((
+        KernelArgs {
+            external_id,
+            device,
+            stream,
+            correlation,
+            grid,
+            block,
+        },
+        end,
+    ))
+}
+
+/// A flow event (`s`/`f`) in Kineto's layout:
+/// `{"ph": "f", "id": N, "pid": N, "tid": N, "ts": T, "cat": "…", "name": "…"[, "bp": "…"]}`
+/// with its line breaks; `None` on any deviation.
+#[inline]
+fn scan_flow_kineto(b: &[u8], i: usize) -> Option<(Ev<'_>, usize)> {
+    use kineto::*;
+    let j = lit(b, i, b"{\n    \"ph\": \"")?;
+    let ph = *b.get(j)?;
+    if ph != b's' && ph != b'f' {
+        return None;
+    }
+    let j = lit(b, j + 1, FLOW_ID)?;
+    let (id, j) = num_at(b, j)?;
+    let j = lit(b, j, FLOW_PID)?;
+    let (pid, j) = num_at(b, j)?;
+    let j = lit(b, j, TID)?;
+    let (tid, j) = num_at(b, j)?;
+    let j = lit(b, j, FLOW_TS)?;
+    let (ts, j) = num_at(b, j)?;
+    let j = lit(b, j, FLOW_CAT)?;
+    let e = plain_string_end(b, j)?;
+    let cat = &b[j..e];
+    let j = lit(b, e, NAME)?;
+    let e = plain_string_end(b, j)?;
+    let name = &b[j..e];
+    let mut ev = Ev {
+        ph,
+        cat,
+        name: Some(Val::Str(name, false)),
+        pid: Some(Val::Num(pid)),
+        tid: Some(Val::Num(tid)),
+        ts: Some(Val::Num(ts)),
+        id: Some(Val::Num(id)),
+        ..Default::default()
+    };
+    let j = match lit(b, e, FLOW_BP) {
+        Some(j) => {
+            let e = plain_string_end(b, j)?;
+            ev.bp = &b[j..e];
+            e
+        }
+        None => e,
+    };
+    let end = lit(b, j, b"\"")?;
+    let end = lit(b, end, EVENT_TAIL)?;
+    Some((ev, end))
 }
 
 impl<'s> Parser<'s> {
@@ -1934,7 +2159,7 @@ fn parallel_events(
         while !eof && !failed {
             // `work[start..]` = the unfinished event carried over + the new chunk.
             let (work, start) = match rx.recv() {
-                Ok(Msg::Data(mut chunk, _)) => {
+                Ok(Msg::Data(mut chunk)) => {
                     p.store.counts.json_bytes += (chunk.len() - HEAD) as u64;
                     if carry.len() <= HEAD {
                         let start = HEAD - carry.len();
@@ -2315,6 +2540,17 @@ mod tests {
         assert_eq!(
             (ev.cat, ev.correlation, ev.stream),
             (&b"kernel"[..], Some(&b"97"[..]), Some(&b"7"[..]))
+        );
+        // The full kernel args as Kineto writes them take the kernel template.
+        let args = b"{\n      \"External id\": 43,      \"queued\": 0, \"device\": 0, \"context\": 1,      \"stream\": 7, \"correlation\": 97,      \"registers per thread\": 16,      \"shared memory\": 0,      \"blocks per SM\": 0.007576,      \"warps per SM\": 0.015152,      \"grid\": [1, 1, 1],      \"block\": [64, 1, 1],      \"est. achieved occupancy %\": 0\n    }\n  }";
+        let (k, end) = kernel_args_kineto(args, 0).expect("kernel args in Kineto layout");
+        assert_eq!(end, args.len());
+        assert_eq!((k.correlation, k.block), (&b"97"[..], &b"[64, 1, 1]"[..]));
+        let flow = b"{\n    \"ph\": \"f\", \"id\": 56, \"pid\": 802, \"tid\": 802, \"ts\": 5100925897555.992,\n    \"cat\": \"ac2g\", \"name\": \"ac2g\", \"bp\": \"e\"\n  }";
+        let (ev, end) = scan_flow_kineto(flow, 0).expect("flow event in Kineto layout");
+        assert_eq!(
+            (ev.ph, ev.cat, ev.bp, end),
+            (b'f', &b"ac2g"[..], &b"e"[..], flow.len())
         );
         // One byte of other whitespace and both fast paths step aside.
         let spaced = [&kernel[..1], b" ", &kernel[1..]].concat();

@@ -239,6 +239,28 @@ fn kineto_fast_paths_and_the_general_scanner_build_the_same_store() {
     }
   }"#,
         r#"{
+    "ph": "X", "cat": "kernel", "name": "void at::native::vectorized_elementwise_kernel<4>(int)", "pid": 0, "tid": 7,
+    "ts": 5100925898040.125, "dur": 1.5,
+    "args": {
+      "External id": 44,      "queued": 0, "device": 0, "context": 1,      "stream": 7, "correlation": 98,      "registers per thread": 16,      "shared memory": 0,      "blocks per SM": 0.007576,      "warps per SM": 0.015152,      "grid": [132, 1, 1],      "block": [128, 1, 1],      "est. achieved occupancy %": 0
+    }
+  }"#,
+        r#"{
+    "ph": "X", "cat": "kernel", "name": "k2", "pid": 0, "tid": 7,
+    "ts": 5100925898041.125, "dur": 1.5,
+    "args": {
+      "External id": 45,      "queued": 0, "device": 0, "context": 1,      "stream": 7, "correlation": 99,      "registers per thread": 16,      "shared memory": 0,      "blocks per SM": 0.007576,      "warps per SM": 0.015152,      "grid": [1, "x", 1],      "block": [128, 1, 1],      "est. achieved occupancy %": 0
+    }
+  }"#,
+        r#"{
+    "ph": "s", "id": 98, "pid": 802, "tid": 802, "ts": 5100925898030.500,
+    "cat": "ac2g", "name": "ac2g"
+  }"#,
+        r#"{
+    "ph": "f", "id": 98, "pid": 0, "tid": 7, "ts": 5100925898040.125,
+    "cat": "ac2g", "name": "ac2g", "bp": "e"
+  }"#,
+        r#"{
     "ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 802, "tid": 802,
     "ts": 5100925898030.000, "dur": 9.5,
     "args": {
@@ -269,7 +291,13 @@ fn kineto_fast_paths_and_the_general_scanner_build_the_same_store() {
     }
     let edge_store = read_trace_with_workers(&edge_file, 0).unwrap();
     assert_eq!(edge_store.frames.len(), 5);
-    assert_eq!(edge_store.kernels.len(), 1);
+    assert_eq!(edge_store.kernels.len(), 3);
+    assert_eq!(
+        edge_store.kernels.grid,
+        vec![[1, 1, 1], [132, 1, 1], [1, 1, 0]]
+    );
+    assert_eq!(edge_store.kernels.correlation, vec![97, 98, 99]);
+    assert_eq!(edge_store.flows.phase, vec![b's', b'f']);
     assert_eq!(edge_store.cpu_ops.len(), 1);
     // Frames sort by (thread, ts): pid -1 is the second thread.
     assert_eq!(edge_store.frames.parent_python_id, vec![-1, 1, 3, 4, -2]);
@@ -286,5 +314,61 @@ fn kineto_fast_paths_and_the_general_scanner_build_the_same_store() {
     assert_eq!(
         edge_store.names.get(edge_store.frames.name[1]),
         "a.py(2): \"g\""
+    );
+}
+
+/// Events longer than a chunk's head room (64 KiB) and errors after several chunks: the
+/// in-place reader keeps the text whole and the error names the exact line and byte
+/// offset (counted by a second pass only when the error happens), plain or gzipped.
+#[test]
+fn long_events_and_late_errors_keep_exact_text_lines_and_offsets() {
+    let long_name = "x".repeat(300_000);
+    let mut json = String::from("{\"traceEvents\": [\n");
+    for i in 0..12_000 {
+        let name = if i % 4_000 == 7 {
+            long_name.as_str()
+        } else {
+            "aten::mm"
+        };
+        json.push_str(&format!(
+            "  {{\"ph\": \"X\", \"cat\": \"cpu_op\", \"name\": \"{name}\", \"pid\": 1, \"tid\": 1,\n   \"ts\": {i}, \"dur\": 0.5, \"args\": {{\"External id\": {i}}}}},\n"
+        ));
+    }
+    let good = format!("{}  {{}}]}}\n", json);
+    let store = read_trace_bytes_with_workers(good.as_bytes(), "long", 0).unwrap();
+    assert_eq!(store.cpu_ops.len(), 12_000);
+    let long_rows = (0..store.cpu_ops.len())
+        .filter(|&i| store.names.get(store.cpu_ops.name[i]) == long_name)
+        .count();
+    assert_eq!(long_rows, 3);
+
+    let bad = format!("{json}  {{\"ph\": \"X\", \"ts\": 1, \"dur\": oops}}]}}\n");
+    let at = bad.find("oops").unwrap();
+    let line = 1 + bad[..at].matches('\n').count();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, bad.as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    for (what, bytes) in [("plain", bad.as_bytes()), ("gzip", &gz[..])] {
+        for workers in [0, 2] {
+            let err = format!(
+                "{:#}",
+                read_trace_bytes_with_workers(bytes, "bad", workers).unwrap_err()
+            );
+            assert!(
+                err.contains(&format!("line {line}, byte offset {at}:")),
+                "{what}, {workers} workers: {err}"
+            );
+        }
+    }
+    // A document cut short: the end-of-input error counts every line read.
+    let cut = &good[..good.len() - 40];
+    let err = format!(
+        "{:#}",
+        read_trace_bytes_with_workers(cut.as_bytes(), "cut", 0).unwrap_err()
+    );
+    let lines = 1 + cut.matches('\n').count();
+    assert!(
+        err.contains(&format!("line {lines}, byte offset {}", cut.len())),
+        "{err}"
     );
 }
