@@ -221,6 +221,36 @@ impl TopLabel {
     }
 }
 
+/// The kernel, overlap-opportunity and fuse-pattern tables of one stage. They read the
+/// store independently, so the kernel table is built on a second thread meanwhile.
+pub fn stage_tables(
+    sk: &StageKernels<'_>,
+    classifier: &Classifier,
+    graph_map: Option<&GraphMap>,
+    cutoff_pct: f64,
+    catalog: &FuseCatalog,
+    framework: &str,
+) -> (KernelTable, OverlapTable, FuseTable) {
+    std::thread::scope(|scope| {
+        let kernels = std::thread::Builder::new()
+            .name("trace-kernel-table".into())
+            .spawn_scoped(scope, || {
+                kernel_table(sk, classifier, graph_map, cutoff_pct)
+            });
+        let ot = overlap_table(sk, classifier, graph_map, cutoff_pct);
+        let ft = fuse_table(sk, classifier, catalog, framework);
+        let kt = match kernels {
+            Ok(handle) => match handle.join() {
+                Ok(kt) => kt,
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+            // No thread to be had: build it here.
+            Err(_) => kernel_table(sk, classifier, graph_map, cutoff_pct),
+        };
+        (kt, ot, ft)
+    })
+}
+
 /// Build the kernel table.
 pub fn kernel_table(
     sk: &StageKernels<'_>,

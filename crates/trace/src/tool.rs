@@ -208,9 +208,14 @@ pub fn run_tables(
         };
         ctx.progress(0.5, None, "tables");
         let sk = StageKernels::heaviest_device(&store);
-        let kt = kernel_table(&sk, &classifier, graph_map.as_ref(), req.share_cutoff_pct);
-        let ot = overlap_table(&sk, &classifier, graph_map.as_ref(), req.share_cutoff_pct);
-        let ft = fuse_table(&sk, &classifier, &catalog, &fw);
+        let (kt, ot, ft) = stage_tables(
+            &sk,
+            &classifier,
+            graph_map.as_ref(),
+            req.share_cutoff_pct,
+            &catalog,
+            &fw,
+        );
         let ours_steps = match req.steps {
             Some(n) => (n.max(1), format!("{n} steps (given)")),
             None => count_steps(&store),
