@@ -8,7 +8,7 @@ mod mcp;
 mod registry;
 mod tools;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -53,6 +53,9 @@ enum Command {
         input: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Runs, each in a fresh process; the figures are their medians.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
     },
     /// Body of a detached job (started by the tools, not by people).
     #[command(hide = true)]
@@ -97,16 +100,46 @@ fn run(command: Command) -> Result<i32> {
         }
         Command::Tools { json } => cli::list_tools(json).map(|_| 0),
         Command::JobRun { state } => jobrun::run(&state).map(|_| 0),
-        Command::Selfbench { what, input, json } => {
+        Command::Selfbench { what, input, json, runs } => {
             anyhow::ensure!(what == "profile", "selfbench: unknown target '{what}' (known: profile)");
-            let report = vllm_sota_trace::selfbench::selfbench(&input)?;
+            anyhow::ensure!(runs >= 1, "selfbench: --runs must be at least 1");
+            std::fs::metadata(&input).with_context(|| format!("selfbench: cannot read {}", input.display()))?;
+            if runs == 1 {
+                let report = vllm_sota_trace::selfbench::selfbench(&input)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    println!(
+                        "{}: {:.0} MB of JSON, {} events, {} kernels\nplain gunzip {:.0} ms | three tables {:.0} ms (read {:.0} ms) | {:.0} MB/s | ratio {:.2}x | peak RSS {:.0} MB (baseline {:.0} MB)\n{}",
+                        report.file, report.json_mb, report.events, report.kernels, report.gunzip_ms, report.tables_ms, report.read_ms,
+                        report.json_mb_per_s, report.ratio, report.peak_rss_mb, report.baseline_rss_mb, report.note
+                    );
+                }
+                return Ok(0);
+            }
+            // Each run in a fresh process: what a one-shot profile_tables call pays.
+            let exe = std::env::current_exe()?;
+            let mut each = Vec::with_capacity(runs);
+            for i in 0..runs {
+                let out = std::process::Command::new(&exe)
+                    .args(["selfbench", "profile", "--json", "--runs", "1"])
+                    .arg(&input)
+                    .stderr(std::process::Stdio::inherit())
+                    .output()?;
+                anyhow::ensure!(out.status.success(), "selfbench: run {} of {runs} failed ({})", i + 1, out.status);
+                each.push(serde_json::from_slice(&out.stdout)?);
+                if !json {
+                    eprintln!("run {}/{runs} done", i + 1);
+                }
+            }
+            let s = vllm_sota_trace::selfbench::SelfbenchSummary::from_runs(each)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                println!("{}", serde_json::to_string_pretty(&s)?);
             } else {
                 println!(
-                    "{}: {:.0} MB of JSON, {} events, {} kernels\nplain gunzip {:.0} ms | three tables {:.0} ms (read {:.0} ms) | {:.0} MB/s | ratio {:.2}x | peak RSS {:.0} MB (baseline {:.0} MB)\n{}",
-                    report.file, report.json_mb, report.events, report.kernels, report.gunzip_ms, report.tables_ms, report.read_ms,
-                    report.json_mb_per_s, report.ratio, report.peak_rss_mb, report.baseline_rss_mb, report.note
+                    "{}: {:.0} MB of JSON, medians of {} runs (each in a fresh process)\nplain gunzip {:.0} ms | three tables {:.0} ms (read {:.0} ms) | {:.0} MB/s | ratio {:.2}x (runs: {:.2}-{:.2}) | peak RSS {:.0} MB",
+                    s.file, s.json_mb, s.runs, s.median_gunzip_ms, s.median_tables_ms, s.median_read_ms,
+                    s.median_json_mb_per_s, s.median_ratio, s.min_ratio, s.max_ratio, s.peak_rss_mb
                 );
             }
             Ok(0)

@@ -9,7 +9,7 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
-#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct SelfbenchReport {
     pub file: String,
     pub compressed_mb: f64,
@@ -113,4 +113,104 @@ pub fn selfbench(path: &Path) -> Result<SelfbenchReport> {
         peak_rss_mb: peak as f64 / 1024.0,
         note: "decompression runs on a helper thread while the scanner parses; RSS is VmHWM (process peak), baseline = peak before the tables".into(),
     })
+}
+
+/// Several [`selfbench`] runs, each in a fresh process (so each pays what a one-shot
+/// `profile_tables` pays: cold allocator, first-touch page faults), summarised by medians:
+/// machines are noisy, and one run's ratio can be off by a fifth either way.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct SelfbenchSummary {
+    pub file: String,
+    pub runs: usize,
+    pub json_mb: f64,
+    pub median_gunzip_ms: f64,
+    pub median_tables_ms: f64,
+    pub median_read_ms: f64,
+    pub median_json_mb_per_s: f64,
+    /// Median of the per-run ratios tables/gunzip (each pair measured in one process).
+    pub median_ratio: f64,
+    pub min_ratio: f64,
+    pub max_ratio: f64,
+    /// Highest VmHWM of all runs.
+    pub peak_rss_mb: f64,
+    pub each: Vec<SelfbenchReport>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+impl SelfbenchSummary {
+    pub fn from_runs(each: Vec<SelfbenchReport>) -> Result<Self> {
+        let first = each
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("selfbench: no runs to summarise"))?;
+        let of = |f: fn(&SelfbenchReport) -> f64| median(each.iter().map(f).collect());
+        let ratios = each.iter().map(|r| r.ratio);
+        Ok(SelfbenchSummary {
+            file: first.file.clone(),
+            runs: each.len(),
+            json_mb: first.json_mb,
+            median_gunzip_ms: of(|r| r.gunzip_ms),
+            median_tables_ms: of(|r| r.tables_ms),
+            median_read_ms: of(|r| r.read_ms),
+            median_json_mb_per_s: of(|r| r.json_mb_per_s),
+            median_ratio: of(|r| r.ratio),
+            min_ratio: ratios.clone().fold(f64::INFINITY, f64::min),
+            max_ratio: ratios.fold(f64::NEG_INFINITY, f64::max),
+            peak_rss_mb: each.iter().map(|r| r.peak_rss_mb).fold(0.0, f64::max),
+            each,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(gunzip_ms: f64, tables_ms: f64, rss: f64) -> SelfbenchReport {
+        SelfbenchReport {
+            file: "t.json.gz".into(),
+            compressed_mb: 1.0,
+            json_mb: 10.0,
+            events: 1,
+            kernels: 1,
+            gunzip_ms,
+            gunzip_cpu_ms: gunzip_ms,
+            tables_ms,
+            tables_cpu_ms: tables_ms,
+            read_ms: tables_ms - 1.0,
+            json_mb_per_s: 10.0 / (tables_ms / 1e3),
+            ratio: tables_ms / gunzip_ms,
+            baseline_rss_mb: 1.0,
+            peak_rss_mb: rss,
+            note: String::new(),
+        }
+    }
+
+    #[test]
+    fn summaries_take_medians_of_runs_and_the_highest_rss() {
+        let s = SelfbenchSummary::from_runs(vec![
+            run(200.0, 400.0, 70.0),
+            run(100.0, 300.0, 75.0),
+            run(250.0, 250.0, 72.0),
+        ])
+        .unwrap();
+        assert_eq!(s.runs, 3);
+        assert_eq!(s.median_gunzip_ms, 200.0);
+        assert_eq!(s.median_tables_ms, 300.0);
+        // Per-run ratios 2.0, 3.0, 1.0: the median of ratios, not the ratio of medians.
+        assert_eq!((s.median_ratio, s.min_ratio, s.max_ratio), (2.0, 1.0, 3.0));
+        assert_eq!(s.peak_rss_mb, 75.0);
+        let even =
+            SelfbenchSummary::from_runs(vec![run(100.0, 150.0, 1.0), run(100.0, 250.0, 1.0)])
+                .unwrap();
+        assert_eq!(even.median_ratio, 2.0);
+        assert!(SelfbenchSummary::from_runs(vec![]).is_err());
+    }
 }
