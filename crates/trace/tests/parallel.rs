@@ -8,6 +8,10 @@ use vllm_sota_trace::reader::{
     set_kineto_fast_path,
 };
 
+/// Held by the tests that switch the process-wide fast-path flag, so that one test's
+/// "general scanner" read is not switched back on by another test midway.
+static FAST_PATH_SWITCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn fx(rel: &str) -> PathBuf {
     vllm_sota_core::refs::fixtures_dir().join(rel)
 }
@@ -199,6 +203,7 @@ fn errors_are_the_same_with_and_without_workers() {
 /// either read the same way or leave to the general scanner.
 #[test]
 fn kineto_fast_paths_and_the_general_scanner_build_the_same_store() {
+    let _switch = FAST_PATH_SWITCH.lock().unwrap_or_else(|e| e.into_inner());
     let mut edge = String::from("{\"traceEvents\": [\n");
     let events = [
         // The layout itself, then one deviation per event.
@@ -370,5 +375,82 @@ fn long_events_and_late_errors_keep_exact_text_lines_and_offsets() {
     assert!(
         err.contains(&format!("line {lines}, byte offset {}", cut.len())),
         "{err}"
+    );
+}
+
+/// Every one-byte corruption of real Kineto events (a python frame, a kernel, a flow pair,
+/// a CPU op): the fast paths never read the text differently from the general scanner.
+/// Both give the same store, or both the same error.
+#[test]
+fn corrupted_kineto_events_read_the_same_with_and_without_fast_paths() {
+    let _switch = FAST_PATH_SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let events = r#"{
+    "ph": "X", "cat": "python_function", "name": "vllm/v1/worker/gpu_model_runner.py(1958): execute_model", "pid": 802, "tid": 802,
+    "ts": 5100925891748.929, "dur": 2934778.132,
+    "args": {
+      "Python parent id": 2, "Python id": 3, "Ev Idx": 26578
+    }
+  },
+  {
+    "ph": "X", "cat": "kernel", "name": "nvjet_tst_64x8_64x16_2x1_v_bz_TNT", "pid": 0, "tid": 7,
+    "ts": 5100925898037.875, "dur": 0.736,
+    "args": {
+      "External id": 43,      "queued": 0, "device": 0, "context": 1,      "stream": 7, "correlation": 97,      "registers per thread": 16,      "shared memory": 0,      "blocks per SM": 0.007576,      "warps per SM": 0.015152,      "grid": [1, 1, 1],      "block": [64, 1, 1],      "est. achieved occupancy %": 0
+    }
+  },
+  {
+    "ph": "s", "id": 97, "pid": 802, "tid": 802, "ts": 5100925897555.992,
+    "cat": "ac2g", "name": "ac2g"
+  },
+  {
+    "ph": "f", "id": 97, "pid": 0, "tid": 7, "ts": 5100925898037.875,
+    "cat": "ac2g", "name": "ac2g", "bp": "e"
+  },
+  {
+    "ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 802, "tid": 802,
+    "ts": 5100925897550.100, "dur": 9.5,
+    "args": {
+      "External id": 43,"Record function id": 0, "Input Dims": [[1, 2], [2, 3]], "Ev Idx": 11
+    }
+  }"#;
+    let doc = |body: &[u8]| -> Vec<u8> {
+        [&b"{\"traceEvents\": [\n  "[..], body, &b"\n  ]\n}\n"[..]].concat()
+    };
+    let read = |bytes: &[u8], fast: bool| {
+        set_kineto_fast_path(fast);
+        let r = read_trace_bytes_with_workers(bytes, "mutant", 0);
+        set_kineto_fast_path(true);
+        r
+    };
+    let body = events.as_bytes();
+    let mut checked = 0;
+    for at in 0..body.len() {
+        for with in [b'"', b'\\', b'9', b'-', b'e', b'.', b' ', b'\n', b'}', b'x'] {
+            if body[at] == with {
+                continue;
+            }
+            let mut mutant = body.to_vec();
+            mutant[at] = with;
+            let text = doc(&mutant);
+            let what = format!("byte {at} set to {:?}", with as char);
+            match (read(&text, false), read(&text, true)) {
+                (Ok(general), Ok(fast)) => assert_same(&general, &fast, &what),
+                (Err(g), Err(f)) => assert_eq!(format!("{g:#}"), format!("{f:#}"), "{what}"),
+                (g, f) => panic!("{what}: general {:?}, fast {:?}", g.is_ok(), f.is_ok()),
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 10_000, "{checked} mutants");
+    // The unmutated events take the fast paths and read as expected.
+    let store = read(&doc(body), true).unwrap();
+    assert_eq!(
+        (
+            store.frames.len(),
+            store.kernels.len(),
+            store.flows.id.len(),
+            store.cpu_ops.len()
+        ),
+        (1, 1, 2, 1)
     );
 }
