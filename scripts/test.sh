@@ -24,7 +24,7 @@ if need_external python3 "the Python MCP SDK check"; then
   "$venv/bin/python" -m pip install -q --disable-pip-version-check mcp==2.3.0
   cargo build --locked --bin vllm-sota
   fixtures="${VLLM_SOTA_FIXTURES:-$(cd .. && pwd)/shared/fixtures}"
-  "$venv/bin/python" tests/external/mcp_python_client.py target/debug/vllm-sota "$fixtures"
+  "$venv/bin/python" tests/external/mcp_python_client.py "${CARGO_TARGET_DIR:-target}/debug/vllm-sota" "$fixtures"
 fi
 
 if need_external npx "the npx skills add check"; then
