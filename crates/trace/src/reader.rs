@@ -686,8 +686,19 @@ fn scan_scalar(b: &[u8], i: usize) -> SR<(Val<'_>, usize)> {
     }
 }
 
+/// Largest time or duration the store takes (just under 2^62 ns, about 146 years): the sum
+/// or difference of any two (an event's end, a gap) then cannot overflow. Larger values
+/// are not timestamps.
+const MAX_ABS_NS: i64 = (1 << 62) - 1;
+
+#[inline(always)]
+fn within_time_range(ns: i64) -> Option<i64> {
+    (-MAX_ABS_NS..=MAX_ABS_NS).contains(&ns).then_some(ns)
+}
+
 /// Parse a JSON number of microseconds into integer nanoseconds (exact for up to 3
-/// decimals; rounds beyond). Falls back to f64 for exponents.
+/// decimals; rounds beyond). Falls back to f64 for exponents. `None` beyond
+/// [`MAX_ABS_NS`].
 fn us_to_ns(s: &[u8]) -> Option<i64> {
     let (neg, s) = if s.first() == Some(&b'-') {
         (true, &s[1..])
@@ -727,8 +738,11 @@ fn us_to_ns(s: &[u8]) -> Option<i64> {
         // exponent or junk: slow path
         let text = std::str::from_utf8(s).ok()?;
         let v: f64 = text.parse().ok()?;
-        let v = if neg { -v } else { v };
-        return Some((v * 1000.0).round() as i64);
+        let v = if neg { -v } else { v } * 1000.0;
+        if !v.is_finite() || v.abs() > MAX_ABS_NS as f64 {
+            return None;
+        }
+        return within_time_range(v.round() as i64);
     }
     while digits < 3 {
         frac *= 10;
@@ -736,9 +750,9 @@ fn us_to_ns(s: &[u8]) -> Option<i64> {
     }
     let mut ns = int.checked_mul(1000)?.checked_add(frac)?;
     if round_up {
-        ns += 1;
+        ns = ns.checked_add(1)?;
     }
-    Some(if neg { -ns } else { ns })
+    within_time_range(if neg { -ns } else { ns })
 }
 
 fn parse_i64(s: &[u8]) -> Option<i64> {
@@ -1238,9 +1252,9 @@ fn micros_at(b: &[u8], j: usize) -> Option<(i64, usize)> {
     }
     let mut ns = int.checked_mul(1000)?.checked_add(frac)?;
     if round_up {
-        ns += 1;
+        ns = ns.checked_add(1)?;
     }
-    Some((if neg { -ns } else { ns }, k))
+    Some((within_time_range(if neg { -ns } else { ns })?, k))
 }
 
 /// The closing quote of a string without escapes, from just past its opening quote;
@@ -2411,6 +2425,17 @@ mod tests {
         assert_eq!(us_to_ns(b"-1.25"), Some(-1_250));
         assert_eq!(us_to_ns(b"1e3"), Some(1_000_000));
         assert_eq!(us_to_ns(b"abc"), None);
+        // From 2^62 ns (146 years) on a value is no time: the sum of two must not overflow.
+        assert_eq!(us_to_ns(b"4611686018427387.903"), Some((1 << 62) - 1));
+        assert_eq!(us_to_ns(b"-4611686018427387.903"), Some(1 - (1 << 62)));
+        assert_eq!(us_to_ns(b"4611686018427387.904"), None);
+        assert_eq!(us_to_ns(b"-4611686018427387.905"), None);
+        assert_eq!(us_to_ns(b"5100925897550e100"), None);
+        assert_eq!(us_to_ns(b"1e400"), None);
+        assert_eq!(micros_at(b"4611686018427387.905,", 0), None);
+        // Rounding up at the very top of i64 is a miss, not an overflow.
+        assert_eq!(us_to_ns(b"9223372036854775.8075"), None);
+        assert_eq!(micros_at(b"9223372036854775.8075,", 0), None);
     }
 
     #[test]
