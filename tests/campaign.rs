@@ -286,3 +286,14 @@ fn attempt_can_attach_the_checkout_diff() {
     assert_eq!(s["rounds"][0]["gates"][3]["state"], "done");
     assert_eq!(s["rounds"][0]["gates"][3]["evidence"], "patches/r1-a01.diff");
 }
+
+#[test]
+fn job_tools_name_an_unknown_job_and_a_missing_round() {
+    let (_root, campaign) = new_campaign();
+    let (ok, _, err) = cli("job-status", &json!({"campaign_dir": campaign, "job": "nope"}));
+    assert!(!ok);
+    assert!(err.contains("job: unknown job 'nope' (known: fair_benchmark, revalidate)"), "{err}");
+    let (ok, _, err) = cli("job-cancel", &json!({"campaign_dir": campaign, "job": "revalidate"}));
+    assert!(!ok);
+    assert!(err.contains("round: required for a revalidate job"), "{err}");
+}

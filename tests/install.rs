@@ -71,3 +71,19 @@ fn install_is_idempotent_and_keeps_other_settings() {
     assert_eq!(json["mcpServers"]["other"]["command"], "y");
     assert_eq!(json["mcpServers"]["vllm-sota"]["command"], bin.to_str().unwrap());
 }
+
+#[test]
+fn an_unknown_option_is_refused_by_name_and_changes_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install.sh"))
+        .arg("--bogus")
+        .env("HOME", home.path())
+        .env_remove("CODEX_HOME")
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown option --bogus"));
+    assert_eq!(std::fs::read_dir(home.path()).unwrap().count(), 0, "nothing written to HOME");
+}
