@@ -159,18 +159,23 @@ pub fn launch_site_cached<'s>(
     }
 }
 
+/// Whether a frame of priority `p`, met walking outward, becomes the chain's location:
+/// informative frames only (`p > 0`), a strictly higher priority (ties go to the innermost).
+fn outranks(p: i32, best: Option<i32>) -> bool {
+    p > 0 && best.is_none_or(|bp| p > bp)
+}
+
 /// The location half of [`best_location_cached`] without building the stack: the
 /// highest-priority frame of the chain (ties to the innermost), else the innermost frame.
 fn best_location_only(s: &TraceStore, innermost: usize, cache: &mut FrameCache) -> Arc<str> {
     // Same walk and length cap as `TraceStore::frame_chain`, without collecting it.
-    const MAX_CHAIN: usize = 256;
     let mut best: Option<(i32, NameId)> = None;
     let mut cur = innermost as u32;
     let mut walked = 0;
-    while cur != NONE && walked < MAX_CHAIN {
+    while cur != NONE && walked < MAX_FRAME_CHAIN {
         let name = s.frames.name[cur as usize];
         let p = cache.entry(s, name).0;
-        if p > 0 && best.map(|(bp, _)| p > bp).unwrap_or(true) {
+        if outranks(p, best.map(|(bp, _)| bp)) {
             best = Some((p, name));
         }
         walked += 1;
@@ -324,9 +329,9 @@ pub fn best_location_cached(
         .iter()
         .map(|&f| cache.get(s, s.frames.name[f]))
         .collect();
-    let mut best: Option<(i32, usize)> = None; // ties go to the innermost
+    let mut best: Option<(i32, usize)> = None;
     for (pos, (p, _)) in infos.iter().enumerate() {
-        if *p > 0 && best.map(|(bp, _)| *p > bp).unwrap_or(true) {
+        if outranks(*p, best.map(|(bp, _)| bp)) {
             best = Some((*p, pos));
         }
     }

@@ -648,6 +648,13 @@ fn skip_value(b: &[u8], i: usize) -> SR<usize> {
     }
 }
 
+/// The bytes a number's run is made of, as the scanner takes it (the fast paths take the
+/// same run, so both read a number the same way).
+#[inline(always)]
+fn is_number_byte(c: u8) -> bool {
+    matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+}
+
 /// A borrowed scalar value.
 #[derive(Clone, Copy, Debug)]
 enum Val<'a> {
@@ -667,7 +674,7 @@ fn scan_scalar(b: &[u8], i: usize) -> SR<(Val<'_>, usize)> {
         }
         b'-' | b'0'..=b'9' => {
             let mut j = i;
-            while j < b.len() && matches!(b[j], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+            while j < b.len() && is_number_byte(b[j]) {
                 j += 1;
             }
             if j >= b.len() {
@@ -700,59 +707,85 @@ fn within_time_range(ns: i64) -> Option<i64> {
 /// decimals; rounds beyond). Falls back to f64 for exponents. `None` beyond
 /// [`MAX_ABS_NS`].
 fn us_to_ns(s: &[u8]) -> Option<i64> {
-    let (neg, s) = if s.first() == Some(&b'-') {
-        (true, &s[1..])
-    } else {
-        (false, s)
-    };
-    let mut int: i64 = 0;
-    let mut i = 0;
-    while i < s.len() && s[i].is_ascii_digit() {
-        int = int.checked_mul(10)?.checked_add((s[i] - b'0') as i64)?;
-        i += 1;
+    let (decimal, end) = DecimalMicros::scan(s, 0)?;
+    if end == s.len() {
+        return decimal.to_ns();
     }
-    if i == 0 {
+    // exponent or junk: slow path
+    let text = std::str::from_utf8(s).ok()?;
+    let v = text.parse::<f64>().ok()? * 1000.0;
+    if !v.is_finite() || v.abs() > MAX_ABS_NS as f64 {
         return None;
     }
-    let mut frac: i64 = 0;
-    let mut digits = 0;
-    let mut round_up = false;
-    if i < s.len() && s[i] == b'.' {
-        i += 1;
-        let fs = i;
-        while i < s.len() && s[i].is_ascii_digit() {
-            if digits < 3 {
-                frac = frac * 10 + (s[i] - b'0') as i64;
-                digits += 1;
-            } else if digits == 3 {
-                round_up = s[i] >= b'5';
-                digits += 1;
+    within_time_range(v.round() as i64)
+}
+
+/// `-?[0-9]+(\.[0-9]+)?` microseconds as scanned; the text that follows is the caller's.
+struct DecimalMicros {
+    neg: bool,
+    int: i64,
+    /// The first 3 decimals as an integer (padded), and whether the 4th rounds up.
+    frac: i64,
+    round_up: bool,
+}
+
+impl DecimalMicros {
+    /// The number at `b[j..]` and the index past it; `None` when there is none or its
+    /// integer part overflows.
+    #[inline(always)]
+    fn scan(b: &[u8], j: usize) -> Option<(Self, usize)> {
+        let neg = b.get(j) == Some(&b'-');
+        let start = j + neg as usize;
+        let (int, n) = digits_at(b, start)?;
+        if n == 0 {
+            return None;
+        }
+        let mut k = start + n;
+        let mut frac: i64 = 0;
+        let mut digits = 0;
+        let mut round_up = false;
+        if b.get(k) == Some(&b'.') {
+            k += 1;
+            let frac_start = k;
+            while let Some(&c) = b.get(k) {
+                if !c.is_ascii_digit() {
+                    break;
+                }
+                if digits < 3 {
+                    frac = frac * 10 + (c - b'0') as i64;
+                    digits += 1;
+                } else if digits == 3 {
+                    round_up = c >= b'5';
+                    digits += 1;
+                }
+                k += 1;
             }
-            i += 1;
+            if k == frac_start {
+                return None;
+            }
         }
-        if i == fs {
-            return None;
+        while digits < 3 {
+            frac *= 10;
+            digits += 1;
         }
+        let decimal = DecimalMicros {
+            neg,
+            int,
+            frac,
+            round_up,
+        };
+        Some((decimal, k))
     }
-    if i < s.len() {
-        // exponent or junk: slow path
-        let text = std::str::from_utf8(s).ok()?;
-        let v: f64 = text.parse().ok()?;
-        let v = if neg { -v } else { v } * 1000.0;
-        if !v.is_finite() || v.abs() > MAX_ABS_NS as f64 {
-            return None;
+
+    /// Nanoseconds; `None` on overflow or beyond [`MAX_ABS_NS`].
+    #[inline(always)]
+    fn to_ns(&self) -> Option<i64> {
+        let mut ns = self.int.checked_mul(1000)?.checked_add(self.frac)?;
+        if self.round_up {
+            ns = ns.checked_add(1)?;
         }
-        return within_time_range(v.round() as i64);
+        within_time_range(if self.neg { -ns } else { ns })
     }
-    while digits < 3 {
-        frac *= 10;
-        digits += 1;
-    }
-    let mut ns = int.checked_mul(1000)?.checked_add(frac)?;
-    if round_up {
-        ns = ns.checked_add(1)?;
-    }
-    within_time_range(if neg { -ns } else { ns })
 }
 
 fn parse_i64(s: &[u8]) -> Option<i64> {
@@ -1073,7 +1106,8 @@ mod kineto {
     pub const PY_PARENT: &[u8] = b"{\n      \"Python parent id\": ";
     pub const PY_ID: &[u8] = b", \"Python id\": ";
     pub const EV_IDX: &[u8] = b", \"Ev Idx\": ";
-    pub const PY_TAIL: &[u8] = b"\n    }\n  }";
+    /// Closes the args object and the event.
+    pub const ARGS_TAIL: &[u8] = b"\n    }\n  }";
     // Kernel args (the other bulky event: long names, a dozen args).
     pub const K_EXTERNAL: &[u8] = b"{\n      \"External id\": ";
     pub const K_QUEUED: &[u8] = b",      \"queued\": ";
@@ -1128,7 +1162,7 @@ fn num_at(b: &[u8], j: usize) -> Option<(&[u8], usize)> {
         return None;
     }
     let mut k = j;
-    while k < b.len() && matches!(b[k], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+    while k < b.len() && is_number_byte(b[k]) {
         k += 1;
     }
     (k > j && k < b.len()).then(|| (&b[j..k], k))
@@ -1138,8 +1172,7 @@ fn num_at(b: &[u8], j: usize) -> Option<(&[u8], usize)> {
 /// (which also accepts `-+.eE` anywhere in the run).
 #[inline(always)]
 fn ends_number(b: &[u8], k: usize) -> Option<()> {
-    let next = *b.get(k)?;
-    (!matches!(next, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')).then_some(())
+    (!is_number_byte(*b.get(k)?)).then_some(())
 }
 
 /// The run of ASCII digits at `b[k..]`: (its value, its length); `None` on `i64`
@@ -1211,50 +1244,13 @@ fn int_at(b: &[u8], j: usize) -> Option<(i64, usize)> {
     Some((if neg { -v } else { v }, k))
 }
 
-/// `-?[0-9]+(\.[0-9]+)?` microseconds at `j` as nanoseconds, in one pass: the value
-/// [`us_to_ns`] gives for the same text. `None` for anything else (exponents...).
+/// Microseconds at `j` as nanoseconds, in one pass: the value [`us_to_ns`] gives for the
+/// same text when it ends the number. `None` for anything else (exponents...).
 #[inline(always)]
 fn micros_at(b: &[u8], j: usize) -> Option<(i64, usize)> {
-    let neg = b.get(j) == Some(&b'-');
-    let start = j + neg as usize;
-    let (int, n) = digits_at(b, start)?;
-    if n == 0 {
-        return None;
-    }
-    let mut k = start + n;
-    let mut frac: i64 = 0;
-    let mut digits = 0;
-    let mut round_up = false;
-    if b.get(k) == Some(&b'.') {
-        k += 1;
-        let frac_start = k;
-        while let Some(&c) = b.get(k) {
-            if !c.is_ascii_digit() {
-                break;
-            }
-            if digits < 3 {
-                frac = frac * 10 + (c - b'0') as i64;
-                digits += 1;
-            } else if digits == 3 {
-                round_up = c >= b'5';
-                digits += 1;
-            }
-            k += 1;
-        }
-        if k == frac_start {
-            return None;
-        }
-    }
+    let (decimal, k) = DecimalMicros::scan(b, j)?;
     ends_number(b, k)?;
-    while digits < 3 {
-        frac *= 10;
-        digits += 1;
-    }
-    let mut ns = int.checked_mul(1000)?.checked_add(frac)?;
-    if round_up {
-        ns = ns.checked_add(1)?;
-    }
-    Some((within_time_range(if neg { -ns } else { ns })?, k))
+    Some((decimal.to_ns()?, k))
 }
 
 /// The closing quote of a string without escapes, from just past its opening quote;
@@ -1299,8 +1295,9 @@ fn plain_string_end(b: &[u8], start: usize) -> Option<usize> {
 ///   }
 /// ```
 ///
-/// Literal runs are compared instead of scanned key by key, and `python_function` args
-/// (the bulk of a `with_stack` trace) are matched as one template. Any deviation (other
+/// Literal runs are compared instead of scanned key by key, and kernel args are matched as
+/// one template (`python_function` frames have their own path, `Parser::python_frame_kineto`;
+/// one it declines comes here and gets the general args scanner). Any deviation (other
 /// whitespace or key order, text pids, a missing field, the buffer ending mid-event)
 /// returns `None` and the general scanner reads the same event from the same byte, so
 /// the fields found, and hence the store, are the same either way.
@@ -1332,25 +1329,6 @@ fn scan_event_kineto(b: &[u8], i: usize) -> Option<(Ev<'_>, usize)> {
         dur: Some(Val::Num(dur)),
         ..Default::default()
     };
-    if cat == b"python_function" {
-        if let Some(k) = lit(b, j, PY_PARENT) {
-            let (parent, k) = match lit(b, k, b"null") {
-                Some(k) => (None, k),
-                None => {
-                    let (n, k) = num_at(b, k)?;
-                    (Some(n), k)
-                }
-            };
-            let k = lit(b, k, PY_ID)?;
-            let (id, k) = num_at(b, k)?;
-            let k = lit(b, k, EV_IDX)?;
-            let (_, k) = num_at(b, k)?;
-            let k = lit(b, k, PY_TAIL)?;
-            ev.python_parent = parent;
-            ev.python_id = Some(id);
-            return Some((ev, k));
-        }
-    }
     if cat == b"kernel"
         && let Some((args, k)) = kernel_args_kineto(b, j)
     {
@@ -1420,7 +1398,7 @@ fn kernel_args_kineto(b: &[u8], j: usize) -> Option<(KernelArgs<'_>, usize)> {
     let (block, j) = dims(j)?;
     let j = lit(b, j, K_OCCUPANCY)?;
     let (_, j) = num_at(b, j)?;
-    let end = lit(b, j, PY_TAIL)?;
+    let end = lit(b, j, ARGS_TAIL)?;
     Some((
         KernelArgs {
             external_id,
@@ -1511,7 +1489,7 @@ impl<'s> Parser<'s> {
         let (python_id, j) = int_at(b, j)?;
         let j = lit(b, j, EV_IDX)?;
         let (_, j) = int_at(b, j)?;
-        let end = lit(b, j, PY_TAIL)?;
+        let end = lit(b, j, ARGS_TAIL)?;
         // Past this point nothing can fail except invalid UTF-8, checked before storing.
         let name = self.intern_cached(name)?;
         let thread = self.numeric_thread(pid, tid);
@@ -1630,80 +1608,78 @@ impl<'s> Parser<'s> {
 
 /// The `args` object of an event (`event_index` only names the event in errors).
 fn scan_args_of<'a>(b: &'a [u8], i: usize, ev: &mut Ev<'a>, event_index: u64) -> SR<usize> {
-    {
-        let mut j = skip_ws(b, i)?;
-        if b[j] != b'{' {
-            return skip_value(b, j);
+    let mut j = skip_ws(b, i)?;
+    if b[j] != b'{' {
+        return skip_value(b, j);
+    }
+    j = skip_ws(b, j + 1)?;
+    if b[j] == b'}' {
+        return Ok(j + 1);
+    }
+    loop {
+        j = skip_ws(b, j)?;
+        if b[j] != b'"' {
+            return Err(ScanErr::Syntax(
+                j,
+                format!(
+                    "expected a key in args of traceEvents[{}], found {}",
+                    event_index,
+                    show(b[j])
+                ),
+            ));
         }
-        j = skip_ws(b, j + 1)?;
-        if b[j] == b'}' {
-            return Ok(j + 1);
+        let (ks, ke, _, n) = scan_string(b, j)?;
+        let n = expect(b, n, b':')?;
+        let key = &b[ks..ke];
+        macro_rules! num {
+            ($field:ident) => {{
+                let (v, n) = scan_scalar(b, n)?;
+                ev.$field = num_of(Some(v));
+                n
+            }};
         }
-        loop {
-            j = skip_ws(b, j)?;
-            if b[j] != b'"' {
+        j = match key {
+            b"External id" => num!(external_id),
+            b"correlation" => num!(correlation),
+            b"stream" | b"cuda_stream" => num!(stream),
+            b"device" => num!(device),
+            b"Python id" => num!(python_id),
+            b"Python parent id" => num!(python_parent),
+            b"grid" | b"block" | b"Input Dims" => {
+                let s = skip_ws(b, n)?;
+                let e = skip_value(b, s)?;
+                match key {
+                    b"grid" => ev.grid = Some(&b[s..e]),
+                    b"block" => ev.block = Some(&b[s..e]),
+                    _ => ev.input_dims = Some(&b[s..e]),
+                }
+                e
+            }
+            b"name" => {
+                let (v, n) = scan_scalar(b, n)?;
+                ev.arg_name = Some(v);
+                n
+            }
+            b"labels" => {
+                let (v, n) = scan_scalar(b, n)?;
+                ev.arg_labels = Some(v);
+                n
+            }
+            _ => skip_value(b, n)?,
+        };
+        j = skip_ws(b, j)?;
+        match b[j] {
+            b',' => j += 1,
+            b'}' => return Ok(j + 1),
+            c => {
                 return Err(ScanErr::Syntax(
                     j,
                     format!(
-                        "expected a key in args of traceEvents[{}], found {}",
+                        "expected ',' or '}}' in args of traceEvents[{}], found {}",
                         event_index,
-                        show(b[j])
+                        show(c)
                     ),
                 ));
-            }
-            let (ks, ke, _, n) = scan_string(b, j)?;
-            let n = expect(b, n, b':')?;
-            let key = &b[ks..ke];
-            macro_rules! num {
-                ($field:ident) => {{
-                    let (v, n) = scan_scalar(b, n)?;
-                    ev.$field = num_of(Some(v));
-                    n
-                }};
-            }
-            j = match key {
-                b"External id" => num!(external_id),
-                b"correlation" => num!(correlation),
-                b"stream" | b"cuda_stream" => num!(stream),
-                b"device" => num!(device),
-                b"Python id" => num!(python_id),
-                b"Python parent id" => num!(python_parent),
-                b"grid" | b"block" | b"Input Dims" => {
-                    let s = skip_ws(b, n)?;
-                    let e = skip_value(b, s)?;
-                    match key {
-                        b"grid" => ev.grid = Some(&b[s..e]),
-                        b"block" => ev.block = Some(&b[s..e]),
-                        _ => ev.input_dims = Some(&b[s..e]),
-                    }
-                    e
-                }
-                b"name" => {
-                    let (v, n) = scan_scalar(b, n)?;
-                    ev.arg_name = Some(v);
-                    n
-                }
-                b"labels" => {
-                    let (v, n) = scan_scalar(b, n)?;
-                    ev.arg_labels = Some(v);
-                    n
-                }
-                _ => skip_value(b, n)?,
-            };
-            j = skip_ws(b, j)?;
-            match b[j] {
-                b',' => j += 1,
-                b'}' => return Ok(j + 1),
-                c => {
-                    return Err(ScanErr::Syntax(
-                        j,
-                        format!(
-                            "expected ',' or '}}' in args of traceEvents[{}], found {}",
-                            event_index,
-                            show(c)
-                        ),
-                    ));
-                }
             }
         }
     }
@@ -2432,6 +2408,8 @@ mod tests {
         assert_eq!(us_to_ns(b"-4611686018427387.905"), None);
         assert_eq!(us_to_ns(b"5100925897550e100"), None);
         assert_eq!(us_to_ns(b"1e400"), None);
+        // An exponent decides before the integer part is scaled to nanoseconds.
+        assert_eq!(us_to_ns(b"10000000000000000e-10"), Some(1_000_000_000));
         assert_eq!(micros_at(b"4611686018427387.905,", 0), None);
         // Rounding up at the very top of i64 is a miss, not an overflow.
         assert_eq!(us_to_ns(b"9223372036854775.8075"), None);

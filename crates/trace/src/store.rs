@@ -15,6 +15,9 @@ use std::path::PathBuf;
 pub type NameId = u32;
 /// "No link" value for every `u32` index column.
 pub const NONE: u32 = u32::MAX;
+/// Longest Python frame chain walked from a frame to its outermost parent (a guard against
+/// parent-id cycles in malformed traces).
+pub const MAX_FRAME_CHAIN: usize = 256;
 
 /// Small fast hasher for interning (FxHash-style); names are not attacker-chosen keys
 /// whose collisions matter for security, only for speed.
@@ -425,7 +428,7 @@ impl TraceStore {
     pub fn frame_chain(&self, frame: usize) -> Vec<usize> {
         let mut out = vec![frame];
         let mut cur = self.frames.parent[frame];
-        while cur != NONE && out.len() < 256 {
+        while cur != NONE && out.len() < MAX_FRAME_CHAIN {
             out.push(cur as usize);
             cur = self.frames.parent[cur as usize];
         }

@@ -138,31 +138,9 @@ impl<'a> Attributor<'a> {
     }
 }
 
-/// Strings interned for one table build, so per-kernel tallies compare and hash `u32`s and
-/// text is looked at once per distinct value.
-#[derive(Default)]
-struct LocalStrings {
-    ids: FxHashMap<String, u32>,
-    texts: Vec<String>,
-}
-
-impl LocalStrings {
-    fn id(&mut self, text: &str) -> u32 {
-        if let Some(&id) = self.ids.get(text) {
-            return id;
-        }
-        let id = self.texts.len() as u32;
-        self.texts.push(text.to_string());
-        self.ids.insert(text.to_string(), id);
-        id
-    }
-    fn text(&self, id: u32) -> &str {
-        &self.texts[id as usize]
-    }
-}
-
 /// One attribution as the kernel table tallies it: CPU-op label, location and annotation
-/// (ids in [`LocalStrings`]; annotation `NONE` when there is none).
+/// (ids in a table-local [`Interner`], so per-kernel tallies compare and hash `u32`s and
+/// text is looked at once per distinct value; annotation `NONE` when there is none).
 #[derive(Clone, Copy)]
 struct SiteIds {
     op: u32,
@@ -172,15 +150,15 @@ struct SiteIds {
 
 impl SiteIds {
     fn new(
-        strings: &mut LocalStrings,
+        strings: &mut Interner,
         op: &str,
         location: Option<&str>,
         annotation: Option<&str>,
     ) -> Self {
         SiteIds {
-            op: strings.id(op),
-            location: strings.id(location.unwrap_or("unresolved")),
-            annotation: annotation.map_or(NONE, |a| strings.id(a)),
+            op: strings.intern(op),
+            location: strings.intern(location.unwrap_or("unresolved")),
+            annotation: annotation.map_or(NONE, |a| strings.intern(a)),
         }
     }
 }
@@ -195,28 +173,26 @@ struct TopLabel {
 }
 
 impl TopLabel {
-    fn add(&mut self, strings: &LocalStrings, label: u32, weight: i64) {
+    fn add(&mut self, strings: &Interner, label: u32, weight: i64) {
         self.total += weight;
         self.distinct += 1;
         let better = match self.best {
             None => true,
-            Some((bw, bl)) => {
-                weight > bw || (weight == bw && strings.text(label) < strings.text(bl))
-            }
+            Some((bw, bl)) => weight > bw || (weight == bw && strings.get(label) < strings.get(bl)),
         };
         if better {
             self.best = Some((weight, label));
         }
     }
     /// (label, share of the weight, distinct labels)
-    fn get(&self, strings: &LocalStrings) -> Option<(String, f64, usize)> {
+    fn get(&self, strings: &Interner) -> Option<(String, f64, usize)> {
         self.best.map(|(w, label)| {
             let share = if self.total > 0 {
                 w as f64 / self.total as f64
             } else {
                 1.0
             };
-            (strings.text(label).to_string(), share, self.distinct)
+            (strings.get(label).to_string(), share, self.distinct)
         })
     }
 }
@@ -276,7 +252,7 @@ pub fn kernel_table(
     let mut by_canon: FxHashMap<String, usize> = FxHashMap::default();
     // Row of each kernel name id (dense: name ids are small integers), canonicalized once.
     let mut row_of_name: Vec<u32> = vec![NONE; s.names.len()];
-    let mut strings = LocalStrings::default();
+    let mut strings = Interner::default();
     let mut sites: Vec<SiteIds> = Vec::new();
     // Launch → (its own site, replayed from a CUDA graph). Eager twins' sites are keyed by
     // attribution address: the graph map shares one `Arc` among the kernels of a launch.
