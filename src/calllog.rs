@@ -6,7 +6,12 @@ use std::path::Path;
 use vllm_sota_core::fsx;
 use vllm_sota_core::layout::{CampaignPaths, now_rfc3339};
 
-pub fn record(tool: &str, campaign_dir: Option<&str>, via: &str, outcome: &anyhow::Result<(Value, String)>) {
+pub fn record(
+    tool: &str,
+    campaign_dir: Option<&str>,
+    via: &str,
+    outcome: &anyhow::Result<(Value, String)>,
+) {
     let result = match outcome {
         Ok(_) => "ok".to_string(),
         Err(e) => format!("error: {}", format!("{e:#}").replace('\n', " ")),

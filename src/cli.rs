@@ -16,15 +16,21 @@ fn parse_value(raw: &str) -> Value {
 
 /// Apply `a.b.c=value` to a JSON object, creating nested objects.
 pub fn apply_set(target: &mut Map<String, Value>, assignment: &str) -> Result<()> {
-    let (key, raw) = assignment.split_once('=').with_context(|| format!("--set {assignment}: expected key=value"))?;
+    let (key, raw) = assignment
+        .split_once('=')
+        .with_context(|| format!("--set {assignment}: expected key=value"))?;
     let parts: Vec<&str> = key.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
         bail!("--set {assignment}: empty key segment");
     }
     let mut node = target;
     for part in &parts[..parts.len() - 1] {
-        let next = node.entry(part.to_string()).or_insert_with(|| Value::Object(Map::new()));
-        node = next.as_object_mut().with_context(|| format!("--set {assignment}: '{part}' is not an object"))?;
+        let next = node
+            .entry(part.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        node = next
+            .as_object_mut()
+            .with_context(|| format!("--set {assignment}: '{part}' is not an object"))?;
     }
     node.insert(parts[parts.len() - 1].to_string(), parse_value(raw));
     Ok(())
@@ -33,10 +39,13 @@ pub fn apply_set(target: &mut Map<String, Value>, assignment: &str) -> Result<()
 fn read_request(source: &str) -> Result<Value> {
     let text = if source == "-" {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("cannot read the request from stdin")?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("cannot read the request from stdin")?;
         s
     } else {
-        std::fs::read_to_string(source).with_context(|| format!("--request {source}: cannot read"))?
+        std::fs::read_to_string(source)
+            .with_context(|| format!("--request {source}: cannot read"))?
     };
     serde_json::from_str(&text).with_context(|| format!("--request {source}: invalid JSON"))
 }
@@ -52,8 +61,14 @@ fn usage(tool: &ToolEntry) -> String {
 /// Run a tool subcommand. Returns the process exit code.
 pub fn run_tool(name: &str, args: &[String]) -> Result<i32> {
     let Some(tool) = registry::find(name) else {
-        let names: Vec<String> = registry::tools().iter().map(|t| t.name.replace('_', "-")).collect();
-        bail!("unknown command '{name}'. Tools: {}. Also: mcp, tools, sim-serve, bench load, selfbench.", names.join(", "));
+        let names: Vec<String> = registry::tools()
+            .iter()
+            .map(|t| t.name.replace('_', "-"))
+            .collect();
+        bail!(
+            "unknown command '{name}'. Tools: {}. Also: mcp, tools, sim-serve, bench load, selfbench.",
+            names.join(", ")
+        );
     };
     let mut request = Map::new();
     let mut json = false;
@@ -90,7 +105,10 @@ pub fn run_tool(name: &str, args: &[String]) -> Result<i32> {
         let total = total.map(|t| format!("/{t}")).unwrap_or_default();
         eprintln!("[progress {done}{total}] {msg}");
     });
-    let campaign_dir = request.get("campaign_dir").and_then(|v| v.as_str()).map(str::to_string);
+    let campaign_dir = request
+        .get("campaign_dir")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
     let outcome = (tool.call)(Value::Object(request), &ctx);
     crate::calllog::record(tool.name, campaign_dir.as_deref(), "cli", &outcome);
     let (report, markdown) = outcome?;
@@ -113,7 +131,12 @@ pub fn list_tools(json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         for t in &tools {
-            let first = t.description.split(". ").next().unwrap_or(t.description).trim_end_matches('.');
+            let first = t
+                .description
+                .split(". ")
+                .next()
+                .unwrap_or(t.description)
+                .trim_end_matches('.');
             println!("{:<18} {first}.", t.name.replace('_', "-"));
         }
     }

@@ -13,7 +13,12 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "vllm-sota", version, about = "Make vLLM serve a model as fast as the best of SGLang and TensorRT-LLM: an MCP tool server and CLI for the whole campaign.", after_help = "Every MCP tool is also a subcommand: `vllm-sota <tool> --request req.json [--set key=value] [--json]` (see `vllm-sota tools`).")]
+#[command(
+    name = "vllm-sota",
+    version,
+    about = "Make vLLM serve a model as fast as the best of SGLang and TensorRT-LLM: an MCP tool server and CLI for the whole campaign.",
+    after_help = "Every MCP tool is also a subcommand: `vllm-sota <tool> --request req.json [--set key=value] [--json]` (see `vllm-sota tools`)."
+)]
 struct Cli {
     /// Log filter for stderr (also RUST_LOG), e.g. `info`, `vllm_sota=debug`.
     #[arg(long, global = true, default_value = "warn")]
@@ -84,7 +89,10 @@ fn main() {
     let code = match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", vllm_sota_core::redact::redact(&format!("{e:#}")));
+            eprintln!(
+                "error: {}",
+                vllm_sota_core::redact::redact(&format!("{e:#}"))
+            );
             1
         }
     };
@@ -94,16 +102,27 @@ fn main() {
 fn run(command: Command) -> Result<i32> {
     match command {
         Command::Mcp => {
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(mcp::serve())?;
             Ok(0)
         }
         Command::Tools { json } => cli::list_tools(json).map(|_| 0),
         Command::JobRun { state } => jobrun::run(&state).map(|_| 0),
-        Command::Selfbench { what, input, json, runs } => {
-            anyhow::ensure!(what == "profile", "selfbench: unknown target '{what}' (known: profile)");
+        Command::Selfbench {
+            what,
+            input,
+            json,
+            runs,
+        } => {
+            anyhow::ensure!(
+                what == "profile",
+                "selfbench: unknown target '{what}' (known: profile)"
+            );
             anyhow::ensure!(runs >= 1, "selfbench: --runs must be at least 1");
-            std::fs::metadata(&input).with_context(|| format!("selfbench: cannot read {}", input.display()))?;
+            std::fs::metadata(&input)
+                .with_context(|| format!("selfbench: cannot read {}", input.display()))?;
             if runs == 1 {
                 let report = vllm_sota_trace::selfbench::selfbench(&input)?;
                 if json {
@@ -111,8 +130,18 @@ fn run(command: Command) -> Result<i32> {
                 } else {
                     println!(
                         "{}: {:.0} MB of JSON, {} events, {} kernels\nplain gunzip {:.0} ms | three tables {:.0} ms (read {:.0} ms) | {:.0} MB/s | ratio {:.2}x | peak RSS {:.0} MB (baseline {:.0} MB)\n{}",
-                        report.file, report.json_mb, report.events, report.kernels, report.gunzip_ms, report.tables_ms, report.read_ms,
-                        report.json_mb_per_s, report.ratio, report.peak_rss_mb, report.baseline_rss_mb, report.note
+                        report.file,
+                        report.json_mb,
+                        report.events,
+                        report.kernels,
+                        report.gunzip_ms,
+                        report.tables_ms,
+                        report.read_ms,
+                        report.json_mb_per_s,
+                        report.ratio,
+                        report.peak_rss_mb,
+                        report.baseline_rss_mb,
+                        report.note
                     );
                 }
                 return Ok(0);
@@ -126,7 +155,12 @@ fn run(command: Command) -> Result<i32> {
                     .arg(&input)
                     .stderr(std::process::Stdio::inherit())
                     .output()?;
-                anyhow::ensure!(out.status.success(), "selfbench: run {} of {runs} failed ({})", i + 1, out.status);
+                anyhow::ensure!(
+                    out.status.success(),
+                    "selfbench: run {} of {runs} failed ({})",
+                    i + 1,
+                    out.status
+                );
                 each.push(serde_json::from_slice(&out.stdout)?);
                 if !json {
                     eprintln!("run {}/{runs} done", i + 1);
@@ -138,16 +172,29 @@ fn run(command: Command) -> Result<i32> {
             } else {
                 println!(
                     "{}: {:.0} MB of JSON, medians of {} runs (each in a fresh process)\nplain gunzip {:.0} ms | three tables {:.0} ms (read {:.0} ms) | {:.0} MB/s | ratio {:.2}x (runs: {:.2}-{:.2}) | peak RSS {:.0} MB",
-                    s.file, s.json_mb, s.runs, s.median_gunzip_ms, s.median_tables_ms, s.median_read_ms,
-                    s.median_json_mb_per_s, s.median_ratio, s.min_ratio, s.max_ratio, s.peak_rss_mb
+                    s.file,
+                    s.json_mb,
+                    s.runs,
+                    s.median_gunzip_ms,
+                    s.median_tables_ms,
+                    s.median_read_ms,
+                    s.median_json_mb_per_s,
+                    s.median_ratio,
+                    s.min_ratio,
+                    s.max_ratio,
+                    s.peak_rss_mb
                 );
             }
             Ok(0)
         }
         Command::SimServe { args } => vllm_sota_bench::sim_serve_cli(args).map(|_| 0),
         Command::Bench { args } => match args.split_first() {
-            Some((sub, rest)) if sub == "load" => vllm_sota_bench::bench_load_cli(rest.to_vec()).map(|_| 0),
-            Some((sub, rest)) if sub == "import" => vllm_sota_bench::bench_import_cli(rest.to_vec()).map(|_| 0),
+            Some((sub, rest)) if sub == "load" => {
+                vllm_sota_bench::bench_load_cli(rest.to_vec()).map(|_| 0)
+            }
+            Some((sub, rest)) if sub == "import" => {
+                vllm_sota_bench::bench_import_cli(rest.to_vec()).map(|_| 0)
+            }
             _ => anyhow::bail!("usage: vllm-sota bench load|import [--help] ..."),
         },
         Command::Tool(argv) => cli::run_tool(&argv[0], &argv[1..]),
@@ -158,7 +205,10 @@ fn run(command: Command) -> Result<i32> {
 mod tests {
     #[test]
     fn mcp_and_cli_list_the_same_tools_and_names_match_tool_consts() {
-        let cli: Vec<String> = super::registry::tools().iter().map(|t| t.name.to_string()).collect();
+        let cli: Vec<String> = super::registry::tools()
+            .iter()
+            .map(|t| t.name.to_string())
+            .collect();
         let mut mcp = super::mcp::tool_names();
         let mut sorted = cli.clone();
         sorted.sort();

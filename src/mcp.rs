@@ -11,8 +11,9 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
-    ServerCapabilities, ServerConfig, Tool as McpTool,
+    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities, ServerConfig,
+    Tool as McpTool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt, tool, tool_router};
@@ -31,7 +32,10 @@ pub struct VllmSota {
 }
 
 /// Run a tool's blocking core with progress and cancellation wired to the MCP request.
-async fn invoke<T: Tool>(request: T::Request, rctx: RequestContext<RoleServer>) -> Result<Json<T::Report>, String> {
+async fn invoke<T: Tool>(
+    request: T::Request,
+    rctx: RequestContext<RoleServer>,
+) -> Result<Json<T::Report>, String> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(f64, Option<f64>, String)>();
     let ctx = ToolContext::new().with_progress(move |done, total, msg| {
         let _ = tx.send((done, total, msg.to_string()));
@@ -112,11 +116,24 @@ impl ServerHandler for VllmSota {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let name = request.name.to_string();
-        let campaign_dir = request.arguments.as_ref().and_then(|a| a.get("campaign_dir")).and_then(|v| v.as_str()).map(str::to_string);
-        let response = self.tool_router.call(ToolCallContext::new(self, request, context)).await;
+        let campaign_dir = request
+            .arguments
+            .as_ref()
+            .and_then(|a| a.get("campaign_dir"))
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+        let response = self
+            .tool_router
+            .call(ToolCallContext::new(self, request, context))
+            .await;
         let outcome: anyhow::Result<(serde_json::Value, String)> = match &response {
             Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => {
-                let text = r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect::<Vec<_>>().join(" ");
+                let text = r
+                    .content
+                    .iter()
+                    .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 Err(anyhow::anyhow!(text))
             }
             Ok(_) => Ok((serde_json::Value::Null, String::new())),
@@ -137,5 +154,10 @@ pub async fn serve() -> anyhow::Result<()> {
 /// The MCP tool names, for the consistency test against the CLI registry.
 #[cfg(test)]
 pub fn tool_names() -> Vec<String> {
-    VllmSota::new().tool_router.list_all().into_iter().map(|t| t.name.to_string()).collect()
+    VllmSota::new()
+        .tool_router
+        .list_all()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect()
 }

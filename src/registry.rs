@@ -16,18 +16,26 @@ pub struct ToolEntry {
 }
 
 fn call<T: Tool>(request: Value, ctx: &ToolContext) -> Result<(Value, String)> {
-    let request: T::Request = serde_json::from_value(request).map_err(|e| anyhow::anyhow!("invalid request for {}: {e}", T::NAME))?;
+    let request: T::Request = serde_json::from_value(request)
+        .map_err(|e| anyhow::anyhow!("invalid request for {}: {e}", T::NAME))?;
     let report = T::run(request, ctx)?;
     let markdown = T::markdown(&report);
-    Ok((serde_json::to_value(&report).context("cannot serialize the report")?, markdown))
+    Ok((
+        serde_json::to_value(&report).context("cannot serialize the report")?,
+        markdown,
+    ))
 }
 
 fn entry<T: Tool>() -> ToolEntry {
     ToolEntry {
         name: T::NAME,
         description: T::DESCRIPTION,
-        input_schema: || serde_json::to_value(schemars::schema_for!(T::Request)).unwrap_or(Value::Null),
-        output_schema: || serde_json::to_value(schemars::schema_for!(T::Report)).unwrap_or(Value::Null),
+        input_schema: || {
+            serde_json::to_value(schemars::schema_for!(T::Request)).unwrap_or(Value::Null)
+        },
+        output_schema: || {
+            serde_json::to_value(schemars::schema_for!(T::Report)).unwrap_or(Value::Null)
+        },
         call: call::<T>,
     }
 }

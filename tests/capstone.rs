@@ -8,10 +8,10 @@
 
 mod common;
 use common::*;
+use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
-use rmcp::ServiceExt;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -30,12 +30,20 @@ async fn connect() -> (Client, u32) {
 /// Call a tool; the call must succeed. Returns the structured report.
 async fn call(client: &Client, tool: &str, args: Value) -> Value {
     let r = client
-        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(args.as_object().cloned().unwrap()))
+        .call_tool(
+            CallToolRequestParams::new(tool.to_string())
+                .with_arguments(args.as_object().cloned().unwrap()),
+        )
         .await
         .unwrap_or_else(|e| panic!("{tool}: {e}"));
-    let text: String = r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect();
+    let text: String = r
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect();
     assert_eq!(r.is_error, Some(false), "{tool} failed: {text}");
-    r.structured_content.unwrap_or_else(|| panic!("{tool}: no structuredContent"))
+    r.structured_content
+        .unwrap_or_else(|| panic!("{tool}: no structuredContent"))
 }
 
 /// Poll job_status (long-poll 45 s) until the job leaves `running`.
@@ -55,13 +63,22 @@ async fn wait_job(client: &Client, campaign: &Path, job: &str, round: Option<u32
 
 fn git_commit_all(repo: &git2::Repository, message: &str) -> String {
     let mut index = repo.index().unwrap();
-    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
     index.write().unwrap();
     let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
     let sig = git2::Signature::now("capstone", "capstone@example.com").unwrap();
-    let parents: Vec<git2::Commit> = repo.head().ok().and_then(|h| h.peel_to_commit().ok()).into_iter().collect();
+    let parents: Vec<git2::Commit> = repo
+        .head()
+        .ok()
+        .and_then(|h| h.peel_to_commit().ok())
+        .into_iter()
+        .collect();
     let parents: Vec<&git2::Commit> = parents.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents).unwrap().to_string()
+    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+        .unwrap()
+        .to_string()
 }
 
 /// A vLLM "checkout": its `sim-patch.args` holds extra sim-serve flags, read by vLLM's
@@ -73,7 +90,11 @@ fn make_checkout(dir: &Path) -> (git2::Repository, PathBuf) {
     opts.initial_head("main");
     let repo = git2::Repository::init_opts(&checkout, &opts).unwrap();
     std::fs::write(checkout.join(".gitignore"), ".humanize*\n").unwrap();
-    std::fs::write(checkout.join("vllm/model_executor/models/llama.py"), "def forward(x):\n    return x\n").unwrap();
+    std::fs::write(
+        checkout.join("vllm/model_executor/models/llama.py"),
+        "def forward(x):\n    return x\n",
+    )
+    .unwrap();
     std::fs::write(checkout.join("sim-patch.args"), "--sim-step-base-us 7000\n").unwrap();
     git_commit_all(&repo, "base");
     (repo, checkout)
@@ -91,7 +112,14 @@ fn benchmark_config(dir: &Path, checkout: &Path) -> Value {
     let b = bin().display().to_string();
     let model = f.join("dummy-llama-3.1-8b");
     // vLLM's server command reads the checkout's sim-patch.args: the code under test.
-    let vllm_cmd = json!(["bash", "-c", "exec \"$0\" sim-serve --framework vllm $(cat \"$1\") \"${@:2}\"", b, checkout.join("sim-patch.args"), "{model}"]);
+    let vllm_cmd = json!([
+        "bash",
+        "-c",
+        "exec \"$0\" sim-serve --framework vllm $(cat \"$1\") \"${@:2}\"",
+        b,
+        checkout.join("sim-patch.args"),
+        "{model}"
+    ]);
     json!({
         "schema_version": 1,
         "model": {"name": model, "tokenizer": model.join("tokenizer.json")},
@@ -115,8 +143,21 @@ fn benchmark_config(dir: &Path, checkout: &Path) -> Value {
 }
 
 fn gate_state(status: &Value, round: u32, gate: &str) -> String {
-    let r = status["rounds"].as_array().unwrap().iter().find(|r| r["round"] == round).unwrap_or_else(|| panic!("no round {round}: {status}"));
-    r["gates"].as_array().unwrap().iter().find(|g| g["gate"] == gate).unwrap()["state"].as_str().unwrap().to_string()
+    let r = status["rounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["round"] == round)
+        .unwrap_or_else(|| panic!("no round {round}: {status}"));
+    r["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["gate"] == gate)
+        .unwrap()["state"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,7 +167,11 @@ async fn a_whole_campaign_through_mcp() {
     let runtime = tmp.path().join("humanize");
     std::fs::create_dir_all(runtime.join("scripts")).unwrap();
     let rlcr_fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/rlcr/tests/fixtures");
-    std::fs::copy(rlcr_fixtures.join("humanize-runtime/scripts/setup-rlcr-loop.sh"), runtime.join("scripts/setup-rlcr-loop.sh")).unwrap();
+    std::fs::copy(
+        rlcr_fixtures.join("humanize-runtime/scripts/setup-rlcr-loop.sh"),
+        runtime.join("scripts/setup-rlcr-loop.sh"),
+    )
+    .unwrap();
     std::fs::write(runtime.join("test-knobs.env"), "").unwrap();
 
     let (client, server_pid) = connect().await;
@@ -150,19 +195,47 @@ async fn a_whole_campaign_through_mcp() {
     let done = wait_job(&client, &campaign, "fair_benchmark", None).await;
     assert_eq!(done["job"]["status"], "succeeded", "{done}");
     let winners = &done["job"]["result"]["winners"];
-    assert!(winners["chat"].as_str().unwrap().starts_with("sglang/"), "SGLang (8 seqs) leads vLLM (≤ 4 seqs) before the patch: {winners}");
-    for f in ["summary.md", "winning-commands.md", "candidates.jsonl", "profiler-handoff.json"] {
-        assert!(campaign.join("benchmark").join(f).is_file(), "benchmark/{f}");
+    assert!(
+        winners["chat"].as_str().unwrap().starts_with("sglang/"),
+        "SGLang (8 seqs) leads vLLM (≤ 4 seqs) before the patch: {winners}"
+    );
+    for f in [
+        "summary.md",
+        "winning-commands.md",
+        "candidates.jsonl",
+        "profiler-handoff.json",
+    ] {
+        assert!(
+            campaign.join("benchmark").join(f).is_file(),
+            "benchmark/{f}"
+        );
     }
 
     // Phase 2-3: start the loop.
-    let rlcr = call(&client, "start_rlcr", json!({"campaign_dir": campaign, "runtime_root": runtime})).await;
+    let rlcr = call(
+        &client,
+        "start_rlcr",
+        json!({"campaign_dir": campaign, "runtime_root": runtime}),
+    )
+    .await;
     assert_eq!(rlcr["started"], true, "{rlcr}");
     assert!(Path::new(rlcr["round0_prompt_path"].as_str().unwrap()).is_file());
 
     // Round 1: behind, so patch.
-    let gap = call(&client, "gap_decision", json!({"campaign_dir": campaign, "round": 1})).await;
-    assert_eq!(gap["overall"]["decision"].as_str().or(gap["overall_decision"].as_str()).or(gap["decision"].as_str()), Some("patch"), "{gap}");
+    let gap = call(
+        &client,
+        "gap_decision",
+        json!({"campaign_dir": campaign, "round": 1}),
+    )
+    .await;
+    assert_eq!(
+        gap["overall"]["decision"]
+            .as_str()
+            .or(gap["overall_decision"].as_str())
+            .or(gap["decision"].as_str()),
+        Some("patch"),
+        "{gap}"
+    );
 
     let vllm_fx = fixtures().join("h200-vllm-0.26");
     let tables = call(&client, "profile_tables", json!({
@@ -176,11 +249,23 @@ async fn a_whole_campaign_through_mcp() {
     assert_eq!(unsafe { libc::kill(server_pid as i32, libc::SIGKILL) }, 0);
     drop(client);
     let (client, _) = connect().await;
-    let status = call(&client, "campaign_status", json!({"campaign_dir": campaign})).await;
+    let status = call(
+        &client,
+        "campaign_status",
+        json!({"campaign_dir": campaign}),
+    )
+    .await;
     assert_eq!(gate_state(&status, 1, "gap_decided"), "done");
     assert_eq!(gate_state(&status, 1, "root_cause_written"), "done");
     assert_eq!(gate_state(&status, 1, "layer_pipeline_written"), "pending");
-    assert!(status["next_step"].as_str().unwrap().contains("layer_pipeline"), "{}", status["next_step"]);
+    assert!(
+        status["next_step"]
+            .as_str()
+            .unwrap()
+            .contains("layer_pipeline"),
+        "{}",
+        status["next_step"]
+    );
 
     let layers = call(&client, "layer_pipeline", json!({
         "campaign_dir": campaign, "round": 1, "framework": "vllm", "trace": vllm_fx.join("prefill"), "stage": "prefill",
@@ -202,10 +287,21 @@ async fn a_whole_campaign_through_mcp() {
         "ledger": "attempt", "round": 1, "hypothesis": "decode steps dominate the gap", "target": "vllm/model_executor/models/llama.py",
         "change": "faster step", "status": "kept", "attach_patch": true, "correctness": {"passed": true, "detail": "greedy probe"}}})).await;
     assert_eq!(attempt["patch_path"], "patches/r1-a01.diff");
-    let rows: Vec<Value> = std::fs::read_to_string(campaign.join("benchmark/revalidation/round-1.jsonl")).unwrap()
-        .lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let best = rows.iter().filter(|r| r["framework"] == "vllm" && r["scenario"] == "chat" && r["status"] == "ok")
-        .max_by(|a, b| a["metrics"]["request_throughput"].as_f64().partial_cmp(&b["metrics"]["request_throughput"].as_f64()).unwrap())
+    let rows: Vec<Value> =
+        std::fs::read_to_string(campaign.join("benchmark/revalidation/round-1.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let best = rows
+        .iter()
+        .filter(|r| r["framework"] == "vllm" && r["scenario"] == "chat" && r["status"] == "ok")
+        .max_by(|a, b| {
+            a["metrics"]["request_throughput"]
+                .as_f64()
+                .partial_cmp(&b["metrics"]["request_throughput"].as_f64())
+                .unwrap()
+        })
         .expect("a vLLM chat revalidation row");
     let opt = call(&client, "ledger_append", json!({"campaign_dir": campaign, "entry": {
         "ledger": "optimization", "round": 1, "attempt_id": "r1-a01", "summary": "faster decode step",
@@ -213,21 +309,54 @@ async fn a_whole_campaign_through_mcp() {
         "measured_improvement": {"row_ref": {"file": "benchmark/revalidation/round-1.jsonl", "row_id": best["row_id"]}}}})).await;
     assert!(opt["improvement_pct"].as_f64().unwrap() > 1.0, "{opt}");
     call(&client, "checkpoint", json!({"campaign_dir": campaign})).await;
-    let status = call(&client, "campaign_status", json!({"campaign_dir": campaign})).await;
-    for g in ["gap_decided", "root_cause_written", "layer_pipeline_written", "patch_committed", "revalidated"] {
+    let status = call(
+        &client,
+        "campaign_status",
+        json!({"campaign_dir": campaign}),
+    )
+    .await;
+    for g in [
+        "gap_decided",
+        "root_cause_written",
+        "layer_pipeline_written",
+        "patch_committed",
+        "revalidated",
+    ] {
         assert_eq!(gate_state(&status, 1, g), "done", "round 1 {g}: {status}");
     }
 
     // Round 2: the patched vLLM leads; the loop stops.
     let gap2 = call(&client, "gap_decision", json!({"campaign_dir": campaign, "round": 2, "current_files": ["benchmark/revalidation/round-1.jsonl"]})).await;
-    let overall = gap2["overall"]["decision"].as_str().or(gap2["overall_decision"].as_str()).or(gap2["decision"].as_str()).unwrap().to_string();
+    let overall = gap2["overall"]["decision"]
+        .as_str()
+        .or(gap2["overall_decision"].as_str())
+        .or(gap2["decision"].as_str())
+        .unwrap()
+        .to_string();
     assert!(overall == "stop_beats", "{gap2}");
 
-    let report = call(&client, "final_report", json!({"campaign_dir": campaign, "tests_run": ["tests/capstone.rs"]})).await;
+    let report = call(
+        &client,
+        "final_report",
+        json!({"campaign_dir": campaign, "tests_run": ["tests/capstone.rs"]}),
+    )
+    .await;
     assert!(report.to_string().contains("final_report.md"), "{report}");
     let text = std::fs::read_to_string(campaign.join("final_report.md")).unwrap();
-    assert!(text.contains("sim-patch.args"), "changed files of the vLLM checkout are listed");
-    let status = call(&client, "campaign_status", json!({"campaign_dir": campaign})).await;
-    assert!(status["next_step"].as_str().unwrap().contains("finished"), "{}", status["next_step"]);
+    assert!(
+        text.contains("sim-patch.args"),
+        "changed files of the vLLM checkout are listed"
+    );
+    let status = call(
+        &client,
+        "campaign_status",
+        json!({"campaign_dir": campaign}),
+    )
+    .await;
+    assert!(
+        status["next_step"].as_str().unwrap().contains("finished"),
+        "{}",
+        status["next_step"]
+    );
     client.cancel().await.unwrap();
 }

@@ -25,7 +25,11 @@ fn args(v: Value) -> rmcp::model::JsonObject {
 #[derive(Clone, Default)]
 struct CountingProgress(Arc<AtomicU32>);
 impl ClientHandler for CountingProgress {
-    async fn on_progress(&self, _p: ProgressNotificationParam, _c: NotificationContext<RoleClient>) {
+    async fn on_progress(
+        &self,
+        _p: ProgressNotificationParam,
+        _c: NotificationContext<RoleClient>,
+    ) {
         self.0.fetch_add(1, Ordering::SeqCst);
     }
 }
@@ -33,21 +37,58 @@ impl ClientHandler for CountingProgress {
 #[tokio::test]
 async fn tools_have_schemas_and_the_campaign_tools_work_over_stdio() -> anyhow::Result<()> {
     let progress = CountingProgress::default();
-    let client = progress.clone().serve(TokioChildProcess::new(server())?).await?;
+    let client = progress
+        .clone()
+        .serve(TokioChildProcess::new(server())?)
+        .await?;
     let info = client.peer_info().expect("server info");
     assert_eq!(info.server_info.as_ref().unwrap().name, "vllm-sota");
-    assert!(info.instructions.as_deref().unwrap_or("").contains("campaign_status"));
+    assert!(
+        info.instructions
+            .as_deref()
+            .unwrap_or("")
+            .contains("campaign_status")
+    );
 
     let tools = client.list_all_tools().await?;
-    for name in ["campaign_init", "campaign_status", "ledger_append", "job_status", "job_cancel"] {
-        let t = tools.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("{name} missing from tools/list"));
-        assert_eq!(t.input_schema.get("type").and_then(|v| v.as_str()), Some("object"), "{name} input schema");
-        let out = t.output_schema.as_ref().unwrap_or_else(|| panic!("{name} has no outputSchema"));
-        assert_eq!(out.get("type").and_then(|v| v.as_str()), Some("object"), "{name} output schema");
+    for name in [
+        "campaign_init",
+        "campaign_status",
+        "ledger_append",
+        "job_status",
+        "job_cancel",
+    ] {
+        let t = tools
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| panic!("{name} missing from tools/list"));
+        assert_eq!(
+            t.input_schema.get("type").and_then(|v| v.as_str()),
+            Some("object"),
+            "{name} input schema"
+        );
+        let out = t
+            .output_schema
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name} has no outputSchema"));
+        assert_eq!(
+            out.get("type").and_then(|v| v.as_str()),
+            Some("object"),
+            "{name} output schema"
+        );
         assert!(t.description.as_ref().is_some_and(|d| d.len() > 40));
     }
-    let init_schema = &tools.iter().find(|t| t.name == "campaign_init").unwrap().input_schema;
-    let required: Vec<&str> = init_schema["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let init_schema = &tools
+        .iter()
+        .find(|t| t.name == "campaign_init")
+        .unwrap()
+        .input_schema;
+    let required: Vec<&str> = init_schema["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     assert_eq!(required, ["model", "artifact_root"]);
 
     let root = tempfile::tempdir()?;
@@ -60,9 +101,17 @@ async fn tools_have_schemas_and_the_campaign_tools_work_over_stdio() -> anyhow::
     let report = r.structured_content.expect("structuredContent");
     assert_eq!(report["created"], true);
     let dir = report["campaign_dir"].as_str().unwrap().to_string();
-    assert!(progress.0.load(Ordering::SeqCst) >= 2, "campaign_init reports progress");
+    assert!(
+        progress.0.load(Ordering::SeqCst) >= 2,
+        "campaign_init reports progress"
+    );
 
-    let r = client.call_tool(CallToolRequestParams::new("campaign_status").with_arguments(args(json!({"campaign_dir": dir})))).await?;
+    let r = client
+        .call_tool(
+            CallToolRequestParams::new("campaign_status")
+                .with_arguments(args(json!({"campaign_dir": dir}))),
+        )
+        .await?;
     let status = r.structured_content.expect("structuredContent");
     assert_eq!(status["gates"][0]["gate"], "campaign_initialized");
     assert_eq!(status["gates"][0]["state"], "done");
@@ -84,20 +133,40 @@ async fn tools_have_schemas_and_the_campaign_tools_work_over_stdio() -> anyhow::
         }))))
         .await?;
     assert_eq!(r.is_error, Some(true));
-    let text: String = r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect();
+    let text: String = r
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect();
     assert!(text.contains("measured_improvement"), "{text}");
 
     // Bad arguments are an in-band error too, not a crash.
-    let r = client.call_tool(CallToolRequestParams::new("campaign_status").with_arguments(args(json!({"campaign_dir": 5})))).await;
+    let r = client
+        .call_tool(
+            CallToolRequestParams::new("campaign_status")
+                .with_arguments(args(json!({"campaign_dir": 5}))),
+        )
+        .await;
     match r {
         Ok(r) => assert_eq!(r.is_error, Some(true)),
-        Err(e) => assert!(e.to_string().contains("campaign_dir") || e.to_string().contains("deserialize"), "{e}"),
+        Err(e) => assert!(
+            e.to_string().contains("campaign_dir") || e.to_string().contains("deserialize"),
+            "{e}"
+        ),
     }
     // The server still answers after errors.
-    let r = client.call_tool(CallToolRequestParams::new("campaign_status").with_arguments(args(json!({"campaign_dir": dir})))).await?;
+    let r = client
+        .call_tool(
+            CallToolRequestParams::new("campaign_status")
+                .with_arguments(args(json!({"campaign_dir": dir}))),
+        )
+        .await?;
     assert_eq!(r.is_error, Some(false));
     let log = std::fs::read_to_string(std::path::Path::new(&dir).join("humanize/tool-calls.log"))?;
-    assert!(log.contains("mcp ledger_append error: ledger_append failed: measured_improvement"), "{log}");
+    assert!(
+        log.contains("mcp ledger_append error: ledger_append failed: measured_improvement"),
+        "{log}"
+    );
     client.cancel().await?;
     Ok(())
 }
@@ -126,14 +195,22 @@ async fn stdout_carries_only_protocol() -> anyhow::Result<()> {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut seen = 0;
     while seen < 3 {
-        let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line()).await??.expect("server closed stdout early");
-        let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("non-protocol output on stdout: {line}"));
+        let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+            .await??
+            .expect("server closed stdout early");
+        let v: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("non-protocol output on stdout: {line}"));
         assert_eq!(v["jsonrpc"], "2.0");
         if v.get("id").is_some() {
             seen += 1;
             if v["id"] == 3 {
                 assert_eq!(v["result"]["isError"], true);
-                assert!(v["result"]["content"][0]["text"].as_str().unwrap().contains("run campaign_init first"));
+                assert!(
+                    v["result"]["content"][0]["text"]
+                        .as_str()
+                        .unwrap()
+                        .contains("run campaign_init first")
+                );
             }
         }
     }

@@ -84,11 +84,20 @@ pub fn all_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 pub fn append_row(campaign: &Path, entry: Value) -> (bool, Value, String) {
-    cli("ledger-append", &json!({"campaign_dir": campaign, "entry": entry}))
+    cli(
+        "ledger-append",
+        &json!({"campaign_dir": campaign, "entry": entry}),
+    )
 }
 
 /// A candidate row in the seed's schema (for constructed benchmark files).
-pub fn candidate_row(row_id: &str, framework: &str, scenario: &str, req_tput: f64, round: u32) -> Value {
+pub fn candidate_row(
+    row_id: &str,
+    framework: &str,
+    scenario: &str,
+    req_tput: f64,
+    round: u32,
+) -> Value {
     json!({
         "schema_version": 1, "row_id": row_id, "framework": framework, "candidate_id": format!("{framework}-c0"),
         "is_baseline": true, "scenario": scenario, "round": round, "repeat": 0, "status": "ok",

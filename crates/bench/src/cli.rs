@@ -16,7 +16,10 @@ use std::time::Duration;
 /// `vllm-sota bench load`: one load run of the vllm-sota client against an
 /// OpenAI-compatible server.
 #[derive(Debug, Parser)]
-#[command(name = "vllm-sota bench load", about = "Load an OpenAI-compatible server with the vllm-sota client and report TTFT/TPOT/ITL/E2E/throughput")]
+#[command(
+    name = "vllm-sota bench load",
+    about = "Load an OpenAI-compatible server with the vllm-sota client and report TTFT/TPOT/ITL/E2E/throughput"
+)]
 pub struct BenchLoadArgs {
     /// Server base URL.
     #[arg(long, default_value = "http://127.0.0.1:8000")]
@@ -99,10 +102,16 @@ pub struct BenchLoadArgs {
 /// Builds a [`LoadConfig`] from parsed arguments (loads the tokenizer, builds the workload).
 pub fn load_config_from_args(a: &BenchLoadArgs, model: String) -> Result<LoadConfig> {
     let endpoint = Endpoint::parse(&a.endpoint)?;
-    let tokenizer = a.tokenizer.as_deref().map(TokenizerHandle::load).transpose()?;
+    let tokenizer = a
+        .tokenizer
+        .as_deref()
+        .map(TokenizerHandle::load)
+        .transpose()?;
     let workload = match a.dataset.as_str() {
         "random" => {
-            let tok = tokenizer.as_ref().ok_or_else(|| anyhow::anyhow!("--dataset random needs --tokenizer <tokenizer.json>"))?;
+            let tok = tokenizer.as_ref().ok_or_else(|| {
+                anyhow::anyhow!("--dataset random needs --tokenizer <tokenizer.json>")
+            })?;
             random_workload(
                 &RandomDatasetConfig {
                     num_prompts: a.num_prompts,
@@ -117,7 +126,10 @@ pub fn load_config_from_args(a: &BenchLoadArgs, model: String) -> Result<LoadCon
             )?
         }
         "jsonl" => {
-            let p = a.workload.as_deref().ok_or_else(|| anyhow::anyhow!("--dataset jsonl needs --workload FILE"))?;
+            let p = a
+                .workload
+                .as_deref()
+                .ok_or_else(|| anyhow::anyhow!("--dataset jsonl needs --workload FILE"))?;
             load_jsonl_workload(p, tokenizer.as_ref())?
         }
         other => bail!("--dataset {other:?}: expected random or jsonl"),
@@ -125,10 +137,14 @@ pub fn load_config_from_args(a: &BenchLoadArgs, model: String) -> Result<LoadCon
     let burstiness = if a.burstiness.trim().eq_ignore_ascii_case("inf") {
         f64::INFINITY
     } else {
-        a.burstiness.parse().map_err(|_| anyhow::anyhow!("--burstiness {:?}: expected a number or inf", a.burstiness))?
+        a.burstiness.parse().map_err(|_| {
+            anyhow::anyhow!("--burstiness {:?}: expected a number or inf", a.burstiness)
+        })?
     };
     let api_key = match &a.api_key_env {
-        Some(var) => Some(std::env::var(var).with_context(|| format!("--api-key-env {var}: variable not set"))?),
+        Some(var) => Some(
+            std::env::var(var).with_context(|| format!("--api-key-env {var}: variable not set"))?,
+        ),
         None => None,
     };
     if a.timeout_s.is_nan() || a.timeout_s <= 0.0 {
@@ -144,7 +160,12 @@ pub fn load_config_from_args(a: &BenchLoadArgs, model: String) -> Result<LoadCon
     cfg.temperature = a.temperature;
     cfg.ignore_eos = !a.no_ignore_eos;
     cfg.send_min_tokens = !a.no_min_tokens;
-    cfg.sla = a.goodput.as_deref().map(GoodputSla::parse).transpose()?.unwrap_or_default();
+    cfg.sla = a
+        .goodput
+        .as_deref()
+        .map(GoodputSla::parse)
+        .transpose()?
+        .unwrap_or_default();
     cfg.tokenizer = tokenizer;
     cfg.keep_text = a.keep_text;
     cfg.request_timeout = Duration::from_secs_f64(a.timeout_s);
@@ -169,7 +190,9 @@ pub fn report_markdown(r: &LoadReport) -> String {
         row.num_requests,
         row.completed,
         row.failed,
-        row.success_rate.map(|v| format!("{:.1}%", v * 100.0)).unwrap_or_else(|| "—".into()),
+        row.success_rate
+            .map(|v| format!("{:.1}%", v * 100.0))
+            .unwrap_or_else(|| "—".into()),
         f(row.duration_s),
         r.connections_opened
     ));
@@ -180,8 +203,18 @@ pub fn report_markdown(r: &LoadReport) -> String {
         f(row.total_token_throughput),
         f(row.request_goodput)
     ));
-    out.push_str("| metric (ms) | mean | p50 | p90 | p95 | p99 | n |\n|---|---|---|---|---|---|---|\n");
-    for name in ["ttft", "tpot", "itl", "e2e", "first_byte", "client_queue", "schedule_lag"] {
+    out.push_str(
+        "| metric (ms) | mean | p50 | p90 | p95 | p99 | n |\n|---|---|---|---|---|---|---|\n",
+    );
+    for name in [
+        "ttft",
+        "tpot",
+        "itl",
+        "e2e",
+        "first_byte",
+        "client_queue",
+        "schedule_lag",
+    ] {
         match s.distributions.get(name) {
             Some(d) => out.push_str(&format!(
                 "| {name} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} |\n",
@@ -200,7 +233,9 @@ pub fn report_markdown(r: &LoadReport) -> String {
     ));
     out.push_str(&format!(
         "rate: target {} · achieved send rate {} req/s · peak concurrency {}\n",
-        s.target_rate.map(|r| format!("{r:.2} req/s")).unwrap_or_else(|| "inf".into()),
+        s.target_rate
+            .map(|r| format!("{r:.2} req/s"))
+            .unwrap_or_else(|| "inf".into()),
         f(s.achieved_send_rate),
         s.peak_concurrency
     ));
@@ -219,18 +254,30 @@ pub fn report_markdown(r: &LoadReport) -> String {
 
 /// `vllm-sota bench load ARGS...`.
 pub fn bench_load_cli(args: Vec<String>) -> Result<()> {
-    let a = match BenchLoadArgs::try_parse_from(std::iter::once("vllm-sota bench load".to_string()).chain(args)) {
+    let a = match BenchLoadArgs::try_parse_from(
+        std::iter::once("vllm-sota bench load".to_string()).chain(args),
+    ) {
         Ok(a) => a,
-        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
             print!("{e}");
             return Ok(());
         }
         Err(e) => bail!("{e}"),
     };
     let rt = if a.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
     } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(a.threads).enable_all().build()?
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(a.threads)
+            .enable_all()
+            .build()?
     };
     let report = rt.block_on(async {
         if a.wait_ready_s > 0.0 {
@@ -296,7 +343,9 @@ pub fn sim_serve_cli(args: Vec<String>) -> Result<()> {
         return Ok(());
     }
     let cfg = SimConfig::from_args(&args)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(crate::sim::serve(cfg))
 }
 
@@ -309,11 +358,15 @@ pub fn bench_import_cli(args: Vec<String>) -> Result<()> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--format" => {
-                let v = it.next().ok_or_else(|| anyhow::anyhow!("--format needs a value"))?;
+                let v = it
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("--format needs a value"))?;
                 format = crate::import::NativeFormat::parse(&v)?;
             }
             "--help" | "-h" => {
-                println!("usage: vllm-sota bench import FILE... [--format auto|vllm|sglang|trtllm|aiperf]");
+                println!(
+                    "usage: vllm-sota bench import FILE... [--format auto|vllm|sglang|trtllm|aiperf]"
+                );
                 return Ok(());
             }
             f if f.starts_with('-') => bail!("unknown option {f}"),

@@ -9,11 +9,11 @@
 //! `stream`, `stream_options.include_usage`, plus a JSONL line's `extra_request_body`.
 
 use crate::arrival::{RequestRate, arrival_offsets};
+use crate::h1::{Conn, HeadError, read_body, read_head};
 use crate::metrics::{GoodputSla, LoadSummary, RequestRecord, summarize};
 use crate::sse::{SseEvent, SseParser, scan_chunk, unescape_into};
 use crate::workload::{LengthStats, Prompt, TokenizerHandle, Workload};
 use anyhow::{Context, Result, bail};
-use crate::h1::{Conn, HeadError, read_body, read_head};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -42,7 +42,9 @@ impl Endpoint {
     pub fn parse(s: &str) -> Result<Endpoint> {
         match s.trim() {
             "completions" | "/v1/completions" => Ok(Endpoint::Completions),
-            "chat" | "chat-completions" | "chat_completions" | "/v1/chat/completions" => Ok(Endpoint::ChatCompletions),
+            "chat" | "chat-completions" | "chat_completions" | "/v1/chat/completions" => {
+                Ok(Endpoint::ChatCompletions)
+            }
             other => bail!("endpoint {other:?}: expected `completions` or `chat`"),
         }
     }
@@ -175,7 +177,9 @@ fn parse_base_url(url: &str) -> Result<Target> {
     let rest = if let Some(r) = url.strip_prefix("http://") {
         r
     } else if url.starts_with("https://") {
-        bail!("base URL {url:?}: https is not supported (serving engines under test listen on plain HTTP)");
+        bail!(
+            "base URL {url:?}: https is not supported (serving engines under test listen on plain HTTP)"
+        );
     } else {
         bail!("base URL {url:?}: expected http://host:port");
     };
@@ -186,8 +190,15 @@ fn parse_base_url(url: &str) -> Result<Target> {
     if authority.is_empty() {
         bail!("base URL {url:?}: missing host");
     }
-    let authority = if authority.contains(':') { authority.to_string() } else { format!("{authority}:80") };
-    Ok(Target { authority, prefix: prefix.to_string() })
+    let authority = if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    Ok(Target {
+        authority,
+        prefix: prefix.to_string(),
+    })
 }
 
 /// A pool of HTTP/1.1 keep-alive connections to one server: a connection returns to
@@ -200,7 +211,11 @@ pub struct ConnectionPool {
 
 impl ConnectionPool {
     pub fn new(authority: impl Into<String>) -> Arc<Self> {
-        Arc::new(ConnectionPool { authority: authority.into(), idle: Mutex::new(Vec::new()), opened: AtomicU64::new(0) })
+        Arc::new(ConnectionPool {
+            authority: authority.into(),
+            idle: Mutex::new(Vec::new()),
+            opened: AtomicU64::new(0),
+        })
     }
 
     pub fn opened(&self) -> u64 {
@@ -262,7 +277,13 @@ impl StreamState {
             return;
         }
         if ev.event == Some(b"error") {
-            self.error = Some(format!("error event: {}", String::from_utf8_lossy(ev.data).chars().take(300).collect::<String>()));
+            self.error = Some(format!(
+                "error event: {}",
+                String::from_utf8_lossy(ev.data)
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
+            ));
             return;
         }
         if ev.data.is_empty() {
@@ -275,13 +296,17 @@ impl StreamState {
         let info = match scan_chunk(ev.data) {
             Ok(i) => i,
             Err(e) => {
-                let head: String = String::from_utf8_lossy(&ev.data[..ev.data.len().min(120)]).into_owned();
+                let head: String =
+                    String::from_utf8_lossy(&ev.data[..ev.data.len().min(120)]).into_owned();
                 self.error = Some(format!("malformed SSE data ({e}): {head}"));
                 return;
             }
         };
         if let Some(e) = info.error_text() {
-            self.error = Some(format!("error in stream: {}", e.chars().take(300).collect::<String>()));
+            self.error = Some(format!(
+                "error in stream: {}",
+                e.chars().take(300).collect::<String>()
+            ));
             return;
         }
         if self.id.is_none()
@@ -329,7 +354,12 @@ struct Shared {
     collect_text: bool,
 }
 
-async fn one_request(shared: &Shared, body: Bytes, mut rec: RequestRecord, run_start: Instant) -> RequestRecord {
+async fn one_request(
+    shared: &Shared,
+    body: Bytes,
+    mut rec: RequestRecord,
+    run_start: Instant,
+) -> RequestRecord {
     let sent = Instant::now();
     rec.sent_s = (sent - run_start).as_secs_f64();
     rec.client_queue_ms = (rec.sent_s - rec.scheduled_s) * 1e3;
@@ -349,10 +379,19 @@ async fn one_request(shared: &Shared, body: Bytes, mut rec: RequestRecord, run_s
         done: false,
         text: String::new(),
     };
-    let outcome = tokio::time::timeout(shared.timeout, stream_request(shared, body, &mut st, &mut rec)).await;
+    let outcome = tokio::time::timeout(
+        shared.timeout,
+        stream_request(shared, body, &mut st, &mut rec),
+    )
+    .await;
     let end = Instant::now();
     match outcome {
-        Err(_) => st.error = st.error.take().or(Some(format!("timed out after {:.1} s", shared.timeout.as_secs_f64()))),
+        Err(_) => {
+            st.error = st.error.take().or(Some(format!(
+                "timed out after {:.1} s",
+                shared.timeout.as_secs_f64()
+            )))
+        }
         Ok(Err(e)) => st.error = st.error.take().or(Some(format!("{e:#}"))),
         Ok(Ok(())) => {}
     }
@@ -376,7 +415,12 @@ async fn one_request(shared: &Shared, body: Bytes, mut rec: RequestRecord, run_s
     rec
 }
 
-async fn stream_request(shared: &Shared, body: Bytes, st: &mut StreamState, rec: &mut RequestRecord) -> Result<()> {
+async fn stream_request(
+    shared: &Shared,
+    body: Bytes,
+    st: &mut StreamState,
+    rec: &mut RequestRecord,
+) -> Result<()> {
     let mut request = Vec::with_capacity(shared.head_prefix.len() + 32 + body.len());
     request.extend_from_slice(&shared.head_prefix);
     request.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
@@ -386,7 +430,9 @@ async fn stream_request(shared: &Shared, body: Bytes, st: &mut StreamState, rec:
         let attempt = match conn.write_all(&request).await {
             Ok(()) => read_head(&mut conn).await,
             Err(e) if reused => Err(HeadError::Closed(e)),
-            Err(e) => Err(HeadError::Other(anyhow::Error::new(e).context("sending request"))),
+            Err(e) => Err(HeadError::Other(
+                anyhow::Error::new(e).context("sending request"),
+            )),
         };
         match attempt {
             Ok(h) => break h,
@@ -396,7 +442,9 @@ async fn stream_request(shared: &Shared, body: Bytes, st: &mut StreamState, rec:
                 conn = shared.pool.connect().await?;
                 reused = false;
             }
-            Err(HeadError::Closed(e)) => return Err(anyhow::Error::new(e).context("sending request")),
+            Err(HeadError::Closed(e)) => {
+                return Err(anyhow::Error::new(e).context("sending request"));
+            }
             Err(HeadError::Other(e)) => return Err(e.context("sending request")),
         }
     };
@@ -427,7 +475,9 @@ async fn stream_request(shared: &Shared, body: Bytes, st: &mut StreamState, rec:
             rec.first_byte_ms = Some(ms(now - sent));
             first_byte = false;
         }
-        parser.feed(data, &mut |ev| st.on_event(ev, now)).map_err(|e| anyhow::anyhow!(e))
+        parser
+            .feed(data, &mut |ev| st.on_event(ev, now))
+            .map_err(|e| anyhow::anyhow!(e))
     })
     .await?;
     let now = Instant::now();
@@ -483,7 +533,10 @@ pub async fn wait_ready(base_url: &str, limit: Duration) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    bail!("server {base_url} not ready after {:.0} s (last: {last})", limit.as_secs_f64())
+    bail!(
+        "server {base_url} not ready after {:.0} s (last: {last})",
+        limit.as_secs_f64()
+    )
 }
 
 /// Runs one load: warmup, then the measured requests on their arrival schedule.
@@ -496,18 +549,27 @@ pub async fn run_load(cfg: LoadConfig) -> Result<LoadReport> {
     }
     let target = parse_base_url(&cfg.base_url)?;
     let path = format!("{}{}", target.prefix, cfg.endpoint.path());
-    if path.bytes().any(|b| b <= b' ' || b == 0x7f) || target.authority.bytes().any(|b| b <= b' ' || b == 0x7f) {
+    if path.bytes().any(|b| b <= b' ' || b == 0x7f)
+        || target.authority.bytes().any(|b| b <= b' ' || b == 0x7f)
+    {
         bail!("base URL {:?}: spaces or control characters", cfg.base_url);
     }
-    let mut head_prefix =
-        format!("POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\naccept: text/event-stream\r\n", target.authority);
+    let mut head_prefix = format!(
+        "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\naccept: text/event-stream\r\n",
+        target.authority
+    );
     if let Some(k) = &cfg.api_key {
         if k.bytes().any(|b| b == b'\r' || b == b'\n') {
             bail!("api key: contains a line break");
         }
         head_prefix.push_str(&format!("authorization: Bearer {k}\r\n"));
     }
-    let bodies: Vec<Bytes> = cfg.workload.requests.iter().map(|r| request_body(&cfg, r)).collect::<Result<_>>()?;
+    let bodies: Vec<Bytes> = cfg
+        .workload
+        .requests
+        .iter()
+        .map(|r| request_body(&cfg, r))
+        .collect::<Result<_>>()?;
     let n = bodies.len();
     let offsets = arrival_offsets(n, cfg.request_rate, cfg.burstiness, cfg.seed)?;
     let shared = Arc::new(Shared {
@@ -516,8 +578,14 @@ pub async fn run_load(cfg: LoadConfig) -> Result<LoadReport> {
         timeout: cfg.request_timeout,
         collect_text: cfg.tokenizer.is_some() || cfg.keep_text,
     });
-    let semaphore = cfg.max_concurrency.map(|c| Arc::new(tokio::sync::Semaphore::new(c)));
-    let cancelled = || cfg.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed));
+    let semaphore = cfg
+        .max_concurrency
+        .map(|c| Arc::new(tokio::sync::Semaphore::new(c)));
+    let cancelled = || {
+        cfg.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+    };
 
     let mut records: Vec<RequestRecord> = Vec::with_capacity(n + cfg.warmup_requests);
 
@@ -584,7 +652,9 @@ pub async fn run_load(cfg: LoadConfig) -> Result<LoadReport> {
     let mut last_end = run_start;
     while let Some(r) = tasks.join_next().await {
         let r = r.context("request task panicked")?;
-        let end = run_start + Duration::from_secs_f64(r.sent_s) + Duration::from_secs_f64(r.stream_end_ms.unwrap_or(0.0) / 1e3);
+        let end = run_start
+            + Duration::from_secs_f64(r.sent_s)
+            + Duration::from_secs_f64(r.stream_end_ms.unwrap_or(0.0) / 1e3);
         last_end = last_end.max(end);
         records.push(r);
     }
@@ -620,9 +690,14 @@ pub async fn run_load(cfg: LoadConfig) -> Result<LoadReport> {
 /// current-thread runtime: one client core).
 pub fn run_load_blocking(cfg: LoadConfig, worker_threads: usize) -> Result<LoadReport> {
     let rt = if worker_threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
     } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(worker_threads).enable_all().build()?
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(worker_threads)
+            .enable_all()
+            .build()?
     };
     rt.block_on(run_load(cfg))
 }
@@ -634,10 +709,21 @@ mod tests {
     #[test]
     fn base_url_parsing() {
         let t = parse_base_url("http://127.0.0.1:8000").unwrap();
-        assert_eq!((t.authority.as_str(), t.prefix.as_str()), ("127.0.0.1:8000", ""));
+        assert_eq!(
+            (t.authority.as_str(), t.prefix.as_str()),
+            ("127.0.0.1:8000", "")
+        );
         let t = parse_base_url("http://host/proxy/").unwrap();
-        assert_eq!((t.authority.as_str(), t.prefix.as_str()), ("host:80", "/proxy"));
-        assert!(parse_base_url("https://x").unwrap_err().to_string().contains("https"));
+        assert_eq!(
+            (t.authority.as_str(), t.prefix.as_str()),
+            ("host:80", "/proxy")
+        );
+        assert!(
+            parse_base_url("https://x")
+                .unwrap_err()
+                .to_string()
+                .contains("https")
+        );
         assert!(parse_base_url("x:1").is_err());
     }
 
@@ -653,10 +739,23 @@ mod tests {
             }],
         };
         let cfg = LoadConfig::new("http://h:1", "m", w.clone());
-        let b: serde_json::Value = serde_json::from_slice(&request_body(&cfg, &w.requests[0]).unwrap()).unwrap();
+        let b: serde_json::Value =
+            serde_json::from_slice(&request_body(&cfg, &w.requests[0]).unwrap()).unwrap();
         let mut keys: Vec<&str> = b.as_object().unwrap().keys().map(|k| k.as_str()).collect();
         keys.sort();
-        assert_eq!(keys, ["ignore_eos", "max_tokens", "min_tokens", "model", "prompt", "stream", "stream_options", "temperature"]);
+        assert_eq!(
+            keys,
+            [
+                "ignore_eos",
+                "max_tokens",
+                "min_tokens",
+                "model",
+                "prompt",
+                "stream",
+                "stream_options",
+                "temperature"
+            ]
+        );
         assert_eq!(b["max_tokens"], 7);
         assert_eq!(b["stream_options"]["include_usage"], true);
     }

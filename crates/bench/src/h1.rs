@@ -26,9 +26,16 @@ pub(crate) struct Conn {
 
 impl Conn {
     pub(crate) async fn connect(authority: &str) -> Result<Conn> {
-        let stream = TcpStream::connect(authority).await.with_context(|| format!("connecting to {authority}"))?;
+        let stream = TcpStream::connect(authority)
+            .await
+            .with_context(|| format!("connecting to {authority}"))?;
         stream.set_nodelay(true).ok();
-        Ok(Conn { stream, buf: vec![0; READ_BUF], start: 0, end: 0 })
+        Ok(Conn {
+            stream,
+            buf: vec![0; READ_BUF],
+            start: 0,
+            end: 0,
+        })
     }
 
     /// Cheap liveness check of an idle connection: no syscall unless the reactor saw it
@@ -109,9 +116,14 @@ pub(crate) async fn read_head(conn: &mut Conn) -> std::result::Result<Head, Head
                     let mut close = version == 0;
                     for h in resp.headers.iter() {
                         if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                            chunked = h.value.rsplit(|&b| b == b',').next().is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                            chunked =
+                                h.value.rsplit(|&b| b == b',').next().is_some_and(|v| {
+                                    v.trim_ascii().eq_ignore_ascii_case(b"chunked")
+                                });
                         } else if h.name.eq_ignore_ascii_case("content-length") {
-                            let v = std::str::from_utf8(h.value).ok().and_then(|s| s.trim().parse::<u64>().ok());
+                            let v = std::str::from_utf8(h.value)
+                                .ok()
+                                .and_then(|s| s.trim().parse::<u64>().ok());
                             match v {
                                 Some(v) => length = Some(v),
                                 None => {
@@ -147,26 +159,55 @@ pub(crate) async fn read_head(conn: &mut Conn) -> std::result::Result<Head, Head
                         Framing::Close
                     };
                     let keep_alive = !close && framing != Framing::Close;
-                    return Ok(Head { status, framing, keep_alive });
+                    return Ok(Head {
+                        status,
+                        framing,
+                        keep_alive,
+                    });
                 }
                 Ok(httparse::Status::Partial) => {
                     if conn.end - conn.start > MAX_HEAD {
-                        return Err(HeadError::Other(anyhow::anyhow!("response head longer than {MAX_HEAD} bytes")));
+                        return Err(HeadError::Other(anyhow::anyhow!(
+                            "response head longer than {MAX_HEAD} bytes"
+                        )));
                     }
                 }
-                Err(e) => return Err(HeadError::Other(anyhow::anyhow!("malformed HTTP response head: {e}"))),
+                Err(e) => {
+                    return Err(HeadError::Other(anyhow::anyhow!(
+                        "malformed HTTP response head: {e}"
+                    )));
+                }
             }
         }
         match conn.fill().await {
             Ok(0) if !got_any => {
-                return Err(HeadError::Closed(std::io::Error::new(ErrorKind::UnexpectedEof, "connection closed before a response")));
+                return Err(HeadError::Closed(std::io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    "connection closed before a response",
+                )));
             }
-            Ok(0) => return Err(HeadError::Other(anyhow::anyhow!("connection closed inside the response head"))),
+            Ok(0) => {
+                return Err(HeadError::Other(anyhow::anyhow!(
+                    "connection closed inside the response head"
+                )));
+            }
             Ok(_) => got_any = true,
-            Err(e) if !got_any && matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::ConnectionAborted) => {
+            Err(e)
+                if !got_any
+                    && matches!(
+                        e.kind(),
+                        ErrorKind::ConnectionReset
+                            | ErrorKind::BrokenPipe
+                            | ErrorKind::ConnectionAborted
+                    ) =>
+            {
                 return Err(HeadError::Closed(e));
             }
-            Err(e) => return Err(HeadError::Other(anyhow::Error::new(e).context("reading the response head"))),
+            Err(e) => {
+                return Err(HeadError::Other(
+                    anyhow::Error::new(e).context("reading the response head"),
+                ));
+            }
         }
     }
 }
@@ -192,7 +233,12 @@ enum State {
 /// Reads a response body to its end, calling `on_data(bytes, read_time)` for every
 /// piece of body data as it is decoded. `read_time` is the `Instant` taken right after
 /// the read that delivered the bytes. Returns whether the connection is reusable.
-pub(crate) async fn read_body<F>(conn: &mut Conn, head: &Head, first_read_at: std::time::Instant, mut on_data: F) -> Result<bool>
+pub(crate) async fn read_body<F>(
+    conn: &mut Conn,
+    head: &Head,
+    first_read_at: std::time::Instant,
+    mut on_data: F,
+) -> Result<bool>
 where
     F: FnMut(&[u8], std::time::Instant) -> Result<()>,
 {
@@ -242,13 +288,26 @@ where
                     let line = avail[..nl].strip_suffix(b"\r").unwrap_or(&avail[..nl]);
                     state = match state {
                         State::Size => {
-                            let hex = line.split(|&b| b == b';').next().unwrap_or(b"").trim_ascii();
+                            let hex = line
+                                .split(|&b| b == b';')
+                                .next()
+                                .unwrap_or(b"")
+                                .trim_ascii();
                             let size = std::str::from_utf8(hex)
                                 .ok()
                                 .filter(|s| !s.is_empty())
                                 .and_then(|s| u64::from_str_radix(s, 16).ok())
-                                .ok_or_else(|| anyhow::anyhow!("chunked body: bad chunk size line {:?}", String::from_utf8_lossy(line)))?;
-                            if size == 0 { State::Trailers } else { State::Data(size) }
+                                .ok_or_else(|| {
+                                    anyhow::anyhow!(
+                                        "chunked body: bad chunk size line {:?}",
+                                        String::from_utf8_lossy(line)
+                                    )
+                                })?;
+                            if size == 0 {
+                                State::Trailers
+                            } else {
+                                State::Data(size)
+                            }
                         }
                         State::DataEnd => {
                             if !line.is_empty() {
@@ -320,7 +379,10 @@ mod tests {
 
     #[test]
     fn decodes_chunked_split_anywhere_with_extensions_and_trailers() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let (s, b, reuse) = body_of(&[
                 b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r",
@@ -340,16 +402,31 @@ mod tests {
 
     #[test]
     fn truncated_or_malformed_bodies_are_errors() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
-            let e = body_of(&[b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n10\r\nabc"]).await.unwrap_err();
+            let e = body_of(&[b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n10\r\nabc"])
+                .await
+                .unwrap_err();
             assert!(format!("{e:#}").contains("stream broken"), "{e:#}");
-            let e = body_of(&[b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n"]).await.unwrap_err();
-            assert!(format!("{e:#}").contains("bad chunk size line \"zz\""), "{e:#}");
-            let e = body_of(&[b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nabc"]).await.unwrap_err();
+            let e = body_of(&[b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n"])
+                .await
+                .unwrap_err();
+            assert!(
+                format!("{e:#}").contains("bad chunk size line \"zz\""),
+                "{e:#}"
+            );
+            let e = body_of(&[b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nabc"])
+                .await
+                .unwrap_err();
             assert!(format!("{e:#}").contains("before the end"), "{e:#}");
             let e = body_of(&[b"garbage\r\n\r\n"]).await.unwrap_err();
-            assert!(format!("{e:#}").contains("malformed HTTP response head"), "{e:#}");
+            assert!(
+                format!("{e:#}").contains("malformed HTTP response head"),
+                "{e:#}"
+            );
         });
     }
 }

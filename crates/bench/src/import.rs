@@ -36,7 +36,9 @@ impl NativeFormat {
             "auto" => NativeFormat::Auto,
             "vllm" | "vllm_bench_serve" => NativeFormat::VllmBenchServe,
             "sglang" | "sglang_bench_serving" => NativeFormat::SglangBenchServing,
-            "trtllm" | "tensorrt_llm" | "trtllm_benchmark_serving" => NativeFormat::TrtllmBenchmarkServing,
+            "trtllm" | "tensorrt_llm" | "trtllm_benchmark_serving" => {
+                NativeFormat::TrtllmBenchmarkServing
+            }
             "aiperf" => NativeFormat::Aiperf,
             _ => bail!("format {s:?}: expected auto, vllm, sglang, trtllm or aiperf"),
         })
@@ -109,11 +111,21 @@ fn num(o: &Map<String, Value>, k: &str) -> Option<f64> {
 }
 
 fn count(o: &Map<String, Value>, k: &str) -> Option<u64> {
-    o.get(k).and_then(|v| v.as_u64().or_else(|| v.as_f64().filter(|f| *f >= 0.0 && f.fract() == 0.0).map(|f| f as u64)))
+    o.get(k).and_then(|v| {
+        v.as_u64().or_else(|| {
+            v.as_f64()
+                .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+                .map(|f| f as u64)
+        })
+    })
 }
 
 /// Reads `{mean_,median_|p50_,p90_,p95_,p99_}{metric}_ms`; absent if none present or all 0.
-fn percentiles(o: &Map<String, Value>, metric: &str, notes: &mut Vec<String>) -> Option<Percentiles> {
+fn percentiles(
+    o: &Map<String, Value>,
+    metric: &str,
+    notes: &mut Vec<String>,
+) -> Option<Percentiles> {
     let p = Percentiles {
         mean: num(o, &format!("mean_{metric}_ms")),
         p50: num(o, &format!("p50_{metric}_ms")).or_else(|| num(o, &format!("median_{metric}_ms"))),
@@ -121,7 +133,10 @@ fn percentiles(o: &Map<String, Value>, metric: &str, notes: &mut Vec<String>) ->
         p95: num(o, &format!("p95_{metric}_ms")),
         p99: num(o, &format!("p99_{metric}_ms")),
     };
-    let vals: Vec<f64> = [p.mean, p.p50, p.p90, p.p95, p.p99].into_iter().flatten().collect();
+    let vals: Vec<f64> = [p.mean, p.p50, p.p90, p.p95, p.p99]
+        .into_iter()
+        .flatten()
+        .collect();
     if vals.is_empty() {
         return None;
     }
@@ -133,7 +148,9 @@ fn percentiles(o: &Map<String, Value>, metric: &str, notes: &mut Vec<String>) ->
 }
 
 fn workload_facts(o: &Map<String, Value>, keys: &[&str]) -> BTreeMap<String, Value> {
-    keys.iter().filter_map(|k| o.get(*k).map(|v| (k.to_string(), v.clone()))).collect()
+    keys.iter()
+        .filter_map(|k| o.get(*k).map(|v| (k.to_string(), v.clone())))
+        .collect()
 }
 
 fn throughput_block(o: &Map<String, Value>, row: &mut MetricsRow, total_key: &str) {
@@ -157,17 +174,28 @@ fn import_vllm_like(o: &Map<String, Value>, trt: bool, notes: &mut Vec<String>) 
     row.failed = failed.unwrap_or(0);
     row.num_requests = completed + row.failed;
     if failed.is_none() {
-        notes.push("no `failed` or `num_prompts` key: failed count unknown, success rate absent".into());
+        notes.push(
+            "no `failed` or `num_prompts` key: failed count unknown, success rate absent".into(),
+        );
     }
-    row.success_rate = failed.filter(|_| row.num_requests > 0).map(|_| completed as f64 / row.num_requests as f64);
+    row.success_rate = failed
+        .filter(|_| row.num_requests > 0)
+        .map(|_| completed as f64 / row.num_requests as f64);
     throughput_block(o, &mut row, "total_token_throughput");
-    row.request_goodput = if trt { num(o, "request_goodput:").or_else(|| num(o, "request_goodput")) } else { num(o, "request_goodput") };
+    row.request_goodput = if trt {
+        num(o, "request_goodput:").or_else(|| num(o, "request_goodput"))
+    } else {
+        num(o, "request_goodput")
+    };
     row.ttft_ms = percentiles(o, "ttft", notes);
     row.tpot_ms = percentiles(o, "tpot", notes);
     row.itl_ms = percentiles(o, "itl", notes);
     row.e2e_ms = percentiles(o, "e2el", notes);
     if row.e2e_ms.is_none() {
-        notes.push("e2el not in the file (the client reports it only with --percentile-metrics …,e2el)".into());
+        notes.push(
+            "e2el not in the file (the client reports it only with --percentile-metrics …,e2el)"
+                .into(),
+        );
     }
     // With per-request detail, TPOT exists only if some request produced > 1 token.
     if let Some(outs) = o.get("output_lens").and_then(|v| v.as_array())
@@ -194,14 +222,20 @@ fn import_vllm_like(o: &Map<String, Value>, trt: bool, notes: &mut Vec<String>) 
         }
     }
     row.provenance = Provenance {
-        client: if trt { "trtllm benchmark_serving".into() } else { "vllm bench serve".into() },
+        client: if trt {
+            "trtllm benchmark_serving".into()
+        } else {
+            "vllm bench serve".into()
+        },
         client_version: None,
         token_count_source: "usage".into(),
         itl_granularity: "per_chunk".into(),
         duration_definition: if trt {
-            "first request scheduled -> all requests gathered (after /stop_profile when profiling)".into()
+            "first request scheduled -> all requests gathered (after /stop_profile when profiling)"
+                .into()
         } else {
-            "first request scheduled -> all requests gathered (includes the arrival schedule)".into()
+            "first request scheduled -> all requests gathered (includes the arrival schedule)"
+                .into()
         },
     };
     row
@@ -220,8 +254,14 @@ fn import_sglang(o: &Map<String, Value>, notes: &mut Vec<String>) -> MetricsRow 
     row.itl_ms = percentiles(o, "itl", notes);
     row.e2e_ms = percentiles(o, "e2e_latency", notes);
     for (k, name) in [
-        ("total_output_tokens_retokenized", "total_output_tokens_retokenized"),
-        ("output_throughput_retokenized", "output_throughput_retokenized"),
+        (
+            "total_output_tokens_retokenized",
+            "total_output_tokens_retokenized",
+        ),
+        (
+            "output_throughput_retokenized",
+            "output_throughput_retokenized",
+        ),
         ("input_throughput", "input_throughput"),
         ("max_concurrent_requests", "peak_concurrency"),
         ("concurrency", "mean_concurrency"),
@@ -256,12 +296,25 @@ fn unit_to_ms(unit: Option<&str>) -> f64 {
     }
 }
 
-fn aiperf_percentiles(o: &Map<String, Value>, tag: &str, notes: &mut Vec<String>) -> Option<Percentiles> {
+fn aiperf_percentiles(
+    o: &Map<String, Value>,
+    tag: &str,
+    notes: &mut Vec<String>,
+) -> Option<Percentiles> {
     let m = aiperf_metric(o, tag)?;
     let f = unit_to_ms(m.get("unit").and_then(|u| u.as_str()));
     let g = |k: &str| num(m, k).map(|v| v * f);
-    let p = Percentiles { mean: g("avg"), p50: g("p50"), p90: g("p90"), p95: g("p95"), p99: g("p99") };
-    let vals: Vec<f64> = [p.mean, p.p50, p.p90, p.p95, p.p99].into_iter().flatten().collect();
+    let p = Percentiles {
+        mean: g("avg"),
+        p50: g("p50"),
+        p90: g("p90"),
+        p95: g("p95"),
+        p99: g("p99"),
+    };
+    let vals: Vec<f64> = [p.mean, p.p50, p.p90, p.p95, p.p99]
+        .into_iter()
+        .flatten()
+        .collect();
     if vals.is_empty() {
         return None;
     }
@@ -274,7 +327,10 @@ fn aiperf_percentiles(o: &Map<String, Value>, tag: &str, notes: &mut Vec<String>
 
 fn import_aiperf(root: &Map<String, Value>, notes: &mut Vec<String>) -> MetricsRow {
     // Metric tags sit at the top level (schema 1.x) or under `records`.
-    let o = root.get("records").and_then(|r| r.as_object()).unwrap_or(root);
+    let o = root
+        .get("records")
+        .and_then(|r| r.as_object())
+        .unwrap_or(root);
     let avg = |tag: &str| aiperf_metric(o, tag).and_then(|m| num(m, "avg"));
     let mut row = MetricsRow::default();
     let completed = avg("request_count").map(|v| v as u64).unwrap_or(0);
@@ -284,12 +340,18 @@ fn import_aiperf(root: &Map<String, Value>, notes: &mut Vec<String>) -> MetricsR
     row.num_requests = completed + row.failed;
     row.success_rate = (row.num_requests > 0).then(|| completed as f64 / row.num_requests as f64);
     if failed.is_none() {
-        notes.push("no error_request_count: assumed 0 errors (AIPerf omits it when there were none)".into());
+        notes.push(
+            "no error_request_count: assumed 0 errors (AIPerf omits it when there were none)"
+                .into(),
+        );
     }
-    row.duration_s = aiperf_metric(o, "benchmark_duration")
-        .and_then(|m| num(m, "avg").map(|v| v * unit_to_ms(m.get("unit").and_then(|u| u.as_str())) / 1e3));
+    row.duration_s = aiperf_metric(o, "benchmark_duration").and_then(|m| {
+        num(m, "avg").map(|v| v * unit_to_ms(m.get("unit").and_then(|u| u.as_str())) / 1e3)
+    });
     let sum = |tag: &str| {
-        aiperf_metric(o, tag).and_then(|m| num(m, "sum").or_else(|| Some(num(m, "avg")? * num(m, "count")?))).map(|v| v.round() as u64)
+        aiperf_metric(o, tag)
+            .and_then(|m| num(m, "sum").or_else(|| Some(num(m, "avg")? * num(m, "count")?)))
+            .map(|v| v.round() as u64)
     };
     row.total_input_tokens = sum("input_sequence_length");
     row.total_output_tokens = sum("output_sequence_length");
@@ -303,7 +365,10 @@ fn import_aiperf(root: &Map<String, Value>, notes: &mut Vec<String>) -> MetricsR
     row.e2e_ms = aiperf_percentiles(o, "request_latency", notes);
     row.provenance = Provenance {
         client: "aiperf".into(),
-        client_version: root.get("aiperf_version").and_then(|v| v.as_str()).map(String::from),
+        client_version: root
+            .get("aiperf_version")
+            .and_then(|v| v.as_str())
+            .map(String::from),
         token_count_source: "local_tokenizer".into(),
         itl_granularity: "per_chunk".into(),
         duration_definition: "first request sent -> last response received".into(),
@@ -312,23 +377,42 @@ fn import_aiperf(root: &Map<String, Value>, notes: &mut Vec<String>) -> MetricsR
 }
 
 fn detect(o: &Map<String, Value>) -> Result<NativeFormat> {
-    if o.contains_key("time_to_first_token") || o.contains_key("aiperf_version") || o.contains_key("records") && o.contains_key("schema_version") {
+    if o.contains_key("time_to_first_token")
+        || o.contains_key("aiperf_version")
+        || o.contains_key("records") && o.contains_key("schema_version")
+    {
         return Ok(NativeFormat::Aiperf);
     }
-    if o.contains_key("request_goodput:") || o.contains_key("user_throughput") || o.contains_key("avg_decoded_tokens_per_iter") {
+    if o.contains_key("request_goodput:")
+        || o.contains_key("user_throughput")
+        || o.contains_key("avg_decoded_tokens_per_iter")
+    {
         return Ok(NativeFormat::TrtllmBenchmarkServing);
     }
-    if o.contains_key("total_throughput") || o.contains_key("mean_e2e_latency_ms") || o.contains_key("total_output_tokens_retokenized") {
+    if o.contains_key("total_throughput")
+        || o.contains_key("mean_e2e_latency_ms")
+        || o.contains_key("total_output_tokens_retokenized")
+    {
         return Ok(NativeFormat::SglangBenchServing);
     }
     if o.contains_key("median_ttft_ms") || o.contains_key("endpoint_type") {
         return Ok(NativeFormat::VllmBenchServe);
     }
-    bail!("cannot tell which client wrote this result (no vLLM, SGLang, TensorRT-LLM or AIPerf keys); pass the format explicitly")
+    bail!(
+        "cannot tell which client wrote this result (no vLLM, SGLang, TensorRT-LLM or AIPerf keys); pass the format explicitly"
+    )
 }
 
-fn import_object(o: &Map<String, Value>, format: NativeFormat, source: String) -> Result<ImportedRun> {
-    let format = if format == NativeFormat::Auto { detect(o).with_context(|| source.clone())? } else { format };
+fn import_object(
+    o: &Map<String, Value>,
+    format: NativeFormat,
+    source: String,
+) -> Result<ImportedRun> {
+    let format = if format == NativeFormat::Auto {
+        detect(o).with_context(|| source.clone())?
+    } else {
+        format
+    };
     if format != NativeFormat::Aiperf && !o.contains_key("completed") {
         bail!("{source}: missing `completed` (not a {format:?} result?)");
     }
@@ -343,11 +427,29 @@ fn import_object(o: &Map<String, Value>, format: NativeFormat, source: String) -
     let workload = workload_facts(
         o,
         &[
-            "num_prompts", "request_rate", "burstiness", "max_concurrency", "model_id", "tokenizer_id", "backend",
-            "endpoint_type", "date", "dataset_name", "random_input_len", "random_output_len", "random_range_ratio", "tag",
+            "num_prompts",
+            "request_rate",
+            "burstiness",
+            "max_concurrency",
+            "model_id",
+            "tokenizer_id",
+            "backend",
+            "endpoint_type",
+            "date",
+            "dataset_name",
+            "random_input_len",
+            "random_output_len",
+            "random_range_ratio",
+            "tag",
         ],
     );
-    Ok(ImportedRun { format, source, row, workload, notes })
+    Ok(ImportedRun {
+        format,
+        source,
+        row,
+        workload,
+        notes,
+    })
 }
 
 /// Imports a result text: one JSON object, or JSONL (SGLang appends one object per run).
@@ -366,8 +468,11 @@ pub fn import_native(text: &str, format: NativeFormat, source: &str) -> Result<V
             continue;
         }
         let where_ = format!("{source}:{}", i + 1);
-        let v: Value = serde_json::from_str(line).with_context(|| format!("{where_}: not valid JSON"))?;
-        let Value::Object(o) = v else { bail!("{where_}: expected a JSON object") };
+        let v: Value =
+            serde_json::from_str(line).with_context(|| format!("{where_}: not valid JSON"))?;
+        let Value::Object(o) = v else {
+            bail!("{where_}: expected a JSON object")
+        };
         runs.push(import_object(&o, format, where_)?);
     }
     if runs.is_empty() {
@@ -387,7 +492,9 @@ mod tests {
 
     #[test]
     fn sanitizer_leaves_strings_alone() {
-        let s = sanitize_python_json(r#"{"a": Infinity, "b": "Infinity NaN", "c": -Infinity, "d": NaN}"#);
+        let s = sanitize_python_json(
+            r#"{"a": Infinity, "b": "Infinity NaN", "c": -Infinity, "d": NaN}"#,
+        );
         let v: Value = serde_json::from_str(&s).unwrap();
         assert_eq!(v["a"], "inf");
         assert_eq!(v["b"], "Infinity NaN");

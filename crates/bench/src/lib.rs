@@ -36,4 +36,7 @@ pub use client::{Endpoint, LoadConfig, LoadReport, run_load, run_load_blocking};
 pub use import::{NativeFormat, import_native, import_native_file};
 pub use metrics::{DistStats, GoodputSla, LoadSummary, RequestRecord};
 pub use sim::{SimConfig, SimServer};
-pub use workload::{RandomDatasetConfig, TokenizerHandle, Workload, WorkloadRequest, load_jsonl_workload, random_workload};
+pub use workload::{
+    RandomDatasetConfig, TokenizerHandle, Workload, WorkloadRequest, load_jsonl_workload,
+    random_workload,
+};

@@ -74,7 +74,13 @@ impl DistStats {
     }
 
     pub fn percentiles(&self) -> Percentiles {
-        Percentiles { mean: Some(self.mean), p50: Some(self.p50), p90: Some(self.p90), p95: Some(self.p95), p99: Some(self.p99) }
+        Percentiles {
+            mean: Some(self.mean),
+            p50: Some(self.p50),
+            p90: Some(self.p90),
+            p95: Some(self.p95),
+            p99: Some(self.p99),
+        }
     }
 }
 
@@ -173,8 +179,12 @@ impl GoodputSla {
     pub fn parse(s: &str) -> anyhow::Result<GoodputSla> {
         let mut g = GoodputSla::default();
         for part in s.split([' ', ',']).filter(|p| !p.is_empty()) {
-            let (k, v) = part.split_once(':').ok_or_else(|| anyhow::anyhow!("goodput {part:?}: expected KEY:MS"))?;
-            let v: f64 = v.parse().map_err(|_| anyhow::anyhow!("goodput {part:?}: {v:?} is not a number"))?;
+            let (k, v) = part
+                .split_once(':')
+                .ok_or_else(|| anyhow::anyhow!("goodput {part:?}: expected KEY:MS"))?;
+            let v: f64 = v
+                .parse()
+                .map_err(|_| anyhow::anyhow!("goodput {part:?}: {v:?} is not a number"))?;
             if v.is_nan() || v < 0.0 {
                 anyhow::bail!("goodput {part:?}: must be >= 0");
             }
@@ -189,10 +199,14 @@ impl GoodputSla {
     }
 
     fn good(&self, r: &RequestRecord) -> bool {
-        let ok = |limit: Option<f64>, v: Option<f64>| limit.is_none_or(|l| v.is_some_and(|v| v <= l));
+        let ok =
+            |limit: Option<f64>, v: Option<f64>| limit.is_none_or(|l| v.is_some_and(|v| v <= l));
         // Like vLLM, a 1-token request's TPOT counts as 0 for goodput.
         let tpot = r.tpot_ms().or(if r.success { Some(0.0) } else { None });
-        r.success && ok(self.ttft_ms, r.ttft_ms) && ok(self.tpot_ms, tpot) && ok(self.e2e_ms, r.e2e_ms)
+        r.success
+            && ok(self.ttft_ms, r.ttft_ms)
+            && ok(self.tpot_ms, tpot)
+            && ok(self.e2e_ms, r.e2e_ms)
     }
 }
 
@@ -221,13 +235,20 @@ pub struct LoadSummary {
 }
 
 /// Aggregates measured (non-warmup) records. `wall_s` is the measured duration.
-pub fn summarize(records: &[RequestRecord], wall_s: f64, target_rate: Option<f64>, sla: &GoodputSla) -> LoadSummary {
+pub fn summarize(
+    records: &[RequestRecord],
+    wall_s: f64,
+    target_rate: Option<f64>,
+    sla: &GoodputSla,
+) -> LoadSummary {
     let measured: Vec<&RequestRecord> = records.iter().filter(|r| !r.warmup).collect();
     let ok: Vec<&RequestRecord> = measured.iter().copied().filter(|r| r.success).collect();
     let num = measured.len() as u64;
     let completed = ok.len() as u64;
 
-    let col = |f: &dyn Fn(&RequestRecord) -> Option<f64>| -> Vec<f64> { ok.iter().filter_map(|r| f(r)).collect() };
+    let col = |f: &dyn Fn(&RequestRecord) -> Option<f64>| -> Vec<f64> {
+        ok.iter().filter_map(|r| f(r)).collect()
+    };
     let ttft = col(&|r| r.ttft_ms);
     let tpot = col(&|r| r.tpot_ms());
     let e2e = col(&|r| r.e2e_ms);
@@ -237,7 +258,15 @@ pub fn summarize(records: &[RequestRecord], wall_s: f64, target_rate: Option<f64
     let lag: Vec<f64> = measured.iter().map(|r| r.schedule_lag_ms).collect();
 
     let mut distributions = BTreeMap::new();
-    for (name, v) in [("ttft", &ttft), ("tpot", &tpot), ("itl", &itl), ("e2e", &e2e), ("first_byte", &first_byte), ("client_queue", &queue), ("schedule_lag", &lag)] {
+    for (name, v) in [
+        ("ttft", &ttft),
+        ("tpot", &tpot),
+        ("itl", &itl),
+        ("e2e", &e2e),
+        ("first_byte", &first_byte),
+        ("client_queue", &queue),
+        ("schedule_lag", &lag),
+    ] {
         if let Some(d) = DistStats::of(v) {
             distributions.insert(name.to_string(), d);
         }
@@ -255,24 +284,36 @@ pub fn summarize(records: &[RequestRecord], wall_s: f64, target_rate: Option<f64
         [] => "none".to_string(),
         many => many.join("+"),
     };
-    let ins: Option<Vec<u64>> = ok.iter().map(|r| r.prompt_tokens.or(r.expected_input_len)).collect();
+    let ins: Option<Vec<u64>> = ok
+        .iter()
+        .map(|r| r.prompt_tokens.or(r.expected_input_len))
+        .collect();
     let total_input: Option<u64> = ins.filter(|_| !ok.is_empty()).map(|v| v.iter().sum());
 
-    let per_token = !ok.is_empty() && ok.iter().all(|r| r.completion_tokens.is_some_and(|c| c == r.text_chunks));
+    let per_token = !ok.is_empty()
+        && ok
+            .iter()
+            .all(|r| r.completion_tokens.is_some_and(|c| c == r.text_chunks));
 
     let token_count_mismatches = ok
         .iter()
-        .filter(|r| match (r.completion_tokens, r.retokenized_output_tokens) {
-            (Some(u), Some(t)) => (u as f64 - t as f64).abs() > 0.01 * u.max(1) as f64,
-            _ => false,
-        })
+        .filter(
+            |r| match (r.completion_tokens, r.retokenized_output_tokens) {
+                (Some(u), Some(t)) => (u as f64 - t as f64).abs() > 0.01 * u.max(1) as f64,
+                _ => false,
+            },
+        )
         .count() as u64;
     let input_len_mismatches = ok
         .iter()
         .filter(|r| matches!((r.prompt_tokens, r.expected_input_len), (Some(p), Some(e)) if p != e))
         .count() as u64;
 
-    let good = if sla.is_empty() { None } else { Some(measured.iter().filter(|r| sla.good(r)).count() as f64) };
+    let good = if sla.is_empty() {
+        None
+    } else {
+        Some(measured.iter().filter(|r| sla.good(r)).count() as f64)
+    };
 
     // Peak concurrency: sweep over [sent, sent + end] intervals of measured requests.
     let mut edges: Vec<(f64, i64)> = Vec::with_capacity(measured.len() * 2);
@@ -298,7 +339,13 @@ pub fn summarize(records: &[RequestRecord], wall_s: f64, target_rate: Option<f64
 
     let mut errors = BTreeMap::new();
     for r in measured.iter().filter(|r| !r.success) {
-        let e: String = r.error.as_deref().unwrap_or("unknown error").chars().take(200).collect();
+        let e: String = r
+            .error
+            .as_deref()
+            .unwrap_or("unknown error")
+            .chars()
+            .take(200)
+            .collect();
         *errors.entry(e).or_insert(0) += 1;
     }
 
@@ -332,7 +379,8 @@ pub fn summarize(records: &[RequestRecord], wall_s: f64, target_rate: Option<f64
         total_output_tokens: total_output,
         request_throughput: duration.map(|d| completed as f64 / d),
         output_throughput: duration.and_then(|d| total_output.map(|o| o as f64 / d)),
-        total_token_throughput: duration.and_then(|d| Some((total_output? + total_input?) as f64 / d)),
+        total_token_throughput: duration
+            .and_then(|d| Some((total_output? + total_input?) as f64 / d)),
         request_goodput: duration.and_then(|d| good.map(|g| g / d)),
         ttft_ms: distributions.get("ttft").map(DistStats::percentiles),
         tpot_ms: distributions.get("tpot").map(DistStats::percentiles),
@@ -342,8 +390,14 @@ pub fn summarize(records: &[RequestRecord], wall_s: f64, target_rate: Option<f64
             client: "vllm-sota".into(),
             client_version: Some(env!("CARGO_PKG_VERSION").into()),
             token_count_source: token_source,
-            itl_granularity: if per_token { "per_token".into() } else { "per_chunk".into() },
-            duration_definition: "first measured request sent -> last measured request finished (warmup excluded)".into(),
+            itl_granularity: if per_token {
+                "per_token".into()
+            } else {
+                "per_chunk".into()
+            },
+            duration_definition:
+                "first measured request sent -> last measured request finished (warmup excluded)"
+                    .into(),
         },
         extra,
     };
@@ -377,7 +431,12 @@ mod tests {
 
     #[test]
     fn unmeasured_metrics_are_absent_not_zero() {
-        let failed = RequestRecord { success: false, error: Some("HTTP 500".into()), expected_output_len: 4, ..Default::default() };
+        let failed = RequestRecord {
+            success: false,
+            error: Some("HTTP 500".into()),
+            expected_output_len: 4,
+            ..Default::default()
+        };
         let s = summarize(&[failed], 1.0, None, &GoodputSla::default());
         assert_eq!(s.row.completed, 0);
         assert_eq!(s.row.success_rate, Some(0.0));

@@ -17,7 +17,9 @@ impl Rng {
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             z ^ (z >> 31)
         };
-        Rng { s: [next(), next(), next(), next()] }
+        Rng {
+            s: [next(), next(), next(), next()],
+        }
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -104,7 +106,10 @@ mod tests {
         for shape in [0.5, 1.0, 4.0] {
             let mean: f64 = (0..n).map(|_| a.gamma(shape, 2.0)).sum::<f64>() / n as f64;
             // Gamma(k, θ) has mean kθ.
-            assert!((mean - shape * 2.0).abs() / (shape * 2.0) < 0.02, "shape {shape}: mean {mean}");
+            assert!(
+                (mean - shape * 2.0).abs() / (shape * 2.0) < 0.02,
+                "shape {shape}: mean {mean}"
+            );
         }
         for _ in 0..1000 {
             let v = a.range_inclusive(3, 5);

@@ -55,13 +55,19 @@ impl SseParser {
     }
 
     /// Feeds one read; calls `on_event` for every event completed by it.
-    pub fn feed<F: FnMut(SseEvent<'_>)>(&mut self, mut bytes: &[u8], on_event: &mut F) -> Result<(), String> {
+    pub fn feed<F: FnMut(SseEvent<'_>)>(
+        &mut self,
+        mut bytes: &[u8],
+        on_event: &mut F,
+    ) -> Result<(), String> {
         if !self.pending.is_empty() {
             match memchr(b'\n', bytes) {
                 None => {
                     self.pending.extend_from_slice(bytes);
                     if self.pending.len() > MAX_PENDING {
-                        return Err(format!("SSE line longer than {MAX_PENDING} bytes without a newline"));
+                        return Err(format!(
+                            "SSE line longer than {MAX_PENDING} bytes without a newline"
+                        ));
                     }
                     return Ok(());
                 }
@@ -92,7 +98,10 @@ impl SseParser {
                     let v = &line[5..];
                     let v = v.strip_prefix(b" ").unwrap_or(v);
                     let v = v.strip_suffix(b"\r").unwrap_or(v);
-                    on_event(SseEvent { event: None, data: v });
+                    on_event(SseEvent {
+                        event: None,
+                        data: v,
+                    });
                     bytes = &rest[blank..];
                     continue;
                 }
@@ -151,7 +160,10 @@ impl SseParser {
 
     fn dispatch<F: FnMut(SseEvent<'_>)>(&mut self, on_event: &mut F) {
         if self.data_lines > 0 || self.has_event {
-            on_event(SseEvent { event: self.has_event.then_some(&self.event[..]), data: &self.data });
+            on_event(SseEvent {
+                event: self.has_event.then_some(&self.event[..]),
+                data: &self.data,
+            });
         }
         self.data.clear();
         self.data_lines = 0;
@@ -199,7 +211,10 @@ impl ChunkInfo<'_> {
             return Some(String::from_utf8_lossy(e).into_owned());
         }
         if self.object == Some(b"error") {
-            let m = self.message.map(|m| String::from_utf8_lossy(m).into_owned()).unwrap_or_default();
+            let m = self
+                .message
+                .map(|m| String::from_utf8_lossy(m).into_owned())
+                .unwrap_or_default();
             return Some(m);
         }
         None
@@ -238,7 +253,10 @@ type R<T> = Result<T, ScanError>;
 
 impl<'a> Cur<'a> {
     fn err<T>(&self, what: &'static str) -> R<T> {
-        Err(ScanError { offset: self.i, what })
+        Err(ScanError {
+            offset: self.i,
+            what,
+        })
     }
     #[inline]
     fn ws(&mut self) {
@@ -307,7 +325,12 @@ impl<'a> Cur<'a> {
     fn number_raw(&mut self) -> R<&'a [u8]> {
         self.ws();
         let start = self.i;
-        while self.i < self.b.len() && matches!(self.b[self.i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+        while self.i < self.b.len()
+            && matches!(
+                self.b[self.i],
+                b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'
+            )
+        {
             self.i += 1;
         }
         if self.i == start {
@@ -394,7 +417,9 @@ impl<'a> Cur<'a> {
             }
             Some(b'0'..=b'9') => {
                 let raw = self.number_raw()?;
-                Ok(std::str::from_utf8(raw).ok().and_then(|s| s.parse::<u64>().ok()))
+                Ok(std::str::from_utf8(raw)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok()))
             }
             _ => {
                 self.value()?;
@@ -548,8 +573,14 @@ pub fn unescape_into(raw: &[u8], out: &mut String) {
             b'b' => out.push('\u{8}'),
             b'f' => out.push('\u{c}'),
             b'u' => {
-                let hex = |s: &[u8]| std::str::from_utf8(s).ok().and_then(|h| u32::from_str_radix(h, 16).ok());
-                let Some(hi) = raw.get(i..i + 4).and_then(hex) else { return };
+                let hex = |s: &[u8]| {
+                    std::str::from_utf8(s)
+                        .ok()
+                        .and_then(|h| u32::from_str_radix(h, 16).ok())
+                };
+                let Some(hi) = raw.get(i..i + 4).and_then(hex) else {
+                    return;
+                };
                 i += 4;
                 let cp = if (0xD800..0xDC00).contains(&hi) && raw.get(i..i + 2) == Some(b"\\u") {
                     match raw.get(i + 2..i + 6).and_then(hex) {
@@ -595,7 +626,10 @@ mod tests {
         assert_eq!(whole[2].0.as_deref(), Some(&b"error"[..]));
         assert_eq!(whole[3].1, b"line1\nline2");
         assert_eq!(whole[4].1, b"[DONE]");
-        assert_eq!(whole[5].1, b"{\"tail\":1}", "unterminated trailing event is delivered at finish");
+        assert_eq!(
+            whole[5].1, b"{\"tail\":1}",
+            "unterminated trailing event is delivered at finish"
+        );
         for i in 0..=STREAM.len() {
             for j in i..=STREAM.len() {
                 let (parts, _) = collect(&[&STREAM[..i], &STREAM[i..j], &STREAM[j..]]);
@@ -616,16 +650,24 @@ mod tests {
         assert!(c.has_generated_text());
         let role = scan_chunk(br#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#).unwrap();
         assert!(role.role && !role.has_generated_text());
-        let r = scan_chunk(br#"{"choices":[{"delta":{"reasoning_content":"think","content":null}}]}"#).unwrap();
+        let r =
+            scan_chunk(br#"{"choices":[{"delta":{"reasoning_content":"think","content":null}}]}"#)
+                .unwrap();
         assert_eq!(r.reasoning, Some(&b"think"[..]));
         assert!(r.has_generated_text());
         let r2 = scan_chunk(br#"{"choices":[{"delta":{"reasoning":"hmm"}}]}"#).unwrap();
         assert_eq!(r2.reasoning, Some(&b"hmm"[..]));
         let u = scan_chunk(br#"{"id":"x","choices":[],"usage":{"prompt_tokens":1000,"total_tokens":1128,"completion_tokens":128,"prompt_tokens_details":null}}"#).unwrap();
-        assert_eq!((u.choices_len, u.prompt_tokens, u.completion_tokens), (Some(0), Some(1000), Some(128)));
+        assert_eq!(
+            (u.choices_len, u.prompt_tokens, u.completion_tokens),
+            (Some(0), Some(1000), Some(128))
+        );
         assert!(!u.has_generated_text());
         // A key name inside a string value must not be picked up.
-        let tricky = scan_chunk(br#"{"note":"\"usage\":{\"completion_tokens\":5}","choices":[{"text":"a\\\"b"}]}"#).unwrap();
+        let tricky = scan_chunk(
+            br#"{"note":"\"usage\":{\"completion_tokens\":5}","choices":[{"text":"a\\\"b"}]}"#,
+        )
+        .unwrap();
         assert_eq!(tricky.completion_tokens, None);
         let mut s = String::new();
         unescape_into(tricky.text.unwrap(), &mut s);
@@ -638,7 +680,13 @@ mod tests {
 
     #[test]
     fn malformed_json_is_an_error_with_offset() {
-        for bad in [&b"{\"choices\":[{\"text\":\"abc"[..], b"{\"a\":}", b"not json", b"{\"a\":1} x", b""] {
+        for bad in [
+            &b"{\"choices\":[{\"text\":\"abc"[..],
+            b"{\"a\":}",
+            b"not json",
+            b"{\"a\":1} x",
+            b"",
+        ] {
             let e = scan_chunk(bad).unwrap_err();
             assert!(e.offset <= bad.len(), "{e}");
         }
@@ -666,7 +714,8 @@ mod string_scan_tests {
                     body.insert(e + 1, b'"');
                 }
                 let json = [&b"{\"text\":\""[..], &body, b"\",\"x\":1}"].concat();
-                let c = scan_chunk(&json).unwrap_or_else(|e| panic!("len {len} esc {esc_at:?}: {e}"));
+                let c =
+                    scan_chunk(&json).unwrap_or_else(|e| panic!("len {len} esc {esc_at:?}: {e}"));
                 assert_eq!(c.text, None); // top-level "text" is not a choice field
                 let json2 = [&b"{\"choices\":[{\"text\":\""[..], &body, b"\"}]}"].concat();
                 assert_eq!(scan_chunk(&json2).unwrap().text, Some(&body[..]));

@@ -27,21 +27,41 @@ impl std::fmt::Debug for TokenizerHandle {
 impl TokenizerHandle {
     /// Loads a `tokenizer.json` file, or the `tokenizer.json` inside a model directory.
     pub fn load(path: &Path) -> Result<Self> {
-        let file = if path.is_dir() { path.join("tokenizer.json") } else { path.to_path_buf() };
+        let file = if path.is_dir() {
+            path.join("tokenizer.json")
+        } else {
+            path.to_path_buf()
+        };
         let tok = tokenizers::Tokenizer::from_file(&file)
             .map_err(|e| anyhow::anyhow!("loading tokenizer {}: {e}", file.display()))?;
         let vocab_size = tok.get_vocab_size(true) as u32;
-        let special: std::collections::HashSet<u32> =
-            tok.get_added_tokens_decoder().iter().filter(|(_, t)| t.special).map(|(id, _)| *id).collect();
-        let allowed: Vec<u32> = (0..vocab_size).filter(|id| !special.contains(id) && tok.id_to_token(*id).is_some()).collect();
+        let special: std::collections::HashSet<u32> = tok
+            .get_added_tokens_decoder()
+            .iter()
+            .filter(|(_, t)| t.special)
+            .map(|(id, _)| *id)
+            .collect();
+        let allowed: Vec<u32> = (0..vocab_size)
+            .filter(|id| !special.contains(id) && tok.id_to_token(*id).is_some())
+            .collect();
         if allowed.is_empty() {
             bail!("tokenizer {} has no non-special tokens", file.display());
         }
         let special_to_add = tok
             .encode("", true)
-            .map_err(|e| anyhow::anyhow!("tokenizer {}: encoding an empty string: {e}", file.display()))?
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "tokenizer {}: encoding an empty string: {e}",
+                    file.display()
+                )
+            })?
             .len();
-        Ok(TokenizerHandle { inner: Arc::new(tok), path: file, allowed: Arc::new(allowed), special_to_add })
+        Ok(TokenizerHandle {
+            inner: Arc::new(tok),
+            path: file,
+            allowed: Arc::new(allowed),
+            special_to_add,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -67,7 +87,9 @@ impl TokenizerHandle {
     }
 
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner.decode(ids, false).map_err(|e| anyhow::anyhow!("tokenizer {}: {e}", self.path.display()))
+        self.inner
+            .decode(ids, false)
+            .map_err(|e| anyhow::anyhow!("tokenizer {}: {e}", self.path.display()))
     }
 
     pub fn id_to_token(&self, id: u32) -> Option<String> {
@@ -136,13 +158,29 @@ pub struct LengthStats {
 impl Workload {
     pub fn length_stats(&self) -> LengthStats {
         let outs: Vec<f64> = self.requests.iter().map(|r| r.output_len as f64).collect();
-        let ins: Option<Vec<f64>> = self.requests.iter().map(|r| r.input_len.map(|v| v as f64)).collect();
+        let ins: Option<Vec<f64>> = self
+            .requests
+            .iter()
+            .map(|r| r.input_len.map(|v| v as f64))
+            .collect();
         let ins = ins.filter(|v| !v.is_empty());
         LengthStats {
-            input_p50: ins.as_ref().map(|v| crate::metrics::percentile_unsorted(v, 50.0)),
-            input_p95: ins.as_ref().map(|v| crate::metrics::percentile_unsorted(v, 95.0)),
-            output_p50: if outs.is_empty() { 0.0 } else { crate::metrics::percentile_unsorted(&outs, 50.0) },
-            output_p95: if outs.is_empty() { 0.0 } else { crate::metrics::percentile_unsorted(&outs, 95.0) },
+            input_p50: ins
+                .as_ref()
+                .map(|v| crate::metrics::percentile_unsorted(v, 50.0)),
+            input_p95: ins
+                .as_ref()
+                .map(|v| crate::metrics::percentile_unsorted(v, 95.0)),
+            output_p50: if outs.is_empty() {
+                0.0
+            } else {
+                crate::metrics::percentile_unsorted(&outs, 50.0)
+            },
+            output_p95: if outs.is_empty() {
+                0.0
+            } else {
+                crate::metrics::percentile_unsorted(&outs, 95.0)
+            },
         }
     }
 }
@@ -182,17 +220,28 @@ fn sample_len(rng: &mut Rng, len: u64, ratio: f64) -> u64 {
 /// text re-encodes to exactly the target count.
 pub fn random_workload(cfg: &RandomDatasetConfig, tok: &TokenizerHandle) -> Result<Workload> {
     if !(0.0..1.0).contains(&cfg.range_ratio) {
-        bail!("random dataset: range_ratio must be in [0, 1), got {}", cfg.range_ratio);
+        bail!(
+            "random dataset: range_ratio must be in [0, 1), got {}",
+            cfg.range_ratio
+        );
     }
     if cfg.output_len == 0 {
         bail!("random dataset: output_len must be >= 1");
     }
-    let special = if cfg.chat { 0 } else { tok.num_special_tokens_to_add() as u64 };
+    let special = if cfg.chat {
+        0
+    } else {
+        tok.num_special_tokens_to_add() as u64
+    };
     let mut rng = Rng::new(cfg.seed);
     let allowed = tok.allowed_ids();
     let pick = |rng: &mut Rng| allowed[rng.below(allowed.len() as u64) as usize];
     let prefix_ids: Vec<u32> = (0..cfg.prefix_len).map(|_| pick(&mut rng)).collect();
-    let prefix_text = if prefix_ids.is_empty() { String::new() } else { exact_text(tok, &prefix_ids, &mut rng, allowed)? };
+    let prefix_text = if prefix_ids.is_empty() {
+        String::new()
+    } else {
+        exact_text(tok, &prefix_ids, &mut rng, allowed)?
+    };
     let prefix_tokens = tok.count(&prefix_text, false)? as u64;
     let mut requests = Vec::with_capacity(cfg.num_prompts);
     for i in 0..cfg.num_prompts {
@@ -204,20 +253,43 @@ pub fn random_workload(cfg: &RandomDatasetConfig, tok: &TokenizerHandle) -> Resu
             );
         }
         let inner_len = (total - special - prefix_tokens) as usize;
-        let text = build_exact(tok, &prefix_text, inner_len, prefix_tokens as usize + inner_len, &mut rng, allowed)
-            .with_context(|| format!("random dataset request {i}"))?;
+        let text = build_exact(
+            tok,
+            &prefix_text,
+            inner_len,
+            prefix_tokens as usize + inner_len,
+            &mut rng,
+            allowed,
+        )
+        .with_context(|| format!("random dataset request {i}"))?;
         let prompt = if cfg.chat {
-            Prompt::Chat(vec![ChatMessage { role: "user".into(), content: text }])
+            Prompt::Chat(vec![ChatMessage {
+                role: "user".into(),
+                content: text,
+            }])
         } else {
             Prompt::Text(text)
         };
-        requests.push(WorkloadRequest { prompt, input_len: Some(total), output_len: out, extra_body: None });
+        requests.push(WorkloadRequest {
+            prompt,
+            input_len: Some(total),
+            output_len: out,
+            extra_body: None,
+        });
     }
-    Ok(Workload { source: "random".into(), requests })
+    Ok(Workload {
+        source: "random".into(),
+        requests,
+    })
 }
 
 /// Decodes `ids` into text that re-encodes to exactly `ids.len()` tokens.
-fn exact_text(tok: &TokenizerHandle, ids: &[u32], rng: &mut Rng, allowed: &[u32]) -> Result<String> {
+fn exact_text(
+    tok: &TokenizerHandle,
+    ids: &[u32],
+    rng: &mut Rng,
+    allowed: &[u32],
+) -> Result<String> {
     build_exact(tok, "", ids.len(), ids.len(), rng, allowed)
 }
 
@@ -231,7 +303,9 @@ fn build_exact(
     allowed: &[u32],
 ) -> Result<String> {
     for _attempt in 0..20 {
-        let mut ids: Vec<u32> = (0..inner_len).map(|_| allowed[rng.below(allowed.len() as u64) as usize]).collect();
+        let mut ids: Vec<u32> = (0..inner_len)
+            .map(|_| allowed[rng.below(allowed.len() as u64) as usize])
+            .collect();
         for _round in 0..10 {
             let text = format!("{prefix}{}", tok.decode(&ids)?);
             let n = tok.count(&text, false)?;
@@ -249,7 +323,9 @@ fn build_exact(
             }
         }
     }
-    bail!("could not build a prompt of exactly {target_total} tokens after 20 attempts (tokenizer merges keep drifting)")
+    bail!(
+        "could not build a prompt of exactly {target_total} tokens after 20 attempts (tokenizer merges keep drifting)"
+    )
 }
 
 /// One line of the normalized JSONL workload.
@@ -282,7 +358,9 @@ pub fn load_jsonl_workload(path: &Path, tok: Option<&TokenizerHandle>) -> Result
             (Some(p), None) => Prompt::Text(p),
             (None, Some(m)) if !m.is_empty() => Prompt::Chat(m),
             (None, Some(_)) => bail!("{}: `messages` is empty", where_()),
-            (Some(_), Some(_)) => bail!("{}: give either `prompt` or `messages`, not both", where_()),
+            (Some(_), Some(_)) => {
+                bail!("{}: give either `prompt` or `messages`, not both", where_())
+            }
             (None, None) => bail!("{}: missing `prompt` or `messages`", where_()),
         };
         if l.output_len == 0 {
@@ -300,7 +378,15 @@ pub fn load_jsonl_workload(path: &Path, tok: Option<&TokenizerHandle>) -> Result
             }
             _ => None,
         };
-        requests.push(WorkloadRequest { prompt, input_len, output_len: l.output_len, extra_body: l.extra_request_body });
+        requests.push(WorkloadRequest {
+            prompt,
+            input_len,
+            output_len: l.output_len,
+            extra_body: l.extra_request_body,
+        });
     }
-    Ok(Workload { source: format!("jsonl:{}", path.display()), requests })
+    Ok(Workload {
+        source: format!("jsonl:{}", path.display()),
+        requests,
+    })
 }

@@ -12,7 +12,8 @@ fn close(a: f64, b: f64) -> bool {
 
 #[test]
 fn vllm_chat_1000_1000_imports_the_values_in_the_file() {
-    let runs = import_native_file(&bench_dir().join("chat_1000_1000.json"), NativeFormat::Auto).unwrap();
+    let runs =
+        import_native_file(&bench_dir().join("chat_1000_1000.json"), NativeFormat::Auto).unwrap();
     assert_eq!(runs.len(), 1);
     let r = &runs[0];
     assert_eq!(r.format, NativeFormat::VllmBenchServe);
@@ -20,28 +21,62 @@ fn vllm_chat_1000_1000_imports_the_values_in_the_file() {
     // Values as written in the file.
     assert!(close(row.output_throughput.unwrap(), 4739.600832615374));
     assert!((row.output_throughput.unwrap() - 4739.6).abs() < 0.01);
-    assert!(close(row.tpot_ms.as_ref().unwrap().p50.unwrap(), 12.938208398398391));
-    assert!(close(row.ttft_ms.as_ref().unwrap().p50.unwrap(), 3900.9387019999904));
-    assert!(close(row.ttft_ms.as_ref().unwrap().p99.unwrap(), 7252.424697430005));
-    assert!(close(row.itl_ms.as_ref().unwrap().mean.unwrap(), 12.468938054884768));
-    assert!(close(row.e2e_ms.as_ref().unwrap().p90.unwrap(), 16855.99042740003));
+    assert!(close(
+        row.tpot_ms.as_ref().unwrap().p50.unwrap(),
+        12.938208398398391
+    ));
+    assert!(close(
+        row.ttft_ms.as_ref().unwrap().p50.unwrap(),
+        3900.9387019999904
+    ));
+    assert!(close(
+        row.ttft_ms.as_ref().unwrap().p99.unwrap(),
+        7252.424697430005
+    ));
+    assert!(close(
+        row.itl_ms.as_ref().unwrap().mean.unwrap(),
+        12.468938054884768
+    ));
+    assert!(close(
+        row.e2e_ms.as_ref().unwrap().p90.unwrap(),
+        16855.99042740003
+    ));
     assert_eq!((row.num_requests, row.completed, row.failed), (80, 80, 0));
     assert_eq!(row.success_rate, Some(1.0));
-    assert_eq!((row.total_input_tokens, row.total_output_tokens), (Some(80000), Some(80000)));
+    assert_eq!(
+        (row.total_input_tokens, row.total_output_tokens),
+        (Some(80000), Some(80000))
+    );
     assert!(close(row.duration_s.unwrap(), 16.879058558999986));
-    assert!(row.request_goodput.is_none(), "request_goodput is null in the file");
+    assert!(
+        row.request_goodput.is_none(),
+        "request_goodput is null in the file"
+    );
     assert_eq!(row.extra.get("peak_concurrency"), Some(&80.0));
     assert_eq!(row.provenance.client, "vllm bench serve");
     assert_eq!(row.provenance.itl_granularity, "per_chunk");
-    assert_eq!(r.workload.get("max_concurrency").and_then(|v| v.as_u64()), Some(80));
-    assert_eq!(r.workload.get("request_rate").and_then(|v| v.as_str()), Some("inf"));
+    assert_eq!(
+        r.workload.get("max_concurrency").and_then(|v| v.as_u64()),
+        Some(80)
+    );
+    assert_eq!(
+        r.workload.get("request_rate").and_then(|v| v.as_str()),
+        Some("inf")
+    );
 }
 
 #[test]
 fn vllm_summ_8000_1000_and_the_one_token_file() {
-    let r = &import_native_file(&bench_dir().join("summ_8000_1000.json"), NativeFormat::VllmBenchServe).unwrap()[0];
+    let r = &import_native_file(
+        &bench_dir().join("summ_8000_1000.json"),
+        NativeFormat::VllmBenchServe,
+    )
+    .unwrap()[0];
     assert!(close(r.row.output_throughput.unwrap(), 1669.3411624501298));
-    assert!(close(r.row.tpot_ms.as_ref().unwrap().p50.unwrap(), 19.76256043043049));
+    assert!(close(
+        r.row.tpot_ms.as_ref().unwrap().p50.unwrap(),
+        19.76256043043049
+    ));
     assert_eq!(r.row.total_input_tokens, Some(320000));
     // 2 prompts, 1 output token each: the file says TPOT/ITL 0.0 (empty list → 0); they are absent.
     let one = &import_native_file(
@@ -50,8 +85,15 @@ fn vllm_summ_8000_1000_and_the_one_token_file() {
     )
     .unwrap()[0];
     assert!(one.row.tpot_ms.is_none() && one.row.itl_ms.is_none());
-    assert!(close(one.row.ttft_ms.as_ref().unwrap().p50.unwrap(), 100.8751894999591));
-    assert!(one.notes.iter().any(|n| n.contains("tpot")), "{:?}", one.notes);
+    assert!(close(
+        one.row.ttft_ms.as_ref().unwrap().p50.unwrap(),
+        100.8751894999591
+    ));
+    assert!(
+        one.notes.iter().any(|n| n.contains("tpot")),
+        "{:?}",
+        one.notes
+    );
 }
 
 #[test]
@@ -64,13 +106,26 @@ fn sglang_jsonl_with_bare_infinity_two_runs() {
     assert_eq!(runs.len(), 2);
     let a = &runs[0];
     assert_eq!(a.format, NativeFormat::SglangBenchServing);
-    assert_eq!(a.workload.get("request_rate").and_then(|v| v.as_str()), Some("inf"));
+    assert_eq!(
+        a.workload.get("request_rate").and_then(|v| v.as_str()),
+        Some("inf")
+    );
     assert_eq!(a.row.total_token_throughput, Some(7372.8));
     assert_eq!(a.row.e2e_ms.as_ref().unwrap().p50, Some(9001.0));
-    assert_eq!(a.row.ttft_ms.as_ref().unwrap().p90, None, "p90 TTFT not in the file: absent");
+    assert_eq!(
+        a.row.ttft_ms.as_ref().unwrap().p90,
+        None,
+        "p90 TTFT not in the file: absent"
+    );
     assert_eq!(a.row.success_rate, None, "SGLang writes no failed count");
-    assert_eq!(a.row.extra.get("total_output_tokens_retokenized"), Some(&8190.0));
-    assert!(runs[1].row.ttft_ms.is_none(), "all-zero TTFT (no content chunk) is not a measurement");
+    assert_eq!(
+        a.row.extra.get("total_output_tokens_retokenized"),
+        Some(&8190.0)
+    );
+    assert!(
+        runs[1].row.ttft_ms.is_none(),
+        "all-zero TTFT (no content chunk) is not a measurement"
+    );
     assert_eq!(runs[1].source, "sg.jsonl:2");
 }
 
@@ -80,7 +135,10 @@ fn trtllm_request_goodput_colon_key_and_failed_from_num_prompts() {
     let r = &import_native(text, NativeFormat::Auto, "trt.json").unwrap()[0];
     assert_eq!(r.format, NativeFormat::TrtllmBenchmarkServing);
     assert_eq!(r.row.request_goodput, Some(1.5));
-    assert_eq!((r.row.num_requests, r.row.completed, r.row.failed), (100, 97, 3));
+    assert_eq!(
+        (r.row.num_requests, r.row.completed, r.row.failed),
+        (100, 97, 3)
+    );
     assert_eq!(r.row.success_rate, Some(0.97));
     assert!(r.row.e2e_ms.is_none(), "e2el not selected: absent, not 0");
 }
@@ -103,24 +161,67 @@ fn aiperf_export_maps_itl_to_tpot_and_icl_to_itl() {
     assert_eq!(r.format, NativeFormat::Aiperf);
     assert_eq!(r.row.tpot_ms.as_ref().unwrap().p50, Some(14.5));
     assert_eq!(r.row.itl_ms.as_ref().unwrap().p50, Some(13.0));
-    assert_eq!((r.row.completed, r.row.failed, r.row.num_requests), (10, 2, 12));
+    assert_eq!(
+        (r.row.completed, r.row.failed, r.row.num_requests),
+        (10, 2, 12)
+    );
     assert_eq!(r.row.duration_s, Some(5.0));
-    assert_eq!((r.row.total_output_tokens, r.row.total_input_tokens), (Some(3000), Some(1000)));
+    assert_eq!(
+        (r.row.total_output_tokens, r.row.total_input_tokens),
+        (Some(3000), Some(1000))
+    );
     assert_eq!(r.row.provenance.client_version.as_deref(), Some("0.3.0"));
 }
 
 #[test]
 fn bad_inputs_give_clear_errors() {
-    let e = import_native("", NativeFormat::Auto, "empty.json").unwrap_err().to_string();
+    let e = import_native("", NativeFormat::Auto, "empty.json")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("empty.json") && e.contains("empty"), "{e}");
-    let e = format!("{:#}", import_native("{\"completed\": 3, \"median_ttft_ms\": ", NativeFormat::Auto, "trunc.json").unwrap_err());
-    assert!(e.contains("trunc.json:1") && e.contains("not valid JSON"), "{e}");
-    let e = format!("{:#}", import_native("[1,2]", NativeFormat::Auto, "arr.json").unwrap_err());
-    assert!(e.contains("arr.json:1") && e.contains("expected a JSON object"), "{e}");
-    let e = format!("{:#}", import_native("{\"foo\": 1}", NativeFormat::Auto, "x.json").unwrap_err());
+    let e = format!(
+        "{:#}",
+        import_native(
+            "{\"completed\": 3, \"median_ttft_ms\": ",
+            NativeFormat::Auto,
+            "trunc.json"
+        )
+        .unwrap_err()
+    );
+    assert!(
+        e.contains("trunc.json:1") && e.contains("not valid JSON"),
+        "{e}"
+    );
+    let e = format!(
+        "{:#}",
+        import_native("[1,2]", NativeFormat::Auto, "arr.json").unwrap_err()
+    );
+    assert!(
+        e.contains("arr.json:1") && e.contains("expected a JSON object"),
+        "{e}"
+    );
+    let e = format!(
+        "{:#}",
+        import_native("{\"foo\": 1}", NativeFormat::Auto, "x.json").unwrap_err()
+    );
     assert!(e.contains("cannot tell which client"), "{e}");
-    let e = format!("{:#}", import_native("{\"median_ttft_ms\": 1}", NativeFormat::VllmBenchServe, "x.json").unwrap_err());
+    let e = format!(
+        "{:#}",
+        import_native(
+            "{\"median_ttft_ms\": 1}",
+            NativeFormat::VllmBenchServe,
+            "x.json"
+        )
+        .unwrap_err()
+    );
     assert!(e.contains("missing `completed`"), "{e}");
-    let e = format!("{:#}", import_native_file(std::path::Path::new("/nonexistent/r.json"), NativeFormat::Auto).unwrap_err());
+    let e = format!(
+        "{:#}",
+        import_native_file(
+            std::path::Path::new("/nonexistent/r.json"),
+            NativeFormat::Auto
+        )
+        .unwrap_err()
+    );
     assert!(e.contains("/nonexistent/r.json"), "{e}");
 }

@@ -8,12 +8,21 @@ use std::time::Duration;
 use vllm_sota_bench::sim::Framework;
 
 use vllm_sota_bench::{
-    Endpoint, LoadConfig, RandomDatasetConfig, RequestRate, Workload, random_workload, run_load_blocking,
+    Endpoint, LoadConfig, RandomDatasetConfig, RequestRate, Workload, random_workload,
+    run_load_blocking,
 };
 
 fn random(n: usize, input: u64, output: u64, chat: bool, seed: u64) -> Workload {
     random_workload(
-        &RandomDatasetConfig { num_prompts: n, input_len: input, output_len: output, range_ratio: 0.0, prefix_len: 0, seed, chat },
+        &RandomDatasetConfig {
+            num_prompts: n,
+            input_len: input,
+            output_len: output,
+            range_ratio: 0.0,
+            prefix_len: 0,
+            seed,
+            chat,
+        },
         &tokenizer(),
     )
     .unwrap()
@@ -31,14 +40,29 @@ fn random_prompts_have_exact_server_counted_lengths_and_outputs() {
     let w = random(24, 300, 17, false, 3);
     // Varied lengths too: range ratio 0.5 with a shared prefix.
     let varied = random_workload(
-        &RandomDatasetConfig { num_prompts: 12, input_len: 200, output_len: 9, range_ratio: 0.5, prefix_len: 40, seed: 9, chat: false },
+        &RandomDatasetConfig {
+            num_prompts: 12,
+            input_len: 200,
+            output_len: 9,
+            range_ratio: 0.5,
+            prefix_len: 40,
+            seed: 9,
+            chat: false,
+        },
         &tokenizer(),
     )
     .unwrap();
     let mut all = w.clone();
     all.requests.extend(varied.requests.clone());
-    let lens: Vec<u64> = varied.requests.iter().map(|r| r.input_len.unwrap()).collect();
-    assert!(lens.iter().any(|&l| l != 200) && lens.iter().all(|&l| (100..=300).contains(&l)), "{lens:?}");
+    let lens: Vec<u64> = varied
+        .requests
+        .iter()
+        .map(|r| r.input_len.unwrap())
+        .collect();
+    assert!(
+        lens.iter().any(|&l| l != 200) && lens.iter().all(|&l| (100..=300).contains(&l)),
+        "{lens:?}"
+    );
     let mut cfg = load(&sim, all);
     cfg.tokenizer = Some(tokenizer());
     cfg.max_concurrency = Some(8);
@@ -47,15 +71,25 @@ fn random_prompts_have_exact_server_counted_lengths_and_outputs() {
     for r in &rep.records {
         assert_eq!(r.prompt_tokens, r.expected_input_len, "request {}", r.index);
         assert_eq!(r.completion_tokens, Some(r.expected_output_len));
-        assert_eq!(r.retokenized_output_tokens, r.completion_tokens, "re-tokenized output matches usage");
+        assert_eq!(
+            r.retokenized_output_tokens, r.completion_tokens,
+            "re-tokenized output matches usage"
+        );
         assert_eq!(r.text_chunks, r.expected_output_len);
         assert_eq!(r.finish_reason.as_deref(), Some("length"));
     }
     assert_eq!(rep.summary.input_len_mismatches, 0);
     assert_eq!(rep.summary.token_count_mismatches, 0);
-    assert_eq!(rep.summary.row.total_input_tokens, Some(24 * 300 + lens.iter().sum::<u64>()));
+    assert_eq!(
+        rep.summary.row.total_input_tokens,
+        Some(24 * 300 + lens.iter().sum::<u64>())
+    );
     assert_eq!(rep.summary.row.provenance.itl_granularity, "per_token");
-    assert!(rep.connections_opened <= 8, "keep-alive pool: {} connections for 36 requests at concurrency 8", rep.connections_opened);
+    assert!(
+        rep.connections_opened <= 8,
+        "keep-alive pool: {} connections for 36 requests at concurrency 8",
+        rep.connections_opened
+    );
     assert_eq!(rep.workload_stats.input_p50, Some(300.0));
 }
 
@@ -83,13 +117,32 @@ fn chat_role_only_reasoning_comments_usage_and_done() {
         // The role-only chunk (the first byte) leaves a 100 ms step before the first token.
         // Same clock in client and server: had the client counted the role chunk, its TTFT
         // would be shorter than the server's first-token time; it cannot be.
-        assert!(r.first_byte_ms.unwrap() < r.ttft_ms.unwrap(), "{:?} vs {:?}", r.first_byte_ms, r.ttft_ms);
-        assert!(r.ttft_ms.unwrap() >= gt_ttft - 0.01, "client {} vs server {}", r.ttft_ms.unwrap(), gt_ttft);
-        assert!(r.ttft_ms.unwrap() < gt_ttft + 500.0, "client {} vs server {}", r.ttft_ms.unwrap(), gt_ttft);
+        assert!(
+            r.first_byte_ms.unwrap() < r.ttft_ms.unwrap(),
+            "{:?} vs {:?}",
+            r.first_byte_ms,
+            r.ttft_ms
+        );
+        assert!(
+            r.ttft_ms.unwrap() >= gt_ttft - 0.01,
+            "client {} vs server {}",
+            r.ttft_ms.unwrap(),
+            gt_ttft
+        );
+        assert!(
+            r.ttft_ms.unwrap() < gt_ttft + 500.0,
+            "client {} vs server {}",
+            r.ttft_ms.unwrap(),
+            gt_ttft
+        );
         // Chat prompt = template + 64 content tokens; the server counts the template too.
         assert!(r.prompt_tokens.unwrap() > 64);
         assert_eq!(r.expected_input_len, Some(64));
-        assert_eq!(r.retokenized_output_tokens, Some(8), "reasoning + content re-tokenize to usage");
+        assert_eq!(
+            r.retokenized_output_tokens,
+            Some(8),
+            "reasoning + content re-tokenize to usage"
+        );
         assert!(r.generated_text.as_ref().unwrap().len() > 8);
     }
 }
@@ -104,7 +157,11 @@ fn jsonl_workload_with_messages_and_extra_body() {
     )
     .unwrap();
     let w = vllm_sota_bench::load_jsonl_workload(&p, Some(&tokenizer())).unwrap();
-    assert_eq!(w.requests[0].input_len, Some(2), "content tokens of 'hello there'");
+    assert_eq!(
+        w.requests[0].input_len,
+        Some(2),
+        "content tokens of 'hello there'"
+    );
     // TRT-LLM forbids unknown fields; top_p is one of its fields, so this passes.
     let sim = Sim::start(fast_cfg(Framework::Trtllm)).unwrap();
     let mut c = load(&sim, w);
@@ -115,14 +172,33 @@ fn jsonl_workload_with_messages_and_extra_body() {
     assert_eq!(rep.records[1].completion_tokens, Some(3));
 
     // Bad lines name the file and line.
-    std::fs::write(&p, "{\"prompt\":\"x\",\"output_len\":2}\n{\"prompt\":\"y\"}\n").unwrap();
-    let e = format!("{:#}", vllm_sota_bench::load_jsonl_workload(&p, None).unwrap_err());
-    assert!(e.contains("w.jsonl") && e.contains('2') && e.contains("output_len"), "{e}");
+    std::fs::write(
+        &p,
+        "{\"prompt\":\"x\",\"output_len\":2}\n{\"prompt\":\"y\"}\n",
+    )
+    .unwrap();
+    let e = format!(
+        "{:#}",
+        vllm_sota_bench::load_jsonl_workload(&p, None).unwrap_err()
+    );
+    assert!(
+        e.contains("w.jsonl") && e.contains('2') && e.contains("output_len"),
+        "{e}"
+    );
     std::fs::write(&p, "{\"prompt\":\"x\",\"output_len\":2,\"outputlen\":3}\n").unwrap();
-    let e = format!("{:#}", vllm_sota_bench::load_jsonl_workload(&p, None).unwrap_err());
+    let e = format!(
+        "{:#}",
+        vllm_sota_bench::load_jsonl_workload(&p, None).unwrap_err()
+    );
     assert!(e.contains("outputlen"), "{e}");
     std::fs::write(&p, "").unwrap();
-    assert!(format!("{:#}", vllm_sota_bench::load_jsonl_workload(&p, None).unwrap_err()).contains("empty"));
+    assert!(
+        format!(
+            "{:#}",
+            vllm_sota_bench::load_jsonl_workload(&p, None).unwrap_err()
+        )
+        .contains("empty")
+    );
 }
 
 #[test]
@@ -135,7 +211,12 @@ fn trtllm_rejects_unknown_fields_and_the_client_reports_it() {
     let rep = run_load_blocking(load(&sim, w), 1).unwrap();
     assert_eq!((rep.summary.row.completed, rep.summary.row.failed), (1, 1));
     let err = rep.records[1].error.as_deref().unwrap();
-    assert!(err.contains("HTTP 400") && err.contains("lora_path") && err.contains("Extra inputs are not permitted"), "{err}");
+    assert!(
+        err.contains("HTTP 400")
+            && err.contains("lora_path")
+            && err.contains("Extra inputs are not permitted"),
+        "{err}"
+    );
     assert_eq!(rep.summary.row.success_rate, Some(0.5));
 }
 
@@ -187,7 +268,13 @@ fn hang_and_crash_faults() {
     c.request_timeout = Duration::from_millis(400);
     let rep = run_load_blocking(c, 1).unwrap();
     assert_eq!((rep.summary.row.completed, rep.summary.row.failed), (3, 2));
-    assert!(rep.records[3].error.as_deref().unwrap().contains("timed out"));
+    assert!(
+        rep.records[3]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("timed out")
+    );
     drop(sim);
 
     // Crash after 4 completed: later requests cannot connect / streams are cut.
@@ -203,7 +290,10 @@ fn hang_and_crash_faults() {
     assert_eq!(rep.summary.row.failed, 4);
     for r in rep.records.iter().filter(|r| !r.success) {
         let e = r.error.as_deref().unwrap();
-        assert!(e.contains("connect") || e.contains("stream") || e.contains("sending"), "{e}");
+        assert!(
+            e.contains("connect") || e.contains("stream") || e.contains("sending"),
+            "{e}"
+        );
     }
 }
 
@@ -214,10 +304,27 @@ fn slow_start_answers_503_until_ready() {
     let sim = Sim::start(cfg).unwrap();
     let rep = run_load_blocking(load(&sim, random(2, 16, 2, false, 0)), 1).unwrap();
     assert_eq!(rep.summary.row.completed, 0);
-    assert!(rep.records[0].error.as_deref().unwrap().starts_with("HTTP 503"));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(vllm_sota_bench::client::wait_ready(&sim.url(), Duration::from_secs(10))).unwrap();
-    assert_eq!(rt.block_on(vllm_sota_bench::client::fetch_model_id(&sim.url())).unwrap(), "sim-llama");
+    assert!(
+        rep.records[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("HTTP 503")
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(vllm_sota_bench::client::wait_ready(
+        &sim.url(),
+        Duration::from_secs(10),
+    ))
+    .unwrap();
+    assert_eq!(
+        rt.block_on(vllm_sota_bench::client::fetch_model_id(&sim.url()))
+            .unwrap(),
+        "sim-llama"
+    );
     let rep = run_load_blocking(load(&sim, random(2, 16, 2, false, 0)), 1).unwrap();
     assert_eq!(rep.summary.row.completed, 2);
 }
@@ -227,12 +334,21 @@ fn configuration_that_cannot_fit_refuses_to_start() {
     let mut cfg = fast_cfg(Framework::Vllm);
     cfg.mem_fraction = 0.1;
     let e = Sim::start(cfg).err().unwrap().to_string();
-    assert!(e.contains("No available memory for the cache blocks"), "{e}");
+    assert!(
+        e.contains("No available memory for the cache blocks"),
+        "{e}"
+    );
     let mut cfg = fast_cfg(Framework::Vllm);
     cfg.max_model_len = 64;
     let sim = Sim::start(cfg).unwrap();
     let rep = run_load_blocking(load(&sim, random(1, 60, 10, false, 0)), 1).unwrap();
-    assert!(rep.records[0].error.as_deref().unwrap().contains("maximum context length is 64"));
+    assert!(
+        rep.records[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("maximum context length is 64")
+    );
 }
 
 #[test]
@@ -264,7 +380,10 @@ fn knobs_change_simulated_performance() {
         rep.summary.distributions["ttft"].mean
     };
     let (small, large) = (ttft(256), ttft(8192));
-    assert!(small > 2.0 * large, "TTFT mean: budget 256 {small:.1} ms, budget 8192 {large:.1} ms");
+    assert!(
+        small > 2.0 * large,
+        "TTFT mean: budget 256 {small:.1} ms, budget 8192 {large:.1} ms"
+    );
 }
 
 /// One-sample Kolmogorov–Smirnov statistic of `gaps` against Exp(rate).
@@ -287,10 +406,15 @@ fn poisson_schedule_passes_ks_and_bursty_schedules_differ() {
     let n = 3000;
     let rate = 50.0;
     let t = arrival_offsets(n, RequestRate::PerSecond(rate), 1.0, 7).unwrap();
-    let gaps: Vec<f64> = std::iter::once(t[0]).chain(t.windows(2).map(|w| w[1] - w[0])).collect();
+    let gaps: Vec<f64> = std::iter::once(t[0])
+        .chain(t.windows(2).map(|w| w[1] - w[0]))
+        .collect();
     let crit = 1.628 / (n as f64).sqrt(); // α = 0.01
     let d = ks_exponential(&gaps, rate);
-    assert!(d < crit, "Poisson schedule: KS D = {d:.4}, critical {crit:.4}");
+    assert!(
+        d < crit,
+        "Poisson schedule: KS D = {d:.4}, critical {crit:.4}"
+    );
     // Gamma shape 4 (smoother) and constant gaps are rejected by the same test.
     let smooth = arrival_offsets(n, RequestRate::PerSecond(rate), 4.0, 7).unwrap();
     let sg: Vec<f64> = smooth.windows(2).map(|w| w[1] - w[0]).collect();
@@ -322,7 +446,11 @@ fn warmup_is_excluded_and_live_poisson_arrivals_pass_a_dispersion_test() {
     // Server-side arrivals of the measured requests (the 5 warmups arrive first).
     let mut truth = sim.truth();
     truth.sort_by_key(|g| g.arrival_us);
-    let arrivals: Vec<f64> = truth.iter().skip(5).map(|g| g.arrival_us as f64 / 1e6).collect();
+    let arrivals: Vec<f64> = truth
+        .iter()
+        .skip(5)
+        .map(|g| g.arrival_us as f64 / 1e6)
+        .collect();
     assert_eq!(arrivals.len(), n);
     // Index-of-dispersion test on counts per 100 ms window (robust to ms timer jitter):
     // for a Poisson process Σ(x−x̄)²/x̄ ~ χ²(k−1); 2-sided α = 0.01 bounds for k−1 = 39: [19.0, 65.5].
@@ -337,13 +465,22 @@ fn warmup_is_excluded_and_live_poisson_arrivals_pass_a_dispersion_test() {
     }
     let mean = counts.iter().sum::<f64>() / k as f64;
     let disp = counts.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / mean;
-    assert!((19.0..65.5).contains(&disp), "dispersion statistic {disp:.1} (counts {counts:?})");
+    assert!(
+        (19.0..65.5).contains(&disp),
+        "dispersion statistic {disp:.1} (counts {counts:?})"
+    );
     let achieved = rep.summary.achieved_send_rate.unwrap();
-    assert!((achieved - rate).abs() / rate < 0.05, "achieved {achieved} vs target {rate}");
+    assert!(
+        (achieved - rate).abs() / rate < 0.05,
+        "achieved {achieved} vs target {rate}"
+    );
     // The generator kept to its precomputed schedule.
     let lag = &rep.summary.distributions["schedule_lag"];
     assert!(lag.p50 < 5.0, "schedule lag p50 {} ms", lag.p50);
-    assert_eq!(rep.summary.row.extra.get("schedule_lag_p50_ms"), Some(&lag.p50));
+    assert_eq!(
+        rep.summary.row.extra.get("schedule_lag_p50_ms"),
+        Some(&lag.p50)
+    );
 }
 
 /// Needs an optimized build and CPU to spare: in a debug build on a shared 2-core machine
@@ -351,7 +488,10 @@ fn warmup_is_excluded_and_live_poisson_arrivals_pass_a_dispersion_test() {
 /// the machine, not the client. Run with
 /// `cargo test --release -p vllm-sota-bench --test sim_client -- --include-ignored timing`.
 #[test]
-#[cfg_attr(debug_assertions, ignore = "needs an optimized build: cargo test --release -p vllm-sota-bench --test sim_client -- --include-ignored timing")]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "needs an optimized build: cargo test --release -p vllm-sota-bench --test sim_client -- --include-ignored timing"
+)]
 fn timing_matches_ground_truth_within_one_percent_at_1000_streams() {
     // 1,000 streams in flight at once: sends paced at 1,000/s (a burst of 1,000 writes in a
     // debug build would be measured as server-side queueing, not client accuracy), each
@@ -370,11 +510,24 @@ fn timing_matches_ground_truth_within_one_percent_at_1000_streams() {
     c.request_rate = RequestRate::PerSecond(1000.0);
     c.request_timeout = Duration::from_secs(120);
     let rep = run_load_blocking(c, 1).unwrap();
-    assert_eq!(rep.summary.row.completed, streams as u64, "{:?}", rep.summary.errors);
-    assert!(rep.connections_opened <= streams as u64 + 5, "{} connections", rep.connections_opened);
-    assert!(rep.summary.peak_concurrency >= 950, "peak {}", rep.summary.peak_concurrency);
+    assert_eq!(
+        rep.summary.row.completed, streams as u64,
+        "{:?}",
+        rep.summary.errors
+    );
+    assert!(
+        rep.connections_opened <= streams as u64 + 5,
+        "{} connections",
+        rep.connections_opened
+    );
+    assert!(
+        rep.summary.peak_concurrency >= 950,
+        "peak {}",
+        rep.summary.peak_concurrency
+    );
     let truth: HashMap<String, _> = sim.truth().into_iter().map(|g| (g.id.clone(), g)).collect();
-    let (mut ct, mut st, mut ce, mut se, mut ci, mut si) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut ct, mut st, mut ce, mut se, mut ci, mut si) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
     for r in rep.records.iter().filter(|r| !r.warmup) {
         let g = &truth[r.response_id.as_ref().unwrap()];
         assert_eq!(g.token_us.len(), 10);
@@ -400,16 +553,33 @@ fn timing_matches_ground_truth_within_one_percent_at_1000_streams() {
         let pre: Vec<f64> = pre.iter().map(|x| x - m).collect();
         let post: Vec<f64> = post.iter().map(|x| x + m).collect();
         for (n, v) in [("pre-arrival", &pre), ("post-first-token", &post)] {
-            eprintln!("{n}: p0 {:.2} p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}", vllm_sota_bench::metrics::percentile_unsorted(v, 0.0), p50(v), vllm_sota_bench::metrics::percentile_unsorted(v, 90.0), vllm_sota_bench::metrics::percentile_unsorted(v, 99.0), vllm_sota_bench::metrics::percentile_unsorted(v, 100.0));
+            eprintln!(
+                "{n}: p0 {:.2} p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}",
+                vllm_sota_bench::metrics::percentile_unsorted(v, 0.0),
+                p50(v),
+                vllm_sota_bench::metrics::percentile_unsorted(v, 90.0),
+                vllm_sota_bench::metrics::percentile_unsorted(v, 99.0),
+                vllm_sota_bench::metrics::percentile_unsorted(v, 100.0)
+            );
         }
         let q = &rep.summary.distributions["client_queue"];
-        eprintln!("client_queue p50 {:.2} p99 {:.2} max {:.2}", q.p50, q.p99, q.max);
+        eprintln!(
+            "client_queue p50 {:.2} p99 {:.2} max {:.2}",
+            q.p50, q.p99, q.max
+        );
     }
     for (name, c, s) in [("TTFT", &ct, &st), ("E2E", &ce, &se), ("ITL", &ci, &si)] {
         for (stat, cv, sv) in [("mean", mean(c), mean(s)), ("p50", p50(c), p50(s))] {
             let rel = (cv - sv).abs() / sv;
-            eprintln!("{name} {stat}: client {cv:.3} ms, server {sv:.3} ms, diff {:.3}%", rel * 100.0);
-            assert!(rel < 0.01, "{name} {stat}: client {cv:.3} vs server {sv:.3} ({:.2}%)", rel * 100.0);
+            eprintln!(
+                "{name} {stat}: client {cv:.3} ms, server {sv:.3} ms, diff {:.3}%",
+                rel * 100.0
+            );
+            assert!(
+                rel < 0.01,
+                "{name} {stat}: client {cv:.3} vs server {sv:.3} ({:.2}%)",
+                rel * 100.0
+            );
         }
     }
 }
@@ -442,6 +612,9 @@ fn kv_cache_capacity_queues_admission() {
     }
     assert_eq!(peak as usize, fit, "peak KV-resident requests");
     // Later arrivals waited in the queue.
-    let waited = truth.iter().filter(|g| g.scheduled_us.unwrap() > g.arrival_us + 100_000).count();
+    let waited = truth
+        .iter()
+        .filter(|g| g.scheduled_us.unwrap() > g.arrival_us + 100_000)
+        .count();
     assert!(waited >= 12 - fit, "{waited} requests queued for admission");
 }

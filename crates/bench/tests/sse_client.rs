@@ -18,35 +18,80 @@ fn scripts() -> Vec<(u16, Script)> {
         (
             200,
             vec![
-                (": ping\n\ndata: {\"id\":\"chat-1\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n", 60),
-                ("data: {\"id\":\"chat-1\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"Th", 40),
-                ("ink\"}}]}\r\n\r\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\" a\"}}]}\n", 60),
-                ("\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\" b\"},\"finish_reason\":\"length\"}]}\n\n", 0),
-                ("data: {\"id\":\"chat-1\",\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3,\"total_tokens\":10}}\n\ndata: [DONE]\n\n", 0),
+                (
+                    ": ping\n\ndata: {\"id\":\"chat-1\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+                    60,
+                ),
+                (
+                    "data: {\"id\":\"chat-1\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"Th",
+                    40,
+                ),
+                (
+                    "ink\"}}]}\r\n\r\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\" a\"}}]}\n",
+                    60,
+                ),
+                (
+                    "\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\" b\"},\"finish_reason\":\"length\"}]}\n\n",
+                    0,
+                ),
+                (
+                    "data: {\"id\":\"chat-1\",\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3,\"total_tokens\":10}}\n\ndata: [DONE]\n\n",
+                    0,
+                ),
             ],
         ),
         // 1: an `event: error` after some text.
         (
             200,
             vec![
-                ("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\n", 10),
-                ("event: error\ndata: {\"message\":\"engine overloaded\"}\n\n", 0),
+                (
+                    "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\n",
+                    10,
+                ),
+                (
+                    "event: error\ndata: {\"message\":\"engine overloaded\"}\n\n",
+                    0,
+                ),
             ],
         ),
         // 2: HTTP 200 but only a role chunk and [DONE]: no generated text → failure.
-        (200, vec![("data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"}}]}\n\ndata: [DONE]\n\n", 0)]),
+        (
+            200,
+            vec![(
+                "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"}}]}\n\ndata: [DONE]\n\n",
+                0,
+            )],
+        ),
         // 3: the last event has no blank line before EOF (vLLM's client accepts it).
         (
             200,
             vec![
-                ("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n", 20),
-                ("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":1}}", 0),
+                (
+                    "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n",
+                    20,
+                ),
+                (
+                    "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":1}}",
+                    0,
+                ),
             ],
         ),
         // 4: an error JSON body mid-stream (vLLM's streaming error shape).
-        (200, vec![("data: {\"error\":{\"object\":\"error\",\"message\":\"boom\",\"code\":500}}\n\ndata: [DONE]\n\n", 0)]),
+        (
+            200,
+            vec![(
+                "data: {\"error\":{\"object\":\"error\",\"message\":\"boom\",\"code\":500}}\n\ndata: [DONE]\n\n",
+                0,
+            )],
+        ),
         // 5: HTTP 429 with a JSON body.
-        (429, vec![("{\"object\":\"error\",\"message\":\"too many requests\"}", 0)]),
+        (
+            429,
+            vec![(
+                "{\"object\":\"error\",\"message\":\"too many requests\"}",
+                0,
+            )],
+        ),
     ]
 }
 
@@ -60,7 +105,10 @@ async fn serve_conn(mut s: tokio::net::TcpStream, next: Arc<AtomicUsize>) {
                 let head = String::from_utf8_lossy(&buf[..p]).to_ascii_lowercase();
                 let len = head
                     .lines()
-                    .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
+                    .find_map(|l| {
+                        l.strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                    })
                     .unwrap_or(0);
                 break (p + 4, len);
             }
@@ -77,13 +125,23 @@ async fn serve_conn(mut s: tokio::net::TcpStream, next: Arc<AtomicUsize>) {
         buf.drain(..head_end + len);
         let i = next.fetch_add(1, Ordering::SeqCst);
         let (status, script) = scripts().swap_remove(i);
-        let reason = if status == 200 { "OK" } else { "Too Many Requests" };
-        let ctype = if status == 200 { "text/event-stream" } else { "application/json" };
+        let reason = if status == 200 {
+            "OK"
+        } else {
+            "Too Many Requests"
+        };
+        let ctype = if status == 200 {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
         s.write_all(format!("HTTP/1.1 {status} {reason}\r\ncontent-type: {ctype}\r\ntransfer-encoding: chunked\r\n\r\n").as_bytes())
             .await
             .unwrap();
         for (piece, sleep) in script {
-            s.write_all(format!("{:x}\r\n{piece}\r\n", piece.len()).as_bytes()).await.unwrap();
+            s.write_all(format!("{:x}\r\n{piece}\r\n", piece.len()).as_bytes())
+                .await
+                .unwrap();
             s.flush().await.unwrap();
             if sleep > 0 {
                 tokio::time::sleep(Duration::from_millis(sleep)).await;
@@ -95,7 +153,11 @@ async fn serve_conn(mut s: tokio::net::TcpStream, next: Arc<AtomicUsize>) {
 
 #[test]
 fn canned_streams_with_every_edge_case() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -110,7 +172,12 @@ fn canned_streams_with_every_edge_case() {
         let w = Workload {
             source: "canned".into(),
             requests: (0..n)
-                .map(|_| WorkloadRequest { prompt: Prompt::Text("p".into()), input_len: Some(7), output_len: 3, extra_body: None })
+                .map(|_| WorkloadRequest {
+                    prompt: Prompt::Text("p".into()),
+                    input_len: Some(7),
+                    output_len: 3,
+                    extra_body: None,
+                })
                 .collect(),
         };
         let mut cfg = LoadConfig::new(format!("http://{addr}"), "m", w);
@@ -124,7 +191,11 @@ fn canned_streams_with_every_edge_case() {
         let a = &r[0];
         assert!(a.success, "{:?}", a.error);
         assert!(a.first_byte_ms.unwrap() < 30.0);
-        assert!(a.ttft_ms.unwrap() >= 55.0, "role-only chunk must not count: ttft {:?}", a.ttft_ms);
+        assert!(
+            a.ttft_ms.unwrap() >= 55.0,
+            "role-only chunk must not count: ttft {:?}",
+            a.ttft_ms
+        );
         assert_eq!(a.text_chunks, 3);
         assert_eq!(a.itl_ms.len(), 2);
         // ' a' is complete only when its blank line arrives, at the start of the next read
@@ -136,18 +207,39 @@ fn canned_streams_with_every_edge_case() {
         assert_eq!(a.response_id.as_deref(), Some("chat-1"));
         assert_eq!(a.generated_text.as_deref(), Some("Think a b"));
         assert!(a.e2e_ms.unwrap() >= a.ttft_ms.unwrap() + 55.0);
-        assert!((a.tpot_ms().unwrap() - (a.e2e_ms.unwrap() - a.ttft_ms.unwrap()) / 2.0).abs() < 1e-9);
+        assert!(
+            (a.tpot_ms().unwrap() - (a.e2e_ms.unwrap() - a.ttft_ms.unwrap()) / 2.0).abs() < 1e-9
+        );
 
         assert!(!r[1].success);
-        assert!(r[1].error.as_deref().unwrap().contains("engine overloaded"), "{:?}", r[1].error);
-        assert_eq!(r[2].error.as_deref(), Some("stream ended without any generated text"));
+        assert!(
+            r[1].error.as_deref().unwrap().contains("engine overloaded"),
+            "{:?}",
+            r[1].error
+        );
+        assert_eq!(
+            r[2].error.as_deref(),
+            Some("stream ended without any generated text")
+        );
         assert!(r[3].success, "{:?}", r[3].error);
-        assert_eq!(r[3].completion_tokens, Some(1), "the unterminated last event was read");
+        assert_eq!(
+            r[3].completion_tokens,
+            Some(1),
+            "the unterminated last event was read"
+        );
         assert!(r[4].error.as_deref().unwrap().contains("boom"));
         assert_eq!(r[5].http_status, Some(429));
-        assert!(r[5].error.as_deref().unwrap().starts_with("HTTP 429: {\"object\":\"error\",\"message\":\"too many requests\"}"));
+        assert!(
+            r[5].error
+                .as_deref()
+                .unwrap()
+                .starts_with("HTTP 429: {\"object\":\"error\",\"message\":\"too many requests\"}")
+        );
 
-        assert_eq!(rep.connections_opened, 1, "one keep-alive connection for all six requests");
+        assert_eq!(
+            rep.connections_opened, 1,
+            "one keep-alive connection for all six requests"
+        );
         assert_eq!((rep.summary.row.completed, rep.summary.row.failed), (2, 4));
     });
 }

@@ -21,7 +21,11 @@ pub struct Probe {
 
 impl Probe {
     fn missing(source: &str, reason: impl Into<String>) -> Self {
-        Probe { value: NOT_AVAILABLE.into(), source: source.into(), reason: Some(reason.into()) }
+        Probe {
+            value: NOT_AVAILABLE.into(),
+            source: source.into(),
+            reason: Some(reason.into()),
+        }
     }
     pub fn available(&self) -> bool {
         self.value != NOT_AVAILABLE
@@ -67,8 +71,18 @@ pub fn run_capture(argv: &[&str], timeout: Duration) -> Result<String, String> {
     if status.success() {
         Ok(out)
     } else {
-        let first = err.lines().chain(out.lines()).rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-        Err(format!("exit {}: {}", status.code().unwrap_or(-1), vllm_sota_core::redact::redact(first)))
+        let first = err
+            .lines()
+            .chain(out.lines())
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim();
+        Err(format!(
+            "exit {}: {}",
+            status.code().unwrap_or(-1),
+            vllm_sota_core::redact::redact(first)
+        ))
     }
 }
 
@@ -76,7 +90,11 @@ fn probe(argv: &[&str], timeout_s: u64, extract: impl Fn(&str) -> Option<String>
     let source = argv.join(" ");
     match run_capture(argv, Duration::from_secs(timeout_s)) {
         Ok(out) => match extract(&out) {
-            Some(v) => Probe { value: v, source, reason: None },
+            Some(v) => Probe {
+                value: v,
+                source,
+                reason: None,
+            },
             None => Probe::missing(&source, "unrecognized output"),
         },
         Err(e) => Probe::missing(&source, e),
@@ -84,7 +102,11 @@ fn probe(argv: &[&str], timeout_s: u64, extract: impl Fn(&str) -> Option<String>
 }
 
 fn last_nonempty_line(s: &str) -> Option<String> {
-    s.lines().rev().map(str::trim).find(|l| !l.is_empty()).map(str::to_string)
+    s.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(str::to_string)
 }
 
 /// One GPU as nvidia-smi lists it.
@@ -119,11 +141,19 @@ pub fn parse_gpu_query(text: &str) -> Vec<Gpu> {
 /// GPUs visible here, or why none are.
 pub fn gpus() -> Result<Vec<Gpu>, String> {
     let out = run_capture(
-        &["nvidia-smi", "--query-gpu=index,name,driver_version,memory.total,memory.used", "--format=csv,noheader,nounits"],
+        &[
+            "nvidia-smi",
+            "--query-gpu=index,name,driver_version,memory.total,memory.used",
+            "--format=csv,noheader,nounits",
+        ],
         Duration::from_secs(20),
     )?;
     let gpus = parse_gpu_query(&out);
-    if gpus.is_empty() { Err("nvidia-smi listed no GPU".into()) } else { Ok(gpus) }
+    if gpus.is_empty() {
+        Err("nvidia-smi listed no GPU".into())
+    } else {
+        Ok(gpus)
+    }
 }
 
 /// Everything campaign_init records, probed in parallel.
@@ -134,39 +164,88 @@ pub fn probe_environment(frameworks: &[String]) -> serde_json::Value {
             "cuda_driver_version",
             Box::new(|| {
                 probe(&["nvidia-smi"], 20, |o| {
-                    o.split("CUDA Version:").nth(1).and_then(|r| r.split_whitespace().next()).map(str::to_string)
+                    o.split("CUDA Version:")
+                        .nth(1)
+                        .and_then(|r| r.split_whitespace().next())
+                        .map(str::to_string)
                 })
             }),
         ),
         (
             "nvcc",
-            Box::new(|| probe(&["nvcc", "--version"], 20, |o| o.split("release ").nth(1).map(|r| r.split(',').next().unwrap_or(r).trim().to_string()))),
+            Box::new(|| {
+                probe(&["nvcc", "--version"], 20, |o| {
+                    o.split("release ")
+                        .nth(1)
+                        .map(|r| r.split(',').next().unwrap_or(r).trim().to_string())
+                })
+            }),
         ),
         (
             "nccl",
             Box::new(|| {
-                probe(&["python3", "-c", "import torch; v=torch.cuda.nccl.version(); print('.'.join(map(str, v)) if isinstance(v, tuple) else v)"], 60, last_nonempty_line)
+                probe(
+                    &[
+                        "python3",
+                        "-c",
+                        "import torch; v=torch.cuda.nccl.version(); print('.'.join(map(str, v)) if isinstance(v, tuple) else v)",
+                    ],
+                    60,
+                    last_nonempty_line,
+                )
             }),
         ),
-        ("torch", Box::new(|| probe(&["python3", "-c", "import torch; print(torch.__version__)"], 60, last_nonempty_line))),
+        (
+            "torch",
+            Box::new(|| {
+                probe(
+                    &["python3", "-c", "import torch; print(torch.__version__)"],
+                    60,
+                    last_nonempty_line,
+                )
+            }),
+        ),
     ];
     if wants("vllm") {
-        jobs.push(("vllm", Box::new(|| probe(&["vllm", "--version"], 90, last_nonempty_line))));
+        jobs.push((
+            "vllm",
+            Box::new(|| probe(&["vllm", "--version"], 90, last_nonempty_line)),
+        ));
     }
     if wants("sglang") {
-        jobs.push(("sglang", Box::new(|| probe(&["python3", "-c", "import sglang; print(sglang.__version__)"], 90, last_nonempty_line))));
+        jobs.push((
+            "sglang",
+            Box::new(|| {
+                probe(
+                    &["python3", "-c", "import sglang; print(sglang.__version__)"],
+                    90,
+                    last_nonempty_line,
+                )
+            }),
+        ));
     }
     if wants("tensorrt_llm") {
-        jobs.push(("tensorrt_llm", Box::new(|| probe(&["trtllm-serve", "--version"], 90, last_nonempty_line))));
+        jobs.push((
+            "tensorrt_llm",
+            Box::new(|| probe(&["trtllm-serve", "--version"], 90, last_nonempty_line)),
+        ));
     }
     if wants("tokenspeed") {
-        jobs.push(("tokenspeed", Box::new(|| probe(&["tokenspeed", "--version"], 90, last_nonempty_line))));
+        jobs.push((
+            "tokenspeed",
+            Box::new(|| probe(&["tokenspeed", "--version"], 90, last_nonempty_line)),
+        ));
     }
-    let handles: Vec<_> = jobs.into_iter().map(|(k, f)| (k, std::thread::spawn(f))).collect();
+    let handles: Vec<_> = jobs
+        .into_iter()
+        .map(|(k, f)| (k, std::thread::spawn(f)))
+        .collect();
     let mut map = serde_json::Map::new();
     let mut versions = serde_json::Map::new();
     for (k, h) in handles {
-        let p = h.join().unwrap_or_else(|_| Probe::missing(k, "probe panicked"));
+        let p = h
+            .join()
+            .unwrap_or_else(|_| Probe::missing(k, "probe panicked"));
         let v = serde_json::to_value(p).unwrap();
         if matches!(k, "vllm" | "sglang" | "tensorrt_llm" | "tokenspeed") {
             versions.insert(k.to_string(), v);
@@ -174,13 +253,19 @@ pub fn probe_environment(frameworks: &[String]) -> serde_json::Value {
             map.insert(k.to_string(), v);
         }
     }
-    map.insert("framework_versions".into(), serde_json::Value::Object(versions));
+    map.insert(
+        "framework_versions".into(),
+        serde_json::Value::Object(versions),
+    );
     match gpus() {
         Ok(g) => {
             map.insert("gpus".into(), serde_json::to_value(&g).unwrap());
         }
         Err(e) => {
-            map.insert("gpus".into(), serde_json::json!({"value": NOT_AVAILABLE, "source": "nvidia-smi", "reason": e}));
+            map.insert(
+                "gpus".into(),
+                serde_json::json!({"value": NOT_AVAILABLE, "source": "nvidia-smi", "reason": e}),
+            );
         }
     }
     serde_json::Value::Object(map)
@@ -190,14 +275,21 @@ pub fn probe_environment(frameworks: &[String]) -> serde_json::Value {
 mod tests {
     #[test]
     fn parses_nvidia_smi_query() {
-        let g = super::parse_gpu_query("0, NVIDIA H200, 580.159.04, 143771, 4\n1, NVIDIA H200, 580.159.04, 143771, 120000\n");
+        let g = super::parse_gpu_query(
+            "0, NVIDIA H200, 580.159.04, 143771, 4\n1, NVIDIA H200, 580.159.04, 143771, 120000\n",
+        );
         assert_eq!(g.len(), 2);
-        assert_eq!((g[1].index, g[1].name.as_str(), g[1].memory_used_mib), (1, "NVIDIA H200", 120000));
+        assert_eq!(
+            (g[1].index, g[1].name.as_str(), g[1].memory_used_mib),
+            (1, "NVIDIA H200", 120000)
+        );
     }
 
     #[test]
     fn missing_tool_is_not_available_with_reason() {
-        let p = super::probe(&["definitely-not-a-command-xyz"], 5, |o| Some(o.to_string()));
+        let p = super::probe(&["definitely-not-a-command-xyz"], 5, |o| {
+            Some(o.to_string())
+        });
         assert_eq!(p.value, super::NOT_AVAILABLE);
         assert!(p.reason.unwrap().contains("definitely-not-a-command-xyz"));
     }

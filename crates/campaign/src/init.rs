@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 use vllm_sota_core::fsx;
-use vllm_sota_core::layout::{self, Campaign, CampaignPaths, LAYOUT_DIRS, LAYOUT_FILES, PLACEHOLDER_MARKER};
+use vllm_sota_core::layout::{
+    self, Campaign, CampaignPaths, LAYOUT_DIRS, LAYOUT_FILES, PLACEHOLDER_MARKER,
+};
 use vllm_sota_core::{Tool, ToolContext};
 
 use crate::{env, git, ledger};
@@ -78,11 +80,21 @@ fn read_local_config(model: &str) -> Option<serde_json::Value> {
 
 fn infer_family(slug: &str, config: Option<&serde_json::Value>) -> String {
     // model_type from config.json is the most reliable ("llama", "qwen2_moe", "deepseek_v3").
-    if let Some(mt) = config.and_then(|c| c.get("model_type")).and_then(|v| v.as_str()) {
+    if let Some(mt) = config
+        .and_then(|c| c.get("model_type"))
+        .and_then(|v| v.as_str())
+    {
         return mt.split('_').next().unwrap_or(mt).to_string();
     }
-    let lead: String = slug.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
-    if lead.is_empty() { slug.to_string() } else { lead }
+    let lead: String = slug
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect();
+    if lead.is_empty() {
+        slug.to_string()
+    } else {
+        lead
+    }
 }
 
 fn find_existing(runs: &Path, slug: &str) -> Option<PathBuf> {
@@ -91,7 +103,11 @@ fn find_existing(runs: &Path, slug: &str) -> Option<PathBuf> {
         .ok()?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.len() == 8 + suffix.len() && n.ends_with(&suffix)))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.len() == 8 + suffix.len() && n.ends_with(&suffix))
+        })
         .filter(|p| p.join(layout::CAMPAIGN_JSON).is_file())
         .collect();
     hits.sort();
@@ -110,17 +126,38 @@ fn manifest(c: &Campaign) -> String {
     s += &row("model family", c.model_family.clone());
     s += &row("tokenizer", c.tokenizer.clone());
     s += &row("precision", c.precision.clone());
-    s += &row("quantization", c.quantization.clone().unwrap_or_else(|| "none".into()));
+    s += &row(
+        "quantization",
+        c.quantization.clone().unwrap_or_else(|| "none".into()),
+    );
     s += &row("trust remote code", c.trust_remote_code.to_string());
-    s += &row("max model len", c.max_model_len.map(|v| v.to_string()).unwrap_or_else(|| "unset".into()));
+    s += &row(
+        "max model len",
+        c.max_model_len
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "unset".into()),
+    );
     s += &row("GPU ids", format!("{:?}", c.gpu_ids));
     s += &row("frameworks", c.frameworks.join(", "));
     s += &row(
         "vLLM checkout",
-        c.vllm_checkout.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| env::NOT_AVAILABLE.into()),
+        c.vllm_checkout
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| env::NOT_AVAILABLE.into()),
     );
-    s += &row("vLLM base branch", c.vllm_base_branch.clone().unwrap_or_else(|| env::NOT_AVAILABLE.into()));
-    s += &row("vLLM base commit", c.vllm_base_commit.clone().unwrap_or_else(|| env::NOT_AVAILABLE.into()));
+    s += &row(
+        "vLLM base branch",
+        c.vllm_base_branch
+            .clone()
+            .unwrap_or_else(|| env::NOT_AVAILABLE.into()),
+    );
+    s += &row(
+        "vLLM base commit",
+        c.vllm_base_commit
+            .clone()
+            .unwrap_or_else(|| env::NOT_AVAILABLE.into()),
+    );
     s += &row("created", c.created_at.clone());
     s += "\n## Environment seen at init\n\n```json\n";
     s += &serde_json::to_string_pretty(&c.environment).unwrap_or_default();
@@ -135,13 +172,18 @@ impl CampaignInit {
         }
         let config = read_local_config(&req.model);
         let frameworks: Vec<String> = match &req.frameworks {
-            Some(list) if list.is_empty() => bail!("frameworks: empty; give at least vllm and one competitor"),
+            Some(list) if list.is_empty() => {
+                bail!("frameworks: empty; give at least vllm and one competitor")
+            }
             Some(list) => list.clone(),
             None => DEFAULT_FRAMEWORKS.iter().map(|s| s.to_string()).collect(),
         };
         for f in &frameworks {
             if !KNOWN_FRAMEWORKS.contains(&f.as_str()) {
-                bail!("frameworks: unknown framework '{f}' (known: {})", KNOWN_FRAMEWORKS.join(", "));
+                bail!(
+                    "frameworks: unknown framework '{f}' (known: {})",
+                    KNOWN_FRAMEWORKS.join(", ")
+                );
             }
         }
         if !frameworks.iter().any(|f| f == "vllm") {
@@ -150,7 +192,10 @@ impl CampaignInit {
         let precision = match (&req.precision, &config) {
             (Some(p), _) => p.clone(),
             (None, Some(cfg)) => {
-                let dtype = cfg.get("torch_dtype").or_else(|| cfg.get("dtype")).and_then(|v| v.as_str());
+                let dtype = cfg
+                    .get("torch_dtype")
+                    .or_else(|| cfg.get("dtype"))
+                    .and_then(|v| v.as_str());
                 let dtype = dtype.with_context(|| {
                     format!("precision: not given and {}/config.json has no torch_dtype; pass precision (bf16, fp16, fp8, ...)", req.model)
                 })?;
@@ -170,8 +215,15 @@ impl CampaignInit {
             ),
         };
         let quantization = req.quantization.clone().or_else(|| {
-            let q = config.as_ref()?.get("quantization_config")?.get("quant_method")?.as_str()?.to_string();
-            inferred.push(format!("quantization = {q} (config.json quantization_config)"));
+            let q = config
+                .as_ref()?
+                .get("quantization_config")?
+                .get("quant_method")?
+                .as_str()?
+                .to_string();
+            inferred.push(format!(
+                "quantization = {q} (config.json quantization_config)"
+            ));
             Some(q)
         });
         let gpu_ids = match &req.gpu_ids {
@@ -181,13 +233,22 @@ impl CampaignInit {
                 let gpus = env::gpus().map_err(|e| {
                     anyhow::anyhow!("gpu_ids: not given and the GPU environment cannot be inferred ({e}); pass gpu_ids")
                 })?;
-                inferred.push(format!("gpu_ids = all {} GPUs nvidia-smi lists", gpus.len()));
+                inferred.push(format!(
+                    "gpu_ids = all {} GPUs nvidia-smi lists",
+                    gpus.len()
+                ));
                 gpus.iter().map(|g| g.index).collect()
             }
         };
-        let model_slug = req.model_slug.clone().unwrap_or_else(|| layout::slugify(&req.model));
+        let model_slug = req
+            .model_slug
+            .clone()
+            .unwrap_or_else(|| layout::slugify(&req.model));
         if model_slug.is_empty() {
-            bail!("model_slug: cannot be derived from model '{}'; pass model_slug", req.model);
+            bail!(
+                "model_slug: cannot be derived from model '{}'; pass model_slug",
+                req.model
+            );
         }
         let model_family = req.model_family.clone().unwrap_or_else(|| {
             let f = infer_family(&model_slug, config.as_ref());
@@ -236,17 +297,28 @@ fn create_layout(paths: &CampaignPaths, campaign: &Campaign) -> Result<Vec<Strin
     for dir in LAYOUT_DIRS {
         let p = paths.root.join(dir);
         if !p.is_dir() {
-            std::fs::create_dir_all(&p).with_context(|| format!("cannot create {}", p.display()))?;
+            std::fs::create_dir_all(&p)
+                .with_context(|| format!("cannot create {}", p.display()))?;
             created.push(format!("{dir}/"));
         }
     }
     for file in LAYOUT_FILES {
         let content = match *file {
             "manifest.md" => manifest(campaign),
-            "analysis/root-cause.md" => placeholder("Root cause", "written by profile_tables when vLLM and the leader are compared"),
-            "analysis/layer-pipeline.md" => placeholder("Layer pipeline", "written by layer_pipeline"),
-            "history/model-pr-history-notes.md" => placeholder("Model PR history notes", "written by history_notes (Phase 0.5)"),
-            "humanize/model-loop-checkpoint.md" => placeholder("Model loop checkpoint", "written by checkpoint"),
+            "analysis/root-cause.md" => placeholder(
+                "Root cause",
+                "written by profile_tables when vLLM and the leader are compared",
+            ),
+            "analysis/layer-pipeline.md" => {
+                placeholder("Layer pipeline", "written by layer_pipeline")
+            }
+            "history/model-pr-history-notes.md" => placeholder(
+                "Model PR history notes",
+                "written by history_notes (Phase 0.5)",
+            ),
+            "humanize/model-loop-checkpoint.md" => {
+                placeholder("Model loop checkpoint", "written by checkpoint")
+            }
             "final_report.md" => placeholder("Final report", "written by final_report"),
             "humanize/lineage.jsonl" => String::new(),
             other => ledger::empty_ledger_markdown(other).unwrap_or_default(),
@@ -260,9 +332,17 @@ fn create_layout(paths: &CampaignPaths, campaign: &Campaign) -> Result<Vec<Strin
 
 /// Layout entries missing from a campaign directory.
 pub fn missing_layout(paths: &CampaignPaths) -> Vec<String> {
-    let mut missing: Vec<String> =
-        LAYOUT_DIRS.iter().filter(|d| !paths.root.join(d).is_dir()).map(|d| format!("{d}/")).collect();
-    missing.extend(LAYOUT_FILES.iter().filter(|f| !paths.root.join(f).is_file()).map(|f| f.to_string()));
+    let mut missing: Vec<String> = LAYOUT_DIRS
+        .iter()
+        .filter(|d| !paths.root.join(d).is_dir())
+        .map(|d| format!("{d}/"))
+        .collect();
+    missing.extend(
+        LAYOUT_FILES
+            .iter()
+            .filter(|f| !paths.root.join(f).is_file())
+            .map(|f| f.to_string()),
+    );
     missing
 }
 
@@ -274,7 +354,10 @@ impl Tool for CampaignInit {
 
     fn run(req: CampaignInitRequest, ctx: &ToolContext) -> Result<CampaignInitReport> {
         let runs = req.artifact_root.join("runs");
-        let slug = req.model_slug.clone().unwrap_or_else(|| layout::slugify(&req.model));
+        let slug = req
+            .model_slug
+            .clone()
+            .unwrap_or_else(|| layout::slugify(&req.model));
         if let Some(existing) = find_existing(&runs, &slug) {
             let paths = CampaignPaths::open(&existing)?;
             let campaign = paths.campaign()?;
@@ -301,7 +384,8 @@ impl Tool for CampaignInit {
         let date: String = campaign.created_at[..10].replace('-', "");
         let root = runs.join(format!("{date}_{}_sota_humanize", campaign.model_slug));
         let paths = CampaignPaths::new(&root);
-        std::fs::create_dir_all(&root).with_context(|| format!("artifact_root: cannot create {}", root.display()))?;
+        std::fs::create_dir_all(&root)
+            .with_context(|| format!("artifact_root: cannot create {}", root.display()))?;
         ctx.progress(1.0, Some(2.0), "creating the layout");
         let created_paths = create_layout(&paths, &campaign)?;
         // campaign.json last: its presence marks a complete init (a crash before it is re-run cleanly).
@@ -319,7 +403,11 @@ impl Tool for CampaignInit {
     fn markdown(r: &CampaignInitReport) -> String {
         let mut s = format!(
             "# campaign_init\n\n{} `{}`\n\n- model: {}\n- precision: {}\n- GPUs: {:?}\n- frameworks: {}\n",
-            if r.created { "Created" } else { "Already exists (nothing changed):" },
+            if r.created {
+                "Created"
+            } else {
+                "Already exists (nothing changed):"
+            },
             r.campaign_dir,
             r.campaign.model,
             r.campaign.precision,

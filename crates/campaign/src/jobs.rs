@@ -45,7 +45,9 @@ fn state_path(req: &JobRequest) -> Result<PathBuf> {
     Ok(match req.job.as_str() {
         "fair_benchmark" => paths.benchmark_job(),
         "revalidate" => {
-            let Some(round) = req.round else { bail!("round: required for a revalidate job") };
+            let Some(round) = req.round else {
+                bail!("round: required for a revalidate job")
+            };
             paths.revalidation(round).with_extension("job.json")
         }
         other => bail!("job: unknown job '{other}' (known: fair_benchmark, revalidate)"),
@@ -56,7 +58,10 @@ fn report(state: JobState) -> JobReport {
     let log_tail = std::fs::read_to_string(&state.log_path)
         .map(|t| {
             let lines: Vec<&str> = t.lines().collect();
-            lines[lines.len().saturating_sub(12)..].iter().map(|l| vllm_sota_core::redact::redact(l).into_owned()).collect()
+            lines[lines.len().saturating_sub(12)..]
+                .iter()
+                .map(|l| vllm_sota_core::redact::redact(l).into_owned())
+                .collect()
         })
         .unwrap_or_default();
     let hint = match state.status {
@@ -66,7 +71,12 @@ fn report(state: JobState) -> JobReport {
         JobStatus::Cancelled => "cancelled: start the same tool again to resume; completed work is kept".into(),
         JobStatus::Interrupted => "interrupted (the process died): start the same tool again to resume; completed work is kept".into(),
     };
-    JobReport { state_path: state.state_path.display().to_string(), job: state, log_tail, hint }
+    JobReport {
+        state_path: state.state_path.display().to_string(),
+        job: state,
+        log_tail,
+        hint,
+    }
 }
 
 pub struct JobStatusTool;
@@ -83,11 +93,17 @@ impl Tool for JobStatusTool {
         let start = Instant::now();
         loop {
             let state = jobs::status(&path)?;
-            ctx.progress(state.progress.done, state.progress.total, &state.progress.message);
+            ctx.progress(
+                state.progress.done,
+                state.progress.total,
+                &state.progress.message,
+            );
             if state.status.is_final() || start.elapsed() >= wait || ctx.is_cancelled() {
                 return Ok(report(state));
             }
-            std::thread::sleep(Duration::from_millis(500).min(wait.saturating_sub(start.elapsed())));
+            std::thread::sleep(
+                Duration::from_millis(500).min(wait.saturating_sub(start.elapsed())),
+            );
         }
     }
 

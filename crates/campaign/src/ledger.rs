@@ -223,7 +223,9 @@ const SOURCE_IDEA: LedgerSpec = LedgerSpec {
 };
 
 fn spec_for_md(rel: &str) -> Option<&'static LedgerSpec> {
-    [&ATTEMPT, &OPTIMIZATION, &SOURCE_IDEA].into_iter().find(|s| s.md == rel)
+    [&ATTEMPT, &OPTIMIZATION, &SOURCE_IDEA]
+        .into_iter()
+        .find(|s| s.md == rel)
 }
 
 fn jsonl_path(paths: &CampaignPaths, spec: &LedgerSpec) -> PathBuf {
@@ -239,12 +241,24 @@ fn cell(v: Option<&Value>) -> String {
     let text = match v {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(items)) => items.iter().map(|i| cell(Some(i))).collect::<Vec<_>>().join("; "),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| cell(Some(i)))
+            .collect::<Vec<_>>()
+            .join("; "),
         Some(Value::Object(o)) if o.contains_key("file") && o.contains_key("row_id") => {
-            format!("{}#{}", o["file"].as_str().unwrap_or(""), o["row_id"].as_str().unwrap_or(""))
+            format!(
+                "{}#{}",
+                o["file"].as_str().unwrap_or(""),
+                o["row_id"].as_str().unwrap_or("")
+            )
         }
         Some(Value::Object(o)) if o.contains_key("passed") => {
-            format!("{} ({})", if o["passed"] == true { "pass" } else { "FAIL" }, o.get("detail").and_then(|d| d.as_str()).unwrap_or(""))
+            format!(
+                "{} ({})",
+                if o["passed"] == true { "pass" } else { "FAIL" },
+                o.get("detail").and_then(|d| d.as_str()).unwrap_or("")
+            )
         }
         Some(Value::Number(n)) => match n.as_f64() {
             Some(f) if n.is_f64() => format!("{f:.3}"),
@@ -253,11 +267,17 @@ fn cell(v: Option<&Value>) -> String {
         Some(other) => other.to_string(),
     };
     // A cell must not break the table.
-    text.replace('\\', "\\\\").replace('|', "\\|").replace(['\n', '\r'], " ")
+    text.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace(['\n', '\r'], " ")
 }
 
 fn render_markdown(spec: &LedgerSpec, rows: &[Value]) -> String {
-    let mut s = format!("# {}\n\nMachine copy: `{}`. One row per entry, oldest first.\n\n|", spec.title, spec.md.replace(".md", ".jsonl"));
+    let mut s = format!(
+        "# {}\n\nMachine copy: `{}`. One row per entry, oldest first.\n\n|",
+        spec.title,
+        spec.md.replace(".md", ".jsonl")
+    );
     for (h, _) in spec.columns {
         s += &format!(" {h} |");
     }
@@ -280,7 +300,13 @@ fn render_markdown(spec: &LedgerSpec, rows: &[Value]) -> String {
 /// already holds all earlier rows (the common case: O(1) per append), else re-render it whole.
 fn write_markdown(path: &Path, spec: &LedgerSpec, rows: &[Value]) -> Result<()> {
     let table_rows = std::fs::read_to_string(path)
-        .map(|t| t.lines().skip_while(|l| !l.starts_with("|---")).skip(1).filter(|l| l.starts_with('|')).count())
+        .map(|t| {
+            t.lines()
+                .skip_while(|l| !l.starts_with("|---"))
+                .skip(1)
+                .filter(|l| l.starts_with('|'))
+                .count()
+        })
         .unwrap_or(usize::MAX);
     if table_rows + 1 == rows.len() {
         let full = render_markdown(spec, &rows[rows.len() - 1..]);
@@ -293,13 +319,17 @@ fn write_markdown(path: &Path, spec: &LedgerSpec, rows: &[Value]) -> Result<()> 
 /// Find a row by id in a results JSONL of the campaign.
 fn load_row(paths: &CampaignPaths, r: &RowRef, field: &str) -> Result<CandidateRow> {
     if Path::new(&r.file).is_absolute() || r.file.contains("..") {
-        bail!("{field}.file: must be a path relative to campaign_dir, got '{}'", r.file);
+        bail!(
+            "{field}.file: must be a path relative to campaign_dir, got '{}'",
+            r.file
+        );
     }
     let file = paths.root.join(&r.file);
     if !file.is_file() {
         bail!("{field}.file: {} does not exist", file.display());
     }
-    let rows: Vec<CandidateRow> = fsx::read_jsonl(&file).with_context(|| format!("{field}.file"))?;
+    let rows: Vec<CandidateRow> =
+        fsx::read_jsonl(&file).with_context(|| format!("{field}.file"))?;
     rows.into_iter()
         .find(|row| row.row_id == r.row_id)
         .with_context(|| format!("{field}.row_id: no row '{}' in {}", r.row_id, r.file))
@@ -335,14 +365,19 @@ fn with_ledger_lock<T>(paths: &CampaignPaths, f: impl FnOnce() -> Result<T>) -> 
         .write(true)
         .open(&lock_path)
         .with_context(|| format!("cannot open {}", lock_path.display()))?;
-    lock.lock().with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
     let out = f();
     lock.unlock().ok();
     out
 }
 
 impl LedgerAppend {
-    fn attempt(paths: &CampaignPaths, row: AttemptRow, existing: &[Value]) -> Result<(Value, Option<String>)> {
+    fn attempt(
+        paths: &CampaignPaths,
+        row: AttemptRow,
+        existing: &[Value],
+    ) -> Result<(Value, Option<String>)> {
         if row.round == 0 {
             bail!("round: rounds start at 1 (round 0 is the fixed baseline)");
         }
@@ -352,7 +387,10 @@ impl LedgerAppend {
         let id = match &row.attempt_id {
             Some(id) => {
                 nonempty("attempt_id", id)?;
-                if !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                if !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                {
                     bail!("attempt_id: '{id}' may hold only letters, digits, '-', '_' and '.'");
                 }
                 id.clone()
@@ -371,8 +409,12 @@ impl LedgerAppend {
         let mut patch_path = None;
         if row.attach_patch {
             let campaign = paths.campaign()?;
-            let checkout = campaign.vllm_checkout.context("attach_patch: the campaign has no vllm_checkout")?;
-            let base = campaign.vllm_base_commit.context("attach_patch: the campaign recorded no vLLM base commit")?;
+            let checkout = campaign
+                .vllm_checkout
+                .context("attach_patch: the campaign has no vllm_checkout")?;
+            let base = campaign
+                .vllm_base_commit
+                .context("attach_patch: the campaign recorded no vLLM base commit")?;
             let diff = git::diff_against(&checkout, &base)?;
             if diff.trim().is_empty() {
                 bail!("attach_patch: the vLLM checkout has no changes against base {base}");
@@ -388,13 +430,27 @@ impl LedgerAppend {
         Ok((v, patch_path))
     }
 
-    fn optimization(paths: &CampaignPaths, row: OptimizationRow, attempts: &[Value], existing: &[Value]) -> Result<(Value, f64)> {
+    fn optimization(
+        paths: &CampaignPaths,
+        row: OptimizationRow,
+        attempts: &[Value],
+        existing: &[Value],
+    ) -> Result<(Value, f64)> {
         nonempty("summary", &row.summary)?;
-        if !attempts.iter().any(|a| a["attempt_id"] == row.attempt_id.as_str()) {
-            bail!("attempt_id: '{}' has no row in the attempt ledger; append the attempt first", row.attempt_id);
+        if !attempts
+            .iter()
+            .any(|a| a["attempt_id"] == row.attempt_id.as_str())
+        {
+            bail!(
+                "attempt_id: '{}' has no row in the attempt ledger; append the attempt first",
+                row.attempt_id
+            );
         }
         if !row.correctness.passed {
-            bail!("correctness.passed: an optimization needs a passing correctness check (got false: {})", row.correctness.detail);
+            bail!(
+                "correctness.passed: an optimization needs a passing correctness check (got false: {})",
+                row.correctness.detail
+            );
         }
         nonempty("correctness.detail", &row.correctness.detail)?;
         let m = row.measured_improvement.as_ref().context(
@@ -402,18 +458,31 @@ impl LedgerAppend {
         )?;
         let measured = load_row(paths, &m.row_ref, "measured_improvement.row_ref")?;
         if measured.status != RunStatus::Ok {
-            bail!("measured_improvement.row_ref: row '{}' has status {:?}, not ok", measured.row_id, measured.status);
+            bail!(
+                "measured_improvement.row_ref: row '{}' has status {:?}, not ok",
+                measured.row_id,
+                measured.status
+            );
         }
         if measured.framework != "vllm" {
-            bail!("measured_improvement.row_ref: row '{}' measures {}, not vllm", measured.row_id, measured.framework);
+            bail!(
+                "measured_improvement.row_ref: row '{}' measures {}, not vllm",
+                measured.row_id,
+                measured.framework
+            );
         }
         let value = m.metric.value(&measured).with_context(|| {
-            format!("measured_improvement.row_ref: row '{}' has no {:?} value", measured.row_id, m.metric)
+            format!(
+                "measured_improvement.row_ref: row '{}' has no {:?} value",
+                measured.row_id, m.metric
+            )
         })?;
         let (prior_value, prior_ref) = match &m.prior_best {
             Some(r) => {
                 let prior = load_row(paths, r, "measured_improvement.prior_best")?;
-                let v = m.metric.value(&prior).with_context(|| format!("measured_improvement.prior_best: no {:?} value", m.metric))?;
+                let v = m.metric.value(&prior).with_context(|| {
+                    format!("measured_improvement.prior_best: no {:?} value", m.metric)
+                })?;
                 (v, format!("{}#{}", r.file, r.row_id))
             }
             None => Self::prior_best(paths, &measured, m.metric, existing)?,
@@ -438,7 +507,12 @@ impl LedgerAppend {
     }
 
     /// Best vLLM value for the scenario among the fixed baseline and earlier optimization rows.
-    fn prior_best(paths: &CampaignPaths, measured: &CandidateRow, metric: RankingMetric, existing: &[Value]) -> Result<(f64, String)> {
+    fn prior_best(
+        paths: &CampaignPaths,
+        measured: &CandidateRow,
+        metric: RankingMetric,
+        existing: &[Value],
+    ) -> Result<(f64, String)> {
         let mut best: Option<(f64, String)> = None;
         let mut consider = |v: f64, label: String| {
             if best.as_ref().is_none_or(|(b, _)| v > *b) {
@@ -446,14 +520,25 @@ impl LedgerAppend {
             }
         };
         let baseline: Vec<CandidateRow> = fsx::read_jsonl(&paths.candidates())?;
-        for r in baseline.iter().filter(|r| r.framework == "vllm" && r.scenario == measured.scenario && r.status == RunStatus::Ok) {
+        for r in baseline.iter().filter(|r| {
+            r.framework == "vllm" && r.scenario == measured.scenario && r.status == RunStatus::Ok
+        }) {
             if let Some(v) = metric.value(r) {
                 consider(v, format!("benchmark/candidates.jsonl#{}", r.row_id));
             }
         }
-        for o in existing.iter().filter(|o| o["scenario"] == measured.scenario.as_str() && o["metric"] == json!(metric)) {
+        for o in existing
+            .iter()
+            .filter(|o| o["scenario"] == measured.scenario.as_str() && o["metric"] == json!(metric))
+        {
             if let Some(v) = o["value"].as_f64() {
-                consider(v, format!("optimization ledger {}", o["attempt_id"].as_str().unwrap_or("?")));
+                consider(
+                    v,
+                    format!(
+                        "optimization ledger {}",
+                        o["attempt_id"].as_str().unwrap_or("?")
+                    ),
+                );
             }
         }
         best.with_context(|| {
@@ -467,7 +552,11 @@ impl LedgerAppend {
     fn source_idea(paths: &CampaignPaths, row: SourceIdeaRow) -> Result<Value> {
         nonempty("idea", &row.idea)?;
         check_evidence_paths(paths, "profiler_rows", &row.profiler_rows)?;
-        check_evidence_paths(paths, "layer_pipeline_evidence", &row.layer_pipeline_evidence)?;
+        check_evidence_paths(
+            paths,
+            "layer_pipeline_evidence",
+            &row.layer_pipeline_evidence,
+        )?;
         Ok(serde_json::to_value(&row)?)
     }
 }
@@ -496,11 +585,21 @@ impl Tool for LedgerAppend {
                 }
                 LedgerEntry::SourceIdea(s) => {
                     let round = s.round;
-                    (&SOURCE_IDEA, Self::source_idea(&paths, s)?, None, None, round)
+                    (
+                        &SOURCE_IDEA,
+                        Self::source_idea(&paths, s)?,
+                        None,
+                        None,
+                        round,
+                    )
                 }
             };
             let jsonl = jsonl_path(&paths, spec);
-            let mut rows: Vec<Value> = if spec.name == "attempt" { attempts } else { fsx::read_jsonl(&jsonl)? };
+            let mut rows: Vec<Value> = if spec.name == "attempt" {
+                attempts
+            } else {
+                fsx::read_jsonl(&jsonl)?
+            };
             let row_id = row
                 .get("attempt_id")
                 .and_then(|v| v.as_str())
@@ -513,7 +612,10 @@ impl Tool for LedgerAppend {
             fsx::append_jsonl(&jsonl, &row)?;
             rows.push(row.clone());
             write_markdown(&paths.root.join(spec.md), spec, &rows)?;
-            let summary = ["hypothesis", "summary", "idea"].iter().find_map(|k| row.get(*k).and_then(|v| v.as_str())).unwrap_or("");
+            let summary = ["hypothesis", "summary", "idea"]
+                .iter()
+                .find_map(|k| row.get(*k).and_then(|v| v.as_str()))
+                .unwrap_or("");
             fsx::append_jsonl(
                 &paths.lineage(),
                 &json!({"kind": spec.name, "round": round, "at": at, "ledger_row_id": row_id, "summary": summary,
@@ -532,7 +634,10 @@ impl Tool for LedgerAppend {
     }
 
     fn markdown(r: &LedgerAppendReport) -> String {
-        let mut s = format!("Appended `{}` to the {} ledger ({} rows): {}\n", r.row_id, r.ledger, r.rows, r.markdown_path);
+        let mut s = format!(
+            "Appended `{}` to the {} ledger ({} rows): {}\n",
+            r.row_id, r.ledger, r.rows, r.markdown_path
+        );
         if let Some(p) = &r.patch_path {
             s += &format!("Patch saved: {p}\n");
         }

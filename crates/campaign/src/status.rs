@@ -73,23 +73,52 @@ pub struct CampaignStatusReport {
 
 pub struct CampaignStatus;
 
-fn gate(name: &str, tool: &str, state: GateState, evidence: Option<String>, detail: impl Into<String>) -> Gate {
-    Gate { gate: name.into(), state, tool: tool.into(), evidence, detail: detail.into() }
+fn gate(
+    name: &str,
+    tool: &str,
+    state: GateState,
+    evidence: Option<String>,
+    detail: impl Into<String>,
+) -> Gate {
+    Gate {
+        gate: name.into(),
+        state,
+        tool: tool.into(),
+        evidence,
+        detail: detail.into(),
+    }
 }
 
 fn rel(paths: &CampaignPaths, p: &Path) -> String {
-    p.strip_prefix(&paths.root).unwrap_or(p).display().to_string()
+    p.strip_prefix(&paths.root)
+        .unwrap_or(p)
+        .display()
+        .to_string()
 }
 
 fn count_lines(p: &Path) -> usize {
-    std::fs::read_to_string(p).map(|t| t.lines().filter(|l| !l.trim().is_empty()).count()).unwrap_or(0)
+    std::fs::read_to_string(p)
+        .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
+        .unwrap_or(0)
 }
 
 fn written_gate(paths: &CampaignPaths, name: &str, tool: &str, path: &Path) -> Gate {
     if CampaignPaths::is_written(path) {
-        gate(name, tool, GateState::Done, Some(rel(paths, path)), "written")
+        gate(
+            name,
+            tool,
+            GateState::Done,
+            Some(rel(paths, path)),
+            "written",
+        )
     } else {
-        gate(name, tool, GateState::Pending, None, format!("{} not written yet", rel(paths, path)))
+        gate(
+            name,
+            tool,
+            GateState::Pending,
+            None,
+            format!("{} not written yet", rel(paths, path)),
+        )
     }
 }
 
@@ -100,7 +129,12 @@ fn benchmark_gate(paths: &CampaignPaths) -> Gate {
     if job_path.exists() {
         match jobs::status(&job_path) {
             Ok(job) => {
-                let progress = format!("{}/{} {}", job.progress.done, job.progress.total.unwrap_or(f64::NAN), job.progress.message);
+                let progress = format!(
+                    "{}/{} {}",
+                    job.progress.done,
+                    job.progress.total.unwrap_or(f64::NAN),
+                    job.progress.message
+                );
                 return match job.status {
                     JobStatus::Succeeded => gate(
                         "fixed_benchmark",
@@ -109,29 +143,72 @@ fn benchmark_gate(paths: &CampaignPaths) -> Gate {
                         Some(rel(paths, &candidates)),
                         format!("{rows} candidate rows; summary in benchmark/summary.md"),
                     ),
-                    JobStatus::Running => gate("fixed_benchmark", "job_status", GateState::Running, Some(rel(paths, &job_path)), progress),
+                    JobStatus::Running => gate(
+                        "fixed_benchmark",
+                        "job_status",
+                        GateState::Running,
+                        Some(rel(paths, &job_path)),
+                        progress,
+                    ),
                     other => gate(
                         "fixed_benchmark",
                         "fair_benchmark",
                         GateState::Failed,
                         Some(rel(paths, &job_path)),
-                        format!("job {other:?}: {}; call fair_benchmark again to resume ({rows} rows kept)", job.error.unwrap_or_default()),
+                        format!(
+                            "job {other:?}: {}; call fair_benchmark again to resume ({rows} rows kept)",
+                            job.error.unwrap_or_default()
+                        ),
                     ),
                 };
             }
-            Err(e) => return gate("fixed_benchmark", "fair_benchmark", GateState::Failed, None, format!("{e:#}")),
+            Err(e) => {
+                return gate(
+                    "fixed_benchmark",
+                    "fair_benchmark",
+                    GateState::Failed,
+                    None,
+                    format!("{e:#}"),
+                );
+            }
         }
     }
     if rows > 0 && paths.benchmark_dir().join("summary.md").is_file() {
-        return gate("fixed_benchmark", "fair_benchmark", GateState::Done, Some(rel(paths, &candidates)), format!("{rows} candidate rows"));
+        return gate(
+            "fixed_benchmark",
+            "fair_benchmark",
+            GateState::Done,
+            Some(rel(paths, &candidates)),
+            format!("{rows} candidate rows"),
+        );
     }
-    gate("fixed_benchmark", "fair_benchmark", GateState::Pending, None, "no fixed benchmark yet")
+    gate(
+        "fixed_benchmark",
+        "fair_benchmark",
+        GateState::Pending,
+        None,
+        "no fixed benchmark yet",
+    )
 }
 
 fn rlcr_gate(paths: &CampaignPaths, lineage: &[Value]) -> Gate {
-    if let Some(row) = lineage.iter().rev().find(|r| r["kind"] == "start_rlcr" || r["kind"] == "rlcr_started") {
-        let ev = row.get("state_path").and_then(|v| v.as_str()).map(str::to_string).or(Some("humanize/lineage.jsonl".into()));
-        return gate("rlcr_started", "start_rlcr", GateState::Done, ev, "start_rlcr recorded in the lineage");
+    if let Some(row) = lineage
+        .iter()
+        .rev()
+        .find(|r| r["kind"] == "start_rlcr" || r["kind"] == "rlcr_started")
+    {
+        let ev = row
+            .get("state_path")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .or(Some("humanize/lineage.jsonl".into()));
+        return gate(
+            "rlcr_started",
+            "start_rlcr",
+            GateState::Done,
+            ev,
+            "start_rlcr recorded in the lineage",
+        );
     }
     if let Ok(c) = paths.campaign() {
         if let Some(checkout) = c.vllm_checkout {
@@ -140,13 +217,25 @@ fn rlcr_gate(paths: &CampaignPaths, lineage: &[Value]) -> Gate {
                 for e in entries.flatten() {
                     let state = e.path().join("state.md");
                     if state.is_file() {
-                        return gate("rlcr_started", "start_rlcr", GateState::Done, Some(state.display().to_string()), "active Humanize RLCR state found");
+                        return gate(
+                            "rlcr_started",
+                            "start_rlcr",
+                            GateState::Done,
+                            Some(state.display().to_string()),
+                            "active Humanize RLCR state found",
+                        );
                     }
                 }
             }
         }
     }
-    gate("rlcr_started", "start_rlcr", GateState::Pending, None, "no RLCR loop started")
+    gate(
+        "rlcr_started",
+        "start_rlcr",
+        GateState::Pending,
+        None,
+        "no RLCR loop started",
+    )
 }
 
 fn rounds_seen(paths: &CampaignPaths, lineage: &[Value], attempts: &[Value]) -> BTreeSet<u32> {
@@ -157,12 +246,19 @@ fn rounds_seen(paths: &CampaignPaths, lineage: &[Value], attempts: &[Value]) -> 
         .filter(|&r| r >= 1)
         .map(|r| r as u32)
         .collect();
-    for dir in [paths.analysis_dir(), paths.profiles_dir(), paths.benchmark_dir().join("revalidation")] {
+    for dir in [
+        paths.analysis_dir(),
+        paths.profiles_dir(),
+        paths.benchmark_dir().join("revalidation"),
+    ] {
         if let Ok(entries) = std::fs::read_dir(dir) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
                 let stem = name.strip_suffix(".jsonl").unwrap_or(&name);
-                if let Some(n) = stem.strip_prefix("round-").and_then(|n| n.parse::<u32>().ok()) {
+                if let Some(n) = stem
+                    .strip_prefix("round-")
+                    .and_then(|n| n.parse::<u32>().ok())
+                {
                     if n >= 1 {
                         rounds.insert(n);
                     }
@@ -173,41 +269,113 @@ fn rounds_seen(paths: &CampaignPaths, lineage: &[Value], attempts: &[Value]) -> 
     rounds
 }
 
-fn round_status(paths: &CampaignPaths, round: u32, lineage: &[Value], attempts: &[Value]) -> RoundStatus {
-    let decision_row = lineage.iter().rev().find(|r| r["kind"] == "gap_decision" && r["round"] == round);
+fn round_status(
+    paths: &CampaignPaths,
+    round: u32,
+    lineage: &[Value],
+    attempts: &[Value],
+) -> RoundStatus {
+    let decision_row = lineage
+        .iter()
+        .rev()
+        .find(|r| r["kind"] == "gap_decision" && r["round"] == round);
     let decision = decision_row.and_then(|r| {
-        r.get("overall_decision").or_else(|| r.get("decision")).and_then(|d| d.as_str().map(str::to_string).or_else(|| d.get("overall").and_then(|o| o.as_str()).map(str::to_string)))
+        r.get("overall_decision")
+            .or_else(|| r.get("decision"))
+            .and_then(|d| {
+                d.as_str().map(str::to_string).or_else(|| {
+                    d.get("overall")
+                        .and_then(|o| o.as_str())
+                        .map(str::to_string)
+                })
+            })
     });
     let stopped = decision.as_deref().is_some_and(|d| d.starts_with("stop"));
     let mut gates = vec![match decision_row {
-        Some(_) => gate("gap_decided", "gap_decision", GateState::Done, Some("humanize/lineage.jsonl".into()), decision.clone().unwrap_or_else(|| "decided".into())),
-        None => gate("gap_decided", "gap_decision", GateState::Pending, None, "call gap_decision first in every round"),
+        Some(_) => gate(
+            "gap_decided",
+            "gap_decision",
+            GateState::Done,
+            Some("humanize/lineage.jsonl".into()),
+            decision.clone().unwrap_or_else(|| "decided".into()),
+        ),
+        None => gate(
+            "gap_decided",
+            "gap_decision",
+            GateState::Pending,
+            None,
+            "call gap_decision first in every round",
+        ),
     }];
-    let later = |g: Gate| if stopped && g.state == GateState::Pending { Gate { state: GateState::NotNeeded, ..g } } else { g };
-    gates.push(later(written_gate(paths, "root_cause_written", "profile_tables", &paths.round_root_cause(round))));
-    gates.push(later(written_gate(paths, "layer_pipeline_written", "layer_pipeline", &paths.round_layer_pipeline(round))));
-    let patched = attempts
-        .iter()
-        .filter(|a| a["round"] == round)
-        .find(|a| a.get("patch_path").is_some_and(|p| !p.is_null()) || a.get("commit").is_some_and(|c| !c.is_null()));
+    let later = |g: Gate| {
+        if stopped && g.state == GateState::Pending {
+            Gate {
+                state: GateState::NotNeeded,
+                ..g
+            }
+        } else {
+            g
+        }
+    };
+    gates.push(later(written_gate(
+        paths,
+        "root_cause_written",
+        "profile_tables",
+        &paths.round_root_cause(round),
+    )));
+    gates.push(later(written_gate(
+        paths,
+        "layer_pipeline_written",
+        "layer_pipeline",
+        &paths.round_layer_pipeline(round),
+    )));
+    let patched = attempts.iter().filter(|a| a["round"] == round).find(|a| {
+        a.get("patch_path").is_some_and(|p| !p.is_null())
+            || a.get("commit").is_some_and(|c| !c.is_null())
+    });
     gates.push(later(match patched {
         Some(a) => gate(
             "patch_committed",
             "ledger_append",
             GateState::Done,
-            a["patch_path"].as_str().map(str::to_string).or(Some("humanize/attempt-ledger.md".into())),
+            a["patch_path"]
+                .as_str()
+                .map(str::to_string)
+                .or(Some("humanize/attempt-ledger.md".into())),
             format!("attempt {}", a["attempt_id"].as_str().unwrap_or("?")),
         ),
-        None => gate("patch_committed", "ledger_append", GateState::Pending, None, "no attempt row with a patch or commit in this round"),
+        None => gate(
+            "patch_committed",
+            "ledger_append",
+            GateState::Pending,
+            None,
+            "no attempt row with a patch or commit in this round",
+        ),
     }));
     let reval = paths.revalidation(round);
     let n = count_lines(&reval);
     gates.push(later(if n > 0 {
-        gate("revalidated", "revalidate", GateState::Done, Some(rel(paths, &reval)), format!("{n} rows"))
+        gate(
+            "revalidated",
+            "revalidate",
+            GateState::Done,
+            Some(rel(paths, &reval)),
+            format!("{n} rows"),
+        )
     } else {
-        gate("revalidated", "revalidate", GateState::Pending, None, format!("no rows in {}", rel(paths, &reval)))
+        gate(
+            "revalidated",
+            "revalidate",
+            GateState::Pending,
+            None,
+            format!("no rows in {}", rel(paths, &reval)),
+        )
     }));
-    RoundStatus { round, gates, decision }
+    RoundStatus {
+        round,
+        gates,
+        decision,
+    }
 }
 
 impl Tool for CampaignStatus {
@@ -222,14 +390,32 @@ impl Tool for CampaignStatus {
         let lineage: Vec<Value> = fsx::read_jsonl(&paths.lineage())?;
         let attempts = read_ledger(&paths, "attempt")?;
         let mut gates = vec![
-            gate("campaign_initialized", "campaign_init", GateState::Done, Some("campaign.json".into()), "initialized"),
-            written_gate(&paths, "history_notes_written", "history_notes", &paths.history_notes()),
+            gate(
+                "campaign_initialized",
+                "campaign_init",
+                GateState::Done,
+                Some("campaign.json".into()),
+                "initialized",
+            ),
+            written_gate(
+                &paths,
+                "history_notes_written",
+                "history_notes",
+                &paths.history_notes(),
+            ),
             benchmark_gate(&paths),
             rlcr_gate(&paths, &lineage),
         ];
-        let rounds: Vec<RoundStatus> =
-            rounds_seen(&paths, &lineage, &attempts).into_iter().map(|r| round_status(&paths, r, &lineage, &attempts)).collect();
-        gates.push(written_gate(&paths, "final_report_written", "final_report", &paths.final_report()));
+        let rounds: Vec<RoundStatus> = rounds_seen(&paths, &lineage, &attempts)
+            .into_iter()
+            .map(|r| round_status(&paths, r, &lineage, &attempts))
+            .collect();
+        gates.push(written_gate(
+            &paths,
+            "final_report_written",
+            "final_report",
+            &paths.final_report(),
+        ));
 
         let mut warnings = Vec::new();
         if let Ok(entries) = std::fs::read_dir(paths.patches_dir()) {
@@ -246,18 +432,42 @@ impl Tool for CampaignStatus {
         let next_step = if final_done {
             "campaign finished: final_report.md is written".to_string()
         } else {
-            let phase = gates[..gates.len() - 1].iter().find(|g| g.state != GateState::Done);
+            let phase = gates[..gates.len() - 1]
+                .iter()
+                .find(|g| g.state != GateState::Done);
             let round = rounds.iter().rev().find_map(|r| {
-                r.gates.iter().find(|g| matches!(g.state, GateState::Pending | GateState::Failed | GateState::Running)).map(|g| (r.round, g))
+                r.gates
+                    .iter()
+                    .find(|g| {
+                        matches!(
+                            g.state,
+                            GateState::Pending | GateState::Failed | GateState::Running
+                        )
+                    })
+                    .map(|g| (r.round, g))
             });
             match (phase, round, rounds.last()) {
                 (Some(g), _, _) => format!("{}: call {} ({})", g.gate, g.tool, g.detail),
-                (None, Some((n, g)), _) => format!("{} {}: call {} ({})", round_label(n), g.gate, g.tool, g.detail),
-                (None, None, Some(last)) if last.decision.as_deref().is_some_and(|d| d.starts_with("stop")) => {
+                (None, Some((n, g)), _) => format!(
+                    "{} {}: call {} ({})",
+                    round_label(n),
+                    g.gate,
+                    g.tool,
+                    g.detail
+                ),
+                (None, None, Some(last))
+                    if last
+                        .decision
+                        .as_deref()
+                        .is_some_and(|d| d.starts_with("stop")) =>
+                {
                     "the last gap decision says stop: call final_report".to_string()
                 }
                 (None, None, last) => {
-                    format!("{}: call gap_decision to open it", round_label(last.map(|r| r.round + 1).unwrap_or(1)))
+                    format!(
+                        "{}: call gap_decision to open it",
+                        round_label(last.map(|r| r.round + 1).unwrap_or(1))
+                    )
                 }
             }
         };
@@ -273,13 +483,33 @@ impl Tool for CampaignStatus {
     }
 
     fn markdown(r: &CampaignStatusReport) -> String {
-        let mut s = format!("# Campaign status: {}\n\n`{}`\n\n| gate | state | tool | evidence | detail |\n|---|---|---|---|---|\n", r.model, r.campaign_dir);
-        let line = |g: &Gate| format!("| {} | {:?} | {} | {} | {} |\n", g.gate, g.state, g.tool, g.evidence.as_deref().unwrap_or(""), g.detail.replace('|', "\\|"));
+        let mut s = format!(
+            "# Campaign status: {}\n\n`{}`\n\n| gate | state | tool | evidence | detail |\n|---|---|---|---|---|\n",
+            r.model, r.campaign_dir
+        );
+        let line = |g: &Gate| {
+            format!(
+                "| {} | {:?} | {} | {} | {} |\n",
+                g.gate,
+                g.state,
+                g.tool,
+                g.evidence.as_deref().unwrap_or(""),
+                g.detail.replace('|', "\\|")
+            )
+        };
         for g in &r.gates {
             s += &line(g);
         }
         for round in &r.rounds {
-            s += &format!("\n## {}{}\n\n| gate | state | tool | evidence | detail |\n|---|---|---|---|---|\n", round_label(round.round), round.decision.as_ref().map(|d| format!(" ({d})")).unwrap_or_default());
+            s += &format!(
+                "\n## {}{}\n\n| gate | state | tool | evidence | detail |\n|---|---|---|---|---|\n",
+                round_label(round.round),
+                round
+                    .decision
+                    .as_ref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default()
+            );
             for g in &round.gates {
                 s += &line(g);
             }

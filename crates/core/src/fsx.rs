@@ -19,7 +19,8 @@ use crate::redact::{redact, redact_json};
 /// Create the parent directory of `path` if needed.
 pub fn ensure_parent(path: &Path) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent).with_context(|| format!("cannot create directory {}", parent.display()))?;
+        fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create directory {}", parent.display()))?;
     }
     Ok(())
 }
@@ -27,19 +28,27 @@ pub fn ensure_parent(path: &Path) -> Result<()> {
 /// Atomically replace `path` with `bytes` (no redaction: for binary data and already-clean text).
 pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     ensure_parent(path)?;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    tmp.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     // tempfile creates 0600; artifacts are meant to be read by people and other tools.
     {
         use std::os::unix::fs::PermissionsExt;
-        tmp.as_file().set_permissions(fs::Permissions::from_mode(0o644)).ok();
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o644))
+            .ok();
     }
     tmp.as_file().sync_all().ok();
-    tmp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot replace {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot replace {}", path.display()))?;
     Ok(())
 }
 
@@ -91,7 +100,8 @@ pub fn append_line(path: &Path, line: &str) -> Result<()> {
         .append(true)
         .open(path)
         .with_context(|| format!("cannot open {} for appending", path.display()))?;
-    file.lock().with_context(|| format!("cannot lock {}", path.display()))?;
+    file.lock()
+        .with_context(|| format!("cannot lock {}", path.display()))?;
     let result = (|| -> Result<()> {
         repair_torn_tail(&mut file)?;
         let mut buf = String::with_capacity(clean.len() + 1);
@@ -134,7 +144,10 @@ fn repair_torn_tail(file: &mut File) -> Result<()> {
         None if window == len => 0,
         None => anyhow::bail!("last line is longer than 1 MiB and unterminated"),
     };
-    tracing::warn!(cut = len - keep, "cutting a torn line left by an interrupted writer");
+    tracing::warn!(
+        cut = len - keep,
+        "cutting a torn line left by an interrupted writer"
+    );
     file.set_len(keep)?;
     Ok(())
 }

@@ -23,7 +23,9 @@ pub struct GpuSpec {
 impl GpuSpec {
     /// Ridge point in FLOP per byte for a dtype: below it a kernel is memory-bound.
     pub fn ridge_flop_per_byte(&self, dtype: &str) -> Option<f64> {
-        self.peak_tflops.get(dtype).map(|t| t * 1e12 / (self.memory_bandwidth_gbps * 1e9))
+        self.peak_tflops
+            .get(dtype)
+            .map(|t| t * 1e12 / (self.memory_bandwidth_gbps * 1e9))
     }
 
     /// Ideal time in microseconds for `flops` and `bytes` (the larger of the two floors).
@@ -42,8 +44,12 @@ struct SpecFile {
 
 /// All GPU specs (see [`crate::refs::load`] for where they come from).
 pub fn all() -> Result<Vec<GpuSpec>> {
-    let (text, origin) = crate::refs::load("gpu-specs.json", Some(include_str!("../../../references/gpu-specs.json")))?;
-    let file: SpecFile = serde_json::from_str(&text).with_context(|| format!("invalid GPU specs in {origin}"))?;
+    let (text, origin) = crate::refs::load(
+        "gpu-specs.json",
+        Some(include_str!("../../../references/gpu-specs.json")),
+    )?;
+    let file: SpecFile =
+        serde_json::from_str(&text).with_context(|| format!("invalid GPU specs in {origin}"))?;
     Ok(file.gpus)
 }
 
@@ -53,16 +59,25 @@ pub fn find(name: &str) -> Result<GpuSpec> {
     let wanted = name.trim().to_ascii_lowercase();
     let specs = all()?;
     let hit = specs.iter().find(|g| {
-        g.name.to_ascii_lowercase() == wanted || g.aliases.iter().any(|a| a.to_ascii_lowercase() == wanted)
+        g.name.to_ascii_lowercase() == wanted
+            || g.aliases.iter().any(|a| a.to_ascii_lowercase() == wanted)
     });
     let hit = hit.or_else(|| {
         // "nvidia h200 nvl" → H200: the first spec whose name appears as a word in the query.
-        specs.iter().find(|g| wanted.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w == g.name.to_ascii_lowercase()))
+        specs.iter().find(|g| {
+            wanted
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .any(|w| w == g.name.to_ascii_lowercase())
+        })
     });
     hit.cloned().with_context(|| {
         format!(
             "unknown GPU '{name}': known are {} (add it to references/gpu-specs.json)",
-            specs.iter().map(|g| g.name.as_str()).collect::<Vec<_>>().join(", ")
+            specs
+                .iter()
+                .map(|g| g.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     })
 }
@@ -73,7 +88,10 @@ mod tests {
     fn h200_is_found_by_smi_name_and_has_a_lower_ridge_than_h100() {
         let h200 = super::find("NVIDIA H200").unwrap();
         let h100 = super::find("NVIDIA H100 80GB HBM3").unwrap();
-        let (r200, r100) = (h200.ridge_flop_per_byte("bf16").unwrap(), h100.ridge_flop_per_byte("bf16").unwrap());
+        let (r200, r100) = (
+            h200.ridge_flop_per_byte("bf16").unwrap(),
+            h100.ridge_flop_per_byte("bf16").unwrap(),
+        );
         assert!((r200 - 206.1).abs() < 1.0, "{r200}");
         assert!((r100 - 295.3).abs() < 1.0, "{r100}");
         assert!(super::find("TPU v5").is_err());

@@ -72,14 +72,18 @@ fn pid_alive(pid: u32) -> bool {
     if rc == 0 {
         // A zombie (exited, not yet reaped by its parent) is not running.
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat.rsplit(')').next().and_then(|s| s.split_whitespace().next());
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|s| s.split_whitespace().next());
         return state != Some("Z");
     }
     std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 fn read_state(state_path: &Path) -> Result<JobState> {
-    fsx::read_json(state_path).with_context(|| format!("no readable job state at {}", state_path.display()))
+    fsx::read_json(state_path)
+        .with_context(|| format!("no readable job state at {}", state_path.display()))
 }
 
 /// Read a job's state; a Running job whose process is gone is reported Interrupted.
@@ -87,18 +91,27 @@ pub fn status(state_path: &Path) -> Result<JobState> {
     let mut state = read_state(state_path)?;
     if state.status == JobStatus::Running && !state.pid.is_some_and(pid_alive) {
         state.status = JobStatus::Interrupted;
-        state.error.get_or_insert_with(|| "the job process exited without a final state; start it again to resume".into());
+        state.error.get_or_insert_with(|| {
+            "the job process exited without a final state; start it again to resume".into()
+        });
     }
     Ok(state)
 }
 
 fn new_job_id(kind: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     format!("{kind}-{:x}-{}", nanos, std::process::id())
 }
 
 fn initial_state(state_path: &Path, kind: &str, request: serde_json::Value) -> Result<JobState> {
-    let previous = if state_path.exists() { Some(status(state_path)?) } else { None };
+    let previous = if state_path.exists() {
+        Some(status(state_path)?)
+    } else {
+        None
+    };
     if let Some(prev) = &previous {
         if prev.status == JobStatus::Running {
             anyhow::bail!(
@@ -109,20 +122,31 @@ fn initial_state(state_path: &Path, kind: &str, request: serde_json::Value) -> R
             );
         }
         if prev.kind != kind {
-            anyhow::bail!("{} belongs to a '{}' job, not '{kind}'", state_path.display(), prev.kind);
+            anyhow::bail!(
+                "{} belongs to a '{}' job, not '{kind}'",
+                state_path.display(),
+                prev.kind
+            );
         }
     }
     let _ = std::fs::remove_file(cancel_file(state_path));
     let now = now_rfc3339();
     Ok(JobState {
-        job_id: previous.as_ref().map(|p| p.job_id.clone()).unwrap_or_else(|| new_job_id(kind)),
+        job_id: previous
+            .as_ref()
+            .map(|p| p.job_id.clone())
+            .unwrap_or_else(|| new_job_id(kind)),
         kind: kind.to_string(),
         status: JobStatus::Running,
         pid: None,
         started_at: now.clone(),
         updated_at: now,
         finished_at: None,
-        progress: JobProgress { done: 0.0, total: None, message: "starting".into() },
+        progress: JobProgress {
+            done: 0.0,
+            total: None,
+            message: "starting".into(),
+        },
         request,
         result: None,
         error: None,
@@ -133,7 +157,12 @@ fn initial_state(state_path: &Path, kind: &str, request: serde_json::Value) -> R
 }
 
 /// Start `<exe> job-run --state <state_path>` detached. Refuses while a live job owns the state.
-pub fn start(state_path: &Path, kind: &str, request: serde_json::Value, exe: &Path) -> Result<JobState> {
+pub fn start(
+    state_path: &Path,
+    kind: &str,
+    request: serde_json::Value,
+    exe: &Path,
+) -> Result<JobState> {
     use std::os::unix::process::CommandExt;
     let mut state = initial_state(state_path, kind, request)?;
     fsx::write_json(state_path, &state)?;
@@ -158,7 +187,9 @@ pub fn start(state_path: &Path, kind: &str, request: serde_json::Value, exe: &Pa
             Ok(())
         });
     }
-    let child = cmd.spawn().with_context(|| format!("cannot start job process {}", exe.display()))?;
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start job process {}", exe.display()))?;
     state.pid = Some(child.id());
     fsx::write_json(state_path, &state)?;
     // Reap the child in the background so it never lingers as a zombie of the server.
@@ -213,7 +244,10 @@ impl JobRunner {
         state.pid = Some(std::process::id());
         state.updated_at = now_rfc3339();
         fsx::write_json(state_path, &state)?;
-        Ok(Self { state: Mutex::new(state), state_path: state_path.to_path_buf() })
+        Ok(Self {
+            state: Mutex::new(state),
+            state_path: state_path.to_path_buf(),
+        })
     }
 
     pub fn state_path(&self) -> &Path {
@@ -235,7 +269,11 @@ impl JobRunner {
     /// Record progress on disk (the agent reads it with `job_status`).
     pub fn progress(&self, done: f64, total: Option<f64>, message: &str) {
         let mut state = self.state.lock().unwrap();
-        state.progress = JobProgress { done, total, message: message.to_string() };
+        state.progress = JobProgress {
+            done,
+            total,
+            message: message.to_string(),
+        };
         state.updated_at = now_rfc3339();
         if let Err(e) = fsx::write_json(&self.state_path, &*state) {
             tracing::warn!("cannot record job progress: {e:#}");
@@ -260,7 +298,11 @@ impl JobRunner {
                 state.error = None;
             }
             Err(e) => {
-                state.status = if cancelled { JobStatus::Cancelled } else { JobStatus::Failed };
+                state.status = if cancelled {
+                    JobStatus::Cancelled
+                } else {
+                    JobStatus::Failed
+                };
                 state.error = Some(format!("{e:#}"));
             }
         }
@@ -301,7 +343,12 @@ mod tests {
         let s2 = run_inline(&p, "demo", serde_json::json!({}), |_| anyhow::bail!("boom")).unwrap();
         assert_eq!((s2.status, s2.attempts), (JobStatus::Failed, 2));
         assert_eq!(status(&p).unwrap().error.as_deref(), Some("boom"));
-        assert!(run_inline(&p, "other", serde_json::json!({}), |_| Ok(serde_json::Value::Null)).is_err());
+        assert!(
+            run_inline(&p, "other", serde_json::json!({}), |_| Ok(
+                serde_json::Value::Null
+            ))
+            .is_err()
+        );
     }
 
     #[test]

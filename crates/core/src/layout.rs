@@ -106,39 +106,87 @@ impl CampaignPaths {
         self.root.join(rel)
     }
 
-    pub fn campaign_json(&self) -> PathBuf { self.join(CAMPAIGN_JSON) }
-    pub fn manifest(&self) -> PathBuf { self.join("manifest.md") }
-    pub fn log_file(&self) -> PathBuf { self.join("humanize/tool-calls.log") }
-    pub fn help_dir(&self) -> PathBuf { self.join("help") }
-    pub fn benchmark_dir(&self) -> PathBuf { self.join("benchmark") }
-    pub fn candidates(&self) -> PathBuf { self.join("benchmark/candidates.jsonl") }
-    pub fn benchmark_job(&self) -> PathBuf { self.join("benchmark/job.json") }
+    pub fn campaign_json(&self) -> PathBuf {
+        self.join(CAMPAIGN_JSON)
+    }
+    pub fn manifest(&self) -> PathBuf {
+        self.join("manifest.md")
+    }
+    pub fn log_file(&self) -> PathBuf {
+        self.join("humanize/tool-calls.log")
+    }
+    pub fn help_dir(&self) -> PathBuf {
+        self.join("help")
+    }
+    pub fn benchmark_dir(&self) -> PathBuf {
+        self.join("benchmark")
+    }
+    pub fn candidates(&self) -> PathBuf {
+        self.join("benchmark/candidates.jsonl")
+    }
+    pub fn benchmark_job(&self) -> PathBuf {
+        self.join("benchmark/job.json")
+    }
     pub fn revalidation(&self, round: u32) -> PathBuf {
-        self.join(format!("benchmark/revalidation/{}.jsonl", round_label(round)))
+        self.join(format!(
+            "benchmark/revalidation/{}.jsonl",
+            round_label(round)
+        ))
     }
-    pub fn profiles_dir(&self) -> PathBuf { self.join("profiles") }
+    pub fn profiles_dir(&self) -> PathBuf {
+        self.join("profiles")
+    }
     pub fn profile_stage_dir(&self, round: u32, framework: &str, stage: &str) -> PathBuf {
-        self.join(format!("profiles/{}/{framework}/{stage}", round_label(round)))
+        self.join(format!(
+            "profiles/{}/{framework}/{stage}",
+            round_label(round)
+        ))
     }
-    pub fn analysis_dir(&self) -> PathBuf { self.join("analysis") }
-    pub fn root_cause(&self) -> PathBuf { self.join("analysis/root-cause.md") }
+    pub fn analysis_dir(&self) -> PathBuf {
+        self.join("analysis")
+    }
+    pub fn root_cause(&self) -> PathBuf {
+        self.join("analysis/root-cause.md")
+    }
     pub fn round_root_cause(&self, round: u32) -> PathBuf {
         self.join(format!("analysis/{}/root-cause.md", round_label(round)))
     }
-    pub fn layer_pipeline(&self) -> PathBuf { self.join("analysis/layer-pipeline.md") }
+    pub fn layer_pipeline(&self) -> PathBuf {
+        self.join("analysis/layer-pipeline.md")
+    }
     pub fn round_layer_pipeline(&self, round: u32) -> PathBuf {
         self.join(format!("analysis/{}/layer-pipeline.md", round_label(round)))
     }
-    pub fn history_notes(&self) -> PathBuf { self.join("history/model-pr-history-notes.md") }
-    pub fn ncu_digests_dir(&self) -> PathBuf { self.join("kernel/ncu-digests") }
-    pub fn patches_dir(&self) -> PathBuf { self.join("patches") }
-    pub fn checkpoint(&self) -> PathBuf { self.join("humanize/model-loop-checkpoint.md") }
-    pub fn attempt_ledger(&self) -> PathBuf { self.join("humanize/attempt-ledger.md") }
-    pub fn optimization_ledger(&self) -> PathBuf { self.join("humanize/optimization-ledger.md") }
-    pub fn source_idea_ledger(&self) -> PathBuf { self.join("humanize/source-idea-ledger.md") }
-    pub fn lineage(&self) -> PathBuf { self.join("humanize/lineage.jsonl") }
-    pub fn profile_digests_dir(&self) -> PathBuf { self.join("humanize/profile-digests") }
-    pub fn final_report(&self) -> PathBuf { self.join("final_report.md") }
+    pub fn history_notes(&self) -> PathBuf {
+        self.join("history/model-pr-history-notes.md")
+    }
+    pub fn ncu_digests_dir(&self) -> PathBuf {
+        self.join("kernel/ncu-digests")
+    }
+    pub fn patches_dir(&self) -> PathBuf {
+        self.join("patches")
+    }
+    pub fn checkpoint(&self) -> PathBuf {
+        self.join("humanize/model-loop-checkpoint.md")
+    }
+    pub fn attempt_ledger(&self) -> PathBuf {
+        self.join("humanize/attempt-ledger.md")
+    }
+    pub fn optimization_ledger(&self) -> PathBuf {
+        self.join("humanize/optimization-ledger.md")
+    }
+    pub fn source_idea_ledger(&self) -> PathBuf {
+        self.join("humanize/source-idea-ledger.md")
+    }
+    pub fn lineage(&self) -> PathBuf {
+        self.join("humanize/lineage.jsonl")
+    }
+    pub fn profile_digests_dir(&self) -> PathBuf {
+        self.join("humanize/profile-digests")
+    }
+    pub fn final_report(&self) -> PathBuf {
+        self.join("final_report.md")
+    }
 
     /// True when `path` exists and holds more than the init placeholder.
     pub fn is_written(path: &Path) -> bool {
@@ -151,7 +199,11 @@ impl CampaignPaths {
 
 /// Lowercase, `[a-z0-9.-]` only: `meta-llama/Llama-3.1-8B-Instruct` → `llama-3.1-8b-instruct`.
 pub fn slugify(model: &str) -> String {
-    let base = model.trim_end_matches('/').rsplit('/').next().unwrap_or(model);
+    let base = model
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(model);
     let mut slug = String::with_capacity(base.len());
     for c in base.chars() {
         let c = c.to_ascii_lowercase();
@@ -187,7 +239,12 @@ pub fn rfc3339_from_unix(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]
@@ -196,7 +253,10 @@ mod tests {
 
     #[test]
     fn slugs() {
-        assert_eq!(slugify("meta-llama/Llama-3.1-8B-Instruct"), "llama-3.1-8b-instruct");
+        assert_eq!(
+            slugify("meta-llama/Llama-3.1-8B-Instruct"),
+            "llama-3.1-8b-instruct"
+        );
         assert_eq!(slugify("/models/Qwen2_MoE/"), "qwen2-moe");
     }
 

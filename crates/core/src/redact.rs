@@ -19,8 +19,10 @@ pub const REDACTED: &str = "<redacted>";
 pub fn is_secret_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase().replace('-', "_");
     let upper = upper.trim_start_matches('_');
-    matches!(upper, "HF_TOKEN" | "HUGGING_FACE_HUB_TOKEN" | "HUGGINGFACE_TOKEN" | "API_KEY" | "TOKEN")
-        || upper.ends_with("_API_KEY")
+    matches!(
+        upper,
+        "HF_TOKEN" | "HUGGING_FACE_HUB_TOKEN" | "HUGGINGFACE_TOKEN" | "API_KEY" | "TOKEN"
+    ) || upper.ends_with("_API_KEY")
         || upper.ends_with("APIKEY")
         || upper.ends_with("_TOKEN")
         || upper.ends_with("_SECRET")
@@ -80,13 +82,25 @@ pub fn redact(text: &str) -> Cow<'_, str> {
         out = Cow::Owned(p.token_shaped.replace_all(&out, REDACTED).into_owned());
     }
     if p.assignment.is_match(&out) {
-        out = Cow::Owned(p.assignment.replace_all(&out, format!("${{1}}${{2}}{REDACTED}")).into_owned());
+        out = Cow::Owned(
+            p.assignment
+                .replace_all(&out, format!("${{1}}${{2}}{REDACTED}"))
+                .into_owned(),
+        );
     }
     if p.flag.is_match(&out) {
-        out = Cow::Owned(p.flag.replace_all(&out, format!("${{1}}${{2}}{REDACTED}")).into_owned());
+        out = Cow::Owned(
+            p.flag
+                .replace_all(&out, format!("${{1}}${{2}}{REDACTED}"))
+                .into_owned(),
+        );
     }
     if p.bearer.is_match(&out) {
-        out = Cow::Owned(p.bearer.replace_all(&out, format!("${{1}}{REDACTED}")).into_owned());
+        out = Cow::Owned(
+            p.bearer
+                .replace_all(&out, format!("${{1}}{REDACTED}"))
+                .into_owned(),
+        );
     }
     out
 }
@@ -118,7 +132,13 @@ pub fn redact_json(value: &mut serde_json::Value) {
 /// Use [`describe_env`] to record an environment in an artifact.
 pub fn describe_env<'a>(env: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<String> {
     env.into_iter()
-        .map(|(k, v)| if is_secret_name(k) { format!("{k}={REDACTED}") } else { redact(&format!("{k}={v}")).into_owned() })
+        .map(|(k, v)| {
+            if is_secret_name(k) {
+                format!("{k}={REDACTED}")
+            } else {
+                redact(&format!("{k}={v}")).into_owned()
+            }
+        })
         .collect()
 }
 
@@ -137,14 +157,22 @@ mod tests {
 
     #[test]
     fn assignments_and_flags_are_removed() {
-        let r = redact("HF_TOKEN=plainsecretvalue OPENAI_API_KEY: 'abc123xyz' --api-key=zzzsecret --port 8000");
-        assert!(!r.contains("plainsecretvalue") && !r.contains("abc123xyz") && !r.contains("zzzsecret"), "{r}");
+        let r = redact(
+            "HF_TOKEN=plainsecretvalue OPENAI_API_KEY: 'abc123xyz' --api-key=zzzsecret --port 8000",
+        );
+        assert!(
+            !r.contains("plainsecretvalue") && !r.contains("abc123xyz") && !r.contains("zzzsecret"),
+            "{r}"
+        );
         assert!(r.contains("--port 8000"));
     }
 
     #[test]
     fn harmless_text_is_borrowed() {
-        assert!(matches!(redact("max_num_seqs=256 hf_model tokenizer"), Cow::Borrowed(_)));
+        assert!(matches!(
+            redact("max_num_seqs=256 hf_model tokenizer"),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

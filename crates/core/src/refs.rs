@@ -19,7 +19,8 @@ pub fn load(name: &str, embedded: Option<&'static str>) -> Result<(String, Strin
     if let Ok(dir) = std::env::var("VLLM_SOTA_REFERENCES") {
         let path = PathBuf::from(dir).join(name);
         if path.exists() {
-            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
             return Ok((text, path.display().to_string()));
         }
     }
@@ -27,7 +28,8 @@ pub fn load(name: &str, embedded: Option<&'static str>) -> Result<(String, Strin
         return Ok((text.to_string(), format!("references/{name} (embedded)")));
     }
     let path = source_dir().join(name);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read reference file {}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read reference file {}", path.display()))?;
     Ok((text, path.display().to_string()))
 }
 
@@ -37,5 +39,8 @@ pub fn fixtures_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("VLLM_SOTA_FIXTURES") {
         return PathBuf::from(dir);
     }
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures"
+    ))
 }

@@ -133,15 +133,23 @@ impl Sla {
     /// with the reason saying so: an unmeasured metric never passes silently.
     pub fn evaluate(&self, metrics: Option<&MetricsRow>) -> SlaResult {
         let Some(m) = metrics else {
-            return SlaResult { thresholds: self.clone(), passed: None, reasons: vec!["no metrics".into()] };
+            return SlaResult {
+                thresholds: self.clone(),
+                passed: None,
+                reasons: vec!["no metrics".into()],
+            };
         };
         let mut reasons = Vec::new();
         let mut check = |name: &str, value: Option<f64>, limit: Option<f64>, upper: bool| {
             if let Some(limit) = limit {
                 match value {
                     None => reasons.push(format!("{name} not measured")),
-                    Some(v) if upper && v > limit => reasons.push(format!("{name} {v:.2} > {limit}")),
-                    Some(v) if !upper && v < limit => reasons.push(format!("{name} {v:.4} < {limit}")),
+                    Some(v) if upper && v > limit => {
+                        reasons.push(format!("{name} {v:.2} > {limit}"))
+                    }
+                    Some(v) if !upper && v < limit => {
+                        reasons.push(format!("{name} {v:.4} < {limit}"))
+                    }
                     _ => {}
                 }
             }
@@ -149,7 +157,11 @@ impl Sla {
         check("p50 TTFT ms", m.p50_ttft_ms(), self.max_p50_ttft_ms, true);
         check("p50 TPOT ms", m.p50_tpot_ms(), self.max_p50_tpot_ms, true);
         check("success rate", m.success_rate, self.min_success_rate, false);
-        SlaResult { thresholds: self.clone(), passed: Some(reasons.is_empty()), reasons }
+        SlaResult {
+            thresholds: self.clone(),
+            passed: Some(reasons.is_empty()),
+            reasons,
+        }
     }
 }
 
@@ -272,7 +284,9 @@ impl CandidateRow {
 }
 
 /// Which throughput ranks candidates first.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RankingMetric {
     #[default]
@@ -333,12 +347,21 @@ mod tests {
             vllm_commit: None,
             status: RunStatus::Ok,
             failure_reason: None,
-            hardware: Hardware { gpu_count: 1, ..Default::default() },
+            hardware: Hardware {
+                gpu_count: 1,
+                ..Default::default()
+            },
             workload: Workload::default(),
-            sla: SlaResult { passed: Some(passed), ..Default::default() },
+            sla: SlaResult {
+                passed: Some(passed),
+                ..Default::default()
+            },
             metrics: Some(MetricsRow {
                 request_throughput: tp,
-                ttft_ms: Some(Percentiles { p50: Some(ttft), ..Default::default() }),
+                ttft_ms: Some(Percentiles {
+                    p50: Some(ttft),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             normalization: Default::default(),
@@ -354,16 +377,31 @@ mod tests {
 
     #[test]
     fn ranking_prefers_sla_then_throughput_then_ttft() {
-        let mut rows = vec![row(Some(9.0), 10.0, false), row(Some(5.0), 30.0, true), row(Some(5.0), 20.0, true), row(None, 1.0, true)];
+        let mut rows = vec![
+            row(Some(9.0), 10.0, false),
+            row(Some(5.0), 30.0, true),
+            row(Some(5.0), 20.0, true),
+            row(None, 1.0, true),
+        ];
         rows.sort_by(|a, b| compare_rank(a, b, RankingMetric::RequestThroughput));
         let order: Vec<_> = rows.iter().map(|r| r.row_id.as_str()).collect();
-        assert_eq!(order, ["Some(5.0)-20", "Some(5.0)-30", "None-1", "Some(9.0)-10"]);
+        assert_eq!(
+            order,
+            ["Some(5.0)-20", "Some(5.0)-30", "None-1", "Some(9.0)-10"]
+        );
     }
 
     #[test]
     fn sla_missing_metric_fails_with_reason() {
-        let sla = Sla { max_p50_tpot_ms: Some(50.0), min_success_rate: Some(0.99), ..Default::default() };
-        let m = MetricsRow { success_rate: Some(1.0), ..Default::default() };
+        let sla = Sla {
+            max_p50_tpot_ms: Some(50.0),
+            min_success_rate: Some(0.99),
+            ..Default::default()
+        };
+        let m = MetricsRow {
+            success_rate: Some(1.0),
+            ..Default::default()
+        };
         let r = sla.evaluate(Some(&m));
         assert_eq!(r.passed, Some(false));
         assert_eq!(r.reasons, vec!["p50 TPOT ms not measured".to_string()]);

@@ -43,7 +43,10 @@ impl ToolContext {
         Self::default()
     }
 
-    pub fn with_progress(mut self, f: impl Fn(f64, Option<f64>, &str) + Send + Sync + 'static) -> Self {
+    pub fn with_progress(
+        mut self,
+        f: impl Fn(f64, Option<f64>, &str) + Send + Sync + 'static,
+    ) -> Self {
         self.progress = Some(Arc::new(f));
         self
     }

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let state = match (args.get(1).map(String::as_str), args.get(2).map(String::as_str), args.get(3)) {
+    let state = match (
+        args.get(1).map(String::as_str),
+        args.get(2).map(String::as_str),
+        args.get(3),
+    ) {
         (Some("job-run"), Some("--state"), Some(p)) => PathBuf::from(p),
         _ => {
             eprintln!("usage: fairbench_job job-run --state <path>");

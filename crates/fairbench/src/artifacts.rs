@@ -26,9 +26,15 @@ pub struct ArtifactPaths {
 }
 
 /// Best ok row per framework per scenario, cross-framework sorted by the ranking rule.
-pub fn winners(rows: &[CandidateRow], metric: RankingMetric) -> BTreeMap<String, Vec<CandidateRow>> {
+pub fn winners(
+    rows: &[CandidateRow],
+    metric: RankingMetric,
+) -> BTreeMap<String, Vec<CandidateRow>> {
     let mut per: BTreeMap<(String, String), CandidateRow> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.status == RunStatus::Ok && r.metrics.is_some()) {
+    for r in rows
+        .iter()
+        .filter(|r| r.status == RunStatus::Ok && r.metrics.is_some())
+    {
         let key = (r.scenario.clone(), r.framework.clone());
         match per.get(&key) {
             Some(best) if compare_rank(best, r, metric) != std::cmp::Ordering::Greater => {}
@@ -48,16 +54,29 @@ pub fn winners(rows: &[CandidateRow], metric: RankingMetric) -> BTreeMap<String,
 }
 
 fn f(v: Option<f64>, digits: usize) -> String {
-    v.map(|x| format!("{x:.digits$}")).unwrap_or_else(|| "—".into())
+    v.map(|x| format!("{x:.digits$}"))
+        .unwrap_or_else(|| "—".into())
 }
 
 fn point_text(r: &CandidateRow) -> String {
-    let c = r.workload.max_concurrency.map(|c| format!("conc {c}")).unwrap_or_default();
-    let q = r.workload.request_rate.map(|q| format!("{q:.2} req/s")).unwrap_or_else(|| "inf".into());
+    let c = r
+        .workload
+        .max_concurrency
+        .map(|c| format!("conc {c}"))
+        .unwrap_or_default();
+    let q = r
+        .workload
+        .request_rate
+        .map(|q| format!("{q:.2} req/s"))
+        .unwrap_or_else(|| "inf".into());
     format!("{c} @ {q}").trim().to_string()
 }
 
-pub fn write_all(paths: &CampaignPaths, plan: &Plan, rows: &[CandidateRow]) -> Result<ArtifactPaths> {
+pub fn write_all(
+    paths: &CampaignPaths,
+    plan: &Plan,
+    rows: &[CandidateRow],
+) -> Result<ArtifactPaths> {
     let bench = paths.benchmark_dir();
     let metric = plan.config.benchmark.ranking_metric;
     let win = winners(rows, metric);
@@ -78,29 +97,97 @@ pub fn write_all(paths: &CampaignPaths, plan: &Plan, rows: &[CandidateRow]) -> R
         fsx::write_text(&p, &svg)?;
         out.plots.insert(sc.name.clone(), rel(&p));
     }
-    fsx::write_json(&bench.join("profiler-handoff.json"), &profiler_handoff(plan, &win))?;
+    fsx::write_json(
+        &bench.join("profiler-handoff.json"),
+        &profiler_handoff(plan, &win),
+    )?;
     Ok(out)
 }
 
-fn summary_md(plan: &Plan, rows: &[CandidateRow], win: &BTreeMap<String, Vec<CandidateRow>>) -> String {
+fn summary_md(
+    plan: &Plan,
+    rows: &[CandidateRow],
+    win: &BTreeMap<String, Vec<CandidateRow>>,
+) -> String {
     let cfg = &plan.config;
     let mut s = String::new();
     let _ = writeln!(s, "# fair_benchmark summary\n");
     if let Some(label) = &cfg.dataset.label {
-        let _ = writeln!(s, "> Workload label: **{label}** (reduced workload, not the campaign's real one).\n");
+        let _ = writeln!(
+            s,
+            "> Workload label: **{label}** (reduced workload, not the campaign's real one).\n"
+        );
     }
-    let _ = writeln!(s, "- Model: `{}` ({}{})", cfg.model.name, cfg.model.precision, cfg.model.quantization.as_ref().map(|q| format!(", {q}")).unwrap_or_default());
-    let _ = writeln!(s, "- Hardware: {} GPU(s) {:?}{}", cfg.hardware.gpu_count, cfg.hardware.gpu_ids(), cfg.hardware.gpu_model.as_ref().map(|m| format!(" ({m})")).unwrap_or_default());
-    let _ = writeln!(s, "- Workload: {} prompts per run, endpoint `{}`, concurrency sweep {:?}{}", cfg.dataset.num_prompts, cfg.benchmark.endpoint, cfg.benchmark.max_concurrency, cfg.benchmark.qps.as_ref().map(|q| format!(", QPS search {}..{} (≤{} rounds)", q.lower, q.upper, q.max_rounds)).unwrap_or_default());
+    let _ = writeln!(
+        s,
+        "- Model: `{}` ({}{})",
+        cfg.model.name,
+        cfg.model.precision,
+        cfg.model
+            .quantization
+            .as_ref()
+            .map(|q| format!(", {q}"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        s,
+        "- Hardware: {} GPU(s) {:?}{}",
+        cfg.hardware.gpu_count,
+        cfg.hardware.gpu_ids(),
+        cfg.hardware
+            .gpu_model
+            .as_ref()
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        s,
+        "- Workload: {} prompts per run, endpoint `{}`, concurrency sweep {:?}{}",
+        cfg.dataset.num_prompts,
+        cfg.benchmark.endpoint,
+        cfg.benchmark.max_concurrency,
+        cfg.benchmark
+            .qps
+            .as_ref()
+            .map(|q| format!(
+                ", QPS search {}..{} (≤{} rounds)",
+                q.lower, q.upper, q.max_rounds
+            ))
+            .unwrap_or_default()
+    );
     let sla = &cfg.benchmark.sla;
-    let _ = writeln!(s, "- SLA: p50 TTFT ≤ {} ms, p50 TPOT ≤ {} ms, success rate ≥ {}", f(sla.max_p50_ttft_ms, 0), f(sla.max_p50_tpot_ms, 1), f(sla.min_success_rate, 3));
-    let _ = writeln!(s, "- Ranking rule: SLA passed, {}, then the other throughput, p50 TTFT, p50 TPOT, GPU count", match cfg.benchmark.ranking_metric { RankingMetric::RequestThroughput => "request throughput", RankingMetric::OutputThroughput => "output throughput" });
-    let _ = writeln!(s, "- Rows: {} in `benchmark/candidates.jsonl`\n", rows.len());
+    let _ = writeln!(
+        s,
+        "- SLA: p50 TTFT ≤ {} ms, p50 TPOT ≤ {} ms, success rate ≥ {}",
+        f(sla.max_p50_ttft_ms, 0),
+        f(sla.max_p50_tpot_ms, 1),
+        f(sla.min_success_rate, 3)
+    );
+    let _ = writeln!(
+        s,
+        "- Ranking rule: SLA passed, {}, then the other throughput, p50 TTFT, p50 TPOT, GPU count",
+        match cfg.benchmark.ranking_metric {
+            RankingMetric::RequestThroughput => "request throughput",
+            RankingMetric::OutputThroughput => "output throughput",
+        }
+    );
+    let _ = writeln!(
+        s,
+        "- Rows: {} in `benchmark/candidates.jsonl`\n",
+        rows.len()
+    );
     for sc in &plan.scenarios {
-        let _ = writeln!(s, "## Scenario `{}` ({} → {} tokens)\n", sc.name, sc.input_len, sc.output_len);
+        let _ = writeln!(
+            s,
+            "## Scenario `{}` ({} → {} tokens)\n",
+            sc.name, sc.input_len, sc.output_len
+        );
         match win.get(&sc.name) {
             Some(list) if !list.is_empty() => {
-                let _ = writeln!(s, "| rank | framework | candidate | SLA | req/s | output tok/s | p50 TTFT ms | p50 TPOT ms | GPUs | point |");
+                let _ = writeln!(
+                    s,
+                    "| rank | framework | candidate | SLA | req/s | output tok/s | p50 TTFT ms | p50 TPOT ms | GPUs | point |"
+                );
                 let _ = writeln!(s, "|---:|---|---|---|---:|---:|---:|---:|---:|---|");
                 for (i, r) in list.iter().enumerate() {
                     let m = r.metrics.as_ref();
@@ -110,7 +197,11 @@ fn summary_md(plan: &Plan, rows: &[CandidateRow], win: &BTreeMap<String, Vec<Can
                         i + 1,
                         r.framework,
                         r.candidate_id,
-                        match r.sla.passed { Some(true) => "pass", Some(false) => "FAIL", None => "—" },
+                        match r.sla.passed {
+                            Some(true) => "pass",
+                            Some(false) => "FAIL",
+                            None => "—",
+                        },
                         f(r.request_throughput(), 3),
                         f(r.output_throughput(), 1),
                         f(m.and_then(|m| m.p50_ttft_ms()), 1),
@@ -127,27 +218,50 @@ fn summary_md(plan: &Plan, rows: &[CandidateRow], win: &BTreeMap<String, Vec<Can
         }
     }
     let _ = writeln!(s, "## Failed, rejected or SLA-failing candidates\n");
-    let bad: Vec<&CandidateRow> = rows.iter().filter(|r| r.status != RunStatus::Ok || r.sla.passed != Some(true)).collect();
+    let bad: Vec<&CandidateRow> = rows
+        .iter()
+        .filter(|r| r.status != RunStatus::Ok || r.sla.passed != Some(true))
+        .collect();
     if bad.is_empty() {
         let _ = writeln!(s, "None.\n");
     } else {
         let _ = writeln!(s, "| framework | candidate | scenario | status | reason |");
         let _ = writeln!(s, "|---|---|---|---|---|");
         for r in bad {
-            let reason = r.failure_reason.clone().unwrap_or_else(|| r.sla.reasons.join("; "));
-            let _ = writeln!(s, "| {} | `{}` | {} | {} | {} |", r.framework, r.candidate_id, r.scenario, format!("{:?}", r.status).to_lowercase(), reason.replace('|', "\\|").replace('\n', " "));
+            let reason = r
+                .failure_reason
+                .clone()
+                .unwrap_or_else(|| r.sla.reasons.join("; "));
+            let _ = writeln!(
+                s,
+                "| {} | `{}` | {} | {} | {} |",
+                r.framework,
+                r.candidate_id,
+                r.scenario,
+                format!("{:?}", r.status).to_lowercase(),
+                reason.replace('|', "\\|").replace('\n', " ")
+            );
         }
         let _ = writeln!(s);
     }
     if !plan.excluded.is_empty() {
         let _ = writeln!(s, "## Kept out of the default pass\n");
         for x in &plan.excluded {
-            let _ = writeln!(s, "- {}: `{}` — {}", x.framework, x.flag.clone().unwrap_or_default(), x.reason);
+            let _ = writeln!(
+                s,
+                "- {}: `{}` — {}",
+                x.framework,
+                x.flag.clone().unwrap_or_default(),
+                x.reason
+            );
         }
         let _ = writeln!(s);
     }
     if !plan.environment_gaps.is_empty() {
-        let _ = writeln!(s, "## Environment gaps (not installed here; not \"unsupported\")\n");
+        let _ = writeln!(
+            s,
+            "## Environment gaps (not installed here; not \"unsupported\")\n"
+        );
         for g in &plan.environment_gaps {
             let _ = writeln!(s, "- {}: {}", g.framework, g.reason);
         }
@@ -155,39 +269,91 @@ fn summary_md(plan: &Plan, rows: &[CandidateRow], win: &BTreeMap<String, Vec<Can
     }
     let _ = writeln!(s, "## Preflight notes\n");
     for fp in &plan.frameworks {
-        let _ = writeln!(s, "- {} ({:?}): {} candidate(s); help `{}`{}", fp.framework, fp.status, fp.candidates.len(), fp.help_file.clone().unwrap_or_else(|| "—".into()), if fp.notes.is_empty() { String::new() } else { format!("; {}", fp.notes.join("; ")) });
+        let _ = writeln!(
+            s,
+            "- {} ({:?}): {} candidate(s); help `{}`{}",
+            fp.framework,
+            fp.status,
+            fp.candidates.len(),
+            fp.help_file.clone().unwrap_or_else(|| "—".into()),
+            if fp.notes.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", fp.notes.join("; "))
+            }
+        );
     }
-    let _ = writeln!(s, "- GPU check: {} ({})", plan.gpu_check.status, plan.gpu_check.detail);
+    let _ = writeln!(
+        s,
+        "- GPU check: {} ({})",
+        plan.gpu_check.status, plan.gpu_check.detail
+    );
     s
 }
 
 fn winning_md(plan: &Plan, win: &BTreeMap<String, Vec<CandidateRow>>) -> String {
-    let mut s = String::from("# Winning commands\n\nExact launch and benchmark commands of the best candidate per framework and scenario (ranking rule in summary.md). The port is the one used in the run.\n\n");
+    let mut s = String::from(
+        "# Winning commands\n\nExact launch and benchmark commands of the best candidate per framework and scenario (ranking rule in summary.md). The port is the one used in the run.\n\n",
+    );
     for sc in &plan.scenarios {
-        let _ = writeln!(s, "## Scenario `{}` ({} → {} tokens)\n", sc.name, sc.input_len, sc.output_len);
+        let _ = writeln!(
+            s,
+            "## Scenario `{}` ({} → {} tokens)\n",
+            sc.name, sc.input_len, sc.output_len
+        );
         let Some(list) = win.get(&sc.name) else {
             let _ = writeln!(s, "No winner: no successful run.\n");
             continue;
         };
         for (i, r) in list.iter().enumerate() {
-            let _ = writeln!(s, "### {}. {} `{}` ({:.3} req/s, SLA {})\n", i + 1, r.framework, r.candidate_id, r.request_throughput().unwrap_or(0.0), if r.passed_sla() { "pass" } else { "fail" });
-            let _ = writeln!(s, "Launch:\n\n```sh\n{}\n```\n", display_argv(&r.server_command));
-            let _ = writeln!(s, "Benchmark (row `{}`):\n\n```sh\n{}\n```\n", r.row_id, display_argv(&r.benchmark_command));
+            let _ = writeln!(
+                s,
+                "### {}. {} `{}` ({:.3} req/s, SLA {})\n",
+                i + 1,
+                r.framework,
+                r.candidate_id,
+                r.request_throughput().unwrap_or(0.0),
+                if r.passed_sla() { "pass" } else { "fail" }
+            );
+            let _ = writeln!(
+                s,
+                "Launch:\n\n```sh\n{}\n```\n",
+                display_argv(&r.server_command)
+            );
+            let _ = writeln!(
+                s,
+                "Benchmark (row `{}`):\n\n```sh\n{}\n```\n",
+                r.row_id,
+                display_argv(&r.benchmark_command)
+            );
         }
     }
     s
 }
 
-const COLORS: &[&str] = &["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+const COLORS: &[&str] = &[
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+];
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Every measured point of every ok row of a scenario: output throughput (y) vs p50 TPOT (x).
-fn scenario_svg(paths: &CampaignPaths, plan: &Plan, rows: &[CandidateRow], scenario: &str) -> String {
+fn scenario_svg(
+    paths: &CampaignPaths,
+    plan: &Plan,
+    rows: &[CandidateRow],
+    scenario: &str,
+) -> String {
     let mut series: BTreeMap<String, Vec<(f64, f64, bool)>> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.scenario == scenario && r.status == RunStatus::Ok) {
+    for r in rows
+        .iter()
+        .filter(|r| r.scenario == scenario && r.status == RunStatus::Ok)
+    {
         let mut pts: Vec<Point> = vec![];
         if let Some(sweep) = r.artifacts.get("sweep")
             && let Ok(v) = fsx::read_json::<Value>(&paths.root.join(sweep))
@@ -210,44 +376,136 @@ fn scenario_svg(paths: &CampaignPaths, plan: &Plan, rows: &[CandidateRow], scena
         }
     }
     let (w, h, ml, mr, mt, mb) = (720.0, 440.0, 70.0, 160.0, 40.0, 50.0);
-    let all: Vec<(f64, f64)> = series.values().flatten().map(|(x, y, _)| (*x, *y)).collect();
+    let all: Vec<(f64, f64)> = series
+        .values()
+        .flatten()
+        .map(|(x, y, _)| (*x, *y))
+        .collect();
     let sla_x = plan.config.benchmark.sla.max_p50_tpot_ms;
-    let xmax = all.iter().map(|p| p.0).chain(sla_x).fold(0.0f64, f64::max).max(1e-9) * 1.1;
+    let xmax = all
+        .iter()
+        .map(|p| p.0)
+        .chain(sla_x)
+        .fold(0.0f64, f64::max)
+        .max(1e-9)
+        * 1.1;
     let ymax = all.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1e-9) * 1.1;
     let sx = |x: f64| ml + x / xmax * (w - ml - mr);
     let sy = |y: f64| h - mb - y / ymax * (h - mt - mb);
     let mut s = String::new();
-    let _ = writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#);
-    let _ = writeln!(s, r#"<title>{}: output throughput vs p50 TPOT per framework</title>"#, escape(scenario));
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(
+        s,
+        r#"<title>{}: output throughput vs p50 TPOT per framework</title>"#,
+        escape(scenario)
+    );
     let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-    let _ = writeln!(s, r#"<text x="{}" y="22" font-size="15" text-anchor="middle">Scenario {}: output throughput vs p50 TPOT</text>"#, (w - mr + ml) / 2.0, escape(scenario));
-    let _ = writeln!(s, r#"<line x1="{ml}" y1="{}" x2="{}" y2="{}" stroke="black"/>"#, h - mb, w - mr, h - mb);
-    let _ = writeln!(s, r#"<line x1="{ml}" y1="{mt}" x2="{ml}" y2="{}" stroke="black"/>"#, h - mb);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="22" font-size="15" text-anchor="middle">Scenario {}: output throughput vs p50 TPOT</text>"#,
+        (w - mr + ml) / 2.0,
+        escape(scenario)
+    );
+    let _ = writeln!(
+        s,
+        r#"<line x1="{ml}" y1="{}" x2="{}" y2="{}" stroke="black"/>"#,
+        h - mb,
+        w - mr,
+        h - mb
+    );
+    let _ = writeln!(
+        s,
+        r#"<line x1="{ml}" y1="{mt}" x2="{ml}" y2="{}" stroke="black"/>"#,
+        h - mb
+    );
     for i in 0..=4 {
         let xv = xmax * i as f64 / 4.0;
         let yv = ymax * i as f64 / 4.0;
-        let _ = writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">{:.1}</text>"#, sx(xv), h - mb + 16.0, xv);
-        let _ = writeln!(s, r#"<text x="{}" y="{:.1}" text-anchor="end">{:.0}</text>"#, ml - 6.0, sy(yv) + 4.0, yv);
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{:.1}</text>"#,
+            sx(xv),
+            h - mb + 16.0,
+            xv
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{:.1}" text-anchor="end">{:.0}</text>"#,
+            ml - 6.0,
+            sy(yv) + 4.0,
+            yv
+        );
     }
-    let _ = writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">p50 TPOT (ms)</text>"#, (w - mr + ml) / 2.0, h - 12.0);
-    let _ = writeln!(s, r#"<text x="16" y="{}" text-anchor="middle" transform="rotate(-90 16 {})">output throughput (tok/s)</text>"#, h / 2.0, h / 2.0);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="middle">p50 TPOT (ms)</text>"#,
+        (w - mr + ml) / 2.0,
+        h - 12.0
+    );
+    let _ = writeln!(
+        s,
+        r#"<text x="16" y="{}" text-anchor="middle" transform="rotate(-90 16 {})">output throughput (tok/s)</text>"#,
+        h / 2.0,
+        h / 2.0
+    );
     if let Some(x) = sla_x {
-        let _ = writeln!(s, r#"<line class="sla" x1="{:.1}" y1="{mt}" x2="{:.1}" y2="{}" stroke="gray" stroke-dasharray="6,4"/>"#, sx(x), sx(x), h - mb);
-        let _ = writeln!(s, r#"<text x="{:.1}" y="{}" fill="gray">SLA p50 TPOT ≤ {x} ms</text>"#, sx(x) + 4.0, mt + 12.0);
+        let _ = writeln!(
+            s,
+            r#"<line class="sla" x1="{:.1}" y1="{mt}" x2="{:.1}" y2="{}" stroke="gray" stroke-dasharray="6,4"/>"#,
+            sx(x),
+            sx(x),
+            h - mb
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{}" fill="gray">SLA p50 TPOT ≤ {x} ms</text>"#,
+            sx(x) + 4.0,
+            mt + 12.0
+        );
     }
     for (i, (fw, pts)) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         for (x, y, passed) in pts {
             let fill = if *passed { color } else { "white" };
-            let _ = writeln!(s, r#"<circle class="point" data-framework="{}" cx="{:.1}" cy="{:.1}" r="4" fill="{fill}" stroke="{color}"><title>{}: {:.1} tok/s at p50 TPOT {:.2} ms{}</title></circle>"#, escape(fw), sx(*x), sy(*y), escape(fw), y, x, if *passed { "" } else { " (SLA fail)" });
+            let _ = writeln!(
+                s,
+                r#"<circle class="point" data-framework="{}" cx="{:.1}" cy="{:.1}" r="4" fill="{fill}" stroke="{color}"><title>{}: {:.1} tok/s at p50 TPOT {:.2} ms{}</title></circle>"#,
+                escape(fw),
+                sx(*x),
+                sy(*y),
+                escape(fw),
+                y,
+                x,
+                if *passed { "" } else { " (SLA fail)" }
+            );
         }
         let ly = mt + 20.0 + i as f64 * 18.0;
-        let _ = writeln!(s, r#"<circle cx="{}" cy="{ly}" r="5" fill="{color}"/><text x="{}" y="{}">{}</text>"#, w - mr + 16.0, w - mr + 26.0, ly + 4.0, escape(fw));
+        let _ = writeln!(
+            s,
+            r#"<circle cx="{}" cy="{ly}" r="5" fill="{color}"/><text x="{}" y="{}">{}</text>"#,
+            w - mr + 16.0,
+            w - mr + 26.0,
+            ly + 4.0,
+            escape(fw)
+        );
     }
     if series.is_empty() {
-        let _ = writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">no successful run</text>"#, (w - mr + ml) / 2.0, h / 2.0);
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="middle">no successful run</text>"#,
+            (w - mr + ml) / 2.0,
+            h / 2.0
+        );
     }
-    let _ = writeln!(s, r#"<text x="{}" y="{}" font-size="10" fill="gray">hollow = SLA fail</text>"#, w - mr + 16.0, h - mb);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="{}" font-size="10" fill="gray">hollow = SLA fail</text>"#,
+        w - mr + 16.0,
+        h - mb
+    );
     s.push_str("</svg>\n");
     s
 }

@@ -31,17 +31,33 @@ fn slug(varied: &OrderedMap<Value>) -> String {
     }
     let text: String = varied
         .iter()
-        .map(|(k, v)| format!("{}={}", k.trim_start_matches('-'), crate::flags::scalar_text(v)))
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                k.trim_start_matches('-'),
+                crate::flags::scalar_text(v)
+            )
+        })
         .collect::<Vec<_>>()
         .join(",");
     let clean: String = text
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "=.,_-".contains(c) { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "=.,_-".contains(c) {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     if clean.len() <= 60 {
         clean
     } else {
-        format!("{}~{}", &clean[..48], &crate::config::stable_hash(clean.as_bytes())[..8])
+        format!(
+            "{}~{}",
+            &clean[..48],
+            &crate::config::stable_hash(clean.as_bytes())[..8]
+        )
     }
 }
 
@@ -59,7 +75,13 @@ fn variations(space: &OrderedMap<Vec<Value>>, tier: u8, cap: usize) -> Vec<Vec<(
             if out.len() >= cap {
                 return;
             }
-            out.push(knobs.iter().zip(&idx).map(|(k, &i)| (k.0.clone(), k.1[i].clone())).collect());
+            out.push(
+                knobs
+                    .iter()
+                    .zip(&idx)
+                    .map(|(k, &i)| (k.0.clone(), k.1[i].clone()))
+                    .collect(),
+            );
             let mut pos = knobs.len();
             loop {
                 if pos == 0 {
@@ -133,7 +155,13 @@ pub fn generate(
             continue;
         }
         let id = format!("c{:02}-{}", out.len(), slug(&varied));
-        out.push(Candidate { framework: framework.into(), candidate_id: id, is_baseline: false, flags, varied });
+        out.push(Candidate {
+            framework: framework.into(),
+            candidate_id: id,
+            is_baseline: false,
+            flags,
+            varied,
+        });
     }
     out
 }
@@ -146,7 +174,10 @@ mod tests {
     fn space() -> OrderedMap<Vec<Value>> {
         OrderedMap(vec![
             ("--max-num-seqs".into(), vec![json!(128), json!(256)]),
-            ("--max-num-batched-tokens".into(), vec![json!(8192), json!(16384)]),
+            (
+                "--max-num-batched-tokens".into(),
+                vec![json!(8192), json!(16384)],
+            ),
             ("--enforce-eager".into(), vec![json!(true), json!(false)]),
             ("--block-size".into(), vec![json!(16), json!(32)]),
         ])
@@ -154,14 +185,20 @@ mod tests {
 
     #[test]
     fn tier1_is_baseline_then_one_knob_at_a_time_deduped_and_capped() {
-        let base = OrderedMap(vec![("--max-num-seqs".into(), json!(256)), ("--gpu-memory-utilization".into(), json!(0.9))]);
+        let base = OrderedMap(vec![
+            ("--max-num-seqs".into(), json!(256)),
+            ("--gpu-memory-utilization".into(), json!(0.9)),
+        ]);
         let c = generate("vllm", &base, &space(), 1, 100);
         assert_eq!(c[0].candidate_id, "c00-baseline");
         assert!(c[0].is_baseline && c[0].varied.is_empty());
         // 8 one-knob variations minus `max-num-seqs=256`, equal to the baseline.
         assert_eq!(c.len(), 1 + 7);
         assert_eq!(c[1].candidate_id, "c01-max-num-seqs=128");
-        assert_eq!(c[1].flags.get("--gpu-memory-utilization"), Some(&json!(0.9)));
+        assert_eq!(
+            c[1].flags.get("--gpu-memory-utilization"),
+            Some(&json!(0.9))
+        );
         assert!(c[1..].iter().all(|x| x.varied.len() == 1));
         let capped = generate("vllm", &base, &space(), 1, 3);
         assert_eq!(capped.len(), 3);
@@ -176,7 +213,11 @@ mod tests {
         let t3 = generate("sglang", &base, &space(), 3, 1000);
         assert_eq!(t3.len(), 1 + 16);
         // A huge space is not materialized: 12 knobs × 10 values = 10^12 combos, capped at 8.
-        let big = OrderedMap((0..12).map(|i| (format!("--k{i}"), (0..10).map(|v| json!(v)).collect())).collect());
+        let big = OrderedMap(
+            (0..12)
+                .map(|i| (format!("--k{i}"), (0..10).map(|v| json!(v)).collect()))
+                .collect(),
+        );
         let t = generate("vllm", &base, &big, 3, 8);
         assert_eq!(t.len(), 8);
         let ids: std::collections::HashSet<_> = t.iter().map(|c| c.candidate_id.clone()).collect();

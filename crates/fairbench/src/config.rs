@@ -53,7 +53,10 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a map of flag name to value")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self::Value, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
                 let mut out: Vec<(String, V)> = Vec::new();
                 while let Some((k, v)) = map.next_entry::<String, V>()? {
                     if out.iter().any(|(x, _)| *x == k) {
@@ -161,13 +164,23 @@ pub struct HardwareSection {
 
 impl Default for HardwareSection {
     fn default() -> Self {
-        Self { gpu_count: 1, multi_node: false, gpu_ids: vec![], gpu_model: None, check_gpus_free: true }
+        Self {
+            gpu_count: 1,
+            multi_node: false,
+            gpu_ids: vec![],
+            gpu_model: None,
+            check_gpus_free: true,
+        }
     }
 }
 
 impl HardwareSection {
     pub fn gpu_ids(&self) -> Vec<u32> {
-        if self.gpu_ids.is_empty() { (0..self.gpu_count).collect() } else { self.gpu_ids.clone() }
+        if self.gpu_ids.is_empty() {
+            (0..self.gpu_count).collect()
+        } else {
+            self.gpu_ids.clone()
+        }
     }
 }
 
@@ -246,11 +259,20 @@ impl DatasetSection {
             .iter()
             .zip(&self.input_len)
             .zip(&self.output_len)
-            .map(|((n, &i), &o)| Scenario { name: n.clone(), input_len: i, output_len: o })
+            .map(|((n, &i), &o)| Scenario {
+                name: n.clone(),
+                input_len: i,
+                output_len: o,
+            })
             .collect()
     }
     pub fn max_total_len(&self) -> u64 {
-        self.input_len.iter().zip(&self.output_len).map(|(i, o)| i + o).max().unwrap_or(0)
+        self.input_len
+            .iter()
+            .zip(&self.output_len)
+            .map(|(i, o)| i + o)
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -313,7 +335,11 @@ fn default_concurrency() -> Vec<u64> {
     vec![80]
 }
 fn default_sla() -> Sla {
-    Sla { max_p50_ttft_ms: None, max_p50_tpot_ms: None, min_success_rate: Some(0.99) }
+    Sla {
+        max_p50_ttft_ms: None,
+        max_p50_tpot_ms: None,
+        min_success_rate: Some(0.99),
+    }
 }
 fn default_warmup() -> u64 {
     4
@@ -362,7 +388,11 @@ fn default_max_candidates() -> u32 {
 
 impl Default for SearchSection {
     fn default() -> Self {
-        Self { tier: 1, max_candidates_per_framework: default_max_candidates(), include_excluded_features: false }
+        Self {
+            tier: 1,
+            max_candidates_per_framework: default_max_candidates(),
+            include_excluded_features: false,
+        }
     }
 }
 
@@ -468,7 +498,8 @@ pub fn parse_config_text(text: &str, origin: &str) -> Result<BenchmarkConfig> {
     let trimmed = text.trim_start();
     let cfg: BenchmarkConfig = if trimmed.starts_with('{') {
         let de = &mut serde_json::Deserializer::from_str(text);
-        with_path(serde_path_to_error::deserialize(de)).with_context(|| format!("{origin}: invalid benchmark config"))?
+        with_path(serde_path_to_error::deserialize(de))
+            .with_context(|| format!("{origin}: invalid benchmark config"))?
     } else {
         let de = serde_norway::Deserializer::from_str(text);
         serde_path(de).with_context(|| format!("{origin}: invalid benchmark config"))?
@@ -478,10 +509,16 @@ pub fn parse_config_text(text: &str, origin: &str) -> Result<BenchmarkConfig> {
 }
 
 /// `path.to.key: message` from a serde_path_to_error result.
-fn with_path<T, E: std::fmt::Display>(r: std::result::Result<T, serde_path_to_error::Error<E>>) -> Result<T> {
+fn with_path<T, E: std::fmt::Display>(
+    r: std::result::Result<T, serde_path_to_error::Error<E>>,
+) -> Result<T> {
     r.map_err(|e| {
         let path = e.path().to_string();
-        if path.is_empty() || path == "." { anyhow::anyhow!("{}", e.inner()) } else { anyhow::anyhow!("{path}: {}", e.inner()) }
+        if path.is_empty() || path == "." {
+            anyhow::anyhow!("{}", e.inner())
+        } else {
+            anyhow::anyhow!("{path}: {}", e.inner())
+        }
     })
 }
 
@@ -495,12 +532,14 @@ where
 }
 
 pub fn load_config(path: &Path) -> Result<BenchmarkConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read benchmark config {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read benchmark config {}", path.display()))?;
     parse_config_text(&text, &path.display().to_string())
 }
 
 pub fn config_from_value(value: &Value) -> Result<BenchmarkConfig> {
-    let cfg: BenchmarkConfig = with_path(serde_path_to_error::deserialize(value.clone())).context("config: invalid benchmark config")?;
+    let cfg: BenchmarkConfig = with_path(serde_path_to_error::deserialize(value.clone()))
+        .context("config: invalid benchmark config")?;
     validate(&cfg).context("config: invalid benchmark config")?;
     Ok(cfg)
 }
@@ -508,7 +547,10 @@ pub fn config_from_value(value: &Value) -> Result<BenchmarkConfig> {
 /// Semantic checks serde cannot express. Errors name the key.
 pub fn validate(cfg: &BenchmarkConfig) -> Result<()> {
     if cfg.schema_version != CONFIG_SCHEMA_VERSION {
-        bail!("schema_version: {} is not supported (expected {CONFIG_SCHEMA_VERSION})", cfg.schema_version);
+        bail!(
+            "schema_version: {} is not supported (expected {CONFIG_SCHEMA_VERSION})",
+            cfg.schema_version
+        );
     }
     if cfg.model.name.trim().is_empty() {
         bail!("model.name: must not be empty");
@@ -518,11 +560,18 @@ pub fn validate(cfg: &BenchmarkConfig) -> Result<()> {
         bail!("hardware.gpu_count: must be at least 1");
     }
     if !hw.gpu_ids.is_empty() && hw.gpu_ids.len() != hw.gpu_count as usize {
-        bail!("hardware.gpu_ids: {} ids listed but gpu_count is {}", hw.gpu_ids.len(), hw.gpu_count);
+        bail!(
+            "hardware.gpu_ids: {} ids listed but gpu_count is {}",
+            hw.gpu_ids.len(),
+            hw.gpu_count
+        );
     }
     let ds = &cfg.dataset;
     if ds.kind != "random" {
-        bail!("dataset.kind: `{}` is not supported (only `random`)", ds.kind);
+        bail!(
+            "dataset.kind: `{}` is not supported (only `random`)",
+            ds.kind
+        );
     }
     if ds.num_prompts == 0 {
         bail!("dataset.num_prompts: must be at least 1");
@@ -530,7 +579,9 @@ pub fn validate(cfg: &BenchmarkConfig) -> Result<()> {
     if ds.scenario_names.is_empty() {
         bail!("dataset.scenario_names: at least one scenario is needed");
     }
-    if ds.input_len.len() != ds.scenario_names.len() || ds.output_len.len() != ds.scenario_names.len() {
+    if ds.input_len.len() != ds.scenario_names.len()
+        || ds.output_len.len() != ds.scenario_names.len()
+    {
         bail!(
             "dataset.scenario_names / input_len / output_len: lists must be aligned (same length; got {}, {}, {}); scenarios are never a cartesian product",
             ds.scenario_names.len(),
@@ -539,7 +590,11 @@ pub fn validate(cfg: &BenchmarkConfig) -> Result<()> {
         );
     }
     for (i, name) in ds.scenario_names.iter().enumerate() {
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             bail!("dataset.scenario_names[{i}]: `{name}` must be non-empty [A-Za-z0-9_-]");
         }
         if ds.scenario_names[..i].contains(name) {
@@ -551,7 +606,10 @@ pub fn validate(cfg: &BenchmarkConfig) -> Result<()> {
     }
     let b = &cfg.benchmark;
     if b.endpoint != "/v1/completions" && b.endpoint != "/v1/chat/completions" {
-        bail!("benchmark.endpoint: `{}` must be /v1/completions or /v1/chat/completions", b.endpoint);
+        bail!(
+            "benchmark.endpoint: `{}` must be /v1/completions or /v1/chat/completions",
+            b.endpoint
+        );
     }
     if b.max_concurrency.is_empty() && b.qps.is_none() {
         bail!("benchmark.max_concurrency: give at least one value (or benchmark.qps)");
@@ -561,7 +619,11 @@ pub fn validate(cfg: &BenchmarkConfig) -> Result<()> {
     }
     if let Some(q) = &b.qps {
         if !(q.lower > 0.0 && q.upper > q.lower && q.upper.is_finite()) {
-            bail!("benchmark.qps: need 0 < lower < upper (got lower {} upper {})", q.lower, q.upper);
+            bail!(
+                "benchmark.qps: need 0 < lower < upper (got lower {} upper {})",
+                q.lower,
+                q.upper
+            );
         }
         if !(q.tolerance > 0.0 && q.tolerance < 1.0) {
             bail!("benchmark.qps.tolerance: {} must be in (0, 1)", q.tolerance);
@@ -575,7 +637,10 @@ pub fn validate(cfg: &BenchmarkConfig) -> Result<()> {
     {
         bail!("benchmark.sla.min_success_rate: {r} must be in [0, 1]");
     }
-    for (k, v) in [("max_p50_ttft_ms", b.sla.max_p50_ttft_ms), ("max_p50_tpot_ms", b.sla.max_p50_tpot_ms)] {
+    for (k, v) in [
+        ("max_p50_ttft_ms", b.sla.max_p50_ttft_ms),
+        ("max_p50_tpot_ms", b.sla.max_p50_tpot_ms),
+    ] {
         if let Some(v) = v
             && (v.is_nan() || v <= 0.0)
         {
@@ -600,7 +665,10 @@ pub fn validate(cfg: &BenchmarkConfig) -> Result<()> {
     }
     for (name, fw) in cfg.frameworks.iter() {
         if !KNOWN_FRAMEWORKS.contains(&name.as_str()) {
-            bail!("frameworks.{name}: unknown framework (known: {})", KNOWN_FRAMEWORKS.join(", "));
+            bail!(
+                "frameworks.{name}: unknown framework (known: {})",
+                KNOWN_FRAMEWORKS.join(", ")
+            );
         }
         if let Some(cmd) = &fw.server_command
             && cmd.is_empty()

@@ -146,7 +146,11 @@ impl HelpFlags {
 
 /// Make a config key a flag: `max_num_seqs` → `--max_num_seqs` (spelling fixed later).
 pub fn as_flag(key: &str) -> String {
-    if key.starts_with('-') { key.to_string() } else { format!("--{key}") }
+    if key.starts_with('-') {
+        key.to_string()
+    } else {
+        format!("--{key}")
+    }
 }
 
 /// How a requested flag maps onto the target CLI.
@@ -160,25 +164,52 @@ pub struct FlagResolution {
 
 /// Resolve `flag` for a CLI: exact, then the other spelling, then a documented translation.
 /// `Err` carries the rejection reason, naming the flag.
-pub fn resolve_flag(flag: &str, facts: &FrameworkFacts, help: &HelpFlags) -> std::result::Result<FlagResolution, String> {
+pub fn resolve_flag(
+    flag: &str,
+    facts: &FrameworkFacts,
+    help: &HelpFlags,
+) -> std::result::Result<FlagResolution, String> {
     let flag = as_flag(flag);
     if help.contains(&flag) {
-        return Ok(FlagResolution { requested: flag.clone(), used: flag, how: "exact".into() });
+        return Ok(FlagResolution {
+            requested: flag.clone(),
+            used: flag,
+            how: "exact".into(),
+        });
     }
-    let (prefix, body) = if let Some(b) = flag.strip_prefix("--") { ("--", b) } else { ("-", &flag[1..]) };
-    let respelled = if facts.spelling == "underscore" { body.replace('-', "_") } else { body.replace('_', "-") };
+    let (prefix, body) = if let Some(b) = flag.strip_prefix("--") {
+        ("--", b)
+    } else {
+        ("-", &flag[1..])
+    };
+    let respelled = if facts.spelling == "underscore" {
+        body.replace('-', "_")
+    } else {
+        body.replace('_', "-")
+    };
     let respelled = format!("{prefix}{respelled}");
     if respelled != flag && help.contains(&respelled) {
-        return Ok(FlagResolution { requested: flag, used: respelled, how: "spelling".into() });
+        return Ok(FlagResolution {
+            requested: flag,
+            used: respelled,
+            how: "spelling".into(),
+        });
     }
     for candidate in [&flag, &respelled] {
         if let Some(target) = facts.translations.get(candidate.as_str())
             && help.contains(target)
         {
-            return Ok(FlagResolution { requested: flag.clone(), used: target.clone(), how: "translation".into() });
+            return Ok(FlagResolution {
+                requested: flag.clone(),
+                used: target.clone(),
+                how: "translation".into(),
+            });
         }
     }
-    Err(format!("unknown flag `{flag}`: {} does not accept it (checked against its --help)", facts.display_name))
+    Err(format!(
+        "unknown flag `{flag}`: {} does not accept it (checked against its --help)",
+        facts.display_name
+    ))
 }
 
 /// argv fragment for one flag: `true` → `--f`, `false` → `--no-f` when the CLI has it
@@ -188,7 +219,11 @@ pub fn flag_argv(flag: &str, value: &Value, help: Option<&HelpFlags>) -> Vec<Str
         Value::Bool(true) => vec![flag.to_string()],
         Value::Bool(false) => {
             let neg = format!("--no-{}", flag.trim_start_matches('-'));
-            if help.is_some_and(|h| h.contains(&neg)) { vec![neg] } else { vec![] }
+            if help.is_some_and(|h| h.contains(&neg)) {
+                vec![neg]
+            } else {
+                vec![]
+            }
         }
         Value::Null => vec![],
         Value::Array(items) => {
@@ -221,5 +256,8 @@ pub fn as_f64(v: &Value) -> Option<f64> {
 
 /// All flags of an ordered flag map as argv.
 pub fn flags_argv(flags: &OrderedMap<Value>, help: Option<&HelpFlags>) -> Vec<String> {
-    flags.iter().flat_map(|(k, v)| flag_argv(k, v, help)).collect()
+    flags
+        .iter()
+        .flat_map(|(k, v)| flag_argv(k, v, help))
+        .collect()
 }

@@ -13,7 +13,8 @@ pub struct HttpResponse {
 
 impl HttpResponse {
     pub fn json(&self) -> Result<serde_json::Value> {
-        serde_json::from_str(&self.body).with_context(|| format!("response is not JSON: {}", snippet(&self.body)))
+        serde_json::from_str(&self.body)
+            .with_context(|| format!("response is not JSON: {}", snippet(&self.body)))
     }
 }
 
@@ -30,7 +31,14 @@ pub fn snippet(s: &str) -> String {
 }
 
 /// One request on a fresh connection (`Connection: close`).
-pub fn request(host: &str, port: u16, method: &str, path: &str, body: Option<&serde_json::Value>, timeout: Duration) -> Result<HttpResponse> {
+pub fn request(
+    host: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+    timeout: Duration,
+) -> Result<HttpResponse> {
     let addr = (host, port)
         .to_socket_addrs()
         .with_context(|| format!("cannot resolve {host}:{port}"))?
@@ -40,9 +48,14 @@ pub fn request(host: &str, port: u16, method: &str, path: &str, body: Option<&se
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\nAccept: application/json\r\n");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\nAccept: application/json\r\n"
+    );
     if body.is_some() {
-        head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", payload.len()));
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            payload.len()
+        ));
     } else if method != "GET" {
         head.push_str("Content-Length: 0\r\n");
     }
@@ -55,7 +68,10 @@ pub fn request(host: &str, port: u16, method: &str, path: &str, body: Option<&se
 }
 
 fn parse_response(raw: &[u8]) -> Result<HttpResponse> {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").context("truncated HTTP response (no header end)")?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("truncated HTTP response (no header end)")?;
     let head = String::from_utf8_lossy(&raw[..split]);
     let mut lines = head.lines();
     let status_line = lines.next().unwrap_or("");
@@ -69,14 +85,23 @@ fn parse_response(raw: &[u8]) -> Result<HttpResponse> {
         l.starts_with("transfer-encoding:") && l.contains("chunked")
     });
     let body = &raw[split + 4..];
-    let body = if chunked { dechunk(body)? } else { body.to_vec() };
-    Ok(HttpResponse { status, body: String::from_utf8_lossy(&body).into_owned() })
+    let body = if chunked {
+        dechunk(body)?
+    } else {
+        body.to_vec()
+    };
+    Ok(HttpResponse {
+        status,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
 }
 
 fn dechunk(mut b: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     loop {
-        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else { bail!("truncated chunked body") };
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            bail!("truncated chunked body")
+        };
         let size_text = String::from_utf8_lossy(&b[..eol]);
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
             .with_context(|| format!("bad chunk size {size_text:?}"))?;

@@ -42,7 +42,13 @@ pub struct LaunchFailure {
 }
 
 /// The server argv for a candidate: template + flags + managed host/port.
-pub fn server_argv(cfg: &BenchmarkConfig, fp: &FrameworkPlan, cand: &Candidate, help: Option<&HelpFlags>, port: u16) -> Vec<String> {
+pub fn server_argv(
+    cfg: &BenchmarkConfig,
+    fp: &FrameworkPlan,
+    cand: &Candidate,
+    help: Option<&HelpFlags>,
+    port: u16,
+) -> Vec<String> {
     let vars = template_vars(cfg, &cfg.launch.host, port);
     let mut argv = fill_template(&fp.command_template, &vars);
     argv.extend(flags_argv(&cand.flags, help));
@@ -68,7 +74,12 @@ pub fn free_port(host: &str) -> Result<u16> {
 /// reset route is needed: every run sends prompts no earlier run sent.
 pub fn server_env(cfg: &BenchmarkConfig, fp: &FrameworkPlan) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
-    let ids: Vec<String> = cfg.hardware.gpu_ids().iter().map(|i| i.to_string()).collect();
+    let ids: Vec<String> = cfg
+        .hardware
+        .gpu_ids()
+        .iter()
+        .map(|i| i.to_string())
+        .collect();
     env.insert("CUDA_VISIBLE_DEVICES".to_string(), ids.join(","));
     for (k, v) in &fp.env {
         env.insert(k.clone(), v.clone());
@@ -113,18 +124,27 @@ pub fn launch(
         "# fair_benchmark launch {}\n# argv: {}\n# env: {}\n",
         vllm_sota_core::layout::now_rfc3339(),
         procs::display_argv(&full),
-        vllm_sota_core::redact::describe_env(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))).join(" ")
+        vllm_sota_core::redact::describe_env(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .join(" ")
     );
     for line in header.lines() {
         let _ = vllm_sota_core::fsx::append_line(log_path, line);
     }
-    let fail = |status, reason: String| LaunchFailure { status, reason, argv: argv.clone(), log_path: log_path.to_path_buf() };
+    let fail = |status, reason: String| LaunchFailure {
+        status,
+        reason,
+        argv: argv.clone(),
+        log_path: log_path.to_path_buf(),
+    };
     let mut child = match procs::spawn_group(&full, &env, log_path) {
         Ok(c) => c,
         Err(e) => return Err(fail(RunStatus::Failed, format!("{e:#}"))),
     };
     let pgid = child.id() as i32;
-    let _ = vllm_sota_core::fsx::write_json(&live_file(benchmark_dir), &json!({"pgid": pgid, "argv": full, "port": port}));
+    let _ = vllm_sota_core::fsx::write_json(
+        &live_file(benchmark_dir),
+        &json!({"pgid": pgid, "argv": full, "port": port}),
+    );
     let host = cfg.launch.host.clone();
     let grace = Duration::from_secs_f64(cfg.launch.shutdown_grace_s);
     let start = Instant::now();
@@ -148,9 +168,20 @@ pub fn launch(
         }
         if start.elapsed() >= timeout {
             kill(&mut child);
-            return Err(fail(RunStatus::Timeout, format!("not ready within {:.0} s (last readiness answer: {last})", timeout.as_secs_f64())));
+            return Err(fail(
+                RunStatus::Timeout,
+                format!(
+                    "not ready within {:.0} s (last readiness answer: {last})",
+                    timeout.as_secs_f64()
+                ),
+            ));
         }
-        match probe_ready(&host, port, &fp.facts.readiness.models_route, &cfg.benchmark.endpoint) {
+        match probe_ready(
+            &host,
+            port,
+            &fp.facts.readiness.models_route,
+            &cfg.benchmark.endpoint,
+        ) {
             Ok(model_id) => {
                 return Ok(Server {
                     child,
@@ -177,12 +208,30 @@ pub fn probe_ready(host: &str, port: u16, models_route: &str, endpoint: &str) ->
     let r = http::request(host, port, "GET", models_route, None, t)?;
     anyhow::ensure!(r.status == 200, "{models_route} answered {}", r.status);
     let v = r.json()?;
-    let model = v["data"][0]["id"].as_str().map(str::to_string).ok_or_else(|| anyhow::anyhow!("{models_route} lists no model"))?;
+    let model = v["data"][0]["id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("{models_route} lists no model"))?;
     let body = one_token_body(endpoint, &model);
-    let r = http::request(host, port, "POST", endpoint, Some(&body), Duration::from_secs(120))?;
-    anyhow::ensure!(r.status == 200, "1-token request answered {}: {}", r.status, http::snippet(&r.body));
+    let r = http::request(
+        host,
+        port,
+        "POST",
+        endpoint,
+        Some(&body),
+        Duration::from_secs(120),
+    )?;
+    anyhow::ensure!(
+        r.status == 200,
+        "1-token request answered {}: {}",
+        r.status,
+        http::snippet(&r.body)
+    );
     let v = r.json()?;
-    anyhow::ensure!(v["choices"].as_array().is_some_and(|c| !c.is_empty()), "1-token request returned no choices");
+    anyhow::ensure!(
+        v["choices"].as_array().is_some_and(|c| !c.is_empty()),
+        "1-token request returned no choices"
+    );
     Ok(model)
 }
 
@@ -260,7 +309,9 @@ pub fn classify_exit(code: Option<i32>, log: &str) -> (RunStatus, String) {
     let reason = match (first, code) {
         (Some(l), Some(c)) => format!("exited with code {c}: {l}"),
         (Some(l), None) => format!("killed by a signal: {l}"),
-        (None, Some(c)) => format!("exited with code {c} before it was ready (no error line in the log)"),
+        (None, Some(c)) => {
+            format!("exited with code {c} before it was ready (no error line in the log)")
+        }
         (None, None) => "killed by a signal before it was ready".to_string(),
     };
     (RunStatus::Failed, reason)
@@ -268,13 +319,22 @@ pub fn classify_exit(code: Option<i32>, log: &str) -> (RunStatus, String) {
 
 fn oom_line(log: &str) -> Option<String> {
     for line in log.lines() {
-        if line.starts_with("# fair_benchmark") || line.starts_with("# argv") || line.starts_with("# env") {
+        if line.starts_with("# fair_benchmark")
+            || line.starts_with("# argv")
+            || line.starts_with("# env")
+        {
             continue;
         }
         let body = strip_log_prefix(line);
         let lower = body.to_ascii_lowercase();
         let hit = OOM_PATTERNS.iter().any(|p| {
-            if *p == "oom" { lower.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w == "oom") } else { lower.contains(p) }
+            if *p == "oom" {
+                lower
+                    .split(|c: char| !c.is_ascii_alphanumeric())
+                    .any(|w| w == "oom")
+            } else {
+                lower.contains(p)
+            }
         });
         if hit && !is_low_level(line) {
             return Some(body.trim().to_string());
@@ -284,7 +344,17 @@ fn oom_line(log: &str) -> Option<String> {
 }
 
 fn is_low_level(line: &str) -> bool {
-    [" WARNING ", " INFO ", " DEBUG ", "[W ", "WARNING:", "UserWarning", "SyntaxWarning"].iter().any(|p| line.contains(p))
+    [
+        " WARNING ",
+        " INFO ",
+        " DEBUG ",
+        "[W ",
+        "WARNING:",
+        "UserWarning",
+        "SyntaxWarning",
+    ]
+    .iter()
+    .any(|p| line.contains(p))
 }
 
 /// Strip `(EngineCore pid=996) ERROR 11-29 12:55:18 [core.py:1330] `-style prefixes.
@@ -313,7 +383,10 @@ pub fn strip_log_prefix(line: &str) -> &str {
 /// The first line that names an error: a Python exception line (`XError: msg`), else a
 /// line with `error:` / `ERROR`, skipping warnings; `None` when there is none.
 pub fn first_error_line(log: &str) -> Option<String> {
-    let exc = regex::Regex::new(r"^([A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)|panicked at|thread '.*' panicked)\b.*").unwrap();
+    let exc = regex::Regex::new(
+        r"^([A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)|panicked at|thread '.*' panicked)\b.*",
+    )
+    .unwrap();
     for line in log.lines() {
         if line.starts_with("# ") || is_low_level(line) {
             continue;
@@ -328,7 +401,11 @@ pub fn first_error_line(log: &str) -> Option<String> {
             continue;
         }
         let lower = line.to_ascii_lowercase();
-        if lower.contains("error:") || lower.contains("error ") || line.contains("ERROR") || lower.contains("fatal") {
+        if lower.contains("error:")
+            || lower.contains("error ")
+            || line.contains("ERROR")
+            || lower.contains("fatal")
+        {
             let body = strip_log_prefix(line).trim();
             if !body.is_empty() {
                 return Some(body.to_string());
@@ -344,12 +421,16 @@ mod tests {
 
     #[test]
     fn real_vllm_startup_failure_is_failed_with_the_module_error() {
-        let path = vllm_sota_core::refs::fixtures_dir().join("h200-vllm-0.26/logs/server_failed_startup_missing_flashinfer.log");
+        let path = vllm_sota_core::refs::fixtures_dir()
+            .join("h200-vllm-0.26/logs/server_failed_startup_missing_flashinfer.log");
         let log = std::fs::read_to_string(&path).unwrap();
         let (status, reason) = classify_exit(Some(1), &log);
         assert_eq!(status, RunStatus::Failed);
         // Line 55 of the fixture; the WARNING on line 8 mentions `OSError` and must be skipped.
-        assert_eq!(reason, "exited with code 1: ModuleNotFoundError: No module named 'flashinfer'");
+        assert_eq!(
+            reason,
+            "exited with code 1: ModuleNotFoundError: No module named 'flashinfer'"
+        );
     }
 
     #[test]
@@ -357,11 +438,20 @@ mod tests {
         let log = "(EngineCore pid=1) INFO 11-29 [x.py:1] loading\n(EngineCore pid=1) ERROR 11-29 12:00:00 [gpu_worker.py:3] torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n";
         let (s, r) = classify_exit(Some(1), log);
         assert_eq!(s, RunStatus::Oom);
-        assert!(r.starts_with("torch.OutOfMemoryError: CUDA out of memory"), "{r}");
+        assert!(
+            r.starts_with("torch.OutOfMemoryError: CUDA out of memory"),
+            "{r}"
+        );
         let (s, r) = classify_exit(Some(2), "error: unexpected argument '--bogus' found\n");
         assert_eq!(s, RunStatus::Failed);
-        assert_eq!(r, "exited with code 2: error: unexpected argument '--bogus' found");
+        assert_eq!(
+            r,
+            "exited with code 2: error: unexpected argument '--bogus' found"
+        );
         let (s, r) = classify_exit(None, "");
-        assert_eq!((s, r.as_str()), (RunStatus::Failed, "killed by a signal before it was ready"));
+        assert_eq!(
+            (s, r.as_str()),
+            (RunStatus::Failed, "killed by a signal before it was ready")
+        );
     }
 }

@@ -18,26 +18,32 @@
 //! - [`revalidate`]: the per-round revalidation job ([`run_revalidate_job`]) → `benchmark/revalidation/round-N.jsonl`.
 //! - [`tools`]: the [`FairBenchmark`] and [`Revalidate`] tools (start or resume a job, optional long-poll).
 
+pub mod artifacts;
 pub mod candidates;
 pub mod config;
 pub mod flags;
 pub mod http;
 pub mod launch;
-pub mod preflight;
-pub mod procs;
-pub mod artifacts;
 pub mod measure;
+pub mod preflight;
 pub mod probe;
+pub mod procs;
 pub mod revalidate;
 pub mod search;
 pub mod tools;
 
 pub use revalidate::{RevalidateRequest, run_revalidate_job};
 pub use search::run_fair_benchmark_job;
-pub use tools::{FairBenchmark, FairBenchmarkReport, FairBenchmarkRequest, Revalidate, RevalidateReport, start_fair_benchmark, start_revalidate};
+pub use tools::{
+    FairBenchmark, FairBenchmarkReport, FairBenchmarkRequest, Revalidate, RevalidateReport,
+    start_fair_benchmark, start_revalidate,
+};
 
 /// Dispatch a `job-run` by kind (`fair_benchmark`, `revalidate`); `None` for other kinds.
-pub fn run_job_by_kind(kind: &str, runner: &vllm_sota_core::jobs::JobRunner) -> Option<anyhow::Result<serde_json::Value>> {
+pub fn run_job_by_kind(
+    kind: &str,
+    runner: &vllm_sota_core::jobs::JobRunner,
+) -> Option<anyhow::Result<serde_json::Value>> {
     match kind {
         tools::FAIR_BENCHMARK_KIND => Some(run_fair_benchmark_job(runner)),
         tools::REVALIDATE_KIND => Some(run_revalidate_job(runner)),

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-use vllm_sota_bench::{Endpoint, LoadConfig, RandomDatasetConfig, RequestRate, TokenizerHandle, random_workload, run_load_blocking};
+use vllm_sota_bench::{
+    Endpoint, LoadConfig, RandomDatasetConfig, RequestRate, TokenizerHandle, random_workload,
+    run_load_blocking,
+};
 use vllm_sota_core::results::{MetricsRow, RankingMetric, Sla, SlaResult};
 
 use crate::config::{BenchmarkConfig, Scenario, stable_hash};
@@ -46,13 +49,26 @@ pub fn compare_points(a: &Point, b: &Point, metric: RankingMetric) -> std::cmp::
         RankingMetric::RequestThroughput => RankingMetric::OutputThroughput,
         RankingMetric::OutputThroughput => RankingMetric::RequestThroughput,
     };
-    let desc = |x: Option<f64>, y: Option<f64>| y.unwrap_or(f64::NEG_INFINITY).total_cmp(&x.unwrap_or(f64::NEG_INFINITY));
+    let desc = |x: Option<f64>, y: Option<f64>| {
+        y.unwrap_or(f64::NEG_INFINITY)
+            .total_cmp(&x.unwrap_or(f64::NEG_INFINITY))
+    };
     b.passed()
         .cmp(&a.passed())
         .then_with(|| desc(val(a, metric), val(b, metric)))
         .then_with(|| desc(val(a, other), val(b, other)))
-        .then_with(|| desc(a.metrics.p50_ttft_ms().map(|v| -v), b.metrics.p50_ttft_ms().map(|v| -v)))
-        .then_with(|| desc(a.metrics.p50_tpot_ms().map(|v| -v), b.metrics.p50_tpot_ms().map(|v| -v)))
+        .then_with(|| {
+            desc(
+                a.metrics.p50_ttft_ms().map(|v| -v),
+                b.metrics.p50_ttft_ms().map(|v| -v),
+            )
+        })
+        .then_with(|| {
+            desc(
+                a.metrics.p50_tpot_ms().map(|v| -v),
+                b.metrics.p50_tpot_ms().map(|v| -v),
+            )
+        })
 }
 
 /// What [`measure`] needs besides the config.
@@ -82,7 +98,13 @@ fn endpoint(cfg: &BenchmarkConfig) -> Result<Endpoint> {
     Endpoint::parse(&cfg.benchmark.endpoint)
 }
 
-fn load_config(cfg: &BenchmarkConfig, t: &MeasureTarget, sc: &Scenario, n: u64, seed: u64) -> Result<LoadConfig> {
+fn load_config(
+    cfg: &BenchmarkConfig,
+    t: &MeasureTarget,
+    sc: &Scenario,
+    n: u64,
+    seed: u64,
+) -> Result<LoadConfig> {
     let ep = endpoint(cfg)?;
     let ds = RandomDatasetConfig {
         num_prompts: n as usize,
@@ -93,7 +115,8 @@ fn load_config(cfg: &BenchmarkConfig, t: &MeasureTarget, sc: &Scenario, n: u64, 
         seed,
         chat: ep == Endpoint::ChatCompletions,
     };
-    let mut workload = random_workload(&ds, t.tokenizer).with_context(|| format!("building the random workload of scenario {}", sc.name))?;
+    let mut workload = random_workload(&ds, t.tokenizer)
+        .with_context(|| format!("building the random workload of scenario {}", sc.name))?;
     if !cfg.benchmark.extra_request_body.is_empty() {
         for r in &mut workload.requests {
             let mut m = r.extra_body.take().unwrap_or_default();
@@ -112,7 +135,15 @@ fn load_config(cfg: &BenchmarkConfig, t: &MeasureTarget, sc: &Scenario, n: u64, 
     Ok(lc)
 }
 
-pub fn run_point(cfg: &BenchmarkConfig, t: &MeasureTarget, sc: &Scenario, kind: &str, conc: Option<u64>, rate: Option<f64>, seed: u64) -> Result<Point> {
+pub fn run_point(
+    cfg: &BenchmarkConfig,
+    t: &MeasureTarget,
+    sc: &Scenario,
+    kind: &str,
+    conc: Option<u64>,
+    rate: Option<f64>,
+    seed: u64,
+) -> Result<Point> {
     let mut lc = load_config(cfg, t, sc, cfg.dataset.num_prompts, seed)?;
     lc.max_concurrency = conc.map(|c| c as usize);
     lc.request_rate = match rate {
@@ -122,8 +153,21 @@ pub fn run_point(cfg: &BenchmarkConfig, t: &MeasureTarget, sc: &Scenario, kind: 
     let report = run_load_blocking(lc, 2)?;
     let metrics = report.summary.row.clone();
     let sla = cfg.benchmark.sla.evaluate(Some(&metrics));
-    let top_error = report.summary.errors.iter().max_by_key(|(_, n)| **n).map(|(e, n)| format!("{e} (×{n})"));
-    Ok(Point { kind: kind.into(), max_concurrency: conc, request_rate: rate, seed, metrics, sla, top_error })
+    let top_error = report
+        .summary
+        .errors
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(e, n)| format!("{e} (×{n})"));
+    Ok(Point {
+        kind: kind.into(),
+        max_concurrency: conc,
+        request_rate: rate,
+        seed,
+        metrics,
+        sla,
+        top_error,
+    })
 }
 
 /// Warmup on prompts of its own (never measured, never reused).
@@ -143,7 +187,12 @@ pub fn point_seed(cfg: &BenchmarkConfig, key: &str, point: usize) -> u64 {
 }
 
 /// Warmup, then the sweep and/or the QPS search. `still_alive` is checked between points.
-pub fn measure(cfg: &BenchmarkConfig, t: &MeasureTarget, sc: &Scenario, still_alive: &mut dyn FnMut() -> Result<()>) -> Result<Measured> {
+pub fn measure(
+    cfg: &BenchmarkConfig,
+    t: &MeasureTarget,
+    sc: &Scenario,
+    still_alive: &mut dyn FnMut() -> Result<()>,
+) -> Result<Measured> {
     let b = &cfg.benchmark;
     let mut idx = 0usize;
     warmup(cfg, t, sc)?;
@@ -189,20 +238,53 @@ pub fn measure(cfg: &BenchmarkConfig, t: &MeasureTarget, sc: &Scenario, still_al
             }
         }
     }
-    let best = (0..points.len()).min_by(|&a, &b2| compare_points(&points[a], &points[b2], b.ranking_metric));
+    let best = (0..points.len())
+        .min_by(|&a, &b2| compare_points(&points[a], &points[b2], b.ranking_metric));
     let benchmark_command = match best {
-        Some(i) => benchmark_command(cfg, &t.base_url, &t.model_id, t.tokenizer.path(), sc, &points[i]),
+        Some(i) => benchmark_command(
+            cfg,
+            &t.base_url,
+            &t.model_id,
+            t.tokenizer.path(),
+            sc,
+            &points[i],
+        ),
         None => vec![],
     };
-    Ok(Measured { points, best, benchmark_command })
+    Ok(Measured {
+        points,
+        best,
+        benchmark_command,
+    })
 }
 
 /// The exact `vllm-sota bench load` command that reproduces one measured point.
-pub fn benchmark_command(cfg: &BenchmarkConfig, base_url: &str, model_id: &str, tokenizer: &Path, sc: &Scenario, p: &Point) -> Vec<String> {
+pub fn benchmark_command(
+    cfg: &BenchmarkConfig,
+    base_url: &str,
+    model_id: &str,
+    tokenizer: &Path,
+    sc: &Scenario,
+    p: &Point,
+) -> Vec<String> {
     let b = &cfg.benchmark;
-    let ep = if b.endpoint.contains("chat") { "chat" } else { "completions" };
+    let ep = if b.endpoint.contains("chat") {
+        "chat"
+    } else {
+        "completions"
+    };
     let mut v: Vec<String> = [
-        "vllm-sota", "bench", "load", "--base-url", base_url, "--model", model_id, "--endpoint", ep, "--dataset", "random",
+        "vllm-sota",
+        "bench",
+        "load",
+        "--base-url",
+        base_url,
+        "--model",
+        model_id,
+        "--endpoint",
+        ep,
+        "--dataset",
+        "random",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -216,7 +298,12 @@ pub fn benchmark_command(cfg: &BenchmarkConfig, base_url: &str, model_id: &str, 
     push("--input-len", sc.input_len.to_string());
     push("--output-len", sc.output_len.to_string());
     push("--seed", p.seed.to_string());
-    push("--request-rate", p.request_rate.map(|r| format!("{r}")).unwrap_or_else(|| "inf".into()));
+    push(
+        "--request-rate",
+        p.request_rate
+            .map(|r| format!("{r}"))
+            .unwrap_or_else(|| "inf".into()),
+    );
     if let Some(c) = p.max_concurrency {
         push("--max-concurrency", c.to_string());
     }
@@ -238,7 +325,10 @@ pub fn resolve_tokenizer(name: &str) -> Result<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface")));
     if let Some(home) = hf_home {
-        let snaps = home.join("hub").join(format!("models--{}", name.replace('/', "--"))).join("snapshots");
+        let snaps = home
+            .join("hub")
+            .join(format!("models--{}", name.replace('/', "--")))
+            .join("snapshots");
         if let Ok(rd) = std::fs::read_dir(&snaps) {
             for e in rd.flatten() {
                 let t = e.path().join("tokenizer.json");
@@ -248,7 +338,9 @@ pub fn resolve_tokenizer(name: &str) -> Result<PathBuf> {
             }
         }
     }
-    bail!("model.tokenizer: no tokenizer.json found for `{name}` (give a local file, a model directory, or a Hugging Face id present in the local cache)")
+    bail!(
+        "model.tokenizer: no tokenizer.json found for `{name}` (give a local file, a model directory, or a Hugging Face id present in the local cache)"
+    )
 }
 
 /// Re-check a SLA verdict from stored metrics (the row's `passed` is always recomputed).

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use crate::candidates::{self, Candidate};
 use crate::config::{BenchmarkConfig, FrameworkSection, OrderedMap, Scenario, stable_hash};
-use crate::flags::{self, FlagResolution, FrameworkFacts, HelpFlags, as_f64, as_flag, resolve_flag};
+use crate::flags::{
+    self, FlagResolution, FrameworkFacts, HelpFlags, as_f64, as_flag, resolve_flag,
+};
 use crate::procs;
 
 /// A flag, value or whole framework refused at preflight, with the reason.
@@ -88,7 +90,11 @@ pub struct Plan {
 
 impl Plan {
     pub fn candidates_planned(&self) -> usize {
-        self.frameworks.iter().filter(|f| f.status == FrameworkStatus::Ready).map(|f| f.candidates.len()).sum()
+        self.frameworks
+            .iter()
+            .filter(|f| f.status == FrameworkStatus::Ready)
+            .map(|f| f.candidates.len())
+            .sum()
     }
     pub fn framework(&self, name: &str) -> Option<&FrameworkPlan> {
         self.frameworks.iter().find(|f| f.framework == name)
@@ -120,7 +126,11 @@ pub struct PreflightOptions {
 }
 
 /// Run preflight for every enabled framework; help texts are written to `help_dir`.
-pub fn preflight(cfg: &BenchmarkConfig, campaign_dir: &Path, opts: &PreflightOptions) -> Result<Plan> {
+pub fn preflight(
+    cfg: &BenchmarkConfig,
+    campaign_dir: &Path,
+    opts: &PreflightOptions,
+) -> Result<Plan> {
     let facts_file = flags::load_framework_flags()?;
     let help_dir = campaign_dir.join("help");
     let mut plan = Plan {
@@ -131,23 +141,41 @@ pub fn preflight(cfg: &BenchmarkConfig, campaign_dir: &Path, opts: &PreflightOpt
         rejections: vec![],
         excluded: vec![],
         environment_gaps: vec![],
-        gpu_check: GpuCheck { status: "skipped".into(), detail: "not checked".into() },
+        gpu_check: GpuCheck {
+            status: "skipped".into(),
+            detail: "not checked".into(),
+        },
     };
     for (name, section) in cfg.frameworks.iter() {
         if !section.enabled {
             continue;
         }
         let facts = facts_file.facts(name)?.clone();
-        let fp = plan_framework(cfg, name, section, facts, &help_dir, campaign_dir, opts, &mut plan)?;
+        let fp = plan_framework(
+            cfg,
+            name,
+            section,
+            facts,
+            &help_dir,
+            campaign_dir,
+            opts,
+            &mut plan,
+        )?;
         plan.frameworks.push(fp);
     }
     plan.gpu_check = if opts.skip_gpu_check || !cfg.hardware.check_gpus_free {
-        GpuCheck { status: "skipped".into(), detail: "GPU check disabled".into() }
+        GpuCheck {
+            status: "skipped".into(),
+            detail: "GPU check disabled".into(),
+        }
     } else {
         check_gpus_free(&cfg.hardware.gpu_ids())
     };
     if plan.gpu_check.status == "busy" {
-        bail!("hardware.gpu_ids: {}; free them or pick other GPUs before a GPU run", plan.gpu_check.detail);
+        bail!(
+            "hardware.gpu_ids: {}; free them or pick other GPUs before a GPU run",
+            plan.gpu_check.detail
+        );
     }
     Ok(plan)
 }
@@ -163,7 +191,10 @@ fn plan_framework(
     opts: &PreflightOptions,
     plan: &mut Plan,
 ) -> Result<FrameworkPlan> {
-    let command_template = section.server_command.clone().unwrap_or_else(|| facts.server_command.clone());
+    let command_template = section
+        .server_command
+        .clone()
+        .unwrap_or_else(|| facts.server_command.clone());
     let mut fp = FrameworkPlan {
         framework: name.to_string(),
         status: FrameworkStatus::Ready,
@@ -177,7 +208,9 @@ fn plan_framework(
         validated_flags: vec![],
         candidates: vec![],
         notes: vec![],
-        startup_timeout_s: section.startup_timeout_s.unwrap_or(cfg.launch.startup_timeout_s),
+        startup_timeout_s: section
+            .startup_timeout_s
+            .unwrap_or(cfg.launch.startup_timeout_s),
     };
     if let Some(route) = &section.models_route {
         fp.facts.readiness.models_route = route.clone();
@@ -198,14 +231,21 @@ fn plan_framework(
         };
         let argv = procs::wrap_with_launcher(&help_argv, section.launcher.as_deref());
         if !procs::executable_exists(&argv[0]) {
-            let reason = format!("`{}` is not installed here (not found on PATH): environment gap", argv[0]);
+            let reason = format!(
+                "`{}` is not installed here (not found on PATH): environment gap",
+                argv[0]
+            );
             return Ok(gap(fp, plan, reason));
         }
         let timeout = opts.help_timeout.unwrap_or(Duration::from_secs(300));
         let cap = procs::run_capture(&argv, &section.env, timeout)
             .with_context(|| format!("frameworks.{name}: cannot run the help command"))?;
         if cap.timed_out {
-            let reason = format!("`{}` did not print its help within {:?}: environment gap", procs::display_argv(&argv), timeout);
+            let reason = format!(
+                "`{}` did not print its help within {:?}: environment gap",
+                procs::display_argv(&argv),
+                timeout
+            );
             return Ok(gap(fp, plan, reason));
         }
         if HelpFlags::parse(&cap.output).is_empty() && cap.status == Some(0) {
@@ -217,7 +257,8 @@ fn plan_framework(
             return Ok(reject_framework(fp, plan, None, reason));
         }
         if HelpFlags::parse(&cap.output).is_empty() {
-            let first = crate::launch::first_error_line(&cap.output).unwrap_or_else(|| cap.output.lines().next().unwrap_or("").to_string());
+            let first = crate::launch::first_error_line(&cap.output)
+                .unwrap_or_else(|| cap.output.lines().next().unwrap_or("").to_string());
             let reason = format!(
                 "`{}` printed no CLI flags (exit {:?}): {}: environment gap",
                 procs::display_argv(&argv),
@@ -236,7 +277,14 @@ fn plan_framework(
     // 2. Managed flags must exist; users must not set them.
     for managed in [&facts.port_flag, &facts.host_flag].into_iter().flatten() {
         if !help.contains(managed) {
-            return Ok(reject_framework(fp, plan, Some(managed.clone()), format!("the server CLI has no `{managed}` flag; fair_benchmark cannot place the server")));
+            return Ok(reject_framework(
+                fp,
+                plan,
+                Some(managed.clone()),
+                format!(
+                    "the server CLI has no `{managed}` flag; fair_benchmark cannot place the server"
+                ),
+            ));
         }
     }
 
@@ -245,23 +293,64 @@ fn plan_framework(
     for (key, value) in section.base_server_flags.iter() {
         let res = match resolve_flag(key, &facts, &help) {
             Ok(r) => r,
-            Err(reason) => return Ok(reject_framework(fp, plan, Some(as_flag(key)), format!("base_server_flags: {reason}"))),
+            Err(reason) => {
+                return Ok(reject_framework(
+                    fp,
+                    plan,
+                    Some(as_flag(key)),
+                    format!("base_server_flags: {reason}"),
+                ));
+            }
         };
-        if Some(&res.used) == facts.port_flag.as_ref() || Some(&res.used) == facts.host_flag.as_ref() {
-            return Ok(reject_framework(fp, plan, Some(res.used.clone()), format!("base_server_flags: `{}` is managed by fair_benchmark (use launch.host / launch.port)", res.used)));
+        if Some(&res.used) == facts.port_flag.as_ref()
+            || Some(&res.used) == facts.host_flag.as_ref()
+        {
+            return Ok(reject_framework(
+                fp,
+                plan,
+                Some(res.used.clone()),
+                format!(
+                    "base_server_flags: `{}` is managed by fair_benchmark (use launch.host / launch.port)",
+                    res.used
+                ),
+            ));
         }
         if !cfg.search.include_excluded_features {
             if let Some(x) = facts.excluded_flags.iter().find(|x| x.flag == res.used) {
-                return Ok(reject_framework(fp, plan, Some(res.used.clone()), format!("base_server_flags: `{}` enables {}, which stays out of the default pass (set search.include_excluded_features to include it)", res.used, x.feature)));
+                return Ok(reject_framework(
+                    fp,
+                    plan,
+                    Some(res.used.clone()),
+                    format!(
+                        "base_server_flags: `{}` enables {}, which stays out of the default pass (set search.include_excluded_features to include it)",
+                        res.used, x.feature
+                    ),
+                ));
             }
-            if let Some(x) = facts.excluded_if_above_one.iter().find(|x| x.flag == res.used)
+            if let Some(x) = facts
+                .excluded_if_above_one
+                .iter()
+                .find(|x| x.flag == res.used)
                 && as_f64(value).is_some_and(|v| v > 1.0)
             {
-                return Ok(reject_framework(fp, plan, Some(res.used.clone()), format!("base_server_flags: `{} {}` enables {}, which stays out of the default pass", res.used, flags::scalar_text(value), x.feature)));
+                return Ok(reject_framework(
+                    fp,
+                    plan,
+                    Some(res.used.clone()),
+                    format!(
+                        "base_server_flags: `{} {}` enables {}, which stays out of the default pass",
+                        res.used,
+                        flags::scalar_text(value),
+                        x.feature
+                    ),
+                ));
             }
         }
         if res.how != "exact" {
-            fp.notes.push(format!("`{}` → `{}` ({})", res.requested, res.used, res.how));
+            fp.notes.push(format!(
+                "`{}` → `{}` ({})",
+                res.requested, res.used, res.how
+            ));
         }
         fp.validated_flags.push(res.clone());
         base.insert(res.used, value.clone());
@@ -269,16 +358,29 @@ fn plan_framework(
 
     // 4. TensorRT-LLM backend rule (the command template may carry the flag too).
     if let Some(rule) = &facts.backend_rule {
-        let in_template = command_template.iter().position(|a| *a == rule.flag).and_then(|i| command_template.get(i + 1)).cloned();
+        let in_template = command_template
+            .iter()
+            .position(|a| *a == rule.flag)
+            .and_then(|i| command_template.get(i + 1))
+            .cloned();
         let in_base = base.get(&rule.flag).map(flags::scalar_text);
         for got in [in_template.clone(), in_base.clone()].into_iter().flatten() {
             if got != rule.required {
-                return Ok(reject_framework(fp, plan, Some(rule.flag.clone()), format!("`{} {got}`: {} must run as `{} {}`; {}", rule.flag, facts.display_name, rule.flag, rule.required, rule.reason)));
+                return Ok(reject_framework(
+                    fp,
+                    plan,
+                    Some(rule.flag.clone()),
+                    format!(
+                        "`{} {got}`: {} must run as `{} {}`; {}",
+                        rule.flag, facts.display_name, rule.flag, rule.required, rule.reason
+                    ),
+                ));
             }
         }
         if in_template.is_none() && in_base.is_none() {
             base.insert(rule.flag.clone(), Value::String(rule.required.clone()));
-            fp.notes.push(format!("added `{} {}`", rule.flag, rule.required));
+            fp.notes
+                .push(format!("added `{} {}`", rule.flag, rule.required));
         }
     }
 
@@ -288,7 +390,12 @@ fn plan_framework(
         let res = match resolve_flag(key, &facts, &help) {
             Ok(r) => r,
             Err(reason) => {
-                plan.rejections.push(Rejection { framework: name.into(), candidate_id: None, flag: Some(as_flag(key)), reason: format!("search_space: {reason}") });
+                plan.rejections.push(Rejection {
+                    framework: name.into(),
+                    candidate_id: None,
+                    flag: Some(as_flag(key)),
+                    reason: format!("search_space: {reason}"),
+                });
                 continue;
             }
         };
@@ -301,30 +408,58 @@ fn plan_framework(
             });
             continue;
         }
-        if Some(&res.used) == facts.port_flag.as_ref() || Some(&res.used) == facts.host_flag.as_ref() {
-            plan.rejections.push(Rejection { framework: name.into(), candidate_id: None, flag: Some(res.used.clone()), reason: format!("search_space: `{}` is managed by fair_benchmark", res.used) });
+        if Some(&res.used) == facts.port_flag.as_ref()
+            || Some(&res.used) == facts.host_flag.as_ref()
+        {
+            plan.rejections.push(Rejection {
+                framework: name.into(),
+                candidate_id: None,
+                flag: Some(res.used.clone()),
+                reason: format!("search_space: `{}` is managed by fair_benchmark", res.used),
+            });
             continue;
         }
         if !cfg.search.include_excluded_features
             && let Some(x) = facts.excluded_flags.iter().find(|x| x.flag == res.used)
         {
-            plan.excluded.push(Rejection { framework: name.into(), candidate_id: None, flag: Some(res.used.clone()), reason: format!("{} stays out of the default pass", x.feature) });
+            plan.excluded.push(Rejection {
+                framework: name.into(),
+                candidate_id: None,
+                flag: Some(res.used.clone()),
+                reason: format!("{} stays out of the default pass", x.feature),
+            });
             continue;
         }
         let mut kept = Vec::new();
         for v in values {
             if !cfg.search.include_excluded_features
-                && let Some(x) = facts.excluded_if_above_one.iter().find(|x| x.flag == res.used)
+                && let Some(x) = facts
+                    .excluded_if_above_one
+                    .iter()
+                    .find(|x| x.flag == res.used)
                 && as_f64(v).is_some_and(|n| n > 1.0)
             {
-                plan.excluded.push(Rejection { framework: name.into(), candidate_id: None, flag: Some(format!("{} {}", res.used, flags::scalar_text(v))), reason: format!("{} stays out of the default pass", x.feature) });
+                plan.excluded.push(Rejection {
+                    framework: name.into(),
+                    candidate_id: None,
+                    flag: Some(format!("{} {}", res.used, flags::scalar_text(v))),
+                    reason: format!("{} stays out of the default pass", x.feature),
+                });
                 continue;
             }
             if let Some(rule) = &facts.backend_rule
                 && rule.flag == res.used
                 && flags::scalar_text(v) != rule.required
             {
-                plan.rejections.push(Rejection { framework: name.into(), candidate_id: None, flag: Some(format!("{} {}", res.used, flags::scalar_text(v))), reason: format!("{} must run with `{} {}`; {}", facts.display_name, rule.flag, rule.required, rule.reason) });
+                plan.rejections.push(Rejection {
+                    framework: name.into(),
+                    candidate_id: None,
+                    flag: Some(format!("{} {}", res.used, flags::scalar_text(v))),
+                    reason: format!(
+                        "{} must run with `{} {}`; {}",
+                        facts.display_name, rule.flag, rule.required, rule.reason
+                    ),
+                });
                 continue;
             }
             kept.push(v.clone());
@@ -333,7 +468,10 @@ fn plan_framework(
             continue;
         }
         if res.how != "exact" {
-            fp.notes.push(format!("search_space `{}` → `{}` ({})", res.requested, res.used, res.how));
+            fp.notes.push(format!(
+                "search_space `{}` → `{}` ({})",
+                res.requested, res.used, res.how
+            ));
         }
         fp.validated_flags.push(res.clone());
         space.insert(res.used, kept);
@@ -347,7 +485,10 @@ fn plan_framework(
         && space.get(tp).is_none()
     {
         base.insert(tp.clone(), json!(cfg.hardware.gpu_count));
-        fp.notes.push(format!("added `{tp} {}` (hardware.gpu_count)", cfg.hardware.gpu_count));
+        fp.notes.push(format!(
+            "added `{tp} {}` (hardware.gpu_count)",
+            cfg.hardware.gpu_count
+        ));
     }
     if let (Some(smn), Some(served)) = (&facts.served_model_name_flag, &cfg.model.served_model_name)
         && help.contains(smn)
@@ -362,14 +503,24 @@ fn plan_framework(
     match &max_len_flag {
         Some(f) if base.get(f).is_none() && space.get(f).is_none() => {
             base.insert(f.clone(), json!(need));
-            fp.notes.push(format!("added `{f} {need}` = max(input + output)"));
+            fp.notes
+                .push(format!("added `{f} {need}` = max(input + output)"));
         }
         Some(_) => {}
-        None => fp.notes.push(format!("no known max-length flag for {}: the model's default must cover {need} tokens", facts.display_name)),
+        None => fp.notes.push(format!(
+            "no known max-length flag for {}: the model's default must cover {need} tokens",
+            facts.display_name
+        )),
     }
 
     // 8. Candidates, then the per-candidate max-length check.
-    let cands = candidates::generate(name, &base, &space, cfg.search.tier, cfg.search.max_candidates_per_framework as usize);
+    let cands = candidates::generate(
+        name,
+        &base,
+        &space,
+        cfg.search.tier,
+        cfg.search.max_candidates_per_framework as usize,
+    );
     for c in cands {
         if let Some(f) = &max_len_flag
             && let Some(v) = c.flags.get(f).and_then(as_f64)
@@ -392,7 +543,11 @@ fn plan_framework(
     Ok(fp)
 }
 
-pub fn template_vars(cfg: &BenchmarkConfig, host: &str, port: u16) -> BTreeMap<&'static str, String> {
+pub fn template_vars(
+    cfg: &BenchmarkConfig,
+    host: &str,
+    port: u16,
+) -> BTreeMap<&'static str, String> {
     BTreeMap::from([
         ("model", cfg.model.name.clone()),
         ("tokenizer", cfg.model.tokenizer().to_string()),
@@ -402,39 +557,74 @@ pub fn template_vars(cfg: &BenchmarkConfig, host: &str, port: u16) -> BTreeMap<&
 }
 
 fn gap(mut fp: FrameworkPlan, plan: &mut Plan, reason: String) -> FrameworkPlan {
-    plan.environment_gaps.push(EnvironmentGap { framework: fp.framework.clone(), reason: reason.clone() });
+    plan.environment_gaps.push(EnvironmentGap {
+        framework: fp.framework.clone(),
+        reason: reason.clone(),
+    });
     fp.status = FrameworkStatus::EnvironmentGap;
     fp.reason = Some(reason);
     fp
 }
 
-fn reject_framework(mut fp: FrameworkPlan, plan: &mut Plan, flag: Option<String>, reason: String) -> FrameworkPlan {
-    plan.rejections.push(Rejection { framework: fp.framework.clone(), candidate_id: None, flag, reason: reason.clone() });
+fn reject_framework(
+    mut fp: FrameworkPlan,
+    plan: &mut Plan,
+    flag: Option<String>,
+    reason: String,
+) -> FrameworkPlan {
+    plan.rejections.push(Rejection {
+        framework: fp.framework.clone(),
+        candidate_id: None,
+        flag,
+        reason: reason.clone(),
+    });
     fp.status = FrameworkStatus::Rejected;
     fp.reason = Some(reason);
     fp
 }
 
 pub fn rel(root: &Path, path: &Path) -> String {
-    path.strip_prefix(root).unwrap_or(path).display().to_string()
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }
 
 /// `nvidia-smi`: are the GPUs free (no compute process on them)? Skipped when absent.
 pub fn check_gpus_free(ids: &[u32]) -> GpuCheck {
     if !procs::executable_exists("nvidia-smi") {
-        return GpuCheck { status: "skipped".into(), detail: "nvidia-smi not found: no GPU check on this host".into() };
+        return GpuCheck {
+            status: "skipped".into(),
+            detail: "nvidia-smi not found: no GPU check on this host".into(),
+        };
     }
     match gpu_processes(ids) {
-        Ok(busy) if busy.is_empty() => GpuCheck { status: "free".into(), detail: format!("no compute process on GPUs {ids:?}") },
-        Ok(busy) => GpuCheck { status: "busy".into(), detail: format!("GPUs in use: {}", busy.join("; ")) },
-        Err(e) => GpuCheck { status: "skipped".into(), detail: format!("nvidia-smi failed: {e:#}") },
+        Ok(busy) if busy.is_empty() => GpuCheck {
+            status: "free".into(),
+            detail: format!("no compute process on GPUs {ids:?}"),
+        },
+        Ok(busy) => GpuCheck {
+            status: "busy".into(),
+            detail: format!("GPUs in use: {}", busy.join("; ")),
+        },
+        Err(e) => GpuCheck {
+            status: "skipped".into(),
+            detail: format!("nvidia-smi failed: {e:#}"),
+        },
     }
 }
 
 fn nvsmi(args: &[&str]) -> Result<String> {
-    let out = std::process::Command::new("nvidia-smi").args(args).output().context("cannot run nvidia-smi")?;
+    let out = std::process::Command::new("nvidia-smi")
+        .args(args)
+        .output()
+        .context("cannot run nvidia-smi")?;
     if !out.status.success() {
-        bail!("nvidia-smi {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "nvidia-smi {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -450,7 +640,10 @@ pub fn gpu_processes(ids: &[u32]) -> Result<Vec<String>> {
             Some((it.next()?.to_string(), idx))
         })
         .collect();
-    let apps = nvsmi(&["--query-compute-apps=pid,gpu_uuid,used_memory", "--format=csv,noheader,nounits"])?;
+    let apps = nvsmi(&[
+        "--query-compute-apps=pid,gpu_uuid,used_memory",
+        "--format=csv,noheader,nounits",
+    ])?;
     Ok(parse_compute_apps(&apps, &uuids, ids))
 }
 
@@ -472,7 +665,10 @@ pub fn parse_compute_apps(apps: &str, uuids: &BTreeMap<String, u32>, ids: &[u32]
 
 /// Used memory (MiB) per requested GPU.
 pub fn gpu_memory_used(ids: &[u32]) -> Result<BTreeMap<u32, u64>> {
-    let text = nvsmi(&["--query-gpu=index,memory.used", "--format=csv,noheader,nounits"])?;
+    let text = nvsmi(&[
+        "--query-gpu=index,memory.used",
+        "--format=csv,noheader,nounits",
+    ])?;
     Ok(text
         .lines()
         .filter_map(|l| {
@@ -487,5 +683,9 @@ pub fn gpu_memory_used(ids: &[u32]) -> Result<BTreeMap<u32, u64>> {
 /// Resolve a config request field: a path (YAML/JSON) relative to the campaign dir, or inline JSON.
 pub fn resolve_config_path(campaign_dir: &Path, path: &str) -> PathBuf {
     let p = PathBuf::from(path);
-    if p.is_absolute() { p } else { campaign_dir.join(p) }
+    if p.is_absolute() {
+        p
+    } else {
+        campaign_dir.join(p)
+    }
 }

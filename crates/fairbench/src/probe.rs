@@ -63,17 +63,40 @@ fn body(endpoint: &str, model: &str, prompt: &str, logprobs: bool) -> Value {
 
 fn parse_answer(prompt: &str, v: &Value) -> Result<ProbeAnswer> {
     let c = &v["choices"][0];
-    let text = c["text"].as_str().or_else(|| c["message"]["content"].as_str()).context("no choices[0].text / message.content")?.to_string();
+    let text = c["text"]
+        .as_str()
+        .or_else(|| c["message"]["content"].as_str())
+        .context("no choices[0].text / message.content")?
+        .to_string();
     let lp = &c["logprobs"];
     let tokens = lp["tokens"]
         .as_array()
-        .map(|a| a.iter().map(|t| t.as_str().unwrap_or("").to_string()).collect())
-        .or_else(|| lp["content"].as_array().map(|a| a.iter().map(|t| t["token"].as_str().unwrap_or("").to_string()).collect()));
+        .map(|a| {
+            a.iter()
+                .map(|t| t.as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .or_else(|| {
+            lp["content"].as_array().map(|a| {
+                a.iter()
+                    .map(|t| t["token"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+        });
     let token_logprobs = lp["token_logprobs"]
         .as_array()
         .map(|a| a.iter().map(Value::as_f64).collect())
-        .or_else(|| lp["content"].as_array().map(|a| a.iter().map(|t| t["logprob"].as_f64()).collect()));
-    Ok(ProbeAnswer { prompt: prompt.to_string(), text, tokens, token_logprobs })
+        .or_else(|| {
+            lp["content"]
+                .as_array()
+                .map(|a| a.iter().map(|t| t["logprob"].as_f64()).collect())
+        });
+    Ok(ProbeAnswer {
+        prompt: prompt.to_string(),
+        text,
+        tokens,
+        token_logprobs,
+    })
 }
 
 /// Ask every probe prompt, greedily (logprobs requested; retried without when refused).
@@ -81,11 +104,30 @@ pub fn run_probe(host: &str, port: u16, endpoint: &str, model: &str) -> Result<V
     let mut out = Vec::new();
     for prompt in PROBE_PROMPTS {
         let t = Duration::from_secs(120);
-        let mut r = http::request(host, port, "POST", endpoint, Some(&body(endpoint, model, prompt, true)), t)?;
+        let mut r = http::request(
+            host,
+            port,
+            "POST",
+            endpoint,
+            Some(&body(endpoint, model, prompt, true)),
+            t,
+        )?;
         if r.status == 400 || r.status == 422 {
-            r = http::request(host, port, "POST", endpoint, Some(&body(endpoint, model, prompt, false)), t)?;
+            r = http::request(
+                host,
+                port,
+                "POST",
+                endpoint,
+                Some(&body(endpoint, model, prompt, false)),
+                t,
+            )?;
         }
-        anyhow::ensure!(r.status == 200, "probe request answered {}: {}", r.status, http::snippet(&r.body));
+        anyhow::ensure!(
+            r.status == 200,
+            "probe request answered {}: {}",
+            r.status,
+            http::snippet(&r.body)
+        );
         out.push(parse_answer(prompt, &r.json()?)?);
     }
     Ok(out)
@@ -111,16 +153,31 @@ pub fn compare(reference: &[ProbeAnswer], got: &[ProbeAnswer], min_match_rate: f
                 }
             }
         } else if first_mismatch.is_none() {
-            first_mismatch = Some(format!("prompt {:?}: expected {:?}, got {:?}", r.prompt, r.text, g.text));
+            first_mismatch = Some(format!(
+                "prompt {:?}: expected {:?}, got {:?}",
+                r.prompt, r.text, g.text
+            ));
         }
     }
     let probes = reference.len().min(got.len()) as u32;
-    let match_rate = if probes == 0 { 0.0 } else { matched as f64 / probes as f64 };
-    let mut detail = format!("greedy, {PROBE_MAX_TOKENS} tokens per prompt; max |Δlogprob| on matching prompts {max_lp_diff:.4}");
+    let match_rate = if probes == 0 {
+        0.0
+    } else {
+        matched as f64 / probes as f64
+    };
+    let mut detail = format!(
+        "greedy, {PROBE_MAX_TOKENS} tokens per prompt; max |Δlogprob| on matching prompts {max_lp_diff:.4}"
+    );
     if let Some(m) = first_mismatch {
         detail.push_str(&format!("; first mismatch: {m}"));
     }
-    Correctness { probes, matched, match_rate, passed: probes > 0 && match_rate >= min_match_rate, detail: Some(detail) }
+    Correctness {
+        probes,
+        matched,
+        match_rate,
+        passed: probes > 0 && match_rate >= min_match_rate,
+        detail: Some(detail),
+    }
 }
 
 #[cfg(test)]
@@ -128,7 +185,12 @@ mod tests {
     use super::*;
 
     fn ans(text: &str, toks: Option<&[&str]>) -> ProbeAnswer {
-        ProbeAnswer { prompt: "p".into(), text: text.into(), tokens: toks.map(|t| t.iter().map(|s| s.to_string()).collect()), token_logprobs: None }
+        ProbeAnswer {
+            prompt: "p".into(),
+            text: text.into(),
+            tokens: toks.map(|t| t.iter().map(|s| s.to_string()).collect()),
+            token_logprobs: None,
+        }
     }
 
     #[test]

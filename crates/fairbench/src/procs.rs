@@ -10,13 +10,19 @@ use std::time::{Duration, Instant};
 /// Expand a launcher template around `argv`: `{argv}` spreads it, `{command}` becomes one
 /// shell-quoted string (for `ssh host '<command>'`).
 pub fn wrap_with_launcher(argv: &[String], launcher: Option<&[String]>) -> Vec<String> {
-    let Some(template) = launcher else { return argv.to_vec() };
+    let Some(template) = launcher else {
+        return argv.to_vec();
+    };
     let mut out = Vec::new();
     for part in template {
         if part == "{argv}" {
             out.extend(argv.iter().cloned());
         } else if part.contains("{command}") {
-            let joined = argv.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ");
+            let joined = argv
+                .iter()
+                .map(|a| shell_quote(a))
+                .collect::<Vec<_>>()
+                .join(" ");
             out.push(part.replace("{command}", &joined));
         } else {
             out.push(part.clone());
@@ -27,7 +33,10 @@ pub fn wrap_with_launcher(argv: &[String], launcher: Option<&[String]>) -> Vec<S
 
 /// POSIX single-quote a word when needed (for display and for `{command}`).
 pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c)) {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -35,7 +44,10 @@ pub fn shell_quote(s: &str) -> String {
 }
 
 pub fn display_argv(argv: &[String]) -> String {
-    argv.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")
+    argv.iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Is `exe` runnable: a path that exists, or a name found on `PATH`.
@@ -60,7 +72,10 @@ pub fn spawn_group(argv: &[String], env: &BTreeMap<String, String>, log: &Path) 
         .open(log)
         .with_context(|| format!("cannot open log {}", log.display()))?;
     let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..]).stdin(Stdio::null()).stdout(file.try_clone()?).stderr(file);
+    cmd.args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -78,7 +93,8 @@ pub fn spawn_group(argv: &[String], env: &BTreeMap<String, String>, log: &Path) 
             Ok(())
         });
     }
-    cmd.spawn().with_context(|| format!("cannot start `{}`", argv[0]))
+    cmd.spawn()
+        .with_context(|| format!("cannot start `{}`", argv[0]))
 }
 
 /// True when a process group still has members.
@@ -125,7 +141,11 @@ pub struct Captured {
 }
 
 /// Run `argv` (own group, stdin null) capturing stdout+stderr, killing the group after `timeout`.
-pub fn run_capture(argv: &[String], env: &BTreeMap<String, String>, timeout: Duration) -> Result<Captured> {
+pub fn run_capture(
+    argv: &[String],
+    env: &BTreeMap<String, String>,
+    timeout: Duration,
+) -> Result<Captured> {
     let tmp = tempfile::NamedTempFile::new()?;
     let mut child = spawn_group(argv, env, tmp.path())?;
     let pgid = child.id() as i32;
@@ -143,5 +163,9 @@ pub fn run_capture(argv: &[String], env: &BTreeMap<String, String>, timeout: Dur
         std::thread::sleep(Duration::from_millis(20));
     };
     let bytes = std::fs::read(tmp.path()).unwrap_or_default();
-    Ok(Captured { status, output: String::from_utf8_lossy(&bytes).into_owned(), timed_out })
+    Ok(Captured {
+        status,
+        output: String::from_utf8_lossy(&bytes).into_owned(),
+        timed_out,
+    })
 }

@@ -65,10 +65,18 @@ fn one() -> f64 {
 }
 
 pub fn revalidation_job_path(paths: &CampaignPaths, round: u32) -> PathBuf {
-    paths.root.join(format!("benchmark/revalidation/round-{round}.job.json"))
+    paths
+        .root
+        .join(format!("benchmark/revalidation/round-{round}.job.json"))
 }
 
-pub fn revalidation_row_id(round: u32, framework: &str, candidate: &str, scenario: &str, repeat: u32) -> String {
+pub fn revalidation_row_id(
+    round: u32,
+    framework: &str,
+    candidate: &str,
+    scenario: &str,
+    repeat: u32,
+) -> String {
     format!("round-{round}/{framework}/{candidate}/{scenario}/rep{repeat}")
 }
 
@@ -90,33 +98,54 @@ pub fn targets(plan: &Plan, rows: &[CandidateRow], req: &RevalidateRequest) -> R
         }
         let list = win.get(&sc.name).cloned().unwrap_or_default();
         let Some(v) = list.iter().find(|r| r.framework == "vllm") else {
-            bail!("scenario {}: no successful vLLM row in benchmark/candidates.jsonl to revalidate", sc.name);
+            bail!(
+                "scenario {}: no successful vLLM row in benchmark/candidates.jsonl to revalidate",
+                sc.name
+            );
         };
-        out.push(Target { baseline_row: v.clone() });
+        out.push(Target {
+            baseline_row: v.clone(),
+        });
         if req.include_leader
             && let Some(l) = list.first()
             && l.framework != "vllm"
         {
-            out.push(Target { baseline_row: l.clone() });
+            out.push(Target {
+                baseline_row: l.clone(),
+            });
         }
     }
     if let Some(only) = &req.scenarios
-        && let Some(bad) = only.iter().find(|s| !plan.scenarios.iter().any(|x| &x.name == *s))
+        && let Some(bad) = only
+            .iter()
+            .find(|s| !plan.scenarios.iter().any(|x| &x.name == *s))
     {
-        bail!("scenarios: `{bad}` is not a scenario of this campaign ({})", plan.scenarios.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "));
+        bail!(
+            "scenarios: `{bad}` is not a scenario of this campaign ({})",
+            plan.scenarios
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     Ok(out)
 }
 
 /// The job entry point (`job-run` kind `revalidate`).
 pub fn run_revalidate_job(runner: &JobRunner) -> Result<Value> {
-    let req: RevalidateRequest = serde_json::from_value(runner.request()).context("revalidate job request")?;
+    let req: RevalidateRequest =
+        serde_json::from_value(runner.request()).context("revalidate job request")?;
     let paths = CampaignPaths::new(&req.campaign_dir);
-    let mut plan: Plan = fsx::read_json(&plan_path(&paths)).context("benchmark/plan.json: run fair_benchmark first")?;
+    let mut plan: Plan = fsx::read_json(&plan_path(&paths))
+        .context("benchmark/plan.json: run fair_benchmark first")?;
     search::restore_env(&paths, &mut plan);
     search::install_sigterm_flag();
     let rows: Vec<CandidateRow> = fsx::read_jsonl(&paths.candidates())?;
-    let commit = req.vllm_commit.clone().or_else(|| search::vllm_commit_of_campaign(&paths));
+    let commit = req
+        .vllm_commit
+        .clone()
+        .or_else(|| search::vllm_commit_of_campaign(&paths));
     let targets = targets(&plan, &rows, &req)?;
     let out_path = paths.revalidation(req.round);
     let existing: Vec<CandidateRow> = fsx::read_jsonl(&out_path)?;
@@ -125,17 +154,32 @@ pub fn run_revalidate_job(runner: &JobRunner) -> Result<Value> {
     let bench_dir = paths.benchmark_dir();
     launch::reap_stale(&bench_dir);
     let tok_path = measure::resolve_tokenizer(plan.config.model.tokenizer())?;
-    let tok = vllm_sota_bench::TokenizerHandle::load(&tok_path).with_context(|| format!("model.tokenizer: cannot load {}", tok_path.display()))?;
+    let tok = vllm_sota_bench::TokenizerHandle::load(&tok_path)
+        .with_context(|| format!("model.tokenizer: cannot load {}", tok_path.display()))?;
     let cfg = &plan.config;
     // Group targets by deployment: one launch per (framework, candidate).
     let mut groups: BTreeMap<(String, String), Vec<Target>> = BTreeMap::new();
     for t in targets {
-        groups.entry((t.baseline_row.framework.clone(), t.baseline_row.candidate_id.clone())).or_default().push(t);
+        groups
+            .entry((
+                t.baseline_row.framework.clone(),
+                t.baseline_row.candidate_id.clone(),
+            ))
+            .or_default()
+            .push(t);
     }
     for ((fw, cand_id), list) in &groups {
         let ids: Vec<(String, &Target, u32)> = list
             .iter()
-            .flat_map(|t| (0..req.repeats).map(move |k| (revalidation_row_id(req.round, fw, cand_id, &t.baseline_row.scenario, k), t, k)))
+            .flat_map(|t| {
+                (0..req.repeats).map(move |k| {
+                    (
+                        revalidation_row_id(req.round, fw, cand_id, &t.baseline_row.scenario, k),
+                        t,
+                        k,
+                    )
+                })
+            })
             .filter(|(id, _, _)| !done.contains(id))
             .collect();
         if ids.is_empty() {
@@ -144,18 +188,38 @@ pub fn run_revalidate_job(runner: &JobRunner) -> Result<Value> {
         if search::stop_requested(runner) {
             bail!("cancelled; start revalidate again to resume");
         }
-        let fp = plan.framework(fw).with_context(|| format!("plan has no framework {fw}"))?;
-        let cand = fp.candidates.iter().find(|c| &c.candidate_id == cand_id).with_context(|| format!("plan has no candidate {cand_id}"))?;
-        let help = fp.help_file.as_ref().and_then(|f| std::fs::read_to_string(paths.root.join(f)).ok()).map(|t| crate::flags::HelpFlags::parse(&t));
+        let fp = plan
+            .framework(fw)
+            .with_context(|| format!("plan has no framework {fw}"))?;
+        let cand = fp
+            .candidates
+            .iter()
+            .find(|c| &c.candidate_id == cand_id)
+            .with_context(|| format!("plan has no candidate {cand_id}"))?;
+        let help = fp
+            .help_file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(paths.root.join(f)).ok())
+            .map(|t| crate::flags::HelpFlags::parse(&t));
         let port = match cfg.launch.port {
             Some(p) => p,
             None => launch::free_port(&cfg.launch.host)?,
         };
         let argv = launch::server_argv(cfg, fp, cand, help.as_ref(), port);
-        let log_path = paths.root.join(format!("benchmark/revalidation/round-{}/logs/{fw}/{cand_id}.log", req.round));
-        runner.progress(done.len() as f64, Some(total as f64), &format!("launching {fw} {cand_id}"));
+        let log_path = paths.root.join(format!(
+            "benchmark/revalidation/round-{}/logs/{fw}/{cand_id}.log",
+            req.round
+        ));
+        runner.progress(
+            done.len() as f64,
+            Some(total as f64),
+            &format!("launching {fw} {cand_id}"),
+        );
         let base_row = |t: &Target, k: u32, status: RunStatus, reason: Option<String>| {
-            let sc = plan.scenarios.iter().find(|s| s.name == t.baseline_row.scenario);
+            let sc = plan
+                .scenarios
+                .iter()
+                .find(|s| s.name == t.baseline_row.scenario);
             let mut row = blank_row(&plan, fw, cand_id, cand.is_baseline, sc, k, status, reason);
             row.row_id = revalidation_row_id(req.round, fw, cand_id, &t.baseline_row.scenario, k);
             row.round = req.round;
@@ -163,35 +227,75 @@ pub fn run_revalidate_job(runner: &JobRunner) -> Result<Value> {
             row.workload = t.baseline_row.workload.clone();
             row.server_command = crate::procs::wrap_with_launcher(&argv, fp.launcher.as_deref());
             row.validated_cli_flags = t.baseline_row.validated_cli_flags.clone();
-            row.artifacts.insert("server_log".into(), rel(&paths.root, &log_path));
-            row.normalization.insert("revalidation_of".into(), serde_json::to_value(RowRef { file: "benchmark/candidates.jsonl".into(), row_id: t.baseline_row.row_id.clone() }).unwrap());
-            row.normalization.insert("load_point".into(), json!("the baseline winner's max_concurrency and request_rate, fresh prompts"));
+            row.artifacts
+                .insert("server_log".into(), rel(&paths.root, &log_path));
+            row.normalization.insert(
+                "revalidation_of".into(),
+                serde_json::to_value(RowRef {
+                    file: "benchmark/candidates.jsonl".into(),
+                    row_id: t.baseline_row.row_id.clone(),
+                })
+                .unwrap(),
+            );
+            row.normalization.insert(
+                "load_point".into(),
+                json!("the baseline winner's max_concurrency and request_rate, fresh prompts"),
+            );
             row
         };
         let cancel = Arc::new(AtomicBool::new(false));
-        let mut server = match launch::launch(cfg, fp, argv.clone(), port, &log_path, &bench_dir, &|| search::stop_requested(runner)) {
-            Ok(s) => s,
-            Err(f) => {
-                for (id, t, k) in &ids {
-                    let mut row = base_row(t, *k, f.status, Some(f.reason.clone()));
-                    if fw == "vllm" && req.correctness {
-                        row.correctness = Some(Correctness { probes: 0, matched: 0, match_rate: 0.0, passed: false, detail: Some("server did not start: no probe".into()) });
+        let mut server =
+            match launch::launch(cfg, fp, argv.clone(), port, &log_path, &bench_dir, &|| {
+                search::stop_requested(runner)
+            }) {
+                Ok(s) => s,
+                Err(f) => {
+                    for (id, t, k) in &ids {
+                        let mut row = base_row(t, *k, f.status, Some(f.reason.clone()));
+                        if fw == "vllm" && req.correctness {
+                            row.correctness = Some(Correctness {
+                                probes: 0,
+                                matched: 0,
+                                match_rate: 0.0,
+                                passed: false,
+                                detail: Some("server did not start: no probe".into()),
+                            });
+                        }
+                        fsx::append_jsonl(&out_path, &row)?;
+                        done.insert(id.clone());
                     }
-                    fsx::append_jsonl(&out_path, &row)?;
-                    done.insert(id.clone());
+                    continue;
                 }
-                continue;
-            }
-        };
+            };
         // Probe right after readiness, as when the reference was recorded.
         let correctness = if fw == "vllm" && req.correctness {
             let rp = reference_path(&paths, fw, cand_id);
             Some(match fsx::read_json::<probe::ProbeReference>(&rp) {
-                Ok(reference) => match probe::run_probe(&server.host, server.port, &cfg.benchmark.endpoint, &server.model_id) {
+                Ok(reference) => match probe::run_probe(
+                    &server.host,
+                    server.port,
+                    &cfg.benchmark.endpoint,
+                    &server.model_id,
+                ) {
                     Ok(got) => probe::compare(&reference.answers, &got, req.min_match_rate),
-                    Err(e) => Correctness { probes: reference.answers.len() as u32, matched: 0, match_rate: 0.0, passed: false, detail: Some(format!("probe failed: {e:#}")) },
+                    Err(e) => Correctness {
+                        probes: reference.answers.len() as u32,
+                        matched: 0,
+                        match_rate: 0.0,
+                        passed: false,
+                        detail: Some(format!("probe failed: {e:#}")),
+                    },
                 },
-                Err(_) => Correctness { probes: 0, matched: 0, match_rate: 0.0, passed: false, detail: Some(format!("no reference answers at {} (recorded by fair_benchmark on the unpatched build)", rel(&paths.root, &rp))) },
+                Err(_) => Correctness {
+                    probes: 0,
+                    matched: 0,
+                    match_rate: 0.0,
+                    passed: false,
+                    detail: Some(format!(
+                        "no reference answers at {} (recorded by fair_benchmark on the unpatched build)",
+                        rel(&paths.root, &rp)
+                    )),
+                },
             })
         } else {
             None
@@ -202,10 +306,24 @@ pub fn run_revalidate_job(runner: &JobRunner) -> Result<Value> {
                 if search::stop_requested(runner) {
                     bail!("cancelled; start revalidate again to resume");
                 }
-                let sc = plan.scenarios.iter().find(|s| s.name == t.baseline_row.scenario).context("scenario vanished from plan")?;
-                runner.progress(done.len() as f64, Some(total as f64), &format!("round {} {fw} {cand_id} {} rep {k}", req.round, sc.name));
+                let sc = plan
+                    .scenarios
+                    .iter()
+                    .find(|s| s.name == t.baseline_row.scenario)
+                    .context("scenario vanished from plan")?;
+                runner.progress(
+                    done.len() as f64,
+                    Some(total as f64),
+                    &format!("round {} {fw} {cand_id} {} rep {k}", req.round, sc.name),
+                );
                 let key = format!("round-{}/{fw}/{cand_id}/{}/rep{k}", req.round, sc.name);
-                let target = MeasureTarget { base_url: server.base_url(), model_id: server.model_id.clone(), tokenizer: &tok, seed_key: key.clone(), cancel: Some(cancel.clone()) };
+                let target = MeasureTarget {
+                    base_url: server.base_url(),
+                    model_id: server.model_id.clone(),
+                    tokenizer: &tok,
+                    seed_key: key.clone(),
+                    cancel: Some(cancel.clone()),
+                };
                 let mut row = base_row(t, *k, RunStatus::Ok, None);
                 row.correctness = correctness.clone();
                 let started = now_rfc3339();
@@ -214,7 +332,15 @@ pub fn run_revalidate_job(runner: &JobRunner) -> Result<Value> {
                         measure::warmup(cfg, &target, sc)?;
                     }
                     let seed = measure::point_seed(cfg, &key, 0);
-                    measure::run_point(cfg, &target, sc, "revalidation", t.baseline_row.workload.max_concurrency, t.baseline_row.workload.request_rate, seed)
+                    measure::run_point(
+                        cfg,
+                        &target,
+                        sc,
+                        "revalidation",
+                        t.baseline_row.workload.max_concurrency,
+                        t.baseline_row.workload.request_rate,
+                        seed,
+                    )
                 })();
                 match outcome {
                     Ok(p) => {
@@ -222,14 +348,27 @@ pub fn run_revalidate_job(runner: &JobRunner) -> Result<Value> {
                         row.sla = cfg.benchmark.sla.evaluate(Some(&p.metrics));
                         if p.metrics.completed == 0 {
                             row.status = RunStatus::Failed;
-                            row.failure_reason = Some(format!("no request succeeded: {}", p.top_error.clone().unwrap_or_default()));
+                            row.failure_reason = Some(format!(
+                                "no request succeeded: {}",
+                                p.top_error.clone().unwrap_or_default()
+                            ));
                         }
-                        row.benchmark_command = measure::benchmark_command(cfg, &server.base_url(), &server.model_id, tok.path(), sc, &p);
+                        row.benchmark_command = measure::benchmark_command(
+                            cfg,
+                            &server.base_url(),
+                            &server.model_id,
+                            tok.path(),
+                            sc,
+                            &p,
+                        );
                         row.metrics = Some(p.metrics);
                     }
                     Err(e) => {
                         let (st, why) = match server.exited() {
-                            Some(code) => launch::classify_exit(code, &std::fs::read_to_string(&server.log_path).unwrap_or_default()),
+                            Some(code) => launch::classify_exit(
+                                code,
+                                &std::fs::read_to_string(&server.log_path).unwrap_or_default(),
+                            ),
                             None => (RunStatus::Failed, format!("{e:#}")),
                         };
                         row.status = st;
@@ -243,12 +382,20 @@ pub fn run_revalidate_job(runner: &JobRunner) -> Result<Value> {
             }
             Ok(())
         })();
-        server.teardown(&bench_dir, &cfg.hardware.gpu_ids(), cfg.hardware.check_gpus_free.then(|| std::time::Duration::from_secs_f64(cfg.launch.gpu_release_timeout_s)));
+        server.teardown(
+            &bench_dir,
+            &cfg.hardware.gpu_ids(),
+            cfg.hardware
+                .check_gpus_free
+                .then(|| std::time::Duration::from_secs_f64(cfg.launch.gpu_release_timeout_s)),
+        );
         result?;
     }
     let all: Vec<CandidateRow> = fsx::read_jsonl(&out_path)?;
     let summary = summarize(&plan, &rows, &all, req.round);
-    let md_path = paths.root.join(format!("benchmark/revalidation/round-{}.md", req.round));
+    let md_path = paths
+        .root
+        .join(format!("benchmark/revalidation/round-{}.md", req.round));
     fsx::write_text(&md_path, &summary.1)?;
     let mut v = summary.0;
     v["rows_file"] = json!(rel(&paths.root, &out_path));
@@ -263,23 +410,50 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     }
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
 }
 
 /// Per framework × scenario: baseline value, median of the repeats, change; correctness verdict.
-fn summarize(plan: &Plan, baseline: &[CandidateRow], rows: &[CandidateRow], round: u32) -> (Value, String) {
+fn summarize(
+    plan: &Plan,
+    baseline: &[CandidateRow],
+    rows: &[CandidateRow],
+    round: u32,
+) -> (Value, String) {
     let metric = plan.config.benchmark.ranking_metric;
     let val = |r: &CandidateRow| vllm_sota_core::results::RankingMetric::value(metric, r);
     let mut groups: BTreeMap<(String, String, String), Vec<&CandidateRow>> = BTreeMap::new();
     for r in rows {
-        groups.entry((r.scenario.clone(), r.framework.clone(), r.candidate_id.clone())).or_default().push(r);
+        groups
+            .entry((
+                r.scenario.clone(),
+                r.framework.clone(),
+                r.candidate_id.clone(),
+            ))
+            .or_default()
+            .push(r);
     }
     let mut items = Vec::new();
-    let mut md = format!("# Revalidation round {round}\n\nMetric: {metric:?} (median of repeats at the baseline winner's load point).\n\n| scenario | framework | candidate | baseline | median | change | repeats ok | SLA passes | correctness |\n|---|---|---|---:|---:|---:|---:|---:|---|\n");
+    let mut md = format!(
+        "# Revalidation round {round}\n\nMetric: {metric:?} (median of repeats at the baseline winner's load point).\n\n| scenario | framework | candidate | baseline | median | change | repeats ok | SLA passes | correctness |\n|---|---|---|---:|---:|---:|---:|---:|---|\n"
+    );
     let mut correct = true;
     for ((sc, fw, cand), list) in &groups {
-        let base = list.first().and_then(|r| r.normalization.get("revalidation_of")).and_then(|v| v["row_id"].as_str()).and_then(|id| baseline.iter().find(|b| b.row_id == id)).and_then(val);
-        let vals: Vec<f64> = list.iter().filter(|r| r.status == RunStatus::Ok).filter_map(|r| val(r)).collect();
+        let base = list
+            .first()
+            .and_then(|r| r.normalization.get("revalidation_of"))
+            .and_then(|v| v["row_id"].as_str())
+            .and_then(|id| baseline.iter().find(|b| b.row_id == id))
+            .and_then(val);
+        let vals: Vec<f64> = list
+            .iter()
+            .filter(|r| r.status == RunStatus::Ok)
+            .filter_map(|r| val(r))
+            .collect();
         let med = median(vals.clone());
         let change = match (base, med) {
             (Some(b), Some(m)) if b > 0.0 => Some(m / b - 1.0),
@@ -292,13 +466,25 @@ fn summarize(plan: &Plan, baseline: &[CandidateRow], rows: &[CandidateRow], roun
         {
             correct = false;
         }
-        let corr_text = corr.as_ref().map(|c| format!("{} ({}/{})", if c.passed { "pass" } else { "FAIL" }, c.matched, c.probes)).unwrap_or_else(|| "—".into());
+        let corr_text = corr
+            .as_ref()
+            .map(|c| {
+                format!(
+                    "{} ({}/{})",
+                    if c.passed { "pass" } else { "FAIL" },
+                    c.matched,
+                    c.probes
+                )
+            })
+            .unwrap_or_else(|| "—".into());
         let _ = writeln!(
             md,
             "| {sc} | {fw} | `{cand}` | {} | {} | {} | {}/{} | {passes} | {corr_text} |",
             base.map(|v| format!("{v:.3}")).unwrap_or("—".into()),
             med.map(|v| format!("{v:.3}")).unwrap_or("—".into()),
-            change.map(|c| format!("{:+.1}%", c * 100.0)).unwrap_or("—".into()),
+            change
+                .map(|c| format!("{:+.1}%", c * 100.0))
+                .unwrap_or("—".into()),
             vals.len(),
             list.len()
         );
@@ -307,5 +493,8 @@ fn summarize(plan: &Plan, baseline: &[CandidateRow], rows: &[CandidateRow], roun
     if !correct {
         md.push_str("\n**The correctness probe failed: the patch is marked incorrect.**\n");
     }
-    (json!({"round": round, "patch_correct": correct, "results": items}), md)
+    (
+        json!({"round": round, "patch_correct": correct, "results": items}),
+        md,
+    )
 }

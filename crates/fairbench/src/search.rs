@@ -13,7 +13,9 @@ use std::time::Duration;
 use vllm_sota_core::fsx;
 use vllm_sota_core::jobs::JobRunner;
 use vllm_sota_core::layout::{CampaignPaths, now_rfc3339};
-use vllm_sota_core::results::{CandidateRow, Hardware, RESULT_SCHEMA_VERSION, RunStatus, SlaResult, Workload};
+use vllm_sota_core::results::{
+    CandidateRow, Hardware, RESULT_SCHEMA_VERSION, RunStatus, SlaResult, Workload,
+};
 
 use crate::candidates::Candidate;
 use crate::config::{BenchmarkConfig, Scenario};
@@ -46,7 +48,9 @@ pub fn hardware(cfg: &BenchmarkConfig) -> Hardware {
 pub fn workload(cfg: &BenchmarkConfig, sc: Option<&Scenario>, point: Option<&Point>) -> Workload {
     Workload {
         dataset: cfg.dataset.kind.clone(),
-        scenario: sc.map(|s| s.name.clone()).unwrap_or_else(|| ALL_SCENARIOS.into()),
+        scenario: sc
+            .map(|s| s.name.clone())
+            .unwrap_or_else(|| ALL_SCENARIOS.into()),
         input_len: sc.map(|s| s.input_len).unwrap_or(0),
         output_len: sc.map(|s| s.output_len).unwrap_or(0),
         num_prompts: cfg.dataset.num_prompts,
@@ -60,17 +64,33 @@ pub fn workload(cfg: &BenchmarkConfig, sc: Option<&Scenario>, point: Option<&Poi
 
 /// Row skeleton with everything but the outcome.
 #[allow(clippy::too_many_arguments)]
-pub fn blank_row(plan: &Plan, framework: &str, candidate_id: &str, is_baseline: bool, sc: Option<&Scenario>, repeat: u32, status: RunStatus, reason: Option<String>) -> CandidateRow {
+pub fn blank_row(
+    plan: &Plan,
+    framework: &str,
+    candidate_id: &str,
+    is_baseline: bool,
+    sc: Option<&Scenario>,
+    repeat: u32,
+    status: RunStatus,
+    reason: Option<String>,
+) -> CandidateRow {
     let cfg = &plan.config;
     let mut normalization = BTreeMap::new();
     normalization.insert("config_hash".to_string(), json!(plan.config_hash));
     CandidateRow {
         schema_version: RESULT_SCHEMA_VERSION,
-        row_id: row_id(framework, candidate_id, sc.map(|s| s.name.as_str()).unwrap_or(ALL_SCENARIOS), repeat),
+        row_id: row_id(
+            framework,
+            candidate_id,
+            sc.map(|s| s.name.as_str()).unwrap_or(ALL_SCENARIOS),
+            repeat,
+        ),
         framework: framework.into(),
         candidate_id: candidate_id.into(),
         is_baseline,
-        scenario: sc.map(|s| s.name.clone()).unwrap_or_else(|| ALL_SCENARIOS.into()),
+        scenario: sc
+            .map(|s| s.name.clone())
+            .unwrap_or_else(|| ALL_SCENARIOS.into()),
         round: 0,
         repeat,
         vllm_commit: None,
@@ -78,7 +98,11 @@ pub fn blank_row(plan: &Plan, framework: &str, candidate_id: &str, is_baseline: 
         failure_reason: reason,
         hardware: hardware(cfg),
         workload: workload(cfg, sc, None),
-        sla: SlaResult { thresholds: cfg.benchmark.sla.clone(), passed: None, reasons: vec![] },
+        sla: SlaResult {
+            thresholds: cfg.benchmark.sla.clone(),
+            passed: None,
+            reasons: vec![],
+        },
         metrics: None,
         normalization,
         server_command: vec![],
@@ -106,9 +130,12 @@ pub struct SearchResult {
 /// The job entry point (`job-run` kind `fair_benchmark`).
 pub fn run_fair_benchmark_job(runner: &JobRunner) -> Result<Value> {
     let request = runner.request();
-    let dir = request["campaign_dir"].as_str().context("job request: campaign_dir is missing")?;
+    let dir = request["campaign_dir"]
+        .as_str()
+        .context("job request: campaign_dir is missing")?;
     let paths = CampaignPaths::new(dir);
-    let mut plan: Plan = fsx::read_json(&plan_path(&paths)).context("benchmark/plan.json (written by fair_benchmark's preflight)")?;
+    let mut plan: Plan = fsx::read_json(&plan_path(&paths))
+        .context("benchmark/plan.json (written by fair_benchmark's preflight)")?;
     restore_env(&paths, &mut plan);
     install_sigterm_flag();
     let result = execute_plan(&paths, &plan, runner)?;
@@ -138,9 +165,17 @@ pub fn stop_requested(runner: &JobRunner) -> bool {
 /// again from the config file the request named (inline configs are stored redacted: pass
 /// secrets through the server's own environment instead).
 pub fn restore_env(paths: &CampaignPaths, plan: &mut Plan) {
-    let Ok(state) = fsx::read_json::<Value>(&paths.benchmark_job()) else { return };
-    let Some(p) = state["request"]["config_path"].as_str() else { return };
-    let Ok(cfg) = crate::config::load_config(&crate::preflight::resolve_config_path(&paths.root, p)) else { return };
+    let Ok(state) = fsx::read_json::<Value>(&paths.benchmark_job()) else {
+        return;
+    };
+    let Some(p) = state["request"]["config_path"].as_str() else {
+        return;
+    };
+    let Ok(cfg) =
+        crate::config::load_config(&crate::preflight::resolve_config_path(&paths.root, p))
+    else {
+        return;
+    };
     for fp in &mut plan.frameworks {
         if let Some(section) = cfg.frameworks.get(&fp.framework) {
             fp.env = section.env.clone();
@@ -150,7 +185,10 @@ pub fn restore_env(paths: &CampaignPaths, plan: &mut Plan) {
 
 /// Help flags captured at preflight, for `--no-x` rendering.
 fn help_of(paths: &CampaignPaths, fp: &FrameworkPlan) -> Option<HelpFlags> {
-    fp.help_file.as_ref().and_then(|f| std::fs::read_to_string(paths.root.join(f)).ok()).map(|t| HelpFlags::parse(&t))
+    fp.help_file
+        .as_ref()
+        .and_then(|f| std::fs::read_to_string(paths.root.join(f)).ok())
+        .map(|t| HelpFlags::parse(&t))
 }
 
 struct Ctx<'a> {
@@ -173,7 +211,11 @@ impl Ctx<'_> {
         fsx::append_jsonl(&self.paths.candidates(), row)?;
         self.done.insert(row.row_id.clone());
         self.written += 1;
-        self.runner.progress(self.done_count() as f64, Some(self.total as f64), &format!("{} {}: {:?}", row.framework, row.row_id, row.status));
+        self.runner.progress(
+            self.done_count() as f64,
+            Some(self.total as f64),
+            &format!("{} {}: {:?}", row.framework, row.row_id, row.status),
+        );
         Ok(())
     }
     fn done_count(&self) -> usize {
@@ -182,7 +224,11 @@ impl Ctx<'_> {
     fn check_cancel(&self) -> Result<()> {
         if stop_requested(self.runner) {
             self.cancel.store(true, Ordering::Relaxed);
-            anyhow::bail!("cancelled; {} of {} rows written; start fair_benchmark again to resume", self.done.len(), self.total);
+            anyhow::bail!(
+                "cancelled; {} of {} rows written; start fair_benchmark again to resume",
+                self.done.len(),
+                self.total
+            );
         }
         Ok(())
     }
@@ -205,7 +251,9 @@ pub fn planned_row_ids(plan: &Plan) -> Vec<String> {
                     }
                 }
             }
-            FrameworkStatus::EnvironmentGap => ids.push(row_id(&fp.framework, "environment-gap", ALL_SCENARIOS, 0)),
+            FrameworkStatus::EnvironmentGap => {
+                ids.push(row_id(&fp.framework, "environment-gap", ALL_SCENARIOS, 0))
+            }
             // The framework-level rejection is among plan.rejections.
             FrameworkStatus::Rejected => {}
         }
@@ -216,13 +264,27 @@ pub fn planned_row_ids(plan: &Plan) -> Vec<String> {
 fn rejection_row_id(r: &crate::preflight::Rejection, i: usize) -> String {
     let what = r.candidate_id.clone().unwrap_or_else(|| {
         let f = r.flag.clone().unwrap_or_else(|| "framework".into());
-        let clean: String = f.trim_start_matches('-').chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+        let clean: String = f
+            .trim_start_matches('-')
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
         format!("rejected{i:02}-{clean}")
     });
     row_id(&r.framework, &what, ALL_SCENARIOS, 0)
 }
 
-pub fn execute_plan(paths: &CampaignPaths, plan: &Plan, runner: &JobRunner) -> Result<SearchResult> {
+pub fn execute_plan(
+    paths: &CampaignPaths,
+    plan: &Plan,
+    runner: &JobRunner,
+) -> Result<SearchResult> {
     let bench_dir = paths.benchmark_dir();
     launch::reap_stale(&bench_dir);
     let existing: Vec<CandidateRow> = fsx::read_jsonl(&paths.candidates())?;
@@ -230,8 +292,22 @@ pub fn execute_plan(paths: &CampaignPaths, plan: &Plan, runner: &JobRunner) -> R
     let planned = planned_row_ids(plan);
     let skipped = planned.iter().filter(|id| done.contains(*id)).count();
     let cancel = Arc::new(AtomicBool::new(false));
-    let mut ctx = Ctx { paths, plan, runner, done, total: planned.len(), written: 0, skipped, cancel: cancel.clone(), tokenizer: None };
-    runner.progress(skipped as f64, Some(planned.len() as f64), &format!("resuming: {skipped} of {} rows already done", planned.len()));
+    let mut ctx = Ctx {
+        paths,
+        plan,
+        runner,
+        done,
+        total: planned.len(),
+        written: 0,
+        skipped,
+        cancel: cancel.clone(),
+        tokenizer: None,
+    };
+    runner.progress(
+        skipped as f64,
+        Some(planned.len() as f64),
+        &format!("resuming: {skipped} of {} rows already done", planned.len()),
+    );
 
     // Preflight outcomes become rows, so summary.md and the schema see them.
     for (i, r) in plan.rejections.iter().enumerate() {
@@ -240,7 +316,16 @@ pub fn execute_plan(paths: &CampaignPaths, plan: &Plan, runner: &JobRunner) -> R
             continue;
         }
         let cand = id.split('/').nth(1).unwrap_or("rejected").to_string();
-        let mut row = blank_row(plan, &r.framework, &cand, false, None, 0, RunStatus::Rejected, Some(r.reason.clone()));
+        let mut row = blank_row(
+            plan,
+            &r.framework,
+            &cand,
+            false,
+            None,
+            0,
+            RunStatus::Rejected,
+            Some(r.reason.clone()),
+        );
         if let Some(f) = &r.flag {
             row.validated_cli_flags.push(format!("rejected: {f}"));
         }
@@ -248,8 +333,18 @@ pub fn execute_plan(paths: &CampaignPaths, plan: &Plan, runner: &JobRunner) -> R
     }
     for fp in &plan.frameworks {
         if fp.status == FrameworkStatus::EnvironmentGap {
-            let mut row = blank_row(plan, &fp.framework, "environment-gap", false, None, 0, RunStatus::Skipped, fp.reason.clone());
-            row.normalization.insert("environment_gap".into(), json!(true));
+            let mut row = blank_row(
+                plan,
+                &fp.framework,
+                "environment-gap",
+                false,
+                None,
+                0,
+                RunStatus::Skipped,
+                fp.reason.clone(),
+            );
+            row.normalization
+                .insert("environment_gap".into(), json!(true));
             ctx.write(&row)?;
         }
     }
@@ -281,20 +376,43 @@ pub fn execute_plan(paths: &CampaignPaths, plan: &Plan, runner: &JobRunner) -> R
     let artifacts = crate::artifacts::write_all(paths, plan, &rows)?;
     let mut status_counts = BTreeMap::new();
     for r in &rows {
-        *status_counts.entry(format!("{:?}", r.status).to_lowercase()).or_insert(0) += 1;
+        *status_counts
+            .entry(format!("{:?}", r.status).to_lowercase())
+            .or_insert(0) += 1;
     }
     let winners = crate::artifacts::winners(&rows, plan.config.benchmark.ranking_metric)
         .into_iter()
         .filter_map(|(sc, list)| {
-            list.first().map(|w| (sc, format!("{}/{} ({:.3} req/s)", w.framework, w.candidate_id, w.request_throughput().unwrap_or(0.0))))
+            list.first().map(|w| {
+                (
+                    sc,
+                    format!(
+                        "{}/{} ({:.3} req/s)",
+                        w.framework,
+                        w.candidate_id,
+                        w.request_throughput().unwrap_or(0.0)
+                    ),
+                )
+            })
         })
         .collect();
-    Ok(SearchResult { rows_total: rows.len(), rows_written_this_run: ctx.written, rows_skipped_as_done: ctx.skipped, status_counts, winners, artifacts })
+    Ok(SearchResult {
+        rows_total: rows.len(),
+        rows_written_this_run: ctx.written,
+        rows_skipped_as_done: ctx.skipped,
+        status_counts,
+        winners,
+        artifacts,
+    })
 }
 
 fn run_frameworks(ctx: &mut Ctx) -> Result<()> {
     let plan = ctx.plan;
-    for fp in plan.frameworks.iter().filter(|f| f.status == FrameworkStatus::Ready) {
+    for fp in plan
+        .frameworks
+        .iter()
+        .filter(|f| f.status == FrameworkStatus::Ready)
+    {
         let help = help_of(ctx.paths, fp);
         for cand in &fp.candidates {
             ctx.check_cancel()?;
@@ -302,7 +420,10 @@ fn run_frameworks(ctx: &mut Ctx) -> Result<()> {
                 .scenarios
                 .iter()
                 .flat_map(|sc| (0..plan.config.benchmark.repeats).map(move |r| (sc, r)))
-                .filter(|(sc, r)| !ctx.done.contains(&row_id(&fp.framework, &cand.candidate_id, &sc.name, *r)))
+                .filter(|(sc, r)| {
+                    !ctx.done
+                        .contains(&row_id(&fp.framework, &cand.candidate_id, &sc.name, *r))
+                })
                 .collect();
             if pending.is_empty() {
                 continue;
@@ -313,7 +434,13 @@ fn run_frameworks(ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
-fn run_candidate(ctx: &mut Ctx, fp: &FrameworkPlan, cand: &Candidate, help: Option<&HelpFlags>, pending: &[(&Scenario, u32)]) -> Result<()> {
+fn run_candidate(
+    ctx: &mut Ctx,
+    fp: &FrameworkPlan,
+    cand: &Candidate,
+    help: Option<&HelpFlags>,
+    pending: &[(&Scenario, u32)],
+) -> Result<()> {
     let plan = ctx.plan;
     let cfg = &plan.config;
     let bench_dir = ctx.paths.benchmark_dir();
@@ -322,9 +449,22 @@ fn run_candidate(ctx: &mut Ctx, fp: &FrameworkPlan, cand: &Candidate, help: Opti
         None => launch::free_port(&cfg.launch.host)?,
     };
     let argv = launch::server_argv(cfg, fp, cand, help, port);
-    let log_path = bench_dir.join("logs").join(&fp.framework).join(format!("{}.log", cand.candidate_id));
+    let log_path = bench_dir
+        .join("logs")
+        .join(&fp.framework)
+        .join(format!("{}.log", cand.candidate_id));
     let log_rel = rel(&ctx.paths.root, &log_path);
-    let validated: Vec<String> = fp.validated_flags.iter().map(|f| if f.how == "exact" { f.used.clone() } else { format!("{} (from {}, {})", f.used, f.requested, f.how) }).collect();
+    let validated: Vec<String> = fp
+        .validated_flags
+        .iter()
+        .map(|f| {
+            if f.how == "exact" {
+                f.used.clone()
+            } else {
+                format!("{} (from {}, {})", f.used, f.requested, f.how)
+            }
+        })
+        .collect();
     let started = now_rfc3339();
     let decorate = |row: &mut CandidateRow| {
         row.server_command = crate::procs::wrap_with_launcher(&argv, fp.launcher.as_deref());
@@ -332,11 +472,20 @@ fn run_candidate(ctx: &mut Ctx, fp: &FrameworkPlan, cand: &Candidate, help: Opti
         row.artifacts.insert("server_log".into(), log_rel.clone());
         row.started_at = started.clone();
         row.finished_at = now_rfc3339();
-        row.normalization.insert("flags_varied".into(), serde_json::to_value(&cand.varied).unwrap_or(Value::Null));
+        row.normalization.insert(
+            "flags_varied".into(),
+            serde_json::to_value(&cand.varied).unwrap_or(Value::Null),
+        );
     };
-    ctx.runner.progress(ctx.done_count() as f64, Some(ctx.total as f64), &format!("launching {} {}", fp.framework, cand.candidate_id));
+    ctx.runner.progress(
+        ctx.done_count() as f64,
+        Some(ctx.total as f64),
+        &format!("launching {} {}", fp.framework, cand.candidate_id),
+    );
     let cancel = ctx.cancel.clone();
-    let server = launch::launch(cfg, fp, argv.clone(), port, &log_path, &bench_dir, &|| cancel.load(Ordering::Relaxed));
+    let server = launch::launch(cfg, fp, argv.clone(), port, &log_path, &bench_dir, &|| {
+        cancel.load(Ordering::Relaxed)
+    });
     let mut server: Server = match server {
         Ok(s) => s,
         Err(f) => {
@@ -344,7 +493,16 @@ fn run_candidate(ctx: &mut Ctx, fp: &FrameworkPlan, cand: &Candidate, help: Opti
                 ctx.check_cancel()?;
             }
             for (sc, rep) in pending {
-                let mut row = blank_row(plan, &fp.framework, &cand.candidate_id, cand.is_baseline, Some(sc), *rep, f.status, Some(f.reason.clone()));
+                let mut row = blank_row(
+                    plan,
+                    &fp.framework,
+                    &cand.candidate_id,
+                    cand.is_baseline,
+                    Some(sc),
+                    *rep,
+                    f.status,
+                    Some(f.reason.clone()),
+                );
                 decorate(&mut row);
                 ctx.write(&row)?;
             }
@@ -358,19 +516,28 @@ fn run_candidate(ctx: &mut Ctx, fp: &FrameworkPlan, cand: &Candidate, help: Opti
 }
 
 fn gpu_wait(cfg: &BenchmarkConfig) -> Option<Duration> {
-    cfg.hardware.check_gpus_free.then(|| Duration::from_secs_f64(cfg.launch.gpu_release_timeout_s))
+    cfg.hardware
+        .check_gpus_free
+        .then(|| Duration::from_secs_f64(cfg.launch.gpu_release_timeout_s))
 }
 
 fn tokenizer(ctx: &mut Ctx) -> Result<vllm_sota_bench::TokenizerHandle> {
     if ctx.tokenizer.is_none() {
         let path = measure::resolve_tokenizer(ctx.plan.config.model.tokenizer())?;
-        ctx.tokenizer = Some(vllm_sota_bench::TokenizerHandle::load(&path).with_context(|| format!("model.tokenizer: cannot load {}", path.display()))?);
+        ctx.tokenizer = Some(
+            vllm_sota_bench::TokenizerHandle::load(&path)
+                .with_context(|| format!("model.tokenizer: cannot load {}", path.display()))?,
+        );
     }
     Ok(ctx.tokenizer.clone().unwrap())
 }
 
 pub fn reference_path(paths: &CampaignPaths, framework: &str, candidate: &str) -> PathBuf {
-    paths.benchmark_dir().join("correctness").join(framework).join(format!("{candidate}.json"))
+    paths
+        .benchmark_dir()
+        .join("correctness")
+        .join(framework)
+        .join(format!("{candidate}.json"))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -389,7 +556,12 @@ fn measure_candidate(
     if fp.framework == "vllm" && cfg.launch.record_correctness_reference {
         let path = reference_path(ctx.paths, &fp.framework, &cand.candidate_id);
         if !path.exists() {
-            match probe::run_probe(&server.host, server.port, &cfg.benchmark.endpoint, &server.model_id) {
+            match probe::run_probe(
+                &server.host,
+                server.port,
+                &cfg.benchmark.endpoint,
+                &server.model_id,
+            ) {
                 Ok(answers) => {
                     let reference = probe::ProbeReference {
                         framework: fp.framework.clone(),
@@ -401,7 +573,10 @@ fn measure_candidate(
                     };
                     fsx::write_json(&path, &reference)?;
                 }
-                Err(e) => tracing::warn!("correctness reference not recorded for {}: {e:#}", cand.candidate_id),
+                Err(e) => tracing::warn!(
+                    "correctness reference not recorded for {}: {e:#}",
+                    cand.candidate_id
+                ),
             }
         }
     }
@@ -409,7 +584,16 @@ fn measure_candidate(
     let mut dead: Option<(RunStatus, String)> = None;
     for (sc, rep) in pending {
         ctx.check_cancel()?;
-        let mut row = blank_row(plan, &fp.framework, &cand.candidate_id, cand.is_baseline, Some(sc), *rep, RunStatus::Ok, None);
+        let mut row = blank_row(
+            plan,
+            &fp.framework,
+            &cand.candidate_id,
+            cand.is_baseline,
+            Some(sc),
+            *rep,
+            RunStatus::Ok,
+            None,
+        );
         if let Some((st, why)) = &dead {
             row.status = *st;
             row.failure_reason = Some(why.clone());
@@ -417,7 +601,14 @@ fn measure_candidate(
             ctx.write(&row)?;
             continue;
         }
-        ctx.runner.progress(ctx.done_count() as f64, Some(ctx.total as f64), &format!("measuring {} {} {} r{rep}", fp.framework, cand.candidate_id, sc.name));
+        ctx.runner.progress(
+            ctx.done_count() as f64,
+            Some(ctx.total as f64),
+            &format!(
+                "measuring {} {} {} r{rep}",
+                fp.framework, cand.candidate_id, sc.name
+            ),
+        );
         let target = MeasureTarget {
             base_url: server.base_url(),
             model_id: server.model_id.clone(),
@@ -438,9 +629,16 @@ fn measure_candidate(
         ctx.check_cancel()?;
         match outcome {
             Ok(m) => {
-                let raw = ctx.paths.benchmark_dir().join("raw").join(&fp.framework).join(&cand.candidate_id).join(format!("{}-r{rep}.json", sc.name));
+                let raw = ctx
+                    .paths
+                    .benchmark_dir()
+                    .join("raw")
+                    .join(&fp.framework)
+                    .join(&cand.candidate_id)
+                    .join(format!("{}-r{rep}.json", sc.name));
                 fsx::write_json(&raw, &json!({"row_id": row.row_id, "points": m.points}))?;
-                row.artifacts.insert("sweep".into(), rel(&ctx.paths.root, &raw));
+                row.artifacts
+                    .insert("sweep".into(), rel(&ctx.paths.root, &raw));
                 row.benchmark_command = m.benchmark_command.clone();
                 if let Some(i) = m.best {
                     let p = &m.points[i];
@@ -448,15 +646,22 @@ fn measure_candidate(
                     row.sla = cfg.benchmark.sla.evaluate(Some(&p.metrics));
                     row.metrics = Some(p.metrics.clone());
                     if p.metrics.completed == 0 {
-                        row.status = if p.top_error.as_deref().is_some_and(|e| e.to_ascii_lowercase().contains("timeout") || e.to_ascii_lowercase().contains("timed out")) {
+                        row.status = if p.top_error.as_deref().is_some_and(|e| {
+                            e.to_ascii_lowercase().contains("timeout")
+                                || e.to_ascii_lowercase().contains("timed out")
+                        }) {
                             RunStatus::Timeout
                         } else {
                             RunStatus::Failed
                         };
-                        row.failure_reason = Some(format!("no request succeeded: {}", p.top_error.clone().unwrap_or_default()));
+                        row.failure_reason = Some(format!(
+                            "no request succeeded: {}",
+                            p.top_error.clone().unwrap_or_default()
+                        ));
                     }
                 }
-                row.normalization.insert("points_measured".into(), json!(m.points.len()));
+                row.normalization
+                    .insert("points_measured".into(), json!(m.points.len()));
             }
             Err(e) => {
                 let msg = format!("{e:#}");
@@ -484,12 +689,21 @@ fn measure_candidate(
 /// What was done to make rows comparable.
 fn normalize(row: &mut CandidateRow, ready_s: f64) {
     let n = &mut row.normalization;
-    n.insert("client".into(), json!("vllm-sota (same client, same tokenizer, every framework)"));
+    n.insert(
+        "client".into(),
+        json!("vllm-sota (same client, same tokenizer, every framework)"),
+    );
     n.insert("unique_prompts".into(), json!("fresh random prompts per candidate, scenario, repeat and load point; warmup on its own prompts"));
     n.insert("warmup_excluded".into(), json!(true));
-    n.insert("forced_output_length".into(), json!("ignore_eos + min_tokens = max_tokens"));
+    n.insert(
+        "forced_output_length".into(),
+        json!("ignore_eos + min_tokens = max_tokens"),
+    );
     n.insert("temperature".into(), json!(0.0));
-    n.insert("server_ready_s".into(), json!((ready_s * 1000.0).round() / 1000.0));
+    n.insert(
+        "server_ready_s".into(),
+        json!((ready_s * 1000.0).round() / 1000.0),
+    );
 }
 
 pub fn vllm_commit_of_campaign(paths: &CampaignPaths) -> Option<String> {
@@ -499,6 +713,13 @@ pub fn vllm_commit_of_campaign(paths: &CampaignPaths) -> Option<String> {
 }
 
 pub fn git_head(dir: &Path) -> Option<String> {
-    let out = std::process::Command::new("git").arg("-C").arg(dir).args(["rev-parse", "HEAD"]).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }

@@ -106,44 +106,81 @@ impl Tool for FairBenchmark {
             r.rows_already_done
         );
         if let Some(p) = &r.progress {
-            s.push_str(&format!("- Progress: {} / {} — {}\n", p.done, p.total.map(|t| t.to_string()).unwrap_or("?".into()), p.message));
+            s.push_str(&format!(
+                "- Progress: {} / {} — {}\n",
+                p.done,
+                p.total.map(|t| t.to_string()).unwrap_or("?".into()),
+                p.message
+            ));
         }
         s.push_str("\n| framework | status | candidates | reason |\n|---|---|---:|---|\n");
         for f in &r.frameworks {
-            s.push_str(&format!("| {} | {} | {} | {} |\n", f.framework, f.status, f.candidates, f.reason.clone().unwrap_or_default()));
+            s.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                f.framework,
+                f.status,
+                f.candidates,
+                f.reason.clone().unwrap_or_default()
+            ));
         }
         if !r.preflight_rejections.is_empty() {
             s.push_str("\n## Rejected at preflight\n\n");
             for x in &r.preflight_rejections {
-                s.push_str(&format!("- {} {}: {}\n", x.framework, x.flag.clone().or(x.candidate_id.clone()).unwrap_or_default(), x.reason));
+                s.push_str(&format!(
+                    "- {} {}: {}\n",
+                    x.framework,
+                    x.flag
+                        .clone()
+                        .or(x.candidate_id.clone())
+                        .unwrap_or_default(),
+                    x.reason
+                ));
             }
         }
         for g in &r.environment_gaps {
-            s.push_str(&format!("- environment gap, {}: {}\n", g.framework, g.reason));
+            s.push_str(&format!(
+                "- environment gap, {}: {}\n",
+                g.framework, g.reason
+            ));
         }
-        s.push_str(&format!("\nGPU check: {} ({})\n", r.gpu_check.status, r.gpu_check.detail));
+        s.push_str(&format!(
+            "\nGPU check: {} ({})\n",
+            r.gpu_check.status, r.gpu_check.detail
+        ));
         if let Some(e) = &r.error {
             s.push_str(&format!("\nError: {e}\n"));
         }
         if let Some(res) = &r.result {
-            s.push_str(&format!("\nResult:\n\n```json\n{}\n```\n", serde_json::to_string_pretty(res).unwrap_or_default()));
+            s.push_str(&format!(
+                "\nResult:\n\n```json\n{}\n```\n",
+                serde_json::to_string_pretty(res).unwrap_or_default()
+            ));
         }
         s
     }
 }
 
-fn load_request_config(req: &FairBenchmarkRequest, paths: &CampaignPaths) -> Result<BenchmarkConfig> {
+fn load_request_config(
+    req: &FairBenchmarkRequest,
+    paths: &CampaignPaths,
+) -> Result<BenchmarkConfig> {
     match (&req.config_path, &req.config) {
         (Some(_), Some(_)) => bail!("give config_path or config, not both"),
         (None, None) => bail!("config_path or config is required"),
-        (Some(p), None) => config::load_config(&preflight::resolve_config_path(&paths.root, p)).with_context(|| format!("config_path {p}")),
+        (Some(p), None) => config::load_config(&preflight::resolve_config_path(&paths.root, p))
+            .with_context(|| format!("config_path {p}")),
         (None, Some(v)) => config::config_from_value(v),
     }
 }
 
 /// `fair_benchmark` with an explicit job executable (`<exe> job-run --state <path>`) and
 /// preflight options: the tool passes the running binary; tests pass their job example.
-pub fn start_fair_benchmark(req: FairBenchmarkRequest, ctx: &ToolContext, exe: &Path, opts: &PreflightOptions) -> Result<FairBenchmarkReport> {
+pub fn start_fair_benchmark(
+    req: FairBenchmarkRequest,
+    ctx: &ToolContext,
+    exe: &Path,
+    opts: &PreflightOptions,
+) -> Result<FairBenchmarkReport> {
     if let Some(w) = req.wait_s
         && !(0.0..=MAX_WAIT_S).contains(&w)
     {
@@ -160,11 +197,20 @@ pub fn start_fair_benchmark(req: FairBenchmarkRequest, ctx: &ToolContext, exe: &
             return Ok(report(&paths, &plan, Some(st), true, "running"));
         }
     }
-    ctx.progress(0.0, None, "preflight: capturing --help and validating flags");
+    ctx.progress(
+        0.0,
+        None,
+        "preflight: capturing --help and validating flags",
+    );
     let plan = preflight::preflight(&cfg, &paths.root, opts)?;
     // candidates.jsonl is the fixed baseline: never mix two configs in it.
     let existing: Vec<CandidateRow> = fsx::read_jsonl(&paths.candidates())?;
-    if let Some(other) = existing.iter().find(|r| r.normalization.get("config_hash").and_then(Value::as_str).is_some_and(|h| h != plan.config_hash)) {
+    if let Some(other) = existing.iter().find(|r| {
+        r.normalization
+            .get("config_hash")
+            .and_then(Value::as_str)
+            .is_some_and(|h| h != plan.config_hash)
+    }) {
         bail!(
             "benchmark/candidates.jsonl already holds rows of a different benchmark config (row {} has config_hash {}, this config is {}); the fixed baseline is append-only: use the same config to resume, or a new campaign directory",
             other.row_id,
@@ -184,7 +230,12 @@ pub fn start_fair_benchmark(req: FairBenchmarkRequest, ctx: &ToolContext, exe: &
 }
 
 /// Wait up to `wait_s` for the job to finish, forwarding its progress.
-pub fn long_poll(state_path: &Path, mut st: JobState, wait_s: Option<f64>, ctx: &ToolContext) -> Result<JobState> {
+pub fn long_poll(
+    state_path: &Path,
+    mut st: JobState,
+    wait_s: Option<f64>,
+    ctx: &ToolContext,
+) -> Result<JobState> {
     let Some(w) = wait_s else { return Ok(st) };
     let end = Instant::now() + Duration::from_secs_f64(w.min(MAX_WAIT_S));
     while Instant::now() < end && !st.status.is_final() {
@@ -199,17 +250,33 @@ pub fn long_poll(state_path: &Path, mut st: JobState, wait_s: Option<f64>, ctx: 
 }
 
 fn status_text(s: JobStatus) -> String {
-    serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
-fn report(paths: &CampaignPaths, plan: &preflight::Plan, st: Option<JobState>, resumed: bool, status: &str) -> FairBenchmarkReport {
+fn report(
+    paths: &CampaignPaths,
+    plan: &preflight::Plan,
+    st: Option<JobState>,
+    resumed: bool,
+    status: &str,
+) -> FairBenchmarkReport {
     let planned = crate::search::planned_row_ids(plan);
     let done: std::collections::HashSet<String> =
-        fsx::read_jsonl::<CandidateRow>(&paths.candidates()).unwrap_or_default().into_iter().map(|r| r.row_id).collect();
+        fsx::read_jsonl::<CandidateRow>(&paths.candidates())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| r.row_id)
+            .collect();
     FairBenchmarkReport {
         job_id: st.as_ref().map(|s| s.job_id.clone()).unwrap_or_default(),
         state_path: preflight::rel(&paths.root, &paths.benchmark_job()),
-        status: st.as_ref().map(|s| status_text(s.status)).unwrap_or_else(|| status.to_string()),
+        status: st
+            .as_ref()
+            .map(|s| status_text(s.status))
+            .unwrap_or_else(|| status.to_string()),
         resumed,
         attempts: st.as_ref().map(|s| s.attempts).unwrap_or(0),
         candidates_planned: plan.candidates_planned(),
@@ -220,7 +287,10 @@ fn report(paths: &CampaignPaths, plan: &preflight::Plan, st: Option<JobState>, r
             .iter()
             .map(|f| FrameworkSummary {
                 framework: f.framework.clone(),
-                status: serde_json::to_value(f.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+                status: serde_json::to_value(f.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
                 candidates: f.candidates.len(),
                 reason: f.reason.clone(),
                 notes: f.notes.clone(),
@@ -270,21 +340,42 @@ impl Tool for Revalidate {
     }
 
     fn markdown(r: &Self::Report) -> String {
-        let mut s = format!("# revalidate\n\n- Job `{}`: **{}**{} (attempt {}), state `{}`\n- Rows: `{}`\n- Targets: {}\n", r.job_id, r.status, if r.resumed { " (resumed)" } else { "" }, r.attempts, r.state_path, r.rows_file, r.targets.join(", "));
+        let mut s = format!(
+            "# revalidate\n\n- Job `{}`: **{}**{} (attempt {}), state `{}`\n- Rows: `{}`\n- Targets: {}\n",
+            r.job_id,
+            r.status,
+            if r.resumed { " (resumed)" } else { "" },
+            r.attempts,
+            r.state_path,
+            r.rows_file,
+            r.targets.join(", ")
+        );
         if let Some(p) = &r.progress {
-            s.push_str(&format!("- Progress: {} / {} — {}\n", p.done, p.total.map(|t| t.to_string()).unwrap_or("?".into()), p.message));
+            s.push_str(&format!(
+                "- Progress: {} / {} — {}\n",
+                p.done,
+                p.total.map(|t| t.to_string()).unwrap_or("?".into()),
+                p.message
+            ));
         }
         if let Some(e) = &r.error {
             s.push_str(&format!("\nError: {e}\n"));
         }
         if let Some(res) = &r.result {
-            s.push_str(&format!("\n```json\n{}\n```\n", serde_json::to_string_pretty(res).unwrap_or_default()));
+            s.push_str(&format!(
+                "\n```json\n{}\n```\n",
+                serde_json::to_string_pretty(res).unwrap_or_default()
+            ));
         }
         s
     }
 }
 
-pub fn start_revalidate(req: RevalidateRequest, ctx: &ToolContext, exe: &Path) -> Result<RevalidateReport> {
+pub fn start_revalidate(
+    req: RevalidateRequest,
+    ctx: &ToolContext,
+    exe: &Path,
+) -> Result<RevalidateReport> {
     if req.round == 0 {
         bail!("round: must be ≥ 1 (round 0 is the fixed baseline written by fair_benchmark)");
     }
@@ -300,14 +391,20 @@ pub fn start_revalidate(req: RevalidateRequest, ctx: &ToolContext, exe: &Path) -
         bail!("wait_s: {w} must be in [0, {MAX_WAIT_S}]");
     }
     let paths = CampaignPaths::open(&req.campaign_dir)?;
-    let plan: preflight::Plan = fsx::read_json(&plan_path(&paths)).context("benchmark/plan.json: run fair_benchmark first")?;
+    let plan: preflight::Plan = fsx::read_json(&plan_path(&paths))
+        .context("benchmark/plan.json: run fair_benchmark first")?;
     let rows: Vec<CandidateRow> = fsx::read_jsonl(&paths.candidates())?;
     let targets = crate::revalidate::targets(&plan, &rows, &req)?;
     let state_path: PathBuf = revalidation_job_path(&paths, req.round);
     let resumed = state_path.exists();
     let st = match jobs::status(&state_path) {
         Ok(s) if s.status == JobStatus::Running => s,
-        _ => jobs::start(&state_path, REVALIDATE_KIND, serde_json::to_value(&req)?, exe)?,
+        _ => jobs::start(
+            &state_path,
+            REVALIDATE_KIND,
+            serde_json::to_value(&req)?,
+            exe,
+        )?,
     };
     let st = long_poll(&state_path, st, req.wait_s, ctx)?;
     Ok(RevalidateReport {
@@ -317,7 +414,15 @@ pub fn start_revalidate(req: RevalidateRequest, ctx: &ToolContext, exe: &Path) -
         resumed,
         attempts: st.attempts,
         rows_file: preflight::rel(&paths.root, &paths.revalidation(req.round)),
-        targets: targets.iter().map(|t| format!("{}/{}/{}", t.baseline_row.framework, t.baseline_row.candidate_id, t.baseline_row.scenario)).collect(),
+        targets: targets
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}/{}/{}",
+                    t.baseline_row.framework, t.baseline_row.candidate_id, t.baseline_row.scenario
+                )
+            })
+            .collect(),
         progress: Some(st.progress.clone()),
         result: st.result.clone(),
         error: st.error.clone(),

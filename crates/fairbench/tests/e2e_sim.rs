@@ -85,11 +85,19 @@ fn rows(root: &Path) -> Vec<CandidateRow> {
 }
 
 fn row<'a>(rows: &'a [CandidateRow], id: &str) -> &'a CandidateRow {
-    rows.iter().find(|r| r.row_id == id).unwrap_or_else(|| panic!("no row {id}; have {:?}", rows.iter().map(|r| &r.row_id).collect::<Vec<_>>()))
+    rows.iter().find(|r| r.row_id == id).unwrap_or_else(|| {
+        panic!(
+            "no row {id}; have {:?}",
+            rows.iter().map(|r| &r.row_id).collect::<Vec<_>>()
+        )
+    })
 }
 
 fn validator() -> jsonschema::Validator {
-    let text = std::fs::read_to_string(vllm_sota_core::refs::source_dir().join("candidate-row.schema.json")).unwrap();
+    let text = std::fs::read_to_string(
+        vllm_sota_core::refs::source_dir().join("candidate-row.schema.json"),
+    )
+    .unwrap();
     jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
 }
 
@@ -98,18 +106,44 @@ fn assert_rows_valid(path: &Path) {
     let text = std::fs::read_to_string(path).unwrap();
     for (i, line) in text.lines().enumerate() {
         let json: Value = serde_json::from_str(line).unwrap();
-        let errors: Vec<String> = v.iter_errors(&json).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-        assert!(errors.is_empty(), "{}:{} does not match candidate-row.schema.json: {errors:?}", path.display(), i + 1);
+        let errors: Vec<String> = v
+            .iter_errors(&json)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{}:{} does not match candidate-row.schema.json: {errors:?}",
+            path.display(),
+            i + 1
+        );
     }
 }
 
 fn run_search_inline(root: &Path, cfg_path: &Path) -> Value {
-    let req = FairBenchmarkRequest { campaign_dir: root.display().to_string(), config_path: Some(cfg_path.display().to_string()), config: None, dry_run: true, wait_s: None };
-    let report = start_fair_benchmark(req.clone(), &ToolContext::default(), Path::new("/nonexistent"), &PreflightOptions::default()).unwrap();
+    let req = FairBenchmarkRequest {
+        campaign_dir: root.display().to_string(),
+        config_path: Some(cfg_path.display().to_string()),
+        config: None,
+        dry_run: true,
+        wait_s: None,
+    };
+    let report = start_fair_benchmark(
+        req.clone(),
+        &ToolContext::default(),
+        Path::new("/nonexistent"),
+        &PreflightOptions::default(),
+    )
+    .unwrap();
     assert_eq!(report.status, "dry_run");
     let mut live = req;
     live.dry_run = false;
-    let st = jobs::run_inline(&root.join("benchmark/job.json"), "fair_benchmark", serde_json::to_value(&live).unwrap(), vllm_sota_fairbench::run_fair_benchmark_job).unwrap();
+    let st = jobs::run_inline(
+        &root.join("benchmark/job.json"),
+        "fair_benchmark",
+        serde_json::to_value(&live).unwrap(),
+        vllm_sota_fairbench::run_fair_benchmark_job,
+    )
+    .unwrap();
     assert_eq!(st.status, JobStatus::Succeeded, "{:?}", st.error);
     st.result.unwrap()
 }
@@ -123,15 +157,32 @@ fn full_search_with_sim_serve_then_revalidation() {
 
     // Preflight (dry run) reports the unknown flag by name and the non-pytorch backend.
     let report = start_fair_benchmark(
-        FairBenchmarkRequest { campaign_dir: root.display().to_string(), config_path: Some(cfg_path.display().to_string()), config: None, dry_run: true, wait_s: None },
+        FairBenchmarkRequest {
+            campaign_dir: root.display().to_string(),
+            config_path: Some(cfg_path.display().to_string()),
+            config: None,
+            dry_run: true,
+            wait_s: None,
+        },
         &ToolContext::default(),
         Path::new("/nonexistent"),
         &PreflightOptions::default(),
     )
     .unwrap();
-    let rej: Vec<String> = report.preflight_rejections.iter().map(|r| r.reason.clone()).collect();
-    assert!(rej.iter().any(|r| r.contains("unknown flag `--bogus-flag`")), "{rej:?}");
-    assert!(rej.iter().any(|r| r.contains("`--backend pytorch`")), "{rej:?}");
+    let rej: Vec<String> = report
+        .preflight_rejections
+        .iter()
+        .map(|r| r.reason.clone())
+        .collect();
+    assert!(
+        rej.iter()
+            .any(|r| r.contains("unknown flag `--bogus-flag`")),
+        "{rej:?}"
+    );
+    assert!(
+        rej.iter().any(|r| r.contains("`--backend pytorch`")),
+        "{rej:?}"
+    );
     // vLLM: baseline, max-num-seqs=16, max-num-seqs=0; SGLang: baseline + OOM; TRT: baseline; TokenSpeed: baseline.
     assert_eq!(report.candidates_planned, 3 + 2 + 1 + 1);
 
@@ -147,62 +198,153 @@ fn full_search_with_sim_serve_then_revalidation() {
     // Failure classification, and the search went on after each.
     let crash = row(&rows, "vllm/c02-max-num-seqs=0/chat/r0");
     assert_eq!(crash.status, RunStatus::Failed);
-    assert_eq!(crash.failure_reason.as_deref(), Some("exited with code 1: Error: max running sequences must be >= 1"));
-    let oom = row(&rows, "sglang/c01-chunked-prefill-size=1048576/summarization/r0");
+    assert_eq!(
+        crash.failure_reason.as_deref(),
+        Some("exited with code 1: Error: max running sequences must be >= 1")
+    );
+    let oom = row(
+        &rows,
+        "sglang/c01-chunked-prefill-size=1048576/summarization/r0",
+    );
     assert_eq!(oom.status, RunStatus::Oom);
-    assert!(oom.failure_reason.as_ref().unwrap().contains("CUDA out of memory"), "{:?}", oom.failure_reason);
+    assert!(
+        oom.failure_reason
+            .as_ref()
+            .unwrap()
+            .contains("CUDA out of memory"),
+        "{:?}",
+        oom.failure_reason
+    );
     let hang = row(&rows, "tokenspeed/c00-baseline/chat/r0");
     assert_eq!(hang.status, RunStatus::Timeout);
-    assert!(hang.failure_reason.as_ref().unwrap().starts_with("not ready within 4 s"), "{:?}", hang.failure_reason);
+    assert!(
+        hang.failure_reason
+            .as_ref()
+            .unwrap()
+            .starts_with("not ready within 4 s"),
+        "{:?}",
+        hang.failure_reason
+    );
     assert!(hang.artifacts.contains_key("server_log"));
-    let rejected: Vec<_> = rows.iter().filter(|r| r.status == RunStatus::Rejected).collect();
+    let rejected: Vec<_> = rows
+        .iter()
+        .filter(|r| r.status == RunStatus::Rejected)
+        .collect();
     assert_eq!(rejected.len(), 2);
 
     // Winners: what the simulator's capacity model predicts, in both scenarios.
     let winners = vllm_sota_fairbench::artifacts::winners(&rows, Default::default());
     for sc in ["chat", "summarization"] {
-        let order: Vec<String> = winners[sc].iter().map(|r| format!("{}/{}", r.framework, r.candidate_id)).collect();
-        assert_eq!(order, vec!["vllm/c01-max-num-seqs=16", "sglang/c00-baseline", "tensorrt_llm/c00-baseline"], "{sc}");
-        let tp = |id: &str| row(&rows, &format!("{id}/{sc}/r0")).request_throughput().unwrap();
-        for id in ["vllm/c01-max-num-seqs=16", "sglang/c00-baseline", "vllm/c00-baseline", "tensorrt_llm/c00-baseline"] {
+        let order: Vec<String> = winners[sc]
+            .iter()
+            .map(|r| format!("{}/{}", r.framework, r.candidate_id))
+            .collect();
+        assert_eq!(
+            order,
+            vec![
+                "vllm/c01-max-num-seqs=16",
+                "sglang/c00-baseline",
+                "tensorrt_llm/c00-baseline"
+            ],
+            "{sc}"
+        );
+        let tp = |id: &str| {
+            row(&rows, &format!("{id}/{sc}/r0"))
+                .request_throughput()
+                .unwrap()
+        };
+        for id in [
+            "vllm/c01-max-num-seqs=16",
+            "sglang/c00-baseline",
+            "vllm/c00-baseline",
+            "tensorrt_llm/c00-baseline",
+        ] {
             let r = row(&rows, &format!("{id}/{sc}/r0"));
             let m = r.metrics.as_ref().unwrap();
-            eprintln!("{sc} {id}: {:.2} req/s, p50 TTFT {:?} ms, p50 TPOT {:?} ms, point {:?}/{:?}", tp(id), m.p50_ttft_ms(), m.p50_tpot_ms(), r.workload.max_concurrency, r.workload.request_rate);
+            eprintln!(
+                "{sc} {id}: {:.2} req/s, p50 TTFT {:?} ms, p50 TPOT {:?} ms, point {:?}/{:?}",
+                tp(id),
+                m.p50_ttft_ms(),
+                m.p50_tpot_ms(),
+                r.workload.max_concurrency,
+                r.workload.request_rate
+            );
         }
         // 16 vs 4 sequences: the searched vLLM candidate beats its own baseline by > 2x.
-        assert!(tp("vllm/c01-max-num-seqs=16") > 2.0 * tp("vllm/c00-baseline"), "{sc}");
+        assert!(
+            tp("vllm/c01-max-num-seqs=16") > 2.0 * tp("vllm/c00-baseline"),
+            "{sc}"
+        );
         assert!(tp("sglang/c00-baseline") > tp("vllm/c00-baseline"), "{sc}");
-        assert!(tp("vllm/c00-baseline") > tp("tensorrt_llm/c00-baseline"), "{sc}");
+        assert!(
+            tp("vllm/c00-baseline") > tp("tensorrt_llm/c00-baseline"),
+            "{sc}"
+        );
         let w = row(&rows, &format!("vllm/c01-max-num-seqs=16/{sc}/r0"));
         assert_eq!(w.sla.passed, Some(true));
         assert_eq!(w.metrics.as_ref().unwrap().completed, 16);
-        assert!(w.server_command.windows(2).any(|p| p == ["--max-num-seqs", "16"]));
-        assert!(w.server_command.windows(2).any(|p| p == ["--max-model-len", "304"]), "max length added: {:?}", w.server_command);
-        assert!(w.benchmark_command.starts_with(&["vllm-sota".to_string(), "bench".into(), "load".into()]));
+        assert!(
+            w.server_command
+                .windows(2)
+                .any(|p| p == ["--max-num-seqs", "16"])
+        );
+        assert!(
+            w.server_command
+                .windows(2)
+                .any(|p| p == ["--max-model-len", "304"]),
+            "max length added: {:?}",
+            w.server_command
+        );
+        assert!(w.benchmark_command.starts_with(&[
+            "vllm-sota".to_string(),
+            "bench".into(),
+            "load".into()
+        ]));
         assert_eq!(w.workload.label.as_deref(), Some("sim-e2e"));
-        assert!(w.validated_cli_flags.contains(&"--max-num-seqs".to_string()));
+        assert!(
+            w.validated_cli_flags
+                .contains(&"--max-num-seqs".to_string())
+        );
     }
     let trt = row(&rows, "tensorrt_llm/c00-baseline/chat/r0");
-    assert!(trt.server_command.windows(2).any(|p| p == ["--backend", "pytorch"]));
+    assert!(
+        trt.server_command
+            .windows(2)
+            .any(|p| p == ["--backend", "pytorch"])
+    );
 
     // Artifacts.
     let b = root.join("benchmark");
     let summary = std::fs::read_to_string(b.join("summary.md")).unwrap();
-    assert!(summary.contains("| 1 | vllm | `c01-max-num-seqs=16` | pass |"), "{summary}");
+    assert!(
+        summary.contains("| 1 | vllm | `c01-max-num-seqs=16` | pass |"),
+        "{summary}"
+    );
     assert!(summary.contains("max running sequences must be >= 1"));
     assert!(summary.contains("sim-e2e"));
     let winning = std::fs::read_to_string(b.join("winning-commands.md")).unwrap();
-    assert!(winning.contains("--max-num-seqs 16") && winning.contains("vllm-sota bench load"), "{winning}");
+    assert!(
+        winning.contains("--max-num-seqs 16") && winning.contains("vllm-sota bench load"),
+        "{winning}"
+    );
     for sc in ["chat", "summarization"] {
         let svg = std::fs::read_to_string(b.join(format!("plots/{sc}.svg"))).unwrap();
-        assert!(svg.starts_with("<svg") && svg.contains("class=\"sla\"") && svg.contains("data-framework=\"sglang\""), "{sc}");
+        assert!(
+            svg.starts_with("<svg")
+                && svg.contains("class=\"sla\"")
+                && svg.contains("data-framework=\"sglang\""),
+            "{sc}"
+        );
     }
     let handoff: Value = fsx::read_json(&b.join("profiler-handoff.json")).unwrap();
     assert!(["chat", "summarization"].contains(&handoff["slow_scenario"].as_str().unwrap()));
     assert_eq!(handoff["output_len"], 48);
     assert!(handoff["vllm_server_command"].as_array().is_some());
     assert!(root.join("help/vllm_serve_help.txt").is_file());
-    assert!(b.join("correctness/vllm/c01-max-num-seqs=16.json").is_file());
+    assert!(
+        b.join("correctness/vllm/c01-max-num-seqs=16.json")
+            .is_file()
+    );
     assert_rows_valid(&root.join("benchmark/candidates.jsonl"));
     assert_eq!(result["rows_total"], 16);
 
@@ -225,27 +367,51 @@ fn full_search_with_sim_serve_then_revalidation() {
         min_match_rate: 1.0,
         wait_s: None,
     };
-    let st = jobs::run_inline(&root.join("benchmark/revalidation/round-1.job.json"), "revalidate", serde_json::to_value(rv(1)).unwrap(), vllm_sota_fairbench::run_revalidate_job).unwrap();
+    let st = jobs::run_inline(
+        &root.join("benchmark/revalidation/round-1.job.json"),
+        "revalidate",
+        serde_json::to_value(rv(1)).unwrap(),
+        vllm_sota_fairbench::run_revalidate_job,
+    )
+    .unwrap();
     assert_eq!(st.status, JobStatus::Succeeded, "{:?}", st.error);
     let res = st.result.unwrap();
     assert_eq!(res["patch_correct"], true, "{res}");
     let rrows: Vec<CandidateRow> = fsx::read_jsonl(&paths.revalidation(1)).unwrap();
     assert_eq!(rrows.len(), 2);
     for r in &rrows {
-        assert_eq!((r.round, r.vllm_commit.as_deref(), r.status), (1, Some("feedbeef"), RunStatus::Ok));
+        assert_eq!(
+            (r.round, r.vllm_commit.as_deref(), r.status),
+            (1, Some("feedbeef"), RunStatus::Ok)
+        );
         let c = r.correctness.as_ref().unwrap();
         assert_eq!((c.probes, c.matched, c.passed), (8, 8, true));
-        assert_eq!(r.workload.max_concurrency, row(&rows, "vllm/c01-max-num-seqs=16/chat/r0").workload.max_concurrency);
+        assert_eq!(
+            r.workload.max_concurrency,
+            row(&rows, "vllm/c01-max-num-seqs=16/chat/r0")
+                .workload
+                .max_concurrency
+        );
     }
     assert_rows_valid(&paths.revalidation(1));
-    assert_eq!(rows_len(&root), 16, "revalidation never writes into the fixed baseline");
+    assert_eq!(
+        rows_len(&root),
+        16,
+        "revalidation never writes into the fixed baseline"
+    );
 
     // A patched build that answers differently is marked incorrect.
     let refp = root.join("benchmark/correctness/vllm/c01-max-num-seqs=16.json");
     let mut reference: Value = fsx::read_json(&refp).unwrap();
     reference["answers"][0]["text"] = Value::String(" something else".into());
     fsx::write_json(&refp, &reference).unwrap();
-    let st = jobs::run_inline(&root.join("benchmark/revalidation/round-2.job.json"), "revalidate", serde_json::to_value(rv(2)).unwrap(), vllm_sota_fairbench::run_revalidate_job).unwrap();
+    let st = jobs::run_inline(
+        &root.join("benchmark/revalidation/round-2.job.json"),
+        "revalidate",
+        serde_json::to_value(rv(2)).unwrap(),
+        vllm_sota_fairbench::run_revalidate_job,
+    )
+    .unwrap();
     let res = st.result.unwrap();
     assert_eq!(res["patch_correct"], false, "{res}");
     let r2: Vec<CandidateRow> = fsx::read_jsonl(&paths.revalidation(2)).unwrap();
@@ -254,7 +420,11 @@ fn full_search_with_sim_serve_then_revalidation() {
     assert!(md.contains("patch is marked incorrect"), "{md}");
     if let Ok(keep) = std::env::var("FAIRBENCH_KEEP_RUN") {
         // For people: copy the run directory out to look at the artifacts.
-        let _ = std::process::Command::new("cp").arg("-r").arg(&root).arg(keep).status();
+        let _ = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(&root)
+            .arg(keep)
+            .status();
     }
 }
 
@@ -280,44 +450,91 @@ fn kill_dash_9_mid_search_then_resume_loses_and_duplicates_nothing() {
     let cfg_path = dir.path().join("bench.yaml");
     std::fs::write(&cfg_path, config_yaml(dir.path(), false)).unwrap();
     let exe = example("fairbench_job");
-    let req = FairBenchmarkRequest { campaign_dir: root.display().to_string(), config_path: Some("../bench.yaml".into()), config: None, dry_run: false, wait_s: Some(0.5) };
-    let report = start_fair_benchmark(req.clone(), &ToolContext::default(), &exe, &PreflightOptions::default()).unwrap();
+    let req = FairBenchmarkRequest {
+        campaign_dir: root.display().to_string(),
+        config_path: Some("../bench.yaml".into()),
+        config: None,
+        dry_run: false,
+        wait_s: Some(0.5),
+    };
+    let report = start_fair_benchmark(
+        req.clone(),
+        &ToolContext::default(),
+        &exe,
+        &PreflightOptions::default(),
+    )
+    .unwrap();
     assert!(!report.resumed);
     let state = root.join("benchmark/job.json");
     // Wait for the first measured row, then kill the job process with SIGKILL.
     let first_ok = wait_for(
-        || rows(&root).iter().any(|r| r.status == RunStatus::Ok) || jobs::status(&state).unwrap().status != JobStatus::Running,
+        || {
+            rows(&root).iter().any(|r| r.status == RunStatus::Ok)
+                || jobs::status(&state).unwrap().status != JobStatus::Running
+        },
         Duration::from_secs(240),
     ) && rows(&root).iter().any(|r| r.status == RunStatus::Ok);
     let st = jobs::status(&state).unwrap();
-    assert!(first_ok, "no measured row; job state {st:?}; log:\n{}", std::fs::read_to_string(&st.log_path).unwrap_or_default());
+    assert!(
+        first_ok,
+        "no measured row; job state {st:?}; log:\n{}",
+        std::fs::read_to_string(&st.log_path).unwrap_or_default()
+    );
     let pid = st.pid.unwrap();
     unsafe {
         libc::kill(pid as i32, libc::SIGKILL);
     }
-    assert!(wait_for(|| jobs::status(&state).unwrap().status == JobStatus::Interrupted, Duration::from_secs(10)));
+    assert!(wait_for(
+        || jobs::status(&state).unwrap().status == JobStatus::Interrupted,
+        Duration::from_secs(10)
+    ));
     let before = rows_len(&root);
     let planned: Vec<String> = {
-        let plan: vllm_sota_fairbench::preflight::Plan = fsx::read_json(&root.join("benchmark/plan.json")).unwrap();
+        let plan: vllm_sota_fairbench::preflight::Plan =
+            fsx::read_json(&root.join("benchmark/plan.json")).unwrap();
         vllm_sota_fairbench::search::planned_row_ids(&plan)
     };
-    assert!(before < planned.len(), "killed too late to test resume ({before} of {})", planned.len());
+    assert!(
+        before < planned.len(),
+        "killed too late to test resume ({before} of {})",
+        planned.len()
+    );
 
     // Resume: same request; completes the rest.
-    let report = start_fair_benchmark(req, &ToolContext::default(), &exe, &PreflightOptions::default()).unwrap();
+    let report = start_fair_benchmark(
+        req,
+        &ToolContext::default(),
+        &exe,
+        &PreflightOptions::default(),
+    )
+    .unwrap();
     assert!(report.resumed);
     assert_eq!(report.attempts, 2);
     assert!(report.rows_already_done >= before.min(report.rows_planned));
-    assert!(wait_for(|| jobs::status(&state).unwrap().status.is_final(), Duration::from_secs(300)));
+    assert!(wait_for(
+        || jobs::status(&state).unwrap().status.is_final(),
+        Duration::from_secs(300)
+    ));
     let st = jobs::status(&state).unwrap();
-    assert_eq!(st.status, JobStatus::Succeeded, "{:?}\n{}", st.error, std::fs::read_to_string(&st.log_path).unwrap_or_default());
+    assert_eq!(
+        st.status,
+        JobStatus::Succeeded,
+        "{:?}\n{}",
+        st.error,
+        std::fs::read_to_string(&st.log_path).unwrap_or_default()
+    );
     let rows = rows(&root);
     let ids: Vec<&str> = rows.iter().map(|r| r.row_id.as_str()).collect();
     let unique: HashSet<&str> = ids.iter().copied().collect();
     assert_eq!(unique.len(), ids.len(), "duplicates after resume: {ids:?}");
     let want: HashSet<&str> = planned.iter().map(String::as_str).collect();
     assert_eq!(unique, want, "missing or extra rows after resume");
-    assert_eq!(st.result.as_ref().unwrap()["rows_skipped_as_done"].as_u64().unwrap() as usize, before);
+    assert_eq!(
+        st.result.as_ref().unwrap()["rows_skipped_as_done"]
+            .as_u64()
+            .unwrap() as usize,
+        before
+    );
     let counts: BTreeMap<String, usize> = rows.iter().fold(BTreeMap::new(), |mut m, r| {
         *m.entry(format!("{:?}", r.status)).or_default() += 1;
         m
@@ -333,19 +550,48 @@ fn cancel_stops_the_job_and_its_server_group() {
     let cfg_path = dir.path().join("bench.yaml");
     std::fs::write(&cfg_path, config_yaml(dir.path(), false)).unwrap();
     let exe = example("fairbench_job");
-    let req = FairBenchmarkRequest { campaign_dir: root.display().to_string(), config_path: Some(cfg_path.display().to_string()), config: None, dry_run: false, wait_s: None };
-    start_fair_benchmark(req, &ToolContext::default(), &exe, &PreflightOptions::default()).unwrap();
+    let req = FairBenchmarkRequest {
+        campaign_dir: root.display().to_string(),
+        config_path: Some(cfg_path.display().to_string()),
+        config: None,
+        dry_run: false,
+        wait_s: None,
+    };
+    start_fair_benchmark(
+        req,
+        &ToolContext::default(),
+        &exe,
+        &PreflightOptions::default(),
+    )
+    .unwrap();
     let state = root.join("benchmark/job.json");
     let live = root.join("benchmark/servers/live.json");
     // Cancel while a server is up (being measured).
-    assert!(wait_for(|| jobs::status(&state).unwrap().progress.message.starts_with("measuring"), Duration::from_secs(240)));
+    assert!(wait_for(
+        || jobs::status(&state)
+            .unwrap()
+            .progress
+            .message
+            .starts_with("measuring"),
+        Duration::from_secs(240)
+    ));
     let server: Value = fsx::read_json(&live).unwrap();
     let pgid = server["pgid"].as_i64().unwrap() as i32;
     let st = jobs::cancel(&state).unwrap();
     assert_eq!(st.status, JobStatus::Cancelled, "{st:?}");
-    assert!(st.error.as_deref().unwrap_or("").contains("cancel"), "{:?}", st.error);
+    assert!(
+        st.error.as_deref().unwrap_or("").contains("cancel"),
+        "{:?}",
+        st.error
+    );
     // The job tore the server's process group down before exiting.
-    assert!(wait_for(|| unsafe { libc::kill(-pgid, 0) } != 0, Duration::from_secs(20)), "server group {pgid} still alive");
+    assert!(
+        wait_for(
+            || unsafe { libc::kill(-pgid, 0) } != 0,
+            Duration::from_secs(20)
+        ),
+        "server group {pgid} still alive"
+    );
     assert!(!live.exists());
     // Whatever rows were written are whole and valid.
     assert_rows_valid(&root.join("benchmark/candidates.jsonl"));

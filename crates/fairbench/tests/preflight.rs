@@ -10,19 +10,42 @@ use vllm_sota_fairbench::preflight::{FrameworkStatus, PreflightOptions, prefligh
 
 fn help_texts() -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("vllm".to_string(), std::fs::read_to_string(vllm_help()).unwrap()),
-        ("sglang".to_string(), std::fs::read_to_string(sglang_help()).unwrap()),
+        (
+            "vllm".to_string(),
+            std::fs::read_to_string(vllm_help()).unwrap(),
+        ),
+        (
+            "sglang".to_string(),
+            std::fs::read_to_string(sglang_help()).unwrap(),
+        ),
     ])
 }
 
 fn opts() -> PreflightOptions {
-    PreflightOptions { help_texts: help_texts(), help_timeout: None, skip_gpu_check: true }
+    PreflightOptions {
+        help_texts: help_texts(),
+        help_timeout: None,
+        skip_gpu_check: true,
+    }
 }
 
 #[test]
 fn help_parsing_finds_real_flags_and_aliases() {
     let v = HelpFlags::parse(&std::fs::read_to_string(vllm_help()).unwrap());
-    for f in ["--max-num-seqs", "--gpu-memory-utilization", "--tensor-parallel-size", "-tp", "--enforce-eager", "--no-enforce-eager", "--max-model-len", "--port", "--host", "-h", "--speculative-config", "-sc"] {
+    for f in [
+        "--max-num-seqs",
+        "--gpu-memory-utilization",
+        "--tensor-parallel-size",
+        "-tp",
+        "--enforce-eager",
+        "--no-enforce-eager",
+        "--max-model-len",
+        "--port",
+        "--host",
+        "-h",
+        "--speculative-config",
+        "-sc",
+    ] {
         assert!(v.contains(f), "vLLM help lacks {f}");
     }
     // Dotted config fields are accepted when the config flag exists.
@@ -30,7 +53,15 @@ fn help_parsing_finds_real_flags_and_aliases() {
     // Words in descriptions (indented 24 columns) are not flags.
     assert!(!v.contains("--is-embedding"));
     let s = HelpFlags::parse(&std::fs::read_to_string(sglang_help()).unwrap());
-    for f in ["--tp-size", "--tensor-parallel-size", "--mem-fraction-static", "--max-running-requests", "--context-length", "--model-path", "--model"] {
+    for f in [
+        "--tp-size",
+        "--tensor-parallel-size",
+        "--mem-fraction-static",
+        "--max-running-requests",
+        "--context-length",
+        "--model-path",
+        "--model",
+    ] {
         assert!(s.contains(f), "SGLang help lacks {f}");
     }
     // Only listed in the usage block (help suppressed), still accepted by argparse.
@@ -46,23 +77,41 @@ fn documented_aliases_translate_and_unknown_flags_are_named() {
     let s = HelpFlags::parse(&std::fs::read_to_string(sglang_help()).unwrap());
     let sg = facts.facts("sglang").unwrap();
     let r = resolve_flag("--max-num-seqs", sg, &s).unwrap();
-    assert_eq!((r.used.as_str(), r.how.as_str()), ("--max-running-requests", "translation"));
+    assert_eq!(
+        (r.used.as_str(), r.how.as_str()),
+        ("--max-running-requests", "translation")
+    );
     let r = resolve_flag("tensor_parallel_size", sg, &s).unwrap();
-    assert_eq!((r.used.as_str(), r.how.as_str()), ("--tensor-parallel-size", "spelling"));
+    assert_eq!(
+        (r.used.as_str(), r.how.as_str()),
+        ("--tensor-parallel-size", "spelling")
+    );
     let v = HelpFlags::parse(&std::fs::read_to_string(vllm_help()).unwrap());
     let vf = facts.facts("vllm").unwrap();
     let r = resolve_flag("--max_num_seqs", vf, &v).unwrap();
-    assert_eq!((r.used.as_str(), r.how.as_str()), ("--max-num-seqs", "spelling"));
-    assert_eq!(resolve_flag("--context-length", vf, &v).unwrap().used, "--max-model-len");
+    assert_eq!(
+        (r.used.as_str(), r.how.as_str()),
+        ("--max-num-seqs", "spelling")
+    );
+    assert_eq!(
+        resolve_flag("--context-length", vf, &v).unwrap().used,
+        "--max-model-len"
+    );
     let err = resolve_flag("--bogus-knob", vf, &v).unwrap_err();
-    assert!(err.contains("`--bogus-knob`") && err.contains("vLLM"), "{err}");
+    assert!(
+        err.contains("`--bogus-knob`") && err.contains("vLLM"),
+        "{err}"
+    );
 }
 
 #[test]
 fn the_three_cookbook_configs_validate_and_preflight_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let cook = vllm_sota_core::refs::source_dir().join("cookbook");
-    let mut names: Vec<_> = std::fs::read_dir(&cook).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut names: Vec<_> = std::fs::read_dir(&cook)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     names.sort();
     assert_eq!(names.len(), 3, "{names:?}");
     let mut gpu_counts = vec![];
@@ -74,25 +123,46 @@ fn the_three_cookbook_configs_validate_and_preflight_cleanly() {
         let root = dir.path().join(path.file_stem().unwrap());
         let plan = preflight(&cfg, &root, &opts()).unwrap();
         // Every vLLM and SGLang flag of the cookbook exists in the real help of vLLM 0.26 / SGLang 0.5.17.
-        let bad: Vec<_> = plan.rejections.iter().filter(|r| r.framework == "vllm" || r.framework == "sglang").collect();
+        let bad: Vec<_> = plan
+            .rejections
+            .iter()
+            .filter(|r| r.framework == "vllm" || r.framework == "sglang")
+            .collect();
         assert!(bad.is_empty(), "{}: {bad:?}", path.display());
         for fw in ["vllm", "sglang"] {
             let fp = plan.framework(fw).unwrap();
-            assert_eq!(fp.status, FrameworkStatus::Ready, "{fw} in {}", path.display());
+            assert_eq!(
+                fp.status,
+                FrameworkStatus::Ready,
+                "{fw} in {}",
+                path.display()
+            );
             assert!(fp.candidates[0].is_baseline);
             assert!(fp.candidates.len() <= cfg.search.max_candidates_per_framework as usize);
             // Memory knobs stay pinned: every candidate keeps the base value.
-            let knob = if fw == "vllm" { "--gpu-memory-utilization" } else { "--mem-fraction-static" };
+            let knob = if fw == "vllm" {
+                "--gpu-memory-utilization"
+            } else {
+                "--mem-fraction-static"
+            };
             let base = fp.candidates[0].flags.get(knob).cloned();
             assert!(base.is_some());
-            assert!(fp.candidates.iter().all(|c| c.flags.get(knob) == base.as_ref()));
+            assert!(
+                fp.candidates
+                    .iter()
+                    .all(|c| c.flags.get(knob) == base.as_ref())
+            );
             assert!(root.join(format!("help/{fw}_serve_help.txt")).is_file());
         }
         // TensorRT-LLM is not installed on this host (no trtllm-serve): an environment gap, not "unsupported".
         if !vllm_sota_fairbench::procs::executable_exists("trtllm-serve") {
             let t = plan.framework("tensorrt_llm").unwrap();
             assert_eq!(t.status, FrameworkStatus::EnvironmentGap);
-            assert!(t.reason.as_ref().unwrap().contains("trtllm-serve"), "{:?}", t.reason);
+            assert!(
+                t.reason.as_ref().unwrap().contains("trtllm-serve"),
+                "{:?}",
+                t.reason
+            );
             assert_eq!(plan.environment_gaps.len(), 1);
         }
     }
@@ -112,27 +182,47 @@ fn config_errors_name_the_key() {
     assert!(e.contains("schema_version"), "{e}");
     let e = err(&format!("{MINIMAL}search:\n  teir: 2\n"));
     assert!(e.contains("teir") && e.contains("search"), "{e}");
-    let e = err(&format!("{MINIMAL}dataset:\n  scenario_names: [a, b]\n  input_len: [1]\n  output_len: [1, 2]\n"));
-    assert!(e.contains("dataset.scenario_names") && e.contains("aligned"), "{e}");
+    let e = err(&format!(
+        "{MINIMAL}dataset:\n  scenario_names: [a, b]\n  input_len: [1]\n  output_len: [1, 2]\n"
+    ));
+    assert!(
+        e.contains("dataset.scenario_names") && e.contains("aligned"),
+        "{e}"
+    );
     let e = err(&format!("{MINIMAL}benchmark:\n  max_concurrency: eighty\n"));
-    assert!(e.contains("benchmark.max_concurrency") || e.contains("max_concurrency"), "{e}");
-    let e = err(&format!("{MINIMAL}benchmark:\n  qps: {{lower: 1, upper: 8, max_rounds: 9}}\n"));
+    assert!(
+        e.contains("benchmark.max_concurrency") || e.contains("max_concurrency"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{MINIMAL}benchmark:\n  qps: {{lower: 1, upper: 8, max_rounds: 9}}\n"
+    ));
     assert!(e.contains("benchmark.qps.max_rounds"), "{e}");
     let e = err(&MINIMAL.replace("vllm:", "vlm:"));
-    assert!(e.contains("frameworks.vlm") && e.contains("unknown framework"), "{e}");
+    assert!(
+        e.contains("frameworks.vlm") && e.contains("unknown framework"),
+        "{e}"
+    );
     let e = err("schema_version: 1\nmodel: [\n");
     assert!(e.contains("cfg.yaml"), "{e}");
-    let e = err(&format!("{MINIMAL}benchmark:\n  sla:\n    max_p50_tpot: 5\n"));
+    let e = err(&format!(
+        "{MINIMAL}benchmark:\n  sla:\n    max_p50_tpot: 5\n"
+    ));
     assert!(e.contains("max_p50_tpot"), "{e}");
     // JSON works too, with the same checks.
-    let e = err(r#"{"schema_version": 1, "model": {"name": "m"}, "frameworks": {"vllm": {"enabled": "yes"}}}"#);
+    let e = err(
+        r#"{"schema_version": 1, "model": {"name": "m"}, "frameworks": {"vllm": {"enabled": "yes"}}}"#,
+    );
     assert!(e.contains("enabled") || e.contains("frameworks"), "{e}");
 }
 
 fn plan_for(yaml: &str) -> vllm_sota_fairbench::preflight::Plan {
     let dir = tempfile::tempdir().unwrap();
     let mut o = opts();
-    o.help_texts.insert("tensorrt_llm".into(), std::fs::read_to_string(trt_help(dir.path())).unwrap());
+    o.help_texts.insert(
+        "tensorrt_llm".into(),
+        std::fs::read_to_string(trt_help(dir.path())).unwrap(),
+    );
     let cfg = parse_config_text(yaml, "t.yaml").unwrap();
     preflight(&cfg, dir.path(), &o).unwrap()
 }
@@ -142,45 +232,122 @@ fn fairness_rules_reject_exclude_and_pin() {
     let plan = plan_for(
         "schema_version: 1\nmodel: {name: m}\ndataset: {scenario_names: [a], input_len: [8000], output_len: [1000]}\nsearch: {max_candidates_per_framework: 20}\nframeworks:\n  vllm:\n    base_server_flags: {--gpu-memory-utilization: 0.9}\n    search_space:\n      --max-num-seqs: [128, 256]\n      --bogus-flag: [1]\n      --gpu-memory-utilization: [0.8, 0.95]\n      --speculative-config: ['{\"method\":\"ngram\"}']\n      --max-num-partial-prefills: [1, 4]\n      --max-model-len: [4096, 16384]\n  tensorrt_llm:\n    search_space:\n      --backend: [pytorch, tensorrt]\n      --max_batch_size: [64]\n",
     );
-    let reasons: Vec<String> = plan.rejections.iter().map(|r| format!("{:?} {}", r.flag, r.reason)).collect();
+    let reasons: Vec<String> = plan
+        .rejections
+        .iter()
+        .map(|r| format!("{:?} {}", r.flag, r.reason))
+        .collect();
     let has = |needle: &str| reasons.iter().any(|r| r.contains(needle));
     assert!(has("unknown flag `--bogus-flag`"), "{reasons:#?}");
-    assert!(has("memory-fraction knob `--gpu-memory-utilization` stays pinned"), "{reasons:#?}");
+    assert!(
+        has("memory-fraction knob `--gpu-memory-utilization` stays pinned"),
+        "{reasons:#?}"
+    );
     assert!(has("--backend tensorrt"), "{reasons:#?}");
     // A candidate whose max length cannot hold 8000 + 1000 tokens is rejected, naming the value.
-    assert!(reasons.iter().any(|r| r.contains("--max-model-len") && r.contains("4096") && r.contains("9000")), "{reasons:#?}");
-    let excluded: Vec<String> = plan.excluded.iter().map(|x| format!("{:?} {}", x.flag, x.reason)).collect();
-    assert!(excluded.iter().any(|x| x.contains("--speculative-config") && x.contains("speculative")), "{excluded:?}");
-    assert!(excluded.iter().any(|x| x.contains("--max-num-partial-prefills 4")), "{excluded:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("--max-model-len") && r.contains("4096") && r.contains("9000")),
+        "{reasons:#?}"
+    );
+    let excluded: Vec<String> = plan
+        .excluded
+        .iter()
+        .map(|x| format!("{:?} {}", x.flag, x.reason))
+        .collect();
+    assert!(
+        excluded
+            .iter()
+            .any(|x| x.contains("--speculative-config") && x.contains("speculative")),
+        "{excluded:?}"
+    );
+    assert!(
+        excluded
+            .iter()
+            .any(|x| x.contains("--max-num-partial-prefills 4")),
+        "{excluded:?}"
+    );
     let v = plan.framework("vllm").unwrap();
     // partial prefill 1 stays searchable; 16384 max length is kept.
-    assert!(v.candidates.iter().any(|c| c.flags.get("--max-num-partial-prefills") == Some(&serde_json::json!(1))));
-    assert!(v.candidates.iter().any(|c| c.flags.get("--max-model-len") == Some(&serde_json::json!(16384))));
-    assert!(v.candidates.iter().all(|c| c.flags.get("--speculative-config").is_none() && c.flags.get("--bogus-flag").is_none()));
+    assert!(
+        v.candidates
+            .iter()
+            .any(|c| c.flags.get("--max-num-partial-prefills") == Some(&serde_json::json!(1)))
+    );
+    assert!(
+        v.candidates
+            .iter()
+            .any(|c| c.flags.get("--max-model-len") == Some(&serde_json::json!(16384)))
+    );
+    assert!(
+        v.candidates
+            .iter()
+            .all(|c| c.flags.get("--speculative-config").is_none()
+                && c.flags.get("--bogus-flag").is_none())
+    );
     let t = plan.framework("tensorrt_llm").unwrap();
     assert_eq!(t.status, FrameworkStatus::Ready);
-    assert!(t.command_template.windows(2).any(|w| w == ["--backend", "pytorch"]));
-    assert!(t.candidates.iter().all(|c| c.flags.get("--backend").is_none_or(|b| b == "pytorch")));
+    assert!(
+        t.command_template
+            .windows(2)
+            .any(|w| w == ["--backend", "pytorch"])
+    );
+    assert!(
+        t.candidates
+            .iter()
+            .all(|c| c.flags.get("--backend").is_none_or(|b| b == "pytorch"))
+    );
     // TRT had no max length flag: preflight added max(input + output).
-    assert_eq!(t.candidates[0].flags.get("--max_seq_len"), Some(&serde_json::json!(9000)));
+    assert_eq!(
+        t.candidates[0].flags.get("--max_seq_len"),
+        Some(&serde_json::json!(9000))
+    );
 }
 
 #[test]
 fn non_pytorch_trt_backend_rejects_the_framework() {
-    let plan = plan_for("schema_version: 1\nmodel: {name: m}\nframeworks:\n  tensorrt_llm:\n    server_command: [trtllm-serve, serve, '{model}', --backend, tensorrt]\n");
+    let plan = plan_for(
+        "schema_version: 1\nmodel: {name: m}\nframeworks:\n  tensorrt_llm:\n    server_command: [trtllm-serve, serve, '{model}', --backend, tensorrt]\n",
+    );
     let t = plan.framework("tensorrt_llm").unwrap();
     assert_eq!(t.status, FrameworkStatus::Rejected);
-    assert!(t.reason.as_ref().unwrap().contains("`--backend tensorrt`") && t.reason.as_ref().unwrap().contains("--backend pytorch"), "{:?}", t.reason);
-    let plan = plan_for("schema_version: 1\nmodel: {name: m}\nframeworks:\n  tensorrt_llm:\n    base_server_flags: {--backend: _autodeploy}\n");
-    assert_eq!(plan.framework("tensorrt_llm").unwrap().status, FrameworkStatus::Rejected);
+    assert!(
+        t.reason.as_ref().unwrap().contains("`--backend tensorrt`")
+            && t.reason.as_ref().unwrap().contains("--backend pytorch"),
+        "{:?}",
+        t.reason
+    );
+    let plan = plan_for(
+        "schema_version: 1\nmodel: {name: m}\nframeworks:\n  tensorrt_llm:\n    base_server_flags: {--backend: _autodeploy}\n",
+    );
+    assert_eq!(
+        plan.framework("tensorrt_llm").unwrap().status,
+        FrameworkStatus::Rejected
+    );
     // An unknown base flag rejects the whole framework with the flag's name.
-    let plan = plan_for("schema_version: 1\nmodel: {name: m}\nframeworks:\n  sglang:\n    base_server_flags: {--max-num-seqs-typo: 3}\n");
+    let plan = plan_for(
+        "schema_version: 1\nmodel: {name: m}\nframeworks:\n  sglang:\n    base_server_flags: {--max-num-seqs-typo: 3}\n",
+    );
     let s = plan.framework("sglang").unwrap();
     assert_eq!(s.status, FrameworkStatus::Rejected);
-    assert!(s.reason.as_ref().unwrap().contains("`--max-num-seqs-typo`"), "{:?}", s.reason);
+    assert!(
+        s.reason.as_ref().unwrap().contains("`--max-num-seqs-typo`"),
+        "{:?}",
+        s.reason
+    );
     // An excluded feature in the base flags is refused too.
-    let plan = plan_for("schema_version: 1\nmodel: {name: m}\nframeworks:\n  sglang:\n    base_server_flags: {--enable-two-batch-overlap: true}\n");
-    assert!(plan.framework("sglang").unwrap().reason.as_ref().unwrap().contains("two-batch overlap"));
+    let plan = plan_for(
+        "schema_version: 1\nmodel: {name: m}\nframeworks:\n  sglang:\n    base_server_flags: {--enable-two-batch-overlap: true}\n",
+    );
+    assert!(
+        plan.framework("sglang")
+            .unwrap()
+            .reason
+            .as_ref()
+            .unwrap()
+            .contains("two-batch overlap")
+    );
 }
 
 #[test]
@@ -191,9 +358,21 @@ fn a_missing_framework_is_an_environment_gap() {
         "t.yaml",
     )
     .unwrap();
-    let plan = preflight(&cfg, dir.path(), &PreflightOptions { skip_gpu_check: true, ..Default::default() }).unwrap();
+    let plan = preflight(
+        &cfg,
+        dir.path(),
+        &PreflightOptions {
+            skip_gpu_check: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(plan.environment_gaps.len(), 1);
-    assert!(plan.environment_gaps[0].reason.contains("definitely-not-installed-tokenspeed"));
+    assert!(
+        plan.environment_gaps[0]
+            .reason
+            .contains("definitely-not-installed-tokenspeed")
+    );
     assert!(plan.environment_gaps[0].reason.contains("environment gap"));
     assert_eq!(plan.candidates_planned(), 0);
 }
@@ -215,9 +394,24 @@ fn an_unreadable_help_text_rejects_instead_of_guessing() {
         "t.yaml",
     )
     .unwrap();
-    let plan = preflight(&cfg, dir.path(), &PreflightOptions { skip_gpu_check: true, ..Default::default() }).unwrap();
+    let plan = preflight(
+        &cfg,
+        dir.path(),
+        &PreflightOptions {
+            skip_gpu_check: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let v = plan.framework("vllm").unwrap();
     assert_eq!(v.status, FrameworkStatus::Rejected);
-    assert!(v.reason.as_ref().unwrap().contains("frameworks.vllm.help_command"), "{:?}", v.reason);
+    assert!(
+        v.reason
+            .as_ref()
+            .unwrap()
+            .contains("frameworks.vllm.help_command"),
+        "{:?}",
+        v.reason
+    );
     assert!(plan.environment_gaps.is_empty());
 }

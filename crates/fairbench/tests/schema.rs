@@ -13,13 +13,30 @@ fn candidate_row_schema_file_is_the_generated_schema() {
     let generated = serde_json::to_value(schemars::schema_for!(CandidateRow)).unwrap();
     let path = references().join("candidate-row.schema.json");
     if std::env::var("FAIRBENCH_BLESS").is_ok() {
-        std::fs::write(&path, serde_json::to_string_pretty(&generated).unwrap() + "\n").unwrap();
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&generated).unwrap() + "\n",
+        )
+        .unwrap();
     }
-    let on_disk: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    assert_eq!(on_disk, generated, "{} is stale: regenerate with FAIRBENCH_BLESS=1 cargo test -p vllm-sota-fairbench --test schema", path.display());
+    let on_disk: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(
+        on_disk,
+        generated,
+        "{} is stale: regenerate with FAIRBENCH_BLESS=1 cargo test -p vllm-sota-fairbench --test schema",
+        path.display()
+    );
     // The statuses the issue asks for are all in the schema.
     let text = on_disk.to_string();
-    for s in ["\"ok\"", "\"failed\"", "\"oom\"", "\"timeout\"", "\"skipped\"", "\"rejected\""] {
+    for s in [
+        "\"ok\"",
+        "\"failed\"",
+        "\"oom\"",
+        "\"timeout\"",
+        "\"skipped\"",
+        "\"rejected\"",
+    ] {
         assert!(text.contains(s), "{s}");
     }
     // A row missing a required field is invalid.
@@ -44,11 +61,20 @@ fn field_names(v: &serde_json::Value, out: &mut std::collections::BTreeSet<Strin
 
 #[test]
 fn config_doc_documents_every_key() {
-    let schema = serde_json::to_value(schemars::schema_for!(vllm_sota_fairbench::config::BenchmarkConfig)).unwrap();
+    let schema = serde_json::to_value(schemars::schema_for!(
+        vllm_sota_fairbench::config::BenchmarkConfig
+    ))
+    .unwrap();
     let mut names = std::collections::BTreeSet::new();
     field_names(&schema, &mut names);
     assert!(names.len() > 40, "{names:?}");
     let doc = std::fs::read_to_string(references().join("benchmark-config.schema.md")).unwrap();
-    let missing: Vec<_> = names.iter().filter(|n| !doc.contains(&format!("`{n}`"))).collect();
-    assert!(missing.is_empty(), "benchmark-config.schema.md does not document {missing:?}");
+    let missing: Vec<_> = names
+        .iter()
+        .filter(|n| !doc.contains(&format!("`{n}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "benchmark-config.schema.md does not document {missing:?}"
+    );
 }

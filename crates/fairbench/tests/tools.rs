@@ -7,7 +7,9 @@ use serde_json::json;
 use std::path::Path;
 use vllm_sota_core::{Tool, ToolContext};
 use vllm_sota_fairbench::preflight::PreflightOptions;
-use vllm_sota_fairbench::{FairBenchmark, FairBenchmarkRequest, RevalidateRequest, start_fair_benchmark, start_revalidate};
+use vllm_sota_fairbench::{
+    FairBenchmark, FairBenchmarkRequest, RevalidateRequest, start_fair_benchmark, start_revalidate,
+};
 
 fn inline_config() -> serde_json::Value {
     json!({
@@ -24,7 +26,13 @@ fn inline_config() -> serde_json::Value {
 }
 
 fn req(root: &Path) -> FairBenchmarkRequest {
-    FairBenchmarkRequest { campaign_dir: root.display().to_string(), config_path: None, config: Some(inline_config()), dry_run: true, wait_s: None }
+    FairBenchmarkRequest {
+        campaign_dir: root.display().to_string(),
+        config_path: None,
+        config: Some(inline_config()),
+        dry_run: true,
+        wait_s: None,
+    }
 }
 
 fn err(r: anyhow::Result<impl std::fmt::Debug>) -> String {
@@ -35,27 +43,56 @@ fn err(r: anyhow::Result<impl std::fmt::Debug>) -> String {
 fn dry_run_with_inline_config_writes_help_and_plan() {
     let dir = tempfile::tempdir().unwrap();
     let root = campaign(dir.path());
-    let r = start_fair_benchmark(req(&root), &ToolContext::default(), Path::new("/nonexistent"), &PreflightOptions { skip_gpu_check: true, ..Default::default() }).unwrap();
+    let r = start_fair_benchmark(
+        req(&root),
+        &ToolContext::default(),
+        Path::new("/nonexistent"),
+        &PreflightOptions {
+            skip_gpu_check: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(r.status, "dry_run");
     // Baseline + max-num-seqs 64 + 128 (spelling `max_num_seqs` → `--max-num-seqs`).
     assert_eq!(r.candidates_planned, 3);
     assert_eq!(r.rows_planned, 3 + 1);
     assert_eq!(r.preflight_rejections.len(), 1);
-    assert!(r.preflight_rejections[0].reason.contains("`--no-such-flag`"));
+    assert!(
+        r.preflight_rejections[0]
+            .reason
+            .contains("`--no-such-flag`")
+    );
     assert!(root.join("help/vllm_serve_help.txt").is_file());
     assert!(root.join("benchmark/plan.json").is_file());
     let md = FairBenchmark::markdown(&r);
-    assert!(md.contains("--no-such-flag") && md.contains("| vllm | ready | 3 |"), "{md}");
+    assert!(
+        md.contains("--no-such-flag") && md.contains("| vllm | ready | 3 |"),
+        "{md}"
+    );
     // The report is a JSON object (MCP output schema).
     assert!(serde_json::to_value(&r).unwrap().is_object());
     // Repeats multiply the measured rows (r0, r1), not the preflight rows.
     let mut rq = req(&root);
     rq.config.as_mut().unwrap()["benchmark"] = json!({"repeats": 2});
-    let r2 = start_fair_benchmark(rq, &ToolContext::default(), Path::new("/nonexistent"), &PreflightOptions { skip_gpu_check: true, ..Default::default() }).unwrap();
+    let r2 = start_fair_benchmark(
+        rq,
+        &ToolContext::default(),
+        Path::new("/nonexistent"),
+        &PreflightOptions {
+            skip_gpu_check: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(r2.rows_planned, 3 * 2 + 1);
-    let plan: vllm_sota_fairbench::preflight::Plan = vllm_sota_core::fsx::read_json(&root.join("benchmark/plan.json")).unwrap();
+    let plan: vllm_sota_fairbench::preflight::Plan =
+        vllm_sota_core::fsx::read_json(&root.join("benchmark/plan.json")).unwrap();
     let ids = vllm_sota_fairbench::search::planned_row_ids(&plan);
-    assert!(ids.contains(&"vllm/c02-max-num-seqs=128/chat/r1".to_string()), "{ids:?}");
+    assert!(
+        ids.contains(&"vllm/c02-max-num-seqs=128/chat/r1".to_string()),
+        "{ids:?}"
+    );
 }
 
 #[test]
@@ -63,7 +100,10 @@ fn bad_requests_name_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let root = campaign(dir.path());
     let ctx = ToolContext::default();
-    let o = PreflightOptions { skip_gpu_check: true, ..Default::default() };
+    let o = PreflightOptions {
+        skip_gpu_check: true,
+        ..Default::default()
+    };
     let mut r = req(&root);
     r.wait_s = Some(60.0);
     assert!(err(start_fair_benchmark(r, &ctx, Path::new("/x"), &o)).contains("wait_s"));
@@ -79,12 +119,19 @@ fn bad_requests_name_the_field() {
     assert!(err(start_fair_benchmark(r, &ctx, Path::new("/x"), &o)).contains("campaign_init"));
     let mut r = req(&root);
     r.config.as_mut().unwrap()["benchmark"] = json!({"max_concurrency": [0]});
-    assert!(err(start_fair_benchmark(r, &ctx, Path::new("/x"), &o)).contains("benchmark.max_concurrency[0]"));
+    assert!(
+        err(start_fair_benchmark(r, &ctx, Path::new("/x"), &o))
+            .contains("benchmark.max_concurrency[0]")
+    );
     let mut r = req(&root);
     r.config.as_mut().unwrap()["dataset"]["num_prompts"] = json!("many");
-    assert!(err(start_fair_benchmark(r, &ctx, Path::new("/x"), &o)).contains("dataset.num_prompts"));
+    assert!(
+        err(start_fair_benchmark(r, &ctx, Path::new("/x"), &o)).contains("dataset.num_prompts")
+    );
     // Unknown request fields are refused (deny_unknown_fields).
-    let e = serde_json::from_value::<FairBenchmarkRequest>(json!({"campaign_dir": "x", "wait": 3})).unwrap_err().to_string();
+    let e = serde_json::from_value::<FairBenchmarkRequest>(json!({"campaign_dir": "x", "wait": 3}))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("wait"), "{e}");
 }
 
@@ -93,14 +140,20 @@ fn a_different_config_never_mixes_into_the_fixed_baseline() {
     let dir = tempfile::tempdir().unwrap();
     let root = campaign(dir.path());
     let ctx = ToolContext::default();
-    let o = PreflightOptions { skip_gpu_check: true, ..Default::default() };
+    let o = PreflightOptions {
+        skip_gpu_check: true,
+        ..Default::default()
+    };
     std::fs::write(
         root.join("benchmark/candidates.jsonl"),
         "{\"schema_version\":1,\"row_id\":\"vllm/c00-baseline/chat/r0\",\"framework\":\"vllm\",\"candidate_id\":\"c00-baseline\",\"scenario\":\"chat\",\"status\":\"ok\",\"hardware\":{\"gpu_count\":1},\"workload\":{\"dataset\":\"random\",\"scenario\":\"chat\",\"input_len\":1,\"output_len\":1,\"num_prompts\":1,\"endpoint\":\"/v1/completions\"},\"sla\":{\"passed\":null},\"normalization\":{\"config_hash\":\"0000000000000000\"}}\n",
     )
     .unwrap();
     let e = err(start_fair_benchmark(req(&root), &ctx, Path::new("/x"), &o));
-    assert!(e.contains("different benchmark config") && e.contains("vllm/c00-baseline/chat/r0"), "{e}");
+    assert!(
+        e.contains("different benchmark config") && e.contains("vllm/c00-baseline/chat/r0"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -120,5 +173,7 @@ fn revalidate_requires_a_round_and_a_finished_search() {
     };
     let ctx = ToolContext::default();
     assert!(err(start_revalidate(r(0), &ctx, Path::new("/x"))).contains("round"));
-    assert!(err(start_revalidate(r(1), &ctx, Path::new("/x"))).contains("run fair_benchmark first"));
+    assert!(
+        err(start_revalidate(r(1), &ctx, Path::new("/x"))).contains("run fair_benchmark first")
+    );
 }

@@ -27,11 +27,28 @@ fn main() -> anyhow::Result<()> {
         reads.push(t.elapsed().as_secs_f64());
         let cfg = config::read_config(Path::new(&args[2]), &rules)?;
         let t = Instant::now();
-        let a = analyze::analyze(&view, mapping.as_ref(), cfg, &gpu, &analyze::Options::default())?;
+        let a = analyze::analyze(
+            &view,
+            mapping.as_ref(),
+            cfg,
+            &gpu,
+            &analyze::Options::default(),
+        )?;
         analyses.push(t.elapsed().as_secs_f64());
         layers = a.layers_found;
     }
-    let rss = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| s.lines().find(|l| l.starts_with("VmHWM")).map(str::to_string)).unwrap_or_default();
-    println!("runs {repeat}: median read {:.3} s, median analyze {:.3} s, layers {layers}, {rss}", median(reads), median(analyses));
+    let rss = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    println!(
+        "runs {repeat}: median read {:.3} s, median analyze {:.3} s, layers {layers}, {rss}",
+        median(reads),
+        median(analyses)
+    );
     Ok(())
 }

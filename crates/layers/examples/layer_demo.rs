@@ -20,11 +20,22 @@ fn main() -> anyhow::Result<()> {
     };
     let t1 = Instant::now();
     let gpu = vllm_sota_core::gpu::find("H200")?;
-    let a = analyze::analyze(&view, mapping.as_ref(), cfg, &gpu, &analyze::Options::default())?;
+    let a = analyze::analyze(
+        &view,
+        mapping.as_ref(),
+        cfg,
+        &gpu,
+        &analyze::Options::default(),
+    )?;
     let t_an = t1.elapsed();
     let mut v = serde_json::to_value(&a)?;
     v.as_object_mut().unwrap().remove("layers");
     println!("{}", serde_json::to_string_pretty(&v)?);
-    eprintln!("load {:?} analyze {:?} kernels {}", t_load, t_an, view.kernels.len());
+    eprintln!(
+        "load {:?} analyze {:?} kernels {}",
+        t_load,
+        t_an,
+        view.kernels.len()
+    );
     Ok(())
 }

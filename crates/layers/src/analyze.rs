@@ -31,7 +31,12 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { pass_index: None, num_layers: None, top_kernels: 8, dtype: "bf16".into() }
+        Options {
+            pass_index: None,
+            num_layers: None,
+            top_kernels: 8,
+            dtype: "bf16".into(),
+        }
     }
 }
 
@@ -190,7 +195,11 @@ pub fn compact_ranges(ids: &[usize]) -> String {
         while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
             j += 1;
         }
-        out.push(if j > i { format!("{}–{}", ids[i], ids[j]) } else { ids[i].to_string() });
+        out.push(if j > i {
+            format!("{}–{}", ids[i], ids[j])
+        } else {
+            ids[i].to_string()
+        });
         i = j + 1;
     }
     out.join(", ")
@@ -201,11 +210,27 @@ fn work_row(view: &TraceView, ks: &[usize], pass_wall: i64) -> WorkRow {
     for &k in ks {
         *by.entry(view.name(&view.kernels[k])).or_default() += view.kernels[k].dur_ns;
     }
-    let mut top: Vec<NamedMs> = by.into_iter().map(|(n, d)| NamedMs { name: short_name(n), ms: ms(d) }).collect();
+    let mut top: Vec<NamedMs> = by
+        .into_iter()
+        .map(|(n, d)| NamedMs {
+            name: short_name(n),
+            ms: ms(d),
+        })
+        .collect();
     top.sort_by(|a, b| b.ms.total_cmp(&a.ms).then(a.name.cmp(&b.name)));
     top.truncate(3);
     let t = sum_dur(view, ks);
-    WorkRow { kernels: ks.len(), kernel_ms: ms(t), wall_ms: None, share_of_pass: if pass_wall > 0 { t as f64 / pass_wall as f64 } else { 0.0 }, top }
+    WorkRow {
+        kernels: ks.len(),
+        kernel_ms: ms(t),
+        wall_ms: None,
+        share_of_pass: if pass_wall > 0 {
+            t as f64 / pass_wall as f64
+        } else {
+            0.0
+        },
+        top,
+    }
 }
 
 /// Shapes for a formal kernel: its own, else its mapping twin's.
@@ -227,7 +252,14 @@ impl<'a> ShapeLookup<'a> {
     }
 }
 
-fn hot_kernels(view: &TraceView, ks: &[usize], top: usize, shapes: &ShapeLookup, gpu: &GpuSpec, dtype: &str) -> Vec<HotKernel> {
+fn hot_kernels(
+    view: &TraceView,
+    ks: &[usize],
+    top: usize,
+    shapes: &ShapeLookup,
+    gpu: &GpuSpec,
+    dtype: &str,
+) -> Vec<HotKernel> {
     let total: i64 = sum_dur(view, ks).max(1);
     // Per op instance, only its longest kernel carries the op's ideal time (cuBLAS
     // split-K reduce and FlashAttention combine kernels share the op with the main kernel).
@@ -251,7 +283,13 @@ fn hot_kernels(view: &TraceView, ks: &[usize], top: usize, shapes: &ShapeLookup,
     for &k in ks {
         let kern = &view.kernels[k];
         let fam = view.family(kern);
-        let a = by.entry(kern.name).or_insert(Acc { count: 0, dur: 0, ideal_us: 0.0, dur_with_ideal: 0, roof: None });
+        let a = by.entry(kern.name).or_insert(Acc {
+            count: 0,
+            dur: 0,
+            ideal_us: 0.0,
+            dur_with_ideal: 0,
+            roof: None,
+        });
         a.count += 1;
         a.dur += kern.dur_ns;
         if !fam.has_roofline() {
@@ -259,11 +297,12 @@ fn hot_kernels(view: &TraceView, ks: &[usize], top: usize, shapes: &ShapeLookup,
         }
         if let Some((s, op)) = shapes.get(k)
             && longest.get(&op) == Some(&k)
-                && let Some(r) = roofline::roofline(s, dtype, gpu) {
-                    a.ideal_us += r.ideal_us;
-                    a.dur_with_ideal += kern.dur_ns;
-                    a.roof.get_or_insert(r);
-                }
+            && let Some(r) = roofline::roofline(s, dtype, gpu)
+        {
+            a.ideal_us += r.ideal_us;
+            a.dur_with_ideal += kern.dur_ns;
+            a.roof.get_or_insert(r);
+        }
     }
     let mut rows: Vec<(u32, Acc)> = by.into_iter().collect();
     rows.sort_by(|a, b| b.1.dur.cmp(&a.1.dur).then(a.0.cmp(&b.0)));
@@ -277,7 +316,8 @@ fn hot_kernels(view: &TraceView, ks: &[usize], top: usize, shapes: &ShapeLookup,
                 count: a.count,
                 ms: ms(a.dur),
                 share_of_layer: a.dur as f64 / total as f64,
-                percent_of_roofline: (a.dur_with_ideal > 0).then(|| a.ideal_us * 1000.0 / a.dur_with_ideal as f64 * 100.0),
+                percent_of_roofline: (a.dur_with_ideal > 0)
+                    .then(|| a.ideal_us * 1000.0 / a.dur_with_ideal as f64 * 100.0),
                 roofline: a.roof,
             }
         })
@@ -285,9 +325,18 @@ fn hot_kernels(view: &TraceView, ks: &[usize], top: usize, shapes: &ShapeLookup,
 }
 
 /// Run the analysis. `mapping` is an eager twin for graph-replayed passes.
-pub fn analyze(view: &TraceView, mapping: Option<&TraceView>, config: ConfigLayers, gpu: &GpuSpec, opts: &Options) -> Result<Analysis> {
+pub fn analyze(
+    view: &TraceView,
+    mapping: Option<&TraceView>,
+    config: ConfigLayers,
+    gpu: &GpuSpec,
+    opts: &Options,
+) -> Result<Analysis> {
     if view.kernels.is_empty() {
-        bail!("trace {} has no GPU kernels: profile with CUDA activity on (ProfilerActivity.CUDA) and pick the GPU worker's trace", view.path);
+        bail!(
+            "trace {} has no GPU kernels: profile with CUDA activity on (ProfilerActivity.CUDA) and pick the GPU worker's trace",
+            view.path
+        );
     }
     let mut notes: Vec<String> = vec![];
     let all = passes::find_passes(view);
@@ -295,7 +344,11 @@ pub fn analyze(view: &TraceView, mapping: Option<&TraceView>, config: ConfigLaye
         bail!("trace {}: no forward pass could be delimited", view.path);
     }
     let selection = match opts.pass_index {
-        Some(i) if i >= all.len() => bail!("pass_index {i} is out of range: the trace has {} passes (0–{})", all.len(), all.len() - 1),
+        Some(i) if i >= all.len() => bail!(
+            "pass_index {i} is out of range: the trace has {} passes (0–{})",
+            all.len(),
+            all.len() - 1
+        ),
         Some(i) => Selection {
             pass: i,
             dominant_kind: all[i].kind.clone(),
@@ -303,12 +356,19 @@ pub fn analyze(view: &TraceView, mapping: Option<&TraceView>, config: ConfigLaye
             candidates: 1,
             first_excluded: false,
             outliers: vec![],
-            reason: format!("pass {i} (`{}`) was chosen by the request (pass_index)", all[i].name),
+            reason: format!(
+                "pass {i} (`{}`) was chosen by the request (pass_index)",
+                all[i].name
+            ),
         },
         None => passes::choose_representative(&all).expect("non-empty"),
     };
     let pass = &all[selection.pass];
-    let clock = TraceClock { trace_start_ns: view.trace_start_ns, base_time_ns: view.base_time_ns, display_time_unit: view.display_time_unit.clone() };
+    let clock = TraceClock {
+        trace_start_ns: view.trace_start_ns,
+        base_time_ns: view.base_time_ns,
+        display_time_unit: view.display_time_unit.clone(),
+    };
     let expected = opts.num_layers.or(config.num_layers);
     // Consecutive runs of same-type layers, for fitting heterogeneous stacks.
     let mut groups: Vec<usize> = vec![];
@@ -323,24 +383,42 @@ pub fn analyze(view: &TraceView, mapping: Option<&TraceView>, config: ConfigLaye
     // Layers: own scopes, then the mapping trace, then the kernel sequence.
     let mut twins: HashMap<usize, usize> = HashMap::new();
     let mut seg_notes = vec![];
-    let mut seg: Option<Segmentation> = layers::segment_by_scopes(view, pass, expected, &mut seg_notes);
+    let mut seg: Option<Segmentation> =
+        layers::segment_by_scopes(view, pass, expected, &mut seg_notes);
     if let (None, Some(m)) = (&seg, mapping) {
         let m_passes = passes::find_passes(m);
-        let same_kind: Vec<Pass> = m_passes.iter().filter(|p| p.kind == pass.kind).cloned().collect();
-        let pool = if same_kind.is_empty() { &m_passes } else { &same_kind };
+        let same_kind: Vec<Pass> = m_passes
+            .iter()
+            .filter(|p| p.kind == pass.kind)
+            .cloned()
+            .collect();
+        let pool = if same_kind.is_empty() {
+            &m_passes
+        } else {
+            &same_kind
+        };
         match passes::choose_representative(pool) {
             Some(sel) => {
                 let mp = &pool[sel.pass];
                 let mut mnotes = vec![];
-                let mseg = layers::segment_by_scopes(m, mp, expected, &mut mnotes).or_else(|| layers::by_period_groups(m, mp, expected, &groups));
+                let mseg = layers::segment_by_scopes(m, mp, expected, &mut mnotes)
+                    .or_else(|| layers::by_period_groups(m, mp, expected, &groups));
                 match mseg {
                     Some(ms_) => {
                         let t = mapping::transfer(view, pass, m, mp, &ms_);
                         twins = t.twins.iter().copied().collect();
-                        notes.push(format!("mapping trace: pass `{}` segmented by {}; {}", mp.name, ms_.source.describe(), t.note));
+                        notes.push(format!(
+                            "mapping trace: pass `{}` segmented by {}; {}",
+                            mp.name,
+                            ms_.source.describe(),
+                            t.note
+                        ));
                         seg = t.segmentation;
                     }
-                    None => notes.push(format!("mapping trace: no layer structure found in its pass `{}`", mp.name)),
+                    None => notes.push(format!(
+                        "mapping trace: no layer structure found in its pass `{}`",
+                        mp.name
+                    )),
                 }
             }
             None => notes.push("mapping trace: no forward pass found".into()),
@@ -356,15 +434,23 @@ pub fn analyze(view: &TraceView, mapping: Option<&TraceView>, config: ConfigLaye
     if let Some(p) = &config.problem {
         notes.push(format!("config: {p}"));
     }
-    let shapes = ShapeLookup { formal: view, mapping, twins };
+    let shapes = ShapeLookup {
+        formal: view,
+        mapping,
+        twins,
+    };
 
     let pass_wall = pass.wall_ns();
     let (layer_rows, pre, post, between, layer_source) = match &seg {
         Some(s) => {
             if let Some(n) = expected
-                && s.layers.len() != n {
-                    notes.push(format!("found {} layers but the config says {n}", s.layers.len()));
-                }
+                && s.layers.len() != n
+            {
+                notes.push(format!(
+                    "found {} layers but the config says {n}",
+                    s.layers.len()
+                ));
+            }
             let rows: Vec<LayerRow> = s
                 .layers
                 .iter()
@@ -388,7 +474,8 @@ pub fn analyze(view: &TraceView, mapping: Option<&TraceView>, config: ConfigLaye
             if let (Some(first), Some(last)) = (spans.first(), spans.last()) {
                 pre.wall_ms = Some(ms(first.0 - pass.start_ns));
                 post.wall_ms = Some(ms(pass.end_ns - last.1));
-                between.wall_ms = Some(ms(spans.windows(2).map(|w| (w[1].0 - w[0].1).max(0)).sum()));
+                between.wall_ms =
+                    Some(ms(spans.windows(2).map(|w| (w[1].0 - w[0].1).max(0)).sum()));
             }
             (rows, pre, post, between, Some(s.source.describe()))
         }
@@ -422,7 +509,9 @@ pub fn analyze(view: &TraceView, mapping: Option<&TraceView>, config: ConfigLaye
     for t in &type_order {
         let members: Vec<&LayerRow> = layer_rows.iter().filter(|r| &r.layer_type == t).collect();
         let walls: Vec<f64> = members.iter().map(|r| r.wall_ms).collect();
-        let Some(sum) = stats::summarize(&walls) else { continue };
+        let Some(sum) = stats::summarize(&walls) else {
+            continue;
+        };
         let ids: Vec<usize> = members.iter().map(|r| r.layer).collect();
         type_table.push(TypeRow {
             layer_type: t.clone(),
@@ -446,7 +535,8 @@ pub fn analyze(view: &TraceView, mapping: Option<&TraceView>, config: ConfigLaye
             perfetto: perfetto::range(&format!("layer {} ({t})", pick.layer), a, b, &clock),
         });
     }
-    let has_shapes = view.kernels.iter().any(|k| k.shapes.is_some()) || mapping.is_some_and(|m| m.kernels.iter().any(|k| k.shapes.is_some()));
+    let has_shapes = view.kernels.iter().any(|k| k.shapes.is_some())
+        || mapping.is_some_and(|m| m.kernels.iter().any(|k| k.shapes.is_some()));
     if !has_shapes {
         notes.push("no launching-op shapes (record_shapes off, or a graph replay without a mapping trace): no roofline column".into());
     }
@@ -456,8 +546,16 @@ pub fn analyze(view: &TraceView, mapping: Option<&TraceView>, config: ConfigLaye
         if kinds.iter().any(|k| k.kind == p.kind) {
             continue;
         }
-        let walls: Vec<f64> = all.iter().filter(|q| q.kind == p.kind).map(|q| ms(q.wall_ns())).collect();
-        kinds.push(KindRow { kind: p.kind.clone(), passes: walls.len(), median_wall_ms: stats::summarize(&walls).map(|s| s.median).unwrap_or(0.0) });
+        let walls: Vec<f64> = all
+            .iter()
+            .filter(|q| q.kind == p.kind)
+            .map(|q| ms(q.wall_ns()))
+            .collect();
+        kinds.push(KindRow {
+            kind: p.kind.clone(),
+            passes: walls.len(),
+            median_wall_ms: stats::summarize(&walls).map(|s| s.median).unwrap_or(0.0),
+        });
     }
     kinds.sort_by(|a, b| b.passes.cmp(&a.passes).then(a.kind.cmp(&b.kind)));
     kinds.truncate(8);
@@ -470,11 +568,18 @@ pub fn analyze(view: &TraceView, mapping: Option<&TraceView>, config: ConfigLaye
     let outside: Vec<usize> = (0..view.kernels.len()).filter(|&k| !in_pass[k]).collect();
     let total_kernel_ns: i64 = view.kernels.iter().map(|k| k.dur_ns).sum();
     let between_steps = work_row(view, &outside, total_kernel_ns);
-    let next_start = all.iter().map(|p| p.start_ns).filter(|&t| t > pass.start_ns).min();
+    let next_start = all
+        .iter()
+        .map(|p| p.start_ns)
+        .filter(|&t| t > pass.start_ns)
+        .min();
     let after: Vec<usize> = outside
         .iter()
         .copied()
-        .filter(|&k| view.kernels[k].ts_ns >= pass.end_ns && next_start.is_none_or(|n| view.kernels[k].ts_ns < n))
+        .filter(|&k| {
+            view.kernels[k].ts_ns >= pass.end_ns
+                && next_start.is_none_or(|n| view.kernels[k].ts_ns < n)
+        })
         .collect();
     let mut after_pass = work_row(view, &after, pass_wall);
     after_pass.wall_ms = next_start.map(|n| ms(n - pass.end_ns));
@@ -494,7 +599,12 @@ pub fn analyze(view: &TraceView, mapping: Option<&TraceView>, config: ConfigLaye
             gpu_busy_ms: ms(pass.busy_ns),
             kernels: pass.kernels.len(),
             tokens: pass.tokens,
-            perfetto: perfetto::range(&format!("pass {}", pass.index), pass.start_ns, pass.end_ns, &clock),
+            perfetto: perfetto::range(
+                &format!("pass {}", pass.index),
+                pass.start_ns,
+                pass.end_ns,
+                &clock,
+            ),
         },
         selection,
         layer_source,
@@ -508,7 +618,14 @@ pub fn analyze(view: &TraceView, mapping: Option<&TraceView>, config: ConfigLaye
         between_steps,
         type_table,
         representative_layers: reps,
-        pass_hot_kernels: hot_kernels(view, &pass.kernels, opts.top_kernels, &shapes, gpu, &opts.dtype),
+        pass_hot_kernels: hot_kernels(
+            view,
+            &pass.kernels,
+            opts.top_kernels,
+            &shapes,
+            gpu,
+            &opts.dtype,
+        ),
         notes,
         config,
     })

@@ -74,7 +74,10 @@ pub struct SeedRules {
 
 /// The rules shipped in `references/model-layer-rules.json` (or the override dir).
 pub fn load_rules() -> Result<LayerRules> {
-    let (text, origin) = vllm_sota_core::refs::load("model-layer-rules.json", Some(include_str!("../../../references/model-layer-rules.json")))?;
+    let (text, origin) = vllm_sota_core::refs::load(
+        "model-layer-rules.json",
+        Some(include_str!("../../../references/model-layer-rules.json")),
+    )?;
     serde_json::from_str(&text).with_context(|| format!("invalid layer rules in {origin}"))
 }
 
@@ -91,7 +94,11 @@ pub struct LayerType {
 
 impl LayerType {
     pub fn untyped() -> Self {
-        LayerType { attention: "untyped".into(), mlp: "untyped".into(), hash: false }
+        LayerType {
+            attention: "untyped".into(),
+            mlp: "untyped".into(),
+            hash: false,
+        }
     }
 
     pub fn label(&self) -> String {
@@ -129,12 +136,23 @@ pub struct ConfigLayers {
 impl ConfigLayers {
     /// No config: generic table.
     pub fn absent(why: &str) -> Self {
-        ConfigLayers { model_type: None, num_layers: None, types: vec![], layer_types: vec![], mtp_layers: 0, evidence: vec![], problem: Some(why.to_string()) }
+        ConfigLayers {
+            model_type: None,
+            num_layers: None,
+            types: vec![],
+            layer_types: vec![],
+            mtp_layers: 0,
+            evidence: vec![],
+            problem: Some(why.to_string()),
+        }
     }
 
     /// Type of layer `i` (untyped when unknown).
     pub fn type_of(&self, i: usize) -> LayerType {
-        self.types.get(i).cloned().unwrap_or_else(LayerType::untyped)
+        self.types
+            .get(i)
+            .cloned()
+            .unwrap_or_else(LayerType::untyped)
     }
 
     /// Distinct types in layer order.
@@ -153,10 +171,16 @@ impl ConfigLayers {
 /// object is an error (naming the file); a JSON object whose layout we do not
 /// understand is not: it gives `problem` and a generic table.
 pub fn read_config(path: &Path, rules: &LayerRules) -> Result<ConfigLayers> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read model config {}", path.display()))?;
-    let value: Value = serde_json::from_str(&text).with_context(|| format!("model config {} is not valid JSON", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read model config {}", path.display()))?;
+    let value: Value = serde_json::from_str(&text)
+        .with_context(|| format!("model config {} is not valid JSON", path.display()))?;
     if !value.is_object() {
-        anyhow::bail!("model config {} must be a JSON object (a Hugging Face config.json), found {}", path.display(), kind_of(&value));
+        anyhow::bail!(
+            "model config {} must be a JSON object (a Hugging Face config.json), found {}",
+            path.display(),
+            kind_of(&value)
+        );
     }
     Ok(interpret(&value, rules))
 }
@@ -173,11 +197,16 @@ fn kind_of(v: &Value) -> &'static str {
 }
 
 fn first<'a, 'k>(cfg: &'a Value, keys: &'k [String]) -> Option<(&'k str, &'a Value)> {
-    keys.iter().find_map(|k| cfg.get(k).filter(|v| !v.is_null()).map(|v| (k.as_str(), v)))
+    keys.iter()
+        .find_map(|k| cfg.get(k).filter(|v| !v.is_null()).map(|v| (k.as_str(), v)))
 }
 
 fn as_count(v: &Value) -> Option<usize> {
-    v.as_u64().map(|x| x as usize).or_else(|| v.as_f64().filter(|f| *f >= 0.0 && f.fract() == 0.0).map(|f| f as usize))
+    v.as_u64().map(|x| x as usize).or_else(|| {
+        v.as_f64()
+            .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+            .map(|f| f as usize)
+    })
 }
 
 /// Interpret a parsed config object.
@@ -187,11 +216,16 @@ pub fn interpret(root: &Value, rules: &LayerRules) -> ConfigLayers {
     let mut evidence = vec![];
     if first(root, &rules.layer_count_keys).is_none()
         && let Some((k, nested)) = first(root, &rules.nested_config_keys)
-            && nested.is_object() {
-                cfg = nested;
-                evidence.push(format!("decoder config read from `{k}`"));
-            }
-    let model_type = cfg.get("model_type").or_else(|| root.get("model_type")).and_then(Value::as_str).map(str::to_string);
+        && nested.is_object()
+    {
+        cfg = nested;
+        evidence.push(format!("decoder config read from `{k}`"));
+    }
+    let model_type = cfg
+        .get("model_type")
+        .or_else(|| root.get("model_type"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
     // Without a usable layer count the layers come from the trace alone, untyped.
     let untyped = |model_type, evidence, problem: String| ConfigLayers {
         model_type,
@@ -213,7 +247,13 @@ pub fn interpret(root: &Value, rules: &LayerRules) -> ConfigLayers {
         );
     };
     let Some(n) = as_count(count_value).filter(|&n| n > 0) else {
-        return untyped(model_type, evidence, format!("`{count_key}` is {count_value}, not a positive integer: layers are shown untyped"));
+        return untyped(
+            model_type,
+            evidence,
+            format!(
+                "`{count_key}` is {count_value}, not a positive integer: layers are shown untyped"
+            ),
+        );
     };
     evidence.push(format!("{count_key}={n}"));
     let mut problems: Vec<String> = vec![];
@@ -223,12 +263,18 @@ pub fn interpret(root: &Value, rules: &LayerRules) -> ConfigLayers {
     let mtp_layers = first(cfg, &rules.draft.mtp_layer_count_keys).and_then(|(k, v)| {
         let c = as_count(v)?;
         if c > 0 {
-            evidence.push(format!("{k}={c} (MTP/draft layers run in draft passes, not in the main pass)"));
+            evidence.push(format!(
+                "{k}={c} (MTP/draft layers run in draft passes, not in the main pass)"
+            ));
         }
         Some(c)
     });
     let types: Vec<LayerType> = (0..n)
-        .map(|i| LayerType { attention: attention[i].clone(), mlp: mlp[i].clone(), hash: hash.get(i).copied().unwrap_or(false) })
+        .map(|i| LayerType {
+            attention: attention[i].clone(),
+            mlp: mlp[i].clone(),
+            hash: hash.get(i).copied().unwrap_or(false),
+        })
         .collect();
     let mut layer_types = vec![];
     let mut seen: Vec<&LayerType> = vec![];
@@ -236,7 +282,11 @@ pub fn interpret(root: &Value, rules: &LayerRules) -> ConfigLayers {
         if !seen.contains(&t) {
             seen.push(t);
             let ids: Vec<usize> = (0..n).filter(|&i| &types[i] == t).collect();
-            layer_types.push(format!("{}: {}", t.label(), crate::analyze::compact_ranges(&ids)));
+            layer_types.push(format!(
+                "{}: {}",
+                t.label(),
+                crate::analyze::compact_ranges(&ids)
+            ));
         }
     }
     ConfigLayers {
@@ -246,30 +296,53 @@ pub fn interpret(root: &Value, rules: &LayerRules) -> ConfigLayers {
         types,
         mtp_layers: mtp_layers.unwrap_or(0),
         evidence,
-        problem: if problems.is_empty() { None } else { Some(problems.join("; ")) },
+        problem: if problems.is_empty() {
+            None
+        } else {
+            Some(problems.join("; "))
+        },
     }
 }
 
-fn attention_types(cfg: &Value, n: usize, rules: &LayerRules, evidence: &mut Vec<String>, problems: &mut Vec<String>) -> Vec<String> {
+fn attention_types(
+    cfg: &Value,
+    n: usize,
+    rules: &LayerRules,
+    evidence: &mut Vec<String>,
+    problems: &mut Vec<String>,
+) -> Vec<String> {
     let a = &rules.attention;
     // 1. Seed-specific compress ratios (DeepSeek-V4 style) decide the attention kind.
     if let Some((k, Value::Array(ratios))) = first(cfg, &rules.seed_specific.compress_ratio_keys)
-        && !ratios.is_empty() {
-            let mut r: Vec<Option<i64>> = ratios.iter().map(Value::as_i64).collect();
-            if r.len() > n {
-                evidence.push(format!("{k} has {} entries for {n} layers: the trailing {} (MTP) dropped", r.len(), r.len() - n));
-                r.truncate(n);
-            } else if r.len() < n {
-                problems.push(format!("`{k}` has {} entries but there are {n} layers: the rest are untyped", r.len()));
-            }
-            evidence.push(format!("{k} (per-layer compress ratio)"));
-            return (0..n)
-                .map(|i| match r.get(i).copied().flatten() {
-                    Some(x) => rules.seed_specific.compress_ratio_names.get(&x.to_string()).cloned().unwrap_or_else(|| format!("cr{x}")),
-                    None => "untyped".to_string(),
-                })
-                .collect();
+        && !ratios.is_empty()
+    {
+        let mut r: Vec<Option<i64>> = ratios.iter().map(Value::as_i64).collect();
+        if r.len() > n {
+            evidence.push(format!(
+                "{k} has {} entries for {n} layers: the trailing {} (MTP) dropped",
+                r.len(),
+                r.len() - n
+            ));
+            r.truncate(n);
+        } else if r.len() < n {
+            problems.push(format!(
+                "`{k}` has {} entries but there are {n} layers: the rest are untyped",
+                r.len()
+            ));
         }
+        evidence.push(format!("{k} (per-layer compress ratio)"));
+        return (0..n)
+            .map(|i| match r.get(i).copied().flatten() {
+                Some(x) => rules
+                    .seed_specific
+                    .compress_ratio_names
+                    .get(&x.to_string())
+                    .cloned()
+                    .unwrap_or_else(|| format!("cr{x}")),
+                None => "untyped".to_string(),
+            })
+            .collect();
+    }
     // 2. An explicit per-layer list.
     if let Some((k, v)) = first(cfg, &a.layer_types_keys) {
         match v.as_array() {
@@ -288,12 +361,18 @@ fn attention_types(cfg: &Value, n: usize, rules: &LayerRules, evidence: &mut Vec
                     })
                     .collect();
                 if !unknown.is_empty() {
-                    problems.push(format!("`{k}` has kinds this tool does not know ({}): shown as given", unknown.join(", ")));
+                    problems.push(format!(
+                        "`{k}` has kinds this tool does not know ({}): shown as given",
+                        unknown.join(", ")
+                    ));
                 }
                 evidence.push(format!("{k} (per-layer attention kind)"));
                 return out;
             }
-            Some(list) => problems.push(format!("`{k}` has {} entries for {n} layers: ignored", list.len())),
+            Some(list) => problems.push(format!(
+                "`{k}` has {} entries for {n} layers: ignored",
+                list.len()
+            )),
             None => problems.push(format!("`{k}` is not a list: ignored")),
         }
     }
@@ -301,35 +380,84 @@ fn attention_types(cfg: &Value, n: usize, rules: &LayerRules, evidence: &mut Vec
     if let Some((k, Value::String(pattern))) = first(cfg, &a.hybrid_pattern_keys) {
         if pattern.chars().count() == n {
             evidence.push(format!("{k}={pattern}"));
-            return pattern.chars().map(|c| a.hybrid_pattern_chars.get(&c.to_string()).cloned().unwrap_or_else(|| format!("pattern_{c}"))).collect();
+            return pattern
+                .chars()
+                .map(|c| {
+                    a.hybrid_pattern_chars
+                        .get(&c.to_string())
+                        .cloned()
+                        .unwrap_or_else(|| format!("pattern_{c}"))
+                })
+                .collect();
         }
-        problems.push(format!("`{k}` has {} characters for {n} layers: ignored", pattern.chars().count()));
+        problems.push(format!(
+            "`{k}` has {} characters for {n} layers: ignored",
+            pattern.chars().count()
+        ));
     }
     // 4. Attention every `period` layers (Jamba): others are the named kind.
     for ap in &a.attention_period_keys {
         if let Some(period) = cfg.get(&ap.period).and_then(as_count).filter(|&p| p > 0) {
             let offset = cfg.get(&ap.offset).and_then(as_count).unwrap_or(0);
             evidence.push(format!("{}={period}, {}={offset}", ap.period, ap.offset));
-            return (0..n).map(|i| if i % period == offset { "full_attention".to_string() } else { ap.other.clone() }).collect();
+            return (0..n)
+                .map(|i| {
+                    if i % period == offset {
+                        "full_attention".to_string()
+                    } else {
+                        ap.other.clone()
+                    }
+                })
+                .collect();
         }
     }
     // 5. Sliding window (Qwen2 style `use_sliding_window` + `max_window_layers`, Gemma
     //    style `sliding_window_pattern`, Mistral style: a window on every layer).
-    let window = first(cfg, &a.sliding_window_keys).and_then(|(_, v)| as_count(v)).filter(|&w| w > 0);
-    let use_sw = first(cfg, &a.use_sliding_window_keys).map(|(k, v)| (k, v.as_bool().unwrap_or(false)));
+    let window = first(cfg, &a.sliding_window_keys)
+        .and_then(|(_, v)| as_count(v))
+        .filter(|&w| w > 0);
+    let use_sw =
+        first(cfg, &a.use_sliding_window_keys).map(|(k, v)| (k, v.as_bool().unwrap_or(false)));
     if let Some(w) = window {
         match use_sw {
             Some((k, false)) => {
-                evidence.push(format!("{k}=false: sliding_window={w} unused, full attention"));
+                evidence.push(format!(
+                    "{k}=false: sliding_window={w} unused, full attention"
+                ));
             }
             _ => {
-                if let Some((k, pattern)) = first(cfg, &a.sliding_window_pattern_keys).and_then(|(k, v)| as_count(v).map(|p| (k, p))).filter(|(_, p)| *p > 0) {
-                    evidence.push(format!("sliding_window={w}, {k}={pattern} (every {pattern}th layer full)"));
-                    return (0..n).map(|i| if (i + 1) % pattern == 0 { "full_attention".into() } else { "sliding_attention".into() }).collect();
+                if let Some((k, pattern)) = first(cfg, &a.sliding_window_pattern_keys)
+                    .and_then(|(k, v)| as_count(v).map(|p| (k, p)))
+                    .filter(|(_, p)| *p > 0)
+                {
+                    evidence.push(format!(
+                        "sliding_window={w}, {k}={pattern} (every {pattern}th layer full)"
+                    ));
+                    return (0..n)
+                        .map(|i| {
+                            if (i + 1) % pattern == 0 {
+                                "full_attention".into()
+                            } else {
+                                "sliding_attention".into()
+                            }
+                        })
+                        .collect();
                 }
-                if let (Some((_, true)), Some((k, mwl))) = (use_sw, first(cfg, &a.max_window_layers_keys).and_then(|(k, v)| as_count(v).map(|m| (k, m)))) {
+                if let (Some((_, true)), Some((k, mwl))) = (
+                    use_sw,
+                    first(cfg, &a.max_window_layers_keys)
+                        .and_then(|(k, v)| as_count(v).map(|m| (k, m))),
+                ) {
                     evidence.push(format!("use_sliding_window=true, sliding_window={w}, {k}={mwl} (layers ≥ {mwl} slide)"));
-                    return (0..n).map(|i| if i >= mwl { "sliding_attention".into() } else { "full_attention".into() }).collect();
+                    return (0..n)
+                        .map(|i| {
+                            if i >= mwl {
+                                "sliding_attention".into()
+                            } else {
+                                "full_attention".into()
+                            }
+                        })
+                        .collect();
                 }
                 evidence.push(format!("sliding_window={w} on every layer"));
                 return vec!["sliding_attention".into(); n];
@@ -339,7 +467,13 @@ fn attention_types(cfg: &Value, n: usize, rules: &LayerRules, evidence: &mut Vec
     vec!["full_attention".into(); n]
 }
 
-fn mlp_types(cfg: &Value, n: usize, rules: &LayerRules, evidence: &mut Vec<String>, problems: &mut Vec<String>) -> Vec<String> {
+fn mlp_types(
+    cfg: &Value,
+    n: usize,
+    rules: &LayerRules,
+    evidence: &mut Vec<String>,
+    problems: &mut Vec<String>,
+) -> Vec<String> {
     let m = &rules.moe;
     let experts = first(cfg, &m.expert_count_keys).and_then(|(k, v)| as_count(v).map(|c| (k, c)));
     let Some((ek, e)) = experts.filter(|(_, c)| *c > 0) else {
@@ -351,9 +485,18 @@ fn mlp_types(cfg: &Value, n: usize, rules: &LayerRules, evidence: &mut Vec<Strin
     if let Some((k, Value::Array(list))) = first(cfg, &m.moe_layer_list_keys) {
         let ids: Vec<usize> = list.iter().filter_map(as_count).collect();
         evidence.push(format!("{k}={ids:?}"));
-        return (0..n).map(|i| if ids.contains(&i) { "moe".into() } else { "dense".into() }).collect();
+        return (0..n)
+            .map(|i| {
+                if ids.contains(&i) {
+                    "moe".into()
+                } else {
+                    "dense".into()
+                }
+            })
+            .collect();
     }
-    let first_dense = first(cfg, &m.first_dense_keys).and_then(|(k, v)| as_count(v).map(|c| (k, c)));
+    let first_dense =
+        first(cfg, &m.first_dense_keys).and_then(|(k, v)| as_count(v).map(|c| (k, c)));
     if let Some((k, c)) = first_dense {
         if c > 0 {
             evidence.push(format!("{k}={c}"));
@@ -363,13 +506,20 @@ fn mlp_types(cfg: &Value, n: usize, rules: &LayerRules, evidence: &mut Vec<Strin
         }
     }
     for rule in &m.rules {
-        let Some(step) = cfg.get(&rule.key).and_then(as_count) else { continue };
+        let Some(step) = cfg.get(&rule.key).and_then(as_count) else {
+            continue;
+        };
         if step == 0 {
             problems.push(format!("`{}` is 0: ignored", rule.key));
             continue;
         }
         evidence.push(format!("{}={step}", rule.key));
-        let offset = rule.offset_key.as_ref().and_then(|k| cfg.get(k)).and_then(as_count).unwrap_or(0);
+        let offset = rule
+            .offset_key
+            .as_ref()
+            .and_then(|k| cfg.get(k))
+            .and_then(as_count)
+            .unwrap_or(0);
         for (i, flag) in is_moe.iter_mut().enumerate() {
             let on = match rule.form.as_str() {
                 "one_based_step" => (i + 1) % step == 0,
@@ -394,11 +544,15 @@ fn mlp_types(cfg: &Value, n: usize, rules: &LayerRules, evidence: &mut Vec<Strin
             }
         }
     }
-    is_moe.into_iter().map(|b| if b { "moe".into() } else { "dense".into() }).collect()
+    is_moe
+        .into_iter()
+        .map(|b| if b { "moe".into() } else { "dense".into() })
+        .collect()
 }
 
 fn hash_layers(cfg: &Value, n: usize, rules: &LayerRules, evidence: &mut Vec<String>) -> Vec<bool> {
-    let k = first(cfg, &rules.seed_specific.hash_layer_count_keys).and_then(|(key, v)| as_count(v).map(|c| (key, c)));
+    let k = first(cfg, &rules.seed_specific.hash_layer_count_keys)
+        .and_then(|(key, v)| as_count(v).map(|c| (key, c)));
     match k {
         Some((key, c)) if c > 0 => {
             evidence.push(format!("{key}={c} (the last {c} layers are hash layers)"));
@@ -418,7 +572,9 @@ mod tests {
     }
 
     fn fixture(name: &str) -> std::path::PathBuf {
-        vllm_sota_core::refs::fixtures_dir().join("h200-torch-traces").join(name)
+        vllm_sota_core::refs::fixtures_dir()
+            .join("h200-torch-traces")
+            .join(name)
     }
 
     #[test]
@@ -427,7 +583,14 @@ mod tests {
         assert_eq!(c.num_layers, Some(32));
         assert_eq!(c.model_type.as_deref(), Some("llama"));
         assert!(c.problem.is_none(), "{:?}", c.problem);
-        assert_eq!(c.distinct(), vec![LayerType { attention: "full_attention".into(), mlp: "dense".into(), hash: false }]);
+        assert_eq!(
+            c.distinct(),
+            vec![LayerType {
+                attention: "full_attention".into(),
+                mlp: "dense".into(),
+                hash: false
+            }]
+        );
     }
 
     #[test]
@@ -437,14 +600,29 @@ mod tests {
         let mlp: Vec<&str> = c.types.iter().map(|t| t.mlp.as_str()).collect();
         assert_eq!(&mlp[..2], &["dense", "dense"]);
         assert!(mlp[2..].iter().all(|m| *m == "moe"));
-        assert!(c.types.iter().all(|t| t.attention == "full_attention"), "use_sliding_window=false");
-        assert!(c.evidence.iter().any(|e| e.contains("mlp_only_layers=[0, 1]")), "{:?}", c.evidence);
-        assert_eq!(c.layer_types, vec!["full_attention + dense: 0–1", "full_attention + moe: 2–11"]);
+        assert!(
+            c.types.iter().all(|t| t.attention == "full_attention"),
+            "use_sliding_window=false"
+        );
+        assert!(
+            c.evidence
+                .iter()
+                .any(|e| e.contains("mlp_only_layers=[0, 1]")),
+            "{:?}",
+            c.evidence
+        );
+        assert_eq!(
+            c.layer_types,
+            vec!["full_attention + dense: 0–1", "full_attention + moe: 2–11"]
+        );
     }
 
     #[test]
     fn deepseek_style_first_k_dense_and_mtp_layers() {
-        let c = interpret(&json!({"model_type": "deepseek_v3", "num_hidden_layers": 61, "n_routed_experts": 256, "first_k_dense_replace": 3, "moe_layer_freq": 1, "num_nextn_predict_layers": 1}), &rules());
+        let c = interpret(
+            &json!({"model_type": "deepseek_v3", "num_hidden_layers": 61, "n_routed_experts": 256, "first_k_dense_replace": 3, "moe_layer_freq": 1, "num_nextn_predict_layers": 1}),
+            &rules(),
+        );
         assert_eq!(c.types.iter().filter(|t| t.mlp == "dense").count(), 3);
         assert_eq!(c.types[3].mlp, "moe");
         assert_eq!(c.mtp_layers, 1);
@@ -452,44 +630,99 @@ mod tests {
 
     #[test]
     fn mixtral_all_moe_and_llama4_interleaved() {
-        let c = interpret(&json!({"num_hidden_layers": 4, "num_local_experts": 8}), &rules());
+        let c = interpret(
+            &json!({"num_hidden_layers": 4, "num_local_experts": 8}),
+            &rules(),
+        );
         assert!(c.types.iter().all(|t| t.mlp == "moe"));
-        let c = interpret(&json!({"num_hidden_layers": 4, "num_local_experts": 16, "interleave_moe_layer_step": 2}), &rules());
+        let c = interpret(
+            &json!({"num_hidden_layers": 4, "num_local_experts": 16, "interleave_moe_layer_step": 2}),
+            &rules(),
+        );
         let mlp: Vec<&str> = c.types.iter().map(|t| t.mlp.as_str()).collect();
         assert_eq!(mlp, ["dense", "moe", "dense", "moe"]);
     }
 
     #[test]
     fn sliding_variants_layer_types_list_qwen2_window_layers_and_gemma_pattern() {
-        let c = interpret(&json!({"num_hidden_layers": 4, "layer_types": ["sliding_attention", "full_attention", "sliding_attention", "full_attention"]}), &rules());
+        let c = interpret(
+            &json!({"num_hidden_layers": 4, "layer_types": ["sliding_attention", "full_attention", "sliding_attention", "full_attention"]}),
+            &rules(),
+        );
         assert_eq!(c.types[0].attention, "sliding_attention");
         assert_eq!(c.distinct().len(), 2);
-        let c = interpret(&json!({"num_hidden_layers": 4, "use_sliding_window": true, "sliding_window": 4096, "max_window_layers": 2}), &rules());
+        let c = interpret(
+            &json!({"num_hidden_layers": 4, "use_sliding_window": true, "sliding_window": 4096, "max_window_layers": 2}),
+            &rules(),
+        );
         let att: Vec<&str> = c.types.iter().map(|t| t.attention.as_str()).collect();
-        assert_eq!(att, ["full_attention", "full_attention", "sliding_attention", "sliding_attention"]);
-        let c = interpret(&json!({"num_hidden_layers": 6, "sliding_window": 512, "sliding_window_pattern": 3}), &rules());
+        assert_eq!(
+            att,
+            [
+                "full_attention",
+                "full_attention",
+                "sliding_attention",
+                "sliding_attention"
+            ]
+        );
+        let c = interpret(
+            &json!({"num_hidden_layers": 6, "sliding_window": 512, "sliding_window_pattern": 3}),
+            &rules(),
+        );
         let att: Vec<&str> = c.types.iter().map(|t| t.attention.as_str()).collect();
-        assert_eq!(att, ["sliding_attention", "sliding_attention", "full_attention", "sliding_attention", "sliding_attention", "full_attention"]);
-        let c = interpret(&json!({"num_hidden_layers": 2, "sliding_window": 4096}), &rules());
+        assert_eq!(
+            att,
+            [
+                "sliding_attention",
+                "sliding_attention",
+                "full_attention",
+                "sliding_attention",
+                "sliding_attention",
+                "full_attention"
+            ]
+        );
+        let c = interpret(
+            &json!({"num_hidden_layers": 2, "sliding_window": 4096}),
+            &rules(),
+        );
         assert!(c.types.iter().all(|t| t.attention == "sliding_attention"));
     }
 
     #[test]
     fn hybrid_linear_attention_and_pattern_strings() {
-        let c = interpret(&json!({"num_hidden_layers": 4, "num_experts": 512, "decoder_sparse_step": 1, "mlp_only_layers": [],
-            "layer_types": ["linear_attention", "linear_attention", "linear_attention", "full_attention"]}), &rules());
-        assert_eq!(c.types[0], LayerType { attention: "linear_attention".into(), mlp: "moe".into(), hash: false });
+        let c = interpret(
+            &json!({"num_hidden_layers": 4, "num_experts": 512, "decoder_sparse_step": 1, "mlp_only_layers": [],
+            "layer_types": ["linear_attention", "linear_attention", "linear_attention", "full_attention"]}),
+            &rules(),
+        );
+        assert_eq!(
+            c.types[0],
+            LayerType {
+                attention: "linear_attention".into(),
+                mlp: "moe".into(),
+                hash: false
+            }
+        );
         assert_eq!(c.types[3].attention, "full_attention");
-        let c = interpret(&json!({"num_hidden_layers": 4, "hybrid_override_pattern": "M-M*"}), &rules());
+        let c = interpret(
+            &json!({"num_hidden_layers": 4, "hybrid_override_pattern": "M-M*"}),
+            &rules(),
+        );
         let att: Vec<&str> = c.types.iter().map(|t| t.attention.as_str()).collect();
         assert_eq!(att, ["mamba", "mlp_only", "mamba", "full_attention"]);
-        let c = interpret(&json!({"num_hidden_layers": 4, "layer_types": ["weird", "full_attention", "weird", "full_attention"]}), &rules());
+        let c = interpret(
+            &json!({"num_hidden_layers": 4, "layer_types": ["weird", "full_attention", "weird", "full_attention"]}),
+            &rules(),
+        );
         assert!(c.problem.as_deref().unwrap().contains("weird"));
     }
 
     #[test]
     fn seed_compress_ratios_with_mtp_entries_and_hash_layers() {
-        let c = interpret(&json!({"num_hidden_layers": 4, "compress_ratios": [0, 4, 128, 16, 0], "num_hash_layers": 1, "num_nextn_predict_layers": 1}), &rules());
+        let c = interpret(
+            &json!({"num_hidden_layers": 4, "compress_ratios": [0, 4, 128, 16, 0], "num_hash_layers": 1, "num_nextn_predict_layers": 1}),
+            &rules(),
+        );
         let att: Vec<&str> = c.types.iter().map(|t| t.attention.as_str()).collect();
         assert_eq!(att, ["full_attention", "c4_light", "c128_heavy", "cr16"]);
         assert!(c.types[3].hash && !c.types[2].hash);
@@ -498,7 +731,10 @@ mod tests {
 
     #[test]
     fn multimodal_wrapper_reads_the_nested_text_config() {
-        let c = interpret(&json!({"model_type": "llava", "text_config": {"model_type": "llama", "num_hidden_layers": 3}}), &rules());
+        let c = interpret(
+            &json!({"model_type": "llava", "text_config": {"model_type": "llama", "num_hidden_layers": 3}}),
+            &rules(),
+        );
         assert_eq!(c.num_layers, Some(3));
         assert_eq!(c.model_type.as_deref(), Some("llama"));
     }
@@ -509,7 +745,10 @@ mod tests {
         assert_eq!(c.num_layers, None);
         assert!(c.types.is_empty());
         let p = c.problem.unwrap();
-        assert!(p.contains("num_hidden_layers") && p.contains("untyped"), "{p}");
+        assert!(
+            p.contains("num_hidden_layers") && p.contains("untyped"),
+            "{p}"
+        );
         let c = interpret(&json!({"num_hidden_layers": "many"}), &rules());
         assert!(c.problem.unwrap().contains("not a positive integer"));
     }
@@ -520,11 +759,17 @@ mod tests {
         let p = dir.path().join("config.json");
         std::fs::write(&p, "{\"num_hidden_layers\": 3").unwrap();
         let e = read_config(&p, &rules()).unwrap_err();
-        assert!(format!("{e:#}").contains("config.json") && format!("{e:#}").contains("not valid JSON"), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("config.json") && format!("{e:#}").contains("not valid JSON"),
+            "{e:#}"
+        );
         std::fs::write(&p, "[1, 2]").unwrap();
         let e = read_config(&p, &rules()).unwrap_err();
         assert!(format!("{e:#}").contains("must be a JSON object"), "{e:#}");
         let e = read_config(&dir.path().join("missing.json"), &rules()).unwrap_err();
-        assert!(format!("{e:#}").contains("cannot read model config"), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("cannot read model config"),
+            "{e:#}"
+        );
     }
 }

@@ -8,7 +8,9 @@ use serde::Serialize;
 use std::sync::OnceLock;
 use vllm_sota_trace::classify::Classifier;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Family {
     Communication,
@@ -52,12 +54,18 @@ const ALL: &[(Family, &str)] = &[
 
 impl Family {
     pub fn label(self) -> &'static str {
-        ALL.iter().find(|(f, _)| *f == self).map(|(_, n)| *n).unwrap_or("other")
+        ALL.iter()
+            .find(|(f, _)| *f == self)
+            .map(|(_, n)| *n)
+            .unwrap_or("other")
     }
 
     /// Family from a classifier family name (unknown names → `Other`).
     pub fn from_name(name: &str) -> Family {
-        ALL.iter().find(|(_, n)| *n == name).map(|(f, _)| *f).unwrap_or(Family::Other)
+        ALL.iter()
+            .find(|(_, n)| *n == name)
+            .map(|(f, _)| *f)
+            .unwrap_or(Family::Other)
     }
 
     /// Families a roofline can be computed for (from launching-op shapes).
@@ -78,20 +86,81 @@ pub fn classifier_problem() -> Option<String> {
 
 /// Built-in fallback rules (lowercase substrings), used only without the shared file.
 const FALLBACK: &[(Family, &[&str])] = &[
-    (Family::Communication, &["nccl", "allreduce", "all_reduce", "cross_device_reduce", "allgather", "reduce_scatter", "alltoall"]),
-    (Family::KvCacheWrite, &["reshape_and_cache", "concat_and_cache", "store_kvcache", "set_kv_buffer"]),
-    (Family::Attention, &["flash", "fmha", "attention", "sdpa", "mla"]),
+    (
+        Family::Communication,
+        &[
+            "nccl",
+            "allreduce",
+            "all_reduce",
+            "cross_device_reduce",
+            "allgather",
+            "reduce_scatter",
+            "alltoall",
+        ],
+    ),
+    (
+        Family::KvCacheWrite,
+        &[
+            "reshape_and_cache",
+            "concat_and_cache",
+            "store_kvcache",
+            "set_kv_buffer",
+        ],
+    ),
+    (
+        Family::Attention,
+        &["flash", "fmha", "attention", "sdpa", "mla"],
+    ),
     (Family::Moe, &["moe", "expert", "grouped_gemm"]),
-    (Family::Norm, &["rms_norm", "rmsnorm", "layer_norm", "layernorm", "norm_kernel"]),
-    (Family::Gemm, &["gemm", "nvjet", "cublas", "xmma", "matmul", "splitkreduce", "wgmma"]),
+    (
+        Family::Norm,
+        &[
+            "rms_norm",
+            "rmsnorm",
+            "layer_norm",
+            "layernorm",
+            "norm_kernel",
+        ],
+    ),
+    (
+        Family::Gemm,
+        &[
+            "gemm",
+            "nvjet",
+            "cublas",
+            "xmma",
+            "matmul",
+            "splitkreduce",
+            "wgmma",
+        ],
+    ),
     (Family::Rotary, &["rotary", "rope"]),
-    (Family::Activation, &["silu", "gelu", "act_and_mul", "swiglu", "relu"]),
-    (Family::Sampling, &["topk", "top_k", "topp", "argmax", "gumbel", "sampl", "softmax"]),
+    (
+        Family::Activation,
+        &["silu", "gelu", "act_and_mul", "swiglu", "relu"],
+    ),
+    (
+        Family::Sampling,
+        &[
+            "topk", "top_k", "topp", "argmax", "gumbel", "sampl", "softmax",
+        ],
+    ),
     (Family::Memcpy, &["memcpy"]),
     (Family::Memset, &["memset"]),
-    (Family::CopyConcat, &["catarraybatchedcopy", "copy_kernel", "index_copy", "gather_kernel"]),
+    (
+        Family::CopyConcat,
+        &[
+            "catarraybatchedcopy",
+            "copy_kernel",
+            "index_copy",
+            "gather_kernel",
+        ],
+    ),
     (Family::Reduction, &["reduce_kernel", "triton_red_"]),
-    (Family::Elementwise, &["elementwise", "triton_poi", "functor"]),
+    (
+        Family::Elementwise,
+        &["elementwise", "triton_poi", "functor"],
+    ),
 ];
 
 /// Family of a kernel name.
@@ -100,7 +169,11 @@ pub fn classify(name: &str) -> Family {
         Ok(c) => Family::from_name(&c.classify(name).name),
         Err(_) => {
             let lower = name.to_ascii_lowercase();
-            FALLBACK.iter().find(|(_, needles)| needles.iter().any(|n| lower.contains(n))).map(|(f, _)| *f).unwrap_or(Family::Other)
+            FALLBACK
+                .iter()
+                .find(|(_, needles)| needles.iter().any(|n| lower.contains(n)))
+                .map(|(f, _)| *f)
+                .unwrap_or(Family::Other)
         }
     }
 }
@@ -120,13 +193,47 @@ pub fn short_name(name: &str) -> String {
     }
     // For generic wrappers, name the functor from the template arguments: the last
     // `*Functor*` token, else the first `*_kernel*` token (e.g. `direct_copy_kernel_cuda`).
-    let generic = ["device_kernel", "elementwise_kernel", "vectorized_elementwise_kernel", "unrolled_elementwise_kernel", "elementwise_kernel_with_index", "Kernel2", "kernel", "reduce_kernel", "index_elementwise_kernel"];
+    let generic = [
+        "device_kernel",
+        "elementwise_kernel",
+        "vectorized_elementwise_kernel",
+        "unrolled_elementwise_kernel",
+        "elementwise_kernel_with_index",
+        "Kernel2",
+        "kernel",
+        "reduce_kernel",
+        "index_elementwise_kernel",
+    ];
     if generic.contains(&base.as_str()) && cut < s.len() {
         let inner: String = s[cut + 1..].chars().take(400).collect();
-        let tokens: Vec<&str> = inner.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|t| !t.is_empty()).collect();
-        let skip = |t: &&str| ["gpu_kernel_impl", "gpu_kernel_impl_nocast", "enable_sm90_or_later", "enable_sm80_to_sm89"].contains(t) || generic.contains(t);
-        let functor = tokens.iter().filter(|t| t.contains("Functor") || t.ends_with("Ops") || t.ends_with("Op")).rfind(|t| !skip(t));
-        let kernel = tokens.iter().filter(|t| (t.contains("_kernel") || t.contains("Kernel") || t.contains("Fwd") || t.starts_with("cutlass_")) && !skip(t)).find(|_| true);
+        let tokens: Vec<&str> = inner
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|t| !t.is_empty())
+            .collect();
+        let skip = |t: &&str| {
+            [
+                "gpu_kernel_impl",
+                "gpu_kernel_impl_nocast",
+                "enable_sm90_or_later",
+                "enable_sm80_to_sm89",
+            ]
+            .contains(t)
+                || generic.contains(t)
+        };
+        let functor = tokens
+            .iter()
+            .filter(|t| t.contains("Functor") || t.ends_with("Ops") || t.ends_with("Op"))
+            .rfind(|t| !skip(t));
+        let kernel = tokens
+            .iter()
+            .filter(|t| {
+                (t.contains("_kernel")
+                    || t.contains("Kernel")
+                    || t.contains("Fwd")
+                    || t.starts_with("cutlass_"))
+                    && !skip(t)
+            })
+            .find(|_| true);
         if let Some(inner) = functor.or(kernel) {
             base = format!("{base}<{inner}>");
         }
@@ -145,19 +252,43 @@ mod tests {
     fn real_kernel_names_from_the_fixtures_get_the_expected_family() {
         let cases = [
             ("nvjet_sm90_tst_256x64_64x5_4x1_v_bz_TNT", Family::Gemm),
-            ("void cutlass::device_kernel<flash::enable_sm90_or_later<flash::FlashAttnFwdSm90<flash::CollectiveMainloopFwdSm90", Family::Attention),
+            (
+                "void cutlass::device_kernel<flash::enable_sm90_or_later<flash::FlashAttnFwdSm90<flash::CollectiveMainloopFwdSm90",
+                Family::Attention,
+            ),
             ("triton_red_fused_fused_add_rms_norm_0", Family::Norm),
-            ("triton_red_fused__to_copy_embedding_rms_norm_0", Family::Norm),
-            ("void vllm::reshape_and_cache_flash_kernel<__nv_bfloat16, __nv_bfloat16, (vllm::Fp8KVCacheDataType)0>", Family::KvCacheWrite),
+            (
+                "triton_red_fused__to_copy_embedding_rms_norm_0",
+                Family::Norm,
+            ),
+            (
+                "void vllm::reshape_and_cache_flash_kernel<__nv_bfloat16, __nv_bfloat16, (vllm::Fp8KVCacheDataType)0>",
+                Family::KvCacheWrite,
+            ),
             ("_topk_topp_kernel", Family::Sampling),
             ("triton_poi_fused_mul_silu_slice_1", Family::Activation),
-            ("void cublasLt::splitKreduce_kernel<32, 16, int, float, __nv_bfloat16>", Family::Gemm),
-            ("cudnn_generated_fort_native_sdpa_sm80_flash_fprop_wmma_f16_knob_35", Family::Attention),
-            ("void at::native::(anonymous namespace)::CatArrayBatchedCopy_vectorized<at::native::(anonymous namespace)::OpaqueType<2u>", Family::CopyConcat),
-            ("ncclDevKernel_AllReduce_Sum_bf16_RING_LL", Family::Communication),
+            (
+                "void cublasLt::splitKreduce_kernel<32, 16, int, float, __nv_bfloat16>",
+                Family::Gemm,
+            ),
+            (
+                "cudnn_generated_fort_native_sdpa_sm80_flash_fprop_wmma_f16_knob_35",
+                Family::Attention,
+            ),
+            (
+                "void at::native::(anonymous namespace)::CatArrayBatchedCopy_vectorized<at::native::(anonymous namespace)::OpaqueType<2u>",
+                Family::CopyConcat,
+            ),
+            (
+                "ncclDevKernel_AllReduce_Sum_bf16_RING_LL",
+                Family::Communication,
+            ),
             ("fused_moe_kernel", Family::Moe),
             ("Memcpy DtoD (Device -> Device)", Family::Memcpy),
-            ("void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctorOnSelf_add<float>>", Family::Elementwise),
+            (
+                "void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctorOnSelf_add<float>>",
+                Family::Elementwise,
+            ),
             ("something_unknown", Family::Other),
         ];
         for (name, want) in cases {
@@ -171,14 +302,31 @@ mod tests {
 
     #[test]
     fn short_names_drop_templates_and_keep_the_functor_of_generic_wrappers() {
-        assert_eq!(short_name("nvjet_sm90_tst_256x64_64x5_4x1_v_bz_TNT"), "nvjet_sm90_tst_256x64_64x5_4x1_v_bz_TNT");
-        assert_eq!(short_name("void vllm::reshape_and_cache_flash_kernel<__nv_bfloat16>(x)"), "vllm::reshape_and_cache_flash_kernel");
-        assert_eq!(short_name("void at::native::(anonymous namespace)::CatArrayBatchedCopy_vectorized<at::native::(anonymous namespace)::OpaqueType<2u>"), "CatArrayBatchedCopy_vectorized");
-        let fa = short_name("void cutlass::device_kernel<flash::enable_sm90_or_later<flash::FlashAttnFwdSm90<flash::Coll");
+        assert_eq!(
+            short_name("nvjet_sm90_tst_256x64_64x5_4x1_v_bz_TNT"),
+            "nvjet_sm90_tst_256x64_64x5_4x1_v_bz_TNT"
+        );
+        assert_eq!(
+            short_name("void vllm::reshape_and_cache_flash_kernel<__nv_bfloat16>(x)"),
+            "vllm::reshape_and_cache_flash_kernel"
+        );
+        assert_eq!(
+            short_name(
+                "void at::native::(anonymous namespace)::CatArrayBatchedCopy_vectorized<at::native::(anonymous namespace)::OpaqueType<2u>"
+            ),
+            "CatArrayBatchedCopy_vectorized"
+        );
+        let fa = short_name(
+            "void cutlass::device_kernel<flash::enable_sm90_or_later<flash::FlashAttnFwdSm90<flash::Coll",
+        );
         assert_eq!(fa, "device_kernel<FlashAttnFwdSm90>");
-        let mul = short_name("void at::native::elementwise_kernel<128, 4, at::native::gpu_kernel_impl_nocast<at::native::BinaryFunctor<float, float, float, at::native::binary_internal::MulFunctor<float> > >(at::TensorIteratorBase&, X const&)::{lambda(int)#1}>(int, X)");
+        let mul = short_name(
+            "void at::native::elementwise_kernel<128, 4, at::native::gpu_kernel_impl_nocast<at::native::BinaryFunctor<float, float, float, at::native::binary_internal::MulFunctor<float> > >(at::TensorIteratorBase&, X const&)::{lambda(int)#1}>(int, X)",
+        );
         assert_eq!(mul, "elementwise_kernel<MulFunctor>");
-        let copy = short_name("void at::native::unrolled_elementwise_kernel<at::native::direct_copy_kernel_cuda(at::TensorIteratorBase&)::{lambda()#3}>(int)");
+        let copy = short_name(
+            "void at::native::unrolled_elementwise_kernel<at::native::direct_copy_kernel_cuda(at::TensorIteratorBase&)::{lambda()#3}>(int)",
+        );
         assert_eq!(copy, "unrolled_elementwise_kernel<direct_copy_kernel_cuda>");
     }
 }

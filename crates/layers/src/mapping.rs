@@ -70,7 +70,13 @@ pub struct Transfer {
 }
 
 /// Align `formal_pass` (in `formal`) with `mapping_pass` (in `mapping`, segmented as `mapping_seg`).
-pub fn transfer(formal: &TraceView, formal_pass: &Pass, mapping: &TraceView, mapping_pass: &Pass, mapping_seg: &Segmentation) -> Transfer {
+pub fn transfer(
+    formal: &TraceView,
+    formal_pass: &Pass,
+    mapping: &TraceView,
+    mapping_pass: &Pass,
+    mapping_seg: &Segmentation,
+) -> Transfer {
     // Name ids differ between views: translate through the strings.
     let mut ids: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
     let mut key = |s: &str| -> u32 {
@@ -81,18 +87,33 @@ pub fn transfer(formal: &TraceView, formal_pass: &Pass, mapping: &TraceView, map
         ids.insert(s.to_string(), n);
         n
     };
-    let a: Vec<u32> = formal_pass.kernels.iter().map(|&k| key(formal.name(&formal.kernels[k]))).collect();
-    let b: Vec<u32> = mapping_pass.kernels.iter().map(|&k| key(mapping.name(&mapping.kernels[k]))).collect();
+    let a: Vec<u32> = formal_pass
+        .kernels
+        .iter()
+        .map(|&k| key(formal.name(&formal.kernels[k])))
+        .collect();
+    let b: Vec<u32> = mapping_pass
+        .kernels
+        .iter()
+        .map(|&k| key(mapping.name(&mapping.kernels[k])))
+        .collect();
     let Some(pairs) = align(&a, &b) else {
         return Transfer {
             segmentation: None,
             twins: vec![],
             matched_fraction: 0.0,
-            note: format!("passes too long to align ({} × {} kernels)", a.len(), b.len()),
+            note: format!(
+                "passes too long to align ({} × {} kernels)",
+                a.len(),
+                b.len()
+            ),
         };
     };
     let matched = pairs.len() as f64 / a.len().max(1) as f64;
-    let twins: Vec<(usize, usize)> = pairs.iter().map(|&(i, j)| (formal_pass.kernels[i], mapping_pass.kernels[j])).collect();
+    let twins: Vec<(usize, usize)> = pairs
+        .iter()
+        .map(|&(i, j)| (formal_pass.kernels[i], mapping_pass.kernels[j]))
+        .collect();
     let slots = mapping_seg.slots();
     let mut labels: Vec<Option<Slot>> = vec![None; a.len()];
     for &(i, j) in &pairs {
@@ -106,10 +127,13 @@ pub fn transfer(formal: &TraceView, formal_pass: &Pass, mapping: &TraceView, map
             None => *l = last,
         }
     }
-    let layer_labels: Vec<Option<usize>> = labels.iter().map(|s| match s {
-        Some(Slot::Layer(i)) => Some(*i),
-        _ => None,
-    }).collect();
+    let layer_labels: Vec<Option<usize>> = labels
+        .iter()
+        .map(|s| match s {
+            Some(Slot::Layer(i)) => Some(*i),
+            _ => None,
+        })
+        .collect();
     let mapping_layers = mapping_seg.layers.len();
     let mut note = format!(
         "{} of {} formal kernels aligned with the mapping pass ({:.0}%)",
@@ -118,7 +142,14 @@ pub fn transfer(formal: &TraceView, formal_pass: &Pass, mapping: &TraceView, map
         matched * 100.0
     );
     let seg = if matched >= MIN_MATCHED {
-        let s = Segmentation::from_labels(LayerSource::Mapping { matched_fraction: matched }, &formal_pass.kernels, &layer_labels, formal);
+        let s = Segmentation::from_labels(
+            LayerSource::Mapping {
+                matched_fraction: matched,
+            },
+            &formal_pass.kernels,
+            &layer_labels,
+            formal,
+        );
         match s {
             Some(s) if s.layers.len() == mapping_layers => Some(s),
             Some(s) => {
@@ -131,7 +162,12 @@ pub fn transfer(formal: &TraceView, formal_pass: &Pass, mapping: &TraceView, map
         note.push_str(&format!("; below {:.0}%, so the mapping's boundaries were not used (kernels differ, e.g. compiled vs eager)", MIN_MATCHED * 100.0));
         None
     };
-    Transfer { segmentation: seg, twins, matched_fraction: matched, note }
+    Transfer {
+        segmentation: seg,
+        twins,
+        matched_fraction: matched,
+        note,
+    }
 }
 
 #[cfg(test)]

@@ -130,7 +130,12 @@ impl TraceView {
 
     /// Family of a kernel (classified once per distinct name).
     pub fn family(&self, k: &Kernel) -> crate::families::Family {
-        self.name_families.get_or_init(|| self.names.iter().map(|n| crate::families::classify(n)).collect())[k.name as usize]
+        self.name_families.get_or_init(|| {
+            self.names
+                .iter()
+                .map(|n| crate::families::classify(n))
+                .collect()
+        })[k.name as usize]
     }
 
     /// Shapes of the op that launched `k`, when known.
@@ -164,7 +169,12 @@ impl ViewBuilder {
             dur_ns: us(dur_us),
             pid: 0,
             stream: 7,
-            launch: Some(Launch { ts_ns: us(ts_us - 5.0), pid: 1, tid: 1, is_graph_launch: false }),
+            launch: Some(Launch {
+                ts_ns: us(ts_us - 5.0),
+                pid: 1,
+                tid: 1,
+                is_graph_launch: false,
+            }),
             shapes: None,
             op_instance: None,
             is_memory_op: false,
@@ -173,14 +183,37 @@ impl ViewBuilder {
     }
 
     pub fn span(&mut self, name: &str, kind: SpanKind, ts_us: f64, dur_us: f64) {
-        let (pid, tid) = if kind == SpanKind::GpuAnnotation { (0, 7) } else { (1, 1) };
-        self.view.spans.push(Span { name: name.to_string(), kind, ts_ns: us(ts_us), dur_ns: us(dur_us), pid, tid });
+        let (pid, tid) = if kind == SpanKind::GpuAnnotation {
+            (0, 7)
+        } else {
+            (1, 1)
+        };
+        self.view.spans.push(Span {
+            name: name.to_string(),
+            kind,
+            ts_ns: us(ts_us),
+            dur_ns: us(dur_us),
+            pid,
+            tid,
+        });
     }
 
     pub fn finish(mut self) -> TraceView {
         self.view.normalize();
-        let start = self.view.kernels.iter().map(|k| k.ts_ns).chain(self.view.spans.iter().map(|s| s.ts_ns)).min();
-        let end = self.view.kernels.iter().map(|k| k.end_ns()).chain(self.view.spans.iter().map(|s| s.end_ns())).max();
+        let start = self
+            .view
+            .kernels
+            .iter()
+            .map(|k| k.ts_ns)
+            .chain(self.view.spans.iter().map(|s| s.ts_ns))
+            .min();
+        let end = self
+            .view
+            .kernels
+            .iter()
+            .map(|k| k.end_ns())
+            .chain(self.view.spans.iter().map(|s| s.end_ns()))
+            .max();
         self.view.trace_start_ns = start.unwrap_or(0);
         self.view.trace_end_ns = end.unwrap_or(0);
         self.view

@@ -74,23 +74,47 @@ struct StepPattern {
 
 /// Step annotation patterns, most specific first; the first pattern with a match wins.
 const STEP_PATTERNS: &[StepPattern] = &[
-    StepPattern { regex: r"^execute_context_\d+\(\d+\)_generation_\d+\(\d+\)$", counter: false },
-    StepPattern { regex: r"^execute_model(_step)?(_\d+)?$", counter: true },
-    StepPattern { regex: r"^(model_)?forward_(extend|decode|idle|mixed|batch)(_\d+)?$", counter: true },
-    StepPattern { regex: r"^ProfilerStep#\d+$", counter: true },
+    StepPattern {
+        regex: r"^execute_context_\d+\(\d+\)_generation_\d+\(\d+\)$",
+        counter: false,
+    },
+    StepPattern {
+        regex: r"^execute_model(_step)?(_\d+)?$",
+        counter: true,
+    },
+    StepPattern {
+        regex: r"^(model_)?forward_(extend|decode|idle|mixed|batch)(_\d+)?$",
+        counter: true,
+    },
+    StepPattern {
+        regex: r"^ProfilerStep#\d+$",
+        counter: true,
+    },
 ];
 
 fn regexes() -> &'static Vec<Regex> {
     static R: OnceLock<Vec<Regex>> = OnceLock::new();
-    R.get_or_init(|| STEP_PATTERNS.iter().map(|p| Regex::new(p.regex).expect("valid step regex")).collect())
+    R.get_or_init(|| {
+        STEP_PATTERNS
+            .iter()
+            .map(|p| Regex::new(p.regex).expect("valid step regex"))
+            .collect()
+    })
 }
 
 fn vllm_tokens(name: &str) -> Option<StepTokens> {
     static R: OnceLock<Regex> = OnceLock::new();
-    let re = R.get_or_init(|| Regex::new(r"^execute_context_(\d+)\((\d+)\)_generation_(\d+)\((\d+)\)$").unwrap());
+    let re = R.get_or_init(|| {
+        Regex::new(r"^execute_context_(\d+)\((\d+)\)_generation_(\d+)\((\d+)\)$").unwrap()
+    });
     let c = re.captures(name)?;
     let n = |i: usize| c[i].parse::<u64>().ok();
-    Some(StepTokens { context_requests: n(1)?, context_tokens: n(2)?, generation_requests: n(3)?, generation_tokens: n(4)? })
+    Some(StepTokens {
+        context_requests: n(1)?,
+        context_tokens: n(2)?,
+        generation_requests: n(3)?,
+        generation_tokens: n(4)?,
+    })
 }
 
 fn kind_of(name: &str, counter: bool) -> String {
@@ -105,7 +129,10 @@ fn kind_of(name: &str, counter: bool) -> String {
 pub fn busy_ns(view: &TraceView, kernels: &[usize]) -> i64 {
     let mut total = 0;
     let mut cur: Option<(i64, i64)> = None;
-    let mut sorted: Vec<(i64, i64)> = kernels.iter().map(|&k| (view.kernels[k].ts_ns, view.kernels[k].end_ns())).collect();
+    let mut sorted: Vec<(i64, i64)> = kernels
+        .iter()
+        .map(|&k| (view.kernels[k].ts_ns, view.kernels[k].end_ns()))
+        .collect();
     sorted.sort_unstable();
     for (s, e) in sorted {
         match cur {
@@ -123,26 +150,55 @@ pub fn busy_ns(view: &TraceView, kernels: &[usize]) -> i64 {
     total
 }
 
-fn make_pass(view: &TraceView, index: usize, name: String, kind: String, source: PassSource, kernels: Vec<usize>) -> Option<Pass> {
+fn make_pass(
+    view: &TraceView,
+    index: usize,
+    name: String,
+    kind: String,
+    source: PassSource,
+    kernels: Vec<usize>,
+) -> Option<Pass> {
     if kernels.is_empty() {
         return None;
     }
     let start_ns = kernels.iter().map(|&k| view.kernels[k].ts_ns).min()?;
     let end_ns = kernels.iter().map(|&k| view.kernels[k].end_ns()).max()?;
     let tokens = vllm_tokens(&name);
-    Some(Pass { index, busy_ns: busy_ns(view, &kernels), name, kind, source, kernels, start_ns, end_ns, tokens })
+    Some(Pass {
+        index,
+        busy_ns: busy_ns(view, &kernels),
+        name,
+        kind,
+        source,
+        kernels,
+        start_ns,
+        end_ns,
+        tokens,
+    })
 }
 
 /// Find the forward passes of a trace. Passes without kernels are dropped.
 pub fn find_passes(view: &TraceView) -> Vec<Pass> {
     for (pi, re) in regexes().iter().enumerate() {
         let counter = STEP_PATTERNS[pi].counter;
-        let gpu: Vec<usize> = (0..view.spans.len()).filter(|&i| view.spans[i].kind == SpanKind::GpuAnnotation && re.is_match(&view.spans[i].name)).collect();
-        let cpu: Vec<usize> = (0..view.spans.len()).filter(|&i| view.spans[i].kind == SpanKind::CpuAnnotation && re.is_match(&view.spans[i].name)).collect();
+        let gpu: Vec<usize> = (0..view.spans.len())
+            .filter(|&i| {
+                view.spans[i].kind == SpanKind::GpuAnnotation && re.is_match(&view.spans[i].name)
+            })
+            .collect();
+        let cpu: Vec<usize> = (0..view.spans.len())
+            .filter(|&i| {
+                view.spans[i].kind == SpanKind::CpuAnnotation && re.is_match(&view.spans[i].name)
+            })
+            .collect();
         if gpu.is_empty() && cpu.is_empty() {
             continue;
         }
-        let (chosen, source) = if !gpu.is_empty() { (gpu, PassSource::GpuAnnotation) } else { (cpu, PassSource::CpuAnnotation) };
+        let (chosen, source) = if !gpu.is_empty() {
+            (gpu, PassSource::GpuAnnotation)
+        } else {
+            (cpu, PassSource::CpuAnnotation)
+        };
         let mut buckets: Vec<Vec<usize>> = vec![vec![]; chosen.len()];
         // Windows are disjoint in practice (one step at a time); attribute each kernel
         // to the window containing its GPU start (GPU windows) or its launch (CPU windows).
@@ -206,7 +262,16 @@ pub fn idle_gap_passes(view: &TraceView) -> Vec<Pass> {
     segments
         .into_iter()
         .enumerate()
-        .filter_map(|(i, ks)| make_pass(view, i, format!("idle-gap segment {i}"), "idle-gap segment".into(), PassSource::IdleGap, ks))
+        .filter_map(|(i, ks)| {
+            make_pass(
+                view,
+                i,
+                format!("idle-gap segment {i}"),
+                "idle-gap segment".into(),
+                PassSource::IdleGap,
+                ks,
+            )
+        })
         .enumerate()
         .map(|(i, mut p)| {
             p.index = i;
@@ -251,7 +316,9 @@ pub fn choose_representative(passes: &[Pass]) -> Option<Selection> {
     }
     kinds.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)));
     let dominant = kinds[0].0.clone();
-    let of_kind: Vec<usize> = (0..passes.len()).filter(|&i| passes[i].kind == dominant).collect();
+    let of_kind: Vec<usize> = (0..passes.len())
+        .filter(|&i| passes[i].kind == dominant)
+        .collect();
     let mut cand = of_kind.clone();
     let first_excluded = cand.len() >= 2;
     if first_excluded {
@@ -298,7 +365,9 @@ pub fn choose_representative(passes: &[Pass]) -> Option<Selection> {
         why.push_str(&format!(", after excluding {}", excl.join(" and ")));
     }
     if of_kind.len() == 1 {
-        why.push_str("; it is the only pass of its kind, so no steady-state comparison was possible");
+        why.push_str(
+            "; it is the only pass of its kind, so no steady-state comparison was possible",
+        );
     }
     why.push('.');
     Some(Selection {
@@ -345,7 +414,11 @@ mod tests {
         assert_eq!(s.outliers, vec![7], "the 50 ms pass is an outlier");
         // remaining 8.5 8.0 8.4 8.6 8.2 8.3 → lower median 8.3 (pass 8)
         assert_eq!(s.pass, 8);
-        assert!(s.reason.contains("warm-up") && s.reason.contains("1 outlier"), "{}", s.reason);
+        assert!(
+            s.reason.contains("warm-up") && s.reason.contains("1 outlier"),
+            "{}",
+            s.reason
+        );
     }
 
     #[test]
@@ -361,16 +434,32 @@ mod tests {
     fn kinds_strip_step_counters_but_keep_vllm_batch_shapes() {
         assert_eq!(kind_of("execute_model_step_12", true), "execute_model_step");
         assert_eq!(kind_of("ProfilerStep#7", true), "ProfilerStep");
-        assert_eq!(kind_of("execute_context_0(0)_generation_64(64)", false), "execute_context_0(0)_generation_64(64)");
+        assert_eq!(
+            kind_of("execute_context_0(0)_generation_64(64)", false),
+            "execute_context_0(0)_generation_64(64)"
+        );
         let t = vllm_tokens("execute_context_23(368)_generation_1(1)").unwrap();
-        assert_eq!((t.context_requests, t.context_tokens, t.generation_requests, t.generation_tokens), (23, 368, 1, 1));
+        assert_eq!(
+            (
+                t.context_requests,
+                t.context_tokens,
+                t.generation_requests,
+                t.generation_tokens
+            ),
+            (23, 368, 1, 1)
+        );
     }
 
     #[test]
     fn gpu_step_annotations_bound_passes_and_gaps_split_unannotated_traces() {
         let mut b = ViewBuilder::new();
         b.span("execute_model_step_0", SpanKind::GpuAnnotation, 0.0, 100.0);
-        b.span("execute_model_step_1", SpanKind::GpuAnnotation, 1000.0, 100.0);
+        b.span(
+            "execute_model_step_1",
+            SpanKind::GpuAnnotation,
+            1000.0,
+            100.0,
+        );
         for t in [0.0, 10.0, 20.0, 1000.0, 1050.0] {
             b.kernel("k", t, 5.0);
         }
@@ -390,6 +479,9 @@ mod tests {
         }
         let ps = find_passes(&b.finish());
         assert_eq!(ps.len(), 3);
-        assert!(ps.iter().all(|p| p.source == PassSource::IdleGap && p.kernels.len() == 10));
+        assert!(
+            ps.iter()
+                .all(|p| p.source == PassSource::IdleGap && p.kernels.len() == 10)
+        );
     }
 }

@@ -76,7 +76,9 @@ pub fn range(label: &str, start_ns: i64, end_ns: i64, clock: &TraceClock) -> Per
         ui_start: seconds_label(start_ns - origin),
         ui_end: seconds_label(end_ns - origin),
         url_query: format!("?visStart={start_ns}&visEnd={end_ns}"),
-        sql: format!("select ts, dur, name from slice where ts >= {start_ns} and ts < {end_ns} order by ts"),
+        sql: format!(
+            "select ts, dur, name from slice where ts >= {start_ns} and ts < {end_ns} order by ts"
+        ),
         wall_clock_start_utc: clock.base_time_ns.map(|b| rfc3339_utc_ns(b + start_ns)),
         duration: duration_label(end_ns - start_ns, clock.display_time_unit.as_deref()),
     }
@@ -89,16 +91,29 @@ mod tests {
     #[test]
     fn a_kineto_timestamp_maps_to_perfetto_ns_ui_offset_and_wall_clock() {
         // llama8b_decode: first kernel ts 5097444227028.756 us, baseTimeNanoseconds 1790857026000000000.
-        let clock = TraceClock { trace_start_ns: 5_097_444_225_000_000, base_time_ns: Some(1_790_857_026_000_000_000), display_time_unit: Some("ms".into()) };
+        let clock = TraceClock {
+            trace_start_ns: 5_097_444_225_000_000,
+            base_time_ns: Some(1_790_857_026_000_000_000),
+            display_time_unit: Some("ms".into()),
+        };
         let r = range("pass", 5_097_444_227_028_756, 5_097_444_378_586_129, &clock);
         assert_eq!(r.start_ns, 5_097_444_227_028_756);
-        assert_eq!(r.url_query, "?visStart=5097444227028756&visEnd=5097444378586129");
+        assert_eq!(
+            r.url_query,
+            "?visStart=5097444227028756&visEnd=5097444378586129"
+        );
         assert_eq!(r.ui_start, "0.002028756 s");
         assert_eq!(r.duration, "151.557 ms");
         // base + ts·1000 = 1795954470227028756 ns: the capture day of the fixtures (python datetime agrees).
         assert_eq!(rfc3339_utc_ns(0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(rfc3339_utc_ns(951_782_400_000_000_000), "2000-02-29T00:00:00.000000000Z");
-        assert_eq!(r.wall_clock_start_utc.as_deref(), Some("2026-11-29T12:14:30.227028756Z"));
+        assert_eq!(
+            rfc3339_utc_ns(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000000000Z"
+        );
+        assert_eq!(
+            r.wall_clock_start_utc.as_deref(),
+            Some("2026-11-29T12:14:30.227028756Z")
+        );
         assert!(r.sql.contains("ts >= 5097444227028756"));
     }
 

@@ -37,7 +37,14 @@ pub struct PeriodFit {
 impl PeriodFit {
     /// Half-open kernel index range of each layer.
     pub fn ranges(&self) -> Vec<(usize, usize)> {
-        (0..self.layers).map(|l| (self.start + l * self.period, self.start + (l + 1) * self.period)).collect()
+        (0..self.layers)
+            .map(|l| {
+                (
+                    self.start + l * self.period,
+                    self.start + (l + 1) * self.period,
+                )
+            })
+            .collect()
     }
 }
 
@@ -74,7 +81,13 @@ pub fn fit_period(seq: &[u32], families: &[Family], layers: usize) -> Option<Per
         if let Some((hits, compared, start)) = best_window(seq, p, layers) {
             let frac = hits as f64 / compared as f64;
             if frac >= MIN_MATCH {
-                chosen = Some(PeriodFit { period: p, start, layers, match_fraction: frac, phase_note: None });
+                chosen = Some(PeriodFit {
+                    period: p,
+                    start,
+                    layers,
+                    match_fraction: frac,
+                    phase_note: None,
+                });
                 break;
             }
         }
@@ -128,7 +141,11 @@ pub fn detect_period(seq: &[u32], families: &[Family]) -> Option<PeriodFit> {
 /// recursively. Kernels between a fitted group and the next are attached to the last
 /// layer of the earlier group (they are its trailing work). Every group needs ≥ 2 layers
 /// (a single layer has no repeat to find). Returns per-layer ranges and the lowest match fraction.
-pub fn fit_groups(seq: &[u32], families: &[Family], counts: &[usize]) -> Option<(Vec<(usize, usize)>, f64)> {
+pub fn fit_groups(
+    seq: &[u32],
+    families: &[Family],
+    counts: &[usize],
+) -> Option<(Vec<(usize, usize)>, f64)> {
     if counts.is_empty() || counts.contains(&0) || counts.iter().any(|&c| c < 2) {
         return None;
     }
@@ -177,7 +194,10 @@ fn adjust_phase(seq: &[u32], families: &[Family], fit: &mut PeriodFit) {
     // Prefer a placement that starts at a norm kernel.
     if let Some(&norm_start) = placements.iter().find(|&&st| families[st] == Family::Norm) {
         if norm_start != fit.start {
-            fit.phase_note = Some(format!("phase moved by {} kernel(s) to start layers at a normalization kernel", norm_start - fit.start));
+            fit.phase_note = Some(format!(
+                "phase moved by {} kernel(s) to start layers at a normalization kernel",
+                norm_start - fit.start
+            ));
             fit.start = norm_start;
         }
         return;
@@ -209,7 +229,9 @@ mod tests {
     use Family::*;
 
     fn fams(seq: &[u32], norm_ids: &[u32]) -> Vec<Family> {
-        seq.iter().map(|x| if norm_ids.contains(x) { Norm } else { Other }).collect()
+        seq.iter()
+            .map(|x| if norm_ids.contains(x) { Norm } else { Other })
+            .collect()
     }
 
     #[test]
@@ -248,9 +270,16 @@ mod tests {
         s.extend([12, 60]);
         let f = fit_period(&s, &fams(&s, &[10, 11, 12]), 4).unwrap();
         assert_eq!(f.period, 5);
-        assert_eq!(f.start, 2, "layer 0 starts at the embedding-fused norm: {f:?}");
+        assert_eq!(
+            f.start, 2,
+            "layer 0 starts at the embedding-fused norm: {f:?}"
+        );
         assert!(f.phase_note.is_some());
-        assert_eq!(f.ranges().last().unwrap().1, s.len() - 2, "final norm and copy stay post-layer");
+        assert_eq!(
+            f.ranges().last().unwrap().1,
+            s.len() - 2,
+            "final norm and copy stay post-layer"
+        );
     }
 
     #[test]
@@ -276,11 +305,28 @@ mod tests {
         }
         s.extend([1, 92]);
         let f = fams(&s, &[1]);
-        assert!(fit_period(&s, &f, 7).is_none(), "no single unit repeats 7 times");
+        assert!(
+            fit_period(&s, &f, 7).is_none(),
+            "no single unit repeats 7 times"
+        );
         let (ranges, m) = fit_groups(&s, &f, &[2, 5]).unwrap();
-        assert_eq!(ranges, vec![(1, 4), (4, 7), (7, 13), (13, 19), (19, 25), (25, 31), (31, 37)]);
+        assert_eq!(
+            ranges,
+            vec![
+                (1, 4),
+                (4, 7),
+                (7, 13),
+                (13, 19),
+                (19, 25),
+                (25, 31),
+                (31, 37)
+            ]
+        );
         assert_eq!(m, 1.0);
-        assert!(fit_groups(&s, &f, &[1, 6]).is_none(), "a single-layer group cannot be found");
+        assert!(
+            fit_groups(&s, &f, &[1, 6]).is_none(),
+            "a single-layer group cannot be found"
+        );
     }
 
     #[test]

@@ -36,7 +36,15 @@ pub fn dtype_bytes(dtype: &str) -> f64 {
 pub fn parse_input_dims(raw: &str) -> Option<Vec<Vec<i64>>> {
     let v: serde_json::Value = serde_json::from_str(raw).ok()?;
     let list = v.as_array()?;
-    Some(list.iter().map(|d| d.as_array().map(|xs| xs.iter().filter_map(|x| x.as_i64()).collect()).unwrap_or_default()).collect())
+    Some(
+        list.iter()
+            .map(|d| {
+                d.as_array()
+                    .map(|xs| xs.iter().filter_map(|x| x.as_i64()).collect())
+                    .unwrap_or_default()
+            })
+            .collect(),
+    )
 }
 
 /// Dtype from Kineto "Input type" strings, when known.
@@ -60,13 +68,23 @@ fn prod(d: &[i64]) -> f64 {
 }
 
 fn dims_text(d: &[i64]) -> String {
-    format!("[{}]", d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","))
+    format!(
+        "[{}]",
+        d.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    )
 }
 
 /// Roofline for one op, `None` when the op or its shapes are not understood.
 pub fn roofline(op: &OpShapes, default_dtype: &str, gpu: &GpuSpec) -> Option<Roofline> {
     let dims = &op.input_dims;
-    let dtype = op.input_types.iter().find_map(|t| dtype_from_type(t)).unwrap_or(default_dtype);
+    let dtype = op
+        .input_types
+        .iter()
+        .find_map(|t| dtype_from_type(t))
+        .unwrap_or(default_dtype);
     let mut notes = vec![];
     if op.input_types.is_empty() {
         notes.push(format!("dtype assumed {dtype}"));
@@ -74,7 +92,8 @@ pub fn roofline(op: &OpShapes, default_dtype: &str, gpu: &GpuSpec) -> Option<Roo
     let e = dtype_bytes(dtype);
     let name = op.op.as_str();
     let (flops, bytes, shape) = match name {
-        "aten::mm" | "aten::matmul" | "aten::addmm" | "aten::linear" | "aten::bmm" | "aten::baddbmm" => {
+        "aten::mm" | "aten::matmul" | "aten::addmm" | "aten::linear" | "aten::bmm"
+        | "aten::baddbmm" => {
             let (a, b) = match name {
                 "aten::addmm" | "aten::baddbmm" => (dims.get(1)?, dims.get(2)?),
                 _ => (dims.first()?, dims.get(1)?),
@@ -93,9 +112,16 @@ pub fn roofline(op: &OpShapes, default_dtype: &str, gpu: &GpuSpec) -> Option<Roo
             };
             let flops = 2.0 * batch * m * n * k;
             let bytes = e * batch * (m * k + k * n + m * n);
-            (flops, bytes, format!("{name} {}×{}", dims_text(a), dims_text(b)))
+            (
+                flops,
+                bytes,
+                format!("{name} {}×{}", dims_text(a), dims_text(b)),
+            )
         }
-        _ if name.contains("attention") || name.contains("flash_attn") || name.contains("attn_fwd") => {
+        _ if name.contains("attention")
+            || name.contains("flash_attn")
+            || name.contains("attn_fwd") =>
+        {
             let (q, k) = (dims.first()?, dims.get(1)?);
             if q.len() != 4 || k.len() != 4 {
                 return None;
@@ -109,7 +135,11 @@ pub fn roofline(op: &OpShapes, default_dtype: &str, gpu: &GpuSpec) -> Option<Roo
                 notes.push("causal mask assumed (Lq = Lk)".into());
             }
             let bytes = e * (2.0 * b * h * lq * d + 2.0 * b * hk * lk * d);
-            (flops, bytes, format!("{name} q{}×k{}", dims_text(q), dims_text(k)))
+            (
+                flops,
+                bytes,
+                format!("{name} q{}×k{}", dims_text(q), dims_text(k)),
+            )
         }
         _ => return None,
     };
@@ -118,8 +148,23 @@ pub fn roofline(op: &OpShapes, default_dtype: &str, gpu: &GpuSpec) -> Option<Roo
     }
     let ideal_us = gpu.ideal_us(flops, bytes, dtype)?;
     let peak = gpu.peak_tflops.get(dtype)? * 1e12;
-    let bound = if flops / peak >= bytes / (gpu.memory_bandwidth_gbps * 1e9) { "compute" } else { "memory" };
-    Some(Roofline { shape, flops, bytes, ideal_us, bound: bound.into(), note: if notes.is_empty() { None } else { Some(notes.join("; ")) } })
+    let bound = if flops / peak >= bytes / (gpu.memory_bandwidth_gbps * 1e9) {
+        "compute"
+    } else {
+        "memory"
+    };
+    Some(Roofline {
+        shape,
+        flops,
+        bytes,
+        ideal_us,
+        bound: bound.into(),
+        note: if notes.is_empty() {
+            None
+        } else {
+            Some(notes.join("; "))
+        },
+    })
 }
 
 #[cfg(test)]
@@ -133,16 +178,27 @@ mod tests {
     #[test]
     fn decode_gemm_is_memory_bound_and_prefill_gemm_compute_bound() {
         // llama-8B down projection at batch 64: [64,14336]×[14336,4096] bf16
-        let op = OpShapes { op: "aten::mm".into(), input_dims: vec![vec![64, 14336], vec![14336, 4096]], input_types: vec![] };
+        let op = OpShapes {
+            op: "aten::mm".into(),
+            input_dims: vec![vec![64, 14336], vec![14336, 4096]],
+            input_types: vec![],
+        };
         let r = roofline(&op, "bf16", &h200()).unwrap();
         assert_eq!(r.flops, 2.0 * 64.0 * 14336.0 * 4096.0);
-        assert_eq!(r.bytes, 2.0 * (64.0 * 14336.0 + 14336.0 * 4096.0 + 64.0 * 4096.0));
+        assert_eq!(
+            r.bytes,
+            2.0 * (64.0 * 14336.0 + 14336.0 * 4096.0 + 64.0 * 4096.0)
+        );
         assert_eq!(r.bound, "memory");
         // 118.0 MB at 4.8 TB/s ≈ 24.6 µs
         assert!((r.ideal_us - r.bytes / 4800e9 * 1e6).abs() < 1e-9);
         assert!(r.note.unwrap().contains("bf16"));
         // prefill 8000 tokens through the same weight
-        let op = OpShapes { op: "aten::linear".into(), input_dims: vec![vec![1, 8000, 14336], vec![4096, 14336], vec![]], input_types: vec!["c10::BFloat16".into()] };
+        let op = OpShapes {
+            op: "aten::linear".into(),
+            input_dims: vec![vec![1, 8000, 14336], vec![4096, 14336], vec![]],
+            input_types: vec!["c10::BFloat16".into()],
+        };
         let r = roofline(&op, "bf16", &h200()).unwrap();
         assert_eq!(r.bound, "compute");
         assert!((r.ideal_us - 2.0 * 8000.0 * 14336.0 * 4096.0 / 989.4e12 * 1e6).abs() < 1e-6);
@@ -151,20 +207,42 @@ mod tests {
 
     #[test]
     fn sdpa_prefill_assumes_causal_and_unknown_ops_give_none() {
-        let op = OpShapes { op: "aten::_scaled_dot_product_cudnn_attention".into(), input_dims: vec![vec![1, 32, 8000, 128], vec![1, 8, 8000, 128], vec![1, 8, 8000, 128]], input_types: vec![] };
+        let op = OpShapes {
+            op: "aten::_scaled_dot_product_cudnn_attention".into(),
+            input_dims: vec![
+                vec![1, 32, 8000, 128],
+                vec![1, 8, 8000, 128],
+                vec![1, 8, 8000, 128],
+            ],
+            input_types: vec![],
+        };
         let r = roofline(&op, "bf16", &h200()).unwrap();
         assert_eq!(r.flops, 0.5 * 4.0 * 32.0 * 8000.0 * 8000.0 * 128.0);
         assert!(r.note.unwrap().contains("causal"));
-        let op = OpShapes { op: "aten::add".into(), input_dims: vec![vec![4]], input_types: vec![] };
+        let op = OpShapes {
+            op: "aten::add".into(),
+            input_dims: vec![vec![4]],
+            input_types: vec![],
+        };
         assert!(roofline(&op, "bf16", &h200()).is_none());
-        let op = OpShapes { op: "aten::mm".into(), input_dims: vec![vec![4]], input_types: vec![] };
+        let op = OpShapes {
+            op: "aten::mm".into(),
+            input_dims: vec![vec![4]],
+            input_types: vec![],
+        };
         assert!(roofline(&op, "bf16", &h200()).is_none());
     }
 
     #[test]
     fn input_dims_text_parses_including_empty_and_nested_entries() {
-        assert_eq!(parse_input_dims("[[64, 4096], [4096, 6144], []]").unwrap(), vec![vec![64, 4096], vec![4096, 6144], vec![]]);
-        assert_eq!(parse_input_dims("[[[1,2],[3]], [5]]").unwrap(), vec![vec![], vec![5]]);
+        assert_eq!(
+            parse_input_dims("[[64, 4096], [4096, 6144], []]").unwrap(),
+            vec![vec![64, 4096], vec![4096, 6144], vec![]]
+        );
+        assert_eq!(
+            parse_input_dims("[[[1,2],[3]], [5]]").unwrap(),
+            vec![vec![], vec![5]]
+        );
         assert!(parse_input_dims("not json").is_none());
     }
 }

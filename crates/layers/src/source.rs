@@ -17,7 +17,8 @@ use vllm_sota_trace::store::{GpuKind, NONE, is_graph_launch_name};
 
 /// Read one trace file into a view.
 pub fn load(path: &Path) -> Result<TraceView> {
-    let store = vllm_sota_trace::read_trace(path).with_context(|| format!("cannot read trace {}", path.display()))?;
+    let store = vllm_sota_trace::read_trace(path)
+        .with_context(|| format!("cannot read trace {}", path.display()))?;
     Ok(from_store(&store))
 }
 
@@ -28,8 +29,22 @@ pub fn pick_trace_file(path: &Path, stage: &str) -> Result<PathBuf> {
     let sel = discover::select_traces(path)?;
     let mut chosen = sel.chosen;
     if chosen.is_empty() {
-        let why = sel.skipped.iter().take(5).map(|s| format!("{} ({})", s.path.display(), s.reason)).collect::<Vec<_>>().join("; ");
-        anyhow::bail!("no usable trace under {}{}", path.display(), if why.is_empty() { String::new() } else { format!(": skipped {why}") });
+        let why = sel
+            .skipped
+            .iter()
+            .take(5)
+            .map(|s| format!("{} ({})", s.path.display(), s.reason))
+            .collect::<Vec<_>>()
+            .join("; ");
+        anyhow::bail!(
+            "no usable trace under {}{}",
+            path.display(),
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(": skipped {why}")
+            }
+        );
     }
     let want = match stage.to_ascii_lowercase().as_str() {
         "prefill" | "extend" => Some(Stage::Prefill),
@@ -37,9 +52,10 @@ pub fn pick_trace_file(path: &Path, stage: &str) -> Result<PathBuf> {
         _ => None,
     };
     if let Some(w) = want
-        && chosen.iter().any(|c| c.stage == w) {
-            chosen.retain(|c| c.stage == w);
-        }
+        && chosen.iter().any(|c| c.stage == w)
+    {
+        chosen.retain(|c| c.stage == w);
+    }
     chosen.sort_by_key(|c| c.rank.unwrap_or(u32::MAX));
     Ok(chosen.swap_remove(0).path)
 }
@@ -52,7 +68,12 @@ pub fn from_store(s: &TraceStore) -> TraceView {
         display_time_unit: s.meta.display_time_unit.clone(),
         ..Default::default()
     };
-    let thread = |t: u32| s.threads.get(t as usize).map(|th| (th.pid, th.tid)).unwrap_or((-1, -1));
+    let thread = |t: u32| {
+        s.threads
+            .get(t as usize)
+            .map(|th| (th.pid, th.tid))
+            .unwrap_or((-1, -1))
+    };
 
     // Trace bounds over every stored table.
     let mut lo = i64::MAX;
@@ -77,7 +98,10 @@ pub fn from_store(s: &TraceStore) -> TraceView {
     for k in 0..s.kernels.len() {
         *per_pid.entry(thread(s.kernels.thread[k]).0).or_default() += s.kernels.dur_ns[k];
     }
-    let gpu_pid = per_pid.iter().max_by_key(|(p, d)| (**d, std::cmp::Reverse(**p))).map(|(p, _)| *p);
+    let gpu_pid = per_pid
+        .iter()
+        .max_by_key(|(p, d)| (**d, std::cmp::Reverse(**p)))
+        .map(|(p, _)| *p);
 
     let mut name_ids: HashMap<u32, u32> = HashMap::new();
     let mut shape_ids: HashMap<(u32, u32), u32> = HashMap::new();
@@ -93,7 +117,12 @@ pub fn from_store(s: &TraceStore) -> TraceView {
         });
         let launch = s.kernel_launch(k).map(|l| {
             let (lp, lt) = thread(s.launches.thread[l]);
-            Launch { ts_ns: s.launches.ts_ns[l], pid: lp, tid: lt, is_graph_launch: is_graph_launch_name(s.name(s.launches.name[l])) }
+            Launch {
+                ts_ns: s.launches.ts_ns[l],
+                pid: lp,
+                tid: lt,
+                is_graph_launch: is_graph_launch_name(s.name(s.launches.name[l])),
+            }
         });
         let op = s.kernel_cpu_op(k);
         let shapes = op.and_then(|op| {
@@ -106,7 +135,11 @@ pub fn from_store(s: &TraceStore) -> TraceView {
                 return Some(i);
             }
             let input_dims = parse_input_dims(s.name(dims))?;
-            v.shapes.push(OpShapes { op: s.name(key.0).to_string(), input_dims, input_types: vec![] });
+            v.shapes.push(OpShapes {
+                op: s.name(key.0).to_string(),
+                input_dims,
+                input_types: vec![],
+            });
             let i = (v.shapes.len() - 1) as u32;
             shape_ids.insert(key, i);
             Some(i)
@@ -127,7 +160,11 @@ pub fn from_store(s: &TraceStore) -> TraceView {
         let (pid, tid) = thread(s.annotations.thread[a]);
         v.spans.push(Span {
             name: s.name(s.annotations.name[a]).to_string(),
-            kind: if s.annotations.on_gpu[a] { SpanKind::GpuAnnotation } else { SpanKind::CpuAnnotation },
+            kind: if s.annotations.on_gpu[a] {
+                SpanKind::GpuAnnotation
+            } else {
+                SpanKind::CpuAnnotation
+            },
             ts_ns: s.annotations.ts_ns[a],
             dur_ns: s.annotations.dur_ns[a],
             pid,
@@ -138,11 +175,21 @@ pub fn from_store(s: &TraceStore) -> TraceView {
     let mut is_module: HashMap<u32, bool> = HashMap::new();
     for f in 0..s.frames.len() {
         let n = s.frames.name[f];
-        if !*is_module.entry(n).or_insert_with(|| s.name(n).starts_with("nn.Module: ")) {
+        if !*is_module
+            .entry(n)
+            .or_insert_with(|| s.name(n).starts_with("nn.Module: "))
+        {
             continue;
         }
         let (pid, tid) = thread(s.frames.thread[f]);
-        v.spans.push(Span { name: s.name(n).to_string(), kind: SpanKind::PythonModule, ts_ns: s.frames.ts_ns[f], dur_ns: s.frames.dur_ns[f], pid, tid });
+        v.spans.push(Span {
+            name: s.name(n).to_string(),
+            kind: SpanKind::PythonModule,
+            ts_ns: s.frames.ts_ns[f],
+            dur_ns: s.frames.dur_ns[f],
+            pid,
+            tid,
+        });
     }
     v.normalize();
     v

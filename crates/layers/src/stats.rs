@@ -26,8 +26,19 @@ pub fn summarize(values: &[f64]) -> Option<Summary> {
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len();
     let mean = sorted.iter().sum::<f64>() / n as f64;
-    let median = if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 };
-    Some(Summary { count: n, mean, median, p95: percentile_nearest_rank(&sorted, 95.0), min: sorted[0], max: sorted[n - 1] })
+    let median = if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    };
+    Some(Summary {
+        count: n,
+        mean,
+        median,
+        p95: percentile_nearest_rank(&sorted, 95.0),
+        min: sorted[0],
+        max: sorted[n - 1],
+    })
 }
 
 /// Nearest-rank percentile of already sorted values (`p` in 0..=100).

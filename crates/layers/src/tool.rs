@@ -83,7 +83,15 @@ pub struct LayerPipelineReport {
 }
 
 fn slug(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_ascii_lowercase() } else { '-' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 fn pct(x: f64) -> String {
@@ -95,11 +103,22 @@ fn cell(s: &str) -> String {
 }
 
 fn hot_table(out: &mut String, rows: &[HotKernel], share_label: &str) {
-    let _ = writeln!(out, "| Kernel | Family | Count | ms | {share_label} | Ideal µs (roofline) | % of roofline | Bound | Shape |");
+    let _ = writeln!(
+        out,
+        "| Kernel | Family | Count | ms | {share_label} | Ideal µs (roofline) | % of roofline | Bound | Shape |"
+    );
     let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---|---|");
     for h in rows {
         let (ideal, bound, shape) = match &h.roofline {
-            Some(r) => (format!("{:.1}", r.ideal_us), r.bound.clone(), cell(&r.shape) + &r.note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default()),
+            Some(r) => (
+                format!("{:.1}", r.ideal_us),
+                r.bound.clone(),
+                cell(&r.shape)
+                    + &r.note
+                        .as_ref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default(),
+            ),
             None => ("—".into(), "—".into(), "—".into()),
         };
         let _ = writeln!(
@@ -111,7 +130,9 @@ fn hot_table(out: &mut String, rows: &[HotKernel], share_label: &str) {
             h.ms,
             pct(h.share_of_layer),
             ideal,
-            h.percent_of_roofline.map(|p| format!("{p:.0}%")).unwrap_or_else(|| "—".into()),
+            h.percent_of_roofline
+                .map(|p| format!("{p:.0}%"))
+                .unwrap_or_else(|| "—".into()),
             bound,
             shape
         );
@@ -130,12 +151,25 @@ pub fn render(a: &Analysis, stage: &str, framework: &str, layers_truncated: bool
     let _ = writeln!(
         o,
         "- Config: {} layers{}{}",
-        cfg.num_layers.map(|n| n.to_string()).unwrap_or_else(|| "unknown".into()),
-        cfg.model_type.as_ref().map(|m| format!(", model_type `{m}`")).unwrap_or_default(),
-        if cfg.mtp_layers > 0 { format!(", {} MTP/draft layer(s)", cfg.mtp_layers) } else { String::new() }
+        cfg.num_layers
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "unknown".into()),
+        cfg.model_type
+            .as_ref()
+            .map(|m| format!(", model_type `{m}`"))
+            .unwrap_or_default(),
+        if cfg.mtp_layers > 0 {
+            format!(", {} MTP/draft layer(s)", cfg.mtp_layers)
+        } else {
+            String::new()
+        }
     );
     if !cfg.layer_types.is_empty() {
-        let _ = writeln!(o, "- Layer types from the config: {}", cfg.layer_types.join("; "));
+        let _ = writeln!(
+            o,
+            "- Layer types from the config: {}",
+            cfg.layer_types.join("; ")
+        );
     }
     if let Some(p) = &cfg.problem {
         let _ = writeln!(o, "- **Config not understood**: {p}");
@@ -145,22 +179,57 @@ pub fn render(a: &Analysis, stage: &str, framework: &str, layers_truncated: bool
     let p = &a.representative_pass;
     let _ = writeln!(o, "### Forward pass\n");
     let _ = writeln!(o, "Chosen: {}\n", a.selection.reason);
-    let _ = writeln!(o, "| Pass | Name | Delimited by | GPU wall ms | GPU busy ms | Kernels | Tokens |");
+    let _ = writeln!(
+        o,
+        "| Pass | Name | Delimited by | GPU wall ms | GPU busy ms | Kernels | Tokens |"
+    );
     let _ = writeln!(o, "|---:|---|---|---:|---:|---:|---|");
     let tokens = p
         .tokens
-        .map(|t| format!("prefill {} req / {} tok, decode {} req / {} tok", t.context_requests, t.context_tokens, t.generation_requests, t.generation_tokens))
+        .map(|t| {
+            format!(
+                "prefill {} req / {} tok, decode {} req / {} tok",
+                t.context_requests, t.context_tokens, t.generation_requests, t.generation_tokens
+            )
+        })
         .unwrap_or_else(|| "—".into());
-    let _ = writeln!(o, "| {} | `{}` | {} | {:.3} | {:.3} | {} | {} |\n", p.index, cell(&p.name), p.source.describe(), p.wall_ms, p.gpu_busy_ms, p.kernels, tokens);
+    let _ = writeln!(
+        o,
+        "| {} | `{}` | {} | {:.3} | {:.3} | {} | {} |\n",
+        p.index,
+        cell(&p.name),
+        p.source.describe(),
+        p.wall_ms,
+        p.gpu_busy_ms,
+        p.kernels,
+        tokens
+    );
     let bs = &a.between_steps;
     if bs.kernels > 0 {
-        let top = bs.top.iter().map(|t| format!("`{}` {:.3} ms", cell(&t.name), t.ms)).collect::<Vec<_>>().join(", ");
-        let _ = writeln!(o, "Between steps (outside every pass): {} kernels, {:.3} ms, {} of all kernel time; largest: {top}\n", bs.kernels, bs.kernel_ms, pct(bs.share_of_pass));
+        let top = bs
+            .top
+            .iter()
+            .map(|t| format!("`{}` {:.3} ms", cell(&t.name), t.ms))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            o,
+            "Between steps (outside every pass): {} kernels, {:.3} ms, {} of all kernel time; largest: {top}\n",
+            bs.kernels,
+            bs.kernel_ms,
+            pct(bs.share_of_pass)
+        );
     }
     let _ = writeln!(o, "Pass kinds ({} passes in the trace):\n", a.passes_found);
     let _ = writeln!(o, "| Kind | Passes | Median GPU wall ms |\n|---|---:|---:|");
     for k in &a.pass_kinds {
-        let _ = writeln!(o, "| `{}` | {} | {:.3} |", cell(&k.kind), k.passes, k.median_wall_ms);
+        let _ = writeln!(
+            o,
+            "| `{}` | {} | {:.3} |",
+            cell(&k.kind),
+            k.passes,
+            k.median_wall_ms
+        );
     }
     let r = &p.perfetto;
     let _ = writeln!(
@@ -170,7 +239,10 @@ pub fn render(a: &Analysis, stage: &str, framework: &str, layers_truncated: bool
         r.ui_end,
         r.duration,
         r.url_query,
-        r.wall_clock_start_utc.as_ref().map(|w| format!("; wall clock {w}")).unwrap_or_default()
+        r.wall_clock_start_utc
+            .as_ref()
+            .map(|w| format!("; wall clock {w}"))
+            .unwrap_or_default()
     );
 
     let _ = writeln!(o, "### Layers\n");
@@ -180,38 +252,90 @@ pub fn render(a: &Analysis, stage: &str, framework: &str, layers_truncated: bool
                 o,
                 "{} layers found by {src}{}.\n",
                 a.layers_found,
-                a.expected_layers.map(|n| format!(" (config: {n})")).unwrap_or_default()
+                a.expected_layers
+                    .map(|n| format!(" (config: {n})"))
+                    .unwrap_or_default()
             );
-            let _ = writeln!(o, "| Work outside layers | Kernels | Kernel ms | Wall ms | Kernel time / pass wall | Largest |\n|---|---:|---:|---:|---:|---|");
+            let _ = writeln!(
+                o,
+                "| Work outside layers | Kernels | Kernel ms | Wall ms | Kernel time / pass wall | Largest |\n|---|---:|---:|---:|---:|---|"
+            );
             for (label, w) in [
                 ("pre-layer (embedding, step setup)", &a.pre_layer),
                 ("post-layer (final norm, lm_head, sampling)", &a.post_layer),
                 ("between layers", &a.between_layers),
-                ("after the pass, before the next (outside the step annotation)", &a.after_pass),
+                (
+                    "after the pass, before the next (outside the step annotation)",
+                    &a.after_pass,
+                ),
             ] {
-                let top = w.top.iter().map(|t| format!("`{}` {:.3} ms", cell(&t.name), t.ms)).collect::<Vec<_>>().join(", ");
-                let wall = w.wall_ms.map(|x| format!("{x:.3}")).unwrap_or_else(|| "—".into());
-                let _ = writeln!(o, "| {label} | {} | {:.3} | {wall} | {} | {} |", w.kernels, w.kernel_ms, pct(w.share_of_pass), top);
+                let top = w
+                    .top
+                    .iter()
+                    .map(|t| format!("`{}` {:.3} ms", cell(&t.name), t.ms))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let wall = w
+                    .wall_ms
+                    .map(|x| format!("{x:.3}"))
+                    .unwrap_or_else(|| "—".into());
+                let _ = writeln!(
+                    o,
+                    "| {label} | {} | {:.3} | {wall} | {} | {} |",
+                    w.kernels,
+                    w.kernel_ms,
+                    pct(w.share_of_pass),
+                    top
+                );
             }
             let _ = writeln!(o, "\n#### Layer-type timing (GPU wall per layer)\n");
-            let _ = writeln!(o, "| Type | Layers | Count | Mean ms | Median ms | p95 ms | Share of pass |\n|---|---|---:|---:|---:|---:|---:|");
+            let _ = writeln!(
+                o,
+                "| Type | Layers | Count | Mean ms | Median ms | p95 ms | Share of pass |\n|---|---|---:|---:|---:|---:|---:|"
+            );
             for t in &a.type_table {
-                let _ = writeln!(o, "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {} |", t.layer_type, t.layers, t.count, t.mean_ms, t.median_ms, t.p95_ms, pct(t.share_of_pass));
+                let _ = writeln!(
+                    o,
+                    "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {} |",
+                    t.layer_type,
+                    t.layers,
+                    t.count,
+                    t.mean_ms,
+                    t.median_ms,
+                    t.p95_ms,
+                    pct(t.share_of_pass)
+                );
             }
-            let _ = writeln!(o, "\n(p95 by nearest rank; share = summed layer wall time / pass wall time.)\n");
-            let _ = writeln!(o, "#### Representative layers (the median layer of each type)\n");
+            let _ = writeln!(
+                o,
+                "\n(p95 by nearest rank; share = summed layer wall time / pass wall time.)\n"
+            );
+            let _ = writeln!(
+                o,
+                "#### Representative layers (the median layer of each type)\n"
+            );
             for rl in &a.representative_layers {
                 let _ = writeln!(
                     o,
                     "**{}: layer {}** — wall {:.3} ms, kernels {:.3} ms in {} launches. Perfetto: {} → {}, URL `{}`\n",
-                    rl.layer_type, rl.layer, rl.wall_ms, rl.kernel_ms, rl.kernels, rl.perfetto.ui_start, rl.perfetto.ui_end, rl.perfetto.url_query
+                    rl.layer_type,
+                    rl.layer,
+                    rl.wall_ms,
+                    rl.kernel_ms,
+                    rl.kernels,
+                    rl.perfetto.ui_start,
+                    rl.perfetto.ui_end,
+                    rl.perfetto.url_query
                 );
                 hot_table(&mut o, &rl.hot_kernels, "Share of layer");
                 o.push('\n');
             }
         }
         None => {
-            let _ = writeln!(o, "No layer structure was found (see notes); the pass's hot kernels follow as a generic table.\n");
+            let _ = writeln!(
+                o,
+                "No layer structure was found (see notes); the pass's hot kernels follow as a generic table.\n"
+            );
         }
     }
     let _ = writeln!(o, "### Hot kernels of the whole pass\n");
@@ -223,7 +347,10 @@ pub fn render(a: &Analysis, stage: &str, framework: &str, layers_truncated: bool
         }
     }
     if layers_truncated {
-        let _ = writeln!(o, "\n(Per-layer rows beyond {MAX_LAYER_ROWS} are in the JSON artifact only.)");
+        let _ = writeln!(
+            o,
+            "\n(Per-layer rows beyond {MAX_LAYER_ROWS} are in the JSON artifact only.)"
+        );
     }
     o
 }
@@ -233,14 +360,27 @@ fn rebuild_round(dir: &Path, round: u32) -> Result<(String, serde_json::Value)> 
     let mut parts: Vec<(String, String, PathBuf)> = vec![];
     for e in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
         let p = e?.path();
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
-        if let Some(stem) = name.strip_prefix("layer-pipeline-").and_then(|n| n.strip_suffix(".json")) {
+        let name = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string();
+        if let Some(stem) = name
+            .strip_prefix("layer-pipeline-")
+            .and_then(|n| n.strip_suffix(".json"))
+        {
             let fw = stem.split('-').next().unwrap_or("").to_string();
-            parts.push((if fw == "vllm" { "0".into() } else { fw }, stem.to_string(), p));
+            parts.push((
+                if fw == "vllm" { "0".into() } else { fw },
+                stem.to_string(),
+                p,
+            ));
         }
     }
     parts.sort();
-    let mut md = format!("# Layer pipeline: round {round}\n\nOne section per (framework, stage) analysis; JSON beside this file.\n\n");
+    let mut md = format!(
+        "# Layer pipeline: round {round}\n\nOne section per (framework, stage) analysis; JSON beside this file.\n\n"
+    );
     let mut all = vec![];
     for (_, stem, p) in parts {
         let v: serde_json::Value = fsx::read_json(&p)?;
@@ -271,9 +411,13 @@ impl Tool for LayerPipeline {
         }
         let framework = req.framework.clone().unwrap_or_else(|| "vllm".into());
         match (&req.campaign_dir, req.round, &req.out_dir) {
-            (Some(_), None, _) => bail!("`campaign_dir` needs `round` (0 = baseline, 1.. = optimization rounds)"),
+            (Some(_), None, _) => {
+                bail!("`campaign_dir` needs `round` (0 = baseline, 1.. = optimization rounds)")
+            }
             (None, Some(_), _) => bail!("`round` needs `campaign_dir`"),
-            (None, None, None) => bail!("give `campaign_dir` + `round` (writes analysis/round-N/layer-pipeline.md) or `out_dir`"),
+            (None, None, None) => bail!(
+                "give `campaign_dir` + `round` (writes analysis/round-N/layer-pipeline.md) or `out_dir`"
+            ),
             _ => {}
         }
         let top = req.top_kernels.unwrap_or(8);
@@ -288,7 +432,9 @@ impl Tool for LayerPipeline {
         let rules = config::load_rules()?;
         let cfg = match &req.config {
             Some(p) => config::read_config(p, &rules)?,
-            None => ConfigLayers::absent("no config.json given: layer count from the trace alone, layers untyped (pass `config`)"),
+            None => ConfigLayers::absent(
+                "no config.json given: layer count from the trace alone, layers untyped (pass `config`)",
+            ),
         };
         ctx.progress(0.0, Some(3.0), "reading trace");
         let trace_file = source::pick_trace_file(&req.trace, &stage)?;
@@ -303,7 +449,12 @@ impl Tool for LayerPipeline {
         };
         ctx.check_cancelled()?;
         ctx.progress(2.0, Some(3.0), "analyzing");
-        let opts = Options { pass_index: req.pass_index, num_layers: req.num_layers, top_kernels: top, dtype: req.dtype.clone().unwrap_or_else(|| "bf16".into()) };
+        let opts = Options {
+            pass_index: req.pass_index,
+            num_layers: req.num_layers,
+            top_kernels: top,
+            dtype: req.dtype.clone().unwrap_or_else(|| "bf16".into()),
+        };
         let mut analysis = analyze::analyze(&view, mapping.as_ref(), cfg, &gpu, &opts)?;
         let markdown = render(&analysis, &stage, &framework, false);
         let mut full = serde_json::to_value(&analysis)?;
@@ -317,7 +468,10 @@ impl Tool for LayerPipeline {
         match (campaign, req.round) {
             (Some(c), Some(round)) => {
                 let round_md = c.round_layer_pipeline(round);
-                let dir = round_md.parent().context("round layer-pipeline path has no parent")?.to_path_buf();
+                let dir = round_md
+                    .parent()
+                    .context("round layer-pipeline path has no parent")?
+                    .to_path_buf();
                 let part_json = dir.join(format!("{part}.json"));
                 let part_md = dir.join(format!("{part}.md"));
                 fsx::write_json(&part_json, &full)?;
@@ -345,11 +499,22 @@ impl Tool for LayerPipeline {
         let layers_truncated = analysis.layers.len() > MAX_LAYER_ROWS;
         analysis.layers.truncate(MAX_LAYER_ROWS);
         analysis.notes.truncate(16);
-        Ok(LayerPipelineReport { stage, framework, artifacts, layers_truncated, analysis })
+        Ok(LayerPipelineReport {
+            stage,
+            framework,
+            artifacts,
+            layers_truncated,
+            analysis,
+        })
     }
 
     fn markdown(report: &Self::Report) -> String {
-        let mut s = render(&report.analysis, &report.stage, &report.framework, report.layers_truncated);
+        let mut s = render(
+            &report.analysis,
+            &report.stage,
+            &report.framework,
+            report.layers_truncated,
+        );
         if !report.artifacts.is_empty() {
             s.push_str("\nArtifacts:\n");
             for a in &report.artifacts {
@@ -368,7 +533,12 @@ mod tests {
     fn request_and_report_schemas_are_objects_with_described_fields() {
         let req = serde_json::to_value(schemars::schema_for!(LayerPipelineRequest)).unwrap();
         assert_eq!(req["type"], "object");
-        assert!(req["properties"]["mapping_trace"]["description"].as_str().unwrap().contains("eager"));
+        assert!(
+            req["properties"]["mapping_trace"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("eager")
+        );
         assert_eq!(req["required"], serde_json::json!(["trace", "stage"]));
         let rep = serde_json::to_value(schemars::schema_for!(LayerPipelineReport)).unwrap();
         assert_eq!(rep["type"], "object");

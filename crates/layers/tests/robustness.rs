@@ -10,7 +10,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
     fn below(&mut self, n: u64) -> u64 {
@@ -22,7 +25,15 @@ impl Lcg {
 fn random_views_analyze_without_panicking() {
     let gpu = vllm_sota_core::gpu::find("B200").unwrap();
     let rules = config::load_rules().unwrap();
-    let names = ["rms_norm_kernel", "nvjet_gemm", "flash_fwd", "silu", "Memcpy DtoD", "nccl_allreduce", "topk"];
+    let names = [
+        "rms_norm_kernel",
+        "nvjet_gemm",
+        "flash_fwd",
+        "silu",
+        "Memcpy DtoD",
+        "nccl_allreduce",
+        "topk",
+    ];
     for seed in 0..60u64 {
         let mut r = Lcg(seed + 1);
         let mut b = ViewBuilder::new();
@@ -30,8 +41,17 @@ fn random_views_analyze_without_panicking() {
         let steps = 1 + r.below(4);
         for step in 0..steps {
             if r.below(3) > 0 {
-                let kind = if r.below(2) == 0 { SpanKind::GpuAnnotation } else { SpanKind::CpuAnnotation };
-                b.span(&format!("execute_model_step_{step}"), kind, t - 1.0, 400.0 + r.below(200) as f64);
+                let kind = if r.below(2) == 0 {
+                    SpanKind::GpuAnnotation
+                } else {
+                    SpanKind::CpuAnnotation
+                };
+                b.span(
+                    &format!("execute_model_step_{step}"),
+                    kind,
+                    t - 1.0,
+                    400.0 + r.below(200) as f64,
+                );
             }
             let unit = 1 + r.below(6) as usize;
             let layers = r.below(9) as usize;
@@ -55,16 +75,37 @@ fn random_views_analyze_without_panicking() {
         let view = b.finish();
         let cfg = match r.below(3) {
             0 => ConfigLayers::absent("none"),
-            1 => config::interpret(&serde_json::json!({"num_hidden_layers": 1 + r.below(8)}), &rules),
-            _ => config::interpret(&serde_json::json!({"num_hidden_layers": 4, "num_experts": 8, "mlp_only_layers": [0]}), &rules),
+            1 => config::interpret(
+                &serde_json::json!({"num_hidden_layers": 1 + r.below(8)}),
+                &rules,
+            ),
+            _ => config::interpret(
+                &serde_json::json!({"num_hidden_layers": 4, "num_experts": 8, "mlp_only_layers": [0]}),
+                &rules,
+            ),
         };
-        let opts = Options { num_layers: if r.below(4) == 0 { Some(r.below(6) as usize) } else { None }, ..Options::default() };
-        let a = analyze(&view, None, cfg, &gpu, &opts).unwrap_or_else(|e| panic!("seed {seed}: {e:#}"));
+        let opts = Options {
+            num_layers: if r.below(4) == 0 {
+                Some(r.below(6) as usize)
+            } else {
+                None
+            },
+            ..Options::default()
+        };
+        let a =
+            analyze(&view, None, cfg, &gpu, &opts).unwrap_or_else(|e| panic!("seed {seed}: {e:#}"));
         let in_layers: usize = a.layers.iter().map(|l| l.kernels).sum();
-        let accounted = in_layers + a.pre_layer.kernels + a.post_layer.kernels + a.between_layers.kernels;
+        let accounted =
+            in_layers + a.pre_layer.kernels + a.post_layer.kernels + a.between_layers.kernels;
         if a.layers_found > 0 {
-            assert_eq!(accounted, a.representative_pass.kernels, "seed {seed}: every kernel of the pass is in exactly one part");
+            assert_eq!(
+                accounted, a.representative_pass.kernels,
+                "seed {seed}: every kernel of the pass is in exactly one part"
+            );
         }
-        assert!(a.representative_pass.gpu_busy_ms <= a.representative_pass.wall_ms + 1e-9, "seed {seed}");
+        assert!(
+            a.representative_pass.gpu_busy_ms <= a.representative_pass.wall_ms + 1e-9,
+            "seed {seed}"
+        );
     }
 }

@@ -6,7 +6,9 @@ use vllm_sota_core::tool::{Tool, ToolContext};
 use vllm_sota_layers::{LayerPipeline, LayerPipelineRequest};
 
 fn fixture(name: &str) -> PathBuf {
-    vllm_sota_core::refs::fixtures_dir().join("h200-torch-traces").join(name)
+    vllm_sota_core::refs::fixtures_dir()
+        .join("h200-torch-traces")
+        .join(name)
 }
 
 fn request(json: serde_json::Value) -> Result<LayerPipelineRequest, serde_json::Error> {
@@ -14,7 +16,10 @@ fn request(json: serde_json::Value) -> Result<LayerPipelineRequest, serde_json::
 }
 
 fn err_of(req: LayerPipelineRequest) -> String {
-    format!("{:#}", LayerPipeline::run(req, &ToolContext::new()).unwrap_err())
+    format!(
+        "{:#}",
+        LayerPipeline::run(req, &ToolContext::new()).unwrap_err()
+    )
 }
 
 fn campaign(dir: &Path) -> PathBuf {
@@ -28,7 +33,14 @@ fn campaign(dir: &Path) -> PathBuf {
 fn campaign_round_files_hold_every_stage_and_the_latest_copy_matches() {
     let tmp = tempfile::tempdir().unwrap();
     let root = campaign(tmp.path());
-    for (stage, trace, mapping) in [("decode", "minillama_graph_decode.trace.json.gz", Some("minillama_eager_decode.trace.json.gz")), ("prefill", "llama8b_prefill.trace.json.gz", None)] {
+    for (stage, trace, mapping) in [
+        (
+            "decode",
+            "minillama_graph_decode.trace.json.gz",
+            Some("minillama_eager_decode.trace.json.gz"),
+        ),
+        ("prefill", "llama8b_prefill.trace.json.gz", None),
+    ] {
         let mut j = serde_json::json!({
             "trace": fixture(trace), "config": fixture("llama8b_config.json"), "stage": stage,
             "campaign_dir": root, "round": 2, "framework": "vllm"
@@ -38,19 +50,40 @@ fn campaign_round_files_hold_every_stage_and_the_latest_copy_matches() {
         }
         let rep = LayerPipeline::run(request(j).unwrap(), &ToolContext::new()).unwrap();
         assert_eq!(rep.analysis.layers.len(), 32);
-        assert!(rep.artifacts.iter().all(|a| Path::new(a).is_file()), "{:?}", rep.artifacts);
+        assert!(
+            rep.artifacts.iter().all(|a| Path::new(a).is_file()),
+            "{:?}",
+            rep.artifacts
+        );
         let md = LayerPipeline::markdown(&rep);
-        assert!(md.contains("Layer-type timing") && md.contains("visStart="), "{md}");
+        assert!(
+            md.contains("Layer-type timing") && md.contains("visStart="),
+            "{md}"
+        );
     }
-    let round_md = std::fs::read_to_string(root.join("analysis/round-2/layer-pipeline.md")).unwrap();
-    assert!(round_md.contains("vllm decode") && round_md.contains("vllm prefill"), "both stages in the round file");
-    assert!(round_md.find("vllm decode").unwrap() < round_md.find("vllm prefill").unwrap(), "sorted by stage name");
+    let round_md =
+        std::fs::read_to_string(root.join("analysis/round-2/layer-pipeline.md")).unwrap();
+    assert!(
+        round_md.contains("vllm decode") && round_md.contains("vllm prefill"),
+        "both stages in the round file"
+    );
+    assert!(
+        round_md.find("vllm decode").unwrap() < round_md.find("vllm prefill").unwrap(),
+        "sorted by stage name"
+    );
     let latest = std::fs::read_to_string(root.join("analysis/layer-pipeline.md")).unwrap();
     assert_eq!(latest, round_md);
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root.join("analysis/round-2/layer-pipeline.json")).unwrap()).unwrap();
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("analysis/round-2/layer-pipeline.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(json["round"], 2);
     assert_eq!(json["analyses"].as_array().unwrap().len(), 2);
-    assert_eq!(json["analyses"][0]["layers"].as_array().unwrap().len(), 32, "the JSON keeps every layer row");
+    assert_eq!(
+        json["analyses"][0]["layers"].as_array().unwrap().len(),
+        32,
+        "the JSON keeps every layer row"
+    );
 }
 
 #[test]
@@ -64,7 +97,12 @@ fn out_dir_mode_writes_stage_files_and_the_report_is_bounded() {
     let rep = LayerPipeline::run(req, &ToolContext::new()).unwrap();
     assert!(tmp.path().join("layer-pipeline-decode.md").is_file());
     assert!(tmp.path().join("layer-pipeline-decode.json").is_file());
-    assert!(rep.analysis.representative_layers.iter().all(|r| r.hot_kernels.len() <= 3));
+    assert!(
+        rep.analysis
+            .representative_layers
+            .iter()
+            .all(|r| r.hot_kernels.len() <= 3)
+    );
     let size = serde_json::to_string(&rep).unwrap().len();
     assert!(size < 64_000, "report is {size} bytes");
 }
@@ -74,20 +112,29 @@ fn directory_input_picks_the_worker_trace_and_skips_the_api_server_trace() {
     let dir = vllm_sota_core::refs::fixtures_dir().join("h200-vllm-0.26/prefill");
     let picked = vllm_sota_layers::source::pick_trace_file(&dir, "prefill").unwrap();
     let name = picked.file_name().unwrap().to_str().unwrap();
-    assert!(name.starts_with("rank0.") && !name.contains("async_llm"), "{name}");
+    assert!(
+        name.starts_with("rank0.") && !name.contains("async_llm"),
+        "{name}"
+    );
 }
 
 #[test]
 fn bad_requests_and_inputs_give_errors_that_name_the_problem() {
     let tmp = tempfile::tempdir().unwrap();
     // Unknown field: a typo is an error naming the field.
-    let e = request(serde_json::json!({"trace": "x", "stage": "decode", "out_dir": "/tmp", "confg": "c.json"})).unwrap_err();
+    let e = request(
+        serde_json::json!({"trace": "x", "stage": "decode", "out_dir": "/tmp", "confg": "c.json"}),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("confg"), "{e}");
     // Neither campaign nor out_dir.
     let e = err_of(request(serde_json::json!({"trace": fixture("minillama_eager_decode.trace.json.gz"), "stage": "decode"})).unwrap());
     assert!(e.contains("out_dir"), "{e}");
     // Campaign without a round, and a directory that is not a campaign.
-    let e = err_of(request(serde_json::json!({"trace": "x", "stage": "decode", "campaign_dir": tmp.path()})).unwrap());
+    let e = err_of(
+        request(serde_json::json!({"trace": "x", "stage": "decode", "campaign_dir": tmp.path()}))
+            .unwrap(),
+    );
     assert!(e.contains("needs `round`"), "{e}");
     let e = err_of(request(serde_json::json!({"trace": "x", "stage": "decode", "campaign_dir": tmp.path(), "round": 1})).unwrap());
     assert!(e.contains("campaign_init"), "{e}");

@@ -18,12 +18,16 @@ fn dir() -> PathBuf {
 }
 
 fn view(name: &str) -> &'static TraceView {
-    static CACHE: OnceLock<std::sync::Mutex<std::collections::HashMap<String, &'static TraceView>>> = OnceLock::new();
+    static CACHE: OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, &'static TraceView>>,
+    > = OnceLock::new();
     let m = CACHE.get_or_init(Default::default);
     if let Some(v) = m.lock().unwrap().get(name) {
         return v;
     }
-    let v: &'static TraceView = Box::leak(Box::new(source::load(&dir().join(name)).expect("fixture trace loads")));
+    let v: &'static TraceView = Box::leak(Box::new(
+        source::load(&dir().join(name)).expect("fixture trace loads"),
+    ));
     m.lock().unwrap().insert(name.to_string(), v);
     v
 }
@@ -33,41 +37,76 @@ fn cfg(name: &str) -> ConfigLayers {
 }
 
 fn run(trace: &str, config: Option<&str>, mapping: Option<&str>) -> Analysis {
-    let c = config.map(cfg).unwrap_or_else(|| ConfigLayers::absent("none"));
+    let c = config
+        .map(cfg)
+        .unwrap_or_else(|| ConfigLayers::absent("none"));
     let gpu = vllm_sota_core::gpu::find("H200").unwrap();
     analyze(view(trace), mapping.map(view), c, &gpu, &Options::default()).unwrap()
 }
 
 #[test]
 fn llama8b_prefill_has_32_dense_full_attention_layers_with_lm_head_post_layer() {
-    let a = run("llama8b_prefill.trace.json.gz", Some("llama8b_config.json"), None);
+    let a = run(
+        "llama8b_prefill.trace.json.gz",
+        Some("llama8b_config.json"),
+        None,
+    );
     assert_eq!(a.passes_found, 1, "one execute_model_step_0 window");
     assert_eq!(a.layers.len(), 32);
-    assert!(matches!(a.layer_source.as_deref(), Some(s) if s.contains("LlamaDecoderLayer")), "{:?}", a.layer_source);
+    assert!(
+        matches!(a.layer_source.as_deref(), Some(s) if s.contains("LlamaDecoderLayer")),
+        "{:?}",
+        a.layer_source
+    );
     assert_eq!(a.type_table.len(), 1);
     assert_eq!(a.type_table[0].layer_type, "full_attention + dense");
     assert_eq!(a.type_table[0].layers, "0–31");
     // Embedding before layer 0, final norm + lm_head after layer 31: not folded into layers.
     assert!(a.pre_layer.kernels > 0 && a.post_layer.kernels > 0);
     let top = &a.post_layer.top[0];
-    assert!(top.name.starts_with("nvjet") && top.ms > 5.0, "lm_head GEMM [8000,4096]x[4096,128256] dominates post-layer work: {:?}", a.post_layer.top);
+    assert!(
+        top.name.starts_with("nvjet") && top.ms > 5.0,
+        "lm_head GEMM [8000,4096]x[4096,128256] dominates post-layer work: {:?}",
+        a.post_layer.top
+    );
     // Every layer has the same kernel count in an eager HF prefill.
-    assert!(a.layers.iter().all(|l| l.kernels == a.layers[0].kernels), "{:?}", a.layers.iter().map(|l| l.kernels).collect::<Vec<_>>());
+    assert!(
+        a.layers.iter().all(|l| l.kernels == a.layers[0].kernels),
+        "{:?}",
+        a.layers.iter().map(|l| l.kernels).collect::<Vec<_>>()
+    );
     // The representative layer's hot list has GEMMs with a compute-bound roofline (M = 8000 tokens).
     let rep = &a.representative_layers[0];
-    let g = rep.hot_kernels.iter().find(|h| h.family == Family::Gemm).unwrap();
-    let r = g.roofline.as_ref().expect("record_shapes gives aten::mm dims");
+    let g = rep
+        .hot_kernels
+        .iter()
+        .find(|h| h.family == Family::Gemm)
+        .unwrap();
+    let r = g
+        .roofline
+        .as_ref()
+        .expect("record_shapes gives aten::mm dims");
     assert!(r.shape.contains("8000") && r.bound == "compute", "{r:?}");
     assert!(g.percent_of_roofline.unwrap() > 10.0 && g.percent_of_roofline.unwrap() <= 100.0);
     // Perfetto: the pass range lies inside the trace and uses ns = ts × 1000.
     let p = &a.representative_pass.perfetto;
     assert!(p.url_query.starts_with("?visStart=") && p.start_ns < p.end_ns);
-    assert!(p.wall_clock_start_utc.as_deref().unwrap().starts_with("2026-11-29T"), "baseTimeNanoseconds + ts: the capture day");
+    assert!(
+        p.wall_clock_start_utc
+            .as_deref()
+            .unwrap()
+            .starts_with("2026-11-29T"),
+        "baseTimeNanoseconds + ts: the capture day"
+    );
 }
 
 #[test]
 fn llama8b_decode_skips_the_warm_up_step_and_surfaces_the_kv_cache_cat() {
-    let a = run("llama8b_decode.trace.json.gz", Some("llama8b_config.json"), None);
+    let a = run(
+        "llama8b_decode.trace.json.gz",
+        Some("llama8b_config.json"),
+        None,
+    );
     assert_eq!(a.passes_found, 5);
     assert!(a.selection.first_excluded);
     assert_ne!(a.representative_pass.index, 0);
@@ -78,7 +117,11 @@ fn llama8b_decode_skips_the_warm_up_step_and_surfaces_the_kv_cache_cat() {
     let top = &a.pass_hot_kernels[0];
     assert!(top.name.starts_with("CatArrayBatchedCopy"), "{}", top.name);
     assert_eq!(top.family, Family::CopyConcat);
-    assert!((0.18..0.23).contains(&top.share_of_layer), "{}", top.share_of_layer);
+    assert!(
+        (0.18..0.23).contains(&top.share_of_layer),
+        "{}",
+        top.share_of_layer
+    );
 }
 
 #[test]
@@ -92,72 +135,179 @@ fn llama8b_decode_kernel_sequence_alone_finds_the_same_32_layers() {
     let mut stripped = v.clone();
     stripped.spans.retain(|s| s.kind != SpanKind::PythonModule);
     let by_seq = layers::segment(&stripped, p, Some(32)).unwrap();
-    assert!(matches!(by_seq.source, LayerSource::Period { .. }), "{:?}", by_seq.source);
+    assert!(
+        matches!(by_seq.source, LayerSource::Period { .. }),
+        "{:?}",
+        by_seq.source
+    );
     assert_eq!(by_seq.layers.len(), 32);
-    let LayerSource::Period { kernels_per_layer, .. } = by_seq.source else { unreachable!() };
+    let LayerSource::Period {
+        kernels_per_layer, ..
+    } = by_seq.source
+    else {
+        unreachable!()
+    };
     assert_eq!(kernels_per_layer, by_scope.layers[5].len());
     // Layers are rotations of the scoped ones: each starts within a few kernels of the scope boundary.
     let scoped_first: Vec<usize> = by_scope.layers.iter().map(|l| l[0]).collect();
     let seq_first: Vec<usize> = by_seq.layers.iter().map(|l| l[0]).collect();
     let shift = seq_first[0] as i64 - scoped_first[0] as i64;
-    assert!(seq_first.iter().zip(&scoped_first).all(|(a, b)| *a as i64 - *b as i64 == shift), "constant phase shift");
+    assert!(
+        seq_first
+            .iter()
+            .zip(&scoped_first)
+            .all(|(a, b)| *a as i64 - *b as i64 == shift),
+        "constant phase shift"
+    );
     assert!(shift.abs() < kernels_per_layer as i64);
 }
 
 #[test]
 fn qwen2moe_prefill_types_layers_0_1_dense_and_2_11_moe_with_different_cost_and_kernels() {
-    let a = run("qwen2moe_prefill.trace.json.gz", Some("qwen2moe_config.json"), None);
+    let a = run(
+        "qwen2moe_prefill.trace.json.gz",
+        Some("qwen2moe_config.json"),
+        None,
+    );
     assert_eq!(a.layers.len(), 12);
     assert_eq!(a.type_table.len(), 2);
-    let dense = a.type_table.iter().find(|t| t.layer_type == "full_attention + dense").unwrap();
-    let moe = a.type_table.iter().find(|t| t.layer_type == "full_attention + moe").unwrap();
+    let dense = a
+        .type_table
+        .iter()
+        .find(|t| t.layer_type == "full_attention + dense")
+        .unwrap();
+    let moe = a
+        .type_table
+        .iter()
+        .find(|t| t.layer_type == "full_attention + moe")
+        .unwrap();
     assert_eq!((dense.layers.as_str(), dense.count), ("0–1", 2));
     assert_eq!((moe.layers.as_str(), moe.count), ("2–11", 10));
-    assert!(moe.median_ms > dense.median_ms * 1.3, "MoE layers cost more: {} vs {}", moe.median_ms, dense.median_ms);
-    let rd = a.representative_layers.iter().find(|r| r.layer_type == dense.layer_type).unwrap();
-    let rm = a.representative_layers.iter().find(|r| r.layer_type == moe.layer_type).unwrap();
+    assert!(
+        moe.median_ms > dense.median_ms * 1.3,
+        "MoE layers cost more: {} vs {}",
+        moe.median_ms,
+        dense.median_ms
+    );
+    let rd = a
+        .representative_layers
+        .iter()
+        .find(|r| r.layer_type == dense.layer_type)
+        .unwrap();
+    let rm = a
+        .representative_layers
+        .iter()
+        .find(|r| r.layer_type == moe.layer_type)
+        .unwrap();
     assert!(rd.layer <= 1 && rm.layer >= 2);
-    assert!(rm.kernels > rd.kernels, "the expert loop launches more kernels");
+    assert!(
+        rm.kernels > rd.kernels,
+        "the expert loop launches more kernels"
+    );
     let dense_names: Vec<&str> = rd.hot_kernels.iter().map(|h| h.name.as_str()).collect();
-    assert!(rm.hot_kernels.iter().take(3).any(|h| !dense_names.contains(&h.name.as_str())), "MoE hot kernels differ");
+    assert!(
+        rm.hot_kernels
+            .iter()
+            .take(3)
+            .any(|h| !dense_names.contains(&h.name.as_str())),
+        "MoE hot kernels differ"
+    );
 }
 
 #[test]
 fn minillama_eager_uses_gpu_layer_annotations_and_the_graph_replay_takes_them_via_mapping() {
-    let eager = run("minillama_eager_decode.trace.json.gz", Some("llama8b_config.json"), None);
+    let eager = run(
+        "minillama_eager_decode.trace.json.gz",
+        Some("llama8b_config.json"),
+        None,
+    );
     assert_eq!(eager.layers.len(), 32);
-    assert!(eager.layer_source.as_deref().unwrap().contains("GPU layer annotations"));
-    let graph = run("minillama_graph_decode.trace.json.gz", Some("llama8b_config.json"), Some("minillama_eager_decode.trace.json.gz"));
+    assert!(
+        eager
+            .layer_source
+            .as_deref()
+            .unwrap()
+            .contains("GPU layer annotations")
+    );
+    let graph = run(
+        "minillama_graph_decode.trace.json.gz",
+        Some("llama8b_config.json"),
+        Some("minillama_eager_decode.trace.json.gz"),
+    );
     assert_eq!(graph.passes_found, 5);
     assert_eq!(graph.layers.len(), 32);
-    assert!(graph.layer_source.as_deref().unwrap().contains("mapping trace"), "{:?}", graph.layer_source);
+    assert!(
+        graph
+            .layer_source
+            .as_deref()
+            .unwrap()
+            .contains("mapping trace"),
+        "{:?}",
+        graph.layer_source
+    );
     let per_layer: Vec<usize> = graph.layers.iter().map(|l| l.kernels).collect();
     let eager_per_layer: Vec<usize> = eager.layers.iter().map(|l| l.kernels).collect();
-    assert_eq!(per_layer, eager_per_layer, "same 32 layers, kernel for kernel");
+    assert_eq!(
+        per_layer, eager_per_layer,
+        "same 32 layers, kernel for kernel"
+    );
     // argmax sampling runs outside the graph: post-layer work, not layer 31.
     assert!(graph.post_layer.kernels >= 1);
     // Shapes come from the eager twin: the graph replay's GEMMs get a roofline.
-    assert!(graph.representative_layers[0].hot_kernels.iter().any(|h| h.roofline.is_some()));
+    assert!(
+        graph.representative_layers[0]
+            .hot_kernels
+            .iter()
+            .any(|h| h.roofline.is_some())
+    );
     // Without the mapping, the graph pass is segmented by its kernel sequence: still 32 layers.
-    let alone = run("minillama_graph_decode.trace.json.gz", Some("llama8b_config.json"), None);
+    let alone = run(
+        "minillama_graph_decode.trace.json.gz",
+        Some("llama8b_config.json"),
+        None,
+    );
     assert_eq!(alone.layers.len(), 32);
-    assert!(alone.layer_source.as_deref().unwrap().contains("repeating kernel sequence"));
+    assert!(
+        alone
+            .layer_source
+            .as_deref()
+            .unwrap()
+            .contains("repeating kernel sequence")
+    );
 }
 
 #[test]
 fn unknown_config_gives_a_clear_message_and_a_generic_untyped_table() {
     let dirt = tempfile::tempdir().unwrap();
     let p = dirt.path().join("config.json");
-    std::fs::write(&p, r#"{"model_type": "mystery-net", "depth": 32, "width": 4096}"#).unwrap();
+    std::fs::write(
+        &p,
+        r#"{"model_type": "mystery-net", "depth": 32, "width": 4096}"#,
+    )
+    .unwrap();
     let c = config::read_config(&p, &config::load_rules().unwrap()).unwrap();
     let gpu = vllm_sota_core::gpu::find("H200").unwrap();
-    let a = analyze(view("llama8b_prefill.trace.json.gz"), None, c, &gpu, &Options::default()).unwrap();
+    let a = analyze(
+        view("llama8b_prefill.trace.json.gz"),
+        None,
+        c,
+        &gpu,
+        &Options::default(),
+    )
+    .unwrap();
     let problem = a.config.problem.as_deref().unwrap();
-    assert!(problem.contains("no layer count") && problem.contains("untyped"), "{problem}");
+    assert!(
+        problem.contains("no layer count") && problem.contains("untyped"),
+        "{problem}"
+    );
     assert!(a.notes.iter().any(|n| n.starts_with("config:")));
     assert_eq!(a.type_table.len(), 1);
     assert_eq!(a.type_table[0].layer_type, "untyped");
-    assert_eq!(a.layers.len(), 32, "decoder-layer module scopes still delimit the layers");
+    assert_eq!(
+        a.layers.len(),
+        32,
+        "decoder-layer module scopes still delimit the layers"
+    );
 }
 
 #[test]
@@ -165,17 +315,43 @@ fn heterogeneous_stack_without_scopes_is_fitted_group_by_group() {
     // Qwen2-MoE: dense layers 0–1 and MoE layers 2–11 have different kernel sequences,
     // so no one unit repeats 12 times; the config's groups (2 dense, 10 MoE) are fitted
     // one after the other and must agree with the nn.Module scopes.
-    let scoped = run("qwen2moe_prefill.trace.json.gz", Some("qwen2moe_config.json"), None);
+    let scoped = run(
+        "qwen2moe_prefill.trace.json.gz",
+        Some("qwen2moe_config.json"),
+        None,
+    );
     let mut v = view("qwen2moe_prefill.trace.json.gz").clone();
     v.spans.retain(|s| s.kind != SpanKind::PythonModule);
     let gpu = vllm_sota_core::gpu::find("H200").unwrap();
-    let a = analyze(&v, None, cfg("qwen2moe_config.json"), &gpu, &Options::default()).unwrap();
+    let a = analyze(
+        &v,
+        None,
+        cfg("qwen2moe_config.json"),
+        &gpu,
+        &Options::default(),
+    )
+    .unwrap();
     let sizes: Vec<usize> = a.layers.iter().map(|l| l.kernels).collect();
     let scoped_sizes: Vec<usize> = scoped.layers.iter().map(|l| l.kernels).collect();
     assert_eq!(a.layers_found, 12, "{:?}", a.notes);
-    assert!(a.notes.iter().any(|n| n.contains("group by group")), "{:?}", a.notes);
-    assert_eq!(sizes, scoped_sizes, "the same kernel count in every layer as the module scopes give");
-    let moe = a.type_table.iter().find(|t| t.layer_type == "full_attention + moe").unwrap();
-    let dense = a.type_table.iter().find(|t| t.layer_type == "full_attention + dense").unwrap();
+    assert!(
+        a.notes.iter().any(|n| n.contains("group by group")),
+        "{:?}",
+        a.notes
+    );
+    assert_eq!(
+        sizes, scoped_sizes,
+        "the same kernel count in every layer as the module scopes give"
+    );
+    let moe = a
+        .type_table
+        .iter()
+        .find(|t| t.layer_type == "full_attention + moe")
+        .unwrap();
+    let dense = a
+        .type_table
+        .iter()
+        .find(|t| t.layer_type == "full_attention + dense")
+        .unwrap();
     assert!(moe.median_ms > dense.median_ms);
 }

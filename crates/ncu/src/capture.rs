@@ -70,7 +70,8 @@ pub fn run_logged(
         bail!("empty command")
     };
     vllm_sota_core::fsx::ensure_parent(log)?;
-    let log_file = File::create(log).with_context(|| format!("cannot create log {}", log.display()))?;
+    let log_file =
+        File::create(log).with_context(|| format!("cannot create log {}", log.display()))?;
     let stdout: Stdio = match stdout_to {
         Some(p) => File::create(p)
             .with_context(|| format!("cannot create {}", p.display()))?
@@ -89,7 +90,9 @@ pub fn run_logged(
     }
     tracing::info!(command = %vllm_sota_core::redact::redact(&argv.join(" ")), "running");
     let start = Instant::now();
-    let mut child = cmd.spawn().with_context(|| format!("cannot start '{prog}'"))?;
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start '{prog}'"))?;
     loop {
         if let Some(status) = child.try_wait()? {
             redact_log(log)?;
@@ -122,7 +125,9 @@ pub fn run_logged(
 /// Children write their own logs; pass them through the redactor afterwards so
 /// no secret a harness printed stays on disk (rewritten via `fsx` only when it changes).
 fn redact_log(log: &Path) -> Result<()> {
-    let Ok(bytes) = std::fs::read(log) else { return Ok(()) };
+    let Ok(bytes) = std::fs::read(log) else {
+        return Ok(());
+    };
     let text = String::from_utf8_lossy(&bytes);
     if let std::borrow::Cow::Owned(clean) = vllm_sota_core::redact::redact(&text) {
         vllm_sota_core::fsx::write_bytes_atomic(log, clean.as_bytes())?;
@@ -218,22 +223,50 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let r = run_logged(&argv, None, &log, None, Duration::from_secs(20), &ToolContext::new()).unwrap();
+        let r = run_logged(
+            &argv,
+            None,
+            &log,
+            None,
+            Duration::from_secs(20),
+            &ToolContext::new(),
+        )
+        .unwrap();
         assert_eq!(r.code, Some(3));
         let text = std::fs::read_to_string(&log).unwrap();
         assert!(text.contains("out C") && text.contains("err"), "{text}");
-        let argv: Vec<String> = ["sh", "-c", "echo HF_TOKEN=hf_abcdefghijklmnopqrstuvwxyz0123"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        run_logged(&argv, None, &log, None, Duration::from_secs(20), &ToolContext::new()).unwrap();
+        let argv: Vec<String> = [
+            "sh",
+            "-c",
+            "echo HF_TOKEN=hf_abcdefghijklmnopqrstuvwxyz0123",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        run_logged(
+            &argv,
+            None,
+            &log,
+            None,
+            Duration::from_secs(20),
+            &ToolContext::new(),
+        )
+        .unwrap();
         let text = std::fs::read_to_string(&log).unwrap();
         assert!(
             !text.contains("hf_abcdefghijklmnopqrstuvwxyz0123") && text.contains("HF_TOKEN="),
             "{text}"
         );
         let argv: Vec<String> = ["sleep", "5"].iter().map(|s| s.to_string()).collect();
-        let r = run_logged(&argv, None, &log, None, Duration::from_millis(300), &ToolContext::new()).unwrap();
+        let r = run_logged(
+            &argv,
+            None,
+            &log,
+            None,
+            Duration::from_millis(300),
+            &ToolContext::new(),
+        )
+        .unwrap();
         assert!(r.timed_out && r.code.is_none());
     }
 
@@ -255,6 +288,9 @@ mod tests {
             "/x/ncu --set full --clock-control none --target-processes all -k regex:rms_ -c 2 --launch-skip 3 -f -o /o/base python3 k.py"
         );
         let re = regex::Regex::new(r"base ms ([0-9.eE+-]+)").unwrap();
-        assert_eq!(last_number("base ms 0.1\nbase ms 0.0543\n", &re), Some(0.0543));
+        assert_eq!(
+            last_number("base ms 0.1\nbase ms 0.0543\n", &re),
+            Some(0.0543)
+        );
     }
 }

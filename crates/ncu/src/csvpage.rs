@@ -122,12 +122,16 @@ const IDENT_COLUMNS: &[&str] = &[
 ];
 
 fn is_ident_column(name: &str) -> bool {
-    IDENT_COLUMNS.contains(&name) || name.contains("Domain:") || name.starts_with("thread ") || name.starts_with("NVTX")
+    IDENT_COLUMNS.contains(&name)
+        || name.contains("Domain:")
+        || name.starts_with("thread ")
+        || name.starts_with("NVTX")
 }
 
 /// Read a page from disk, detecting details vs raw from the header.
 pub fn read_page(path: &Path) -> Result<Page> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read ncu CSV {}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read ncu CSV {}", path.display()))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         anyhow::anyhow!(
             "{}: not UTF-8 text (byte {}): export with LC_ALL=C",
@@ -142,14 +146,19 @@ pub fn read_page(path: &Path) -> Result<Page> {
 pub fn parse_page(path: &Path, text: &str) -> Result<Page> {
     let file = path.display().to_string();
     if text.trim().is_empty() {
-        bail!("{file}: empty file: no ncu CSV header (a row starting with \"ID\"); did ncu profile any kernel?");
+        bail!(
+            "{file}: empty file: no ncu CSV header (a row starting with \"ID\"); did ncu profile any kernel?"
+        );
     }
     // Keep only the CSV part: from the header on, without `==PROF==` style lines or
     // blank lines; remember each kept line's number in the original file.
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let header_idx = lines.iter().position(|l| {
         let t = l.trim_start_matches('\u{feff}').trim_start();
-        t.starts_with("\"ID\",") || t.starts_with("ID,") || t.trim_end() == "\"ID\"" || t.trim_end() == "ID"
+        t.starts_with("\"ID\",")
+            || t.starts_with("ID,")
+            || t.trim_end() == "\"ID\""
+            || t.trim_end() == "ID"
     });
     let Some(header_idx) = header_idx else {
         bail!(
@@ -172,7 +181,10 @@ pub fn parse_page(path: &Path, text: &str) -> Result<Page> {
     }
     // A file cut mid-row: the last line has no line end and an open quote.
     let last_line_no = lines.len();
-    let truncated_tail = !text.ends_with('\n') && lines.last().is_some_and(|l| l.matches('"').count() % 2 == 1);
+    let truncated_tail = !text.ends_with('\n')
+        && lines
+            .last()
+            .is_some_and(|l| l.matches('"').count() % 2 == 1);
     if truncated_tail {
         bail!("{file}:{last_line_no}: truncated file: the last line ends inside a quoted field");
     }
@@ -187,7 +199,9 @@ pub fn parse_page(path: &Path, text: &str) -> Result<Page> {
         .from_reader(kept.as_bytes());
     let mut records = reader.records();
     let header = match records.next() {
-        Some(r) => r.with_context(|| format!("{file}:{}: unreadable CSV header", header_idx + 1))?,
+        Some(r) => {
+            r.with_context(|| format!("{file}:{}: unreadable CSV header", header_idx + 1))?
+        }
         None => bail!("{file}: no header"),
     };
     let header: Vec<String> = header.iter().map(|s| s.trim().to_string()).collect();
@@ -206,7 +220,11 @@ pub fn parse_page(path: &Path, text: &str) -> Result<Page> {
         .any(|c| col(c).is_some());
     let mut page = Page {
         path: path.to_path_buf(),
-        kind: if is_details { PageKind::Details } else { PageKind::Raw },
+        kind: if is_details {
+            PageKind::Details
+        } else {
+            PageKind::Raw
+        },
         launches: BTreeMap::new(),
     };
     let id_col = col("ID").unwrap();
@@ -256,10 +274,15 @@ pub fn parse_page(path: &Path, text: &str) -> Result<Page> {
         for rec in records {
             let rec = rec.with_context(|| format!("{file}: unreadable CSV record"))?;
             let line = orig_line(rec.position().map(|p| p.line()).unwrap_or(0));
-            let get = |c: Option<usize>| c.and_then(|c| rec.get(c)).unwrap_or("").trim().to_string();
+            let get =
+                |c: Option<usize>| c.and_then(|c| rec.get(c)).unwrap_or("").trim().to_string();
             let rule_name = get(rule_c);
             let is_rule = !rule_name.is_empty();
-            let needed = if is_rule { rule_c.unwrap() + 1 } else { min_fields };
+            let needed = if is_rule {
+                rule_c.unwrap() + 1
+            } else {
+                min_fields
+            };
             if rec.len() < needed {
                 bail!(
                     "{file}:{line}: row has {} fields, at least {needed} expected for a {} row (header has {}): truncated or wrong columns",
@@ -302,7 +325,9 @@ pub fn parse_page(path: &Path, text: &str) -> Result<Page> {
         // Raw page: the units row comes right after the header.
         let units = match records.next() {
             Some(r) => r.with_context(|| format!("{file}: unreadable units row"))?,
-            None => bail!("{file}:{header_line}: raw page has a header but no units row and no launches"),
+            None => bail!(
+                "{file}:{header_line}: raw page has a header but no units row and no launches"
+            ),
         };
         let units_line = orig_line(units.position().map(|p| p.line()).unwrap_or(0));
         if units.len() != header.len() {
@@ -318,7 +343,9 @@ pub fn parse_page(path: &Path, text: &str) -> Result<Page> {
                 units.get(id_col).unwrap_or("")
             );
         }
-        let metric_cols: Vec<usize> = (0..header.len()).filter(|i| !is_ident_column(&header[*i])).collect();
+        let metric_cols: Vec<usize> = (0..header.len())
+            .filter(|i| !is_ident_column(&header[*i]))
+            .collect();
         if metric_cols.is_empty() {
             bail!("{file}:{header_line}: raw page header has no metric columns");
         }
@@ -343,15 +370,18 @@ pub fn parse_page(path: &Path, text: &str) -> Result<Page> {
                 if cell.trim().is_empty() {
                     continue;
                 }
-                launch
-                    .raw
-                    .insert(header[c].clone(), Metric::new(cell, units.get(c).unwrap_or("")));
+                launch.raw.insert(
+                    header[c].clone(),
+                    Metric::new(cell, units.get(c).unwrap_or("")),
+                );
             }
             page.launches.insert(id, launch);
             rows += 1;
         }
         if rows == 0 {
-            bail!("{file}: header and units row but no launches: the report holds no profiled launch");
+            bail!(
+                "{file}: header and units row but no launches: the report holds no profiled launch"
+            );
         }
     }
     Ok(page)
@@ -464,7 +494,14 @@ mod tests {
                 "%",
                 "n/a"
             ),
-            row(1, "other", "GPU Speed Of Light Throughput", "Duration", "ns", "900"),
+            row(
+                1,
+                "other",
+                "GPU Speed Of Light Throughput",
+                "Duration",
+                "ns",
+                "900"
+            ),
             row(
                 2,
                 "void k<(int)8, 256>(float*, int)",
@@ -480,36 +517,53 @@ mod tests {
         let l0 = &page.launches[&0];
         assert_eq!(l0.kernel_name, "void k<(int)8, 256>(float*, int)");
         assert_eq!(l0.ident["Block Size"], "(256, 1, 1)");
-        let d = &l0.details[&("GPU Speed Of Light Throughput".to_string(), "Duration".to_string())];
+        let d = &l0.details[&(
+            "GPU Speed Of Light Throughput".to_string(),
+            "Duration".to_string(),
+        )];
         assert_eq!(d.value, Some(1_046_340.0));
         assert_eq!(d.base_unit, "ns");
         assert_eq!(
             l0.details[&("Occupancy".to_string(), "Achieved Occupancy".to_string())].value,
             None
         );
-        assert_eq!(page.launches[&2].details.values().next().unwrap().value, Some(2000.0));
+        assert_eq!(
+            page.launches[&2].details.values().next().unwrap().value,
+            Some(2000.0)
+        );
         assert_eq!(l0.origin, vec!["t.csv:4".to_string()]);
     }
 
     #[test]
     fn malformed_pages_name_file_and_line() {
-        let err = parse_page(Path::new("empty.csv"), "").unwrap_err().to_string();
+        let err = parse_page(Path::new("empty.csv"), "")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("empty.csv: empty file"), "{err}");
-        let err = parse_page(Path::new("x.csv"), "a,b\n1,2\n").unwrap_err().to_string();
-        assert!(err.contains("x.csv: no ncu CSV header found in 2 lines"), "{err}");
+        let err = parse_page(Path::new("x.csv"), "a,b\n1,2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("x.csv: no ncu CSV header found in 2 lines"),
+            "{err}"
+        );
         // A details row cut short.
         let text = format!(
             "{DETAILS_HEADER}{}\"0\",\"1\",\"p\",\"h\",\"k\",\"1\"\n",
             row(0, "k", "S", "Duration", "ns", "5")
         );
-        let err = parse_page(Path::new("short.csv"), &text).unwrap_err().to_string();
+        let err = parse_page(Path::new("short.csv"), &text)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("short.csv:3: row has 6 fields"), "{err}");
         // A file cut inside a quoted field.
         let text = format!(
             "{DETAILS_HEADER}{}\"0\",\"1\",\"p\",\"h\",\"k\",\"1\",\"7\",\"(25",
             row(0, "k", "S", "Duration", "ns", "5")
         );
-        let err = parse_page(Path::new("cut.csv"), &text).unwrap_err().to_string();
+        let err = parse_page(Path::new("cut.csv"), &text)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("cut.csv:3: truncated file"), "{err}");
         // Details-like header without the value column.
         let err = parse_page(
@@ -534,14 +588,29 @@ mod tests {
         );
         // Raw page: row with a missing field, bad ID, missing units row.
         let raw = "\"ID\",\"Kernel Name\",\"gpu__time_duration.sum\",\"x.pct\"\n\"\",\"\",\"us\",\"%\"\n\"0\",\"k\",\"1.5\",\"3\"\n\"1\",\"k\",\"2\"\n";
-        let err = parse_page(Path::new("raw.csv"), raw).unwrap_err().to_string();
-        assert!(err.starts_with("raw.csv:4: row has 3 fields, header has 4"), "{err}");
+        let err = parse_page(Path::new("raw.csv"), raw)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("raw.csv:4: row has 3 fields, header has 4"),
+            "{err}"
+        );
         let raw = "\"ID\",\"Kernel Name\",\"m\"\n\"\",\"\",\"us\"\n\"zero\",\"k\",\"1.5\"\n";
-        let err = parse_page(Path::new("id.csv"), raw).unwrap_err().to_string();
-        assert!(err.starts_with("id.csv:3: ID 'zero' is not a launch index"), "{err}");
+        let err = parse_page(Path::new("id.csv"), raw)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("id.csv:3: ID 'zero' is not a launch index"),
+            "{err}"
+        );
         let raw = "\"ID\",\"Kernel Name\",\"m\"\n\"0\",\"k\",\"1.5\"\n";
-        let err = parse_page(Path::new("nounits.csv"), raw).unwrap_err().to_string();
-        assert!(err.starts_with("nounits.csv:2: expected the units row"), "{err}");
+        let err = parse_page(Path::new("nounits.csv"), raw)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("nounits.csv:2: expected the units row"),
+            "{err}"
+        );
         let err = parse_page(Path::new("hdr.csv"), DETAILS_HEADER)
             .unwrap_err()
             .to_string();

@@ -10,7 +10,13 @@ use crate::{HarnessResult, HeadlineRow, NcuDigestReport, ProblemSpec};
 
 /// (label, fact key, metric shown, display unit, divisor from the base unit)
 const HEADLINE: &[(&str, &str, &str, &str, f64)] = &[
-    ("Duration", "duration_ns", "gpu__time_duration.sum", "us", 1e3),
+    (
+        "Duration",
+        "duration_ns",
+        "gpu__time_duration.sum",
+        "us",
+        1e3,
+    ),
     (
         "Compute (SM) throughput",
         "sm_pct",
@@ -88,7 +94,13 @@ const HEADLINE: &[(&str, &str, &str, &str, f64)] = &[
         "%",
         1.0,
     ),
-    ("L2 hit rate", "l2_hit_pct", "lts__t_sector_hit_rate.pct", "%", 1.0),
+    (
+        "L2 hit rate",
+        "l2_hit_pct",
+        "lts__t_sector_hit_rate.pct",
+        "%",
+        1.0,
+    ),
     (
         "Shared-memory bank conflicts",
         "smem_conflict_pct",
@@ -145,8 +157,20 @@ const HEADLINE: &[(&str, &str, &str, &str, f64)] = &[
         "bytes",
         1.0,
     ),
-    ("Block size", "block_size", "launch__block_size", "threads", 1.0),
-    ("Grid size", "grid_blocks", "launch__grid_size", "blocks", 1.0),
+    (
+        "Block size",
+        "block_size",
+        "launch__block_size",
+        "threads",
+        1.0,
+    ),
+    (
+        "Grid size",
+        "grid_blocks",
+        "launch__grid_size",
+        "blocks",
+        1.0,
+    ),
     (
         "Local-memory spill requests",
         "spill_requests",
@@ -156,7 +180,10 @@ const HEADLINE: &[(&str, &str, &str, &str, f64)] = &[
     ),
 ];
 
-pub fn headline_rows(base: Option<&BTreeMap<String, f64>>, cand: Option<&BTreeMap<String, f64>>) -> Vec<HeadlineRow> {
+pub fn headline_rows(
+    base: Option<&BTreeMap<String, f64>>,
+    cand: Option<&BTreeMap<String, f64>>,
+) -> Vec<HeadlineRow> {
     HEADLINE
         .iter()
         .map(|(label, key, metric, unit, div)| {
@@ -193,7 +220,10 @@ pub fn verdict(
         let word = if d.abs() < noise {
             format!("within the ±{}% noise band", fmt_num(noise))
         } else if d < 0.0 {
-            format!("candidate faster, {}x", fmt_num((b / c * 100.0).round() / 100.0))
+            format!(
+                "candidate faster, {}x",
+                fmt_num((b / c * 100.0).round() / 100.0)
+            )
         } else {
             "candidate SLOWER".to_string()
         };
@@ -205,7 +235,10 @@ pub fn verdict(
             fmt_num(d)
         )
     };
-    let harness = (base_h.and_then(|h| h.time_us), cand_h.and_then(|h| h.time_us));
+    let harness = (
+        base_h.and_then(|h| h.time_us),
+        cand_h.and_then(|h| h.time_us),
+    );
     match harness {
         (Some(b), Some(c)) if b > 0.0 => parts.push(format!("Harness time: {}", judge(b, c))),
         _ => parts.push(
@@ -268,7 +301,8 @@ pub fn largest_adverse_move(b: &BTreeMap<String, f64>, c: &BTreeMap<String, f64>
 }
 
 fn cell(v: Option<f64>) -> String {
-    v.map(fmt_num).unwrap_or_else(|| "n/a (not collected)".into())
+    v.map(fmt_num)
+        .unwrap_or_else(|| "n/a (not collected)".into())
 }
 
 fn pct_cell(v: Option<f64>) -> String {
@@ -289,7 +323,10 @@ pub fn render(
 ) -> String {
     let mut s = String::new();
     let side = r.candidate.as_ref().or(r.baseline.as_ref());
-    s.push_str(&format!("# ncu digest — `{}` — {}\n\n", r.kernel_regex, r.version));
+    s.push_str(&format!(
+        "# ncu digest — `{}` — {}\n\n",
+        r.kernel_regex, r.version
+    ));
     let cc = side
         .and_then(|x| x.compute_capability.clone())
         .unwrap_or_else(|| "?".into());
@@ -321,7 +358,8 @@ pub fn render(
                     .iter()
                     .map(|(id, d)| format!(
                         "{id}: {}",
-                        d.map(|d| format!("{} us", fmt_num(d / 1e3))).unwrap_or("?".into())
+                        d.map(|d| format!("{} us", fmt_num(d / 1e3)))
+                            .unwrap_or("?".into())
                     ))
                     .collect::<Vec<_>>()
                     .join(", "),
@@ -348,7 +386,10 @@ pub fn render(
     s.push_str("\n## Verdict\n\n");
     s.push_str(&r.verdict);
     s.push('\n');
-    for (label, h) in [("baseline", &r.baseline_harness), ("candidate", &r.candidate_harness)] {
+    for (label, h) in [
+        ("baseline", &r.baseline_harness),
+        ("candidate", &r.candidate_harness),
+    ] {
         if let Some(h) = h
             && let Some(n) = &h.note
         {
@@ -408,7 +449,11 @@ pub fn render(
             "| {reason} | {} | {} | {} |\n",
             find(&r.baseline, reason),
             find(&r.candidate, reason),
-            esc(rules.stall_advice.get(reason).map(String::as_str).unwrap_or(""))
+            esc(rules
+                .stall_advice
+                .get(reason)
+                .map(String::as_str)
+                .unwrap_or(""))
         ));
     }
     s.push_str("\nSource: `smsp__average_warps_issue_stalled_<reason>_per_issue_active.ratio` / `smsp__average_warp_latency_per_inst_issued.ratio` (raw page). `—`: not among that side's top stalls or not collected.\n");
@@ -465,16 +510,23 @@ pub fn render(
 
     s.push_str("\n## Findings weighed for the next edit (candidate)\n\n");
     if r.considered.is_empty() {
-        s.push_str(&format!("Chosen by {} before findings were ranked.\n", r.chosen_by));
+        s.push_str(&format!(
+            "Chosen by {} before findings were ranked.\n",
+            r.chosen_by
+        ));
     } else {
-        s.push_str("| precedence | finding | estimate | source | status |\n|---|---|---|---|---|\n");
+        s.push_str(
+            "| precedence | finding | estimate | source | status |\n|---|---|---|---|---|\n",
+        );
         for c in &r.considered {
             s.push_str(&format!(
                 "| {} | {} ({}) | {} | {} | {} |\n",
                 c.precedence,
                 c.id,
                 esc(&c.title),
-                c.estimate_pct.map(|e| format!("{}%", fmt_num(e))).unwrap_or("—".into()),
+                c.estimate_pct
+                    .map(|e| format!("{}%", fmt_num(e)))
+                    .unwrap_or("—".into()),
                 c.estimate_source,
                 c.status
             ));

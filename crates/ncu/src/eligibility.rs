@@ -18,7 +18,14 @@ pub struct Eligibility {
     pub why: String,
 }
 
-const NAME_KEYS: &[&str] = &["kernel", "full_name", "name", "kernel_name", "short_name", "family"];
+const NAME_KEYS: &[&str] = &[
+    "kernel",
+    "full_name",
+    "name",
+    "kernel_name",
+    "short_name",
+    "family",
+];
 const SHARE_KEYS: &[&str] = &[
     "share_pct",
     "pct",
@@ -76,12 +83,16 @@ fn find_rows(v: &serde_json::Value) -> Option<&Vec<serde_json::Value>> {
         serde_json::Value::Array(items) => {
             let ok = !items.is_empty()
                 && items.iter().all(|i| i.is_object())
-                && items
-                    .iter()
-                    .any(|i| NAME_KEYS.iter().any(|k| i.get(*k).is_some_and(|x| x.is_string())))
-                && items
-                    .iter()
-                    .any(|i| SHARE_KEYS.iter().any(|k| i.get(*k).is_some_and(|x| x.is_number())));
+                && items.iter().any(|i| {
+                    NAME_KEYS
+                        .iter()
+                        .any(|k| i.get(*k).is_some_and(|x| x.is_string()))
+                })
+                && items.iter().any(|i| {
+                    SHARE_KEYS
+                        .iter()
+                        .any(|k| i.get(*k).is_some_and(|x| x.is_number()))
+                });
             if ok {
                 return Some(items);
             }
@@ -93,18 +104,26 @@ fn find_rows(v: &serde_json::Value) -> Option<&Vec<serde_json::Value>> {
 }
 
 /// Decide the gate from a share and a gap (either may be unknown).
-pub fn decide(share: Option<f64>, gap: Option<f64>, share_source: String, min_share: f64, min_gap: f64) -> Eligibility {
+pub fn decide(
+    share: Option<f64>,
+    gap: Option<f64>,
+    share_source: String,
+    min_share: f64,
+    min_gap: f64,
+) -> Eligibility {
     let mut reasons = Vec::new();
     let mut unknown = Vec::new();
     match share {
-        Some(s) if s < min_share => {
-            reasons.push(format!("kernel share {s:.2}% of stage GPU time is below {min_share}%"))
-        }
+        Some(s) if s < min_share => reasons.push(format!(
+            "kernel share {s:.2}% of stage GPU time is below {min_share}%"
+        )),
         Some(_) => {}
         None => unknown.push("kernel share (pass kernel_share_pct or kernel_table_json)"),
     }
     match gap {
-        Some(g) if g <= min_gap => reasons.push(format!("gap to the best framework {g:.2}% is not above {min_gap}%")),
+        Some(g) if g <= min_gap => reasons.push(format!(
+            "gap to the best framework {g:.2}% is not above {min_gap}%"
+        )),
         Some(_) => {}
         None => unknown.push("gap (pass gap_pct)"),
     }
@@ -140,18 +159,25 @@ mod tests {
 
     #[test]
     fn gate_states_and_table_rows() {
-        assert_eq!(decide(Some(3.0), Some(5.0), "request".into(), 1.0, 1.0).status, "met");
+        assert_eq!(
+            decide(Some(3.0), Some(5.0), "request".into(), 1.0, 1.0).status,
+            "met"
+        );
         let e = decide(Some(0.4), Some(5.0), "request".into(), 1.0, 1.0);
         assert_eq!(e.status, "not_met");
         assert!(e.why.contains("kernel share 0.40%"), "{}", e.why);
         let e = decide(Some(3.0), Some(1.0), "request".into(), 1.0, 1.0);
         assert!(e.status == "not_met" && e.why.contains("gap"), "{}", e.why);
-        assert_eq!(decide(None, Some(5.0), "none".into(), 1.0, 1.0).status, "unknown");
+        assert_eq!(
+            decide(None, Some(5.0), "none".into(), 1.0, 1.0).status,
+            "unknown"
+        );
 
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("tables.json");
         std::fs::write(&p, r#"{"stage":"decode","kernels":[{"name":"triton_red_fused_add_rms_norm_0","pct":2.5},{"name":"triton_red_fused_add_rms_norm_1","pct":1.0},{"name":"nvjet_gemm","pct":30.0}]}"#).unwrap();
-        let (share, matched, total) = share_from_table(&p, &regex::Regex::new("rms_norm").unwrap()).unwrap();
+        let (share, matched, total) =
+            share_from_table(&p, &regex::Regex::new("rms_norm").unwrap()).unwrap();
         assert_eq!((share, matched, total), (3.5, 2, 3));
         // profile_tables' layout: kernel_table.rows with kernel / full_name / family / share_pct;
         // a fuse_table array before it (alphabetically) must not be picked up.
@@ -164,10 +190,12 @@ mod tests {
                   {"family":"gemm","kernel":"nvjet_tst_128x256","full_name":"nvjet_tst_128x256","share_pct":31.0}]}}"#,
         )
         .unwrap();
-        let (share, matched, total) = share_from_table(&p, &regex::Regex::new("rms_norm").unwrap()).unwrap();
+        let (share, matched, total) =
+            share_from_table(&p, &regex::Regex::new("rms_norm").unwrap()).unwrap();
         assert_eq!((matched, total), (2, 3));
         assert!((share - 1.5).abs() < 1e-12);
-        let (share, matched, _) = share_from_table(&p, &regex::Regex::new("^norm$").unwrap()).unwrap();
+        let (share, matched, _) =
+            share_from_table(&p, &regex::Regex::new("^norm$").unwrap()).unwrap();
         assert_eq!(matched, 2, "the family field matches too");
         assert!((share - 1.5).abs() < 1e-12);
         std::fs::write(&p, r#"{"x":[1,2]}"#).unwrap();

@@ -349,7 +349,9 @@ fn check_version(v: &str) -> Result<()> {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         || v.starts_with('.')
     {
-        bail!("version '{v}': use 1-100 letters, digits, '.', '_' or '-' (it names a folder), not starting with '.'");
+        bail!(
+            "version '{v}': use 1-100 letters, digits, '.', '_' or '-' (it names a folder), not starting with '.'"
+        );
     }
     Ok(())
 }
@@ -362,7 +364,9 @@ fn output_dir(req: &NcuDigestRequest) -> Result<PathBuf> {
             .join(&req.version)),
         (None, Some(o)) => Ok(o.clone()),
         (Some(_), Some(_)) => bail!("give campaign_dir or out_dir, not both"),
-        (None, None) => bail!("give campaign_dir (digest to kernel/ncu-digests/<version>/) or out_dir"),
+        (None, None) => {
+            bail!("give campaign_dir (digest to kernel/ncu-digests/<version>/) or out_dir")
+        }
     }
 }
 
@@ -378,7 +382,9 @@ fn language_of(req: &NcuDigestRequest, kernel_name: Option<&str>) -> Result<Stri
         "cuda" => Ok("cuda".into()),
         "generic" => Ok("generic".into()),
         "auto" => Ok(match kernel_name {
-            Some(n) if n.contains('(') || n.contains('<') || n.starts_with("void ") => "cuda".into(),
+            Some(n) if n.contains('(') || n.contains('<') || n.starts_with("void ") => {
+                "cuda".into()
+            }
             Some(_) => "triton".into(),
             None => "generic".into(),
         }),
@@ -394,7 +400,10 @@ pub fn select_launch<'a>(
     how: Option<&str>,
     side: &str,
 ) -> Result<(&'a LaunchData, Vec<(u64, Option<f64>)>)> {
-    let matching: Vec<&LaunchData> = launches.values().filter(|l| re.is_match(&l.kernel_name)).collect();
+    let matching: Vec<&LaunchData> = launches
+        .values()
+        .filter(|l| re.is_match(&l.kernel_name))
+        .collect();
     if matching.is_empty() {
         let mut names: Vec<&str> = launches.values().map(|l| l.kernel_name.as_str()).collect();
         names.dedup();
@@ -405,7 +414,10 @@ pub fn select_launch<'a>(
             names.join(" | ")
         );
     }
-    let listed: Vec<(u64, Option<f64>)> = matching.iter().map(|l| (l.id, metrics::duration_ns(l))).collect();
+    let listed: Vec<(u64, Option<f64>)> = matching
+        .iter()
+        .map(|l| (l.id, metrics::duration_ns(l)))
+        .collect();
     let how = how.unwrap_or("median").trim();
     let chosen = match how {
         "first" => matching[0],
@@ -425,21 +437,27 @@ pub fn select_launch<'a>(
                 .trim()
                 .parse()
                 .map_err(|_| anyhow::anyhow!("launch '{s}': id:N needs a number"))?;
-            matching.iter().find(|l| l.id == id).copied().with_context(|| {
-                format!(
-                    "{side}: launch id {id} is not among the matching launches {:?}",
-                    listed.iter().map(|x| x.0).collect::<Vec<_>>()
-                )
-            })?
+            matching
+                .iter()
+                .find(|l| l.id == id)
+                .copied()
+                .with_context(|| {
+                    format!(
+                        "{side}: launch id {id} is not among the matching launches {:?}",
+                        listed.iter().map(|x| x.0).collect::<Vec<_>>()
+                    )
+                })?
         }
         s => {
-            let n: usize = s
-                .parse()
-                .map_err(|_| anyhow::anyhow!("launch '{s}': use median, first, last, an index or id:N"))?;
-            matching
-                .get(n)
-                .copied()
-                .with_context(|| format!("{side}: launch index {n} but only {} launches match", matching.len()))?
+            let n: usize = s.parse().map_err(|_| {
+                anyhow::anyhow!("launch '{s}': use median, first, last, an index or id:N")
+            })?;
+            matching.get(n).copied().with_context(|| {
+                format!(
+                    "{side}: launch index {n} but only {} launches match",
+                    matching.len()
+                )
+            })?
         }
     };
     Ok((chosen, listed))
@@ -451,7 +469,11 @@ fn detect_blocker(rules: &RulesFile, log_text: &str) -> Option<String> {
         .iter()
         .find(|p| log_text.contains(&p.pattern))
         .map(|p| {
-            let line = log_text.lines().find(|l| l.contains(&p.pattern)).unwrap_or("").trim();
+            let line = log_text
+                .lines()
+                .find(|l| l.contains(&p.pattern))
+                .unwrap_or("")
+                .trim();
             format!(
                 "{} — ncu said: {}",
                 p.meaning,
@@ -484,7 +506,14 @@ impl Run<'_> {
             let log = self.out.join(format!("{side}_{page}_export.log"));
             let argv = capture::ncu_export_argv(ncu, report, page);
             self.record(&argv);
-            let r = capture::run_logged(&argv, None, &log, Some(&csv), Duration::from_secs(600), self.ctx)?;
+            let r = capture::run_logged(
+                &argv,
+                None,
+                &log,
+                Some(&csv),
+                Duration::from_secs(600),
+                self.ctx,
+            )?;
             let log_text = capture::log_tail(&log, 4000);
             if r.code != Some(0) {
                 let why = detect_blocker(self.rules, &log_text).unwrap_or_else(|| {
@@ -503,7 +532,13 @@ impl Run<'_> {
         Ok(SidePages::Pages(pages))
     }
 
-    fn capture_side(&mut self, ncu: &Path, spec: &CaptureSpec, side: &str, argv: &[String]) -> Result<SidePages> {
+    fn capture_side(
+        &mut self,
+        ncu: &Path,
+        spec: &CaptureSpec,
+        side: &str,
+        argv: &[String],
+    ) -> Result<SidePages> {
         if argv.is_empty() {
             bail!("capture.{side}_argv is empty");
         }
@@ -586,7 +621,10 @@ impl Run<'_> {
             .transpose()
             .context("capture.timing.error_regex")?;
         if !matches!(t.time_unit.as_str(), "s" | "ms" | "us" | "ns") {
-            bail!("capture.timing.time_unit '{}': use s, ms, us or ns", t.time_unit);
+            bail!(
+                "capture.timing.time_unit '{}': use s, ms, us or ns",
+                t.time_unit
+            );
         }
         let log = self.out.join(format!("{side}_harness.log"));
         self.record(argv);
@@ -600,8 +638,11 @@ impl Run<'_> {
         )?;
         self.artifacts.push(log.clone());
         let text = capture::log_tail(&log, 200_000);
-        let time_us = capture::last_number(&text, &time_re).map(|v| units::normalise(v, &t.time_unit).0 / 1e3);
-        let err = err_re.as_ref().and_then(|re| capture::last_number(&text, re));
+        let time_us = capture::last_number(&text, &time_re)
+            .map(|v| units::normalise(v, &t.time_unit).0 / 1e3);
+        let err = err_re
+            .as_ref()
+            .and_then(|re| capture::last_number(&text, re));
         let correct = match (r.code, err, t.max_error) {
             (Some(c), _, _) if c != 0 => Some(false),
             (None, _, _) => Some(false),
@@ -620,7 +661,12 @@ impl Run<'_> {
             (_, true) => format!("timed out after {:.0} s", r.wall_s),
             (Some(0), _) => "exit 0".to_string(),
             (Some(c), _) => {
-                let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+                let last = text
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .trim();
                 format!(
                     "FAILED with exit {c} (last line: {}; log {})",
                     last.chars().take(200).collect::<String>(),
@@ -636,7 +682,9 @@ impl Run<'_> {
                 .map(|t| format!(", time {} us", rules::fmt_num(t)))
                 .unwrap_or_default(),
             err.map(|e| format!(", error {e}")).unwrap_or_default(),
-            t.max_error.map(|m| format!(" (max allowed {m})")).unwrap_or_default()
+            t.max_error
+                .map(|m| format!(" (max allowed {m})"))
+                .unwrap_or_default()
         );
         Ok(HarnessResult {
             time_us,
@@ -649,7 +697,10 @@ impl Run<'_> {
 fn shell_join(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
-            if a.is_empty() || a.chars().any(|c| c.is_whitespace() || "'\"$`\\|&;<>()*?".contains(c)) {
+            if a.is_empty()
+                || a.chars()
+                    .any(|c| c.is_whitespace() || "'\"$`\\|&;<>()*?".contains(c))
+            {
                 format!("'{}'", a.replace('\'', "'\\''"))
             } else {
                 a.clone()
@@ -668,12 +719,15 @@ fn run_digest(req: NcuDigestRequest, ctx: &ToolContext) -> Result<NcuDigestRepor
         (Some(_), None) => "capture",
         (None, Some(_)) => "import",
         (Some(_), Some(_)) => bail!("give capture or import, not both"),
-        (None, None) => bail!("give capture (harness commands to profile) or import (.ncu-rep or CSV pages)"),
+        (None, None) => {
+            bail!("give capture (harness commands to profile) or import (.ncu-rep or CSV pages)")
+        }
     };
     let out = output_dir(&req)?;
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     // Absolute, because ncu runs in the harness's working directory and writes `-o` there.
-    let out = std::path::absolute(&out).with_context(|| format!("cannot resolve {}", out.display()))?;
+    let out =
+        std::path::absolute(&out).with_context(|| format!("cannot resolve {}", out.display()))?;
     let mut run = Run {
         req: &req,
         rules: &rules,
@@ -685,7 +739,8 @@ fn run_digest(req: NcuDigestRequest, ctx: &ToolContext) -> Result<NcuDigestRepor
     };
     let ncu = capture::find_ncu(req.ncu_path.as_deref());
     if let (Some(p), None) = (&req.ncu_path, &ncu) {
-        run.warnings.push(format!("ncu_path {} is not a file", p.display()));
+        run.warnings
+            .push(format!("ncu_path {} is not a file", p.display()));
     }
 
     // 1. Pages per side.
@@ -695,9 +750,12 @@ fn run_digest(req: NcuDigestRequest, ctx: &ToolContext) -> Result<NcuDigestRepor
     match mode {
         "capture" => {
             let spec = req.capture.clone().unwrap();
-            for (i, (side, argv)) in [("baseline", &spec.baseline_argv), ("candidate", &spec.candidate_argv)]
-                .into_iter()
-                .enumerate()
+            for (i, (side, argv)) in [
+                ("baseline", &spec.baseline_argv),
+                ("candidate", &spec.candidate_argv),
+            ]
+            .into_iter()
+            .enumerate()
             {
                 ctx.check_cancelled()?;
                 ctx.progress(i as f64, Some(2.0), &format!("profiling {side} under ncu"));
@@ -721,14 +779,20 @@ fn run_digest(req: NcuDigestRequest, ctx: &ToolContext) -> Result<NcuDigestRepor
         _ => {
             let spec = req.import.clone().unwrap();
             for (side, files) in [("baseline", &spec.baseline), ("candidate", &spec.candidate)] {
-                let mut csvs: Vec<PathBuf> = files.details_csv.iter().chain(files.raw_csv.iter()).cloned().collect();
+                let mut csvs: Vec<PathBuf> = files
+                    .details_csv
+                    .iter()
+                    .chain(files.raw_csv.iter())
+                    .cloned()
+                    .collect();
                 let pages = if !csvs.is_empty() {
                     for c in &csvs {
                         run.artifacts.push(c.clone());
                     }
                     if files.ncu_rep.is_some() {
-                        run.warnings
-                            .push(format!("{side}: CSV pages given, so ncu_rep was not re-exported"));
+                        run.warnings.push(format!(
+                            "{side}: CSV pages given, so ncu_rep was not re-exported"
+                        ));
                     }
                     SidePages::Pages(std::mem::take(&mut csvs))
                 } else if let Some(rep) = &files.ncu_rep {
@@ -843,7 +907,12 @@ fn run_digest(req: NcuDigestRequest, ctx: &ToolContext) -> Result<NcuDigestRepor
                 device_name: s.device_name.clone(),
                 compute_capability: s.compute_capability.clone(),
                 bound_class: class,
-                top_stalls: s.stalls.iter().take(rules.thresholds.top_stalls).cloned().collect(),
+                top_stalls: s
+                    .stalls
+                    .iter()
+                    .take(rules.thresholds.top_stalls)
+                    .cloned()
+                    .collect(),
                 rules: rule_rows,
                 roofline,
                 origin: s.origin.clone(),
@@ -888,11 +957,18 @@ fn run_digest(req: NcuDigestRequest, ctx: &ToolContext) -> Result<NcuDigestRepor
             (Some(p), _) => match eligibility::share_from_table(p, &re) {
                 Ok((s, m, n)) => (
                     Some(s),
-                    format!("{} ({m} of {n} rows match '{}')", p.display(), req.kernel_regex),
+                    format!(
+                        "{} ({m} of {n} rows match '{}')",
+                        p.display(),
+                        req.kernel_regex
+                    ),
                 ),
                 Err(e) => {
                     run.warnings.push(format!("kernel table unusable: {e:#}"));
-                    (req.kernel_share_pct, "request (kernel table unusable)".to_string())
+                    (
+                        req.kernel_share_pct,
+                        "request (kernel table unusable)".to_string(),
+                    )
                 }
             },
             (None, Some(s)) => (Some(s), "request".to_string()),
@@ -978,13 +1054,22 @@ fn add_problem_facts(f: &mut BTreeMap<String, f64>, p: Option<&ProblemSpec>) {
         f.insert("target_threads_per_block".into(), w * 32.0);
     }
     if let Some(x) = get(f, "ld_bytes_per_sector") {
-        f.insert("uncoalesced_est_pct".into(), ((1.0 - x / 32.0) * 100.0).max(0.0));
+        f.insert(
+            "uncoalesced_est_pct".into(),
+            ((1.0 - x / 32.0) * 100.0).max(0.0),
+        );
     }
     if let Some(x) = get(f, "st_bytes_per_sector") {
-        f.insert("sparse_store_est_pct".into(), ((1.0 - x / 32.0) * 100.0).max(0.0));
+        f.insert(
+            "sparse_store_est_pct".into(),
+            ((1.0 - x / 32.0) * 100.0).max(0.0),
+        );
     }
     if let Some(x) = get(f, "threads_per_warp") {
-        f.insert("divergence_est_pct".into(), ((1.0 - x / 32.0) * 100.0).max(0.0));
+        f.insert(
+            "divergence_est_pct".into(),
+            ((1.0 - x / 32.0) * 100.0).max(0.0),
+        );
     }
     if get(f, "max_warps_per_sm").is_none() {
         f.insert("max_warps_per_sm".into(), 64.0);
@@ -1024,7 +1109,10 @@ fn roofline(
             format!("{} datasheet (references/gpu-specs.json)", s.name),
         )
     } else if let Some(p) = ncu_peak {
-        (p, "ncu (dram__bytes.sum.peak_sustained x DRAM clock)".to_string())
+        (
+            p,
+            "ncu (dram__bytes.sum.peak_sustained x DRAM clock)".to_string(),
+        )
     } else {
         return None;
     };
@@ -1035,7 +1123,9 @@ fn roofline(
         .map(|(b, d)| b / (d * 1e-9))
         .or(f.get("dram_bytes_per_s").copied());
     let bw_pct = achieved.map(|a| a / peak * 100.0);
-    let dtype = problem.and_then(|p| p.dtype.clone()).unwrap_or_else(|| "bf16".into());
+    let dtype = problem
+        .and_then(|p| p.dtype.clone())
+        .unwrap_or_else(|| "bf16".into());
     let peak_flops = measured
         .and_then(|m| m.tflops)
         .or_else(|| spec.and_then(|s| s.peak_tflops.get(&dtype).copied()))
@@ -1132,7 +1222,10 @@ fn decide_next_edit(
     };
     // Gate 3: a slower candidate is reverted or repaired.
     let base = summaries.get("baseline");
-    let (bt, ct, source) = match (base_h.and_then(|h| h.time_us), cand_h.and_then(|h| h.time_us)) {
+    let (bt, ct, source) = match (
+        base_h.and_then(|h| h.time_us),
+        cand_h.and_then(|h| h.time_us),
+    ) {
         (Some(b), Some(c)) => (Some(b), Some(c), "harness"),
         _ => (
             base.and_then(|b| b.facts.get("duration_us").copied()),
@@ -1171,7 +1264,14 @@ fn decide_next_edit(
         language,
         limiter,
     };
-    rules::choose(rules, &class, &cand.facts, base.map(|b| &b.facts), &cand.rules, &cx)
+    rules::choose(
+        rules,
+        &class,
+        &cand.facts,
+        base.map(|b| &b.facts),
+        &cand.rules,
+        &cx,
+    )
 }
 
 /// The occupancy limiter an edit should name: among tied limiters, blocks-per-SM
@@ -1180,9 +1280,21 @@ pub fn pick_limiter(f: &BTreeMap<String, f64>) -> Option<&'static str> {
     let names = metrics::limiter_names(f);
     let small_blocks = f.get("warps_per_block").is_some_and(|w| *w < 4.0);
     let order: &[&str] = if small_blocks {
-        &["blocks per SM", "registers", "shared memory", "warps", "barriers"]
+        &[
+            "blocks per SM",
+            "registers",
+            "shared memory",
+            "warps",
+            "barriers",
+        ]
     } else {
-        &["registers", "shared memory", "warps", "blocks per SM", "barriers"]
+        &[
+            "registers",
+            "shared memory",
+            "warps",
+            "blocks per SM",
+            "barriers",
+        ]
     };
     order.iter().find(|n| names.contains(n)).copied()
 }
@@ -1217,7 +1329,9 @@ mod tests {
     fn page() -> BTreeMap<u64, LaunchData> {
         // Three launches of `k` (durations 5, 1, 3 us) and one of `other`.
         let text = "\"ID\",\"Kernel Name\",\"gpu__time_duration.sum\"\n\"\",\"\",\"us\"\n\"0\",\"k\",\"5\"\n\"1\",\"other\",\"9\"\n\"2\",\"k\",\"1\"\n\"3\",\"k\",\"3\"\n";
-        csvpage::parse_page(Path::new("p.csv"), text).unwrap().launches
+        csvpage::parse_page(Path::new("p.csv"), text)
+            .unwrap()
+            .launches
     }
 
     #[test]
@@ -1226,7 +1340,10 @@ mod tests {
         let re = regex::Regex::new("^k$").unwrap();
         let (m, listed) = select_launch(&l, &re, None, "baseline").unwrap();
         assert_eq!(m.id, 3, "median duration of 5, 1, 3 us is launch 3");
-        assert_eq!(listed, vec![(0, Some(5000.0)), (2, Some(1000.0)), (3, Some(3000.0))]);
+        assert_eq!(
+            listed,
+            vec![(0, Some(5000.0)), (2, Some(1000.0)), (3, Some(3000.0))]
+        );
         assert_eq!(select_launch(&l, &re, Some("first"), "b").unwrap().0.id, 0);
         assert_eq!(select_launch(&l, &re, Some("last"), "b").unwrap().0.id, 3);
         assert_eq!(select_launch(&l, &re, Some("1"), "b").unwrap().0.id, 2);
@@ -1238,8 +1355,13 @@ mod tests {
             err.contains("candidate: launch id 1 is not among the matching launches [0, 2, 3]"),
             "{err}"
         );
-        let err = select_launch(&l, &re, Some("7"), "b").unwrap_err().to_string();
-        assert!(err.contains("launch index 7 but only 3 launches match"), "{err}");
+        let err = select_launch(&l, &re, Some("7"), "b")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("launch index 7 but only 3 launches match"),
+            "{err}"
+        );
         assert!(select_launch(&l, &re, Some("middle"), "b").is_err());
     }
 
@@ -1260,13 +1382,34 @@ mod schema_tests {
         let req = serde_json::to_value(schemars::schema_for!(super::NcuDigestRequest)).unwrap();
         assert_eq!(req["type"], "object");
         let props = req["properties"].as_object().unwrap();
-        for f in ["version", "kernel_regex", "capture", "import", "campaign_dir", "kernel_share_pct", "gap_pct"] {
+        for f in [
+            "version",
+            "kernel_regex",
+            "capture",
+            "import",
+            "campaign_dir",
+            "kernel_share_pct",
+            "gap_pct",
+        ] {
             assert!(props.contains_key(f), "missing {f}");
         }
-        assert!(props["kernel_regex"]["description"].as_str().unwrap().contains("regex"));
-        assert_eq!(req["required"], serde_json::json!(["version", "kernel_regex"]));
+        assert!(
+            props["kernel_regex"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("regex")
+        );
+        assert_eq!(
+            req["required"],
+            serde_json::json!(["version", "kernel_regex"])
+        );
         let rep = serde_json::to_value(schemars::schema_for!(super::NcuDigestReport)).unwrap();
         assert_eq!(rep["type"], "object");
-        assert!(rep["properties"]["next_edit"]["description"].as_str().unwrap().contains("Next edit:"));
+        assert!(
+            rep["properties"]["next_edit"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("Next edit:")
+        );
     }
 }

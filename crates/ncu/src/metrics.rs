@@ -388,8 +388,11 @@ pub fn lookup(l: &LaunchData, def: &MetricDef) -> Option<f64> {
         .iter()
         .find_map(|id| l.raw.get(*id).and_then(|m| m.value))
         .or_else(|| {
-            def.details
-                .and_then(|(s, n)| l.details.get(&(s.to_string(), n.to_string())).and_then(|m| m.value))
+            def.details.and_then(|(s, n)| {
+                l.details
+                    .get(&(s.to_string(), n.to_string()))
+                    .and_then(|m| m.value)
+            })
         })
 }
 
@@ -434,11 +437,22 @@ pub fn summarize(l: &LaunchData, matched: Vec<(u64, Option<f64>)>) -> KernelSumm
         .get("device__attribute_display_name")
         .map(|m| m.text.clone())
         .filter(|s| !s.is_empty());
-    let cc = l.ident.get("CC").cloned().filter(|s| !s.is_empty()).or_else(|| {
-        let major = l.raw.get("device__attribute_compute_capability_major")?.value?;
-        let minor = l.raw.get("device__attribute_compute_capability_minor")?.value?;
-        Some(format!("{major}.{minor}"))
-    });
+    let cc = l
+        .ident
+        .get("CC")
+        .cloned()
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            let major = l
+                .raw
+                .get("device__attribute_compute_capability_major")?
+                .value?;
+            let minor = l
+                .raw
+                .get("device__attribute_compute_capability_minor")?
+                .value?;
+            Some(format!("{major}.{minor}"))
+        });
     KernelSummary {
         launch_id: l.id,
         matched_launches: matched,
@@ -470,7 +484,10 @@ fn derive_facts(f: &mut BTreeMap<String, f64>) {
         f.insert("mem_minus_sm".into(), m - s);
         f.insert("sm_minus_mem".into(), s - m);
     }
-    if let (Some(t), Some(a)) = (get(f, "theoretical_occupancy_pct"), get(f, "achieved_occupancy_pct")) {
+    if let (Some(t), Some(a)) = (
+        get(f, "theoretical_occupancy_pct"),
+        get(f, "achieved_occupancy_pct"),
+    ) {
         f.insert("occupancy_gap_pct".into(), t - a);
     }
     if let Some(i) = get(f, "issue_active_pct") {
@@ -479,12 +496,15 @@ fn derive_facts(f: &mut BTreeMap<String, f64>) {
     if let Some(b) = get(f, "block_size") {
         f.insert("warps_per_block".into(), (b / 32.0).ceil());
     }
-    let smem = get(f, "smem_static_bytes").unwrap_or(0.0) + get(f, "smem_dynamic_bytes").unwrap_or(0.0);
+    let smem =
+        get(f, "smem_static_bytes").unwrap_or(0.0) + get(f, "smem_dynamic_bytes").unwrap_or(0.0);
     if get(f, "smem_static_bytes").is_some() || get(f, "smem_dynamic_bytes").is_some() {
         f.insert("smem_per_block_bytes".into(), smem);
     }
-    let conflicts = get(f, "smem_conflicts_ld").unwrap_or(0.0) + get(f, "smem_conflicts_st").unwrap_or(0.0);
-    let wavefronts = get(f, "smem_wavefronts_ld").unwrap_or(0.0) + get(f, "smem_wavefronts_st").unwrap_or(0.0);
+    let conflicts =
+        get(f, "smem_conflicts_ld").unwrap_or(0.0) + get(f, "smem_conflicts_st").unwrap_or(0.0);
+    let wavefronts =
+        get(f, "smem_wavefronts_ld").unwrap_or(0.0) + get(f, "smem_wavefronts_st").unwrap_or(0.0);
     if wavefronts > 0.0 {
         f.insert("smem_conflict_pct".into(), conflicts / wavefronts * 100.0);
     } else if get(f, "smem_wavefronts_ld").is_some() {
@@ -511,17 +531,26 @@ fn derive_facts(f: &mut BTreeMap<String, f64>) {
         "limit_blocks",
         "limit_barriers",
     ];
-    if let Some(min) = limits.iter().filter_map(|k| get(f, k)).min_by(|a, b| a.total_cmp(b)) {
+    if let Some(min) = limits
+        .iter()
+        .filter_map(|k| get(f, k))
+        .min_by(|a, b| a.total_cmp(b))
+    {
         f.insert("blocks_per_sm".into(), min);
         if let Some(w) = get(f, "warps_per_block") {
             f.insert("warps_per_sm_theoretical".into(), min * w);
         }
         // Warps per block needed to fill the SM at the block-count limit, as a power of two in [4, 32].
-        if let (Some(maxw), Some(lb)) = (get(f, "max_warps_per_sm").or(Some(64.0)), get(f, "limit_blocks"))
-            && lb > 0.0
+        if let (Some(maxw), Some(lb)) = (
+            get(f, "max_warps_per_sm").or(Some(64.0)),
+            get(f, "limit_blocks"),
+        ) && lb > 0.0
         {
             let need = (maxw / lb).ceil().clamp(4.0, 32.0);
-            f.insert("target_warps_per_block".into(), 2f64.powi(need.log2().ceil() as i32));
+            f.insert(
+                "target_warps_per_block".into(),
+                2f64.powi(need.log2().ceil() as i32),
+            );
         }
     }
 }

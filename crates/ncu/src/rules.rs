@@ -127,7 +127,8 @@ pub fn load_rules() -> Result<RulesFile> {
         "ncu-rules.json",
         Some(include_str!("../../../references/ncu-rules.json")),
     )?;
-    let rules: RulesFile = serde_json::from_str(&text).with_context(|| format!("invalid ncu rules in {origin}"))?;
+    let rules: RulesFile =
+        serde_json::from_str(&text).with_context(|| format!("invalid ncu rules in {origin}"))?;
     validate(&rules).with_context(|| format!("invalid ncu rules in {origin}"))?;
     Ok(rules)
 }
@@ -136,17 +137,19 @@ const OPS: &[&str] = &["<", "<=", ">", ">=", "==", "!="];
 
 fn validate(r: &RulesFile) -> Result<()> {
     let classes: Vec<&str> = r.bound_classes.iter().map(|c| c.class.as_str()).collect();
-    for c in r
-        .bound_classes
-        .iter()
-        .flat_map(|c| &c.when)
-        .chain(r.findings.iter().flat_map(|f| f.when.iter().chain(&f.when_any)))
-    {
+    for c in r.bound_classes.iter().flat_map(|c| &c.when).chain(
+        r.findings
+            .iter()
+            .flat_map(|f| f.when.iter().chain(&f.when_any)),
+    ) {
         if !OPS.contains(&c.1.as_str()) {
             bail!("condition {:?}: unknown operator '{}'", c, c.1);
         }
         if !(c.2.is_number() || c.2.is_string()) {
-            bail!("condition {:?}: right side must be a number or a fact name", c);
+            bail!(
+                "condition {:?}: right side must be a number or a fact name",
+                c
+            );
         }
     }
     if r.bound_classes.last().is_none_or(|c| !c.when.is_empty()) {
@@ -169,7 +172,9 @@ fn validate(r: &RulesFile) -> Result<()> {
 
 /// Evaluate one condition; a missing fact makes it false.
 pub fn holds(facts: &BTreeMap<String, f64>, c: &Cond) -> bool {
-    let Some(&lhs) = facts.get(&c.0) else { return false };
+    let Some(&lhs) = facts.get(&c.0) else {
+        return false;
+    };
     let rhs = match &c.2 {
         serde_json::Value::Number(n) => n.as_f64(),
         serde_json::Value::String(s) => facts.get(s).copied(),
@@ -309,7 +314,11 @@ pub fn fill(template: &str, facts: &BTreeMap<String, f64>, cx: &Context) -> Stri
     .into_owned()
 }
 
-fn estimate(def: &FindingDef, rows: &[RuleRow], facts: &BTreeMap<String, f64>) -> (Option<f64>, String) {
+fn estimate(
+    def: &FindingDef,
+    rows: &[RuleRow],
+    facts: &BTreeMap<String, f64>,
+) -> (Option<f64>, String) {
     let from_rules = def
         .ncu_rules
         .iter()
@@ -341,8 +350,8 @@ pub fn choose(
     // (estimate, precedence, def, in_class)
     let mut pool: Vec<(f64, usize, &FindingDef, bool, String)> = Vec::new();
     for (i, def) in rules.findings.iter().enumerate() {
-        let triggered =
-            all_hold(cand, &def.when) && (def.when_any.is_empty() || def.when_any.iter().any(|c| holds(cand, c)));
+        let triggered = all_hold(cand, &def.when)
+            && (def.when_any.is_empty() || def.when_any.iter().any(|c| holds(cand, c)));
         if !triggered {
             continue;
         }
@@ -395,7 +404,10 @@ pub fn choose(
         None => (pick(pool.iter().collect()), "fallback"),
     };
     if let Some((_, _, def, src)) = chosen {
-        let est = considered.iter().find(|c| c.id == def.id).and_then(|c| c.estimate_pct);
+        let est = considered
+            .iter()
+            .find(|c| c.id == def.id)
+            .and_then(|c| c.estimate_pct);
         let text = cx
             .limiter
             .and_then(|l| def.edit_by_limiter.get(l))

@@ -49,7 +49,8 @@ fn decimal_prefix(prefix: &str) -> Option<f64> {
 
 /// Count units ncu may auto-scale with a prefix (`Kinst`, `Msector`).
 const COUNT_UNITS: &[&str] = &[
-    "inst", "cycle", "sector", "sectors", "request", "warp", "thread", "block", "sample", "pass", "byte",
+    "inst", "cycle", "sector", "sectors", "request", "warp", "thread", "block", "sample", "pass",
+    "byte",
 ];
 
 /// One term without a `/`: (factor to the base unit, base unit name).
@@ -76,7 +77,11 @@ fn term(unit: &str) -> (f64, String) {
 }
 
 fn scale(value: f64, factor: f64) -> f64 {
-    if factor == 1.0 { value } else { clean(value * factor) }
+    if factor == 1.0 {
+        value
+    } else {
+        clean(value * factor)
+    }
 }
 
 /// Normalise `value` printed in `unit`: returns (value in the base unit, base unit).
@@ -141,7 +146,10 @@ mod tests {
         assert_eq!(normalise(46.336, "us"), (46336.0, "ns".to_string()));
         let (v, u) = normalise(46.336, "usecond");
         assert!((v - 46336.0).abs() < 1e-6 && u == "ns");
-        assert_eq!(normalise(1.024, "Kbyte/block"), (1024.0, "byte/block".to_string()));
+        assert_eq!(
+            normalise(1.024, "Kbyte/block"),
+            (1024.0, "byte/block".to_string())
+        );
         let (v, u) = normalise(3.113989, "Tbyte/s");
         assert!((v - 3.113989e12).abs() < 1.0 && u == "byte/s", "{v} {u}");
         let (v, u) = normalise(3.113989, "Tbyte/second");
@@ -151,7 +159,10 @@ mod tests {
         let (v, u) = normalise(1.97, "cycle/nsecond");
         assert!((v - 1.97e9).abs() < 1.0 && u == "hz", "{v} {u}");
         assert_eq!(normalise(2.0, "sector/ns"), (2e9, "sector/s".to_string()));
-        assert_eq!(normalise(1.5, "Kbyte/cycle"), (1500.0, "byte/cycle".to_string()));
+        assert_eq!(
+            normalise(1.5, "Kbyte/cycle"),
+            (1500.0, "byte/cycle".to_string())
+        );
         assert_eq!(
             normalise(42.0, "register/thread"),
             (42.0, "register/thread".to_string())

@@ -9,7 +9,9 @@ use vllm_sota_ncu::csvpage::{self, PageKind};
 use vllm_sota_ncu::{NcuDigest, NcuDigestRequest, metrics};
 
 fn fx(name: &str) -> PathBuf {
-    vllm_sota_core::refs::fixtures_dir().join("h200-ncu").join(name)
+    vllm_sota_core::refs::fixtures_dir()
+        .join("h200-ncu")
+        .join(name)
 }
 
 fn launch(details: &str, raw: &str) -> csvpage::LaunchData {
@@ -23,7 +25,9 @@ fn launch(details: &str, raw: &str) -> csvpage::LaunchData {
 }
 
 fn detail(l: &csvpage::LaunchData, sec: &str, name: &str) -> f64 {
-    l.details[&(sec.to_string(), name.to_string())].value.unwrap()
+    l.details[&(sec.to_string(), name.to_string())]
+        .value
+        .unwrap()
 }
 
 fn raw(l: &csvpage::LaunchData, id: &str) -> f64 {
@@ -67,7 +71,10 @@ fn both_kernels_parse_from_details_and_raw_with_matching_values() {
             dram_raw
         );
         assert_eq!(detail(&l, "Occupancy", "Achieved Occupancy"), occ);
-        assert_eq!(raw(&l, "sm__warps_active.avg.pct_of_peak_sustained_active"), occ_raw);
+        assert_eq!(
+            raw(&l, "sm__warps_active.avg.pct_of_peak_sustained_active"),
+            occ_raw
+        );
         assert_eq!(l.raw["device__attribute_display_name"].text, "NVIDIA H200");
         // Every quantity present on both pages agrees within print rounding.
         let checks = metrics::cross_check(&l);
@@ -100,14 +107,31 @@ fn auto_scaled_details_page_matches_the_base_unit_page() {
                 < 5e6
     );
     assert_eq!(a.rules.len(), b.rules.len());
-    let lc = a.rules.iter().find(|r| r.rule == "LaunchConfiguration").unwrap();
-    assert_eq!((lc.speedup_type.as_str(), lc.speedup_pct), ("global", Some(50.0)));
+    let lc = a
+        .rules
+        .iter()
+        .find(|r| r.rule == "LaunchConfiguration")
+        .unwrap();
+    assert_eq!(
+        (lc.speedup_type.as_str(), lc.speedup_pct),
+        ("global", Some(50.0))
+    );
     let raw = csvpage::read_page(&fx("rms_cand_raw.csv")).unwrap();
     assert_eq!(raw.kind, PageKind::Raw);
     // raw page units row: "Tbyte/s" 3.505166 → bytes/s; details: 3,505,166,156,982.67 byte/s.
-    assert!((raw.launches[&0].raw["dram__bytes.sum.per_second"].value.unwrap() - 3.505166e12).abs() < 1e3);
+    assert!(
+        (raw.launches[&0].raw["dram__bytes.sum.per_second"]
+            .value
+            .unwrap()
+            - 3.505166e12)
+            .abs()
+            < 1e3
+    );
     // "Kbyte/block" 1.056000 → 1056 byte/block.
-    assert_eq!(raw.launches[&0].raw["launch__shared_mem_per_block"].value, Some(1056.0));
+    assert_eq!(
+        raw.launches[&0].raw["launch__shared_mem_per_block"].value,
+        Some(1056.0)
+    );
 }
 
 fn import_request(out: &Path) -> serde_json::Value {
@@ -145,14 +169,26 @@ fn digest_of_the_fixture_pair_classifies_reports_and_pins_one_next_edit() {
         ("memory", "memory")
     );
     // Deltas agree with the CSVs: 46.336 → 31.392 us, DRAM 64.747877 → 72.904398 %, occupancy 42.966868 → 89.954776 %.
-    let row = |label: &str| r.headline.iter().find(|h| h.label == label).unwrap().clone();
+    let row = |label: &str| {
+        r.headline
+            .iter()
+            .find(|h| h.label == label)
+            .unwrap()
+            .clone()
+    };
     let d = row("Duration");
     assert_eq!((d.baseline, d.candidate), (Some(46.336), Some(31.392)));
     assert!((d.delta_pct.unwrap() - (31.392 - 46.336) / 46.336 * 100.0).abs() < 1e-9);
     let dram = row("DRAM throughput");
-    assert_eq!((dram.baseline, dram.candidate), (Some(64.747877), Some(72.904398)));
+    assert_eq!(
+        (dram.baseline, dram.candidate),
+        (Some(64.747877), Some(72.904398))
+    );
     let occ = row("Achieved occupancy");
-    assert_eq!((occ.baseline, occ.candidate), (Some(42.966868), Some(89.954776)));
+    assert_eq!(
+        (occ.baseline, occ.candidate),
+        (Some(42.966868), Some(89.954776))
+    );
     let bytes = row("DRAM bytes (read + write)");
     assert!((bytes.baseline.unwrap() - (98.307840 + 45.981952)).abs() < 1e-9);
     // The candidate's shorter duration and the harness speedup are reported.
@@ -174,15 +210,22 @@ fn digest_of_the_fixture_pair_classifies_reports_and_pins_one_next_edit() {
     assert_eq!(r.next_edit, PINNED_NEXT_EDIT);
     let md = std::fs::read_to_string(&r.digest_md).unwrap();
     assert_eq!(md.matches("Next edit:").count(), 1, "{md}");
-    assert_eq!(md.lines().filter(|l| l.starts_with("Next edit:")).count(), 1);
+    assert_eq!(
+        md.lines().filter(|l| l.starts_with("Next edit:")).count(),
+        1
+    );
     assert!(md.trim_end().ends_with(PINNED_NEXT_EDIT));
     assert!(md.contains("| candidate | **memory** |") && md.contains("| baseline | **memory** |"));
-    assert!(md.contains("| Duration | us | 46.3 | 31.4 | -32.3% |"), "{md}");
+    assert!(
+        md.contains("| Duration | us | 46.3 | 31.4 | -32.3% |"),
+        "{md}"
+    );
     assert!(md.contains("MemoryL2Compression (OPT, est. global 29.9%"));
     assert!(md.contains("gate met: share 2.00% >= 1% and gap 3.00% > 1%"));
     assert_eq!(r.eligibility.status, "met");
     // digest.json carries every fact.
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&r.digest_json).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&r.digest_json).unwrap()).unwrap();
     assert_eq!(json["candidate_facts"]["grid_blocks"], 8192.0);
     assert_eq!(json["next_edit"], PINNED_NEXT_EDIT);
     // Stall table: long_scoreboard 22.889393 of 25.162521 cycles (91.0%) in the baseline.
@@ -200,7 +243,11 @@ fn the_edit_does_not_depend_on_harness_timing_when_it_is_absent_or_on_the_detail
     v["import"]["candidate"]["details_csv"] = serde_json::json!(fx("rms_cand_details.csv"));
     let r = run(v);
     assert_eq!(r.next_edit, PINNED_NEXT_EDIT);
-    assert!(r.verdict.starts_with("Harness time: not given"), "{}", r.verdict);
+    assert!(
+        r.verdict.starts_with("Harness time: not given"),
+        "{}",
+        r.verdict
+    );
     // Details-only import still yields class and rules; stalls need the raw page.
     let dir2 = tempfile::tempdir().unwrap();
     let mut v = import_request(dir2.path());
@@ -221,13 +268,17 @@ fn gates_come_before_findings() {
     v["candidate_harness"]["correct"] = serde_json::json!(false);
     let r = run(v);
     assert_eq!(r.chosen_by, "gate:correctness");
-    assert!(r.next_edit.starts_with("Next edit: fix rms_cand's correctness"));
+    assert!(
+        r.next_edit
+            .starts_with("Next edit: fix rms_cand's correctness")
+    );
     let mut v = import_request(dir.path());
     v["candidate_harness"]["time_us"] = serde_json::json!(60.0);
     let r = run(v);
     assert_eq!(r.chosen_by, "gate:regression");
     assert!(
-        r.next_edit.contains("harness says it is slower: 54.3 → 60 us (+10.4%)"),
+        r.next_edit
+            .contains("harness says it is slower: 54.3 → 60 us (+10.4%)"),
         "{}",
         r.next_edit
     );
@@ -236,7 +287,11 @@ fn gates_come_before_findings() {
     v["candidate_harness"]["time_us"] = serde_json::json!(55.0); // +1.2%: inside the noise band
     let r = run(v);
     assert_eq!(r.chosen_by, "finding:long_scoreboard");
-    assert!(r.verdict.contains("within the ±2% noise band"), "{}", r.verdict);
+    assert!(
+        r.verdict.contains("within the ±2% noise band"),
+        "{}",
+        r.verdict
+    );
     let mut v = import_request(dir.path());
     v["kernel_share_pct"] = serde_json::json!(0.5);
     let r = run(v);
@@ -317,7 +372,9 @@ esac"#,
     assert_eq!(r.baseline_harness.as_ref().unwrap().time_us, Some(54.3));
     assert_eq!(r.candidate_harness.as_ref().unwrap().correct, Some(true));
     assert!(
-        r.commands[0].contains("--set full --clock-control none --target-processes all -k regex:^rms_ -c 1 -f -o"),
+        r.commands[0].contains(
+            "--set full --clock-control none --target-processes all -k regex:^rms_ -c 1 -f -o"
+        ),
         "{}",
         r.commands[0]
     );
@@ -351,7 +408,8 @@ fn counters_unavailable_is_a_blocker_not_an_error() {
         r.blocker
     );
     assert!(
-        r.verdict.contains("Harness time: 50 → 40 us (-20%, candidate faster"),
+        r.verdict
+            .contains("Harness time: 50 → 40 us (-20%, candidate faster"),
         "{}",
         r.verdict
     );
@@ -373,9 +431,16 @@ fn malformed_fixture_derived_csvs_name_the_file_and_line() {
     let raw = std::fs::read_to_string(fx("rms_base_raw.csv")).unwrap();
     let third = raw.match_indices('\n').nth(1).unwrap().0 + 1;
     let p = dir.path().join("cut_raw.csv");
-    std::fs::write(&p, format!("{}\n", &raw[..third + 500].trim_end_matches(|c| c != ','))).unwrap();
+    std::fs::write(
+        &p,
+        format!("{}\n", &raw[..third + 500].trim_end_matches(|c| c != ',')),
+    )
+    .unwrap();
     let err = csvpage::read_page(&p).unwrap_err().to_string();
-    assert!(err.starts_with(&format!("{}:3: row has", p.display())), "{err}");
+    assert!(
+        err.starts_with(&format!("{}:3: row has", p.display())),
+        "{err}"
+    );
     // Wrong columns: the source page is not a details/raw page.
     let err = csvpage::read_page(&fx("rms_base_source_sass.csv"))
         .unwrap_err()
@@ -388,12 +453,17 @@ fn malformed_fixture_derived_csvs_name_the_file_and_line() {
     let p = dir.path().join("empty.csv");
     std::fs::write(&p, "").unwrap();
     let err = csvpage::read_page(&p).unwrap_err().to_string();
-    assert!(err.starts_with(&format!("{}: empty file", p.display())), "{err}");
+    assert!(
+        err.starts_with(&format!("{}: empty file", p.display())),
+        "{err}"
+    );
     // Through the tool: the error names the file.
     let mut v = import_request(&dir.path().join("o"));
     v["import"]["candidate"]["details_csv"] = serde_json::json!(dir.path().join("cut_details.csv"));
     let req: NcuDigestRequest = serde_json::from_value(v).unwrap();
-    let err = NcuDigest::run(req, &ToolContext::new()).unwrap_err().to_string();
+    let err = NcuDigest::run(req, &ToolContext::new())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("cut_details.csv:40"), "{err}");
 }
 
@@ -402,7 +472,9 @@ fn request_errors_name_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let mut v = import_request(dir.path());
     v["kernel_regx"] = serde_json::json!("x");
-    let err = serde_json::from_value::<NcuDigestRequest>(v).unwrap_err().to_string();
+    let err = serde_json::from_value::<NcuDigestRequest>(v)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("unknown field `kernel_regx`"), "{err}");
     let mut v = import_request(dir.path());
     v["version"] = serde_json::json!("../up");
@@ -416,16 +488,23 @@ fn request_errors_name_the_field() {
     let mut v = import_request(dir.path());
     v["kernel_regex"] = serde_json::json!("^gemm");
     let req: NcuDigestRequest = serde_json::from_value(v).unwrap();
-    let err = NcuDigest::run(req, &ToolContext::new()).unwrap_err().to_string();
+    let err = NcuDigest::run(req, &ToolContext::new())
+        .unwrap_err()
+        .to_string();
     assert!(
-        err.contains("baseline: no launch matches kernel_regex '^gemm'; the report holds: rms_base"),
+        err.contains(
+            "baseline: no launch matches kernel_regex '^gemm'; the report holds: rms_base"
+        ),
         "{err}"
     );
     let mut v = import_request(dir.path());
     v.as_object_mut().unwrap().remove("out_dir");
     v["campaign_dir"] = serde_json::json!(dir.path());
     let req: NcuDigestRequest = serde_json::from_value(v).unwrap();
-    let err = format!("{:#}", NcuDigest::run(req, &ToolContext::new()).unwrap_err());
+    let err = format!(
+        "{:#}",
+        NcuDigest::run(req, &ToolContext::new()).unwrap_err()
+    );
     assert!(err.contains("campaign"), "{err}");
 }
 

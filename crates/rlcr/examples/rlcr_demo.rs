@@ -11,12 +11,17 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use vllm_sota_core::layout::{Campaign, LAYOUT_DIRS, LAYOUT_FILES, PLACEHOLDER_MARKER};
-use vllm_sota_core::results::{CandidateRow, Hardware, RESULT_SCHEMA_VERSION, RunStatus, Sla, Workload};
+use vllm_sota_core::results::{
+    CandidateRow, Hardware, RESULT_SCHEMA_VERSION, RunStatus, Sla, Workload,
+};
 use vllm_sota_core::{Tool, ToolContext, fsx};
 use vllm_sota_rlcr::{Checkpoint, GapDecision, HistoryNotes, StartRlcr};
 
 fn main() -> anyhow::Result<()> {
-    let work = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join(format!("rlcr-demo-{}", std::process::id())));
+    let work = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("rlcr-demo-{}", std::process::id())));
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let run = work.join("run");
     let checkout = work.join("vllm");
@@ -33,13 +38,22 @@ fn main() -> anyhow::Result<()> {
     index.write()?;
     let tree = repo.find_tree(index.write_tree()?)?;
     let sig = git2::Signature::now("demo", "demo@localhost")?;
-    let head = repo.commit(Some("HEAD"), &sig, &sig, "initial", &tree, &[])?.to_string();
+    let head = repo
+        .commit(Some("HEAD"), &sig, &sig, "initial", &tree, &[])?
+        .to_string();
 
     for d in LAYOUT_DIRS {
         std::fs::create_dir_all(run.join(d))?;
     }
     for f in LAYOUT_FILES {
-        std::fs::write(run.join(f), if f.ends_with(".jsonl") { String::new() } else { format!("{PLACEHOLDER_MARKER}\n") })?;
+        std::fs::write(
+            run.join(f),
+            if f.ends_with(".jsonl") {
+                String::new()
+            } else {
+                format!("{PLACEHOLDER_MARKER}\n")
+            },
+        )?;
     }
     let campaign = Campaign {
         schema_version: 1,
@@ -62,10 +76,22 @@ fn main() -> anyhow::Result<()> {
     fsx::write_json(&run.join("campaign.json"), &campaign)?;
 
     let bench = vllm_sota_core::refs::fixtures_dir().join("h200-vllm-0.26/bench");
-    let sla = Sla { max_p50_ttft_ms: Some(5000.0), max_p50_tpot_ms: Some(25.0), min_success_rate: Some(0.99) };
-    let import = |file: &str, scenario: &str, id: &str, fw: &str, scale: f64| -> anyhow::Result<CandidateRow> {
+    let sla = Sla {
+        max_p50_ttft_ms: Some(5000.0),
+        max_p50_tpot_ms: Some(25.0),
+        min_success_rate: Some(0.99),
+    };
+    let import = |file: &str,
+                  scenario: &str,
+                  id: &str,
+                  fw: &str,
+                  scale: f64|
+     -> anyhow::Result<CandidateRow> {
         // The benchmark crate's importer; the throughput scale makes the constructed competitor.
-        let runs = vllm_sota_bench::import_native_file(&bench.join(file), vllm_sota_bench::NativeFormat::VllmBenchServe)?;
+        let runs = vllm_sota_bench::import_native_file(
+            &bench.join(file),
+            vllm_sota_bench::NativeFormat::VllmBenchServe,
+        )?;
         let mut m = runs[0].row.clone();
         m.request_throughput = m.request_throughput.map(|x| x * scale);
         m.output_throughput = m.output_throughput.map(|x| x * scale);
@@ -82,7 +108,12 @@ fn main() -> anyhow::Result<()> {
             vllm_commit: None,
             status: RunStatus::Ok,
             failure_reason: None,
-            hardware: Hardware { gpu_count: 1, gpu_model: Some("NVIDIA H200".into()), gpu_ids: vec![0], multi_node: false },
+            hardware: Hardware {
+                gpu_count: 1,
+                gpu_model: Some("NVIDIA H200".into()),
+                gpu_ids: vec![0],
+                multi_node: false,
+            },
             workload: Workload {
                 dataset: "random".into(),
                 scenario: scenario.into(),
@@ -113,30 +144,55 @@ fn main() -> anyhow::Result<()> {
         import("chat_1000_1000.json", "chat", "sglang-chat", "sglang", 1.05)?,
         import("summ_8000_1000.json", "summ", "sglang-summ", "sglang", 0.98)?,
     ];
-    let text: String = rows.iter().map(|r| serde_json::to_string(r).unwrap() + "\n").collect();
+    let text: String = rows
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap() + "\n")
+        .collect();
     std::fs::write(run.join("benchmark/candidates.jsonl"), text)?;
 
     let ctx = ToolContext::new();
-    let notes = HistoryNotes::run(serde_json::from_value(json!({"campaign_dir": run, "knowledge_root": fixtures.join("knowledge-root")}))?, &ctx)?;
+    let notes = HistoryNotes::run(
+        serde_json::from_value(
+            json!({"campaign_dir": run, "knowledge_root": fixtures.join("knowledge-root")}),
+        )?,
+        &ctx,
+    )?;
     println!("{}", HistoryNotes::markdown(&notes));
 
     // gap_decision timing (record: false so the lineage gets one row only).
     let mut times = Vec::new();
     for _ in 0..15 {
         let t = Instant::now();
-        GapDecision::run(serde_json::from_value(json!({"campaign_dir": run, "round": 1, "record": false}))?, &ctx)?;
+        GapDecision::run(
+            serde_json::from_value(json!({"campaign_dir": run, "round": 1, "record": false}))?,
+            &ctx,
+        )?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let gap = GapDecision::run(serde_json::from_value(json!({"campaign_dir": run, "round": 1}))?, &ctx)?;
+    let gap = GapDecision::run(
+        serde_json::from_value(json!({"campaign_dir": run, "round": 1}))?,
+        &ctx,
+    )?;
     println!("{}", GapDecision::markdown(&gap));
-    println!("gap_decision median wall time over 15 runs: {:.2} ms\n", times[times.len() / 2]);
+    println!(
+        "gap_decision median wall time over 15 runs: {:.2} ms\n",
+        times[times.len() / 2]
+    );
 
     let runtime = work.join("humanize");
     copy_dir(&fixtures.join("humanize-runtime"), &runtime)?;
-    let started = StartRlcr::run(serde_json::from_value(json!({"campaign_dir": run, "runtime_root": runtime}))?, &ctx)?;
+    let started = StartRlcr::run(
+        serde_json::from_value(json!({"campaign_dir": run, "runtime_root": runtime}))?,
+        &ctx,
+    )?;
     println!("{}", StartRlcr::markdown(&started));
-    let cp = Checkpoint::run(serde_json::from_value(json!({"campaign_dir": run, "next_planned_patch": "profile decode first"}))?, &ctx)?;
+    let cp = Checkpoint::run(
+        serde_json::from_value(
+            json!({"campaign_dir": run, "next_planned_patch": "profile decode first"}),
+        )?,
+        &ctx,
+    )?;
     println!("{}", Checkpoint::markdown(&cp));
     println!("campaign: {}", run.display());
     Ok(())

@@ -20,7 +20,9 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use vllm_sota_core::fsx;
 use vllm_sota_core::layout::{CampaignPaths, now_rfc3339, round_label};
-use vllm_sota_core::results::{CandidateRow, MetricsRow, Percentiles, RankingMetric, RowRef, RunStatus, compare_rank};
+use vllm_sota_core::results::{
+    CandidateRow, MetricsRow, Percentiles, RankingMetric, RowRef, RunStatus, compare_rank,
+};
 use vllm_sota_core::{Tool, ToolContext, refs};
 
 use crate::records::{self, num_field, round_of, str_field};
@@ -48,7 +50,10 @@ pub struct TwoRoundsRule {
 impl GapPolicy {
     /// Load `gap-policy.json` (embedded copy, or `$VLLM_SOTA_REFERENCES/gap-policy.json`).
     pub fn load() -> Result<Self> {
-        let (text, origin) = refs::load("gap-policy.json", Some(include_str!("../../../references/gap-policy.json")))?;
+        let (text, origin) = refs::load(
+            "gap-policy.json",
+            Some(include_str!("../../../references/gap-policy.json")),
+        )?;
         serde_json::from_str(&text).with_context(|| format!("invalid gap policy in {origin}"))
     }
 }
@@ -83,7 +88,13 @@ impl Decision {
         }
     }
     pub fn is_stop(self) -> bool {
-        matches!(self, Decision::StopBeats | Decision::StopTied | Decision::StopExternal | Decision::StopAtLimit)
+        matches!(
+            self,
+            Decision::StopBeats
+                | Decision::StopTied
+                | Decision::StopExternal
+                | Decision::StopAtLimit
+        )
     }
 }
 
@@ -294,14 +305,20 @@ struct Group {
 }
 
 fn mean_of(rows: &[&CandidateRow], f: impl Fn(&MetricsRow) -> Option<f64>) -> Option<f64> {
-    let xs: Vec<f64> = rows.iter().filter_map(|r| r.metrics.as_ref().and_then(&f)).collect();
+    let xs: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| r.metrics.as_ref().and_then(&f))
+        .collect();
     stats::mean(&xs)
 }
 
 impl Group {
     fn new(rows: Vec<Sourced>, metric: RankingMetric) -> Self {
-        let ok: Vec<&CandidateRow> =
-            rows.iter().map(|s| &s.row).filter(|r| r.status == RunStatus::Ok && metric.value(r).is_some()).collect();
+        let ok: Vec<&CandidateRow> = rows
+            .iter()
+            .map(|s| &s.row)
+            .filter(|r| r.status == RunStatus::Ok && metric.value(r).is_some())
+            .collect();
         let values: Vec<f64> = ok.iter().filter_map(|r| metric.value(r)).collect();
         let passes_sla = !rows.is_empty() && rows.iter().all(|s| s.row.passed_sla());
         // The ranking rule applied to the mean of the repeats, not to the luckiest run.
@@ -310,8 +327,14 @@ impl Group {
             let mut m = first_ok.metrics.clone().unwrap_or_default();
             m.request_throughput = mean_of(&ok, |m| m.request_throughput);
             m.output_throughput = mean_of(&ok, |m| m.output_throughput);
-            m.ttft_ms = Some(Percentiles { p50: mean_of(&ok, MetricsRow::p50_ttft_ms), ..Default::default() });
-            m.tpot_ms = Some(Percentiles { p50: mean_of(&ok, MetricsRow::p50_tpot_ms), ..Default::default() });
+            m.ttft_ms = Some(Percentiles {
+                p50: mean_of(&ok, MetricsRow::p50_ttft_ms),
+                ..Default::default()
+            });
+            m.tpot_ms = Some(Percentiles {
+                p50: mean_of(&ok, MetricsRow::p50_tpot_ms),
+                ..Default::default()
+            });
             synthetic.metrics = Some(m);
             synthetic.status = RunStatus::Ok;
         } else {
@@ -335,10 +358,16 @@ impl Group {
         stats::sample_sd(&self.values)
     }
     fn p50_ttft(&self) -> Option<f64> {
-        self.synthetic.metrics.as_ref().and_then(MetricsRow::p50_ttft_ms)
+        self.synthetic
+            .metrics
+            .as_ref()
+            .and_then(MetricsRow::p50_ttft_ms)
     }
     fn p50_tpot(&self) -> Option<f64> {
-        self.synthetic.metrics.as_ref().and_then(MetricsRow::p50_tpot_ms)
+        self.synthetic
+            .metrics
+            .as_ref()
+            .and_then(MetricsRow::p50_tpot_ms)
     }
 
     fn summary(&self) -> SideSummary {
@@ -348,7 +377,16 @@ impl Group {
         for s in &self.rows {
             if !s.row.passed_sla() {
                 let why = if s.row.status != RunStatus::Ok {
-                    format!("{}: status {:?}{}", s.row.row_id, s.row.status, s.row.failure_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())
+                    format!(
+                        "{}: status {:?}{}",
+                        s.row.row_id,
+                        s.row.status,
+                        s.row
+                            .failure_reason
+                            .as_deref()
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default()
+                    )
                 } else if s.row.sla.reasons.is_empty() {
                     format!("{}: SLA not passed", s.row.row_id)
                 } else {
@@ -375,7 +413,15 @@ impl Group {
             sla_failures,
             p50_ttft_ms_mean: self.p50_ttft(),
             p50_tpot_ms_mean: self.p50_tpot(),
-            row_refs: self.rows.iter().take(8).map(|s| RowRef { file: s.file.clone(), row_id: s.row.row_id.clone() }).collect(),
+            row_refs: self
+                .rows
+                .iter()
+                .take(8)
+                .map(|s| RowRef {
+                    file: s.file.clone(),
+                    row_id: s.row.row_id.clone(),
+                })
+                .collect(),
         }
     }
 }
@@ -384,9 +430,15 @@ impl Group {
 fn groups(rows: Vec<Sourced>, metric: RankingMetric) -> Vec<Group> {
     let mut by_key: BTreeMap<(String, String), Vec<Sourced>> = BTreeMap::new();
     for s in rows {
-        by_key.entry((s.row.framework.clone(), s.row.candidate_id.clone())).or_default().push(s);
+        by_key
+            .entry((s.row.framework.clone(), s.row.candidate_id.clone()))
+            .or_default()
+            .push(s);
     }
-    let mut out: Vec<Group> = by_key.into_values().map(|rows| Group::new(rows, metric)).collect();
+    let mut out: Vec<Group> = by_key
+        .into_values()
+        .map(|rows| Group::new(rows, metric))
+        .collect();
     out.sort_by(|a, b| compare_rank(&a.synthetic, &b.synthetic, metric));
     out
 }
@@ -410,8 +462,14 @@ struct Thresholds {
 fn additional_runs(v: &Group, c: &Group, distance: f64, t: &Thresholds) -> (u32, bool) {
     let nv = v.values.len() as u32;
     let nc = c.values.len() as u32;
-    let base = t.min_repeats.saturating_sub(nv).max(t.min_repeats.saturating_sub(nc)).max(1);
-    let (Some(mv), Some(mc)) = (v.mean(), c.mean()) else { return (base, true) };
+    let base = t
+        .min_repeats
+        .saturating_sub(nv)
+        .max(t.min_repeats.saturating_sub(nc))
+        .max(1);
+    let (Some(mv), Some(mc)) = (v.mean(), c.mean()) else {
+        return (base, true);
+    };
     // Borrow the other side's spread when one side has a single run.
     let (sv, sc) = match (v.sd(), c.sd()) {
         (Some(a), Some(b)) => (a, b),
@@ -420,7 +478,15 @@ fn additional_runs(v: &Group, c: &Group, distance: f64, t: &Thresholds) -> (u32,
         (None, None) => return (base, true),
     };
     for k in base..=t.cap.max(base) {
-        let Some(w) = stats::welch_from_summary(mv, sv, (nv + k) as usize, mc, sc, (nc + k) as usize, t.confidence) else {
+        let Some(w) = stats::welch_from_summary(
+            mv,
+            sv,
+            (nv + k) as usize,
+            mc,
+            sc,
+            (nc + k) as usize,
+            t.confidence,
+        ) else {
             continue;
         };
         let half_pct = w.t_critical * w.standard_error / mc * 100.0;
@@ -454,11 +520,18 @@ fn compare(v: &Group, c: &Group, t: &Thresholds, no_sla_pass: bool) -> Compared 
         }
         _ => None,
     };
-    let note = if no_sla_pass { " (no framework passes the SLA in this scenario; compared on throughput)" } else { "" };
+    let note = if no_sla_pass {
+        " (no framework passes the SLA in this scenario; compared on throughput)"
+    } else {
+        ""
+    };
     let Some(d) = delta else {
         return Compared {
             decision: Decision::Rerun,
-            reason: format!("no measured {} on one side; run the winning commands again{note}", "ranking metric"),
+            reason: format!(
+                "no measured {} on one side; run the winning commands again{note}",
+                "ranking metric"
+            ),
             delta,
             ci,
             enough,
@@ -470,21 +543,53 @@ fn compare(v: &Group, c: &Group, t: &Thresholds, no_sla_pass: bool) -> Compared 
         let (lo, hi, _) = ci.expect("min_repeats >= 2 gives an interval");
         let conf = t.confidence * 100.0;
         if hi < -thr {
-            Compared { decision: Decision::Patch, reason: format!("vLLM is behind by {:.2}% ({conf:.0}% CI {lo:.2}% .. {hi:.2}%, entirely below -{thr}%){note}", -d), delta, ci, enough, more: None }
+            Compared {
+                decision: Decision::Patch,
+                reason: format!(
+                    "vLLM is behind by {:.2}% ({conf:.0}% CI {lo:.2}% .. {hi:.2}%, entirely below -{thr}%){note}",
+                    -d
+                ),
+                delta,
+                ci,
+                enough,
+                more: None,
+            }
         } else if lo > thr {
-            Compared { decision: Decision::StopBeats, reason: format!("vLLM is ahead by {d:.2}% ({conf:.0}% CI {lo:.2}% .. {hi:.2}%, entirely above +{thr}%){note}"), delta, ci, enough, more: None }
+            Compared {
+                decision: Decision::StopBeats,
+                reason: format!(
+                    "vLLM is ahead by {d:.2}% ({conf:.0}% CI {lo:.2}% .. {hi:.2}%, entirely above +{thr}%){note}"
+                ),
+                delta,
+                ci,
+                enough,
+                more: None,
+            }
         } else if lo >= -thr && hi <= thr {
-            Compared { decision: Decision::StopTied, reason: format!("vLLM is within ±{thr}% ({d:+.2}%, {conf:.0}% CI {lo:.2}% .. {hi:.2}%){note}"), delta, ci, enough, more: None }
+            Compared {
+                decision: Decision::StopTied,
+                reason: format!(
+                    "vLLM is within ±{thr}% ({d:+.2}%, {conf:.0}% CI {lo:.2}% .. {hi:.2}%){note}"
+                ),
+                delta,
+                ci,
+                enough,
+                more: None,
+            }
         } else {
             let (k, ok) = additional_runs(v, c, distance, t);
             let tail = if ok {
                 format!("run both winning commands {k} more time(s) each")
             } else {
-                format!("even {k} more runs each would not separate it from the threshold: the difference sits on the ±{thr}% boundary")
+                format!(
+                    "even {k} more runs each would not separate it from the threshold: the difference sits on the ±{thr}% boundary"
+                )
             };
             Compared {
                 decision: Decision::Rerun,
-                reason: format!("{d:+.2}% but the {conf:.0}% CI {lo:.2}% .. {hi:.2}% crosses a ±{thr}% boundary (spread too wide); {tail}{note}"),
+                reason: format!(
+                    "{d:+.2}% but the {conf:.0}% CI {lo:.2}% .. {hi:.2}% crosses a ±{thr}% boundary (spread too wide); {tail}{note}"
+                ),
                 delta,
                 ci,
                 enough,
@@ -494,7 +599,10 @@ fn compare(v: &Group, c: &Group, t: &Thresholds, no_sla_pass: bool) -> Compared 
     } else if d < -thr {
         Compared {
             decision: Decision::Patch,
-            reason: format!("vLLM is behind by {:.2}% on the point estimate (runs: vLLM {nv}, leader {nc}; below {} repeats no interval is required to patch){note}", -d, t.min_repeats),
+            reason: format!(
+                "vLLM is behind by {:.2}% on the point estimate (runs: vLLM {nv}, leader {nc}; below {} repeats no interval is required to patch){note}",
+                -d, t.min_repeats
+            ),
             delta,
             ci,
             enough,
@@ -504,7 +612,10 @@ fn compare(v: &Group, c: &Group, t: &Thresholds, no_sla_pass: bool) -> Compared 
         let (k, ok) = additional_runs(v, c, distance, t);
         Compared {
             decision: Decision::Rerun,
-            reason: format!("{d:+.2}% with too few repeats (vLLM {nv}, leader {nc}; need {} each) to decide; run both winning commands {k} more time(s) each{note}", t.min_repeats),
+            reason: format!(
+                "{d:+.2}% with too few repeats (vLLM {nv}, leader {nc}; need {} each) to decide; run both winning commands {k} more time(s) each{note}",
+                t.min_repeats
+            ),
             delta,
             ci,
             enough,
@@ -518,11 +629,32 @@ fn shapes_for(scenario: &str, row: &CandidateRow) -> ProfileShapes {
     let w = &row.workload;
     let extra = row.metrics.as_ref().map(|m| &m.extra);
     let custom = !w.dataset.is_empty() && w.dataset != "random";
-    let bucket = |k: &str| extra.and_then(|e| e.get(k)).copied().filter(|v| *v >= 1.0).map(|v| v.round() as u64);
+    let bucket = |k: &str| {
+        extra
+            .and_then(|e| e.get(k))
+            .copied()
+            .filter(|v| *v >= 1.0)
+            .map(|v| v.round() as u64)
+    };
     let (isl, osl, source) = match (custom, bucket("input_len_p50"), bucket("output_len_p50")) {
-        (true, Some(i), Some(o)) => (i, o, format!("recorded p50 bucket of custom dataset {}", w.dataset)),
-        (true, _, _) => (w.input_len, w.output_len, format!("workload lengths (custom dataset {} has no recorded p50 bucket)", w.dataset)),
-        _ => (w.input_len, w.output_len, "workload input/output lengths".to_string()),
+        (true, Some(i), Some(o)) => (
+            i,
+            o,
+            format!("recorded p50 bucket of custom dataset {}", w.dataset),
+        ),
+        (true, _, _) => (
+            w.input_len,
+            w.output_len,
+            format!(
+                "workload lengths (custom dataset {} has no recorded p50 bucket)",
+                w.dataset
+            ),
+        ),
+        _ => (
+            w.input_len,
+            w.output_len,
+            "workload input/output lengths".to_string(),
+        ),
     };
     ProfileShapes {
         scenario: scenario.to_string(),
@@ -550,15 +682,29 @@ fn check_stop_claim(paths: &CampaignPaths, claim: &StopClaim) -> StopClaimVerdic
     if claim.kind == StopClaimKind::AtLimit
         && !claim.evidence.iter().any(|e| {
             let p = e.trim_start_matches("./");
-            p.starts_with("profiles/") || p.starts_with("analysis/") || p.starts_with("kernel/ncu-digests/")
+            p.starts_with("profiles/")
+                || p.starts_with("analysis/")
+                || p.starts_with("kernel/ncu-digests/")
         })
     {
         problems.push("at_limit needs at least one evidence file under profiles/, analysis/ or kernel/ncu-digests/".to_string());
     }
     if problems.is_empty() {
-        StopClaimVerdict { kind: claim.kind, accepted: true, detail: format!("{} (evidence: {})", claim.reason.trim(), claim.evidence.join(", ")) }
+        StopClaimVerdict {
+            kind: claim.kind,
+            accepted: true,
+            detail: format!(
+                "{} (evidence: {})",
+                claim.reason.trim(),
+                claim.evidence.join(", ")
+            ),
+        }
     } else {
-        StopClaimVerdict { kind: claim.kind, accepted: false, detail: format!("stop claim rejected: {}", problems.join("; ")) }
+        StopClaimVerdict {
+            kind: claim.kind,
+            accepted: false,
+            detail: format!("stop claim rejected: {}", problems.join("; ")),
+        }
     }
 }
 
@@ -577,28 +723,48 @@ pub fn run_gap_decision(req: GapDecisionRequest, ctx: &ToolContext) -> Result<Ga
     }
     let metric = req.ranking_metric.unwrap_or(policy.ranking_metric);
     let t = Thresholds {
-        thr: req.noise_threshold_pct.unwrap_or(policy.noise_threshold_pct),
+        thr: req
+            .noise_threshold_pct
+            .unwrap_or(policy.noise_threshold_pct),
         min_repeats: req.min_repeats.unwrap_or(policy.min_repeats),
         confidence: req.confidence_level.unwrap_or(policy.confidence_level),
         cap: policy.max_additional_runs,
     };
     if !(t.thr > 0.0 && t.thr.is_finite()) {
-        anyhow::bail!("noise_threshold_pct: must be a positive number, got {}", t.thr);
+        anyhow::bail!(
+            "noise_threshold_pct: must be a positive number, got {}",
+            t.thr
+        );
     }
     if t.min_repeats < 2 {
-        anyhow::bail!("min_repeats: must be at least 2 (an interval needs two runs per side), got {}", t.min_repeats);
+        anyhow::bail!(
+            "min_repeats: must be at least 2 (an interval needs two runs per side), got {}",
+            t.min_repeats
+        );
     }
     if !(t.confidence > 0.5 && t.confidence < 1.0) {
-        anyhow::bail!("confidence_level: must be in (0.5, 1), got {}", t.confidence);
+        anyhow::bail!(
+            "confidence_level: must be in (0.5, 1), got {}",
+            t.confidence
+        );
     }
 
     let candidates_path = paths.candidates();
     let baseline = records::read_rows(&candidates_path)?;
     if baseline.is_empty() {
-        anyhow::bail!("{} has no rows: run the fixed benchmark first", candidates_path.display());
+        anyhow::bail!(
+            "{} has no rows: run the fixed benchmark first",
+            candidates_path.display()
+        );
     }
     let base_file = records::relative(&paths, &candidates_path);
-    let baseline: Vec<Sourced> = baseline.into_iter().map(|row| Sourced { file: base_file.clone(), row }).collect();
+    let baseline: Vec<Sourced> = baseline
+        .into_iter()
+        .map(|row| Sourced {
+            file: base_file.clone(),
+            row,
+        })
+        .collect();
 
     let mut current: Vec<Sourced> = Vec::new();
     for f in &req.current_files {
@@ -610,7 +776,10 @@ pub fn run_gap_decision(req: GapDecisionRequest, ctx: &ToolContext) -> Result<Ga
         if rows.is_empty() {
             anyhow::bail!("current_files: {} has no rows", p.display());
         }
-        current.extend(rows.into_iter().map(|row| Sourced { file: f.clone(), row }));
+        current.extend(rows.into_iter().map(|row| Sourced {
+            file: f.clone(),
+            row,
+        }));
     }
     for (r, row) in records::rows_by_ref(&paths, &req.current_rows)? {
         current.push(Sourced { file: r.file, row });
@@ -618,7 +787,11 @@ pub fn run_gap_decision(req: GapDecisionRequest, ctx: &ToolContext) -> Result<Ga
     let current_given = !current.is_empty();
     let current_source = if current_given {
         let files: BTreeSet<&str> = current.iter().map(|s| s.file.as_str()).collect();
-        format!("{} row(s) from {}", current.len(), files.into_iter().collect::<Vec<_>>().join(", "))
+        format!(
+            "{} row(s) from {}",
+            current.len(),
+            files.into_iter().collect::<Vec<_>>().join(", ")
+        )
     } else {
         format!("the fixed baseline's vLLM rows ({base_file})")
     };
@@ -638,12 +811,19 @@ pub fn run_gap_decision(req: GapDecisionRequest, ctx: &ToolContext) -> Result<Ga
             .cloned()
             .collect();
         let vllm_source = if current_given { &current } else { &baseline };
-        let vllm_rows: Vec<Sourced> =
-            vllm_source.iter().filter(|s| &s.row.scenario == sc && s.row.framework == "vllm").cloned().collect();
+        let vllm_rows: Vec<Sourced> = vllm_source
+            .iter()
+            .filter(|s| &s.row.scenario == sc && s.row.framework == "vllm")
+            .cloned()
+            .collect();
         let comp_groups = groups(competitor_rows, metric);
         let vllm_groups = groups(vllm_rows, metric);
         let baseline_vllm_best: Option<f64> = groups(
-            baseline.iter().filter(|s| &s.row.scenario == sc && s.row.framework == "vllm").cloned().collect(),
+            baseline
+                .iter()
+                .filter(|s| &s.row.scenario == sc && s.row.framework == "vllm")
+                .cloned()
+                .collect(),
             metric,
         )
         .first()
@@ -651,7 +831,10 @@ pub fn run_gap_decision(req: GapDecisionRequest, ctx: &ToolContext) -> Result<Ga
 
         // Best per competitor framework, in ranking order.
         let mut seen = BTreeSet::new();
-        let best_per_fw: Vec<&Group> = comp_groups.iter().filter(|g| seen.insert(g.framework.clone())).collect();
+        let best_per_fw: Vec<&Group> = comp_groups
+            .iter()
+            .filter(|g| seen.insert(g.framework.clone()))
+            .collect();
         let leader = comp_groups.first();
         let vllm = vllm_groups.first();
 
@@ -680,16 +863,21 @@ pub fn run_gap_decision(req: GapDecisionRequest, ctx: &ToolContext) -> Result<Ga
         match (leader, vllm) {
             (_, None) => {
                 d.decision = Decision::Rerun;
-                d.reason = format!("no current vLLM row for scenario {sc}: run vLLM's winning command {} time(s)", t.min_repeats);
+                d.reason = format!(
+                    "no current vLLM row for scenario {sc}: run vLLM's winning command {} time(s)",
+                    t.min_repeats
+                );
                 d.additional_runs_needed = Some(t.min_repeats);
             }
             (None, Some(v)) => {
                 if v.passes_sla {
                     d.decision = Decision::StopBeats;
-                    d.reason = "no competitor row exists for this scenario and vLLM passes the SLA".into();
+                    d.reason =
+                        "no competitor row exists for this scenario and vLLM passes the SLA".into();
                 } else {
                     d.decision = Decision::Patch;
-                    d.reason = "vLLM fails the SLA (no competitor row exists for this scenario)".into();
+                    d.reason =
+                        "vLLM fails the SLA (no competitor row exists for this scenario)".into();
                 }
             }
             (Some(c), Some(v)) => {
@@ -698,8 +886,15 @@ pub fn run_gap_decision(req: GapDecisionRequest, ctx: &ToolContext) -> Result<Ga
                 d.p50_tpot_delta_pct = pct(v.p50_tpot(), c.p50_tpot());
                 if c.passes_sla && !v.passes_sla {
                     d.decision = Decision::Patch;
-                    let why = d.vllm.as_ref().map(|s| s.sla_failures.join("; ")).unwrap_or_default();
-                    d.reason = format!("vLLM fails the SLA ({why}) while {} {} passes", c.framework, c.candidate_id);
+                    let why = d
+                        .vllm
+                        .as_ref()
+                        .map(|s| s.sla_failures.join("; "))
+                        .unwrap_or_default();
+                    d.reason = format!(
+                        "vLLM fails the SLA ({why}) while {} {} passes",
+                        c.framework, c.candidate_id
+                    );
                 } else if v.passes_sla && !c.passes_sla {
                     d.decision = Decision::StopBeats;
                     d.reason = "vLLM passes the SLA and no competitor does".into();
@@ -733,7 +928,11 @@ pub fn run_gap_decision(req: GapDecisionRequest, ctx: &ToolContext) -> Result<Ga
                     }
                     d.frameworks_to_profile = fws;
                     // Slowest scenario: SLA failure counts as the largest gap.
-                    let gap = if !v.passes_sla && c.passes_sla { f64::INFINITY } else { -d.throughput_delta_pct.unwrap_or(0.0) };
+                    let gap = if !v.passes_sla && c.passes_sla {
+                        f64::INFINITY
+                    } else {
+                        -d.throughput_delta_pct.unwrap_or(0.0)
+                    };
                     if slow.as_ref().is_none_or(|(g, _, _)| gap > *g) {
                         slow = Some((gap, sc.clone(), c.rows[0].row.clone()));
                     }
@@ -749,20 +948,32 @@ pub fn run_gap_decision(req: GapDecisionRequest, ctx: &ToolContext) -> Result<Ga
             }
             let kind = str_field(row, &["kind"]).unwrap_or("");
             let metric_ok = str_field(row, &["metric"]).is_none_or(|m| m == metric_name(metric));
-            if (kind == "vllm_best" || kind == "baseline_best") && metric_ok && str_field(row, &["scenario"]) == Some(sc.as_str()) {
+            if (kind == "vllm_best" || kind == "baseline_best")
+                && metric_ok
+                && str_field(row, &["scenario"]) == Some(sc.as_str())
+            {
                 prior.extend(num_field(row, &["value"]));
             }
             if kind == "gap_decision" && metric_ok {
-                for s in row.get("scenarios").and_then(Value::as_array).into_iter().flatten() {
+                for s in row
+                    .get("scenarios")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     if str_field(s, &["scenario"]) == Some(sc.as_str()) {
                         prior.extend(num_field(s, &["vllm_mean"]));
                     }
                 }
             }
         }
-        d.prior_best_vllm = prior.into_iter().filter(|x| x.is_finite() && *x > 0.0).reduce(f64::max);
+        d.prior_best_vllm = prior
+            .into_iter()
+            .filter(|x| x.is_finite() && *x > 0.0)
+            .reduce(f64::max);
         if current_given && req.round > 1 {
-            d.improvement_over_prior_pct = pct(d.vllm.as_ref().and_then(|v| v.mean), d.prior_best_vllm);
+            d.improvement_over_prior_pct =
+                pct(d.vllm.as_ref().and_then(|v| v.mean), d.prior_best_vllm);
         }
         out.push(d);
     }
@@ -771,15 +982,35 @@ pub fn run_gap_decision(req: GapDecisionRequest, ctx: &ToolContext) -> Result<Ga
     // Overall.
     let any = |x: Decision| out.iter().any(|d| d.decision == x);
     let (mut decision, mut reason) = if any(Decision::Patch) {
-        let names: Vec<&str> = out.iter().filter(|d| d.decision == Decision::Patch).map(|d| d.scenario.as_str()).collect();
-        (Decision::Patch, format!("patch: vLLM is behind in {}", names.join(", ")))
+        let names: Vec<&str> = out
+            .iter()
+            .filter(|d| d.decision == Decision::Patch)
+            .map(|d| d.scenario.as_str())
+            .collect();
+        (
+            Decision::Patch,
+            format!("patch: vLLM is behind in {}", names.join(", ")),
+        )
     } else if any(Decision::Rerun) {
-        let names: Vec<&str> = out.iter().filter(|d| d.decision == Decision::Rerun).map(|d| d.scenario.as_str()).collect();
-        (Decision::Rerun, format!("rerun: not enough evidence in {}", names.join(", ")))
+        let names: Vec<&str> = out
+            .iter()
+            .filter(|d| d.decision == Decision::Rerun)
+            .map(|d| d.scenario.as_str())
+            .collect();
+        (
+            Decision::Rerun,
+            format!("rerun: not enough evidence in {}", names.join(", ")),
+        )
     } else if out.iter().all(|d| d.decision == Decision::StopBeats) {
-        (Decision::StopBeats, "vLLM beats the best competitor in every scenario".to_string())
+        (
+            Decision::StopBeats,
+            "vLLM beats the best competitor in every scenario".to_string(),
+        )
     } else {
-        (Decision::StopTied, "vLLM is at least tied within the noise threshold in every scenario".to_string())
+        (
+            Decision::StopTied,
+            "vLLM is at least tied within the noise threshold in every scenario".to_string(),
+        )
     };
     let stop_claim = req.stop_claim.as_ref().map(|claim| {
         let mut verdict = check_stop_claim(&paths, claim);
@@ -790,7 +1021,11 @@ pub fn run_gap_decision(req: GapDecisionRequest, ctx: &ToolContext) -> Result<Ga
         verdict
     });
     if let Some(v) = stop_claim.as_ref().filter(|v| v.accepted) {
-        reason = format!("{} overridden by an evidence-backed stop claim: {}", decision.as_str(), v.detail);
+        reason = format!(
+            "{} overridden by an evidence-backed stop claim: {}",
+            decision.as_str(),
+            v.detail
+        );
         decision = match v.kind {
             StopClaimKind::External => Decision::StopExternal,
             StopClaimKind::AtLimit => Decision::StopAtLimit,
@@ -809,7 +1044,10 @@ pub fn run_gap_decision(req: GapDecisionRequest, ctx: &ToolContext) -> Result<Ga
         weak_rounds.push((req.round, g));
         // Latest recorded decision per earlier round, walking back while rounds are consecutive.
         let mut per_round: BTreeMap<u32, Option<f64>> = BTreeMap::new();
-        for row in lineage.iter().filter(|r| str_field(r, &["kind"]) == Some("gap_decision")) {
+        for row in lineage
+            .iter()
+            .filter(|r| str_field(r, &["kind"]) == Some("gap_decision"))
+        {
             if let Some(r) = round_of(row).filter(|r| *r < req.round) {
                 per_round.insert(r, num_field(row, &["geomean_improvement_pct"]));
             }
@@ -827,10 +1065,22 @@ pub fn run_gap_decision(req: GapDecisionRequest, ctx: &ToolContext) -> Result<Ga
         }
     }
     let expand_research = weak_rounds.len() >= rule.consecutive_rounds as usize
-        && weak_rounds.iter().all(|(_, x)| *x < rule.min_geomean_improvement_pct);
+        && weak_rounds
+            .iter()
+            .all(|(_, x)| *x < rule.min_geomean_improvement_pct);
     let expand_research_reason = expand_research.then(|| {
-        let list: Vec<String> = weak_rounds.iter().rev().map(|(r, x)| format!("round {r}: {x:+.2}%")).collect();
-        format!("{} consecutive rounds under {}% geomean improvement ({}). {}", rule.consecutive_rounds, rule.min_geomean_improvement_pct, list.join(", "), rule.action)
+        let list: Vec<String> = weak_rounds
+            .iter()
+            .rev()
+            .map(|(r, x)| format!("round {r}: {x:+.2}%"))
+            .collect();
+        format!(
+            "{} consecutive rounds under {}% geomean improvement ({}). {}",
+            rule.consecutive_rounds,
+            rule.min_geomean_improvement_pct,
+            list.join(", "),
+            rule.action
+        )
     });
 
     let mut frameworks_to_profile: Vec<String> = Vec::new();
@@ -864,7 +1114,10 @@ pub fn run_gap_decision(req: GapDecisionRequest, ctx: &ToolContext) -> Result<Ga
     };
 
     if req.record {
-        let md_path = paths.analysis_dir().join(round_label(req.round)).join("gap-decision.md");
+        let md_path = paths
+            .analysis_dir()
+            .join(round_label(req.round))
+            .join("gap-decision.md");
         fsx::write_text(&md_path, &render_markdown(&report))?;
         fsx::write_json(&md_path.with_extension("json"), &report)?;
         report.decision_path = Some(records::relative(&paths, &md_path));
@@ -919,7 +1172,12 @@ fn f4(x: Option<f64>) -> String {
 pub fn render_markdown(r: &GapDecisionReport) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Gap decision: round {}\n", r.round);
-    let _ = writeln!(s, "**Decision: `{}`** — {}\n", r.decision.as_str(), r.reason);
+    let _ = writeln!(
+        s,
+        "**Decision: `{}`** — {}\n",
+        r.decision.as_str(),
+        r.reason
+    );
     let _ = writeln!(
         s,
         "Ranking metric `{}`; noise threshold ±{}%; {} repeats per side before a stop; {:.0}% Welch t-interval on (vLLM − leader) / leader. Current vLLM: {}.\n",
@@ -929,11 +1187,21 @@ pub fn render_markdown(r: &GapDecisionReport) -> String {
         r.confidence_level * 100.0,
         r.current_source
     );
-    let _ = writeln!(s, "| Scenario | Decision | Leader | Leader mean (n) | vLLM | vLLM mean (n) | vLLM SLA | Δ % | CI % | p50 TTFT Δ % | p50 TPOT Δ % | More runs |");
+    let _ = writeln!(
+        s,
+        "| Scenario | Decision | Leader | Leader mean (n) | vLLM | vLLM mean (n) | vLLM SLA | Δ % | CI % | p50 TTFT Δ % | p50 TPOT Δ % | More runs |"
+    );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for d in &r.scenarios {
         let side = |x: &Option<SideSummary>| {
-            x.as_ref().map(|v| (format!("{} `{}`", v.framework, v.candidate_id), format!("{} ({})", f4(v.mean), v.n))).unwrap_or(("—".into(), "—".into()))
+            x.as_ref()
+                .map(|v| {
+                    (
+                        format!("{} `{}`", v.framework, v.candidate_id),
+                        format!("{} ({})", f4(v.mean), v.n),
+                    )
+                })
+                .unwrap_or(("—".into(), "—".into()))
         };
         let (ln, lm) = side(&d.leader);
         let (vn, vm) = side(&d.vllm);
@@ -955,7 +1223,9 @@ pub fn render_markdown(r: &GapDecisionReport) -> String {
             ci,
             f2(d.p50_ttft_delta_pct),
             f2(d.p50_tpot_delta_pct),
-            d.additional_runs_needed.map(|k| k.to_string()).unwrap_or_else(|| "—".into())
+            d.additional_runs_needed
+                .map(|k| k.to_string())
+                .unwrap_or_else(|| "—".into())
         );
     }
     let _ = writeln!(s);
@@ -965,14 +1235,23 @@ pub fn render_markdown(r: &GapDecisionReport) -> String {
     let _ = writeln!(s);
     match r.geomean_improvement_pct {
         Some(g) => {
-            let _ = writeln!(s, "Geomean improvement over the prior best vLLM: **{g:+.2}%**.");
+            let _ = writeln!(
+                s,
+                "Geomean improvement over the prior best vLLM: **{g:+.2}%**."
+            );
         }
         None => {
-            let _ = writeln!(s, "Geomean improvement over the prior best vLLM: not measured (round 1, baseline rows, or no prior value).");
+            let _ = writeln!(
+                s,
+                "Geomean improvement over the prior best vLLM: not measured (round 1, baseline rows, or no prior value)."
+            );
         }
     }
     if let Some(why) = &r.expand_research_reason {
-        let _ = writeln!(s, "\n**Expand code-first research before the next edit.** {why}");
+        let _ = writeln!(
+            s,
+            "\n**Expand code-first research before the next edit.** {why}"
+        );
     }
     if !r.frameworks_to_profile.is_empty() {
         let _ = writeln!(s, "\nProfile: {}.", r.frameworks_to_profile.join(", "));
@@ -981,11 +1260,22 @@ pub fn render_markdown(r: &GapDecisionReport) -> String {
         let _ = writeln!(
             s,
             "Profile shapes (slowest scenario `{}`, {}): prefill {} → {} token(s); decode {} → {} token(s).",
-            p.scenario, p.source, p.prefill_input_len, p.prefill_output_len, p.decode_input_len, p.decode_output_len
+            p.scenario,
+            p.source,
+            p.prefill_input_len,
+            p.prefill_output_len,
+            p.decode_input_len,
+            p.decode_output_len
         );
     }
     if let Some(c) = &r.stop_claim {
-        let _ = writeln!(s, "\nStop claim ({:?}): {} — {}", c.kind, if c.accepted { "accepted" } else { "not used" }, c.detail);
+        let _ = writeln!(
+            s,
+            "\nStop claim ({:?}): {} — {}",
+            c.kind,
+            if c.accepted { "accepted" } else { "not used" },
+            c.detail
+        );
     }
     if let Some(p) = &r.decision_path {
         let _ = writeln!(s, "\nRecorded: `{p}` and humanize/lineage.jsonl.");

@@ -16,20 +16,32 @@ pub fn open(path: &Path) -> Result<Repository> {
 
 /// HEAD's commit id, when HEAD points at a commit.
 pub fn head_commit(repo: &Repository) -> Option<String> {
-    repo.head().ok()?.peel_to_commit().ok().map(|c| c.id().to_string())
+    repo.head()
+        .ok()?
+        .peel_to_commit()
+        .ok()
+        .map(|c| c.id().to_string())
 }
 
 /// Current branch name (None when detached or unborn).
 pub fn current_branch(repo: &Repository) -> Option<String> {
     let head = repo.head().ok()?;
-    if head.is_branch() { head.shorthand().map(str::to_string) } else { None }
+    if head.is_branch() {
+        head.shorthand().map(str::to_string)
+    } else {
+        None
+    }
 }
 
 /// Paths that make the tree dirty, excluding untracked Humanize state.
 pub fn dirty_paths(repo: &Repository) -> Result<Vec<String>> {
     let mut opts = StatusOptions::new();
-    opts.include_untracked(true).recurse_untracked_dirs(true).include_ignored(false);
-    let statuses = repo.statuses(Some(&mut opts)).context("cannot read the working tree status")?;
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false);
+    let statuses = repo
+        .statuses(Some(&mut opts))
+        .context("cannot read the working tree status")?;
     let mut out = Vec::new();
     for e in statuses.iter() {
         let path = e.path().unwrap_or("<non-UTF-8 path>").to_string();
@@ -47,7 +59,9 @@ pub fn dirty_paths(repo: &Repository) -> Result<Vec<String>> {
 
 /// Both `.humanize/…` and `.humanize-…` paths are ignored by the repository's ignore rules.
 pub fn humanize_ignored(repo: &Repository) -> bool {
-    let a = repo.is_path_ignored(".humanize/rlcr/state.md").unwrap_or(false);
+    let a = repo
+        .is_path_ignored(".humanize/rlcr/state.md")
+        .unwrap_or(false);
     let b = repo.is_path_ignored(".humanize-local").unwrap_or(false);
     a && b
 }
@@ -60,7 +74,9 @@ pub fn local_branch_exists(repo: &Repository, name: &str) -> bool {
 pub fn remote_default_branch(repo: &Repository) -> Option<String> {
     let r = repo.find_reference("refs/remotes/origin/HEAD").ok()?;
     let target = r.symbolic_target()?.to_string();
-    target.strip_prefix("refs/remotes/origin/").map(str::to_string)
+    target
+        .strip_prefix("refs/remotes/origin/")
+        .map(str::to_string)
 }
 
 /// Humanize's auto-detection (remote default if local, then `main`, then `master`), and
@@ -80,9 +96,9 @@ pub fn autodetect_base(repo: &Repository) -> (Option<String>, bool) {
 }
 
 fn signature(repo: &Repository) -> git2::Signature<'static> {
-    repo.signature()
-        .map(|s| s.to_owned())
-        .unwrap_or_else(|_| git2::Signature::now("vllm-sota", "vllm-sota@localhost").expect("valid signature"))
+    repo.signature().map(|s| s.to_owned()).unwrap_or_else(|_| {
+        git2::Signature::now("vllm-sota", "vllm-sota@localhost").expect("valid signature")
+    })
 }
 
 /// Append `.humanize*` to `.gitignore` and commit only that file on the current branch.
@@ -102,7 +118,14 @@ pub fn ignore_humanize_and_commit(repo: &Repository) -> Result<String> {
     let sig = signature(repo);
     let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
     let parents: Vec<&git2::Commit> = parent.iter().collect();
-    let oid = repo.commit(Some("HEAD"), &sig, &sig, "Ignore Humanize RLCR runtime state (.humanize*)", &tree, &parents)?;
+    let oid = repo.commit(
+        Some("HEAD"),
+        &sig,
+        &sig,
+        "Ignore Humanize RLCR runtime state (.humanize*)",
+        &tree,
+        &parents,
+    )?;
     Ok(oid.to_string())
 }
 
@@ -118,15 +141,27 @@ pub struct ChangedFile {
 
 /// Files changed from `base` (a commit-ish) to HEAD, committed changes only, with line counts.
 pub fn changed_files(repo: &Repository, base: &str) -> Result<Vec<ChangedFile>> {
-    let base_obj = repo.revparse_single(base).with_context(|| format!("base commit {base} is not in the checkout"))?;
-    let base_tree = base_obj.peel_to_tree().with_context(|| format!("{base} is not a commit"))?;
-    let head_tree = repo.head().context("the checkout has no HEAD")?.peel_to_tree()?;
+    let base_obj = repo
+        .revparse_single(base)
+        .with_context(|| format!("base commit {base} is not in the checkout"))?;
+    let base_tree = base_obj
+        .peel_to_tree()
+        .with_context(|| format!("{base} is not a commit"))?;
+    let head_tree = repo
+        .head()
+        .context("the checkout has no HEAD")?
+        .peel_to_tree()?;
     let mut opts = DiffOptions::new();
     let mut diff = repo.diff_tree_to_tree(Some(&base_tree), Some(&head_tree), Some(&mut opts))?;
     diff.find_similar(None)?;
     let mut out = Vec::new();
     for (i, delta) in diff.deltas().enumerate() {
-        let path = delta.new_file().path().or_else(|| delta.old_file().path()).map(|p| p.display().to_string()).unwrap_or_default();
+        let path = delta
+            .new_file()
+            .path()
+            .or_else(|| delta.old_file().path())
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
         let (ins, del) = match git2::Patch::from_diff(&diff, i)? {
             Some(p) => {
                 let (_, a, d) = p.line_stats()?;
@@ -134,7 +169,12 @@ pub fn changed_files(repo: &Repository, base: &str) -> Result<Vec<ChangedFile>> 
             }
             None => (0, 0),
         };
-        out.push(ChangedFile { path, status: format!("{:?}", delta.status()).to_lowercase(), insertions: ins, deletions: del });
+        out.push(ChangedFile {
+            path,
+            status: format!("{:?}", delta.status()).to_lowercase(),
+            insertions: ins,
+            deletions: del,
+        });
     }
     Ok(out)
 }

@@ -127,18 +127,37 @@ impl Tool for HistoryNotes {
     }
 
     fn markdown(r: &Self::Report) -> String {
-        let mut s = format!("# History notes: {}\n\nNotes: `{}`\n\n", r.status, r.notes_path);
+        let mut s = format!(
+            "# History notes: {}\n\nNotes: `{}`\n\n",
+            r.status, r.notes_path
+        );
         if let Some(b) = &r.blocker {
             let _ = writeln!(s, "**Blocker:** {b}\n");
         }
         if let (Some(f), Some(m)) = (&r.family, &r.match_method) {
-            let _ = writeln!(s, "Family `{f}` ({m}) in `{}`.\n", r.knowledge_root.as_deref().unwrap_or("?"));
+            let _ = writeln!(
+                s,
+                "Family `{f}` ({m}) in `{}`.\n",
+                r.knowledge_root.as_deref().unwrap_or("?")
+            );
         }
         for d in &r.docs_read {
-            let _ = writeln!(s, "- {} `{}`: {} lines, {} PRs, {} files, {} symbols", d.framework, d.path, d.lines, d.pr_count, d.file_count, d.symbol_count);
+            let _ = writeln!(
+                s,
+                "- {} `{}`: {} lines, {} PRs, {} files, {} symbols",
+                d.framework, d.path, d.lines, d.pr_count, d.file_count, d.symbol_count
+            );
         }
         if !r.top_prs.is_empty() {
-            let _ = writeln!(s, "\nTop PRs: {}", r.top_prs.iter().map(|p| format!("{}#{}", p.repo, p.number)).collect::<Vec<_>>().join(", "));
+            let _ = writeln!(
+                s,
+                "\nTop PRs: {}",
+                r.top_prs
+                    .iter()
+                    .map(|p| format!("{}#{}", p.repo, p.number))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
         s
     }
@@ -158,7 +177,10 @@ fn slug(s: &str) -> String {
 }
 
 fn alnum(s: &str) -> String {
-    s.to_lowercase().chars().filter(char::is_ascii_alphanumeric).collect()
+    s.to_lowercase()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect()
 }
 
 /// Framework folders that exist in the root (`vllm`, `sglang`, ...), and their family folders.
@@ -198,7 +220,11 @@ pub fn match_family(keys: &[String], folders: &[String]) -> Option<(String, &'st
         }
         for f in folders {
             let nf = alnum(f);
-            let score = if nk.starts_with(&nf) && nf.len() >= 3 { 1000 + nf.len() } else { 0 };
+            let score = if nk.starts_with(&nf) && nf.len() >= 3 {
+                1000 + nf.len()
+            } else {
+                0
+            };
             if score == 0 {
                 continue;
             }
@@ -221,7 +247,10 @@ pub fn match_family(keys: &[String], folders: &[String]) -> Option<(String, &'st
         if nk.len() < 3 {
             continue;
         }
-        let hits: Vec<&String> = folders.iter().filter(|f| alnum(f).starts_with(&nk)).collect();
+        let hits: Vec<&String> = folders
+            .iter()
+            .filter(|f| alnum(f).starts_with(&nk))
+            .collect();
         if hits.len() == 1 {
             return Some((hits[0].clone(), "fuzzy"));
         }
@@ -236,7 +265,10 @@ fn query_script_family(root: &Path, query: &str) -> Option<String> {
         return None;
     }
     let mut cmd = Command::new("python3");
-    cmd.arg(&script).args(["--framework", "vllm", "--limit", "1"]).arg(query).current_dir(root);
+    cmd.arg(&script)
+        .args(["--framework", "vllm", "--limit", "1"])
+        .arg(query)
+        .current_dir(root);
     let out = proc::run_captured(cmd, Duration::from_secs(30)).ok()?;
     if !out.success() {
         tracing::warn!(stderr = %proc::tail(&out.stderr, 500), "query.py failed");
@@ -244,7 +276,11 @@ fn query_script_family(root: &Path, query: &str) -> Option<String> {
     }
     out.stdout.lines().find_map(|l| {
         let rest = l.strip_prefix("## vllm/")?;
-        Some(rest.split(|c: char| c.is_whitespace() || c == '(').next()?.to_string())
+        Some(
+            rest.split(|c: char| c.is_whitespace() || c == '(')
+                .next()?
+                .to_string(),
+        )
     })
 }
 
@@ -288,15 +324,28 @@ fn extract(text: &str, framework: &str) -> Extracted {
     let mut files: BTreeMap<String, u32> = BTreeMap::new();
     let mut symbols: BTreeMap<String, u32> = BTreeMap::new();
     let mut current_card: Option<(String, u64)> = None;
-    let add = |prs: &mut BTreeMap<(String, u64), PrItem>, repo: String, number: u64, title: Option<String>| {
-        let e = prs.entry((repo.clone(), number)).or_insert(PrItem { repo, number, title: None, mentions: 0, files: vec![], symbols: vec![] });
+    let add = |prs: &mut BTreeMap<(String, u64), PrItem>,
+               repo: String,
+               number: u64,
+               title: Option<String>| {
+        let e = prs.entry((repo.clone(), number)).or_insert(PrItem {
+            repo,
+            number,
+            title: None,
+            mentions: 0,
+            files: vec![],
+            symbols: vec![],
+        });
         e.mentions += 1;
         if e.title.is_none() {
             e.title = title.filter(|t| !t.is_empty());
         }
     };
     for line in text.lines() {
-        if line.starts_with("#") && !line.starts_with("#### ") && !line.trim_start_matches('#').trim_start().starts_with("PR ") {
+        if line.starts_with("#")
+            && !line.starts_with("#### ")
+            && !line.trim_start_matches('#').trim_start().starts_with("PR ")
+        {
             current_card = None;
         }
         if let Some(c) = card.captures(line) {
@@ -317,7 +366,10 @@ fn extract(text: &str, framework: &str) -> Extracted {
             if linked.contains(&n) {
                 continue;
             }
-            let repo = c.get(1).map(|m| m.as_str().to_string()).unwrap_or_else(|| default_repo(framework).to_string());
+            let repo = c
+                .get(1)
+                .map(|m| m.as_str().to_string())
+                .unwrap_or_else(|| default_repo(framework).to_string());
             add(&mut prs, repo, n, None);
         }
         for c in file.captures_iter(line) {
@@ -331,7 +383,11 @@ fn extract(text: &str, framework: &str) -> Extracted {
         }
         for c in sym.captures_iter(line) {
             let list: Vec<String> = if let Some(m) = c.get(1) {
-                m.as_str().split(',').map(|s| s.trim().trim_end_matches('.').to_string()).filter(|s| !s.is_empty() && !s.contains(' ') && s != "touching").collect()
+                m.as_str()
+                    .split(',')
+                    .map(|s| s.trim().trim_end_matches('.').to_string())
+                    .filter(|s| !s.is_empty() && !s.contains(' ') && s != "touching")
+                    .collect()
             } else {
                 vec![c[2].to_string()]
             };
@@ -351,7 +407,11 @@ fn extract(text: &str, framework: &str) -> Extracted {
     files.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let mut symbols: Vec<(String, u32)> = symbols.into_iter().collect();
     symbols.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    Extracted { prs, files, symbols }
+    Extracted {
+        prs,
+        files,
+        symbols,
+    }
 }
 
 /// True when SGLang ranks first in any scenario of the fixed baseline.
@@ -366,7 +426,10 @@ fn sglang_leads(rows: &[CandidateRow]) -> bool {
     })
 }
 
-pub fn run_history_notes(req: HistoryNotesRequest, ctx: &ToolContext) -> Result<HistoryNotesReport> {
+pub fn run_history_notes(
+    req: HistoryNotesRequest,
+    ctx: &ToolContext,
+) -> Result<HistoryNotesReport> {
     let paths = CampaignPaths::open(&req.campaign_dir)?;
     let campaign = paths.campaign()?;
     let notes_path = paths.history_notes();
@@ -377,17 +440,32 @@ pub fn run_history_notes(req: HistoryNotesRequest, ctx: &ToolContext) -> Result<
         );
     }
     let notes_rel = records::relative(&paths, &notes_path);
-    let root = req.knowledge_root.clone().or_else(|| std::env::var_os(KNOWLEDGE_ROOT_ENV).map(PathBuf::from));
+    let root = req
+        .knowledge_root
+        .clone()
+        .or_else(|| std::env::var_os(KNOWLEDGE_ROOT_ENV).map(PathBuf::from));
     let header = |s: &mut String| {
         let _ = writeln!(s, "# Model PR history notes: {}\n", campaign.model);
-        let _ = writeln!(s, "Written by `history_notes` at {}. Model family in campaign.json: `{}`; slug `{}`.\n", now_rfc3339(), campaign.model_family, campaign.model_slug);
+        let _ = writeln!(
+            s,
+            "Written by `history_notes` at {}. Model family in campaign.json: `{}`; slug `{}`.\n",
+            now_rfc3339(),
+            campaign.model_family,
+            campaign.model_slug
+        );
     };
     let blocked = |blocker: String, root: Option<&Path>| -> Result<HistoryNotesReport> {
         let mut s = String::new();
         header(&mut s);
         let _ = writeln!(s, "## Blocker\n\n{blocker}\n");
-        let _ = writeln!(s, "Phase 0.5 could not read model PR history. The campaign continues without it: record here any PR evidence found later, and re-run `history_notes` with `knowledge_root` (or `family`) once the history is available.\n");
-        let _ = writeln!(s, "## Decisions influenced\n\n| Item | Decision it influences | Round |\n|---|---|---|\n| (none yet) | | |");
+        let _ = writeln!(
+            s,
+            "Phase 0.5 could not read model PR history. The campaign continues without it: record here any PR evidence found later, and re-run `history_notes` with `knowledge_root` (or `family`) once the history is available.\n"
+        );
+        let _ = writeln!(
+            s,
+            "## Decisions influenced\n\n| Item | Decision it influences | Round |\n|---|---|---|\n| (none yet) | | |"
+        );
         fsx::write_text(&notes_path, &s)?;
         Ok(HistoryNotesReport {
             notes_path: notes_rel.clone(),
@@ -403,10 +481,18 @@ pub fn run_history_notes(req: HistoryNotesRequest, ctx: &ToolContext) -> Result<
         })
     };
     let Some(root) = root else {
-        return blocked(format!("no knowledge root: pass knowledge_root or set ${KNOWLEDGE_ROOT_ENV} to a model-pr-optimization-history checkout"), None);
+        return blocked(
+            format!(
+                "no knowledge root: pass knowledge_root or set ${KNOWLEDGE_ROOT_ENV} to a model-pr-optimization-history checkout"
+            ),
+            None,
+        );
     };
     if !root.is_dir() {
-        return blocked(format!("knowledge root {} does not exist", root.display()), Some(&root));
+        return blocked(
+            format!("knowledge root {} does not exist", root.display()),
+            Some(&root),
+        );
     }
     let fams = families(&root);
     let vllm_folders = fams.get("vllm").cloned().unwrap_or_default();
@@ -415,15 +501,38 @@ pub fn run_history_notes(req: HistoryNotesRequest, ctx: &ToolContext) -> Result<
     all_folders.dedup();
     let (family, method) = if let Some(f) = &req.family {
         if !all_folders.contains(f) {
-            return blocked(format!("family {f:?} (from the request) has no folder under {}", root.display()), Some(&root));
+            return blocked(
+                format!(
+                    "family {f:?} (from the request) has no folder under {}",
+                    root.display()
+                ),
+                Some(&root),
+            );
         }
         (f.clone(), "request")
     } else {
-        let keys = vec![campaign.model_family.clone(), campaign.model_slug.clone(), vllm_sota_core::layout::slugify(&campaign.model)];
-        let folders = if vllm_folders.is_empty() { &all_folders } else { &vllm_folders };
+        let keys = vec![
+            campaign.model_family.clone(),
+            campaign.model_slug.clone(),
+            vllm_sota_core::layout::slugify(&campaign.model),
+        ];
+        let folders = if vllm_folders.is_empty() {
+            &all_folders
+        } else {
+            &vllm_folders
+        };
         match match_family(&keys, folders) {
             Some((f, m)) => (f, m),
-            None => match req.use_query_script.then(|| query_script_family(&root, &format!("{} {}", campaign.model_slug, campaign.model_family))).flatten() {
+            None => match req
+                .use_query_script
+                .then(|| {
+                    query_script_family(
+                        &root,
+                        &format!("{} {}", campaign.model_slug, campaign.model_family),
+                    )
+                })
+                .flatten()
+            {
                 Some(f) => (f, "query.py"),
                 None => {
                     return blocked(
@@ -443,7 +552,9 @@ pub fn run_history_notes(req: HistoryNotesRequest, ctx: &ToolContext) -> Result<
     ctx.progress(1.0, Some(3.0), "family matched");
 
     let baseline = records::read_rows(&paths.candidates()).unwrap_or_default();
-    let include_sglang = req.include_sglang.unwrap_or_else(|| campaign.frameworks.iter().any(|f| f == "sglang") || sglang_leads(&baseline));
+    let include_sglang = req.include_sglang.unwrap_or_else(|| {
+        campaign.frameworks.iter().any(|f| f == "sglang") || sglang_leads(&baseline)
+    });
     let mut frameworks = vec!["vllm"];
     if include_sglang {
         frameworks.push("sglang");
@@ -468,14 +579,36 @@ pub fn run_history_notes(req: HistoryNotesRequest, ctx: &ToolContext) -> Result<
         };
         let text = fsx::read_text(&path)?;
         let ex = extract(&text, fw);
-        let rel = path.strip_prefix(&root).unwrap_or(&path).display().to_string();
-        docs.push(DocRead { framework: fw.to_string(), path: rel.clone(), lines: text.lines().count(), pr_count: ex.prs.len(), file_count: ex.files.len(), symbol_count: ex.symbols.len() });
-        let title = text.lines().find(|l| l.starts_with("# ")).map(|l| l.trim_start_matches("# ").trim()).unwrap_or("");
-        let _ = writeln!(body, "## {} history: `{rel}`\n", if *fw == "vllm" { "vLLM" } else { "SGLang" });
+        let rel = path
+            .strip_prefix(&root)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        docs.push(DocRead {
+            framework: fw.to_string(),
+            path: rel.clone(),
+            lines: text.lines().count(),
+            pr_count: ex.prs.len(),
+            file_count: ex.files.len(),
+            symbol_count: ex.symbols.len(),
+        });
+        let title = text
+            .lines()
+            .find(|l| l.starts_with("# "))
+            .map(|l| l.trim_start_matches("# ").trim())
+            .unwrap_or("");
+        let _ = writeln!(
+            body,
+            "## {} history: `{rel}`\n",
+            if *fw == "vllm" { "vLLM" } else { "SGLang" }
+        );
         if !title.is_empty() {
             let _ = writeln!(body, "Document title: {title}\n");
         }
-        let _ = writeln!(body, "### Source files mentioned\n\n| File | Mentions |\n|---|---|");
+        let _ = writeln!(
+            body,
+            "### Source files mentioned\n\n| File | Mentions |\n|---|---|"
+        );
         for (f, n) in ex.files.iter().take(30) {
             let _ = writeln!(body, "| `{f}` | {n} |");
         }
@@ -486,22 +619,70 @@ pub fn run_history_notes(req: HistoryNotesRequest, ctx: &ToolContext) -> Result<
         if ex.symbols.is_empty() {
             let _ = writeln!(body, "(none found)");
         } else {
-            let list: Vec<String> = ex.symbols.iter().take(40).map(|(s, n)| format!("`{s}` ({n})")).collect();
+            let list: Vec<String> = ex
+                .symbols
+                .iter()
+                .take(40)
+                .map(|(s, n)| format!("`{s}` ({n})"))
+                .collect();
             let _ = writeln!(body, "{}", list.join(", "));
         }
-        let _ = writeln!(body, "\n### PR items ({} found{})\n", ex.prs.len(), if ex.prs.len() > max_prs { format!(", first {max_prs} by mentions") } else { String::new() });
+        let _ = writeln!(
+            body,
+            "\n### PR items ({} found{})\n",
+            ex.prs.len(),
+            if ex.prs.len() > max_prs {
+                format!(", first {max_prs} by mentions")
+            } else {
+                String::new()
+            }
+        );
         for p in ex.prs.iter().take(max_prs) {
-            let link = if p.repo.contains('/') { format!("https://github.com/{}/pull/{}", p.repo, p.number) } else { format!("{}#{}", p.repo, p.number) };
-            let _ = writeln!(body, "#### {}#{}{}\n", p.repo, p.number, p.title.as_ref().map(|t| format!(" — {t}")).unwrap_or_default());
+            let link = if p.repo.contains('/') {
+                format!("https://github.com/{}/pull/{}", p.repo, p.number)
+            } else {
+                format!("{}#{}", p.repo, p.number)
+            };
+            let _ = writeln!(
+                body,
+                "#### {}#{}{}\n",
+                p.repo,
+                p.number,
+                p.title
+                    .as_ref()
+                    .map(|t| format!(" — {t}"))
+                    .unwrap_or_default()
+            );
             let _ = writeln!(body, "- Link: {link}");
             let _ = writeln!(body, "- Mentions in the document: {}", p.mentions);
             if !p.files.is_empty() {
-                let _ = writeln!(body, "- Files: {}", p.files.iter().take(8).map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", "));
+                let _ = writeln!(
+                    body,
+                    "- Files: {}",
+                    p.files
+                        .iter()
+                        .take(8)
+                        .map(|f| format!("`{f}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
             }
             if !p.symbols.is_empty() {
-                let _ = writeln!(body, "- Symbols: {}", p.symbols.iter().take(8).map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", "));
+                let _ = writeln!(
+                    body,
+                    "- Symbols: {}",
+                    p.symbols
+                        .iter()
+                        .take(8)
+                        .map(|f| format!("`{f}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
             }
-            let _ = writeln!(body, "- Decision it influences: _to fill in (profile row, patch target or ruling this PR informs, or \"none\")_\n");
+            let _ = writeln!(
+                body,
+                "- Decision it influences: _to fill in (profile row, patch target or ruling this PR informs, or \"none\")_\n"
+            );
         }
         for (f, n) in &ex.files {
             *all_files.entry(f.clone()).or_default() += n;
@@ -515,10 +696,23 @@ pub fn run_history_notes(req: HistoryNotesRequest, ctx: &ToolContext) -> Result<
 
     let mut s = String::new();
     header(&mut s);
-    let _ = writeln!(s, "Knowledge root: `{}`; family `{family}` (matched by {method}). SGLang history {}.\n", root.display(), if include_sglang { "included" } else { "not included (SGLang neither compared nor leading)" });
+    let _ = writeln!(
+        s,
+        "Knowledge root: `{}`; family `{family}` (matched by {method}). SGLang history {}.\n",
+        root.display(),
+        if include_sglang {
+            "included"
+        } else {
+            "not included (SGLang neither compared nor leading)"
+        }
+    );
     let _ = writeln!(s, "## Paths read\n");
     for d in &docs {
-        let _ = writeln!(s, "- `{}` ({} lines): {} PRs, {} source files, {} symbols", d.path, d.lines, d.pr_count, d.file_count, d.symbol_count);
+        let _ = writeln!(
+            s,
+            "- `{}` ({} lines): {} PRs, {} source files, {} symbols",
+            d.path, d.lines, d.pr_count, d.file_count, d.symbol_count
+        );
     }
     let blocker = if missing.is_empty() {
         None
@@ -529,7 +723,10 @@ pub fn run_history_notes(req: HistoryNotesRequest, ctx: &ToolContext) -> Result<
     };
     let _ = writeln!(s);
     s.push_str(&body);
-    let _ = writeln!(s, "## Decisions influenced\n\nFill in as the loop uses this history (one row per decision).\n\n| Item | Decision it influences | Round |\n|---|---|---|\n| | | |");
+    let _ = writeln!(
+        s,
+        "## Decisions influenced\n\nFill in as the loop uses this history (one row per decision).\n\n| Item | Decision it influences | Round |\n|---|---|---|\n| | | |"
+    );
     fsx::write_text(&notes_path, &s)?;
     ctx.progress(3.0, Some(3.0), "notes written");
 
@@ -539,7 +736,11 @@ pub fn run_history_notes(req: HistoryNotesRequest, ctx: &ToolContext) -> Result<
         v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         v.into_iter().take(10).map(|(k, _)| k).collect::<Vec<_>>()
     };
-    let status = if docs.is_empty() { "blocked" } else { "written" };
+    let status = if docs.is_empty() {
+        "blocked"
+    } else {
+        "written"
+    };
     Ok(HistoryNotesReport {
         notes_path: notes_rel,
         status: status.into(),
@@ -560,11 +761,29 @@ mod tests {
 
     #[test]
     fn family_matching() {
-        let folders: Vec<String> = ["llama31", "llama33-70b", "llama4", "qwen3-core", "qwen3-next"].iter().map(|s| s.to_string()).collect();
+        let folders: Vec<String> = [
+            "llama31",
+            "llama33-70b",
+            "llama4",
+            "qwen3-core",
+            "qwen3-next",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let k = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(match_family(&k(&["llama", "llama-3.1-8b-instruct"]), &folders), Some(("llama31".into(), "fuzzy")));
-        assert_eq!(match_family(&k(&["qwen3-next"]), &folders), Some(("qwen3-next".into(), "exact")));
-        assert_eq!(match_family(&k(&["llama4-scout"]), &folders), Some(("llama4".into(), "fuzzy")));
+        assert_eq!(
+            match_family(&k(&["llama", "llama-3.1-8b-instruct"]), &folders),
+            Some(("llama31".into(), "fuzzy"))
+        );
+        assert_eq!(
+            match_family(&k(&["qwen3-next"]), &folders),
+            Some(("qwen3-next".into(), "exact"))
+        );
+        assert_eq!(
+            match_family(&k(&["llama4-scout"]), &folders),
+            Some(("llama4".into(), "fuzzy"))
+        );
         // "llama" alone prefixes three folders: ambiguous.
         assert_eq!(match_family(&k(&["llama"]), &folders), None);
         assert_eq!(match_family(&k(&["mistral"]), &folders), None);
@@ -574,13 +793,24 @@ mod tests {
     fn extraction_of_cards_links_and_symbols() {
         let text = "# t\n\n| 2024 | [#8343](https://github.com/vllm-project/vllm/pull/8343) | merged |\n\n### PR #10164 - Fix templates\n\n- Key implementation: `tests/entrypoints/test_chat_utils.py` modified; symbols: test_resolve_content_format_hf_defined, touching `test_resolve_content_format_hf_defined`\n\nAlso see sgl-cookbook#100 and #8343.\n";
         let ex = extract(text, "vllm");
-        let find = |repo: &str, n: u64| ex.prs.iter().find(|p| p.repo == repo && p.number == n).cloned();
+        let find = |repo: &str, n: u64| {
+            ex.prs
+                .iter()
+                .find(|p| p.repo == repo && p.number == n)
+                .cloned()
+        };
         let p = find("vllm-project/vllm", 8343).unwrap();
         assert_eq!(p.mentions, 2);
         let card = find("vllm-project/vllm", 10164).unwrap();
         assert_eq!(card.title.as_deref(), Some("Fix templates"));
-        assert_eq!(card.files, vec!["tests/entrypoints/test_chat_utils.py".to_string()]);
-        assert_eq!(card.symbols, vec!["test_resolve_content_format_hf_defined".to_string()]);
+        assert_eq!(
+            card.files,
+            vec!["tests/entrypoints/test_chat_utils.py".to_string()]
+        );
+        assert_eq!(
+            card.symbols,
+            vec!["test_resolve_content_format_hf_defined".to_string()]
+        );
         assert!(find("sgl-cookbook", 100).is_some());
     }
 }

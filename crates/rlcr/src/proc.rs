@@ -51,7 +51,10 @@ pub fn run_captured(mut cmd: Command, timeout: Duration) -> Result<Captured> {
     let start = Instant::now();
     let mut timed_out = false;
     let status = loop {
-        if let Some(status) = child.try_wait().with_context(|| format!("waiting for {desc}"))? {
+        if let Some(status) = child
+            .try_wait()
+            .with_context(|| format!("waiting for {desc}"))?
+        {
             break Some(status);
         }
         if start.elapsed() > timeout {
@@ -67,7 +70,16 @@ pub fn run_captured(mut cmd: Command, timeout: Duration) -> Result<Captured> {
     };
     let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
     let stderr = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
-    Ok(Captured { code: if timed_out { None } else { status.and_then(|s| s.code()) }, stdout, stderr, timed_out })
+    Ok(Captured {
+        code: if timed_out {
+            None
+        } else {
+            status.and_then(|s| s.code())
+        },
+        stdout,
+        stderr,
+        timed_out,
+    })
 }
 
 /// The last `max` characters of `text` (on a char boundary).
@@ -101,7 +113,11 @@ mod tests {
         let out = run_captured(cmd, Duration::from_millis(300)).unwrap();
         assert!(out.timed_out && out.code.is_none());
         assert_eq!(out.stdout, "started\n");
-        assert!(t.elapsed() < Duration::from_secs(10), "the grandchild sleep held the pipes: {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the grandchild sleep held the pipes: {:?}",
+            t.elapsed()
+        );
     }
 
     #[test]
@@ -109,7 +125,15 @@ mod tests {
         let mut cmd = Command::new("bash");
         cmd.args(["-c", "echo out; echo err >&2; exit 7"]);
         let out = run_captured(cmd, Duration::from_secs(10)).unwrap();
-        assert_eq!((out.code, out.stdout.as_str(), out.stderr.as_str(), out.timed_out), (Some(7), "out\n", "err\n", false));
+        assert_eq!(
+            (
+                out.code,
+                out.stdout.as_str(),
+                out.stderr.as_str(),
+                out.timed_out
+            ),
+            (Some(7), "out\n", "err\n", false)
+        );
         assert_eq!(tail("abcdef", 3), "…def");
     }
 }

@@ -13,17 +13,25 @@ use vllm_sota_core::results::{CandidateRow, RowRef};
 /// A path given relative to the campaign directory (or absolute).
 pub fn resolve(paths: &CampaignPaths, rel: &str) -> PathBuf {
     let p = Path::new(rel);
-    if p.is_absolute() { p.to_path_buf() } else { paths.root.join(p) }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        paths.root.join(p)
+    }
 }
 
 /// `path` relative to the campaign directory when it is inside it.
 pub fn relative(paths: &CampaignPaths, path: &Path) -> String {
-    path.strip_prefix(&paths.root).unwrap_or(path).display().to_string()
+    path.strip_prefix(&paths.root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }
 
 /// Candidate rows of a results file, with the file named in any error.
 pub fn read_rows(path: &Path) -> Result<Vec<CandidateRow>> {
-    fsx::read_jsonl(path).with_context(|| format!("cannot read benchmark rows from {}", path.display()))
+    fsx::read_jsonl(path)
+        .with_context(|| format!("cannot read benchmark rows from {}", path.display()))
 }
 
 /// Resolve explicit row references to rows (each file read once).
@@ -41,7 +49,12 @@ pub fn rows_by_ref(paths: &CampaignPaths, refs: &[RowRef]) -> Result<Vec<(RowRef
         let row = cache[&r.file]
             .iter()
             .find(|row| row.row_id == r.row_id)
-            .with_context(|| format!("current_rows: no row with row_id {:?} in {}", r.row_id, r.file))?;
+            .with_context(|| {
+                format!(
+                    "current_rows: no row with row_id {:?} in {}",
+                    r.row_id, r.file
+                )
+            })?;
         out.push((r.clone(), row.clone()));
     }
     Ok(out)
@@ -74,7 +87,15 @@ pub fn text_field(v: &Value, names: &[&str]) -> Option<String> {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(Value::Array(items)) => Some(
-            items.iter().map(|i| i.as_str().map(str::to_string).unwrap_or_else(|| i.to_string())).collect::<Vec<_>>().join(", "),
+            items
+                .iter()
+                .map(|i| {
+                    i.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| i.to_string())
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
         ),
         Some(other) => Some(other.to_string()),
     })
@@ -95,7 +116,12 @@ pub fn profile_rounds(paths: &CampaignPaths) -> Vec<u32> {
         .flatten()
         .flatten()
         .filter(|e| e.path().is_dir())
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_prefix("round-")).and_then(|n| n.parse().ok()))
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("round-"))
+                .and_then(|n| n.parse().ok())
+        })
         .collect();
     rounds.sort_unstable();
     rounds
@@ -103,7 +129,9 @@ pub fn profile_rounds(paths: &CampaignPaths) -> Vec<u32> {
 
 /// `profiles/round-N/<framework>/<stage>/tables.md` files of one round, sorted.
 pub fn profile_tables(paths: &CampaignPaths, round: u32) -> Vec<PathBuf> {
-    let dir = paths.profiles_dir().join(vllm_sota_core::layout::round_label(round));
+    let dir = paths
+        .profiles_dir()
+        .join(vllm_sota_core::layout::round_label(round));
     let mut out = Vec::new();
     for fw in sorted_dirs(&dir) {
         for stage in sorted_dirs(&fw) {
@@ -118,13 +146,22 @@ pub fn profile_tables(paths: &CampaignPaths, round: u32) -> Vec<PathBuf> {
 
 /// Every NCU digest (`kernel/ncu-digests/<version>/digest.md`), sorted.
 pub fn ncu_digests(paths: &CampaignPaths) -> Vec<PathBuf> {
-    sorted_dirs(&paths.ncu_digests_dir()).into_iter().map(|d| d.join("digest.md")).filter(|p| p.is_file()).collect()
+    sorted_dirs(&paths.ncu_digests_dir())
+        .into_iter()
+        .map(|d| d.join("digest.md"))
+        .filter(|p| p.is_file())
+        .collect()
 }
 
 /// Files in `patches/`, sorted.
 pub fn patch_files(paths: &CampaignPaths) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> =
-        std::fs::read_dir(paths.patches_dir()).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(paths.patches_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
     files.sort();
     files
 }
@@ -137,7 +174,10 @@ pub fn revalidation_rounds(paths: &CampaignPaths) -> Vec<u32> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_str()?.to_string();
-            name.strip_prefix("round-")?.strip_suffix(".jsonl")?.parse().ok()
+            name.strip_prefix("round-")?
+                .strip_suffix(".jsonl")?
+                .parse()
+                .ok()
         })
         .collect();
     rounds.sort_unstable();
@@ -145,8 +185,13 @@ pub fn revalidation_rounds(paths: &CampaignPaths) -> Vec<u32> {
 }
 
 fn sorted_dirs(dir: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> =
-        std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
     dirs.sort();
     dirs
 }
@@ -175,7 +220,10 @@ pub fn first_table_rows(text: &str, n: usize) -> Vec<String> {
 pub fn shell_join(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
-            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c)) {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+            {
                 a.clone()
             } else {
                 format!("'{}'", a.replace('\'', r"'\''"))

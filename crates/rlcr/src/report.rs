@@ -53,7 +53,8 @@ fn gather(campaign_dir: &Path) -> Result<Gathered> {
     }
     let lineage = records::read_objects(&paths.lineage())?;
     let attempts = records::read_objects(&records::jsonl_beside(&paths.attempt_ledger()))?;
-    let optimizations = records::read_objects(&records::jsonl_beside(&paths.optimization_ledger()))?;
+    let optimizations =
+        records::read_objects(&records::jsonl_beside(&paths.optimization_ledger()))?;
     let ideas = records::read_objects(&records::jsonl_beside(&paths.source_idea_ledger()))?;
     let mut g = GitState::default();
     match &campaign.vllm_checkout {
@@ -64,7 +65,12 @@ fn gather(campaign_dir: &Path) -> Result<Gathered> {
                 g.branch = git::current_branch(&repo);
                 g.commit = git::head_commit(&repo);
                 match &campaign.vllm_base_commit {
-                    None => g.error = Some("campaign.json has no vllm_base_commit (the base for patch diffs)".into()),
+                    None => {
+                        g.error = Some(
+                            "campaign.json has no vllm_base_commit (the base for patch diffs)"
+                                .into(),
+                        )
+                    }
                     Some(base) => match git::changed_files(&repo, base) {
                         Ok(c) => g.changed = Some(c),
                         Err(e) => g.error = Some(format!("{e:#}")),
@@ -73,7 +79,17 @@ fn gather(campaign_dir: &Path) -> Result<Gathered> {
             }
         },
     }
-    Ok(Gathered { paths, campaign, baseline, post_patch, lineage, attempts, optimizations, ideas, git: g })
+    Ok(Gathered {
+        paths,
+        campaign,
+        baseline,
+        post_patch,
+        lineage,
+        attempts,
+        optimizations,
+        ideas,
+        git: g,
+    })
 }
 
 fn tests_from(attempts: &[Value], extra: &[String]) -> Vec<String> {
@@ -81,7 +97,9 @@ fn tests_from(attempts: &[Value], extra: &[String]) -> Vec<String> {
     for a in attempts {
         for key in ["tests", "tests_run"] {
             match a.get(key) {
-                Some(Value::Array(items)) => out.extend(items.iter().filter_map(|i| i.as_str().map(str::to_string))),
+                Some(Value::Array(items)) => {
+                    out.extend(items.iter().filter_map(|i| i.as_str().map(str::to_string)))
+                }
                 Some(Value::String(s)) if !s.trim().is_empty() => out.push(s.clone()),
                 _ => {}
             }
@@ -97,12 +115,18 @@ fn rejected(g: &Gathered) -> Vec<String> {
     let mut out = Vec::new();
     for (kind, rows) in [("source idea", &g.ideas), ("attempt", &g.attempts)] {
         for r in rows {
-            let status = str_field(r, &["status", "verdict"]).unwrap_or("").to_lowercase();
+            let status = str_field(r, &["status", "verdict"])
+                .unwrap_or("")
+                .to_lowercase();
             if bad.iter().any(|b| status.contains(b)) {
                 let id = text_field(r, &["idea_id", "attempt_id", "id"]).unwrap_or_default();
-                let round = round_of(r).map(|x| format!("round {x}")).unwrap_or_default();
+                let round = round_of(r)
+                    .map(|x| format!("round {x}"))
+                    .unwrap_or_default();
                 let summary = text_field(r, &["summary", "idea", "title"]).unwrap_or_default();
-                let why = text_field(r, &["reason", "rejection_reason", "notes"]).map(|w| format!(" — {w}")).unwrap_or_default();
+                let why = text_field(r, &["reason", "rejection_reason", "notes"])
+                    .map(|w| format!(" — {w}"))
+                    .unwrap_or_default();
                 out.push(format!("{kind} {id} ({round}, {status}): {summary}{why}"));
             }
         }
@@ -111,9 +135,16 @@ fn rejected(g: &Gathered) -> Vec<String> {
 }
 
 fn best_vllm_rows(rows: &[CandidateRow]) -> Vec<&CandidateRow> {
-    let vllm: Vec<CandidateRow> = rows.iter().filter(|r| r.framework == "vllm").cloned().collect();
+    let vllm: Vec<CandidateRow> = rows
+        .iter()
+        .filter(|r| r.framework == "vllm")
+        .cloned()
+        .collect();
     let winners = summary::winners(&vllm, RankingMetric::default());
-    let ids: Vec<String> = winners.values().flat_map(|v| v.iter().map(|r| r.row_id.clone())).collect();
+    let ids: Vec<String> = winners
+        .values()
+        .flat_map(|v| v.iter().map(|r| r.row_id.clone()))
+        .collect();
     rows.iter().filter(|r| ids.contains(&r.row_id)).collect()
 }
 
@@ -124,8 +155,17 @@ fn gap_lines(d: &Value) -> Vec<String> {
         str_field(d, &["decision"]).unwrap_or("?"),
         str_field(d, &["reason"]).unwrap_or("")
     )];
-    for s in d.get("scenarios").and_then(Value::as_array).into_iter().flatten() {
-        let f = |k: &str| num_field(s, &[k]).map(|x| format!("{x:+.2}%")).unwrap_or_else(|| "—".into());
+    for s in d
+        .get("scenarios")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let f = |k: &str| {
+            num_field(s, &[k])
+                .map(|x| format!("{x:+.2}%"))
+                .unwrap_or_else(|| "—".into())
+        };
         out.push(format!(
             "- {}: `{}`, vLLM vs {} {} (CI {} .. {}), vLLM SLA {}",
             str_field(s, &["scenario"]).unwrap_or("?"),
@@ -134,11 +174,17 @@ fn gap_lines(d: &Value) -> Vec<String> {
             f("delta_pct"),
             f("ci_low_pct"),
             f("ci_high_pct"),
-            if s.get("vllm_passes_sla").and_then(Value::as_bool) == Some(true) { "pass" } else { "FAIL" }
+            if s.get("vllm_passes_sla").and_then(Value::as_bool) == Some(true) {
+                "pass"
+            } else {
+                "FAIL"
+            }
         ));
     }
     if let Some(g) = num_field(d, &["geomean_improvement_pct"]) {
-        out.push(format!("Geomean improvement over the prior best vLLM: {g:+.2}%"));
+        out.push(format!(
+            "Geomean improvement over the prior best vLLM: {g:+.2}%"
+        ));
     }
     out
 }
@@ -160,7 +206,11 @@ fn rel(g: &Gathered, p: &Path) -> String {
 fn changed_table(changed: &[ChangedFile], limit: usize) -> String {
     let mut s = String::from("| File | Status | + | − |\n|---|---|---|---|\n");
     for c in changed.iter().take(limit) {
-        let _ = writeln!(s, "| `{}` | {} | {} | {} |", c.path, c.status, c.insertions, c.deletions);
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {} | {} |",
+            c.path, c.status, c.insertions, c.deletions
+        );
     }
     if changed.len() > limit {
         let _ = writeln!(s, "| … {} more | | | |", changed.len() - limit);
@@ -173,7 +223,19 @@ fn layer_pipeline_paths(g: &Gathered) -> Vec<PathBuf> {
     if CampaignPaths::is_written(&g.paths.layer_pipeline()) {
         out.push(g.paths.layer_pipeline());
     }
-    for r in 1..=g.lineage.iter().filter_map(round_of).max().unwrap_or(0).max(records::profile_rounds(&g.paths).last().copied().unwrap_or(0)) {
+    for r in 1..=g
+        .lineage
+        .iter()
+        .filter_map(round_of)
+        .max()
+        .unwrap_or(0)
+        .max(
+            records::profile_rounds(&g.paths)
+                .last()
+                .copied()
+                .unwrap_or(0),
+        )
+    {
         let p = g.paths.round_layer_pipeline(r);
         if p.is_file() {
             out.push(p);
@@ -188,10 +250,16 @@ fn optimization_lines(g: &Gathered) -> Vec<String> {
         .map(|o| {
             format!(
                 "round {}: {} ({}{})",
-                round_of(o).map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
+                round_of(o)
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|| "?".into()),
                 text_field(o, &["summary"]).unwrap_or_default(),
-                num_field(o, &["measured_improvement_pct"]).map(|x| format!("{x:+.2}%")).unwrap_or_else(|| "improvement not recorded".into()),
-                o.get("row_ref").map(|r| format!(", row {}", text_field(r, &["row_id"]).unwrap_or_default())).unwrap_or_default()
+                num_field(o, &["measured_improvement_pct"])
+                    .map(|x| format!("{x:+.2}%"))
+                    .unwrap_or_else(|| "improvement not recorded".into()),
+                o.get("row_ref")
+                    .map(|r| format!(", row {}", text_field(r, &["row_id"]).unwrap_or_default()))
+                    .unwrap_or_default()
             )
         })
         .collect()
@@ -245,11 +313,23 @@ impl Tool for Checkpoint {
 
     fn markdown(r: &Self::Report) -> String {
         let mut s = format!("# Checkpoint written\n\n`{}`\n\n", r.checkpoint_path);
-        let _ = writeln!(s, "- vLLM: {} @ {}", r.vllm_branch.as_deref().unwrap_or("?"), r.vllm_commit.as_deref().unwrap_or("?"));
+        let _ = writeln!(
+            s,
+            "- vLLM: {} @ {}",
+            r.vllm_branch.as_deref().unwrap_or("?"),
+            r.vllm_commit.as_deref().unwrap_or("?")
+        );
         if let Some(d) = &r.latest_gap_decision {
             let _ = writeln!(s, "- Latest gap decision: {d}");
         }
-        let _ = writeln!(s, "- Profile tables: {}; NCU digests: {}; patches: {}; rejected ideas: {}", r.profile_tables.len(), r.ncu_digests.len(), r.applied_patches, r.rejected_ideas);
+        let _ = writeln!(
+            s,
+            "- Profile tables: {}; NCU digests: {}; patches: {}; rejected ideas: {}",
+            r.profile_tables.len(),
+            r.ncu_digests.len(),
+            r.applied_patches,
+            r.rejected_ideas
+        );
         if !r.not_yet_available.is_empty() {
             let _ = writeln!(s, "- Not yet available: {}", r.not_yet_available.join("; "));
         }
@@ -264,24 +344,68 @@ pub fn run_checkpoint(req: CheckpointRequest, ctx: &ToolContext) -> Result<Check
     let mut missing = Vec::new();
     let mut s = String::new();
     let _ = writeln!(s, "# Model loop checkpoint: {}\n", c.model);
-    let _ = writeln!(s, "Rewritten by `checkpoint` at {} from the campaign records in `{}`.\n", now_rfc3339(), g.paths.root.display());
+    let _ = writeln!(
+        s,
+        "Rewritten by `checkpoint` at {} from the campaign records in `{}`.\n",
+        now_rfc3339(),
+        g.paths.root.display()
+    );
     let _ = writeln!(s, "## Campaign\n");
-    let _ = writeln!(s, "- Model: `{}` (slug `{}`, family `{}`)", c.model, c.model_slug, c.model_family);
+    let _ = writeln!(
+        s,
+        "- Model: `{}` (slug `{}`, family `{}`)",
+        c.model, c.model_slug, c.model_family
+    );
     let _ = writeln!(s, "- Tokenizer: `{}`", c.tokenizer);
-    let _ = writeln!(s, "- Precision: {}; quantization: {}", c.precision, c.quantization.as_deref().unwrap_or("none"));
+    let _ = writeln!(
+        s,
+        "- Precision: {}; quantization: {}",
+        c.precision,
+        c.quantization.as_deref().unwrap_or("none")
+    );
     let _ = writeln!(s, "- Hardware: {}", summary::hardware(&g.baseline, c));
     let _ = writeln!(s, "- Artifact root: `{}`", g.paths.root.display());
     let _ = writeln!(s, "- Frameworks: {}\n", c.frameworks.join(", "));
-    let _ = writeln!(s, "## Workload and SLA\n\n{}\nSLA: {}\n", summary::workload_table(&g.baseline), summary::sla_text(&g.baseline));
-    let _ = writeln!(s, "## Benchmark winner commands\n\n{}", summary::winners_markdown(&g.baseline, RankingMetric::default()));
+    let _ = writeln!(
+        s,
+        "## Workload and SLA\n\n{}\nSLA: {}\n",
+        summary::workload_table(&g.baseline),
+        summary::sla_text(&g.baseline)
+    );
+    let _ = writeln!(
+        s,
+        "## Benchmark winner commands\n\n{}",
+        summary::winners_markdown(&g.baseline, RankingMetric::default())
+    );
 
     let _ = writeln!(s, "## vLLM\n");
-    let _ = writeln!(s, "- Checkout: `{}`", c.vllm_checkout.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(none)".into()));
-    let _ = writeln!(s, "- Branch: {}; commit: {}", g.git.branch.as_deref().unwrap_or("?"), g.git.commit.as_deref().unwrap_or("?"));
-    let _ = writeln!(s, "- Base commit: {}", c.vllm_base_commit.as_deref().unwrap_or("?"));
+    let _ = writeln!(
+        s,
+        "- Checkout: `{}`",
+        c.vllm_checkout
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(none)".into())
+    );
+    let _ = writeln!(
+        s,
+        "- Branch: {}; commit: {}",
+        g.git.branch.as_deref().unwrap_or("?"),
+        g.git.commit.as_deref().unwrap_or("?")
+    );
+    let _ = writeln!(
+        s,
+        "- Base commit: {}",
+        c.vllm_base_commit.as_deref().unwrap_or("?")
+    );
     match (&g.git.changed, &g.git.error) {
         (Some(ch), _) => {
-            let _ = writeln!(s, "- Changed files against the base: {}\n\n{}", ch.len(), changed_table(ch, 30));
+            let _ = writeln!(
+                s,
+                "- Changed files against the base: {}\n\n{}",
+                ch.len(),
+                changed_table(ch, 30)
+            );
         }
         (None, Some(e)) => {
             let _ = writeln!(s, "- Changed files: unavailable ({e})\n");
@@ -314,11 +438,19 @@ pub fn run_checkpoint(req: CheckpointRequest, ctx: &ToolContext) -> Result<Check
     match &g.post_patch {
         Some((r, rows)) => {
             let best = best_vllm_rows(rows);
-            let _ = writeln!(s, "From `benchmark/revalidation/round-{r}.jsonl`:\n\n{}", summary::results_table(&best));
+            let _ = writeln!(
+                s,
+                "From `benchmark/revalidation/round-{r}.jsonl`:\n\n{}",
+                summary::results_table(&best)
+            );
         }
         None => {
             let best = best_vllm_rows(&g.baseline);
-            let _ = writeln!(s, "No revalidation yet; the fixed baseline's best vLLM rows:\n\n{}", summary::results_table(&best));
+            let _ = writeln!(
+                s,
+                "No revalidation yet; the fixed baseline's best vLLM rows:\n\n{}",
+                summary::results_table(&best)
+            );
         }
     }
     let latest = records::latest_gap_decision(&g.lineage);
@@ -336,7 +468,10 @@ pub fn run_checkpoint(req: CheckpointRequest, ctx: &ToolContext) -> Result<Check
     }
 
     let rounds = records::profile_rounds(&g.paths);
-    let tables = rounds.last().map(|r| records::profile_tables(&g.paths, *r)).unwrap_or_default();
+    let tables = rounds
+        .last()
+        .map(|r| records::profile_tables(&g.paths, *r))
+        .unwrap_or_default();
     let _ = writeln!(s, "\n## Latest profile rows\n");
     if tables.is_empty() {
         let _ = writeln!(s, "(no profiles yet)");
@@ -353,7 +488,16 @@ pub fn run_checkpoint(req: CheckpointRequest, ctx: &ToolContext) -> Result<Check
         }
     }
     let notes = g.paths.history_notes();
-    let _ = writeln!(s, "## History notes\n\n`{}` ({})\n", rel(&g, &notes), if CampaignPaths::is_written(&notes) { "written" } else { "NOT written" });
+    let _ = writeln!(
+        s,
+        "## History notes\n\n`{}` ({})\n",
+        rel(&g, &notes),
+        if CampaignPaths::is_written(&notes) {
+            "written"
+        } else {
+            "NOT written"
+        }
+    );
     let _ = writeln!(s, "## Layer-pipeline notes\n");
     let lp = layer_pipeline_paths(&g);
     if lp.is_empty() {
@@ -389,7 +533,14 @@ pub fn run_checkpoint(req: CheckpointRequest, ctx: &ToolContext) -> Result<Check
             .find(|a| str_field(a, &["status"]).is_some_and(|s| s.eq_ignore_ascii_case("planned")))
             .and_then(|a| text_field(a, &["summary"]))
     });
-    let _ = writeln!(s, "\n## Next planned patch\n\n{}", next.clone().unwrap_or_else(|| "(not stated: pass next_planned_patch or record an attempt with status `planned`)".into()));
+    let _ = writeln!(
+        s,
+        "\n## Next planned patch\n\n{}",
+        next.clone().unwrap_or_else(|| {
+            "(not stated: pass next_planned_patch or record an attempt with status `planned`)"
+                .into()
+        })
+    );
     let path = g.paths.checkpoint();
     fsx::write_text(&path, &s)?;
     ctx.progress(2.0, Some(2.0), "checkpoint written");
@@ -398,7 +549,13 @@ pub fn run_checkpoint(req: CheckpointRequest, ctx: &ToolContext) -> Result<Check
         vllm_branch: g.git.branch.clone(),
         vllm_commit: g.git.commit.clone(),
         changed_files: g.git.changed.as_ref().map(Vec::len),
-        latest_gap_decision: latest.map(|d| format!("round {} {}", round_of(d).unwrap_or(0), str_field(d, &["decision"]).unwrap_or("?"))),
+        latest_gap_decision: latest.map(|d| {
+            format!(
+                "round {} {}",
+                round_of(d).unwrap_or(0),
+                str_field(d, &["decision"]).unwrap_or("?")
+            )
+        }),
         latest_round: latest.and_then(round_of),
         profile_tables: tables.iter().map(|t| rel(&g, t)).collect(),
         ncu_digests: digests.iter().map(|t| rel(&g, t)).collect(),
@@ -458,7 +615,11 @@ impl Tool for FinalReport {
         format!(
             "# Final report written\n\n`{}`\n\n**{}** — {}\n\nPost-patch round {}; {} changed file(s); {} profile table(s); {} NCU digest(s); {} test command(s).\n",
             r.final_report_path,
-            if r.reached_sota { "SOTA reached" } else { "SOTA not reached" },
+            if r.reached_sota {
+                "SOTA reached"
+            } else {
+                "SOTA not reached"
+            },
             r.verdict,
             r.post_patch_round,
             r.changed_files,
@@ -480,10 +641,14 @@ pub fn run_final_report(req: FinalReportRequest, ctx: &ToolContext) -> Result<Fi
         missing.push("benchmark/revalidation/round-N.jsonl: post-patch (revalidation) rows of the real model".into());
     }
     if !CampaignPaths::is_written(&g.paths.history_notes()) {
-        missing.push("history/model-pr-history-notes.md: model PR history notes (run history_notes)".into());
+        missing.push(
+            "history/model-pr-history-notes.md: model PR history notes (run history_notes)".into(),
+        );
     }
     let latest = records::latest_gap_decision(&g.lineage);
-    let decision = latest.and_then(|d| str_field(d, &["decision"])).unwrap_or("");
+    let decision = latest
+        .and_then(|d| str_field(d, &["decision"]))
+        .unwrap_or("");
     match latest {
         None => missing.push("humanize/lineage.jsonl: no gap_decision recorded".into()),
         Some(d) if !decision.starts_with("stop_") && !req.allow_unfinished => missing.push(format!(
@@ -492,14 +657,23 @@ pub fn run_final_report(req: FinalReportRequest, ctx: &ToolContext) -> Result<Fi
         )),
         _ => {}
     }
-    let patched = g.lineage.iter().any(|d| str_field(d, &["kind"]) == Some("gap_decision") && str_field(d, &["decision"]) == Some("patch"));
-    let all_tables: Vec<PathBuf> = records::profile_rounds(&g.paths).into_iter().flat_map(|r| records::profile_tables(&g.paths, r)).collect();
+    let patched = g.lineage.iter().any(|d| {
+        str_field(d, &["kind"]) == Some("gap_decision")
+            && str_field(d, &["decision"]) == Some("patch")
+    });
+    let all_tables: Vec<PathBuf> = records::profile_rounds(&g.paths)
+        .into_iter()
+        .flat_map(|r| records::profile_tables(&g.paths, r))
+        .collect();
     let lp = layer_pipeline_paths(&g);
     if patched && all_tables.is_empty() {
         missing.push("profiles/round-N/<framework>/<stage>/tables.md: profile tables (a round decided `patch`)".into());
     }
     if patched && lp.is_empty() {
-        missing.push("analysis/layer-pipeline.md: the layer-pipeline report (a round decided `patch`)".into());
+        missing.push(
+            "analysis/layer-pipeline.md: the layer-pipeline report (a round decided `patch`)"
+                .into(),
+        );
     }
     if let Some(e) = &g.git.error {
         missing.push(format!("vLLM changed files: {e}"));
@@ -509,7 +683,10 @@ pub fn run_final_report(req: FinalReportRequest, ctx: &ToolContext) -> Result<Fi
         missing.push("tests run: pass tests_run or record `tests` in the attempt ledger".into());
     }
     if !missing.is_empty() {
-        anyhow::bail!("final_report refused: the campaign is incomplete. Missing:\n- {}", missing.join("\n- "));
+        anyhow::bail!(
+            "final_report refused: the campaign is incomplete. Missing:\n- {}",
+            missing.join("\n- ")
+        );
     }
     let (post_round, post_rows) = g.post_patch.clone().expect("checked");
     let changed = g.git.changed.clone().unwrap_or_default();
@@ -517,36 +694,91 @@ pub fn run_final_report(req: FinalReportRequest, ctx: &ToolContext) -> Result<Fi
     let hardware = summary::hardware(&g.baseline, &g.campaign);
     let reason = latest.and_then(|d| str_field(d, &["reason"])).unwrap_or("");
     let verdict = match decision {
-        "stop_beats" => format!("vLLM beats the best SLA-passing competitor on {hardware}: {reason}"),
-        "stop_tied" => format!("vLLM is tied with the best competitor within the noise threshold after repeats on {hardware}: {reason}"),
+        "stop_beats" => {
+            format!("vLLM beats the best SLA-passing competitor on {hardware}: {reason}")
+        }
+        "stop_tied" => format!(
+            "vLLM is tied with the best competitor within the noise threshold after repeats on {hardware}: {reason}"
+        ),
         "stop_external" => format!("not reached: the remaining gap is external to vLLM: {reason}"),
-        "stop_at_limit" => format!("not reached: the hot path is at the hardware/algorithmic limit: {reason}"),
-        other => format!("not reached: the loop stopped unfinished (latest decision `{other}`): {reason}"),
+        "stop_at_limit" => {
+            format!("not reached: the hot path is at the hardware/algorithmic limit: {reason}")
+        }
+        other => format!(
+            "not reached: the loop stopped unfinished (latest decision `{other}`): {reason}"
+        ),
     };
 
     let c = &g.campaign;
     let mut s = String::new();
     let _ = writeln!(s, "# Final report: {}\n", c.model);
-    let _ = writeln!(s, "Written by `final_report` at {} from `{}`.\n", now_rfc3339(), g.paths.root.display());
-    let _ = writeln!(s, "## Verdict\n\n**{}** — {verdict}\n", if reached_sota { "vLLM reached SOTA in the target environment" } else { "vLLM did not reach SOTA in the target environment" });
-    let _ = writeln!(s, "- Hardware: {hardware}\n- Precision: {}; quantization: {}; tokenizer `{}`\n- Workload and SLA: see below ({})\n", c.precision, c.quantization.as_deref().unwrap_or("none"), c.tokenizer, summary::sla_text(&g.baseline));
-    let _ = writeln!(s, "## Fixed benchmark (round 0)\n\n{}\n{}", summary::workload_table(&g.baseline), {
-        let ordered: Vec<&CandidateRow> = summary::by_scenario(&g.baseline, RankingMetric::default()).into_values().flatten().collect();
-        summary::results_table(&ordered)
-    });
-    let _ = writeln!(s, "## Post-patch results (benchmark/revalidation/round-{post_round}.jsonl)\n\n{}", {
-        let ordered: Vec<&CandidateRow> = summary::by_scenario(&post_rows, RankingMetric::default()).into_values().flatten().collect();
-        summary::results_table(&ordered)
-    });
-    let _ = writeln!(s, "## Winner commands\n\n{}", summary::winners_markdown(&g.baseline, RankingMetric::default()));
+    let _ = writeln!(
+        s,
+        "Written by `final_report` at {} from `{}`.\n",
+        now_rfc3339(),
+        g.paths.root.display()
+    );
+    let _ = writeln!(
+        s,
+        "## Verdict\n\n**{}** — {verdict}\n",
+        if reached_sota {
+            "vLLM reached SOTA in the target environment"
+        } else {
+            "vLLM did not reach SOTA in the target environment"
+        }
+    );
+    let _ = writeln!(
+        s,
+        "- Hardware: {hardware}\n- Precision: {}; quantization: {}; tokenizer `{}`\n- Workload and SLA: see below ({})\n",
+        c.precision,
+        c.quantization.as_deref().unwrap_or("none"),
+        c.tokenizer,
+        summary::sla_text(&g.baseline)
+    );
+    let _ = writeln!(
+        s,
+        "## Fixed benchmark (round 0)\n\n{}\n{}",
+        summary::workload_table(&g.baseline),
+        {
+            let ordered: Vec<&CandidateRow> =
+                summary::by_scenario(&g.baseline, RankingMetric::default())
+                    .into_values()
+                    .flatten()
+                    .collect();
+            summary::results_table(&ordered)
+        }
+    );
+    let _ = writeln!(
+        s,
+        "## Post-patch results (benchmark/revalidation/round-{post_round}.jsonl)\n\n{}",
+        {
+            let ordered: Vec<&CandidateRow> =
+                summary::by_scenario(&post_rows, RankingMetric::default())
+                    .into_values()
+                    .flatten()
+                    .collect();
+            summary::results_table(&ordered)
+        }
+    );
+    let _ = writeln!(
+        s,
+        "## Winner commands\n\n{}",
+        summary::winners_markdown(&g.baseline, RankingMetric::default())
+    );
     let _ = writeln!(s, "## Decisions per round\n");
-    for d in g.lineage.iter().filter(|d| str_field(d, &["kind"]) == Some("gap_decision")) {
+    for d in g
+        .lineage
+        .iter()
+        .filter(|d| str_field(d, &["kind"]) == Some("gap_decision"))
+    {
         let _ = writeln!(
             s,
             "- round {}: `{}`{}",
             round_of(d).unwrap_or(0),
             str_field(d, &["decision"]).unwrap_or("?"),
-            num_field(d, &["geomean_improvement_pct"]).map(|x| format!(", geomean improvement {x:+.2}%")).unwrap_or_default()
+            num_field(d, &["geomean_improvement_pct"])
+                .map(|x| format!(", geomean improvement {x:+.2}%"))
+                .unwrap_or_default()
         );
     }
     let _ = writeln!(s, "\n## Optimizations\n");
@@ -558,7 +790,11 @@ pub fn run_final_report(req: FinalReportRequest, ctx: &ToolContext) -> Result<Fi
         let _ = writeln!(s, "- {o}");
     }
     let _ = writeln!(s, "\n## Evidence paths\n");
-    let _ = writeln!(s, "- Model PR history notes: `{}`", rel(&g, &g.paths.history_notes()));
+    let _ = writeln!(
+        s,
+        "- Model PR history notes: `{}`",
+        rel(&g, &g.paths.history_notes())
+    );
     for t in &all_tables {
         let _ = writeln!(s, "- Profile tables: `{}`", rel(&g, t));
     }
@@ -575,7 +811,10 @@ pub fn run_final_report(req: FinalReportRequest, ctx: &ToolContext) -> Result<Fi
     let _ = writeln!(
         s,
         "\n## vLLM changed files\n\n`{}` from base `{}` to `{}` ({}): {} file(s)\n\n{}",
-        c.vllm_checkout.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        c.vllm_checkout
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
         c.vllm_base_commit.as_deref().unwrap_or("?"),
         g.git.commit.as_deref().unwrap_or("?"),
         g.git.branch.as_deref().unwrap_or("detached"),

@@ -24,7 +24,11 @@ pub const SETUP_SCRIPT: &str = "scripts/setup-rlcr-loop.sh";
 /// State files that mark a loop as active (upstream `resolve_active_state_file`).
 /// Default deadline of the setup script.
 pub const DEFAULT_TIMEOUT_S: u64 = 120;
-pub const ACTIVE_STATE_FILES: &[&str] = &["state.md", "finalize-state.md", "methodology-analysis-state.md"];
+pub const ACTIVE_STATE_FILES: &[&str] = &[
+    "state.md",
+    "finalize-state.md",
+    "methodology-analysis-state.md",
+];
 
 /// Request of `start_rlcr`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -121,12 +125,27 @@ impl Tool for StartRlcr {
         if let Some(f) = &r.failure {
             let _ = writeln!(s, "**Failure:** {f}\n");
         }
-        let _ = writeln!(s, "| Precondition | Result | Detail | Fix |\n|---|---|---|---|");
+        let _ = writeln!(
+            s,
+            "| Precondition | Result | Detail | Fix |\n|---|---|---|---|"
+        );
         for p in &r.preconditions {
-            let _ = writeln!(s, "| {} | {} | {} | {} |", p.name, if p.passed { "pass" } else { "FAIL" }, p.detail.replace('|', "\\|"), p.fix.as_deref().unwrap_or("").replace('|', "\\|"));
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} |",
+                p.name,
+                if p.passed { "pass" } else { "FAIL" },
+                p.detail.replace('|', "\\|"),
+                p.fix.as_deref().unwrap_or("").replace('|', "\\|")
+            );
         }
         if !r.command.is_empty() {
-            let _ = writeln!(s, "\nCommand: `{}` (exit {:?})", records::shell_join(&r.command), r.exit_code);
+            let _ = writeln!(
+                s,
+                "\nCommand: `{}` (exit {:?})",
+                records::shell_join(&r.command),
+                r.exit_code
+            );
         }
         if let Some(e) = &r.stderr_tail {
             let _ = writeln!(s, "\nstderr:\n```\n{e}\n```");
@@ -144,13 +163,23 @@ impl Tool for StartRlcr {
 /// Candidate runtime roots in search order: explicit, `$HUMANIZE_RUNTIME_ROOT`,
 /// `~/.claude/skills/humanize`, `$CODEX_HOME/skills/humanize` (default `~/.codex`),
 /// `~/.agents/skills/humanize`, then Claude plugin directories under `~/.claude/plugins`.
-pub fn runtime_candidates(explicit: Option<&Path>, env_root: Option<&Path>, home: Option<&Path>, codex_home: Option<&Path>) -> Vec<PathBuf> {
+pub fn runtime_candidates(
+    explicit: Option<&Path>,
+    env_root: Option<&Path>,
+    home: Option<&Path>,
+    codex_home: Option<&Path>,
+) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
     out.extend(explicit.map(Path::to_path_buf));
     out.extend(env_root.map(Path::to_path_buf));
     if let Some(home) = home {
         out.push(home.join(".claude/skills/humanize"));
-        out.push(codex_home.map(Path::to_path_buf).unwrap_or_else(|| home.join(".codex")).join("skills/humanize"));
+        out.push(
+            codex_home
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| home.join(".codex"))
+                .join("skills/humanize"),
+        );
         out.push(home.join(".agents/skills/humanize"));
         // Plugin installs: ~/.claude/plugins/{cache,marketplaces}/<marketplace>/<plugin>[/<version>]
         let plugins = home.join(".claude/plugins");
@@ -163,7 +192,8 @@ pub fn runtime_candidates(explicit: Option<&Path>, env_root: Option<&Path>, home
 }
 
 fn walk_for_runtime(dir: &Path, depth: u32, found: &mut Vec<PathBuf>) {
-    if dir.join(SETUP_SCRIPT).is_file() && dir.to_string_lossy().to_lowercase().contains("humanize") {
+    if dir.join(SETUP_SCRIPT).is_file() && dir.to_string_lossy().to_lowercase().contains("humanize")
+    {
         found.push(dir.to_path_buf());
         return;
     }
@@ -179,13 +209,20 @@ fn walk_for_runtime(dir: &Path, depth: u32, found: &mut Vec<PathBuf>) {
 
 /// The first candidate with `scripts/setup-rlcr-loop.sh`.
 pub fn locate_runtime(candidates: &[PathBuf]) -> Option<PathBuf> {
-    candidates.iter().find(|c| c.join(SETUP_SCRIPT).is_file()).cloned()
+    candidates
+        .iter()
+        .find(|c| c.join(SETUP_SCRIPT).is_file())
+        .cloned()
 }
 
 /// Active loop state files under `<checkout>/.humanize/rlcr/*/`.
 pub fn active_states(checkout: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(checkout.join(".humanize/rlcr")).into_iter().flatten().flatten() {
+    for e in std::fs::read_dir(checkout.join(".humanize/rlcr"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         for name in ACTIVE_STATE_FILES {
             let p = e.path().join(name);
             if p.is_file() {
@@ -206,22 +243,39 @@ pub fn render_template(template: &str, values: &[(&str, String)]) -> Result<Stri
     let re = regex::Regex::new(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}").expect("valid regex");
     let left: Vec<String> = re.captures_iter(&out).map(|c| c[1].to_string()).collect();
     if !left.is_empty() {
-        anyhow::bail!("refined-plan template has placeholders with no value: {}", left.join(", "));
+        anyhow::bail!(
+            "refined-plan template has placeholders with no value: {}",
+            left.join(", ")
+        );
     }
     Ok(out)
 }
 
 /// Render the refined plan for this campaign.
-pub fn render_plan(paths: &CampaignPaths, checkout: &Path, base_branch: &str, base_commit: &str) -> Result<String> {
+pub fn render_plan(
+    paths: &CampaignPaths,
+    checkout: &Path,
+    base_branch: &str,
+    base_commit: &str,
+) -> Result<String> {
     let campaign = paths.campaign()?;
     let rows = records::read_rows(&paths.candidates())?;
     let policy = crate::gap::GapPolicy::load()?;
-    let (template, origin) = refs::load("refined-plan-template.md", Some(include_str!("../../../references/refined-plan-template.md")))?;
+    let (template, origin) = refs::load(
+        "refined-plan-template.md",
+        Some(include_str!("../../../references/refined-plan-template.md")),
+    )?;
     let values = [
         ("model", campaign.model.clone()),
         ("hardware", summary::hardware(&rows, &campaign)),
         ("precision", campaign.precision.clone()),
-        ("quantization", campaign.quantization.clone().unwrap_or_else(|| "none".into())),
+        (
+            "quantization",
+            campaign
+                .quantization
+                .clone()
+                .unwrap_or_else(|| "none".into()),
+        ),
         ("tokenizer", campaign.tokenizer.clone()),
         ("artifact_root", paths.root.display().to_string()),
         ("history_notes", paths.history_notes().display().to_string()),
@@ -230,8 +284,14 @@ pub fn render_plan(paths: &CampaignPaths, checkout: &Path, base_branch: &str, ba
         ("base_commit", base_commit.to_string()),
         ("workload_table", summary::workload_table(&rows)),
         ("sla", summary::sla_text(&rows)),
-        ("winners", summary::winners_markdown(&rows, policy.ranking_metric)),
-        ("noise_threshold_pct", policy.noise_threshold_pct.to_string()),
+        (
+            "winners",
+            summary::winners_markdown(&rows, policy.ranking_metric),
+        ),
+        (
+            "noise_threshold_pct",
+            policy.noise_threshold_pct.to_string(),
+        ),
         ("min_repeats", policy.min_repeats.to_string()),
         ("rendered_at", now_rfc3339()),
     ];
@@ -239,10 +299,20 @@ pub fn render_plan(paths: &CampaignPaths, checkout: &Path, base_branch: &str, ba
 }
 
 fn pass(name: &str, detail: impl Into<String>) -> Precondition {
-    Precondition { name: name.into(), passed: true, detail: detail.into(), fix: None }
+    Precondition {
+        name: name.into(),
+        passed: true,
+        detail: detail.into(),
+        fix: None,
+    }
 }
 fn fail(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Precondition {
-    Precondition { name: name.into(), passed: false, detail: detail.into(), fix: Some(fix.into()) }
+    Precondition {
+        name: name.into(),
+        passed: false,
+        detail: detail.into(),
+        fix: Some(fix.into()),
+    }
 }
 
 pub fn run_start_rlcr(req: StartRlcrRequest, ctx: &ToolContext) -> Result<StartRlcrReport> {
@@ -266,24 +336,48 @@ pub fn run_start_rlcr(req: StartRlcrRequest, ctx: &ToolContext) -> Result<StartR
         round0_prompt_path: None,
     };
 
-    let checkout = req.vllm_checkout.clone().or_else(|| campaign.vllm_checkout.clone());
+    let checkout = req
+        .vllm_checkout
+        .clone()
+        .or_else(|| campaign.vllm_checkout.clone());
     let mut base_branch: Option<String> = None;
     let mut pass_base_flag = false;
     let mut base_commit = String::new();
     match &checkout {
-        None => pre.push(fail("vllm_checkout", "no vLLM checkout given and campaign.json has none", "pass vllm_checkout (the vLLM git checkout to patch)")),
+        None => pre.push(fail(
+            "vllm_checkout",
+            "no vLLM checkout given and campaign.json has none",
+            "pass vllm_checkout (the vLLM git checkout to patch)",
+        )),
         Some(dir) => {
             report.vllm_checkout = Some(dir.display().to_string());
             match git::open(dir) {
-                Err(e) => pre.push(fail("git_repository", format!("{e:#}"), format!("clone vLLM into {} or pass vllm_checkout pointing at a git checkout", dir.display()))),
+                Err(e) => pre.push(fail(
+                    "git_repository",
+                    format!("{e:#}"),
+                    format!(
+                        "clone vLLM into {} or pass vllm_checkout pointing at a git checkout",
+                        dir.display()
+                    ),
+                )),
                 Ok(repo) => match git::head_commit(&repo) {
-                    None => pre.push(fail("git_repository", format!("{} has no commit", dir.display()), "commit the checkout's current state (git commit) before starting the loop")),
+                    None => pre.push(fail(
+                        "git_repository",
+                        format!("{} has no commit", dir.display()),
+                        "commit the checkout's current state (git commit) before starting the loop",
+                    )),
                     Some(head) => {
-                        pre.push(pass("git_repository", format!("{} at {}", dir.display(), &head[..head.len().min(12)])));
+                        pre.push(pass(
+                            "git_repository",
+                            format!("{} at {}", dir.display(), &head[..head.len().min(12)]),
+                        ));
                         base_commit = campaign.vllm_base_commit.clone().unwrap_or(head);
                         // .humanize* ignored (optionally fixed first, so the commit keeps the tree clean).
                         if git::humanize_ignored(&repo) {
-                            pre.push(pass("humanize_gitignored", "`.humanize/` and `.humanize-*` are gitignored"));
+                            pre.push(pass(
+                                "humanize_gitignored",
+                                "`.humanize/` and `.humanize-*` are gitignored",
+                            ));
                         } else if req.fix_gitignore {
                             match git::ignore_humanize_and_commit(&repo) {
                                 Ok(oid) if git::humanize_ignored(&repo) => pre.push(pass("humanize_gitignored", format!("added `.humanize*` to .gitignore and committed it ({})", &oid[..12]))),
@@ -306,7 +400,10 @@ pub fn run_start_rlcr(req: StartRlcrRequest, ctx: &ToolContext) -> Result<StartR
                             )),
                             Err(e) => pre.push(fail("clean_working_tree", format!("{e:#}"), "repair the repository (git status must work)")),
                         }
-                        let expected = req.base_branch.clone().or_else(|| campaign.vllm_base_branch.clone());
+                        let expected = req
+                            .base_branch
+                            .clone()
+                            .or_else(|| campaign.vllm_base_branch.clone());
                         let (auto, ambiguous) = git::autodetect_base(&repo);
                         match expected {
                             Some(b) if git::local_branch_exists(&repo, &b) => {
@@ -339,7 +436,10 @@ pub fn run_start_rlcr(req: StartRlcrRequest, ctx: &ToolContext) -> Result<StartR
             }
             let active = active_states(dir);
             if active.is_empty() {
-                pre.push(pass("no_active_loop", "no active .humanize/rlcr/*/state.md"));
+                pre.push(pass(
+                    "no_active_loop",
+                    "no active .humanize/rlcr/*/state.md",
+                ));
             } else {
                 pre.push(fail(
                     "no_active_loop",
@@ -350,22 +450,47 @@ pub fn run_start_rlcr(req: StartRlcrRequest, ctx: &ToolContext) -> Result<StartR
         }
     }
     match records::read_rows(&paths.candidates()) {
-        Ok(rows) if !rows.is_empty() => pre.push(pass("fixed_benchmark", format!("{} row(s) in benchmark/candidates.jsonl", rows.len()))),
-        Ok(_) => pre.push(fail("fixed_benchmark", "benchmark/candidates.jsonl has no rows", "run the fixed fair benchmark first")),
-        Err(e) => pre.push(fail("fixed_benchmark", format!("{e:#}"), "repair or re-run the fixed benchmark")),
+        Ok(rows) if !rows.is_empty() => pre.push(pass(
+            "fixed_benchmark",
+            format!("{} row(s) in benchmark/candidates.jsonl", rows.len()),
+        )),
+        Ok(_) => pre.push(fail(
+            "fixed_benchmark",
+            "benchmark/candidates.jsonl has no rows",
+            "run the fixed fair benchmark first",
+        )),
+        Err(e) => pre.push(fail(
+            "fixed_benchmark",
+            format!("{e:#}"),
+            "repair or re-run the fixed benchmark",
+        )),
     }
     if CampaignPaths::is_written(&paths.history_notes()) {
-        pre.push(pass("history_notes", "history/model-pr-history-notes.md is written"));
+        pre.push(pass(
+            "history_notes",
+            "history/model-pr-history-notes.md is written",
+        ));
     } else {
-        pre.push(fail("history_notes", "history/model-pr-history-notes.md is missing or still the placeholder", "run history_notes (Phase 0.5) first"));
+        pre.push(fail(
+            "history_notes",
+            "history/model-pr-history-notes.md is missing or still the placeholder",
+            "run history_notes (Phase 0.5) first",
+        ));
     }
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let env_root = std::env::var_os("HUMANIZE_RUNTIME_ROOT").map(PathBuf::from);
     let codex_home = std::env::var_os("CODEX_HOME").map(PathBuf::from);
-    let candidates = runtime_candidates(req.runtime_root.as_deref(), env_root.as_deref(), home.as_deref(), codex_home.as_deref());
+    let candidates = runtime_candidates(
+        req.runtime_root.as_deref(),
+        env_root.as_deref(),
+        home.as_deref(),
+        codex_home.as_deref(),
+    );
     let runtime = if req.runtime_root.is_some() {
         // An explicit root must itself be valid: no silent fallback to another runtime.
-        req.runtime_root.clone().filter(|r| r.join(SETUP_SCRIPT).is_file())
+        req.runtime_root
+            .clone()
+            .filter(|r| r.join(SETUP_SCRIPT).is_file())
     } else {
         locate_runtime(&candidates)
     };
@@ -382,11 +507,20 @@ pub fn run_start_rlcr(req: StartRlcrRequest, ctx: &ToolContext) -> Result<StartR
     report.preconditions = pre;
     ctx.progress(1.0, Some(4.0), "preconditions checked");
     if !all_pass {
-        let failed: Vec<&str> = report.preconditions.iter().filter(|p| !p.passed).map(|p| p.name.as_str()).collect();
+        let failed: Vec<&str> = report
+            .preconditions
+            .iter()
+            .filter(|p| !p.passed)
+            .map(|p| p.name.as_str())
+            .collect();
         report.failure = Some(format!("precondition(s) failed: {}", failed.join(", ")));
         return Ok(report);
     }
-    let (checkout, runtime, base_branch) = (checkout.expect("checked"), runtime.expect("checked"), base_branch.expect("checked"));
+    let (checkout, runtime, base_branch) = (
+        checkout.expect("checked"),
+        runtime.expect("checked"),
+        base_branch.expect("checked"),
+    );
 
     let plan = render_plan(&paths, &checkout, &base_branch, &base_commit)?;
     let plan_path = checkout.join(PLAN_REL);
@@ -400,8 +534,12 @@ pub fn run_start_rlcr(req: StartRlcrRequest, ctx: &ToolContext) -> Result<StartR
 
     let script = runtime.join(SETUP_SCRIPT);
     let mut help = Command::new("bash");
-    help.arg(&script).arg("--help").current_dir(&checkout).env("CLAUDE_PROJECT_DIR", &checkout);
-    let help_out = proc::run_captured(help, Duration::from_secs(60)).context("running setup-rlcr-loop.sh --help")?;
+    help.arg(&script)
+        .arg("--help")
+        .current_dir(&checkout)
+        .env("CLAUDE_PROJECT_DIR", &checkout);
+    let help_out = proc::run_captured(help, Duration::from_secs(60))
+        .context("running setup-rlcr-loop.sh --help")?;
     let strict = format!("{}\n{}", help_out.stdout, help_out.stderr).contains("--strict-success");
     report.strict_success_supported = Some(strict);
 
@@ -413,24 +551,41 @@ pub fn run_start_rlcr(req: StartRlcrRequest, ctx: &ToolContext) -> Result<StartR
         args.push("--base-branch".into());
         args.push(base_branch.clone());
     }
-    report.command = std::iter::once(script.display().to_string()).chain(args.iter().cloned()).collect();
+    report.command = std::iter::once(script.display().to_string())
+        .chain(args.iter().cloned())
+        .collect();
     let mut cmd = Command::new("bash");
-    cmd.arg(&script).args(&args).current_dir(&checkout).env("CLAUDE_PROJECT_DIR", &checkout);
-    let out = proc::run_captured(cmd, Duration::from_secs(req.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S)))?;
+    cmd.arg(&script)
+        .args(&args)
+        .current_dir(&checkout)
+        .env("CLAUDE_PROJECT_DIR", &checkout);
+    let out = proc::run_captured(
+        cmd,
+        Duration::from_secs(req.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S)),
+    )?;
     ctx.progress(3.0, Some(4.0), "setup script finished");
     let out_log = paths.root.join("humanize/rlcr-setup.stdout.log");
     let err_log = paths.root.join("humanize/rlcr-setup.stderr.log");
     fsx::write_text(&out_log, &out.stdout)?;
     fsx::write_text(&err_log, &out.stderr)?;
-    report.log_paths = vec![records::relative(&paths, &out_log), records::relative(&paths, &err_log)];
+    report.log_paths = vec![
+        records::relative(&paths, &out_log),
+        records::relative(&paths, &err_log),
+    ];
     report.exit_code = out.code;
     report.stderr_tail = Some(redact(&proc::tail(&out.stderr, 4000)).into_owned());
     if !out.success() {
         report.status = StartStatus::RuntimeFailed;
         report.failure = Some(if out.timed_out {
-            format!("setup-rlcr-loop.sh did not finish within {} s and was killed", req.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S))
+            format!(
+                "setup-rlcr-loop.sh did not finish within {} s and was killed",
+                req.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S)
+            )
         } else {
-            format!("setup-rlcr-loop.sh exited with {:?}; see stderr_tail. Fix the cause and call start_rlcr again; do not start the loop another way", out.code)
+            format!(
+                "setup-rlcr-loop.sh exited with {:?}; see stderr_tail. Fix the cause and call start_rlcr again; do not start the loop another way",
+                out.code
+            )
         });
         return Ok(report);
     }
@@ -439,21 +594,38 @@ pub fn run_start_rlcr(req: StartRlcrRequest, ctx: &ToolContext) -> Result<StartR
     let states = active_states(&checkout);
     let verdict: Result<(PathBuf, PathBuf), String> = (|| {
         let [state] = states.as_slice() else {
-            return Err(format!("expected exactly one active .humanize/rlcr/<timestamp>/state.md, found {}: {:?}", states.len(), states));
+            return Err(format!(
+                "expected exactly one active .humanize/rlcr/<timestamp>/state.md, found {}: {:?}",
+                states.len(),
+                states
+            ));
         };
         if state.file_name().and_then(|n| n.to_str()) != Some("state.md") {
-            return Err(format!("the active state file is {} instead of a fresh state.md", state.display()));
+            return Err(format!(
+                "the active state file is {} instead of a fresh state.md",
+                state.display()
+            ));
         }
-        let text = std::fs::read_to_string(state).map_err(|e| format!("cannot read {}: {e}", state.display()))?;
+        let text = std::fs::read_to_string(state)
+            .map_err(|e| format!("cannot read {}: {e}", state.display()))?;
         let has = |line: &str| text.lines().any(|l| l.trim() == line);
         if strict && !has("strict_success: true") {
-            return Err(format!("--strict-success was passed but {} does not contain `strict_success: true`", state.display()));
+            return Err(format!(
+                "--strict-success was passed but {} does not contain `strict_success: true`",
+                state.display()
+            ));
         }
         if !has("current_round: 0") {
-            return Err(format!("{} does not contain `current_round: 0`", state.display()));
+            return Err(format!(
+                "{} does not contain `current_round: 0`",
+                state.display()
+            ));
         }
         if !has("ask_codex_question: false") {
-            return Err(format!("--yolo was passed but {} does not contain `ask_codex_question: false`", state.display()));
+            return Err(format!(
+                "--yolo was passed but {} does not contain `ask_codex_question: false`",
+                state.display()
+            ));
         }
         let prompt = state.with_file_name("round-0-prompt.md");
         if !prompt.is_file() {
@@ -470,18 +642,23 @@ pub fn run_start_rlcr(req: StartRlcrRequest, ctx: &ToolContext) -> Result<StartR
         }
         Err(why) => {
             report.status = StartStatus::VerificationFailed;
-            report.failure = Some(format!("RLCR did not start correctly: {why}. Do not patch vLLM outside the loop."));
+            report.failure = Some(format!(
+                "RLCR did not start correctly: {why}. Do not patch vLLM outside the loop."
+            ));
         }
     }
-    fsx::write_json(&paths.root.join("humanize/rlcr-start.json"), &serde_json::json!({
-        "at": now_rfc3339(),
-        "status": report.status,
-        "command": report.command,
-        "exit_code": report.exit_code,
-        "state_path": report.state_path,
-        "round0_prompt_path": report.round0_prompt_path,
-        "failure": report.failure,
-    }))?;
+    fsx::write_json(
+        &paths.root.join("humanize/rlcr-start.json"),
+        &serde_json::json!({
+            "at": now_rfc3339(),
+            "status": report.status,
+            "command": report.command,
+            "exit_code": report.exit_code,
+            "state_path": report.state_path,
+            "round0_prompt_path": report.round0_prompt_path,
+            "failure": report.failure,
+        }),
+    )?;
     ctx.progress(4.0, Some(4.0), "verified");
     Ok(report)
 }
@@ -493,8 +670,8 @@ pub const JOB_KIND: &str = "start_rlcr";
 /// job state. The result is the [`StartRlcrReport`] as JSON (a failed start is a report
 /// with `started: false`, not a job error; invalid requests and I/O failures are errors).
 pub fn run_job(runner: &vllm_sota_core::jobs::JobRunner) -> Result<serde_json::Value> {
-    let req: StartRlcrRequest =
-        serde_json::from_value(runner.request()).context("start_rlcr job: the request is not a valid start_rlcr request")?;
+    let req: StartRlcrRequest = serde_json::from_value(runner.request())
+        .context("start_rlcr job: the request is not a valid start_rlcr request")?;
     let (tx, rx) = std::sync::mpsc::channel::<(f64, Option<f64>, String)>();
     let tx = std::sync::Mutex::new(tx);
     let ctx = ToolContext::new().with_progress(move |done, total, msg| {
@@ -506,7 +683,9 @@ pub fn run_job(runner: &vllm_sota_core::jobs::JobRunner) -> Result<serde_json::V
         for (done, total, msg) in rx {
             runner.progress(done, total, &msg);
         }
-        let report = worker.join().map_err(|_| anyhow::anyhow!("start_rlcr job panicked"))??;
+        let report = worker
+            .join()
+            .map_err(|_| anyhow::anyhow!("start_rlcr job panicked"))??;
         Ok(serde_json::to_value(report)?)
     })
 }

@@ -118,7 +118,10 @@ pub fn student_t_cdf(t: f64, df: f64) -> f64 {
 
 /// The t value with P(T ≤ t) = p, for p in (0.5, 1). Bisection to 1e-10.
 pub fn student_t_quantile(p: f64, df: f64) -> f64 {
-    assert!(p > 0.5 && p < 1.0 && df > 0.0, "quantile defined here for p in (0.5, 1) and df > 0");
+    assert!(
+        p > 0.5 && p < 1.0 && df > 0.0,
+        "quantile defined here for p in (0.5, 1) and df > 0"
+    );
     let (mut lo, mut hi) = (0.0_f64, 1.0_f64);
     while student_t_cdf(hi, df) < p {
         hi *= 2.0;
@@ -153,7 +156,15 @@ pub struct WelchInterval {
 }
 
 /// Welch interval from summary statistics (means, sample SDs, counts; both counts ≥ 2).
-pub fn welch_from_summary(ma: f64, sa: f64, na: usize, mb: f64, sb: f64, nb: usize, confidence: f64) -> Option<WelchInterval> {
+pub fn welch_from_summary(
+    ma: f64,
+    sa: f64,
+    na: usize,
+    mb: f64,
+    sb: f64,
+    nb: usize,
+    confidence: f64,
+) -> Option<WelchInterval> {
     if na < 2 || nb < 2 || !(confidence > 0.0 && confidence < 1.0) {
         return None;
     }
@@ -170,12 +181,27 @@ pub fn welch_from_summary(ma: f64, sa: f64, na: usize, mb: f64, sb: f64, nb: usi
     let t_critical = student_t_quantile(0.5 + confidence / 2.0, df);
     let standard_error = se2.sqrt();
     let half = t_critical * standard_error;
-    Some(WelchInterval { difference, standard_error, df, t_critical, low: difference - half, high: difference + half })
+    Some(WelchInterval {
+        difference,
+        standard_error,
+        df,
+        t_critical,
+        low: difference - half,
+        high: difference + half,
+    })
 }
 
 /// Welch interval of mean(a) − mean(b) from raw samples.
 pub fn welch(a: &[f64], b: &[f64], confidence: f64) -> Option<WelchInterval> {
-    welch_from_summary(mean(a)?, sample_sd(a)?, a.len(), mean(b)?, sample_sd(b)?, b.len(), confidence)
+    welch_from_summary(
+        mean(a)?,
+        sample_sd(a)?,
+        a.len(),
+        mean(b)?,
+        sample_sd(b)?,
+        b.len(),
+        confidence,
+    )
 }
 
 /// Geometric mean of positive ratios; `None` when empty or any ratio is not positive.
@@ -194,7 +220,14 @@ mod tests {
     // 10 → 2.228, 30 → 2.042; 99%: df 5 → 4.032.
     #[test]
     fn t_quantiles_match_tables() {
-        for (df, p, want) in [(1.0, 0.975, 12.706), (2.0, 0.975, 4.303), (4.0, 0.975, 2.776), (10.0, 0.975, 2.228), (30.0, 0.975, 2.042), (5.0, 0.995, 4.032)] {
+        for (df, p, want) in [
+            (1.0, 0.975, 12.706),
+            (2.0, 0.975, 4.303),
+            (4.0, 0.975, 2.776),
+            (10.0, 0.975, 2.228),
+            (30.0, 0.975, 2.042),
+            (5.0, 0.995, 4.032),
+        ] {
             let got = student_t_quantile(p, df);
             assert!((got - want).abs() < 1e-3, "df {df} p {p}: {got} vs {want}");
         }

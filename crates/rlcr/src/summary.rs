@@ -10,11 +10,15 @@ use vllm_sota_core::results::{CandidateRow, RankingMetric, compare_rank};
 use crate::records::shell_join;
 
 fn f(x: Option<f64>, digits: usize) -> String {
-    x.map(|v| format!("{v:.digits$}")).unwrap_or_else(|| "—".into())
+    x.map(|v| format!("{v:.digits$}"))
+        .unwrap_or_else(|| "—".into())
 }
 
 /// Rows grouped by scenario, each group sorted best first by the ranking rule.
-pub fn by_scenario(rows: &[CandidateRow], metric: RankingMetric) -> BTreeMap<String, Vec<&CandidateRow>> {
+pub fn by_scenario(
+    rows: &[CandidateRow],
+    metric: RankingMetric,
+) -> BTreeMap<String, Vec<&CandidateRow>> {
     let mut m: BTreeMap<String, Vec<&CandidateRow>> = BTreeMap::new();
     for r in rows {
         m.entry(r.scenario.clone()).or_default().push(r);
@@ -26,29 +30,51 @@ pub fn by_scenario(rows: &[CandidateRow], metric: RankingMetric) -> BTreeMap<Str
 }
 
 /// Best row of each framework per scenario (ranking order).
-pub fn winners(rows: &[CandidateRow], metric: RankingMetric) -> BTreeMap<String, Vec<&CandidateRow>> {
+pub fn winners(
+    rows: &[CandidateRow],
+    metric: RankingMetric,
+) -> BTreeMap<String, Vec<&CandidateRow>> {
     by_scenario(rows, metric)
         .into_iter()
         .map(|(sc, v)| {
             let mut seen = std::collections::BTreeSet::new();
-            (sc, v.into_iter().filter(|r| seen.insert(r.framework.clone())).collect())
+            (
+                sc,
+                v.into_iter()
+                    .filter(|r| seen.insert(r.framework.clone()))
+                    .collect(),
+            )
         })
         .collect()
 }
 
 pub fn hardware(rows: &[CandidateRow], campaign: &Campaign) -> String {
     if let Some(r) = rows.iter().find(|r| r.hardware.gpu_model.is_some()) {
-        return format!("{} × {}", r.hardware.gpu_count, r.hardware.gpu_model.as_deref().unwrap_or("GPU"));
+        return format!(
+            "{} × {}",
+            r.hardware.gpu_count,
+            r.hardware.gpu_model.as_deref().unwrap_or("GPU")
+        );
     }
-    let gpu = campaign.environment.get("gpu").and_then(|g| g.as_str().map(str::to_string).or_else(|| g.get("name").and_then(|n| n.as_str()).map(str::to_string)));
+    let gpu = campaign.environment.get("gpu").and_then(|g| {
+        g.as_str()
+            .map(str::to_string)
+            .or_else(|| g.get("name").and_then(|n| n.as_str()).map(str::to_string))
+    });
     match gpu {
         Some(g) => format!("{} × {g}", campaign.gpu_ids.len().max(1)),
-        None => format!("{} GPU(s) (ids {:?})", campaign.gpu_ids.len(), campaign.gpu_ids),
+        None => format!(
+            "{} GPU(s) (ids {:?})",
+            campaign.gpu_ids.len(),
+            campaign.gpu_ids
+        ),
     }
 }
 
 pub fn workload_table(rows: &[CandidateRow]) -> String {
-    let mut s = String::from("| Scenario | Dataset | Input len | Output len | Prompts | Max concurrency | Request rate | Endpoint |\n|---|---|---|---|---|---|---|---|\n");
+    let mut s = String::from(
+        "| Scenario | Dataset | Input len | Output len | Prompts | Max concurrency | Request rate | Endpoint |\n|---|---|---|---|---|---|---|---|\n",
+    );
     let mut seen = std::collections::BTreeSet::new();
     for r in rows {
         if !seen.insert(r.scenario.clone()) {
@@ -63,8 +89,12 @@ pub fn workload_table(rows: &[CandidateRow]) -> String {
             w.input_len,
             w.output_len,
             w.num_prompts,
-            w.max_concurrency.map(|c| c.to_string()).unwrap_or_else(|| "—".into()),
-            w.request_rate.map(|c| c.to_string()).unwrap_or_else(|| "inf".into()),
+            w.max_concurrency
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "—".into()),
+            w.request_rate
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "inf".into()),
             w.endpoint
         );
     }
@@ -72,7 +102,9 @@ pub fn workload_table(rows: &[CandidateRow]) -> String {
 }
 
 pub fn sla_text(rows: &[CandidateRow]) -> String {
-    let Some(t) = rows.first().map(|r| &r.sla.thresholds) else { return "(no rows)".into() };
+    let Some(t) = rows.first().map(|r| &r.sla.thresholds) else {
+        return "(no rows)".into();
+    };
     let mut parts = Vec::new();
     if let Some(x) = t.max_p50_ttft_ms {
         parts.push(format!("p50 TTFT ≤ {x} ms"));
@@ -83,12 +115,18 @@ pub fn sla_text(rows: &[CandidateRow]) -> String {
     if let Some(x) = t.min_success_rate {
         parts.push(format!("success rate ≥ {x}"));
     }
-    if parts.is_empty() { "no SLA thresholds recorded".into() } else { parts.join(", ") }
+    if parts.is_empty() {
+        "no SLA thresholds recorded".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// A results table: one line per row given.
 pub fn results_table(rows: &[&CandidateRow]) -> String {
-    let mut s = String::from("| Scenario | Framework | Candidate | Round | Repeat | Status | SLA | Req/s | Output tok/s | p50 TTFT ms | p50 TPOT ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    let mut s = String::from(
+        "| Scenario | Framework | Candidate | Round | Repeat | Status | SLA | Req/s | Output tok/s | p50 TTFT ms | p50 TPOT ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
     for r in rows {
         let m = r.metrics.as_ref();
         let _ = writeln!(
@@ -142,5 +180,9 @@ pub fn winners_markdown(rows: &[CandidateRow], metric: RankingMetric) -> String 
         }
         let _ = writeln!(s);
     }
-    if s.is_empty() { "(no benchmark rows)\n".into() } else { s }
+    if s.is_empty() {
+        "(no benchmark rows)\n".into()
+    } else {
+        s
+    }
 }

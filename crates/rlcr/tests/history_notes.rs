@@ -13,24 +13,36 @@ fn knowledge_root() -> std::path::PathBuf {
     fixtures().join("knowledge-root")
 }
 
-fn run(paths: &CampaignPaths, extra: serde_json::Value) -> anyhow::Result<vllm_sota_rlcr::history::HistoryNotesReport> {
+fn run(
+    paths: &CampaignPaths,
+    extra: serde_json::Value,
+) -> anyhow::Result<vllm_sota_rlcr::history::HistoryNotesReport> {
     let mut req = json!({"campaign_dir": paths.root, "knowledge_root": knowledge_root()});
     for (k, v) in extra.as_object().unwrap() {
         req[k] = v.clone();
     }
-    HistoryNotes::run(serde_json::from_value::<HistoryNotesRequest>(req).unwrap(), &ToolContext::new())
+    HistoryNotes::run(
+        serde_json::from_value::<HistoryNotesRequest>(req).unwrap(),
+        &ToolContext::new(),
+    )
 }
 
 #[test]
 fn llama_slug_matches_llama31_and_reads_vllm_and_sglang_history() {
     let dir = tempfile::tempdir().unwrap();
-    let paths = make_campaign(dir.path(), &campaign_record(None, None, &["vllm", "sglang"]));
+    let paths = make_campaign(
+        dir.path(),
+        &campaign_record(None, None, &["vllm", "sglang"]),
+    );
     let r = run(&paths, json!({})).unwrap();
     assert_eq!(r.status, "written");
     assert_eq!(r.family.as_deref(), Some("llama31"));
     assert_eq!(r.match_method.as_deref(), Some("fuzzy"));
     let docs: Vec<&str> = r.docs_read.iter().map(|d| d.path.as_str()).collect();
-    assert_eq!(docs, vec!["vllm/llama31/README.en.md", "sglang/llama31/README.en.md"]);
+    assert_eq!(
+        docs,
+        vec!["vllm/llama31/README.en.md", "sglang/llama31/README.en.md"]
+    );
     // vllm/llama31/README.en.md has four PR cards: #8343, #10164, #33731, #38373.
     assert_eq!(r.docs_read[0].pr_count, 4);
     assert_eq!(r.docs_read[1].pr_count, 2);
@@ -52,7 +64,13 @@ fn llama_slug_matches_llama31_and_reads_vllm_and_sglang_history() {
     // PR #8343 appears in the coverage table, the timeline, its card and its link line.
     let p8343 = r.top_prs.iter().find(|p| p.number == 8343).unwrap();
     assert!(p8343.mentions >= 3, "{p8343:?}");
-    assert!(r.top_files.iter().any(|f| f == "examples/tool_chat_template_llama3.1_json.jinja"), "{:?}", r.top_files);
+    assert!(
+        r.top_files
+            .iter()
+            .any(|f| f == "examples/tool_chat_template_llama3.1_json.jinja"),
+        "{:?}",
+        r.top_files
+    );
     // Written notes are protected.
     let e = run(&paths, json!({})).unwrap_err().to_string();
     assert!(e.contains("overwrite"), "{e}");
@@ -62,38 +80,71 @@ fn llama_slug_matches_llama31_and_reads_vllm_and_sglang_history() {
 #[test]
 fn sglang_history_is_skipped_when_sglang_is_neither_compared_nor_leading() {
     let dir = tempfile::tempdir().unwrap();
-    let paths = make_campaign(dir.path(), &campaign_record(None, None, &["vllm", "tensorrt_llm"]));
-    write_rows(&paths.candidates(), &[row("t", "tensorrt_llm", "t", "chat", 11.0, 12.0), row("v", "vllm", "v", "chat", 10.0, 12.0)]);
+    let paths = make_campaign(
+        dir.path(),
+        &campaign_record(None, None, &["vllm", "tensorrt_llm"]),
+    );
+    write_rows(
+        &paths.candidates(),
+        &[
+            row("t", "tensorrt_llm", "t", "chat", 11.0, 12.0),
+            row("v", "vllm", "v", "chat", 10.0, 12.0),
+        ],
+    );
     let r = run(&paths, json!({})).unwrap();
     assert_eq!(r.docs_read.len(), 1);
     assert_eq!(r.docs_read[0].framework, "vllm");
     // ... and read when SGLang leads a scenario of the fixed baseline.
     let dir2 = tempfile::tempdir().unwrap();
-    let paths2 = make_campaign(dir2.path(), &campaign_record(None, None, &["vllm", "tensorrt_llm"]));
-    write_rows(&paths2.candidates(), &[row("s", "sglang", "s", "chat", 12.0, 12.0), row("v", "vllm", "v", "chat", 10.0, 12.0)]);
+    let paths2 = make_campaign(
+        dir2.path(),
+        &campaign_record(None, None, &["vllm", "tensorrt_llm"]),
+    );
+    write_rows(
+        &paths2.candidates(),
+        &[
+            row("s", "sglang", "s", "chat", 12.0, 12.0),
+            row("v", "vllm", "v", "chat", 10.0, 12.0),
+        ],
+    );
     assert_eq!(run(&paths2, json!({})).unwrap().docs_read.len(), 2);
 }
 
 #[test]
 fn chinese_first_falls_back_per_framework() {
     let dir = tempfile::tempdir().unwrap();
-    let paths = make_campaign(dir.path(), &campaign_record(None, None, &["vllm", "sglang"]));
+    let paths = make_campaign(
+        dir.path(),
+        &campaign_record(None, None, &["vllm", "sglang"]),
+    );
     let r = run(&paths, json!({"lang": "zh"})).unwrap();
     let docs: Vec<&str> = r.docs_read.iter().map(|d| d.path.as_str()).collect();
     // vLLM has README.zh.md; the SGLang folder only has README.en.md.
-    assert_eq!(docs, vec!["vllm/llama31/README.zh.md", "sglang/llama31/README.en.md"]);
+    assert_eq!(
+        docs,
+        vec!["vllm/llama31/README.zh.md", "sglang/llama31/README.en.md"]
+    );
 }
 
 #[test]
 fn missing_root_writes_the_blocker_and_continues() {
     let dir = tempfile::tempdir().unwrap();
-    let paths = make_campaign(dir.path(), &campaign_record(None, None, &["vllm", "sglang"]));
-    let req: HistoryNotesRequest = serde_json::from_value(json!({"campaign_dir": paths.root, "knowledge_root": dir.path().join("no-such-root")})).unwrap();
+    let paths = make_campaign(
+        dir.path(),
+        &campaign_record(None, None, &["vllm", "sglang"]),
+    );
+    let req: HistoryNotesRequest = serde_json::from_value(
+        json!({"campaign_dir": paths.root, "knowledge_root": dir.path().join("no-such-root")}),
+    )
+    .unwrap();
     let r = HistoryNotes::run(req, &ToolContext::new()).unwrap();
     assert_eq!(r.status, "blocked");
     assert!(r.blocker.as_deref().unwrap().contains("does not exist"));
     let notes = std::fs::read_to_string(paths.history_notes()).unwrap();
-    assert!(notes.contains("## Blocker") && notes.contains("no-such-root"), "{notes}");
+    assert!(
+        notes.contains("## Blocker") && notes.contains("no-such-root"),
+        "{notes}"
+    );
     // The gate counts it as written (the blocker is the evidence).
     assert!(CampaignPaths::is_written(&paths.history_notes()));
 }
@@ -113,7 +164,11 @@ fn unmatched_family_is_a_blocker_and_an_explicit_family_wins() {
     assert_eq!(r.family.as_deref(), Some("qwen3-core"));
     assert_eq!(r.match_method.as_deref(), Some("request"));
     let notes = std::fs::read_to_string(paths.history_notes()).unwrap();
-    assert!(notes.contains("`vllm/model_executor/models/qwen3_moe.py`") && notes.contains("`Qwen3MoeForCausalLM`"), "{notes}");
+    assert!(
+        notes.contains("`vllm/model_executor/models/qwen3_moe.py`")
+            && notes.contains("`Qwen3MoeForCausalLM`"),
+        "{notes}"
+    );
 }
 
 #[test]

@@ -27,25 +27,64 @@ fn build_complete() -> Built {
     let checkout = dir.path().join("vllm");
     std::fs::create_dir_all(&checkout).unwrap();
     let (repo, base) = make_repo(&checkout, true);
-    let paths = make_campaign(&dir.path().join("run"), &campaign_record(Some(&checkout), Some(base.clone()), &["vllm", "sglang"]));
+    let paths = make_campaign(
+        &dir.path().join("run"),
+        &campaign_record(Some(&checkout), Some(base.clone()), &["vllm", "sglang"]),
+    );
     let mut rows = repeats("sg", "sglang", "sglang-best", "chat", &[10.0, 10.02, 9.98]);
-    rows.extend(repeats("vl", "vllm", "vllm-best", "chat", &[9.0, 9.01, 8.99]));
+    rows.extend(repeats(
+        "vl",
+        "vllm",
+        "vllm-best",
+        "chat",
+        &[9.0, 9.01, 8.99],
+    ));
     write_rows(&paths.candidates(), &rows);
-    write_written(&paths.history_notes(), "# Model PR history notes\n\n## Paths read\n\n- `vllm/llama31/README.en.md`\n");
+    write_written(
+        &paths.history_notes(),
+        "# Model PR history notes\n\n## Paths read\n\n- `vllm/llama31/README.en.md`\n",
+    );
     let gap = |round: u32, files: &[&str]| {
-        GapDecision::run(serde_json::from_value(json!({"campaign_dir": paths.root, "round": round, "current_files": files})).unwrap(), &ToolContext::new()).unwrap()
+        GapDecision::run(
+            serde_json::from_value(
+                json!({"campaign_dir": paths.root, "round": round, "current_files": files}),
+            )
+            .unwrap(),
+            &ToolContext::new(),
+        )
+        .unwrap()
     };
     assert_eq!(gap(1, &[]).decision, Decision::Patch);
     write_written(
-        &paths.profile_stage_dir(1, "vllm", "decode").join("tables.md"),
+        &paths
+            .profile_stage_dir(1, "vllm", "decode")
+            .join("tables.md"),
         "# Kernel table (vllm, decode)\n\n| Kernel | Category | GPU time % |\n|---|---|---|\n| nvjet_tst_128x64 | gemm | 30.1 |\n| flash::FlashAttnFwdSm90 | attention | 15.2 |\n| _topk_topp_kernel | sampling | 6.3 |\n",
     );
-    write_written(&paths.profile_stage_dir(1, "sglang", "decode").join("tables.md"), "| Kernel | GPU time % |\n|---|---|\n| fused_add_rmsnorm | 3.0 |\n");
-    write_written(&paths.layer_pipeline(), "# Layer pipeline (round 1)\n\nChosen forward pass: decode step 12 (batch 64).\nRepresentative layer: 7.\n");
-    write_written(&paths.ncu_digests_dir().join("rmsnorm-v1/digest.md"), "# NCU digest: rmsnorm\n\nNext edit: fuse the residual add.\n");
-    write_written(&paths.patches_dir().join("round-1-fused-rmsnorm.patch"), "--- a/vllm/model_executor/models/llama.py\n");
+    write_written(
+        &paths
+            .profile_stage_dir(1, "sglang", "decode")
+            .join("tables.md"),
+        "| Kernel | GPU time % |\n|---|---|\n| fused_add_rmsnorm | 3.0 |\n",
+    );
+    write_written(
+        &paths.layer_pipeline(),
+        "# Layer pipeline (round 1)\n\nChosen forward pass: decode step 12 (batch 64).\nRepresentative layer: 7.\n",
+    );
+    write_written(
+        &paths.ncu_digests_dir().join("rmsnorm-v1/digest.md"),
+        "# NCU digest: rmsnorm\n\nNext edit: fuse the residual add.\n",
+    );
+    write_written(
+        &paths.patches_dir().join("round-1-fused-rmsnorm.patch"),
+        "--- a/vllm/model_executor/models/llama.py\n",
+    );
     // The patch, committed in the checkout.
-    std::fs::write(checkout.join("vllm/model_executor/models/llama.py"), "def forward(x):\n    y = x\n    return fused(y)\n").unwrap();
+    std::fs::write(
+        checkout.join("vllm/model_executor/models/llama.py"),
+        "def forward(x):\n    y = x\n    return fused(y)\n",
+    )
+    .unwrap();
     commit_all(&repo, "Fuse the residual add into RMSNorm");
     let mut reval = repeats("r1", "vllm", "vllm-best", "chat", &[10.5, 10.52, 10.48]);
     for r in &mut reval {
@@ -57,22 +96,51 @@ fn build_complete() -> Built {
             fsx::append_jsonl(&md.with_extension("jsonl"), &r).unwrap();
         }
     };
-    ledger(paths.attempt_ledger(), vec![
-        json!({"attempt_id": "a1", "round": 1, "summary": "Fuse residual add into RMSNorm", "status": "accepted", "patch_path": "patches/round-1-fused-rmsnorm.patch", "tests": ["pytest tests/kernels/test_layernorm.py"]}),
-        json!({"attempt_id": "a2", "round": 1, "summary": "Bigger CUDA graph batch sizes", "status": "rejected", "reason": "flag-only, no gain"}),
-        json!({"attempt_id": "a3", "round": 2, "summary": "Fuse top-k/top-p sampling", "status": "planned"}),
-    ]);
-    ledger(paths.optimization_ledger(), vec![json!({"round": 1, "summary": "Fused residual RMSNorm", "measured_improvement_pct": 16.7, "row_ref": {"file": "benchmark/revalidation/round-1.jsonl", "row_id": "r1-0"}})]);
-    ledger(paths.source_idea_ledger(), vec![json!({"idea_id": "s1", "round": 1, "summary": "Port SGLang's sampler", "status": "rejected", "reason": "different numerics"})]);
-    assert_eq!(gap(2, &["benchmark/revalidation/round-1.jsonl"]).decision, Decision::StopBeats);
-    Built { _dir: dir, paths, checkout, base }
+    ledger(
+        paths.attempt_ledger(),
+        vec![
+            json!({"attempt_id": "a1", "round": 1, "summary": "Fuse residual add into RMSNorm", "status": "accepted", "patch_path": "patches/round-1-fused-rmsnorm.patch", "tests": ["pytest tests/kernels/test_layernorm.py"]}),
+            json!({"attempt_id": "a2", "round": 1, "summary": "Bigger CUDA graph batch sizes", "status": "rejected", "reason": "flag-only, no gain"}),
+            json!({"attempt_id": "a3", "round": 2, "summary": "Fuse top-k/top-p sampling", "status": "planned"}),
+        ],
+    );
+    ledger(
+        paths.optimization_ledger(),
+        vec![
+            json!({"round": 1, "summary": "Fused residual RMSNorm", "measured_improvement_pct": 16.7, "row_ref": {"file": "benchmark/revalidation/round-1.jsonl", "row_id": "r1-0"}}),
+        ],
+    );
+    ledger(
+        paths.source_idea_ledger(),
+        vec![
+            json!({"idea_id": "s1", "round": 1, "summary": "Port SGLang's sampler", "status": "rejected", "reason": "different numerics"}),
+        ],
+    );
+    assert_eq!(
+        gap(2, &["benchmark/revalidation/round-1.jsonl"]).decision,
+        Decision::StopBeats
+    );
+    Built {
+        _dir: dir,
+        paths,
+        checkout,
+        base,
+    }
 }
 
 #[test]
 fn final_report_refuses_an_incomplete_campaign_listing_what_is_missing() {
     let dir = tempfile::tempdir().unwrap();
-    let paths = make_campaign(dir.path(), &campaign_record(None, None, &["vllm", "sglang"]));
-    let e = FinalReport::run(serde_json::from_value(json!({"campaign_dir": paths.root})).unwrap(), &ToolContext::new()).unwrap_err().to_string();
+    let paths = make_campaign(
+        dir.path(),
+        &campaign_record(None, None, &["vllm", "sglang"]),
+    );
+    let e = FinalReport::run(
+        serde_json::from_value(json!({"campaign_dir": paths.root})).unwrap(),
+        &ToolContext::new(),
+    )
+    .unwrap_err()
+    .to_string();
     for needle in [
         "final_report refused",
         "benchmark/candidates.jsonl",
@@ -92,7 +160,11 @@ fn final_report_refuses_an_incomplete_campaign_listing_what_is_missing() {
 fn final_report_refuses_while_the_loop_still_says_patch() {
     let b = build_complete();
     // Drop the stop decision: the latest decision is round 1's patch.
-    let lines: Vec<String> = std::fs::read_to_string(b.paths.lineage()).unwrap().lines().map(str::to_string).collect();
+    let lines: Vec<String> = std::fs::read_to_string(b.paths.lineage())
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
     std::fs::write(b.paths.lineage(), format!("{}\n", lines[0])).unwrap();
     let run = |extra: serde_json::Value| {
         let mut req = json!({"campaign_dir": b.paths.root});
@@ -102,26 +174,56 @@ fn final_report_refuses_while_the_loop_still_says_patch() {
         FinalReport::run(serde_json::from_value(req).unwrap(), &ToolContext::new())
     };
     let e = run(json!({})).unwrap_err().to_string();
-    assert!(e.contains("latest gap_decision (round 1) is `patch`"), "{e}");
+    assert!(
+        e.contains("latest gap_decision (round 1) is `patch`"),
+        "{e}"
+    );
     // Without the profile and layer-pipeline evidence a patch round needs, those are listed too.
     std::fs::remove_dir_all(b.paths.profiles_dir().join("round-1")).unwrap();
-    std::fs::write(b.paths.layer_pipeline(), format!("{}\n", vllm_sota_core::layout::PLACEHOLDER_MARKER)).unwrap();
+    std::fs::write(
+        b.paths.layer_pipeline(),
+        format!("{}\n", vllm_sota_core::layout::PLACEHOLDER_MARKER),
+    )
+    .unwrap();
     let e = run(json!({})).unwrap_err().to_string();
-    assert!(e.contains("profile tables") && e.contains("layer-pipeline report"), "{e}");
+    assert!(
+        e.contains("profile tables") && e.contains("layer-pipeline report"),
+        "{e}"
+    );
     // allow_unfinished only lifts the stop requirement.
-    assert!(run(json!({"allow_unfinished": true})).unwrap_err().to_string().contains("profile tables"));
+    assert!(
+        run(json!({"allow_unfinished": true}))
+            .unwrap_err()
+            .to_string()
+            .contains("profile tables")
+    );
 }
 
 #[test]
 fn final_report_on_a_complete_campaign() {
     let b = build_complete();
-    let r = FinalReport::run(serde_json::from_value(json!({"campaign_dir": b.paths.root, "tests_run": ["cargo test -p vllm-sota-rlcr"]})).unwrap(), &ToolContext::new()).unwrap();
+    let r = FinalReport::run(
+        serde_json::from_value(
+            json!({"campaign_dir": b.paths.root, "tests_run": ["cargo test -p vllm-sota-rlcr"]}),
+        )
+        .unwrap(),
+        &ToolContext::new(),
+    )
+    .unwrap();
     assert!(r.reached_sota, "{}", r.verdict);
     assert!(r.verdict.contains("beats"), "{}", r.verdict);
     assert_eq!(r.post_patch_round, 1);
     assert_eq!(r.changed_files, 1);
     let c = &r.changed_files_top[0];
-    assert_eq!((c.path.as_str(), c.status.as_str(), c.insertions, c.deletions), ("vllm/model_executor/models/llama.py", "modified", 2, 1));
+    assert_eq!(
+        (
+            c.path.as_str(),
+            c.status.as_str(),
+            c.insertions,
+            c.deletions
+        ),
+        ("vllm/model_executor/models/llama.py", "modified", 2, 1)
+    );
     assert_eq!((r.profile_tables, r.ncu_digests, r.tests_run), (2, 1, 2));
     let text = std::fs::read_to_string(b.paths.final_report()).unwrap();
     for needle in [
@@ -142,7 +244,10 @@ fn final_report_on_a_complete_campaign() {
         "- `cargo test -p vllm-sota-rlcr`",
         "round 1: Fused residual RMSNorm (+16.70%, row r1-0)",
     ] {
-        assert!(text.contains(needle), "final_report.md lacks {needle:?}:\n{text}");
+        assert!(
+            text.contains(needle),
+            "final_report.md lacks {needle:?}:\n{text}"
+        );
     }
     assert!(text.contains(&b.base), "base commit named");
 }
@@ -150,16 +255,39 @@ fn final_report_on_a_complete_campaign() {
 #[test]
 fn checkpoint_is_rebuilt_from_the_records() {
     let b = build_complete();
-    let r = Checkpoint::run(serde_json::from_value(json!({"campaign_dir": b.paths.root})).unwrap(), &ToolContext::new()).unwrap();
+    let r = Checkpoint::run(
+        serde_json::from_value(json!({"campaign_dir": b.paths.root})).unwrap(),
+        &ToolContext::new(),
+    )
+    .unwrap();
     assert_eq!(r.vllm_branch.as_deref(), Some("main"));
-    let head = git2::Repository::open(&b.checkout).unwrap().head().unwrap().peel_to_commit().unwrap().id().to_string();
+    let head = git2::Repository::open(&b.checkout)
+        .unwrap()
+        .head()
+        .unwrap()
+        .peel_to_commit()
+        .unwrap()
+        .id()
+        .to_string();
     assert_eq!(r.vllm_commit.as_deref(), Some(head.as_str()));
     assert_eq!(r.changed_files, Some(1));
     assert_eq!(r.latest_gap_decision.as_deref(), Some("round 2 stop_beats"));
-    assert_eq!(r.profile_tables, vec!["profiles/round-1/sglang/decode/tables.md", "profiles/round-1/vllm/decode/tables.md"]);
-    assert_eq!(r.ncu_digests, vec!["kernel/ncu-digests/rmsnorm-v1/digest.md"]);
+    assert_eq!(
+        r.profile_tables,
+        vec![
+            "profiles/round-1/sglang/decode/tables.md",
+            "profiles/round-1/vllm/decode/tables.md"
+        ]
+    );
+    assert_eq!(
+        r.ncu_digests,
+        vec!["kernel/ncu-digests/rmsnorm-v1/digest.md"]
+    );
     assert_eq!(r.rejected_ideas, 2);
-    assert_eq!(r.next_planned_patch.as_deref(), Some("Fuse top-k/top-p sampling"));
+    assert_eq!(
+        r.next_planned_patch.as_deref(),
+        Some("Fuse top-k/top-p sampling")
+    );
     assert!(r.not_yet_available.is_empty(), "{:?}", r.not_yet_available);
     let text = std::fs::read_to_string(b.paths.checkpoint()).unwrap();
     assert!(CampaignPaths::is_written(&b.paths.checkpoint()));
@@ -184,22 +312,49 @@ fn checkpoint_is_rebuilt_from_the_records() {
         "source idea s1 (round 1, rejected): Port SGLang's sampler — different numerics",
         "## Next planned patch\n\nFuse top-k/top-p sampling",
     ] {
-        assert!(text.contains(needle), "checkpoint lacks {needle:?}:\n{text}");
+        assert!(
+            text.contains(needle),
+            "checkpoint lacks {needle:?}:\n{text}"
+        );
     }
     // An explicit next patch wins.
-    let r = Checkpoint::run(serde_json::from_value(json!({"campaign_dir": b.paths.root, "next_planned_patch": "Overlap the all-reduce"})).unwrap(), &ToolContext::new()).unwrap();
-    assert_eq!(r.next_planned_patch.as_deref(), Some("Overlap the all-reduce"));
+    let r = Checkpoint::run(
+        serde_json::from_value(
+            json!({"campaign_dir": b.paths.root, "next_planned_patch": "Overlap the all-reduce"}),
+        )
+        .unwrap(),
+        &ToolContext::new(),
+    )
+    .unwrap();
+    assert_eq!(
+        r.next_planned_patch.as_deref(),
+        Some("Overlap the all-reduce")
+    );
 }
 
 #[test]
 fn checkpoint_on_a_fresh_campaign_says_what_is_not_there_yet() {
     let dir = tempfile::tempdir().unwrap();
     let paths = make_campaign(dir.path(), &campaign_record(None, None, &["vllm"]));
-    let r = Checkpoint::run(serde_json::from_value(json!({"campaign_dir": paths.root})).unwrap(), &ToolContext::new()).unwrap();
-    assert!(r.not_yet_available.iter().any(|m| m.contains("vllm_checkout")), "{:?}", r.not_yet_available);
+    let r = Checkpoint::run(
+        serde_json::from_value(json!({"campaign_dir": paths.root})).unwrap(),
+        &ToolContext::new(),
+    )
+    .unwrap();
+    assert!(
+        r.not_yet_available
+            .iter()
+            .any(|m| m.contains("vllm_checkout")),
+        "{:?}",
+        r.not_yet_available
+    );
     assert!(r.not_yet_available.iter().any(|m| m == "gap_decision"));
     let text = std::fs::read_to_string(paths.checkpoint()).unwrap();
-    assert!(text.contains("(no gap_decision recorded yet)") && text.contains("`history/model-pr-history-notes.md` (NOT written)"), "{text}");
+    assert!(
+        text.contains("(no gap_decision recorded yet)")
+            && text.contains("`history/model-pr-history-notes.md` (NOT written)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -208,26 +363,63 @@ fn bad_ledger_line_is_an_error_naming_file_and_line() {
     let p = b.paths.attempt_ledger().with_extension("jsonl");
     let text = std::fs::read_to_string(&p).unwrap();
     std::fs::write(&p, format!("{text}[1, 2]\n")).unwrap();
-    let e = format!("{:#}", Checkpoint::run(serde_json::from_value(json!({"campaign_dir": b.paths.root})).unwrap(), &ToolContext::new()).unwrap_err());
-    assert!(e.contains("attempt-ledger.jsonl") && e.contains("row 4 is not a JSON object"), "{e}");
+    let e = format!(
+        "{:#}",
+        Checkpoint::run(
+            serde_json::from_value(json!({"campaign_dir": b.paths.root})).unwrap(),
+            &ToolContext::new()
+        )
+        .unwrap_err()
+    );
+    assert!(
+        e.contains("attempt-ledger.jsonl") && e.contains("row 4 is not a JSON object"),
+        "{e}"
+    );
     std::fs::write(&p, format!("{text}{{not json\n{{\"a\": 1}}\n")).unwrap();
-    let e = format!("{:#}", Checkpoint::run(serde_json::from_value(json!({"campaign_dir": b.paths.root})).unwrap(), &ToolContext::new()).unwrap_err());
+    let e = format!(
+        "{:#}",
+        Checkpoint::run(
+            serde_json::from_value(json!({"campaign_dir": b.paths.root})).unwrap(),
+            &ToolContext::new()
+        )
+        .unwrap_err()
+    );
     assert!(e.contains("attempt-ledger.jsonl:4"), "{e}");
 }
 
 #[test]
 fn secrets_in_recorded_commands_never_reach_the_documents() {
     let b = build_complete();
-    let mut rows: Vec<vllm_sota_core::results::CandidateRow> = fsx::read_jsonl(&b.paths.candidates()).unwrap();
+    let mut rows: Vec<vllm_sota_core::results::CandidateRow> =
+        fsx::read_jsonl(&b.paths.candidates()).unwrap();
     for r in &mut rows {
-        r.server_command.extend(["--hf-token".to_string(), "hf_AbCdEfGhIjKlMnOpQrStUvWxYz123456".to_string()]);
+        r.server_command.extend([
+            "--hf-token".to_string(),
+            "hf_AbCdEfGhIjKlMnOpQrStUvWxYz123456".to_string(),
+        ]);
     }
     write_rows(&b.paths.candidates(), &rows);
-    Checkpoint::run(serde_json::from_value(json!({"campaign_dir": b.paths.root})).unwrap(), &ToolContext::new()).unwrap();
-    FinalReport::run(serde_json::from_value(json!({"campaign_dir": b.paths.root})).unwrap(), &ToolContext::new()).unwrap();
+    Checkpoint::run(
+        serde_json::from_value(json!({"campaign_dir": b.paths.root})).unwrap(),
+        &ToolContext::new(),
+    )
+    .unwrap();
+    FinalReport::run(
+        serde_json::from_value(json!({"campaign_dir": b.paths.root})).unwrap(),
+        &ToolContext::new(),
+    )
+    .unwrap();
     for p in [b.paths.checkpoint(), b.paths.final_report()] {
         let text = std::fs::read_to_string(&p).unwrap();
-        assert!(text.contains("--hf-token"), "the flag itself stays visible in {}", p.display());
-        assert!(!text.contains("hf_AbCdEfGhIjKlMnOpQrStUvWxYz123456"), "secret leaked into {}", p.display());
+        assert!(
+            text.contains("--hf-token"),
+            "the flag itself stays visible in {}",
+            p.display()
+        );
+        assert!(
+            !text.contains("hf_AbCdEfGhIjKlMnOpQrStUvWxYz123456"),
+            "secret leaked into {}",
+            p.display()
+        );
     }
 }

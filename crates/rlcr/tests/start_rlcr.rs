@@ -23,13 +23,30 @@ fn setup(knobs: &str) -> Setup {
     let checkout = dir.path().join("vllm");
     std::fs::create_dir_all(&checkout).unwrap();
     let (_repo, head) = make_repo(&checkout, true);
-    let paths = make_campaign(&dir.path().join("run"), &campaign_record(Some(&checkout), Some(head), &["vllm", "sglang"]));
+    let paths = make_campaign(
+        &dir.path().join("run"),
+        &campaign_record(Some(&checkout), Some(head), &["vllm", "sglang"]),
+    );
     let mut rows = repeats("sg", "sglang", "sglang-best", "chat", &[10.0, 10.02, 9.98]);
-    rows.extend(repeats("vl", "vllm", "vllm-best", "chat", &[9.0, 9.01, 8.99]));
+    rows.extend(repeats(
+        "vl",
+        "vllm",
+        "vllm-best",
+        "chat",
+        &[9.0, 9.01, 8.99],
+    ));
     write_rows(&paths.candidates(), &rows);
-    write_written(&paths.history_notes(), "# Model PR history notes\n\n- vllm/llama31/README.en.md\n");
+    write_written(
+        &paths.history_notes(),
+        "# Model PR history notes\n\n- vllm/llama31/README.en.md\n",
+    );
     let runtime = runtime_copy(dir.path(), knobs);
-    Setup { _dir: dir, paths, checkout, runtime }
+    Setup {
+        _dir: dir,
+        paths,
+        checkout,
+        runtime,
+    }
 }
 
 fn request(s: &Setup, extra: serde_json::Value) -> StartRlcrRequest {
@@ -45,14 +62,22 @@ fn start(s: &Setup, extra: serde_json::Value) -> StartRlcrReport {
 }
 
 fn failed(r: &StartRlcrReport) -> Vec<&str> {
-    r.preconditions.iter().filter(|p| !p.passed).map(|p| p.name.as_str()).collect()
+    r.preconditions
+        .iter()
+        .filter(|p| !p.passed)
+        .map(|p| p.name.as_str())
+        .collect()
 }
 
 /// The arguments of the last call (the first call is the `--help` probe).
 fn argv_log(s: &Setup) -> String {
     let text = std::fs::read_to_string(s.runtime.join("argv.log")).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.first().copied(), Some("--help"), "the runtime's --help is probed first: {text}");
+    assert_eq!(
+        lines.first().copied(),
+        Some("--help"),
+        "the runtime's --help is probed first: {text}"
+    );
     lines.last().unwrap_or(&"").to_string()
 }
 
@@ -64,20 +89,36 @@ fn knobs_with_log(dir_hint: &str) -> String {
 fn happy_path_with_strict_success() {
     let s = setup(&knobs_with_log(""));
     let r = start(&s, json!({}));
-    assert_eq!(r.status, StartStatus::Started, "{:?} {:?}", r.failure, r.stderr_tail);
+    assert_eq!(
+        r.status,
+        StartStatus::Started,
+        "{:?} {:?}",
+        r.failure,
+        r.stderr_tail
+    );
     assert!(r.started);
     assert_eq!(r.strict_success_supported, Some(true));
     assert!(failed(&r).is_empty());
     // The script got the relative plan path, --yolo and --strict-success (main is auto-detected: no --base-branch).
-    assert_eq!(argv_log(&s).trim(), ".humanize/vllm-sota-agent/refined-plan.md --yolo --strict-success");
+    assert_eq!(
+        argv_log(&s).trim(),
+        ".humanize/vllm-sota-agent/refined-plan.md --yolo --strict-success"
+    );
     let state = PathBuf::from(r.state_path.as_ref().unwrap());
     let text = std::fs::read_to_string(&state).unwrap();
-    assert!(text.contains("strict_success: true") && text.contains("current_round: 0") && text.contains("ask_codex_question: false"), "{text}");
+    assert!(
+        text.contains("strict_success: true")
+            && text.contains("current_round: 0")
+            && text.contains("ask_codex_question: false"),
+        "{text}"
+    );
     assert!(state.starts_with(s.checkout.join(".humanize/rlcr")));
     let prompt = PathBuf::from(r.round0_prompt_path.unwrap());
     assert_eq!(prompt, state.with_file_name("round-0-prompt.md"));
     // The rendered plan: filled placeholders, model, winners with exact commands, per-round obligations.
-    let plan = std::fs::read_to_string(s.checkout.join(".humanize/vllm-sota-agent/refined-plan.md")).unwrap();
+    let plan =
+        std::fs::read_to_string(s.checkout.join(".humanize/vllm-sota-agent/refined-plan.md"))
+            .unwrap();
     assert!(!plan.contains("{{"), "unfilled placeholder");
     for needle in [
         "# vLLM SOTA Humanize Plan: meta-llama/Llama-3.1-8B-Instruct",
@@ -94,9 +135,17 @@ fn happy_path_with_strict_success() {
     }
     assert!(plan.contains(&s.paths.history_notes().display().to_string()));
     // The loop's prompt carries the plan (the script appends it).
-    assert!(std::fs::read_to_string(&prompt).unwrap().contains("vLLM SOTA Humanize Plan"));
+    assert!(
+        std::fs::read_to_string(&prompt)
+            .unwrap()
+            .contains("vLLM SOTA Humanize Plan")
+    );
     // Logs captured in the campaign, not on our stdout.
-    assert!(std::fs::read_to_string(s.paths.root.join("humanize/rlcr-setup.stdout.log")).unwrap().contains("start-rlcr-loop activated"));
+    assert!(
+        std::fs::read_to_string(s.paths.root.join("humanize/rlcr-setup.stdout.log"))
+            .unwrap()
+            .contains("start-rlcr-loop activated")
+    );
     assert!(s.paths.root.join("humanize/rlcr-start.json").is_file());
     // A second start is refused: a loop is active.
     let again = start(&s, json!({}));
@@ -108,9 +157,18 @@ fn happy_path_with_strict_success() {
 fn runtime_without_strict_success_is_started_without_the_flag() {
     let s = setup(&knobs_with_log("HUMANIZE_TEST_NO_STRICT=1\n"));
     let r = start(&s, json!({}));
-    assert_eq!(r.status, StartStatus::Started, "{:?} {:?}", r.failure, r.stderr_tail);
+    assert_eq!(
+        r.status,
+        StartStatus::Started,
+        "{:?} {:?}",
+        r.failure,
+        r.stderr_tail
+    );
     assert_eq!(r.strict_success_supported, Some(false));
-    assert_eq!(argv_log(&s).trim(), ".humanize/vllm-sota-agent/refined-plan.md --yolo");
+    assert_eq!(
+        argv_log(&s).trim(),
+        ".humanize/vllm-sota-agent/refined-plan.md --yolo"
+    );
     let text = std::fs::read_to_string(r.state_path.unwrap()).unwrap();
     assert!(!text.contains("strict_success"), "{text}");
 }
@@ -132,9 +190,17 @@ fn non_zero_exit_reports_stderr_and_stops() {
     let r = start(&s, json!({}));
     assert_eq!(r.status, StartStatus::RuntimeFailed);
     assert_eq!(r.exit_code, Some(3));
-    assert!(r.stderr_tail.as_deref().unwrap().contains("simulated setup failure"));
+    assert!(
+        r.stderr_tail
+            .as_deref()
+            .unwrap()
+            .contains("simulated setup failure")
+    );
     assert!(r.failure.unwrap().contains("exited with Some(3)"));
-    assert!(start::active_states(&s.checkout).is_empty(), "no loop state may exist after a failed setup");
+    assert!(
+        start::active_states(&s.checkout).is_empty(),
+        "no loop state may exist after a failed setup"
+    );
 }
 
 #[test]
@@ -173,15 +239,29 @@ fn repository_without_commits() {
 #[test]
 fn dirty_working_tree() {
     let s = setup("");
-    std::fs::write(s.checkout.join("vllm/model_executor/models/llama.py"), "def forward(x):\n    return x * 2\n").unwrap();
+    std::fs::write(
+        s.checkout.join("vllm/model_executor/models/llama.py"),
+        "def forward(x):\n    return x * 2\n",
+    )
+    .unwrap();
     std::fs::write(s.checkout.join("scratch.txt"), "x").unwrap();
     // Humanize state does not count.
     std::fs::create_dir_all(s.checkout.join(".humanize/notes")).unwrap();
     std::fs::write(s.checkout.join(".humanize/notes/a.md"), "x").unwrap();
     let r = start(&s, json!({}));
     assert_eq!(failed(&r), vec!["clean_working_tree"]);
-    let p = r.preconditions.iter().find(|p| p.name == "clean_working_tree").unwrap();
-    assert!(p.detail.contains("llama.py") && p.detail.contains("scratch.txt") && !p.detail.contains(".humanize"), "{}", p.detail);
+    let p = r
+        .preconditions
+        .iter()
+        .find(|p| p.name == "clean_working_tree")
+        .unwrap();
+    assert!(
+        p.detail.contains("llama.py")
+            && p.detail.contains("scratch.txt")
+            && !p.detail.contains(".humanize"),
+        "{}",
+        p.detail
+    );
     assert!(p.fix.as_deref().unwrap().contains("commit or stash"));
 }
 
@@ -198,13 +278,29 @@ fn humanize_not_ignored_fails_and_fix_gitignore_commits_it() {
     vllm_sota_core::fsx::write_json(&s.paths.campaign_json(), &c).unwrap();
     let r = start(&s, json!({}));
     assert_eq!(failed(&r), vec!["humanize_gitignored"]);
-    assert!(r.preconditions.iter().find(|p| p.name == "humanize_gitignored").unwrap().fix.as_deref().unwrap().contains("fix_gitignore: true"));
+    assert!(
+        r.preconditions
+            .iter()
+            .find(|p| p.name == "humanize_gitignored")
+            .unwrap()
+            .fix
+            .as_deref()
+            .unwrap()
+            .contains("fix_gitignore: true")
+    );
     // With the fix: `.humanize*` appended and committed; the tree stays clean; the loop starts.
     let r = start(&s, json!({"fix_gitignore": true}));
     assert_eq!(r.status, StartStatus::Started, "{:?}", r.preconditions);
-    assert!(std::fs::read_to_string(checkout.join(".gitignore")).unwrap().contains(".humanize*"));
+    assert!(
+        std::fs::read_to_string(checkout.join(".gitignore"))
+            .unwrap()
+            .contains(".humanize*")
+    );
     let head_now = repo.head().unwrap().peel_to_commit().unwrap();
-    assert_eq!(head_now.message().unwrap(), "Ignore Humanize RLCR runtime state (.humanize*)");
+    assert_eq!(
+        head_now.message().unwrap(),
+        "Ignore Humanize RLCR runtime state (.humanize*)"
+    );
     assert_eq!(head_now.parent_id(0).unwrap().to_string(), head);
 }
 
@@ -213,9 +309,22 @@ fn missing_base_branch() {
     let s = setup("");
     let r = start(&s, json!({"base_branch": "release-0.26"}));
     assert_eq!(failed(&r), vec!["base_branch"]);
-    let p = r.preconditions.iter().find(|p| p.name == "base_branch").unwrap();
-    assert!(p.detail.contains("`release-0.26` does not exist locally"), "{}", p.detail);
-    assert!(p.fix.as_deref().unwrap().contains("git branch release-0.26"));
+    let p = r
+        .preconditions
+        .iter()
+        .find(|p| p.name == "base_branch")
+        .unwrap();
+    assert!(
+        p.detail.contains("`release-0.26` does not exist locally"),
+        "{}",
+        p.detail
+    );
+    assert!(
+        p.fix
+            .as_deref()
+            .unwrap()
+            .contains("git branch release-0.26")
+    );
 }
 
 #[test]
@@ -225,9 +334,22 @@ fn base_branch_differing_from_autodetection_is_passed_explicitly() {
     let head = repo.head().unwrap().peel_to_commit().unwrap();
     repo.branch("develop", &head, false).unwrap();
     let r = start(&s, json!({"base_branch": "develop"}));
-    assert_eq!(r.status, StartStatus::Started, "{:?} {:?}", r.failure, r.stderr_tail);
-    assert_eq!(argv_log(&s).trim(), ".humanize/vllm-sota-agent/refined-plan.md --yolo --strict-success --base-branch develop");
-    assert!(std::fs::read_to_string(r.state_path.unwrap()).unwrap().contains("base_branch: develop"));
+    assert_eq!(
+        r.status,
+        StartStatus::Started,
+        "{:?} {:?}",
+        r.failure,
+        r.stderr_tail
+    );
+    assert_eq!(
+        argv_log(&s).trim(),
+        ".humanize/vllm-sota-agent/refined-plan.md --yolo --strict-success --base-branch develop"
+    );
+    assert!(
+        std::fs::read_to_string(r.state_path.unwrap())
+            .unwrap()
+            .contains("base_branch: develop")
+    );
 }
 
 #[test]
@@ -241,18 +363,44 @@ fn ambiguous_autodetection_without_a_base_branch() {
     repo.branch("master", &head, false).unwrap();
     let r = start(&s, json!({}));
     assert_eq!(failed(&r), vec!["base_branch"]);
-    assert!(r.preconditions.iter().find(|p| p.name == "base_branch").unwrap().detail.contains("ambiguous"));
+    assert!(
+        r.preconditions
+            .iter()
+            .find(|p| p.name == "base_branch")
+            .unwrap()
+            .detail
+            .contains("ambiguous")
+    );
 }
 
 #[test]
 fn active_loop_state() {
     let s = setup("");
-    write_written(&s.checkout.join(".humanize/rlcr/2026-11-29_10-00-00/state.md"), "---\ncurrent_round: 3\n---\n");
+    write_written(
+        &s.checkout
+            .join(".humanize/rlcr/2026-11-29_10-00-00/state.md"),
+        "---\ncurrent_round: 3\n---\n",
+    );
     let r = start(&s, json!({}));
     assert_eq!(failed(&r), vec!["no_active_loop"]);
-    assert!(r.preconditions.iter().find(|p| p.name == "no_active_loop").unwrap().fix.as_deref().unwrap().contains("cancel-rlcr-loop.sh"));
+    assert!(
+        r.preconditions
+            .iter()
+            .find(|p| p.name == "no_active_loop")
+            .unwrap()
+            .fix
+            .as_deref()
+            .unwrap()
+            .contains("cancel-rlcr-loop.sh")
+    );
     // A finished loop (terminal state file) is not active.
-    std::fs::rename(s.checkout.join(".humanize/rlcr/2026-11-29_10-00-00/state.md"), s.checkout.join(".humanize/rlcr/2026-11-29_10-00-00/complete-state.md")).unwrap();
+    std::fs::rename(
+        s.checkout
+            .join(".humanize/rlcr/2026-11-29_10-00-00/state.md"),
+        s.checkout
+            .join(".humanize/rlcr/2026-11-29_10-00-00/complete-state.md"),
+    )
+    .unwrap();
     assert!(failed(&start(&s, json!({"dry_run": true}))).is_empty());
 }
 
@@ -262,24 +410,53 @@ fn missing_fixed_benchmark() {
     std::fs::write(s.paths.candidates(), "").unwrap();
     let r = start(&s, json!({}));
     assert_eq!(failed(&r), vec!["fixed_benchmark"]);
-    assert!(r.preconditions.iter().find(|p| p.name == "fixed_benchmark").unwrap().fix.as_deref().unwrap().contains("fixed fair benchmark"));
+    assert!(
+        r.preconditions
+            .iter()
+            .find(|p| p.name == "fixed_benchmark")
+            .unwrap()
+            .fix
+            .as_deref()
+            .unwrap()
+            .contains("fixed fair benchmark")
+    );
 }
 
 #[test]
 fn missing_history_notes() {
     let s = setup("");
-    std::fs::write(s.paths.history_notes(), format!("{}\n", vllm_sota_core::layout::PLACEHOLDER_MARKER)).unwrap();
+    std::fs::write(
+        s.paths.history_notes(),
+        format!("{}\n", vllm_sota_core::layout::PLACEHOLDER_MARKER),
+    )
+    .unwrap();
     let r = start(&s, json!({}));
     assert_eq!(failed(&r), vec!["history_notes"]);
-    assert!(r.preconditions.iter().find(|p| p.name == "history_notes").unwrap().fix.as_deref().unwrap().contains("history_notes"));
+    assert!(
+        r.preconditions
+            .iter()
+            .find(|p| p.name == "history_notes")
+            .unwrap()
+            .fix
+            .as_deref()
+            .unwrap()
+            .contains("history_notes")
+    );
 }
 
 #[test]
 fn missing_runtime() {
     let s = setup("");
-    let r = start(&s, json!({"runtime_root": s.paths.root.join("no-humanize")}));
+    let r = start(
+        &s,
+        json!({"runtime_root": s.paths.root.join("no-humanize")}),
+    );
     assert_eq!(failed(&r), vec!["humanize_runtime"]);
-    let p = r.preconditions.iter().find(|p| p.name == "humanize_runtime").unwrap();
+    let p = r
+        .preconditions
+        .iter()
+        .find(|p| p.name == "humanize_runtime")
+        .unwrap();
     assert!(p.detail.contains("scripts/setup-rlcr-loop.sh"));
     assert!(p.fix.as_deref().unwrap().contains("HUMANIZE_RUNTIME_ROOT"));
 }
@@ -302,7 +479,10 @@ fn runtime_search_order_and_plugin_directories() {
     let skill = h.join(".codex/skills/humanize");
     std::fs::create_dir_all(skill.join("scripts")).unwrap();
     std::fs::write(skill.join("scripts/setup-rlcr-loop.sh"), "#!/bin/bash\n").unwrap();
-    assert_eq!(start::locate_runtime(&start::runtime_candidates(None, None, Some(h), None)), Some(skill));
+    assert_eq!(
+        start::locate_runtime(&start::runtime_candidates(None, None, Some(h), None)),
+        Some(skill)
+    );
     // $CODEX_HOME replaces ~/.codex.
     let c = start::runtime_candidates(None, None, Some(h), Some(Path::new("/opt/codex")));
     assert_eq!(c[1], PathBuf::from("/opt/codex/skills/humanize"));
@@ -310,9 +490,14 @@ fn runtime_search_order_and_plugin_directories() {
 
 #[test]
 fn template_placeholders_must_all_be_filled() {
-    let e = start::render_template("a {{model}} b {{unknown_thing}}", &[("model", "m".into())]).unwrap_err().to_string();
+    let e = start::render_template("a {{model}} b {{unknown_thing}}", &[("model", "m".into())])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("unknown_thing"), "{e}");
-    assert_eq!(start::render_template("{{model}}!", &[("model", "x".into())]).unwrap(), "x!");
+    assert_eq!(
+        start::render_template("{{model}}!", &[("model", "x".into())]).unwrap(),
+        "x!"
+    );
 }
 
 #[test]
@@ -320,14 +505,31 @@ fn runs_as_an_inline_job_with_progress_and_the_report_as_result() {
     let s = setup("");
     let state = s.paths.root.join("humanize/start-rlcr-job.json");
     let req = json!({"campaign_dir": s.paths.root, "runtime_root": s.runtime});
-    let done = vllm_sota_core::jobs::run_inline(&state, start::JOB_KIND, req, start::run_job).unwrap();
-    assert_eq!(done.status, vllm_sota_core::jobs::JobStatus::Succeeded, "{:?}", done.error);
+    let done =
+        vllm_sota_core::jobs::run_inline(&state, start::JOB_KIND, req, start::run_job).unwrap();
+    assert_eq!(
+        done.status,
+        vllm_sota_core::jobs::JobStatus::Succeeded,
+        "{:?}",
+        done.error
+    );
     let result = done.result.unwrap();
     assert_eq!(result["status"], "started");
-    assert!(result["round0_prompt_path"].as_str().unwrap().ends_with("round-0-prompt.md"));
+    assert!(
+        result["round0_prompt_path"]
+            .as_str()
+            .unwrap()
+            .ends_with("round-0-prompt.md")
+    );
     assert_eq!(done.progress.done, 4.0);
     // A request with a typo fails the job with the field named.
-    let bad = vllm_sota_core::jobs::run_inline(&s.paths.root.join("humanize/bad-job.json"), start::JOB_KIND, json!({"campaign_dir": s.paths.root, "runtime_rot": "x"}), start::run_job).unwrap();
+    let bad = vllm_sota_core::jobs::run_inline(
+        &s.paths.root.join("humanize/bad-job.json"),
+        start::JOB_KIND,
+        json!({"campaign_dir": s.paths.root, "runtime_rot": "x"}),
+        start::run_job,
+    )
+    .unwrap();
     assert_eq!(bad.status, vllm_sota_core::jobs::JobStatus::Failed);
     assert!(bad.error.unwrap().contains("runtime_rot"));
 }

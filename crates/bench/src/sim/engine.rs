@@ -104,7 +104,12 @@ pub fn kv_capacity_tokens(cfg: &SimConfig) -> Result<u64, String> {
 }
 
 /// Step duration in µs before `time_scale`.
-pub fn step_cost_us(cfg: &SimConfig, prefill_tokens: u64, decode_seqs: u64, context_tokens: u64) -> f64 {
+pub fn step_cost_us(
+    cfg: &SimConfig,
+    prefill_tokens: u64,
+    decode_seqs: u64,
+    context_tokens: u64,
+) -> f64 {
     let tp = cfg.tensor_parallel as f64;
     let raw = cfg.step_base_us
         + prefill_tokens as f64 * cfg.prefill_us_per_token
@@ -257,7 +262,12 @@ pub async fn run_engine(
             }
         });
         if let Ok(mut st) = stats.lock() {
-            *st = EngineStats { running: running.len(), waiting: waiting.len(), kv_used, steps };
+            *st = EngineStats {
+                running: running.len(),
+                waiting: waiting.len(),
+                kv_used,
+                steps,
+            };
         }
     }
 }
@@ -278,7 +288,10 @@ mod tests {
         assert!(kv_capacity_tokens(&c).unwrap() < t);
         c.mem_fraction = 0.1;
         let e = kv_capacity_tokens(&c).unwrap_err();
-        assert!(e.contains("No available memory for the cache blocks"), "{e}");
+        assert!(
+            e.contains("No available memory for the cache blocks"),
+            "{e}"
+        );
         c.mem_fraction = 0.2;
         c.max_model_len = 131072;
         let e = kv_capacity_tokens(&c).unwrap_err();
@@ -286,10 +299,17 @@ mod tests {
         let mut t2 = SimConfig::defaults(Framework::Trtllm);
         t2.tensor_parallel = 2;
         let one = kv_capacity_tokens(&SimConfig::defaults(Framework::Trtllm)).unwrap();
-        assert!(kv_capacity_tokens(&t2).unwrap() > 2 * one, "TP shards weights and KV");
+        assert!(
+            kv_capacity_tokens(&t2).unwrap() > 2 * one,
+            "TP shards weights and KV"
+        );
         let mut s = SimConfig::defaults(Framework::Sglang);
         s.mem_fraction = 0.999;
-        assert!(kv_capacity_tokens(&s).unwrap_err().contains("mem-fraction-static"));
+        assert!(
+            kv_capacity_tokens(&s)
+                .unwrap_err()
+                .contains("mem-fraction-static")
+        );
     }
 
     #[test]

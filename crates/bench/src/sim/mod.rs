@@ -173,7 +173,9 @@ impl SimConfig {
             if let Some(v) = a.strip_prefix("--framework=") {
                 framework = Framework::parse(v)?;
             } else if a == "--framework" {
-                let v = args.get(it + 1).ok_or_else(|| anyhow::anyhow!("--framework needs a value"))?;
+                let v = args
+                    .get(it + 1)
+                    .ok_or_else(|| anyhow::anyhow!("--framework needs a value"))?;
                 framework = Framework::parse(v)?;
             }
             it += 1;
@@ -206,7 +208,10 @@ impl SimConfig {
             let value = match inline {
                 Some(v) => v,
                 None => {
-                    let v = args.get(i).ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))?.clone();
+                    let v = args
+                        .get(i)
+                        .ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))?
+                        .clone();
                     i += 1;
                     v
                 }
@@ -218,7 +223,9 @@ impl SimConfig {
                     Some('m' | 'M') => (&t[..t.len() - 1], 1e6),
                     _ => (t, 1.0),
                 };
-                body.parse::<f64>().map(|x| x * mult).map_err(|_| anyhow::anyhow!("{flag} {v:?}: expected a number"))
+                body.parse::<f64>()
+                    .map(|x| x * mult)
+                    .map_err(|_| anyhow::anyhow!("{flag} {v:?}: expected a number"))
             };
             let count = |v: &str| -> Result<u64> {
                 let x = num(v)?;
@@ -234,7 +241,8 @@ impl SimConfig {
                 Knob::Tokenizer => cfg.tokenizer = Some(PathBuf::from(value)),
                 Knob::Host => cfg.host = value,
                 Knob::Port => {
-                    cfg.port = u16::try_from(count(&value)?).map_err(|_| anyhow::anyhow!("{flag} {value:?}: not a port"))?
+                    cfg.port = u16::try_from(count(&value)?)
+                        .map_err(|_| anyhow::anyhow!("{flag} {value:?}: not a port"))?
                 }
                 Knob::MaxSeqs => cfg.max_num_seqs = count(&value)? as usize,
                 Knob::BatchedTokens => {
@@ -280,9 +288,14 @@ impl SimConfig {
         // `vllm serve <model>` / `trtllm-serve <model>`: one positional model.
         match (positional.len(), framework) {
             (0, _) => {}
-            (1, Framework::Vllm | Framework::Trtllm) => model_path = model_path.or(Some(positional[0].clone())),
+            (1, Framework::Vllm | Framework::Trtllm) => {
+                model_path = model_path.or(Some(positional[0].clone()))
+            }
             (1, Framework::Sglang) => {
-                bail!("unexpected positional argument {:?}: SGLang takes the model as --model-path", positional[0])
+                bail!(
+                    "unexpected positional argument {:?}: SGLang takes the model as --model-path",
+                    positional[0]
+                )
             }
             _ => bail!("unexpected positional arguments {positional:?}: give one model"),
         }
@@ -309,7 +322,10 @@ impl SimConfig {
             bail!("max batched tokens must be >= 1");
         }
         if !(self.mem_fraction > 0.0 && self.mem_fraction <= 1.0) {
-            bail!("memory fraction must be in (0, 1], got {}", self.mem_fraction);
+            bail!(
+                "memory fraction must be in (0, 1], got {}",
+                self.mem_fraction
+            );
         }
         if self.tensor_parallel == 0 {
             bail!("tensor parallel size must be >= 1");
@@ -372,12 +388,28 @@ fn flag_kind(fw: Framework, flag: &str) -> Option<Knob> {
             "--gpu-memory-utilization" => Some(MemFraction),
             "--max-model-len" => Some(MaxModelLen),
             "--tensor-parallel-size" | "-tp" => Some(Tp),
-            "--enforce-eager" | "--trust-remote-code" | "--disable-log-requests" | "--enable-prefix-caching"
-            | "--no-enable-prefix-caching" | "--disable-log-stats" | "--enable-chunked-prefill"
-            | "--no-enable-chunked-prefill" | "--async-scheduling" => Some(Switch),
-            "--dtype" | "--load-format" | "--attention-backend" | "--seed" | "--kv-cache-dtype" | "--block-size"
-            | "--profiler-config" | "--compilation-config" | "--swap-space" | "--api-key" | "--uvicorn-log-level"
-            | "--generation-config" | "--max-num-partial-prefills" => Some(Ignored),
+            "--enforce-eager"
+            | "--trust-remote-code"
+            | "--disable-log-requests"
+            | "--enable-prefix-caching"
+            | "--no-enable-prefix-caching"
+            | "--disable-log-stats"
+            | "--enable-chunked-prefill"
+            | "--no-enable-chunked-prefill"
+            | "--async-scheduling" => Some(Switch),
+            "--dtype"
+            | "--load-format"
+            | "--attention-backend"
+            | "--seed"
+            | "--kv-cache-dtype"
+            | "--block-size"
+            | "--profiler-config"
+            | "--compilation-config"
+            | "--swap-space"
+            | "--api-key"
+            | "--uvicorn-log-level"
+            | "--generation-config"
+            | "--max-num-partial-prefills" => Some(Ignored),
             _ => None,
         },
         Framework::Sglang => match flag {
@@ -389,11 +421,24 @@ fn flag_kind(fw: Framework, flag: &str) -> Option<Knob> {
             "--mem-fraction-static" => Some(MemFraction),
             "--context-length" => Some(MaxModelLen),
             "--tp-size" | "--tp" => Some(Tp),
-            "--trust-remote-code" | "--disable-radix-cache" | "--disable-cuda-graph" | "--enable-torch-compile"
-            | "--skip-server-warmup" | "--enable-metrics" => Some(Switch),
-            "--dtype" | "--load-format" | "--sampling-backend" | "--attention-backend" | "--random-seed"
-            | "--log-level" | "--cuda-graph-max-bs" | "--max-prefill-tokens" | "--schedule-policy"
-            | "--kv-cache-dtype" | "--api-key" | "--max-total-tokens" => Some(Ignored),
+            "--trust-remote-code"
+            | "--disable-radix-cache"
+            | "--disable-cuda-graph"
+            | "--enable-torch-compile"
+            | "--skip-server-warmup"
+            | "--enable-metrics" => Some(Switch),
+            "--dtype"
+            | "--load-format"
+            | "--sampling-backend"
+            | "--attention-backend"
+            | "--random-seed"
+            | "--log-level"
+            | "--cuda-graph-max-bs"
+            | "--max-prefill-tokens"
+            | "--schedule-policy"
+            | "--kv-cache-dtype"
+            | "--api-key"
+            | "--max-total-tokens" => Some(Ignored),
             _ => None,
         },
         Framework::Trtllm => match flag {
@@ -405,8 +450,14 @@ fn flag_kind(fw: Framework, flag: &str) -> Option<Knob> {
             "--max_seq_len" => Some(MaxModelLen),
             "--tp_size" => Some(Tp),
             "--trust_remote_code" => Some(Switch),
-            "--backend" | "--max_beam_width" | "--extra_llm_api_options" | "--log_level" | "--pp_size"
-            | "--ep_size" | "--gpus_per_node" | "--num_postprocess_workers" => Some(Ignored),
+            "--backend"
+            | "--max_beam_width"
+            | "--extra_llm_api_options"
+            | "--log_level"
+            | "--pp_size"
+            | "--ep_size"
+            | "--gpus_per_node"
+            | "--num_postprocess_workers" => Some(Ignored),
             _ => None,
         },
     };
@@ -454,28 +505,71 @@ mod tests {
         ))
         .unwrap();
         assert_eq!((v.framework, v.model.as_str()), (Framework::Vllm, "dummy"));
-        assert_eq!((v.max_num_seqs, v.max_num_batched_tokens, v.max_model_len, v.tensor_parallel), (64, 2000, 10240, 2));
+        assert_eq!(
+            (
+                v.max_num_seqs,
+                v.max_num_batched_tokens,
+                v.max_model_len,
+                v.tensor_parallel
+            ),
+            (64, 2000, 10240, 2)
+        );
         assert_eq!(v.mem_fraction, 0.85);
         let s = SimConfig::from_args(&args(
             "--framework sglang --model-path /m --max-running-requests 32 --chunked-prefill-size 4096 --mem-fraction-static 0.8 --context-length 4096 --tp-size 4",
         ))
         .unwrap();
-        assert_eq!((s.max_num_seqs, s.max_num_batched_tokens, s.mem_fraction, s.max_model_len, s.tensor_parallel), (32, 4096, 0.8, 4096, 4));
+        assert_eq!(
+            (
+                s.max_num_seqs,
+                s.max_num_batched_tokens,
+                s.mem_fraction,
+                s.max_model_len,
+                s.tensor_parallel
+            ),
+            (32, 4096, 0.8, 4096, 4)
+        );
         let t = SimConfig::from_args(&args(
             "--framework=trtllm /m --max_batch_size 16 --max_num_tokens 1024 --kv_cache_free_gpu_memory_fraction 0.5 --max_seq_len 2048 --tp_size 8 --backend pytorch",
         ))
         .unwrap();
-        assert_eq!((t.max_num_seqs, t.max_num_batched_tokens, t.mem_fraction, t.max_model_len, t.tensor_parallel), (16, 1024, 0.5, 2048, 8));
+        assert_eq!(
+            (
+                t.max_num_seqs,
+                t.max_num_batched_tokens,
+                t.mem_fraction,
+                t.max_model_len,
+                t.tensor_parallel
+            ),
+            (16, 1024, 0.5, 2048, 8)
+        );
     }
 
     #[test]
     fn another_frameworks_spelling_is_rejected_with_the_flag_named() {
-        let e = SimConfig::from_args(&args("--framework vllm --mem-fraction-static 0.8")).unwrap_err().to_string();
-        assert!(e.contains("--mem-fraction-static") && e.contains("vllm"), "{e}");
-        let e = SimConfig::from_args(&args("--framework trtllm --max-num-seqs 4")).unwrap_err().to_string();
+        let e = SimConfig::from_args(&args("--framework vllm --mem-fraction-static 0.8"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--mem-fraction-static") && e.contains("vllm"),
+            "{e}"
+        );
+        let e = SimConfig::from_args(&args("--framework trtllm --max-num-seqs 4"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--max-num-seqs"), "{e}");
-        assert!(SimConfig::from_args(&args("--max-num-seqs")).unwrap_err().to_string().contains("needs a value"));
-        assert!(SimConfig::from_args(&args("--max-num-seqs many")).unwrap_err().to_string().contains("many"));
+        assert!(
+            SimConfig::from_args(&args("--max-num-seqs"))
+                .unwrap_err()
+                .to_string()
+                .contains("needs a value")
+        );
+        assert!(
+            SimConfig::from_args(&args("--max-num-seqs many"))
+                .unwrap_err()
+                .to_string()
+                .contains("many")
+        );
         assert!(SimConfig::from_args(&args("--gpu-memory-utilization 1.5")).is_err());
     }
 }

@@ -54,7 +54,10 @@ impl GroundTruth {
         Some((*self.token_us.last()? as f64 - self.arrival_us as f64) / 1e3)
     }
     pub fn itl_ms(&self) -> Vec<f64> {
-        self.token_us.windows(2).map(|w| (w[1] as f64 - w[0] as f64) / 1e3).collect()
+        self.token_us
+            .windows(2)
+            .map(|w| (w[1] as f64 - w[0] as f64) / 1e3)
+            .collect()
     }
 }
 
@@ -213,9 +216,13 @@ pub async fn serve(cfg: SimConfig) -> Result<()> {
 fn word_table(tok: &TokenizerHandle) -> Result<Vec<String>> {
     let mut words = Vec::new();
     for &id in tok.allowed_ids() {
-        let Some(piece) = tok.id_to_token(id) else { continue };
+        let Some(piece) = tok.id_to_token(id) else {
+            continue;
+        };
         // Byte-level BPE marks a leading space as 'Ġ'.
-        let Some(rest) = piece.strip_prefix('Ġ') else { continue };
+        let Some(rest) = piece.strip_prefix('Ġ') else {
+            continue;
+        };
         if rest.len() < 2 || !rest.bytes().all(|b| b.is_ascii_lowercase()) {
             continue;
         }
@@ -228,12 +235,19 @@ fn word_table(tok: &TokenizerHandle) -> Result<Vec<String>> {
         }
     }
     if words.is_empty() {
-        bail!("tokenizer {}: found no single-token words to stream", tok.path().display());
+        bail!(
+            "tokenizer {}: found no single-token words to stream",
+            tok.path().display()
+        );
     }
     Ok(words)
 }
 
-async fn start_inner(cfg: SimConfig, record_gt: bool, tok: Option<TokenizerHandle>) -> Result<SimServer> {
+async fn start_inner(
+    cfg: SimConfig,
+    record_gt: bool,
+    tok: Option<TokenizerHandle>,
+) -> Result<SimServer> {
     cfg.validate()?;
     let tok = match tok {
         Some(t) => t,
@@ -276,7 +290,13 @@ async fn start_inner(cfg: SimConfig, record_gt: bool, tok: Option<TokenizerHandl
         None
     } else {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(engine::run_engine(cfg.clone(), kv_capacity, rx, stop_tx.subscribe(), stats.clone()));
+        tokio::spawn(engine::run_engine(
+            cfg.clone(),
+            kv_capacity,
+            rx,
+            stop_tx.subscribe(),
+            stats.clone(),
+        ));
         Some(tx)
     };
     let started = Instant::now();
@@ -287,7 +307,10 @@ async fn start_inner(cfg: SimConfig, record_gt: bool, tok: Option<TokenizerHandl
         tok,
         words,
         started,
-        created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        created: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
         engine_tx,
         arrivals: AtomicU64::new(0),
         completed: AtomicU64::new(0),
@@ -305,7 +328,11 @@ async fn start_inner(cfg: SimConfig, record_gt: bool, tok: Option<TokenizerHandl
         tokio::spawn(async move {
             tokio::time::sleep_until(st.ready_at.into()).await;
             tracing::info!("Application startup complete.");
-            eprintln!("INFO [sim-serve] Application startup complete. ({} on {})", st.cfg.framework.name(), addr);
+            eprintln!(
+                "INFO [sim-serve] Application startup complete. ({} on {})",
+                st.cfg.framework.name(),
+                addr
+            );
         });
     }
     if !state.cfg.zero_delay() {
@@ -365,11 +392,19 @@ async fn start_inner(cfg: SimConfig, record_gt: bool, tok: Option<TokenizerHandl
         conns.abort_all();
         while conns.join_next().await.is_some() {}
     });
-    Ok(SimServer { addr, state, accept, flusher, kv_capacity })
+    Ok(SimServer {
+        addr,
+        state,
+        accept,
+        flusher,
+        kv_capacity,
+    })
 }
 
 async fn flush_gt(st: &Arc<State>) -> Result<()> {
-    let Some(path) = st.cfg.ground_truth.clone() else { return Ok(()) };
+    let Some(path) = st.cfg.ground_truth.clone() else {
+        return Ok(());
+    };
     let batch: Vec<GroundTruth> = {
         let gt = st.gt.lock().unwrap();
         let mut done = st.gt_flushed.lock().unwrap();
@@ -413,10 +448,18 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<RespB
             if ready {
                 full(StatusCode::OK, "text/plain", "")
             } else {
-                full(StatusCode::SERVICE_UNAVAILABLE, "application/json", r#"{"detail":"engine is starting"}"#)
+                full(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "application/json",
+                    r#"{"detail":"engine is starting"}"#,
+                )
             }
         }
-        _ if !ready => full(StatusCode::SERVICE_UNAVAILABLE, "application/json", r#"{"detail":"engine is starting"}"#),
+        _ if !ready => full(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "application/json",
+            r#"{"detail":"engine is starting"}"#,
+        ),
         (&Method::GET, "/v1/models") => {
             let body = format!(
                 r#"{{"object":"list","data":[{{"id":{m},"object":"model","created":{c},"owned_by":"{o}","root":{m},"parent":null,"max_model_len":{l}}}]}}"#,
@@ -429,28 +472,98 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<RespB
         }
         (&Method::POST, "/v1/completions") => generate(st, req, arrival, false).await,
         (&Method::POST, "/v1/chat/completions") => generate(st, req, arrival, true).await,
-        _ => full(StatusCode::NOT_FOUND, "application/json", r#"{"detail":"Not Found"}"#),
+        _ => full(
+            StatusCode::NOT_FOUND,
+            "application/json",
+            r#"{"detail":"Not Found"}"#,
+        ),
     };
     Ok(resp)
 }
 
 /// TensorRT-LLM request fields (its pydantic models use `extra="forbid"`).
 const TRTLLM_COMPLETION_FIELDS: &[&str] = &[
-    "model", "prompt", "best_of", "echo", "frequency_penalty", "logit_bias", "logprobs", "max_tokens", "n",
-    "presence_penalty", "seed", "stop", "stream", "stream_options", "suffix", "temperature", "top_p", "user",
-    "lora_request", "use_beam_search", "top_k", "top_p_min", "min_p", "repetition_penalty", "length_penalty",
-    "early_stopping", "stop_token_ids", "include_stop_str_in_output", "ignore_eos", "min_tokens",
-    "skip_special_tokens", "spaces_between_special_tokens", "truncate_prompt_tokens", "return_context_logits",
-    "detokenize", "response_format", "disaggregated_params",
+    "model",
+    "prompt",
+    "best_of",
+    "echo",
+    "frequency_penalty",
+    "logit_bias",
+    "logprobs",
+    "max_tokens",
+    "n",
+    "presence_penalty",
+    "seed",
+    "stop",
+    "stream",
+    "stream_options",
+    "suffix",
+    "temperature",
+    "top_p",
+    "user",
+    "lora_request",
+    "use_beam_search",
+    "top_k",
+    "top_p_min",
+    "min_p",
+    "repetition_penalty",
+    "length_penalty",
+    "early_stopping",
+    "stop_token_ids",
+    "include_stop_str_in_output",
+    "ignore_eos",
+    "min_tokens",
+    "skip_special_tokens",
+    "spaces_between_special_tokens",
+    "truncate_prompt_tokens",
+    "return_context_logits",
+    "detokenize",
+    "response_format",
+    "disaggregated_params",
 ];
 const TRTLLM_CHAT_FIELDS: &[&str] = &[
-    "messages", "model", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "max_completion_tokens",
-    "max_tokens", "n", "presence_penalty", "response_format", "seed", "stop", "stream", "stream_options",
-    "temperature", "top_p", "tools", "tool_choice", "user", "best_of", "use_beam_search", "top_k", "min_p",
-    "repetition_penalty", "length_penalty", "early_stopping", "stop_token_ids", "include_stop_str_in_output",
-    "ignore_eos", "min_tokens", "skip_special_tokens", "spaces_between_special_tokens", "echo",
-    "add_generation_prompt", "add_special_tokens", "documents", "chat_template", "chat_template_kwargs",
-    "lora_request", "disaggregated_params", "reasoning_effort",
+    "messages",
+    "model",
+    "frequency_penalty",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "max_completion_tokens",
+    "max_tokens",
+    "n",
+    "presence_penalty",
+    "response_format",
+    "seed",
+    "stop",
+    "stream",
+    "stream_options",
+    "temperature",
+    "top_p",
+    "tools",
+    "tool_choice",
+    "user",
+    "best_of",
+    "use_beam_search",
+    "top_k",
+    "min_p",
+    "repetition_penalty",
+    "length_penalty",
+    "early_stopping",
+    "stop_token_ids",
+    "include_stop_str_in_output",
+    "ignore_eos",
+    "min_tokens",
+    "skip_special_tokens",
+    "spaces_between_special_tokens",
+    "echo",
+    "add_generation_prompt",
+    "add_special_tokens",
+    "documents",
+    "chat_template",
+    "chat_template_kwargs",
+    "lora_request",
+    "disaggregated_params",
+    "reasoning_effort",
 ];
 
 /// The dummy model's chat template (fixtures/dummy-llama-3.1-8b/tokenizer_config.json):
@@ -459,7 +572,10 @@ const TRTLLM_CHAT_FIELDS: &[&str] = &[
 fn render_chat(messages: &[serde_json::Value]) -> Result<String, String> {
     let mut s = String::from("<|begin_of_text|>");
     for (i, m) in messages.iter().enumerate() {
-        let role = m.get("role").and_then(|r| r.as_str()).ok_or_else(|| format!("messages[{i}].role: expected a string"))?;
+        let role = m
+            .get("role")
+            .and_then(|r| r.as_str())
+            .ok_or_else(|| format!("messages[{i}].role: expected a string"))?;
         let content = match m.get("content") {
             Some(serde_json::Value::String(c)) => c.clone(),
             Some(serde_json::Value::Array(parts)) => parts
@@ -483,10 +599,19 @@ fn bad_request(msg: &str) -> Response<RespBody> {
     json_error(StatusCode::BAD_REQUEST, msg, "BadRequestError")
 }
 
-async fn generate(st: Arc<State>, req: Request<Incoming>, arrival: Instant, chat: bool) -> Response<RespBody> {
+async fn generate(
+    st: Arc<State>,
+    req: Request<Incoming>,
+    arrival: Instant,
+    chat: bool,
+) -> Response<RespBody> {
     let n = st.arrivals.fetch_add(1, Ordering::SeqCst) + 1;
     let id = format!("{}-{n}", if chat { "chatcmpl" } else { "cmpl" });
-    let endpoint = if chat { "/v1/chat/completions" } else { "/v1/completions" };
+    let endpoint = if chat {
+        "/v1/chat/completions"
+    } else {
+        "/v1/completions"
+    };
     let arrival_us = st.us(arrival);
     let refuse = |status: u16, fault: &str| GroundTruth {
         id: id.clone(),
@@ -509,9 +634,15 @@ async fn generate(st: Arc<State>, req: Request<Incoming>, arrival: Instant, chat
         Ok(v) => v,
         Err(e) => return bad_request(&format!("JSON decode error: {e}")),
     };
-    let Some(obj) = v.as_object() else { return bad_request("request body must be a JSON object") };
+    let Some(obj) = v.as_object() else {
+        return bad_request("request body must be a JSON object");
+    };
     if st.cfg.framework == Framework::Trtllm {
-        let allowed = if chat { TRTLLM_CHAT_FIELDS } else { TRTLLM_COMPLETION_FIELDS };
+        let allowed = if chat {
+            TRTLLM_CHAT_FIELDS
+        } else {
+            TRTLLM_COMPLETION_FIELDS
+        };
         if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
             st.push_gt(refuse(400, "extra_forbidden"));
             return bad_request(&format!(
@@ -523,7 +654,11 @@ async fn generate(st: Arc<State>, req: Request<Incoming>, arrival: Instant, chat
         && m != st.cfg.model
     {
         st.push_gt(refuse(404, "unknown_model"));
-        return json_error(StatusCode::NOT_FOUND, &format!("The model `{m}` does not exist."), "NotFoundError");
+        return json_error(
+            StatusCode::NOT_FOUND,
+            &format!("The model `{m}` does not exist."),
+            "NotFoundError",
+        );
     }
     let prompt_tokens = if chat {
         let Some(msgs) = obj.get("messages").and_then(|m| m.as_array()) else {
@@ -549,7 +684,11 @@ async fn generate(st: Arc<State>, req: Request<Incoming>, arrival: Instant, chat
     };
     let max_len = st.cfg.max_model_len as u64;
     let requested = obj
-        .get(if chat { "max_completion_tokens" } else { "max_tokens" })
+        .get(if chat {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        })
         .and_then(|x| x.as_u64())
         .or_else(|| obj.get("max_tokens").and_then(|x| x.as_u64()));
     let max_tokens = match requested {
@@ -573,9 +712,18 @@ async fn generate(st: Arc<State>, req: Request<Incoming>, arrival: Instant, chat
         .and_then(|o| o.get("include_usage"))
         .and_then(|b| b.as_bool())
         .unwrap_or(false);
-    if st.cfg.faults.error_5xx_every.is_some_and(|k| n.is_multiple_of(k)) {
+    if st
+        .cfg
+        .faults
+        .error_5xx_every
+        .is_some_and(|k| n.is_multiple_of(k))
+    {
         st.push_gt(refuse(500, "http_500"));
-        return json_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error (injected fault)", "InternalServerError");
+        return json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal server error (injected fault)",
+            "InternalServerError",
+        );
     }
     if st.cfg.faults.hang_after.is_some_and(|h| n > h) || st.dying.load(Ordering::SeqCst) {
         // Accepted, never answered: the engine is wedged (or about to die). Stopping the
@@ -596,7 +744,15 @@ async fn generate(st: Arc<State>, req: Request<Incoming>, arrival: Instant, chat
         completion_tokens: 0,
         fault: None,
     };
-    let job = Job { st: st.clone(), fmt, gt, stream, include_usage, max_tokens, text: String::new() };
+    let job = Job {
+        st: st.clone(),
+        fmt,
+        gt,
+        stream,
+        include_usage,
+        max_tokens,
+        text: String::new(),
+    };
     if st.cfg.zero_delay() {
         let (tx, rx) = mpsc::channel::<Bytes>(4);
         tokio::spawn(zero_delay_stream(job, tx));
@@ -605,9 +761,26 @@ async fn generate(st: Arc<State>, req: Request<Incoming>, arrival: Instant, chat
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
     let mut job = job;
     let sink: engine::Sink = Box::new(move |ev, at| job.on_event(ev, at, &tx));
-    let Some(engine) = &st.engine_tx else { return json_error(StatusCode::INTERNAL_SERVER_ERROR, "no engine", "InternalServerError") };
-    if engine.send(EngineRequest { prompt_tokens, max_tokens, sink }).is_err() {
-        return json_error(StatusCode::SERVICE_UNAVAILABLE, "engine is dead", "EngineDeadError");
+    let Some(engine) = &st.engine_tx else {
+        return json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no engine",
+            "InternalServerError",
+        );
+    };
+    if engine
+        .send(EngineRequest {
+            prompt_tokens,
+            max_tokens,
+            sink,
+        })
+        .is_err()
+    {
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "engine is dead",
+            "EngineDeadError",
+        );
     }
     stream_response(stream, ChannelBody::Unbounded(rx))
 }
@@ -615,7 +788,14 @@ async fn generate(st: Arc<State>, req: Request<Incoming>, arrival: Instant, chat
 fn stream_response(stream: bool, body: ChannelBody) -> Response<RespBody> {
     Response::builder()
         .status(StatusCode::OK)
-        .header(hyper::header::CONTENT_TYPE, if stream { "text/event-stream; charset=utf-8" } else { "application/json" })
+        .header(
+            hyper::header::CONTENT_TYPE,
+            if stream {
+                "text/event-stream; charset=utf-8"
+            } else {
+                "application/json"
+            },
+        )
         .body(body.boxed())
         .expect("static response parts")
 }
@@ -633,8 +813,16 @@ struct Formatter {
 
 impl Formatter {
     fn new(st: &State, id: &str, chat: bool, n: u64) -> Formatter {
-        let object = if chat { "chat.completion.chunk" } else { "text_completion" };
-        let head = format!(r#"{{"id":"{id}","object":"{object}","created":{},"model":{},"#, st.created, st.model_json).into_bytes();
+        let object = if chat {
+            "chat.completion.chunk"
+        } else {
+            "text_completion"
+        };
+        let head = format!(
+            r#"{{"id":"{id}","object":"{object}","created":{},"model":{},"#,
+            st.created, st.model_json
+        )
+        .into_bytes();
         let every = |k: Option<u64>| k.is_some_and(|k| n.is_multiple_of(k));
         Formatter {
             head,
@@ -662,7 +850,11 @@ impl Formatter {
         out.put_slice(&self.head);
         let finish: &[u8] = if last { br#""length""# } else { b"null" };
         if self.chat {
-            let field: &[u8] = if index < self.reasoning_tokens { b"reasoning_content" } else { b"content" };
+            let field: &[u8] = if index < self.reasoning_tokens {
+                b"reasoning_content"
+            } else {
+                b"content"
+            };
             out.put_slice(br#""choices":[{"index":0,"delta":{""#);
             out.put_slice(field);
             out.put_slice(br#"":""#);
@@ -756,9 +948,15 @@ impl Job {
             out.put_slice(b"data: [DONE]\n\n");
         } else {
             let (object, choice) = if self.fmt.chat {
-                ("chat.completion", serde_json::json!({"index": 0, "message": {"role": "assistant", "content": self.text}, "finish_reason": "length"}))
+                (
+                    "chat.completion",
+                    serde_json::json!({"index": 0, "message": {"role": "assistant", "content": self.text}, "finish_reason": "length"}),
+                )
             } else {
-                ("text_completion", serde_json::json!({"index": 0, "text": self.text, "finish_reason": "length"}))
+                (
+                    "text_completion",
+                    serde_json::json!({"index": 0, "text": self.text, "finish_reason": "length"}),
+                )
             };
             let body = serde_json::json!({
                 "id": self.gt.id, "object": object, "created": self.st.created, "model": self.st.cfg.model,
@@ -806,7 +1004,12 @@ impl Job {
         }
     }
 
-    fn on_event(&mut self, ev: EngineEvent, at: Instant, tx: &mpsc::UnboundedSender<Bytes>) -> bool {
+    fn on_event(
+        &mut self,
+        ev: EngineEvent,
+        at: Instant,
+        tx: &mpsc::UnboundedSender<Bytes>,
+    ) -> bool {
         let mut out = BytesMut::with_capacity(320);
         match ev {
             EngineEvent::Scheduled => {
@@ -873,7 +1076,10 @@ impl Body for ChannelBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut TaskCx<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = self.get_mut();
         let polled = match this {
             ChannelBody::Unbounded(rx) => rx.poll_recv(cx),

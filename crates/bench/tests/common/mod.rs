@@ -1,8 +1,8 @@
 #![allow(dead_code)]
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use vllm_sota_bench::sim::{Framework, SimConfig, SimServer};
 use vllm_sota_bench::TokenizerHandle;
+use vllm_sota_bench::sim::{Framework, SimConfig, SimServer};
 
 pub fn tokenizer_path() -> PathBuf {
     vllm_sota_core::refs::fixtures_dir().join("dummy-llama-3.1-8b/tokenizer.json")
@@ -10,7 +10,8 @@ pub fn tokenizer_path() -> PathBuf {
 
 pub fn tokenizer() -> TokenizerHandle {
     static TOK: OnceLock<TokenizerHandle> = OnceLock::new();
-    TOK.get_or_init(|| TokenizerHandle::load(&tokenizer_path()).expect("fixture tokenizer")).clone()
+    TOK.get_or_init(|| TokenizerHandle::load(&tokenizer_path()).expect("fixture tokenizer"))
+        .clone()
 }
 
 /// A fast virtual engine: 2 ms steps, cheap prefill.
@@ -34,9 +35,15 @@ pub struct Sim {
 
 impl Sim {
     pub fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
         let server = rt.block_on(SimServer::start_with_tokenizer(cfg, tokenizer()))?;
-        Ok(Sim { rt, server: Some(server) })
+        Ok(Sim {
+            rt,
+            server: Some(server),
+        })
     }
     pub fn url(&self) -> String {
         self.server.as_ref().unwrap().base_url()

@@ -24,7 +24,11 @@ pub fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let debug = exe.parent().unwrap().parent().unwrap();
     let p = debug.join("examples").join(name);
-    assert!(p.is_file(), "example binary {} not built (run cargo test, which builds examples)", p.display());
+    assert!(
+        p.is_file(),
+        "example binary {} not built (run cargo test, which builds examples)",
+        p.display()
+    );
     p
 }
 
@@ -40,7 +44,11 @@ pub fn campaign(dir: &Path) -> PathBuf {
         "gpu_ids": [0], "frameworks": ["vllm", "sglang", "tensorrt_llm"], "created_at": "2026-11-29T00:00:00Z",
         "environment": {}
     });
-    std::fs::write(root.join("campaign.json"), serde_json::to_string_pretty(&c).unwrap()).unwrap();
+    std::fs::write(
+        root.join("campaign.json"),
+        serde_json::to_string_pretty(&c).unwrap(),
+    )
+    .unwrap();
     root
 }
 

@@ -5,14 +5,20 @@
 use git2::{Repository, Signature};
 use std::path::{Path, PathBuf};
 use vllm_sota_core::fsx;
-use vllm_sota_core::layout::{Campaign, CampaignPaths, LAYOUT_DIRS, LAYOUT_FILES, PLACEHOLDER_MARKER};
+use vllm_sota_core::layout::{
+    Campaign, CampaignPaths, LAYOUT_DIRS, LAYOUT_FILES, PLACEHOLDER_MARKER,
+};
 use vllm_sota_core::results::*;
 
 pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-pub fn campaign_record(checkout: Option<&Path>, base_commit: Option<String>, frameworks: &[&str]) -> Campaign {
+pub fn campaign_record(
+    checkout: Option<&Path>,
+    base_commit: Option<String>,
+    frameworks: &[&str],
+) -> Campaign {
     Campaign {
         schema_version: 1,
         model: "meta-llama/Llama-3.1-8B-Instruct".into(),
@@ -39,7 +45,11 @@ pub fn make_campaign(dir: &Path, campaign: &Campaign) -> CampaignPaths {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
     for f in LAYOUT_FILES {
-        let text = if f.ends_with(".jsonl") { String::new() } else { format!("{PLACEHOLDER_MARKER}\n# {f}\n") };
+        let text = if f.ends_with(".jsonl") {
+            String::new()
+        } else {
+            format!("{PLACEHOLDER_MARKER}\n# {f}\n")
+        };
         std::fs::write(dir.join(f), text).unwrap();
     }
     fsx::write_json(&dir.join("campaign.json"), campaign).unwrap();
@@ -47,12 +57,20 @@ pub fn make_campaign(dir: &Path, campaign: &Campaign) -> CampaignPaths {
 }
 
 pub fn sla() -> Sla {
-    Sla { max_p50_ttft_ms: Some(5000.0), max_p50_tpot_ms: Some(50.0), min_success_rate: Some(0.99) }
+    Sla {
+        max_p50_ttft_ms: Some(5000.0),
+        max_p50_tpot_ms: Some(50.0),
+        min_success_rate: Some(0.99),
+    }
 }
 
 /// A row with request throughput `rps`; SLA verdict recomputed from the metrics.
 pub fn row(id: &str, fw: &str, cand: &str, scenario: &str, rps: f64, tpot_ms: f64) -> CandidateRow {
-    let (isl, osl) = if scenario == "summ" { (8000, 1000) } else { (1000, 1000) };
+    let (isl, osl) = if scenario == "summ" {
+        (8000, 1000)
+    } else {
+        (1000, 1000)
+    };
     let metrics = MetricsRow {
         num_requests: 80,
         completed: 80,
@@ -60,9 +78,21 @@ pub fn row(id: &str, fw: &str, cand: &str, scenario: &str, rps: f64, tpot_ms: f6
         success_rate: Some(1.0),
         request_throughput: Some(rps),
         output_throughput: Some(rps * osl as f64),
-        ttft_ms: Some(Percentiles { p50: Some(300.0), ..Default::default() }),
-        tpot_ms: Some(Percentiles { p50: Some(tpot_ms), ..Default::default() }),
-        provenance: Provenance { client: "vllm-sota".into(), token_count_source: "usage".into(), itl_granularity: "per_chunk".into(), duration_definition: "first send → last byte".into(), ..Default::default() },
+        ttft_ms: Some(Percentiles {
+            p50: Some(300.0),
+            ..Default::default()
+        }),
+        tpot_ms: Some(Percentiles {
+            p50: Some(tpot_ms),
+            ..Default::default()
+        }),
+        provenance: Provenance {
+            client: "vllm-sota".into(),
+            token_count_source: "usage".into(),
+            itl_granularity: "per_chunk".into(),
+            duration_definition: "first send → last byte".into(),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let sla = sla().evaluate(Some(&metrics));
@@ -78,7 +108,12 @@ pub fn row(id: &str, fw: &str, cand: &str, scenario: &str, rps: f64, tpot_ms: f6
         vllm_commit: None,
         status: RunStatus::Ok,
         failure_reason: None,
-        hardware: Hardware { gpu_count: 1, gpu_model: Some("NVIDIA H200".into()), gpu_ids: vec![0], multi_node: false },
+        hardware: Hardware {
+            gpu_count: 1,
+            gpu_model: Some("NVIDIA H200".into()),
+            gpu_ids: vec![0],
+            multi_node: false,
+        },
         workload: Workload {
             dataset: "random".into(),
             scenario: scenario.into(),
@@ -94,8 +129,18 @@ pub fn row(id: &str, fw: &str, cand: &str, scenario: &str, rps: f64, tpot_ms: f6
         sla,
         metrics: Some(metrics),
         normalization: Default::default(),
-        server_command: vec![format!("{fw}-serve"), "--model".into(), "/models/llama".into(), format!("--tag={cand}")],
-        benchmark_command: vec!["vllm-sota".into(), "bench".into(), "--scenario".into(), scenario.into()],
+        server_command: vec![
+            format!("{fw}-serve"),
+            "--model".into(),
+            "/models/llama".into(),
+            format!("--tag={cand}"),
+        ],
+        benchmark_command: vec![
+            "vllm-sota".into(),
+            "bench".into(),
+            "--scenario".into(),
+            scenario.into(),
+        ],
         validated_cli_flags: vec![],
         artifacts: Default::default(),
         correctness: None,
@@ -105,7 +150,13 @@ pub fn row(id: &str, fw: &str, cand: &str, scenario: &str, rps: f64, tpot_ms: f6
 }
 
 /// Repeats of one command: one row per value, ids `<prefix>-<i>`.
-pub fn repeats(prefix: &str, fw: &str, cand: &str, scenario: &str, values: &[f64]) -> Vec<CandidateRow> {
+pub fn repeats(
+    prefix: &str,
+    fw: &str,
+    cand: &str,
+    scenario: &str,
+    values: &[f64],
+) -> Vec<CandidateRow> {
     values
         .iter()
         .enumerate()
@@ -118,7 +169,10 @@ pub fn repeats(prefix: &str, fw: &str, cand: &str, scenario: &str, values: &[f64
 }
 
 pub fn write_rows(path: &Path, rows: &[CandidateRow]) {
-    let text: String = rows.iter().map(|r| serde_json::to_string(r).unwrap() + "\n").collect();
+    let text: String = rows
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap() + "\n")
+        .collect();
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
 }
@@ -135,12 +189,16 @@ fn sig() -> Signature<'static> {
 /// Commit every file in the working tree (like `git add -A && git commit`).
 pub fn commit_all(repo: &Repository, message: &str) -> String {
     let mut index = repo.index().unwrap();
-    index.add_all(["*"].iter(), git2::IndexAddOption::DEFAULT, None).unwrap();
+    index
+        .add_all(["*"].iter(), git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
     index.write().unwrap();
     let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
     let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
     let parents: Vec<&git2::Commit> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &sig(), &sig(), message, &tree, &parents).unwrap().to_string()
+    repo.commit(Some("HEAD"), &sig(), &sig(), message, &tree, &parents)
+        .unwrap()
+        .to_string()
 }
 
 /// A repository on branch `main` with one commit (README, a source file and, optionally, `.humanize*` ignored).
@@ -150,7 +208,11 @@ pub fn make_repo(dir: &Path, ignore_humanize: bool) -> (Repository, String) {
     let repo = Repository::init_opts(dir, &opts).unwrap();
     std::fs::write(dir.join("README.md"), "# vLLM (test checkout)\n").unwrap();
     std::fs::create_dir_all(dir.join("vllm/model_executor/models")).unwrap();
-    std::fs::write(dir.join("vllm/model_executor/models/llama.py"), "def forward(x):\n    return x\n").unwrap();
+    std::fs::write(
+        dir.join("vllm/model_executor/models/llama.py"),
+        "def forward(x):\n    return x\n",
+    )
+    .unwrap();
     if ignore_humanize {
         std::fs::write(dir.join(".gitignore"), "__pycache__/\n.humanize*\n").unwrap();
     } else {
@@ -164,7 +226,11 @@ pub fn make_repo(dir: &Path, ignore_humanize: bool) -> (Repository, String) {
 pub fn runtime_copy(dir: &Path, knobs: &str) -> PathBuf {
     let root = dir.join("humanize");
     std::fs::create_dir_all(root.join("scripts")).unwrap();
-    std::fs::copy(fixtures().join("humanize-runtime/scripts/setup-rlcr-loop.sh"), root.join("scripts/setup-rlcr-loop.sh")).unwrap();
+    std::fs::copy(
+        fixtures().join("humanize-runtime/scripts/setup-rlcr-loop.sh"),
+        root.join("scripts/setup-rlcr-loop.sh"),
+    )
+    .unwrap();
     std::fs::write(root.join("test-knobs.env"), knobs).unwrap();
     root
 }
