@@ -23,6 +23,7 @@ pub mod capture;
 
 pub mod classify;
 pub mod discover;
+pub mod golden;
 pub mod graph;
 pub mod link;
 pub mod reader;
