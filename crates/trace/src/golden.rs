@@ -50,8 +50,8 @@ pub fn golden_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden"))
 }
 
-/// The golden JSON of one case: per stage, the framework label and the three tables at
-/// the default cutoff (1%), pretty-printed. No file paths of this machine appear in it.
+/// The golden JSON of one case: per stage, the framework label, the three tables at the
+/// default cutoff (1%) and the host stalls (groups, count and the first twelve), pretty-printed. No file paths of this machine appear in it.
 pub fn render(case: &GoldenCase, fixtures: &Path) -> Result<String> {
     let req = ProfileTablesRequest {
         trace: fixtures.join(case.trace),
@@ -76,6 +76,14 @@ pub fn render(case: &GoldenCase, fixtures: &Path) -> Result<String> {
                 "framework": t.framework,
                 "kernel_table": t.kernel_table,
                 "overlap_table": t.overlap_table,
+                "host_stalls": {
+                    "steps": t.host_stalls.steps,
+                    "step_pattern": t.host_stalls.step_pattern,
+                    "groups": t.host_stalls.groups,
+                    "stall_count": t.host_stalls.stalls.len(),
+                    "first_stalls": t.host_stalls.stalls.iter().take(12).collect::<Vec<_>>(),
+                    "note": t.host_stalls.note,
+                },
                 "fuse_table": t.fuse_table,
             })
         })

@@ -25,6 +25,7 @@ pub mod classify;
 pub mod discover;
 pub mod golden;
 pub mod graph;
+pub mod hoststall;
 pub mod link;
 pub mod reader;
 pub mod selfbench;
