@@ -167,6 +167,25 @@ impl ConfigLayers {
     }
 }
 
+/// Sorted layer ids as runs: `0–1, 4, 6–9`.
+pub fn compact_ranges(ids: &[usize]) -> String {
+    let mut out: Vec<String> = vec![];
+    let mut i = 0;
+    while i < ids.len() {
+        let mut j = i;
+        while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
+            j += 1;
+        }
+        out.push(if j > i {
+            format!("{}–{}", ids[i], ids[j])
+        } else {
+            ids[i].to_string()
+        });
+        i = j + 1;
+    }
+    out.join(", ")
+}
+
 /// Read and interpret a config file. A file that cannot be read or is not a JSON
 /// object is an error (naming the file); a JSON object whose layout we do not
 /// understand is not: it gives `problem` and a generic table.
@@ -282,11 +301,7 @@ pub fn interpret(root: &Value, rules: &LayerRules) -> ConfigLayers {
         if !seen.contains(&t) {
             seen.push(t);
             let ids: Vec<usize> = (0..n).filter(|&i| &types[i] == t).collect();
-            layer_types.push(format!(
-                "{}: {}",
-                t.label(),
-                crate::analyze::compact_ranges(&ids)
-            ));
+            layer_types.push(format!("{}: {}", t.label(), compact_ranges(&ids)));
         }
     }
     ConfigLayers {
@@ -565,6 +580,13 @@ fn hash_layers(cfg: &Value, n: usize, rules: &LayerRules, evidence: &mut Vec<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compact_ranges_joins_runs() {
+        assert_eq!(compact_ranges(&[0, 1, 4, 6, 7, 8]), "0–1, 4, 6–8");
+        assert_eq!(compact_ranges(&[2]), "2");
+        assert_eq!(compact_ranges(&[]), "");
+    }
     use serde_json::json;
 
     fn rules() -> LayerRules {

@@ -25,12 +25,14 @@
 pub mod analyze;
 pub mod config;
 pub mod families;
+pub mod gaps;
 pub mod layers;
 pub mod mapping;
 pub mod model;
 pub mod passes;
 pub mod perfetto;
 pub mod period;
+pub mod render;
 pub mod roofline;
 pub mod source;
 pub mod stats;
