@@ -168,6 +168,8 @@ impl Tool for LayerPipeline {
             None => None,
         };
         let gpu = vllm_sota_core::gpu::find(req.gpu.as_deref().unwrap_or("H200"))?;
+        crate::families::ensure_classifier()?;
+        crate::names::ensure_loaded()?;
         let rules = config::load_rules()?;
         let cfg = match &req.config {
             Some(p) => config::read_config(p, &rules)?,
