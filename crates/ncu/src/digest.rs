@@ -476,7 +476,11 @@ pub fn render(
             h.label,
             h.unit,
             cell(h.baseline),
-            cell(h.candidate),
+            if r.single_report {
+                "—".to_string()
+            } else {
+                cell(h.candidate)
+            },
             pct_cell(h.delta_pct),
             esc(&h.metric)
         ));
@@ -561,7 +565,14 @@ pub fn render(
         }
     }
 
-    s.push_str("\n## Findings weighed for the next edit (candidate)\n\n");
+    s.push_str(&format!(
+        "\n## Findings weighed for the next edit ({})\n\n",
+        if r.single_report {
+            "baseline"
+        } else {
+            "candidate"
+        }
+    ));
     if r.considered.is_empty() {
         s.push_str(&format!(
             "Chosen by {} before findings were ranked.\n",

@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 use crate::csvpage::LaunchData;
 use crate::rules::{self, BoundClass, RulesFile};
 
+/// The line at which a unit counts as a roof (ncu SOLBottleneck's "High Throughput").
+const ROOF_PCT: f64 = 80.0;
+
 /// Add `roof_<id>_pct` for every unit measured in this launch and `<class>_pct` for
 /// every roof class (the largest of its units). A unit whose `only_when` does not hold,
 /// or with no metric in the report, adds nothing: an unmeasured roof is never 0.
@@ -65,15 +68,16 @@ pub fn name_roof(rules: &RulesFile, facts: &BTreeMap<String, f64>, b: &mut Bound
             b.roof_pct = facts.get(key).copied();
         }
     }
+    // The hottest unit of each other class at or above the line, hottest first.
     let mut others: Vec<&(&str, &str, f64)> = measured
         .iter()
-        .filter(|(_, label, v)| *v >= 80.0 && Some(*label) != b.roof.as_deref())
+        .filter(|(class, _, v)| *v >= ROOF_PCT && *class != b.class)
         .collect();
     others.sort_by(|a, b| b.2.total_cmp(&a.2));
     let mut seen: Vec<&str> = Vec::new();
-    for (_, label, v) in others {
-        if !seen.contains(label) {
-            seen.push(label);
+    for (class, label, v) in others {
+        if !seen.contains(class) {
+            seen.push(class);
             b.also_at.push(format!(
                 "{label} {}%",
                 rules::fmt_num((v * 10.0).round() / 10.0)
