@@ -8,6 +8,7 @@
 
 pub mod fsx;
 pub mod gpu;
+pub mod humanize;
 pub mod jobs;
 pub mod layout;
 pub mod redact;
