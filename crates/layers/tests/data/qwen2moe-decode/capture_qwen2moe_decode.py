@@ -5,7 +5,7 @@ cfg=Qwen2MoeConfig(hidden_size=2048,intermediate_size=5632,moe_intermediate_size
 cfg._attn_implementation="sdpa"
 with torch.device("cuda"): m=AutoModelForCausalLM.from_config(cfg,dtype=torch.bfloat16)
 m.eval()
-O=os.environ["OUT"]
+O=os.environ.get("OUT", ".")  # output directory
 json.dump(cfg.to_dict(),open(f"{O}/qwen2moe_config.json","w"),indent=1,default=str)
 json.dump({"torch":torch.__version__,"gpu":torch.cuda.get_device_name(0),"cuda":torch.version.cuda,"transformers":__import__("transformers").__version__},open(f"{O}/env.json","w"))
 with torch.inference_mode():
