@@ -27,8 +27,7 @@ fn round_decision(paths: &CampaignPaths, round: u32) -> Result<Option<Value>> {
         .lines()
         .filter(|l| l.contains("\"gap_decision\""))
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|r| r["kind"] == "gap_decision" && r["round"] == round)
-        .next_back())
+        .rfind(|r| r["kind"] == "gap_decision" && r["round"] == round))
 }
 
 /// An attempt in `round` needs that round's `gap_decision` (saying `patch`), its

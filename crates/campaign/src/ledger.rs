@@ -370,6 +370,9 @@ fn write_markdown(path: &Path, spec: &LedgerSpec, rows: &[Value]) -> Result<()> 
     fsx::write_text(path, &render_markdown(spec, rows))
 }
 
+/// The prior best: its value, a label naming it, and its row (with its file) when it is one.
+type Prior = (f64, String, Option<(String, CandidateRow)>);
+
 /// Find a row by id in a results JSONL of the campaign.
 fn load_row(paths: &CampaignPaths, r: &RowRef, field: &str) -> Result<CandidateRow> {
     if Path::new(&r.file).is_absolute() || r.file.contains("..") {
@@ -611,8 +614,7 @@ impl LedgerAppend {
         measured: &CandidateRow,
         metric: RankingMetric,
         existing: &[Value],
-    ) -> Result<(f64, String, Option<(String, CandidateRow)>)> {
-        type Prior = (f64, String, Option<(String, CandidateRow)>);
+    ) -> Result<Prior> {
         let mut best: Option<Prior> = None;
         let mut consider = |v: f64, label: String, row: Option<(String, CandidateRow)>| {
             if best.as_ref().is_none_or(|(b, _, _)| v > *b) {
