@@ -22,7 +22,6 @@
 pub mod arrival;
 pub mod cli;
 pub mod client;
-mod h1;
 pub mod import;
 pub mod metrics;
 pub mod rng;

@@ -98,9 +98,7 @@ fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
 
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
+use vllm_sota_core::md::cell;
 
 fn hot_table(out: &mut String, rows: &[HotKernel], share_label: &str) {
     let _ = writeln!(

@@ -694,21 +694,7 @@ impl Run<'_> {
     }
 }
 
-fn shell_join(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            if a.is_empty()
-                || a.chars()
-                    .any(|c| c.is_whitespace() || "'\"$`\\|&;<>()*?".contains(c))
-            {
-                format!("'{}'", a.replace('\'', "'\\''"))
-            } else {
-                a.clone()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+use vllm_sota_core::proc::shell_join;
 
 fn run_digest(req: NcuDigestRequest, ctx: &ToolContext) -> Result<NcuDigestReport> {
     check_version(&req.version)?;
@@ -1299,28 +1285,8 @@ pub fn pick_limiter(f: &BTreeMap<String, f64>) -> Option<&'static str> {
     order.iter().find(|n| names.contains(n)).copied()
 }
 
-/// A kernel name short enough for a sentence.
-pub fn short_kernel(name: &str) -> String {
-    let n = name.strip_prefix("void ").unwrap_or(name);
-    // Cut at the parameter list: the first '(' outside template brackets.
-    let mut depth = 0i32;
-    let cut = n.char_indices().find_map(|(i, c)| {
-        match c {
-            '<' => depth += 1,
-            '>' => depth -= 1,
-            '(' if depth == 0 => return Some(i),
-            _ => {}
-        }
-        None
-    });
-    let n = &n[..cut.unwrap_or(n.len())];
-    let n = if n.len() > 60 {
-        n.split('<').next().unwrap_or(n)
-    } else {
-        n
-    };
-    n.trim().to_string()
-}
+/// A kernel name short enough for a sentence: the one shortener of every tool.
+pub use vllm_sota_core::kname::short as short_kernel;
 
 #[cfg(test)]
 mod tests {
@@ -1363,15 +1329,6 @@ mod tests {
             "{err}"
         );
         assert!(select_launch(&l, &re, Some("middle"), "b").is_err());
-    }
-
-    #[test]
-    fn kernel_names_shorten_for_sentences() {
-        assert_eq!(
-            short_kernel("void flash::fwd<(int)8, 256>(Params)"),
-            "flash::fwd<(int)8, 256>"
-        );
-        assert_eq!(short_kernel("rms_cand"), "rms_cand");
     }
 }
 

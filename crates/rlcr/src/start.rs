@@ -8,14 +8,14 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 use vllm_sota_core::fsx;
 use vllm_sota_core::layout::{CampaignPaths, now_rfc3339};
 use vllm_sota_core::redact::redact;
 use vllm_sota_core::{Tool, ToolContext, refs};
 
-use crate::{git, proc, records, summary};
+use crate::{git, records, summary};
+use vllm_sota_core::proc;
 
 /// Where the plan goes, relative to the vLLM checkout (the setup script wants a relative path).
 pub const PLAN_REL: &str = ".humanize/vllm-sota-agent/refined-plan.md";
@@ -135,8 +135,8 @@ impl Tool for StartRlcr {
                 "| {} | {} | {} | {} |",
                 p.name,
                 if p.passed { "pass" } else { "FAIL" },
-                p.detail.replace('|', "\\|"),
-                p.fix.as_deref().unwrap_or("").replace('|', "\\|")
+                vllm_sota_core::md::cell(&p.detail),
+                vllm_sota_core::md::cell(p.fix.as_deref().unwrap_or(""))
             );
         }
         if !r.command.is_empty() {
@@ -533,12 +533,12 @@ pub fn run_start_rlcr(req: StartRlcrRequest, ctx: &ToolContext) -> Result<StartR
     }
 
     let script = runtime.join(SETUP_SCRIPT);
-    let mut help = Command::new("bash");
-    help.arg(&script)
+    let help_out = proc::Cmd::new("bash")
+        .arg(&script)
         .arg("--help")
         .current_dir(&checkout)
-        .env("CLAUDE_PROJECT_DIR", &checkout);
-    let help_out = proc::run_captured(help, Duration::from_secs(60))
+        .env("CLAUDE_PROJECT_DIR", &checkout)
+        .run_capture(Duration::from_secs(60))
         .context("running setup-rlcr-loop.sh --help")?;
     let strict = format!("{}\n{}", help_out.stdout, help_out.stderr).contains("--strict-success");
     report.strict_success_supported = Some(strict);
@@ -554,15 +554,14 @@ pub fn run_start_rlcr(req: StartRlcrRequest, ctx: &ToolContext) -> Result<StartR
     report.command = std::iter::once(script.display().to_string())
         .chain(args.iter().cloned())
         .collect();
-    let mut cmd = Command::new("bash");
-    cmd.arg(&script)
+    let out = proc::Cmd::new("bash")
+        .arg(&script)
         .args(&args)
         .current_dir(&checkout)
-        .env("CLAUDE_PROJECT_DIR", &checkout);
-    let out = proc::run_captured(
-        cmd,
-        Duration::from_secs(req.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S)),
-    )?;
+        .env("CLAUDE_PROJECT_DIR", &checkout)
+        .run_capture(Duration::from_secs(
+            req.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S),
+        ))?;
     ctx.progress(3.0, Some(4.0), "setup script finished");
     let out_log = paths.root.join("humanize/rlcr-setup.stdout.log");
     let err_log = paths.root.join("humanize/rlcr-setup.stderr.log");
