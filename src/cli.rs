@@ -111,13 +111,14 @@ pub fn run_tool(name: &str, args: &[String]) -> Result<i32> {
         .map(str::to_string);
     let outcome = (tool.call)(Value::Object(request), &ctx);
     crate::calllog::record(tool.name, campaign_dir.as_deref(), "cli", &outcome);
-    let (report, markdown) = outcome?;
+    let (report, markdown, failed) = outcome?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("{markdown}");
     }
-    Ok(0)
+    // A report that says the tool failed (e.g. preconditions_failed) exits 2; errors exit 1.
+    Ok(if failed { 2 } else { 0 })
 }
 
 /// `vllm-sota tools [--json]`: the tool list with schemas.

@@ -126,7 +126,7 @@ impl ServerHandler for VllmSota {
             .tool_router
             .call(ToolCallContext::new(self, request, context))
             .await;
-        let outcome: anyhow::Result<(serde_json::Value, String)> = match &response {
+        let outcome: anyhow::Result<(serde_json::Value, String, bool)> = match &response {
             Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => {
                 let text = r
                     .content
@@ -136,7 +136,7 @@ impl ServerHandler for VllmSota {
                     .join(" ");
                 Err(anyhow::anyhow!(text))
             }
-            Ok(_) => Ok((serde_json::Value::Null, String::new())),
+            Ok(_) => Ok((serde_json::Value::Null, String::new(), false)),
             Err(e) => Err(anyhow::anyhow!("{e}")),
         };
         crate::calllog::record(&name, campaign_dir.as_deref(), "mcp", &outcome);

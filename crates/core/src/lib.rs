@@ -13,6 +13,7 @@ pub mod framework;
 pub mod fsx;
 pub mod gpu;
 pub mod http;
+pub mod humanize;
 pub mod jobs;
 pub mod kname;
 pub mod layout;

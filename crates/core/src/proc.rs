@@ -495,11 +495,20 @@ pub fn signal_group(pgid: i32) {
     }
 }
 
-/// True when a process with this pid exists (zombies included).
+/// True when a process with this pid is running (a zombie, exited but not yet reaped by
+/// its parent, is not).
 pub fn pid_alive(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks for existence.
+    // SAFETY: kill(pid, 0) only checks for existence; EPERM also means it exists.
     let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    if rc == 0 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|s| s.split_whitespace().next());
+        return state != Some("Z");
+    }
+    std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// Is `exe` runnable: a path that exists, or a name found on `PATH`.

@@ -1,8 +1,8 @@
 //! Kernel families: the one shared classifier of the trace crate
 //! (`references/kernel-families.json`, first match wins), mapped to an enum so the
-//! roofline and the layer-phase rule can branch on it. If that reference file cannot
-//! be loaded (a broken `$VLLM_SOTA_REFERENCES` override), a small built-in list keeps
-//! the tool working and [`classifier_problem`] says why.
+//! roofline and the layer-phase rule can branch on it. There is no second copy of the
+//! rules: if that reference file cannot be loaded (a broken `$VLLM_SOTA_REFERENCES`
+//! override), the tool refuses to run ([`ensure_classifier`]).
 
 use serde::Serialize;
 use std::sync::OnceLock;
@@ -19,6 +19,7 @@ pub enum Family {
     KvCacheWrite,
     Attention,
     Moe,
+    MoeRouting,
     Norm,
     Gemm,
     Rotary,
@@ -39,6 +40,7 @@ const ALL: &[(Family, &str)] = &[
     (Family::KvCacheWrite, "kv_cache_write"),
     (Family::Attention, "attention"),
     (Family::Moe, "moe"),
+    (Family::MoeRouting, "moe_routing"),
     (Family::Norm, "norm"),
     (Family::Gemm, "gemm"),
     (Family::Rotary, "rotary"),
@@ -79,102 +81,21 @@ fn shared() -> &'static Result<Classifier, String> {
     C.get_or_init(|| Classifier::load().map_err(|e| format!("{e:#}")))
 }
 
-/// Why the shared classifier could not be loaded (the built-in fallback is in use).
-pub fn classifier_problem() -> Option<String> {
-    shared().as_ref().err().cloned()
-}
-
-/// Built-in fallback rules (lowercase substrings), used only without the shared file.
-const FALLBACK: &[(Family, &[&str])] = &[
-    (
-        Family::Communication,
-        &[
-            "nccl",
-            "allreduce",
-            "all_reduce",
-            "cross_device_reduce",
-            "allgather",
-            "reduce_scatter",
-            "alltoall",
-        ],
-    ),
-    (
-        Family::KvCacheWrite,
-        &[
-            "reshape_and_cache",
-            "concat_and_cache",
-            "store_kvcache",
-            "set_kv_buffer",
-        ],
-    ),
-    (
-        Family::Attention,
-        &["flash", "fmha", "attention", "sdpa", "mla"],
-    ),
-    (Family::Moe, &["moe", "expert", "grouped_gemm"]),
-    (
-        Family::Norm,
-        &[
-            "rms_norm",
-            "rmsnorm",
-            "layer_norm",
-            "layernorm",
-            "norm_kernel",
-        ],
-    ),
-    (
-        Family::Gemm,
-        &[
-            "gemm",
-            "nvjet",
-            "cublas",
-            "xmma",
-            "matmul",
-            "splitkreduce",
-            "wgmma",
-        ],
-    ),
-    (Family::Rotary, &["rotary", "rope"]),
-    (
-        Family::Activation,
-        &["silu", "gelu", "act_and_mul", "swiglu", "relu"],
-    ),
-    (
-        Family::Sampling,
-        &[
-            "topk", "top_k", "topp", "argmax", "gumbel", "sampl", "softmax",
-        ],
-    ),
-    (Family::Memcpy, &["memcpy"]),
-    (Family::Memset, &["memset"]),
-    (
-        Family::CopyConcat,
-        &[
-            "catarraybatchedcopy",
-            "copy_kernel",
-            "index_copy",
-            "gather_kernel",
-        ],
-    ),
-    (Family::Reduction, &["reduce_kernel", "triton_red_"]),
-    (
-        Family::Elementwise,
-        &["elementwise", "triton_poi", "functor"],
-    ),
-];
-
-/// Family of a kernel name.
+/// Family of a kernel name by the shared classifier (`Other` when it could not be
+/// loaded: the tool refuses to run then, see [`ensure_classifier`]).
 pub fn classify(name: &str) -> Family {
     match shared() {
         Ok(c) => Family::from_name(&c.classify(name).name),
-        Err(_) => {
-            let lower = name.to_ascii_lowercase();
-            FALLBACK
-                .iter()
-                .find(|(_, needles)| needles.iter().any(|n| lower.contains(n)))
-                .map(|(f, _)| *f)
-                .unwrap_or(Family::Other)
-        }
+        Err(_) => Family::Other,
+    }
+}
+
+/// An error naming the file when the shared classifier cannot be loaded (a broken
+/// `$VLLM_SOTA_REFERENCES/kernel-families.json` override): families would be wrong.
+pub fn ensure_classifier() -> anyhow::Result<()> {
+    match shared() {
+        Ok(_) => Ok(()),
+        Err(e) => anyhow::bail!("kernel families cannot be classified: {e}"),
     }
 }
 
@@ -231,7 +152,7 @@ mod tests {
         for (name, want) in cases {
             assert_eq!(classify(name), want, "{name}");
         }
-        assert!(classifier_problem().is_none());
+        assert!(ensure_classifier().is_ok());
         for (f, n) in ALL {
             assert_eq!(Family::from_name(n), *f);
         }

@@ -70,6 +70,24 @@ pub struct Launch {
     pub is_graph_launch: bool,
 }
 
+/// A host-side interval on a CPU thread: a CPU operator (`aten::*`) or a CUDA
+/// runtime/driver call. Read to name what held the host while the GPU idled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostOp {
+    /// Index into [`TraceView::host_names`].
+    pub name: u32,
+    pub ts_ns: i64,
+    pub dur_ns: i64,
+    pub pid: i64,
+    pub tid: i64,
+}
+
+impl HostOp {
+    pub fn end_ns(&self) -> i64 {
+        self.ts_ns + self.dur_ns
+    }
+}
+
 /// Shapes of the CPU op that launched a kernel (`record_shapes=True`).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OpShapes {
@@ -102,6 +120,11 @@ pub struct TraceView {
     pub spans: Vec<Span>,
     /// Distinct launching-op shapes ([`Kernel::shapes`] indexes this).
     pub shapes: Vec<OpShapes>,
+    /// CPU ops and CUDA runtime calls on the threads that launched this GPU's kernels,
+    /// sorted by start (empty when the trace has none).
+    pub host_ops: Vec<HostOp>,
+    /// Interned host-op names ([`HostOp::name`] indexes this).
+    pub host_names: Vec<String>,
     /// Family of each name, computed once on first use (the classifier runs regexes).
     pub name_families: std::sync::OnceLock<Vec<crate::families::Family>>,
 }
@@ -115,6 +138,7 @@ impl TraceView {
     pub fn normalize(&mut self) {
         self.kernels.sort_by_key(|k| k.ts_ns);
         self.spans.sort_by_key(|s| s.ts_ns);
+        self.host_ops.sort_by_key(|h| h.ts_ns);
     }
 
     /// Intern a name (test and adapter helper).
@@ -180,6 +204,24 @@ impl ViewBuilder {
             is_memory_op: false,
         });
         self.view.kernels.len() - 1
+    }
+
+    /// Add a host op on CPU thread (1, 1), the thread kernels are launched from.
+    pub fn host_op(&mut self, name: &str, ts_us: f64, dur_us: f64) {
+        let id = match self.view.host_names.iter().position(|n| n == name) {
+            Some(i) => i as u32,
+            None => {
+                self.view.host_names.push(name.to_string());
+                (self.view.host_names.len() - 1) as u32
+            }
+        };
+        self.view.host_ops.push(HostOp {
+            name: id,
+            ts_ns: us(ts_us),
+            dur_ns: us(dur_us),
+            pid: 1,
+            tid: 1,
+        });
     }
 
     pub fn span(&mut self, name: &str, kind: SpanKind, ts_us: f64, dur_us: f64) {

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use vllm_sota_layers::analyze::{Analysis, Options, analyze};
 use vllm_sota_layers::config::{self, ConfigLayers};
 use vllm_sota_layers::families::Family;
+use vllm_sota_layers::gaps::{GapCause, GapPlace};
 use vllm_sota_layers::layers::{self, LayerSource};
 use vllm_sota_layers::model::{SpanKind, TraceView};
 use vllm_sota_layers::passes;
@@ -184,10 +185,10 @@ fn qwen2moe_prefill_types_layers_0_1_dense_and_2_11_moe_with_different_cost_and_
     assert_eq!((dense.layers.as_str(), dense.count), ("0–1", 2));
     assert_eq!((moe.layers.as_str(), moe.count), ("2–11", 10));
     assert!(
-        moe.median_ms > dense.median_ms * 1.3,
+        moe.gpu_median_ms > dense.gpu_median_ms * 1.3,
         "MoE layers cost more: {} vs {}",
-        moe.median_ms,
-        dense.median_ms
+        moe.gpu_median_ms,
+        dense.gpu_median_ms
     );
     let rd = a
         .representative_layers
@@ -353,5 +354,147 @@ fn heterogeneous_stack_without_scopes_is_fitted_group_by_group() {
         .iter()
         .find(|t| t.layer_type == "full_attention + dense")
         .unwrap();
-    assert!(moe.median_ms > dense.median_ms);
+    assert!(moe.gpu_median_ms > dense.gpu_median_ms);
+}
+
+#[test]
+fn llama8b_decode_types_use_gpu_time_and_the_cudnn_host_stall_in_layer_0_is_flagged_and_attributed()
+{
+    // HF eager decode: `aten::_cudnn_attention_forward` holds the CPU ~65 ms once per
+    // step before the SDPA kernel, inside layer 0 (wall 68 ms against 0.31 ms of GPU time).
+    let a = run(
+        "llama8b_decode.trace.json.gz",
+        Some("llama8b_config.json"),
+        None,
+    );
+    let t = &a.type_table[0];
+    assert!(
+        t.gpu_mean_ms < 0.4 && t.gpu_p95_ms < 0.4,
+        "GPU time per layer ≈ 0.31 ms: {t:?}"
+    );
+    assert!(
+        t.wall_mean_ms > 4.0,
+        "wall time beside it keeps the stall visible: {t:?}"
+    );
+    assert!(
+        (0.9..=1.0).contains(&t.gpu_share_of_pass),
+        "layers hold nearly all GPU time: {t:?}"
+    );
+    assert_eq!(t.gap_layers, vec![0], "{t:?}");
+    let g = &a.idle_gaps[0];
+    assert_eq!(g.place, GapPlace::InsideLayer { layer: 0 });
+    assert!((60.0..70.0).contains(&g.ms), "{g:?}");
+    assert!(g.share_of_pass > 0.4, "{g:?}");
+    assert!(g.kernel_after.contains("sdpa"), "{g:?}");
+    match &g.cause {
+        GapCause::HostStall {
+            op, host_late_ms, ..
+        } => {
+            assert_eq!(op.as_deref(), Some("aten::_cudnn_attention_forward"));
+            assert!(*host_late_ms > 60.0);
+        }
+        c => panic!("expected a host stall: {c:?}"),
+    }
+    assert!(
+        a.idle_gaps.iter().skip(1).all(|g| g.ms < 5.0),
+        "one stall per step: {:?}",
+        a.idle_gaps
+    );
+    assert!(
+        a.notes
+            .iter()
+            .any(|n| n.starts_with("host stall") && n.contains("aten::_cudnn_attention_forward")),
+        "{:?}",
+        a.notes
+    );
+    let rep = &a.representative_layers[0];
+    assert_ne!(
+        rep.layer, 0,
+        "the stalled layer is not the median by GPU time"
+    );
+}
+
+#[test]
+fn qwen2moe_with_a_host_stall_in_a_dense_layer_keeps_gpu_shares_and_flags_the_gap() {
+    // The held-out HF Qwen2-MoE decode shape: a 50 ms host stall inside layer 0 (dense)
+    // once made dense layers look like half of the pass by wall time. Reproduce it on
+    // the real prefill trace: delay every kernel after layer 0's attention by 50 ms and
+    // let the launching thread sit in one CPU op meanwhile.
+    let clean = run(
+        "qwen2moe_prefill.trace.json.gz",
+        Some("qwen2moe_config.json"),
+        None,
+    );
+    let mut v = view("qwen2moe_prefill.trace.json.gz").clone();
+    let ps = passes::find_passes(&v);
+    let seg = layers::segment(&v, &ps[0], Some(12)).unwrap();
+    let layer0 = &seg.layers[0];
+    let cut = layer0[layer0.len() / 2];
+    let shift = 50_000_000;
+    let cut_ts = v.kernels[cut].ts_ns;
+    let prev_end = v.kernels[..cut].iter().map(|k| k.end_ns()).max().unwrap();
+    let launch = v.kernels[cut].launch.unwrap();
+    for k in v.kernels.iter_mut().filter(|k| k.ts_ns >= cut_ts) {
+        k.ts_ns += shift;
+        if let Some(l) = k.launch.as_mut() {
+            l.ts_ns += shift;
+        }
+    }
+    for s in v.spans.iter_mut() {
+        if s.ts_ns >= cut_ts {
+            s.ts_ns += shift;
+        } else if s.end_ns() > cut_ts {
+            s.dur_ns += shift;
+        }
+    }
+    for h in v.host_ops.iter_mut().filter(|h| h.ts_ns > launch.ts_ns) {
+        h.ts_ns += shift;
+    }
+    v.host_names.push("aten::held_by_test".into());
+    v.host_ops.push(vllm_sota_layers::model::HostOp {
+        name: (v.host_names.len() - 1) as u32,
+        ts_ns: prev_end,
+        dur_ns: launch.ts_ns + shift - prev_end,
+        pid: launch.pid,
+        tid: launch.tid,
+    });
+    v.normalize();
+    let gpu = vllm_sota_core::gpu::find("H200").unwrap();
+    let a = analyze(
+        &v,
+        None,
+        cfg("qwen2moe_config.json"),
+        &gpu,
+        &Options::default(),
+    )
+    .unwrap();
+    let dense = |a: &Analysis| {
+        a.type_table
+            .iter()
+            .find(|t| t.layer_type == "full_attention + dense")
+            .unwrap()
+            .clone()
+    };
+    let (d0, d1) = (dense(&clean), dense(&a));
+    assert!(
+        d1.wall_share_of_pass > 0.5,
+        "by wall, dense layers now look like most of the pass: {d1:?}"
+    );
+    assert!(
+        (d1.gpu_share_of_pass - d0.gpu_share_of_pass).abs() < 1e-9,
+        "the GPU share does not move: {d0:?} vs {d1:?}"
+    );
+    assert_eq!(d1.gap_layers, vec![0]);
+    assert!((d1.gap_ms - 50.0).abs() < 1.0, "{d1:?}");
+    let g = &a.idle_gaps[0];
+    assert_eq!(g.place, GapPlace::InsideLayer { layer: 0 });
+    assert!(
+        matches!(&g.cause, GapCause::HostStall { op: Some(op), .. } if op == "aten::held_by_test"),
+        "{g:?}"
+    );
+    assert!(
+        clean.idle_gaps.iter().all(|g| g.ms < 1.0),
+        "{:?}",
+        clean.idle_gaps
+    );
 }
