@@ -49,7 +49,9 @@ pub struct JobState {
     pub updated_at: String,
     pub finished_at: Option<String>,
     pub progress: JobProgress,
+    #[schemars(schema_with = "crate::schema::json_object")]
     pub request: serde_json::Value,
+    #[schemars(schema_with = "crate::schema::json_object_or_null")]
     pub result: Option<serde_json::Value>,
     pub error: Option<String>,
     pub log_path: PathBuf,

@@ -68,6 +68,7 @@ pub struct Campaign {
     /// RFC 3339, UTC.
     pub created_at: String,
     /// What campaign_init saw of the environment; absent things say "not available here".
+    #[schemars(schema_with = "crate::schema::json_object")]
     pub environment: serde_json::Value,
 }
 
