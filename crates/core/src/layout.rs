@@ -77,6 +77,14 @@ pub struct CampaignPaths {
     pub root: PathBuf,
 }
 
+/// `path` relative to `root` when it is inside it, else as given (for records and reports).
+pub fn relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
 pub fn round_label(round: u32) -> String {
     format!("round-{round}")
 }
@@ -96,6 +104,11 @@ impl CampaignPaths {
             );
         }
         Ok(paths)
+    }
+
+    /// `path` relative to the campaign directory when it is inside it, else as given.
+    pub fn rel(&self, path: &Path) -> String {
+        relative(&self.root, path)
     }
 
     pub fn campaign(&self) -> Result<Campaign> {

@@ -24,13 +24,11 @@
 //!
 //! Support modules: [`stats`] (t distribution, Welch interval, geomean), [`records`]
 //! (tolerant readers of rows, lineage and ledger JSONL), [`summary`] (benchmark tables),
-//! [`git`] (libgit2 checks and diffs), [`proc`] (child processes with captured output and
-//! a deadline).
+//! [`git`] (libgit2 checks and diffs). Child processes go through `vllm_sota_core::proc`.
 
 pub mod gap;
 pub mod git;
 pub mod history;
-pub mod proc;
 pub mod records;
 pub mod report;
 pub mod start;
