@@ -124,7 +124,7 @@ fn benchmark_config(dir: &Path, checkout: &Path) -> Value {
         "schema_version": 1,
         "model": {"name": model, "tokenizer": model.join("tokenizer.json")},
         "hardware": {"gpu_count": 1, "check_gpus_free": false},
-        "dataset": {"num_prompts": 12, "scenario_names": ["chat", "summarization"], "input_len": [64, 256], "output_len": [32, 32], "label": "sim-capstone"},
+        "dataset": {"num_prompts": 12, "scenario_names": ["chat", "summarization"], "input_len": [64, 256], "output_len": [32, 32]},
         "benchmark": {"max_concurrency": [12], "sla": {"max_p50_tpot_ms": 5000, "min_success_rate": 0.99}, "warmup_prompts": 2, "request_timeout_s": 60},
         "search": {"tier": 1, "max_candidates_per_framework": 2},
         "launch": {"startup_timeout_s": 120, "readiness_poll_s": 0.1, "shutdown_grace_s": 3},

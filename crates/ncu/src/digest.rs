@@ -328,10 +328,7 @@ fn pct_cell(v: Option<f64>) -> String {
         .unwrap_or_else(|| "—".into())
 }
 
-/// Escape a table cell.
-fn esc(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
+use vllm_sota_core::md::cell as esc;
 
 /// The digest markdown: identity, gate, verdict, class, headline, stalls, roofline,
 /// NCU rule rows, the findings weighed, warnings and the one `Next edit:` line.
