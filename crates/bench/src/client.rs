@@ -81,6 +81,18 @@ pub struct LoadConfig {
     pub api_key: Option<String>,
     /// Set to stop the run early (remaining requests are not sent).
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Counters a caller watches while the run goes on (e.g. to act once every
+    /// sequence is past its prefill).
+    pub live: Option<Arc<LiveCounters>>,
+}
+
+/// Live progress of a run: requests that received their first generated text, and
+/// requests that ended (succeeded or failed), warmup included.
+#[derive(Debug, Default)]
+pub struct LiveCounters {
+    pub first_token: AtomicU64,
+    pub ended: AtomicU64,
+    pub failed: AtomicU64,
 }
 
 impl LoadConfig {
@@ -106,6 +118,7 @@ impl LoadConfig {
             request_timeout: Duration::from_secs(600),
             api_key: None,
             cancel: None,
+            live: None,
         }
     }
 }
@@ -263,6 +276,7 @@ struct StreamState {
     error: Option<String>,
     done: bool,
     text: String,
+    live: Option<Arc<LiveCounters>>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -323,7 +337,12 @@ impl StreamState {
         }
         if info.has_generated_text() {
             match self.last_text {
-                None => self.first_text = Some(now),
+                None => {
+                    self.first_text = Some(now);
+                    if let Some(l) = &self.live {
+                        l.first_token.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
                 Some(prev) => self.itl_ms.push(ms(now - prev)),
             }
             self.last_text = Some(now);
@@ -350,6 +369,7 @@ struct Shared {
     head_prefix: Vec<u8>,
     timeout: Duration,
     collect_text: bool,
+    live: Option<Arc<LiveCounters>>,
 }
 
 async fn one_request(
@@ -376,6 +396,7 @@ async fn one_request(
         error: None,
         done: false,
         text: String::new(),
+        live: shared.live.clone(),
     };
     let outcome = tokio::time::timeout(
         shared.timeout,
@@ -406,6 +427,12 @@ async fn one_request(
         st.error = Some("stream ended without any generated text".into());
     }
     rec.success = st.error.is_none();
+    if let Some(l) = &shared.live {
+        if !rec.success {
+            l.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        l.ended.fetch_add(1, Ordering::Relaxed);
+    }
     rec.error = st.error;
     if shared.collect_text {
         rec.generated_text = Some(st.text);
@@ -581,6 +608,7 @@ pub async fn run_load(cfg: LoadConfig) -> Result<LoadReport> {
         head_prefix: head_prefix.into_bytes(),
         timeout: cfg.request_timeout,
         collect_text: cfg.tokenizer.is_some() || cfg.keep_text,
+        live: cfg.live.clone(),
     });
     let semaphore = cfg
         .max_concurrency

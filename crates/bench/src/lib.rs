@@ -31,7 +31,7 @@ pub mod workload;
 
 pub use arrival::RequestRate;
 pub use cli::{bench_import_cli, bench_load_cli, sim_serve_cli};
-pub use client::{Endpoint, LoadConfig, LoadReport, run_load, run_load_blocking};
+pub use client::{Endpoint, LiveCounters, LoadConfig, LoadReport, run_load, run_load_blocking};
 pub use import::{NativeFormat, import_native, import_native_file};
 pub use metrics::{DistStats, GoodputSla, LoadSummary, RequestRecord};
 pub use sim::{SimConfig, SimServer};
