@@ -645,7 +645,7 @@ fn measure_candidate(
                     row.workload = workload(cfg, Some(sc), Some(p));
                     row.sla = cfg.benchmark.sla.evaluate(Some(&p.metrics));
                     row.metrics = Some(p.metrics.clone());
-                    if p.metrics.completed == 0 {
+                    if p.metrics.completed.unwrap_or(0) == 0 {
                         row.status = if p.top_error.as_deref().is_some_and(|e| {
                             e.to_ascii_lowercase().contains("timeout")
                                 || e.to_ascii_lowercase().contains("timed out")

@@ -433,7 +433,6 @@ fn qwen2moe_with_a_host_stall_in_a_dense_layer_keeps_gpu_shares_and_flags_the_ga
     let shift = 50_000_000;
     let cut_ts = v.kernels[cut].ts_ns;
     let prev_end = v.kernels[..cut].iter().map(|k| k.end_ns()).max().unwrap();
-    let launch = v.kernels[cut].launch.unwrap();
     for k in v.kernels.iter_mut().filter(|k| k.ts_ns >= cut_ts) {
         k.ts_ns += shift;
         if let Some(l) = k.launch.as_mut() {
@@ -447,16 +446,11 @@ fn qwen2moe_with_a_host_stall_in_a_dense_layer_keeps_gpu_shares_and_flags_the_ga
             s.dur_ns += shift;
         }
     }
-    for h in v.host_ops.iter_mut().filter(|h| h.ts_ns > launch.ts_ns) {
-        h.ts_ns += shift;
-    }
-    v.host_names.push("aten::held_by_test".into());
-    v.host_ops.push(vllm_sota_layers::model::HostOp {
-        name: (v.host_names.len() - 1) as u32,
-        ts_ns: prev_end,
-        dur_ns: launch.ts_ns + shift - prev_end,
-        pid: launch.pid,
-        tid: launch.tid,
+    v.host_stalls.push(vllm_sota_layers::model::HostStallAt {
+        start_ns: prev_end,
+        dur_ns: cut_ts + shift - prev_end,
+        held_by: "aten::held_by_test".into(),
+        kind: "cpu_op".into(),
     });
     v.normalize();
     let gpu = vllm_sota_core::gpu::find("H200").unwrap();

@@ -50,6 +50,11 @@ pub struct HostStall {
     pub before_kernel: String,
     pub before_kernel_index: usize,
     pub step_kernels: usize,
+    /// Start of the idle interval on the trace clock (ns), for callers that place the
+    /// stall in their own structure (the layer pipeline's layers); not serialized.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub idle_start_ns: i64,
 }
 
 /// Stalls with the same holder, summed over steps.
@@ -209,6 +214,7 @@ fn step_stalls(
                 before_kernel: next,
                 before_kernel_index: mine.partition_point(|&m| k.ts_ns[m as usize] < ts),
                 step_kernels: mine.len(),
+                idle_start_ns: busy_end,
             });
         }
         busy_end = busy_end.max(end);
