@@ -125,6 +125,7 @@ pub fn row(id: &str, fw: &str, cand: &str, scenario: &str, rps: f64, tpot_ms: f6
             endpoint: "/v1/completions".into(),
             seed: Some(0),
             label: None,
+            ..Default::default()
         },
         sla,
         metrics: Some(metrics),
@@ -144,6 +145,8 @@ pub fn row(id: &str, fw: &str, cand: &str, scenario: &str, rps: f64, tpot_ms: f6
         validated_cli_flags: vec![],
         artifacts: Default::default(),
         correctness: None,
+        warmup: None,
+        prefix_cache: None,
         started_at: String::new(),
         finished_at: String::new(),
     }
