@@ -10,9 +10,10 @@ pub fn record(
     tool: &str,
     campaign_dir: Option<&str>,
     via: &str,
-    outcome: &anyhow::Result<(Value, String)>,
+    outcome: &anyhow::Result<(Value, String, bool)>,
 ) {
     let result = match outcome {
+        Ok((_, _, true)) => "failure report".to_string(),
         Ok(_) => "ok".to_string(),
         Err(e) => format!("error: {}", format!("{e:#}").replace('\n', " ")),
     };

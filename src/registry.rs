@@ -11,11 +11,12 @@ pub struct ToolEntry {
     pub description: &'static str,
     pub input_schema: fn() -> Value,
     pub output_schema: fn() -> Value,
-    /// Deserialize the request, run the tool, return (JSON report, markdown).
-    pub call: fn(Value, &ToolContext) -> Result<(Value, String)>,
+    /// Deserialize the request, run the tool, return (JSON report, markdown, whether the
+    /// report is a failure: [`Tool::is_failure`]).
+    pub call: fn(Value, &ToolContext) -> Result<(Value, String, bool)>,
 }
 
-fn call<T: Tool>(request: Value, ctx: &ToolContext) -> Result<(Value, String)> {
+fn call<T: Tool>(request: Value, ctx: &ToolContext) -> Result<(Value, String, bool)> {
     let request: T::Request = serde_json::from_value(request)
         .map_err(|e| anyhow::anyhow!("invalid request for {}: {e}", T::NAME))?;
     let report = T::run(request, ctx)?;
@@ -23,6 +24,7 @@ fn call<T: Tool>(request: Value, ctx: &ToolContext) -> Result<(Value, String)> {
     Ok((
         serde_json::to_value(&report).context("cannot serialize the report")?,
         markdown,
+        T::is_failure(&report),
     ))
 }
 
@@ -30,12 +32,8 @@ fn entry<T: Tool>() -> ToolEntry {
     ToolEntry {
         name: T::NAME,
         description: T::DESCRIPTION,
-        input_schema: || {
-            serde_json::to_value(schemars::schema_for!(T::Request)).unwrap_or(Value::Null)
-        },
-        output_schema: || {
-            serde_json::to_value(schemars::schema_for!(T::Report)).unwrap_or(Value::Null)
-        },
+        input_schema: || Value::Object(crate::mcp::input_schema::<T>()),
+        output_schema: || Value::Object(crate::mcp::output_schema::<T>()),
         call: call::<T>,
     }
 }

@@ -17,10 +17,10 @@ use std::path::{Path, PathBuf};
 
 type Client = RunningService<RoleClient, ()>;
 
-/// Start `vllm-sota mcp` and connect; also returns the server's pid.
-async fn connect() -> (Client, u32) {
+/// Start `vllm-sota mcp` with `path` as its PATH and connect; also returns the server's pid.
+async fn connect(path: &std::ffi::OsStr) -> (Client, u32) {
     let cmd = tokio::process::Command::new(bin()).configure(|c| {
-        c.arg("mcp").env("RUST_LOG", "warn");
+        c.arg("mcp").env("RUST_LOG", "warn").env("PATH", path);
     });
     let transport = TokioChildProcess::new(cmd).unwrap();
     let pid = transport.id().expect("server pid");
@@ -124,7 +124,7 @@ fn benchmark_config(dir: &Path, checkout: &Path) -> Value {
         "schema_version": 1,
         "model": {"name": model, "tokenizer": model.join("tokenizer.json")},
         "hardware": {"gpu_count": 1, "check_gpus_free": false},
-        "dataset": {"num_prompts": 12, "scenario_names": ["chat", "summarization"], "input_len": [64, 256], "output_len": [32, 32], "label": "sim-capstone"},
+        "dataset": {"num_prompts": 12, "scenario_names": ["chat", "summarization"], "input_len": [64, 256], "output_len": [32, 32]},
         "benchmark": {"max_concurrency": [12], "sla": {"max_p50_tpot_ms": 5000, "min_success_rate": 0.99}, "warmup_prompts": 2, "request_timeout_s": 60},
         "search": {"tier": 1, "max_candidates_per_framework": 2},
         "launch": {"startup_timeout_s": 120, "readiness_poll_s": 0.1, "shutdown_grace_s": 3},
@@ -164,17 +164,14 @@ fn gate_state(status: &Value, round: u32, gate: &str) -> String {
 async fn a_whole_campaign_through_mcp() {
     let tmp = tempfile::tempdir().unwrap();
     let (repo, checkout) = make_checkout(tmp.path());
-    let runtime = tmp.path().join("humanize");
-    std::fs::create_dir_all(runtime.join("scripts")).unwrap();
+    // The real Humanize runtime (vendored snapshot) with a stub codex on the server's PATH.
+    let Some(rt) = humanize_runtime::real_runtime(tmp.path()) else {
+        return;
+    };
+    let runtime = rt.root.clone();
     let rlcr_fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/rlcr/tests/fixtures");
-    std::fs::copy(
-        rlcr_fixtures.join("humanize-runtime/scripts/setup-rlcr-loop.sh"),
-        runtime.join("scripts/setup-rlcr-loop.sh"),
-    )
-    .unwrap();
-    std::fs::write(runtime.join("test-knobs.env"), "").unwrap();
 
-    let (client, server_pid) = connect().await;
+    let (client, server_pid) = connect(&rt.path_with_codex()).await;
 
     // Phase 0.
     let init = call(&client, "campaign_init", json!({
@@ -248,7 +245,7 @@ async fn a_whole_campaign_through_mcp() {
     // The server is killed mid-round (SIGKILL: no chance to clean up); a new one resumes from disk.
     assert_eq!(unsafe { libc::kill(server_pid as i32, libc::SIGKILL) }, 0);
     drop(client);
-    let (client, _) = connect().await;
+    let (client, _) = connect(&rt.path_with_codex()).await;
     let status = call(
         &client,
         "campaign_status",

@@ -1,6 +1,10 @@
 //! Helpers shared by the integration tests: the binary, temp campaigns, fixtures.
 #![allow(dead_code)]
 
+/// The real Humanize runtime (vendored snapshot) and a stub codex, shared with the rlcr tests.
+#[path = "../../crates/rlcr/tests/common/humanize.rs"]
+pub mod humanize_runtime;
+
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -17,22 +17,14 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use vllm_sota_core::results::{MetricsRow, Percentiles, Provenance};
 
-/// Linear-interpolated percentile of sorted values (NumPy's default method).
+/// Percentile of sorted values by the project's one definition
+/// ([`vllm_sota_core::stats`]: linear interpolation, NumPy's default); NaN when empty.
 pub fn percentile_sorted(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p / 100.0) * (sorted.len() - 1) as f64;
-    let lo = rank.floor() as usize;
-    let hi = rank.ceil() as usize;
-    let frac = rank - lo as f64;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * frac
+    vllm_sota_core::stats::percentile_sorted(sorted, p).unwrap_or(f64::NAN)
 }
 
 pub fn percentile_unsorted(values: &[f64], p: f64) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    percentile_sorted(&v, p)
+    vllm_sota_core::stats::percentile(values, p).unwrap_or(f64::NAN)
 }
 
 /// Summary of one distribution. Absent when there were no samples.

@@ -266,10 +266,7 @@ fn cell(v: Option<&Value>) -> String {
         },
         Some(other) => other.to_string(),
     };
-    // A cell must not break the table.
-    text.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace(['\n', '\r'], " ")
+    vllm_sota_core::md::cell(&text)
 }
 
 fn render_markdown(spec: &LedgerSpec, rows: &[Value]) -> String {

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use vllm_sota_core::fsx;
+use vllm_sota_core::humanize::{self, LoopPhase, LoopState};
 use vllm_sota_core::jobs::{self, JobStatus};
 use vllm_sota_core::layout::{CampaignPaths, round_label};
 use vllm_sota_core::{Tool, ToolContext};
@@ -69,6 +70,21 @@ pub struct CampaignStatusReport {
     pub missing_layout: Vec<String>,
     /// Inconsistencies found (e.g. a patch file without an attempt row).
     pub warnings: Vec<String>,
+    /// The Humanize loop in the vLLM checkout (the newest one), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rlcr_loop: Option<RlcrLoop>,
+}
+
+/// The Humanize loop's phase, read from its state file's name.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RlcrLoop {
+    pub loop_dir: String,
+    pub state_file: String,
+    pub phase: LoopPhase,
+    pub current_round: Option<u32>,
+    /// The phase's next step (absent while rounds run: the round gates give it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_step: Option<String>,
 }
 
 pub struct CampaignStatus;
@@ -90,10 +106,7 @@ fn gate(
 }
 
 fn rel(paths: &CampaignPaths, p: &Path) -> String {
-    p.strip_prefix(&paths.root)
-        .unwrap_or(p)
-        .display()
-        .to_string()
+    paths.rel(p)
 }
 
 fn count_lines(p: &Path) -> usize {
@@ -191,43 +204,114 @@ fn benchmark_gate(paths: &CampaignPaths) -> Gate {
     )
 }
 
-fn rlcr_gate(paths: &CampaignPaths, lineage: &[Value]) -> Gate {
-    if let Some(row) = lineage
+/// The last `start_rlcr` row of the lineage.
+fn start_row(lineage: &[Value]) -> Option<&Value> {
+    lineage
         .iter()
         .rev()
         .find(|r| r["kind"] == "start_rlcr" || r["kind"] == "rlcr_started")
-    {
-        let ev = row
-            .get("state_path")
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-            .or(Some("humanize/lineage.jsonl".into()));
+}
+
+/// The checkout the loop runs in: the one start_rlcr recorded, else campaign.json's.
+fn loop_checkout(paths: &CampaignPaths, lineage: &[Value]) -> Option<PathBuf> {
+    start_row(lineage)
+        .and_then(|r| r["vllm_checkout"].as_str())
+        .map(PathBuf::from)
+        .or_else(|| paths.campaign().ok()?.vllm_checkout)
+}
+
+/// The campaign's Humanize loop: the newest `.humanize/rlcr/<timestamp>/` of its vLLM checkout.
+fn rlcr_loop(checkout: Option<&Path>) -> Option<RlcrLoop> {
+    let l = humanize::newest_loop(checkout?)?;
+    let next_step = loop_next_step(&l);
+    Some(RlcrLoop {
+        loop_dir: l.dir.display().to_string(),
+        state_file: l.state_file.display().to_string(),
+        phase: l.phase,
+        current_round: l.current_round,
+        next_step,
+    })
+}
+
+/// What the agent does next for a loop in `l`'s phase; None while rounds are running
+/// (the round gates say it then). Never `start_rlcr`: a loop exists.
+fn loop_next_step(l: &LoopState) -> Option<String> {
+    let file = l
+        .state_file
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let round = l
+        .current_round
+        .map(|r| format!(", Humanize round {r}"))
+        .unwrap_or_default();
+    let dir = l.dir.display();
+    Some(match l.phase {
+        LoopPhase::Active => return None,
+        LoopPhase::Finalize => format!(
+            "the RLCR loop is in its finalize phase ({file}{round}): do the finalize work the runtime's prompt gives, write {dir}/finalize-summary.md, commit, and exit so the runtime completes the loop; then call final_report"
+        ),
+        LoopPhase::MethodologyAnalysis => format!(
+            "the RLCR loop is in its methodology-analysis phase ({file}{round}): finish the analysis the runtime's prompt asks for and exit so the loop ends; then call final_report"
+        ),
+        LoopPhase::Complete => {
+            format!("the RLCR loop is complete ({file}{round}): call final_report")
+        }
+        LoopPhase::Cancelled
+        | LoopPhase::MaxIterations
+        | LoopPhase::Stopped
+        | LoopPhase::Unexpected
+        | LoopPhase::EndedOther => format!(
+            "the RLCR loop has ended ({file}{round}) without completing: call final_report (it lists what is missing); whether to run another loop is the user's decision"
+        ),
+    })
+}
+
+fn rlcr_gate(
+    paths: &CampaignPaths,
+    lineage: &[Value],
+    checkout: Option<&Path>,
+    lp: Option<&RlcrLoop>,
+) -> Gate {
+    if let Some(l) = lp {
         return gate(
             "rlcr_started",
             "start_rlcr",
             GateState::Done,
-            ev,
-            "start_rlcr recorded in the lineage",
+            Some(l.state_file.clone()),
+            format!(
+                "Humanize loop {:?}{} in {}",
+                l.phase,
+                l.current_round
+                    .map(|r| format!(", round {r}"))
+                    .unwrap_or_default(),
+                l.loop_dir
+            ),
         );
     }
-    if let Ok(c) = paths.campaign() {
-        if let Some(checkout) = c.vllm_checkout {
-            let rlcr = checkout.join(".humanize/rlcr");
-            if let Ok(entries) = std::fs::read_dir(&rlcr) {
-                for e in entries.flatten() {
-                    let state = e.path().join("state.md");
-                    if state.is_file() {
-                        return gate(
-                            "rlcr_started",
-                            "start_rlcr",
-                            GateState::Done,
-                            Some(state.display().to_string()),
-                            "active Humanize RLCR state found",
-                        );
-                    }
-                }
-            }
+    match (start_row(lineage), checkout) {
+        (Some(_), Some(c)) => {
+            return gate(
+                "rlcr_started",
+                "start_rlcr",
+                GateState::Failed,
+                Some(rel(paths, &paths.lineage())),
+                format!(
+                    "start_rlcr is recorded in the lineage but {} has no .humanize/rlcr/<timestamp>/ state file: the loop state was removed or the checkout moved; restore it before anything else (do not start a second loop)",
+                    c.display()
+                ),
+            );
         }
+        (Some(_), None) => {
+            return gate(
+                "rlcr_started",
+                "start_rlcr",
+                GateState::Done,
+                Some(rel(paths, &paths.lineage())),
+                "start_rlcr recorded in the lineage (no vLLM checkout known to read the loop from)",
+            );
+        }
+        (None, _) => {}
     }
     gate(
         "rlcr_started",
@@ -389,6 +473,8 @@ impl Tool for CampaignStatus {
         let campaign = paths.campaign()?;
         let lineage: Vec<Value> = fsx::read_jsonl(&paths.lineage())?;
         let attempts = read_ledger(&paths, "attempt")?;
+        let checkout = loop_checkout(&paths, &lineage);
+        let rlcr = rlcr_loop(checkout.as_deref());
         let mut gates = vec![
             gate(
                 "campaign_initialized",
@@ -404,7 +490,7 @@ impl Tool for CampaignStatus {
                 &paths.history_notes(),
             ),
             benchmark_gate(&paths),
-            rlcr_gate(&paths, &lineage),
+            rlcr_gate(&paths, &lineage, checkout.as_deref(), rlcr.as_ref()),
         ];
         let rounds: Vec<RoundStatus> = rounds_seen(&paths, &lineage, &attempts)
             .into_iter()
@@ -446,16 +532,22 @@ impl Tool for CampaignStatus {
                     })
                     .map(|g| (r.round, g))
             });
-            match (phase, round, rounds.last()) {
-                (Some(g), _, _) => format!("{}: call {} ({})", g.gate, g.tool, g.detail),
-                (None, Some((n, g)), _) => format!(
+            let loop_step = rlcr.as_ref().and_then(|l| l.next_step.clone());
+            match (phase, loop_step, round, rounds.last()) {
+                // A loop exists but its state is gone: never "call start_rlcr" then.
+                (Some(g), _, _, _) if g.gate == "rlcr_started" && g.state == GateState::Failed => {
+                    format!("{}: {}", g.gate, g.detail)
+                }
+                (Some(g), _, _, _) => format!("{}: call {} ({})", g.gate, g.tool, g.detail),
+                (None, Some(step), _, _) => step,
+                (None, None, Some((n, g)), _) => format!(
                     "{} {}: call {} ({})",
                     round_label(n),
                     g.gate,
                     g.tool,
                     g.detail
                 ),
-                (None, None, Some(last))
+                (None, None, None, Some(last))
                     if last
                         .decision
                         .as_deref()
@@ -463,7 +555,7 @@ impl Tool for CampaignStatus {
                 {
                     "the last gap decision says stop: call final_report".to_string()
                 }
-                (None, None, last) => {
+                (None, None, None, last) => {
                     format!(
                         "{}: call gap_decision to open it",
                         round_label(last.map(|r| r.round + 1).unwrap_or(1))
@@ -479,6 +571,7 @@ impl Tool for CampaignStatus {
             next_step,
             missing_layout: missing_layout(&paths),
             warnings,
+            rlcr_loop: rlcr,
         })
     }
 
@@ -494,7 +587,7 @@ impl Tool for CampaignStatus {
                 g.state,
                 g.tool,
                 g.evidence.as_deref().unwrap_or(""),
-                g.detail.replace('|', "\\|")
+                vllm_sota_core::md::cell(&g.detail)
             )
         };
         for g in &r.gates {
@@ -513,6 +606,16 @@ impl Tool for CampaignStatus {
             for g in &round.gates {
                 s += &line(g);
             }
+        }
+        if let Some(l) = &r.rlcr_loop {
+            s += &format!(
+                "\nHumanize loop: {:?}{} (`{}`)\n",
+                l.phase,
+                l.current_round
+                    .map(|n| format!(", round {n}"))
+                    .unwrap_or_default(),
+                l.state_file
+            );
         }
         s += &format!("\n**Next step:** {}\n", r.next_step);
         for w in &r.warnings {

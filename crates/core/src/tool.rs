@@ -27,6 +27,12 @@ pub trait Tool {
 
     /// Human-readable rendering for the CLI (markdown).
     fn markdown(report: &Self::Report) -> String;
+
+    /// True when the report says the tool did not do what it was asked (e.g. a
+    /// `preconditions_failed` status): the CLI then exits non-zero. Default: never.
+    fn is_failure(_report: &Self::Report) -> bool {
+        false
+    }
 }
 
 type ProgressFn = dyn Fn(f64, Option<f64>, &str) + Send + Sync;

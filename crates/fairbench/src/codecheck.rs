@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::config::BenchmarkConfig;
 use crate::preflight::{FrameworkPlan, fill_template, template_vars};
 use crate::{launch, procs};
+use vllm_sota_core::proc;
 
 const MARK: &str = "VLLM_SOTA_IMPORT ";
 const SCRIPT: &str = "import json, vllm; print('VLLM_SOTA_IMPORT ' + json.dumps({'file': vllm.__file__, 'version': getattr(vllm, '__version__', None)}))";
@@ -101,15 +102,20 @@ pub fn check_vllm_import(
     argv.push(SCRIPT.into());
     let full = procs::wrap_with_launcher(&argv, fp.launcher.as_deref());
     let env = launch::server_env(cfg, fp);
-    let cap = procs::run_capture(&full, &env, Duration::from_secs(180))
-        .with_context(|| format!("running {}", procs::display_argv(&full)))?;
-    let line = cap.output.lines().find_map(|l| l.trim().strip_prefix(MARK));
+    let cap = proc::Cmd::from_argv(&full)
+        .and_then(|c| {
+            c.envs(&env)
+                .merge_stderr()
+                .run_capture(Duration::from_secs(180))
+        })
+        .with_context(|| format!("running {}", proc::shell_join(&full)))?;
+    let line = cap.stdout.lines().find_map(|l| l.trim().strip_prefix(MARK));
     let Some(line) = line else {
-        let last = cap.output.lines().rev().find(|l| !l.trim().is_empty());
+        let last = cap.stdout.lines().rev().find(|l| !l.trim().is_empty());
         bail!(
             "the server's Python ({}) cannot import vllm (exit {:?}): {}",
-            procs::display_argv(&python),
-            cap.status,
+            proc::shell_join(&python),
+            cap.code,
             last.unwrap_or("no output").trim()
         );
     };

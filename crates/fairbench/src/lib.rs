@@ -29,7 +29,6 @@ pub mod codecheck;
 pub mod config;
 pub mod fairness;
 pub mod flags;
-pub mod http;
 pub mod launch;
 pub mod measure;
 pub mod preflight;

@@ -160,19 +160,15 @@ impl CacheProbe {
         if let (Some(route), Some(h), Some(q)) =
             (&s.metrics_route, &s.hits_metric, &s.queries_metric)
         {
-            let r = crate::http::request(
-                &self.host,
-                self.port,
-                "GET",
-                route,
-                None,
-                Duration::from_secs(10),
-            )
-            .ok()
-            .filter(|r| r.status == 200)?;
+            let url = vllm_sota_core::http::url_of(&self.host, self.port, route);
+            let t = vllm_sota_core::http::Timeouts::new(Duration::from_secs(10));
+            let r = vllm_sota_core::http::request("GET", &url, None, t)
+                .ok()
+                .filter(|r| r.status == 200)?;
+            let body = r.text();
             return Some(CacheMark::Metrics(
-                prometheus_sum(&r.body, h)?,
-                prometheus_sum(&r.body, q)?,
+                prometheus_sum(&body, h)?,
+                prometheus_sum(&body, q)?,
             ));
         }
         if s.log_regex.is_some() {

@@ -779,13 +779,11 @@ pub fn vllm_commit_of_campaign(paths: &CampaignPaths) -> Option<String> {
 }
 
 pub fn git_head(dir: &Path) -> Option<String> {
-    let out = std::process::Command::new("git")
+    let out = vllm_sota_core::proc::Cmd::new("git")
         .arg("-C")
         .arg(dir)
         .args(["rev-parse", "HEAD"])
-        .output()
+        .run_capture(std::time::Duration::from_secs(30))
         .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    out.success().then(|| out.stdout.trim().to_string())
 }

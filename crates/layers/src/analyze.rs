@@ -2,8 +2,9 @@
 //! layer types → per-type timing → representative layers with hot kernels, roofline
 //! and Perfetto ranges. Pure (no I/O), so tests drive it with synthetic views.
 
-use crate::config::ConfigLayers;
+use crate::config::{ConfigLayers, compact_ranges};
 use crate::families::{Family, classify, short_name};
+use crate::gaps::{self, GapPlace, IdleGap};
 use crate::layers::{self, Segmentation};
 use crate::mapping;
 use crate::model::{OpShapes, TraceView};
@@ -72,6 +73,8 @@ pub struct LayerRow {
     pub wall_ms: f64,
     /// Sum of kernel durations.
     pub kernel_ms: f64,
+    /// Union of the layer's kernel intervals (GPU busy time).
+    pub gpu_ms: f64,
     pub kernels: usize,
     /// Start relative to the pass start.
     pub offset_ms: f64,
@@ -98,18 +101,30 @@ pub struct NamedMs {
     pub ms: f64,
 }
 
+/// Per-type timing. Shares and the representative layer use GPU time (kernel time
+/// inside the layer), so a host stall inside one layer cannot make its type look costly;
+/// wall time stands beside it, and layers holding an outlier GPU-idle gap are named.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct TypeRow {
     pub layer_type: String,
     /// Layer list, e.g. `0–1` or `2–11` or `0, 3, 6`.
     pub layers: String,
     pub count: usize,
-    /// Per-layer GPU wall time statistics (ms).
-    pub mean_ms: f64,
-    pub median_ms: f64,
-    pub p95_ms: f64,
+    /// Per-layer GPU time (union of the layer's kernel intervals) statistics (ms).
+    pub gpu_mean_ms: f64,
+    pub gpu_median_ms: f64,
+    pub gpu_p95_ms: f64,
+    /// Sum of these layers' GPU time over the pass's GPU busy time.
+    pub gpu_share_of_pass: f64,
+    /// Per-layer wall time (first kernel start → last kernel end) statistics (ms).
+    pub wall_mean_ms: f64,
+    pub wall_median_ms: f64,
     /// Sum of these layers' wall time over the pass wall time.
-    pub share_of_pass: f64,
+    pub wall_share_of_pass: f64,
+    /// Layers of this type whose span holds an outlier GPU-idle gap (see `idle_gaps`).
+    pub gap_layers: Vec<usize>,
+    /// Summed outlier-gap time inside those layers (ms).
+    pub gap_ms: f64,
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -129,10 +144,11 @@ pub struct HotKernel {
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RepresentativeLayer {
     pub layer_type: String,
-    /// The median layer of its type by wall time.
+    /// The median layer of its type by GPU time.
     pub layer: usize,
     pub wall_ms: f64,
     pub kernel_ms: f64,
+    pub gpu_ms: f64,
     pub kernels: usize,
     pub hot_kernels: Vec<HotKernel>,
     pub perfetto: PerfettoRange,
@@ -166,6 +182,9 @@ pub struct Analysis {
     /// outside the step annotation, ...); `share_of_pass` is here the share of all kernel time.
     pub between_steps: WorkRow,
     pub type_table: Vec<TypeRow>,
+    /// Outlier GPU-idle gaps of the representative pass, largest first, each placed
+    /// (which layer) and attributed (host op holding the launching thread, or GPU-side wait).
+    pub idle_gaps: Vec<IdleGap>,
     pub representative_layers: Vec<RepresentativeLayer>,
     /// Hot kernels of the whole pass (always present; the only table when no layers were found).
     pub pass_hot_kernels: Vec<HotKernel>,
@@ -184,25 +203,6 @@ fn span_of(view: &TraceView, ks: &[usize]) -> Option<(i64, i64)> {
     let s = ks.iter().map(|&k| view.kernels[k].ts_ns).min()?;
     let e = ks.iter().map(|&k| view.kernels[k].end_ns()).max()?;
     Some((s, e))
-}
-
-/// `0–1, 4, 6–9`
-pub fn compact_ranges(ids: &[usize]) -> String {
-    let mut out: Vec<String> = vec![];
-    let mut i = 0;
-    while i < ids.len() {
-        let mut j = i;
-        while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
-            j += 1;
-        }
-        out.push(if j > i {
-            format!("{}–{}", ids[i], ids[j])
-        } else {
-            ids[i].to_string()
-        });
-        i = j + 1;
-    }
-    out.join(", ")
 }
 
 fn work_row(view: &TraceView, ks: &[usize], pass_wall: i64) -> WorkRow {
@@ -324,26 +324,9 @@ fn hot_kernels(
         .collect()
 }
 
-/// Run the analysis. `mapping` is an eager twin for graph-replayed passes.
-pub fn analyze(
-    view: &TraceView,
-    mapping: Option<&TraceView>,
-    config: ConfigLayers,
-    gpu: &GpuSpec,
-    opts: &Options,
-) -> Result<Analysis> {
-    if view.kernels.is_empty() {
-        bail!(
-            "trace {} has no GPU kernels: profile with CUDA activity on (ProfilerActivity.CUDA) and pick the GPU worker's trace",
-            view.path
-        );
-    }
-    let mut notes: Vec<String> = vec![];
-    let all = passes::find_passes(view);
-    if all.is_empty() {
-        bail!("trace {}: no forward pass could be delimited", view.path);
-    }
-    let selection = match opts.pass_index {
+/// The pass chosen by the request or by the steady-state rule.
+fn select(all: &[Pass], opts: &Options) -> Result<Selection> {
+    Ok(match opts.pass_index {
         Some(i) if i >= all.len() => bail!(
             "pass_index {i} is out of range: the trace has {} passes (0–{})",
             all.len(),
@@ -361,16 +344,12 @@ pub fn analyze(
                 all[i].name
             ),
         },
-        None => passes::choose_representative(&all).expect("non-empty"),
-    };
-    let pass = &all[selection.pass];
-    let clock = TraceClock {
-        trace_start_ns: view.trace_start_ns,
-        base_time_ns: view.base_time_ns,
-        display_time_unit: view.display_time_unit.clone(),
-    };
-    let expected = opts.num_layers.or(config.num_layers);
-    // Consecutive runs of same-type layers, for fitting heterogeneous stacks.
+        None => passes::choose_representative(all).expect("non-empty"),
+    })
+}
+
+/// Consecutive runs of same-type layers, for fitting heterogeneous stacks.
+fn type_groups(config: &ConfigLayers) -> Vec<usize> {
     let mut groups: Vec<usize> = vec![];
     for (i, t) in config.types.iter().enumerate() {
         if i > 0 && config.types[i - 1] == *t {
@@ -379,50 +358,70 @@ pub fn analyze(
             groups.push(1);
         }
     }
+    groups
+}
 
-    // Layers: own scopes, then the mapping trace, then the kernel sequence.
-    let mut twins: HashMap<usize, usize> = HashMap::new();
+/// Layers carried over from the mapping trace (eager twin) onto `pass`, with the
+/// kernel twins (formal kernel → mapping kernel) used for shapes.
+fn segment_via_mapping(
+    view: &TraceView,
+    pass: &Pass,
+    m: &TraceView,
+    expected: Option<usize>,
+    groups: &[usize],
+    notes: &mut Vec<String>,
+) -> (Option<Segmentation>, HashMap<usize, usize>) {
+    let m_passes = passes::find_passes(m);
+    let same_kind: Vec<Pass> = m_passes
+        .iter()
+        .filter(|p| p.kind == pass.kind)
+        .cloned()
+        .collect();
+    let pool = if same_kind.is_empty() {
+        &m_passes
+    } else {
+        &same_kind
+    };
+    let Some(sel) = passes::choose_representative(pool) else {
+        notes.push("mapping trace: no forward pass found".into());
+        return (None, HashMap::new());
+    };
+    let mp = &pool[sel.pass];
+    let mut mnotes = vec![];
+    let mseg = layers::segment_by_scopes(m, mp, expected, &mut mnotes)
+        .or_else(|| layers::by_period_groups(m, mp, expected, groups));
+    let Some(ms_) = mseg else {
+        notes.push(format!(
+            "mapping trace: no layer structure found in its pass `{}`",
+            mp.name
+        ));
+        return (None, HashMap::new());
+    };
+    let t = mapping::transfer(view, pass, m, mp, &ms_);
+    notes.push(format!(
+        "mapping trace: pass `{}` segmented by {}; {}",
+        mp.name,
+        ms_.source.describe(),
+        t.note
+    ));
+    (t.segmentation, t.twins.iter().copied().collect())
+}
+
+/// Layers of `pass`: its own scopes, then the mapping trace, then the kernel sequence.
+fn segment(
+    view: &TraceView,
+    mapping: Option<&TraceView>,
+    pass: &Pass,
+    config: &ConfigLayers,
+    expected: Option<usize>,
+    notes: &mut Vec<String>,
+) -> (Option<Segmentation>, HashMap<usize, usize>) {
+    let groups = type_groups(config);
+    let mut twins = HashMap::new();
     let mut seg_notes = vec![];
-    let mut seg: Option<Segmentation> =
-        layers::segment_by_scopes(view, pass, expected, &mut seg_notes);
+    let mut seg = layers::segment_by_scopes(view, pass, expected, &mut seg_notes);
     if let (None, Some(m)) = (&seg, mapping) {
-        let m_passes = passes::find_passes(m);
-        let same_kind: Vec<Pass> = m_passes
-            .iter()
-            .filter(|p| p.kind == pass.kind)
-            .cloned()
-            .collect();
-        let pool = if same_kind.is_empty() {
-            &m_passes
-        } else {
-            &same_kind
-        };
-        match passes::choose_representative(pool) {
-            Some(sel) => {
-                let mp = &pool[sel.pass];
-                let mut mnotes = vec![];
-                let mseg = layers::segment_by_scopes(m, mp, expected, &mut mnotes)
-                    .or_else(|| layers::by_period_groups(m, mp, expected, &groups));
-                match mseg {
-                    Some(ms_) => {
-                        let t = mapping::transfer(view, pass, m, mp, &ms_);
-                        twins = t.twins.iter().copied().collect();
-                        notes.push(format!(
-                            "mapping trace: pass `{}` segmented by {}; {}",
-                            mp.name,
-                            ms_.source.describe(),
-                            t.note
-                        ));
-                        seg = t.segmentation;
-                    }
-                    None => notes.push(format!(
-                        "mapping trace: no layer structure found in its pass `{}`",
-                        mp.name
-                    )),
-                }
-            }
-            None => notes.push("mapping trace: no forward pass found".into()),
-        }
+        (seg, twins) = segment_via_mapping(view, pass, m, expected, &groups, notes);
     }
     if seg.is_none() {
         seg = layers::by_period_groups(view, pass, expected, &groups);
@@ -434,115 +433,184 @@ pub fn analyze(
     if let Some(p) = &config.problem {
         notes.push(format!("config: {p}"));
     }
-    let shapes = ShapeLookup {
-        formal: view,
-        mapping,
-        twins,
-    };
+    (seg, twins)
+}
 
+/// Per-layer rows and the work outside layers.
+struct LayerPart {
+    rows: Vec<LayerRow>,
+    spans: Vec<(i64, i64)>,
+    pre: WorkRow,
+    post: WorkRow,
+    between: WorkRow,
+    source: Option<String>,
+}
+
+fn layer_part(
+    view: &TraceView,
+    pass: &Pass,
+    seg: Option<&Segmentation>,
+    config: &ConfigLayers,
+    expected: Option<usize>,
+    notes: &mut Vec<String>,
+) -> LayerPart {
     let pass_wall = pass.wall_ns();
-    let (layer_rows, pre, post, between, layer_source) = match &seg {
-        Some(s) => {
-            if let Some(n) = expected
-                && s.layers.len() != n
-            {
-                notes.push(format!(
-                    "found {} layers but the config says {n}",
-                    s.layers.len()
-                ));
-            }
-            let rows: Vec<LayerRow> = s
-                .layers
-                .iter()
-                .enumerate()
-                .map(|(i, ks)| {
-                    let (a, b) = span_of(view, ks).unwrap_or((pass.start_ns, pass.start_ns));
-                    LayerRow {
-                        layer: i,
-                        layer_type: config.type_of(i).label(),
-                        wall_ms: ms(b - a),
-                        kernel_ms: ms(sum_dur(view, ks)),
-                        kernels: ks.len(),
-                        offset_ms: ms(a - pass.start_ns),
-                    }
-                })
-                .collect();
-            let spans: Vec<(i64, i64)> = s.layers.iter().filter_map(|l| span_of(view, l)).collect();
-            let mut pre = work_row(view, &s.pre, pass_wall);
-            let mut post = work_row(view, &s.post, pass_wall);
-            let mut between = work_row(view, &s.between, pass_wall);
-            if let (Some(first), Some(last)) = (spans.first(), spans.last()) {
-                pre.wall_ms = Some(ms(first.0 - pass.start_ns));
-                post.wall_ms = Some(ms(pass.end_ns - last.1));
-                between.wall_ms =
-                    Some(ms(spans.windows(2).map(|w| (w[1].0 - w[0].1).max(0)).sum()));
-            }
-            (rows, pre, post, between, Some(s.source.describe()))
-        }
-        None => {
+    let Some(s) = seg else {
+        notes.push(format!(
+            "no layer structure found in pass {} ({} kernels): no layer annotations or module scopes, and no kernel sequence repeats {} times",
+            pass.index,
+            pass.kernels.len(),
+            expected.map(|n| n.to_string()).unwrap_or_else(|| "regularly".into())
+        ));
+        if config.distinct().len() > 1 {
             notes.push(format!(
-                "no layer structure found in pass {} ({} kernels): no layer annotations or module scopes, and no kernel sequence repeats {} times",
-                pass.index,
-                pass.kernels.len(),
-                expected.map(|n| n.to_string()).unwrap_or_else(|| "regularly".into())
+                "the config has {} layer types and the groups of same-type layers did not fit (a group of one layer has no repeat to find); give a mapping trace captured eagerly with `with_stack=True` (nn.Module scopes) or `record_function(\"layers.N\")` around each layer",
+                config.distinct().len()
             ));
-            if config.distinct().len() > 1 {
-                notes.push(format!(
-                    "the config has {} layer types and the groups of same-type layers did not fit (a group of one layer has no repeat to find); give a mapping trace captured eagerly with `with_stack=True` (nn.Module scopes) or `record_function(\"layers.N\")` around each layer",
-                    config.distinct().len()
-                ));
-            }
-            let empty = work_row(view, &[], pass_wall);
-            (vec![], empty.clone(), empty.clone(), empty, None)
         }
+        let empty = work_row(view, &[], pass_wall);
+        return LayerPart {
+            rows: vec![],
+            spans: vec![],
+            pre: empty.clone(),
+            post: empty.clone(),
+            between: empty,
+            source: None,
+        };
     };
+    if let Some(n) = expected
+        && s.layers.len() != n
+    {
+        notes.push(format!(
+            "found {} layers but the config says {n}",
+            s.layers.len()
+        ));
+    }
+    let rows: Vec<LayerRow> = s
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, ks)| {
+            let (a, b) = span_of(view, ks).unwrap_or((pass.start_ns, pass.start_ns));
+            LayerRow {
+                layer: i,
+                layer_type: config.type_of(i).label(),
+                wall_ms: ms(b - a),
+                kernel_ms: ms(sum_dur(view, ks)),
+                gpu_ms: ms(passes::busy_ns(view, ks)),
+                kernels: ks.len(),
+                offset_ms: ms(a - pass.start_ns),
+            }
+        })
+        .collect();
+    let spans: Vec<(i64, i64)> = s.layers.iter().filter_map(|l| span_of(view, l)).collect();
+    let mut pre = work_row(view, &s.pre, pass_wall);
+    let mut post = work_row(view, &s.post, pass_wall);
+    let mut between = work_row(view, &s.between, pass_wall);
+    if let (Some(first), Some(last)) = (spans.first(), spans.last()) {
+        pre.wall_ms = Some(ms(first.0 - pass.start_ns));
+        post.wall_ms = Some(ms(pass.end_ns - last.1));
+        between.wall_ms = Some(ms(spans.windows(2).map(|w| (w[1].0 - w[0].1).max(0)).sum()));
+    }
+    LayerPart {
+        rows,
+        spans,
+        pre,
+        post,
+        between,
+        source: Some(s.source.describe()),
+    }
+}
 
-    // Type table and representative layers.
-    let mut type_order: Vec<String> = vec![];
-    for r in &layer_rows {
-        if !type_order.contains(&r.layer_type) {
-            type_order.push(r.layer_type.clone());
+/// What one type-table row and its representative layer need besides the rows.
+struct TypeCtx<'a> {
+    view: &'a TraceView,
+    pass: &'a Pass,
+    seg: Option<&'a Segmentation>,
+    gaps: &'a [IdleGap],
+    shapes: &'a ShapeLookup<'a>,
+    gpu: &'a GpuSpec,
+    opts: &'a Options,
+    clock: &'a TraceClock,
+}
+
+/// The type table (GPU time first, wall beside it) and the median layer of each type.
+fn type_tables(rows: &[LayerRow], c: &TypeCtx) -> (Vec<TypeRow>, Vec<RepresentativeLayer>) {
+    let mut type_order: Vec<&str> = vec![];
+    for r in rows {
+        if !type_order.contains(&r.layer_type.as_str()) {
+            type_order.push(&r.layer_type);
         }
     }
-    let mut type_table = vec![];
+    let pass_busy = ms(c.pass.busy_ns).max(1e-12);
+    let pass_wall = ms(c.pass.wall_ns()).max(1e-12);
+    let mut table = vec![];
     let mut reps = vec![];
-    for t in &type_order {
-        let members: Vec<&LayerRow> = layer_rows.iter().filter(|r| &r.layer_type == t).collect();
+    for t in type_order {
+        let members: Vec<&LayerRow> = rows.iter().filter(|r| r.layer_type == t).collect();
+        let gpu: Vec<f64> = members.iter().map(|r| r.gpu_ms).collect();
         let walls: Vec<f64> = members.iter().map(|r| r.wall_ms).collect();
-        let Some(sum) = stats::summarize(&walls) else {
+        let (Some(g), Some(w)) = (stats::summarize(&gpu), stats::summarize(&walls)) else {
             continue;
         };
         let ids: Vec<usize> = members.iter().map(|r| r.layer).collect();
-        type_table.push(TypeRow {
-            layer_type: t.clone(),
+        let in_type: Vec<&IdleGap> = c
+            .gaps
+            .iter()
+            .filter(
+                |gap| matches!(gap.place, GapPlace::InsideLayer { layer } if ids.contains(&layer)),
+            )
+            .collect();
+        let mut gap_layers: Vec<usize> = in_type
+            .iter()
+            .filter_map(|gap| match gap.place {
+                GapPlace::InsideLayer { layer } => Some(layer),
+                _ => None,
+            })
+            .collect();
+        gap_layers.dedup();
+        table.push(TypeRow {
+            layer_type: t.to_string(),
             layers: compact_ranges(&ids),
             count: members.len(),
-            mean_ms: sum.mean,
-            median_ms: sum.median,
-            p95_ms: sum.p95,
-            share_of_pass: walls.iter().sum::<f64>() / ms(pass_wall).max(1e-12),
+            gpu_mean_ms: g.mean,
+            gpu_median_ms: g.median,
+            gpu_p95_ms: g.p95,
+            gpu_share_of_pass: gpu.iter().sum::<f64>() / pass_busy,
+            wall_mean_ms: w.mean,
+            wall_median_ms: w.median,
+            wall_share_of_pass: walls.iter().sum::<f64>() / pass_wall,
+            gap_layers,
+            gap_ms: in_type.iter().map(|gap| gap.ms).sum(),
         });
-        let pick = members[stats::median_index(&walls).expect("non-empty")];
-        let ks = &seg.as_ref().expect("layers exist").layers[pick.layer];
-        let (a, b) = span_of(view, ks).unwrap_or((pass.start_ns, pass.start_ns));
+        let pick = members[stats::median_index(&gpu).expect("non-empty")];
+        let ks = &c.seg.expect("layers exist").layers[pick.layer];
+        let (a, b) = span_of(c.view, ks).unwrap_or((c.pass.start_ns, c.pass.start_ns));
         reps.push(RepresentativeLayer {
-            layer_type: t.clone(),
+            layer_type: t.to_string(),
             layer: pick.layer,
             wall_ms: pick.wall_ms,
             kernel_ms: pick.kernel_ms,
+            gpu_ms: pick.gpu_ms,
             kernels: pick.kernels,
-            hot_kernels: hot_kernels(view, ks, opts.top_kernels, &shapes, gpu, &opts.dtype),
-            perfetto: perfetto::range(&format!("layer {} ({t})", pick.layer), a, b, &clock),
+            hot_kernels: hot_kernels(
+                c.view,
+                ks,
+                c.opts.top_kernels,
+                c.shapes,
+                c.gpu,
+                &c.opts.dtype,
+            ),
+            perfetto: perfetto::range(&format!("layer {} ({t})", pick.layer), a, b, c.clock),
         });
     }
-    let has_shapes = view.kernels.iter().any(|k| k.shapes.is_some())
-        || mapping.is_some_and(|m| m.kernels.iter().any(|k| k.shapes.is_some()));
-    if !has_shapes {
-        notes.push("no launching-op shapes (record_shapes off, or a graph replay without a mapping trace): no roofline column".into());
-    }
+    (table, reps)
+}
 
+/// Pass kinds by count (at most 8) with their median wall time.
+fn pass_kinds(all: &[Pass]) -> Vec<KindRow> {
     let mut kinds: Vec<KindRow> = vec![];
-    for p in &all {
+    for p in all {
         if kinds.iter().any(|k| k.kind == p.kind) {
             continue;
         }
@@ -559,8 +627,13 @@ pub fn analyze(
     }
     kinds.sort_by(|a, b| b.passes.cmp(&a.passes).then(a.kind.cmp(&b.kind)));
     kinds.truncate(8);
+    kinds
+}
+
+/// GPU work outside every pass, and the part of it after `pass` before the next one.
+fn outside_work(view: &TraceView, all: &[Pass], pass: &Pass) -> (WorkRow, WorkRow) {
     let mut in_pass = vec![false; view.kernels.len()];
-    for p in &all {
+    for p in all {
         for &k in &p.kernels {
             in_pass[k] = true;
         }
@@ -581,21 +654,92 @@ pub fn analyze(
                 && next_start.is_none_or(|n| view.kernels[k].ts_ns < n)
         })
         .collect();
-    let mut after_pass = work_row(view, &after, pass_wall);
+    let mut after_pass = work_row(view, &after, pass.wall_ns());
     after_pass.wall_ms = next_start.map(|n| ms(n - pass.end_ns));
+    (between_steps, after_pass)
+}
 
+/// Notes on the outlier gaps: each host stall, and which layers' wall time they inflate.
+fn gap_notes(gaps: &[IdleGap], rows: &[LayerRow], notes: &mut Vec<String>) {
+    for g in gaps.iter().filter(|g| g.is_host_stall()).take(3) {
+        notes.push(format!("host stall: {}", g.describe()));
+    }
+    for g in gaps {
+        if let GapPlace::InsideLayer { layer } = g.place
+            && let Some(r) = rows.get(layer)
+        {
+            notes.push(format!(
+                "layer {layer}'s wall time ({:.3} ms) holds a {:.3} ms GPU-idle gap against {:.3} ms of GPU time: layer-type shares and the representative layer use GPU time",
+                r.wall_ms, g.ms, r.gpu_ms
+            ));
+        }
+    }
+}
+
+/// Run the analysis. `mapping` is an eager twin for graph-replayed passes.
+pub fn analyze(
+    view: &TraceView,
+    mapping: Option<&TraceView>,
+    config: ConfigLayers,
+    gpu: &GpuSpec,
+    opts: &Options,
+) -> Result<Analysis> {
+    if view.kernels.is_empty() {
+        bail!("{}", no_kernels_message(&view.path));
+    }
+    let mut notes: Vec<String> = vec![];
+    let all = passes::find_passes(view);
+    if all.is_empty() {
+        bail!("trace {}: no forward pass could be delimited", view.path);
+    }
+    let selection = select(&all, opts)?;
+    let pass = &all[selection.pass];
+    let clock = TraceClock {
+        trace_start_ns: view.trace_start_ns,
+        base_time_ns: view.base_time_ns,
+        display_time_unit: view.display_time_unit.clone(),
+    };
+    let expected = opts.num_layers.or(config.num_layers);
+    let (seg, twins) = segment(view, mapping, pass, &config, expected, &mut notes);
+    let shapes = ShapeLookup {
+        formal: view,
+        mapping,
+        twins,
+    };
+    let lp = layer_part(view, pass, seg.as_ref(), &config, expected, &mut notes);
+    let idle_gaps = gaps::outlier_gaps(view, pass, &lp.spans);
+    gap_notes(&idle_gaps, &lp.rows, &mut notes);
+    let (type_table, reps) = type_tables(
+        &lp.rows,
+        &TypeCtx {
+            view,
+            pass,
+            seg: seg.as_ref(),
+            gaps: &idle_gaps,
+            shapes: &shapes,
+            gpu,
+            opts,
+            clock: &clock,
+        },
+    );
+    let has_shapes = view.kernels.iter().any(|k| k.shapes.is_some())
+        || mapping.is_some_and(|m| m.kernels.iter().any(|k| k.shapes.is_some()));
+    if !has_shapes {
+        notes.push("no launching-op shapes (record_shapes off, or a graph replay without a mapping trace): no roofline column".into());
+    }
+    let (between_steps, after_pass) = outside_work(view, &all, pass);
     Ok(Analysis {
         trace: view.path.clone(),
         mapping_trace: mapping.map(|m| m.path.clone()),
         gpu: gpu.name.clone(),
         passes_found: all.len(),
-        pass_kinds: kinds,
+        pass_kinds: pass_kinds(&all),
         representative_pass: PassRow {
             index: pass.index,
             name: pass.name.clone(),
             kind: pass.kind.clone(),
             source: pass.source,
-            wall_ms: ms(pass_wall),
+            wall_ms: ms(pass.wall_ns()),
             gpu_busy_ms: ms(pass.busy_ns),
             kernels: pass.kernels.len(),
             tokens: pass.tokens,
@@ -607,16 +751,17 @@ pub fn analyze(
             ),
         },
         selection,
-        layer_source,
+        layer_source: lp.source,
         expected_layers: expected,
-        layers_found: layer_rows.len(),
-        layers: layer_rows,
-        pre_layer: pre,
-        post_layer: post,
-        between_layers: between,
+        layers_found: lp.rows.len(),
+        layers: lp.rows,
+        pre_layer: lp.pre,
+        post_layer: lp.post,
+        between_layers: lp.between,
         after_pass,
         between_steps,
         type_table,
+        idle_gaps,
         representative_layers: reps,
         pass_hot_kernels: hot_kernels(
             view,
@@ -631,14 +776,10 @@ pub fn analyze(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn compact_ranges_joins_runs() {
-        assert_eq!(compact_ranges(&[0, 1, 4, 6, 7, 8]), "0–1, 4, 6–8");
-        assert_eq!(compact_ranges(&[2]), "2");
-        assert_eq!(compact_ranges(&[]), "");
-    }
+/// The error for a trace without GPU kernels: an empty profiler window (the workload
+/// did not run while the profiler recorded) or a trace that is not the GPU worker's.
+pub fn no_kernels_message(path: &str) -> String {
+    format!(
+        "trace {path} has no GPU kernels: either it is not a GPU worker trace (vLLM's API-server `async_llm` trace holds only Python events), or the profiler window held no GPU work — the requests did not run while the profiler was active. vLLM 0.26 records only `active_iterations` engine steps (5 by default) after `delay_iterations`: send the workload while the profiler is active, or start the server with a larger `active_iterations` (e.g. --profiler-config '{{\"profiler\":\"torch\",\"delay_iterations\":0,\"active_iterations\":50}}')"
+    )
 }

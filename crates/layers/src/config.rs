@@ -167,6 +167,25 @@ impl ConfigLayers {
     }
 }
 
+/// Sorted layer ids as runs: `0–1, 4, 6–9`.
+pub fn compact_ranges(ids: &[usize]) -> String {
+    let mut out: Vec<String> = vec![];
+    let mut i = 0;
+    while i < ids.len() {
+        let mut j = i;
+        while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
+            j += 1;
+        }
+        out.push(if j > i {
+            format!("{}–{}", ids[i], ids[j])
+        } else {
+            ids[i].to_string()
+        });
+        i = j + 1;
+    }
+    out.join(", ")
+}
+
 /// Read and interpret a config file. A file that cannot be read or is not a JSON
 /// object is an error (naming the file); a JSON object whose layout we do not
 /// understand is not: it gives `problem` and a generic table.
@@ -282,11 +301,7 @@ pub fn interpret(root: &Value, rules: &LayerRules) -> ConfigLayers {
         if !seen.contains(&t) {
             seen.push(t);
             let ids: Vec<usize> = (0..n).filter(|&i| &types[i] == t).collect();
-            layer_types.push(format!(
-                "{}: {}",
-                t.label(),
-                crate::analyze::compact_ranges(&ids)
-            ));
+            layer_types.push(format!("{}: {}", t.label(), compact_ranges(&ids)));
         }
     }
     ConfigLayers {
@@ -304,6 +319,7 @@ pub fn interpret(root: &Value, rules: &LayerRules) -> ConfigLayers {
     }
 }
 
+/// Attention kind per layer: the first source in the config that decides it.
 fn attention_types(
     cfg: &Value,
     n: usize,
@@ -311,8 +327,31 @@ fn attention_types(
     evidence: &mut Vec<String>,
     problems: &mut Vec<String>,
 ) -> Vec<String> {
-    let a = &rules.attention;
-    // 1. Seed-specific compress ratios (DeepSeek-V4 style) decide the attention kind.
+    type Source =
+        fn(&Value, usize, &LayerRules, &mut Vec<String>, &mut Vec<String>) -> Option<Vec<String>>;
+    let sources: [Source; 5] = [
+        compress_ratio_kinds,
+        listed_kinds,
+        hybrid_pattern_kinds,
+        period_kinds,
+        sliding_window_kinds,
+    ];
+    for src in sources {
+        if let Some(kinds) = src(cfg, n, rules, evidence, problems) {
+            return kinds;
+        }
+    }
+    vec!["full_attention".into(); n]
+}
+
+/// Seed-specific compress ratios (DeepSeek-V4 style) decide the attention kind.
+fn compress_ratio_kinds(
+    cfg: &Value,
+    n: usize,
+    rules: &LayerRules,
+    evidence: &mut Vec<String>,
+    problems: &mut Vec<String>,
+) -> Option<Vec<String>> {
     if let Some((k, Value::Array(ratios))) = first(cfg, &rules.seed_specific.compress_ratio_keys)
         && !ratios.is_empty()
     {
@@ -331,19 +370,32 @@ fn attention_types(
             ));
         }
         evidence.push(format!("{k} (per-layer compress ratio)"));
-        return (0..n)
-            .map(|i| match r.get(i).copied().flatten() {
-                Some(x) => rules
-                    .seed_specific
-                    .compress_ratio_names
-                    .get(&x.to_string())
-                    .cloned()
-                    .unwrap_or_else(|| format!("cr{x}")),
-                None => "untyped".to_string(),
-            })
-            .collect();
+        return Some(
+            (0..n)
+                .map(|i| match r.get(i).copied().flatten() {
+                    Some(x) => rules
+                        .seed_specific
+                        .compress_ratio_names
+                        .get(&x.to_string())
+                        .cloned()
+                        .unwrap_or_else(|| format!("cr{x}")),
+                    None => "untyped".to_string(),
+                })
+                .collect(),
+        );
     }
-    // 2. An explicit per-layer list.
+    None
+}
+
+/// An explicit per-layer list.
+fn listed_kinds(
+    cfg: &Value,
+    n: usize,
+    rules: &LayerRules,
+    evidence: &mut Vec<String>,
+    problems: &mut Vec<String>,
+) -> Option<Vec<String>> {
+    let a = &rules.attention;
     if let Some((k, v)) = first(cfg, &a.layer_types_keys) {
         match v.as_array() {
             Some(list) if list.len() >= n => {
@@ -367,7 +419,7 @@ fn attention_types(
                     ));
                 }
                 evidence.push(format!("{k} (per-layer attention kind)"));
-                return out;
+                return Some(out);
             }
             Some(list) => problems.push(format!(
                 "`{k}` has {} entries for {n} layers: ignored",
@@ -376,43 +428,79 @@ fn attention_types(
             None => problems.push(format!("`{k}` is not a list: ignored")),
         }
     }
-    // 3. A hybrid pattern string, one character per layer.
+    None
+}
+
+/// A hybrid pattern string, one character per layer.
+fn hybrid_pattern_kinds(
+    cfg: &Value,
+    n: usize,
+    rules: &LayerRules,
+    evidence: &mut Vec<String>,
+    problems: &mut Vec<String>,
+) -> Option<Vec<String>> {
+    let a = &rules.attention;
     if let Some((k, Value::String(pattern))) = first(cfg, &a.hybrid_pattern_keys) {
         if pattern.chars().count() == n {
             evidence.push(format!("{k}={pattern}"));
-            return pattern
-                .chars()
-                .map(|c| {
-                    a.hybrid_pattern_chars
-                        .get(&c.to_string())
-                        .cloned()
-                        .unwrap_or_else(|| format!("pattern_{c}"))
-                })
-                .collect();
+            return Some(
+                pattern
+                    .chars()
+                    .map(|c| {
+                        a.hybrid_pattern_chars
+                            .get(&c.to_string())
+                            .cloned()
+                            .unwrap_or_else(|| format!("pattern_{c}"))
+                    })
+                    .collect(),
+            );
         }
         problems.push(format!(
             "`{k}` has {} characters for {n} layers: ignored",
             pattern.chars().count()
         ));
     }
-    // 4. Attention every `period` layers (Jamba): others are the named kind.
+    None
+}
+
+/// Attention every `period` layers (Jamba): others are the named kind.
+fn period_kinds(
+    cfg: &Value,
+    n: usize,
+    rules: &LayerRules,
+    evidence: &mut Vec<String>,
+    _problems: &mut Vec<String>,
+) -> Option<Vec<String>> {
+    let a = &rules.attention;
     for ap in &a.attention_period_keys {
         if let Some(period) = cfg.get(&ap.period).and_then(as_count).filter(|&p| p > 0) {
             let offset = cfg.get(&ap.offset).and_then(as_count).unwrap_or(0);
             evidence.push(format!("{}={period}, {}={offset}", ap.period, ap.offset));
-            return (0..n)
-                .map(|i| {
-                    if i % period == offset {
-                        "full_attention".to_string()
-                    } else {
-                        ap.other.clone()
-                    }
-                })
-                .collect();
+            return Some(
+                (0..n)
+                    .map(|i| {
+                        if i % period == offset {
+                            "full_attention".to_string()
+                        } else {
+                            ap.other.clone()
+                        }
+                    })
+                    .collect(),
+            );
         }
     }
-    // 5. Sliding window (Qwen2 style `use_sliding_window` + `max_window_layers`, Gemma
-    //    style `sliding_window_pattern`, Mistral style: a window on every layer).
+    None
+}
+
+/// Sliding window (Qwen2 `use_sliding_window` + `max_window_layers`, Gemma `sliding_window_pattern`, Mistral: a window on every layer).
+fn sliding_window_kinds(
+    cfg: &Value,
+    n: usize,
+    rules: &LayerRules,
+    evidence: &mut Vec<String>,
+    _problems: &mut Vec<String>,
+) -> Option<Vec<String>> {
+    let a = &rules.attention;
     let window = first(cfg, &a.sliding_window_keys)
         .and_then(|(_, v)| as_count(v))
         .filter(|&w| w > 0);
@@ -433,15 +521,17 @@ fn attention_types(
                     evidence.push(format!(
                         "sliding_window={w}, {k}={pattern} (every {pattern}th layer full)"
                     ));
-                    return (0..n)
-                        .map(|i| {
-                            if (i + 1) % pattern == 0 {
-                                "full_attention".into()
-                            } else {
-                                "sliding_attention".into()
-                            }
-                        })
-                        .collect();
+                    return Some(
+                        (0..n)
+                            .map(|i| {
+                                if (i + 1) % pattern == 0 {
+                                    "full_attention".into()
+                                } else {
+                                    "sliding_attention".into()
+                                }
+                            })
+                            .collect(),
+                    );
                 }
                 if let (Some((_, true)), Some((k, mwl))) = (
                     use_sw,
@@ -449,22 +539,24 @@ fn attention_types(
                         .and_then(|(k, v)| as_count(v).map(|m| (k, m))),
                 ) {
                     evidence.push(format!("use_sliding_window=true, sliding_window={w}, {k}={mwl} (layers ≥ {mwl} slide)"));
-                    return (0..n)
-                        .map(|i| {
-                            if i >= mwl {
-                                "sliding_attention".into()
-                            } else {
-                                "full_attention".into()
-                            }
-                        })
-                        .collect();
+                    return Some(
+                        (0..n)
+                            .map(|i| {
+                                if i >= mwl {
+                                    "sliding_attention".into()
+                                } else {
+                                    "full_attention".into()
+                                }
+                            })
+                            .collect(),
+                    );
                 }
                 evidence.push(format!("sliding_window={w} on every layer"));
-                return vec!["sliding_attention".into(); n];
+                return Some(vec!["sliding_attention".into(); n]);
             }
         }
     }
-    vec!["full_attention".into(); n]
+    None
 }
 
 fn mlp_types(
@@ -565,6 +657,13 @@ fn hash_layers(cfg: &Value, n: usize, rules: &LayerRules, evidence: &mut Vec<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compact_ranges_joins_runs() {
+        assert_eq!(compact_ranges(&[0, 1, 4, 6, 7, 8]), "0–1, 4, 6–8");
+        assert_eq!(compact_ranges(&[2]), "2");
+        assert_eq!(compact_ranges(&[]), "");
+    }
     use serde_json::json;
 
     fn rules() -> LayerRules {

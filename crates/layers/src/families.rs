@@ -1,8 +1,8 @@
 //! Kernel families: the one shared classifier of the trace crate
 //! (`references/kernel-families.json`, first match wins), mapped to an enum so the
-//! roofline and the layer-phase rule can branch on it. If that reference file cannot
-//! be loaded (a broken `$VLLM_SOTA_REFERENCES` override), a small built-in list keeps
-//! the tool working and [`classifier_problem`] says why.
+//! roofline and the layer-phase rule can branch on it. There is no second copy of the
+//! rules: if that reference file cannot be loaded (a broken `$VLLM_SOTA_REFERENCES`
+//! override), the tool refuses to run ([`ensure_classifier`]).
 
 use serde::Serialize;
 use std::sync::OnceLock;
@@ -19,6 +19,7 @@ pub enum Family {
     KvCacheWrite,
     Attention,
     Moe,
+    MoeRouting,
     Norm,
     Gemm,
     Rotary,
@@ -39,6 +40,7 @@ const ALL: &[(Family, &str)] = &[
     (Family::KvCacheWrite, "kv_cache_write"),
     (Family::Attention, "attention"),
     (Family::Moe, "moe"),
+    (Family::MoeRouting, "moe_routing"),
     (Family::Norm, "norm"),
     (Family::Gemm, "gemm"),
     (Family::Rotary, "rotary"),
@@ -79,170 +81,26 @@ fn shared() -> &'static Result<Classifier, String> {
     C.get_or_init(|| Classifier::load().map_err(|e| format!("{e:#}")))
 }
 
-/// Why the shared classifier could not be loaded (the built-in fallback is in use).
-pub fn classifier_problem() -> Option<String> {
-    shared().as_ref().err().cloned()
-}
-
-/// Built-in fallback rules (lowercase substrings), used only without the shared file.
-const FALLBACK: &[(Family, &[&str])] = &[
-    (
-        Family::Communication,
-        &[
-            "nccl",
-            "allreduce",
-            "all_reduce",
-            "cross_device_reduce",
-            "allgather",
-            "reduce_scatter",
-            "alltoall",
-        ],
-    ),
-    (
-        Family::KvCacheWrite,
-        &[
-            "reshape_and_cache",
-            "concat_and_cache",
-            "store_kvcache",
-            "set_kv_buffer",
-        ],
-    ),
-    (
-        Family::Attention,
-        &["flash", "fmha", "attention", "sdpa", "mla"],
-    ),
-    (Family::Moe, &["moe", "expert", "grouped_gemm"]),
-    (
-        Family::Norm,
-        &[
-            "rms_norm",
-            "rmsnorm",
-            "layer_norm",
-            "layernorm",
-            "norm_kernel",
-        ],
-    ),
-    (
-        Family::Gemm,
-        &[
-            "gemm",
-            "nvjet",
-            "cublas",
-            "xmma",
-            "matmul",
-            "splitkreduce",
-            "wgmma",
-        ],
-    ),
-    (Family::Rotary, &["rotary", "rope"]),
-    (
-        Family::Activation,
-        &["silu", "gelu", "act_and_mul", "swiglu", "relu"],
-    ),
-    (
-        Family::Sampling,
-        &[
-            "topk", "top_k", "topp", "argmax", "gumbel", "sampl", "softmax",
-        ],
-    ),
-    (Family::Memcpy, &["memcpy"]),
-    (Family::Memset, &["memset"]),
-    (
-        Family::CopyConcat,
-        &[
-            "catarraybatchedcopy",
-            "copy_kernel",
-            "index_copy",
-            "gather_kernel",
-        ],
-    ),
-    (Family::Reduction, &["reduce_kernel", "triton_red_"]),
-    (
-        Family::Elementwise,
-        &["elementwise", "triton_poi", "functor"],
-    ),
-];
-
-/// Family of a kernel name.
+/// Family of a kernel name by the shared classifier (`Other` when it could not be
+/// loaded: the tool refuses to run then, see [`ensure_classifier`]).
 pub fn classify(name: &str) -> Family {
     match shared() {
         Ok(c) => Family::from_name(&c.classify(name).name),
-        Err(_) => {
-            let lower = name.to_ascii_lowercase();
-            FALLBACK
-                .iter()
-                .find(|(_, needles)| needles.iter().any(|n| lower.contains(n)))
-                .map(|(f, _)| *f)
-                .unwrap_or(Family::Other)
-        }
+        Err(_) => Family::Other,
     }
 }
 
-/// A short display name: strips `void `, template arguments and parameter lists.
-pub fn short_name(name: &str) -> String {
-    let cleaned = name.trim().replace("(anonymous namespace)::", "");
-    let mut s = cleaned.as_str();
-    if let Some(rest) = s.strip_prefix("void ") {
-        s = rest;
+/// An error naming the file when the shared classifier cannot be loaded (a broken
+/// `$VLLM_SOTA_REFERENCES/kernel-families.json` override): families would be wrong.
+pub fn ensure_classifier() -> anyhow::Result<()> {
+    match shared() {
+        Ok(_) => Ok(()),
+        Err(e) => anyhow::bail!("kernel families cannot be classified: {e}"),
     }
-    // Cut at the first '<' or '(' (templates / parameters), keep the qualified name.
-    let cut = s.find(['<', '(']).unwrap_or(s.len());
-    let mut base = s[..cut].trim().to_string();
-    for prefix in ["at::native::", "cutlass::"] {
-        base = base.replace(prefix, "");
-    }
-    // For generic wrappers, name the functor from the template arguments: the last
-    // `*Functor*` token, else the first `*_kernel*` token (e.g. `direct_copy_kernel_cuda`).
-    let generic = [
-        "device_kernel",
-        "elementwise_kernel",
-        "vectorized_elementwise_kernel",
-        "unrolled_elementwise_kernel",
-        "elementwise_kernel_with_index",
-        "Kernel2",
-        "kernel",
-        "reduce_kernel",
-        "index_elementwise_kernel",
-    ];
-    if generic.contains(&base.as_str()) && cut < s.len() {
-        let inner: String = s[cut + 1..].chars().take(400).collect();
-        let tokens: Vec<&str> = inner
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .filter(|t| !t.is_empty())
-            .collect();
-        let skip = |t: &&str| {
-            [
-                "gpu_kernel_impl",
-                "gpu_kernel_impl_nocast",
-                "enable_sm90_or_later",
-                "enable_sm80_to_sm89",
-            ]
-            .contains(t)
-                || generic.contains(t)
-        };
-        let functor = tokens
-            .iter()
-            .filter(|t| t.contains("Functor") || t.ends_with("Ops") || t.ends_with("Op"))
-            .rfind(|t| !skip(t));
-        let kernel = tokens
-            .iter()
-            .filter(|t| {
-                (t.contains("_kernel")
-                    || t.contains("Kernel")
-                    || t.contains("Fwd")
-                    || t.starts_with("cutlass_"))
-                    && !skip(t)
-            })
-            .find(|_| true);
-        if let Some(inner) = functor.or(kernel) {
-            base = format!("{base}<{inner}>");
-        }
-    }
-    if base.chars().count() > 90 {
-        base = base.chars().take(87).collect::<String>() + "...";
-    }
-    base
 }
+
+/// The one kernel-name shortener ([`vllm_sota_core::kname`]), shared with every tool.
+pub use vllm_sota_core::kname::short as short_name;
 
 #[cfg(test)]
 mod tests {
@@ -294,39 +152,9 @@ mod tests {
         for (name, want) in cases {
             assert_eq!(classify(name), want, "{name}");
         }
-        assert!(classifier_problem().is_none());
+        assert!(ensure_classifier().is_ok());
         for (f, n) in ALL {
             assert_eq!(Family::from_name(n), *f);
         }
-    }
-
-    #[test]
-    fn short_names_drop_templates_and_keep_the_functor_of_generic_wrappers() {
-        assert_eq!(
-            short_name("nvjet_sm90_tst_256x64_64x5_4x1_v_bz_TNT"),
-            "nvjet_sm90_tst_256x64_64x5_4x1_v_bz_TNT"
-        );
-        assert_eq!(
-            short_name("void vllm::reshape_and_cache_flash_kernel<__nv_bfloat16>(x)"),
-            "vllm::reshape_and_cache_flash_kernel"
-        );
-        assert_eq!(
-            short_name(
-                "void at::native::(anonymous namespace)::CatArrayBatchedCopy_vectorized<at::native::(anonymous namespace)::OpaqueType<2u>"
-            ),
-            "CatArrayBatchedCopy_vectorized"
-        );
-        let fa = short_name(
-            "void cutlass::device_kernel<flash::enable_sm90_or_later<flash::FlashAttnFwdSm90<flash::Coll",
-        );
-        assert_eq!(fa, "device_kernel<FlashAttnFwdSm90>");
-        let mul = short_name(
-            "void at::native::elementwise_kernel<128, 4, at::native::gpu_kernel_impl_nocast<at::native::BinaryFunctor<float, float, float, at::native::binary_internal::MulFunctor<float> > >(at::TensorIteratorBase&, X const&)::{lambda(int)#1}>(int, X)",
-        );
-        assert_eq!(mul, "elementwise_kernel<MulFunctor>");
-        let copy = short_name(
-            "void at::native::unrolled_elementwise_kernel<at::native::direct_copy_kernel_cuda(at::TensorIteratorBase&)::{lambda()#3}>(int)",
-        );
-        assert_eq!(copy, "unrolled_elementwise_kernel<direct_copy_kernel_cuda>");
     }
 }

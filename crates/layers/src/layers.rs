@@ -12,10 +12,8 @@ use crate::families::Family;
 use crate::model::{SpanKind, TraceView};
 use crate::passes::Pass;
 use crate::period;
-use regex::Regex;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -156,19 +154,16 @@ impl Segmentation {
     }
 }
 
-fn layer_regex() -> &'static Regex {
-    static R: OnceLock<Regex> = OnceLock::new();
-    // `layers.3`, `model.layers.3`, `model.layers.3.mlp`, `layers_3`, `layer.3`
-    R.get_or_init(|| Regex::new(r"(?:^|[./])layers?[._](\d+)(?:$|[./])").unwrap())
-}
-
 /// Layer number of an annotation name such as `model.layers.7.self_attn`.
 pub fn layer_number(name: &str) -> Option<usize> {
-    layer_regex().captures(name).and_then(|c| c[1].parse().ok())
+    crate::names::get()?
+        .layer_scope
+        .captures(name)
+        .and_then(|c| c.get(1)?.as_str().parse().ok())
 }
 
 fn module_class(name: &str) -> Option<&str> {
-    let rest = name.strip_prefix("nn.Module: ")?;
+    let rest = name.strip_prefix(crate::names::get()?.module_scope_prefix.as_str())?;
     // `LlamaDecoderLayer_5` → `LlamaDecoderLayer`
     Some(match rest.rfind('_') {
         Some(i) if rest[i + 1..].chars().all(|c| c.is_ascii_digit()) && i + 1 < rest.len() => {

@@ -5,8 +5,11 @@
 //! Parts:
 //! - [`model`]: [`model::TraceView`], the slice of a trace the analysis reads (filled
 //!   from the trace store by [`source`], or by hand in tests).
-//! - [`passes`]: forward-pass boundaries (step annotations, else idle gaps) and the
+//! - [`passes`]: forward-pass boundaries (step annotations named in
+//!   `references/trace-step-names.json`, read by [`names`], else idle gaps) and the
 //!   representative-pass rule (dominant kind, no warm-up, no outliers, median).
+//! - [`gaps`]: outlier GPU-idle gaps of the pass, placed in a layer and attributed to
+//!   the host op holding the launching thread (or a GPU-side wait).
 //! - [`layers`]: layers inside a pass (layer annotations, `nn.Module` scopes), with
 //!   pre-/post-/between-layer work (and work after the step annotation) kept apart; [`period`]: the repeating kernel sequence
 //!   when no scope exists; [`mapping`]: boundaries carried from an eager twin to a
@@ -17,20 +20,23 @@
 //! - [`families`]: kernel families (the trace crate's one classifier,
 //!   `references/kernel-families.json`) and short display names; [`roofline`]: ideal GEMM/attention time from the
 //!   launching op's shapes against `references/gpu-specs.json`; [`stats`]: mean,
-//!   median, nearest-rank p95, median element; [`perfetto`]: ranges in the forms the
+//!   median, interpolated p95 (core::stats), median element; [`perfetto`]: ranges in the forms the
 //!   Perfetto UI and trace processor accept.
-//! - [`analyze`]: the pure pipeline; [`tool`]: the `layer_pipeline` tool (request,
-//!   size-bounded report, markdown and JSON artifacts).
+//! - [`analyze`]: the pure pipeline; [`render`]: its markdown; [`tool`]: the
+//!   `layer_pipeline` tool (request, size-bounded report, markdown and JSON artifacts).
 
 pub mod analyze;
 pub mod config;
 pub mod families;
+pub mod gaps;
 pub mod layers;
 pub mod mapping;
 pub mod model;
+pub mod names;
 pub mod passes;
 pub mod perfetto;
 pub mod period;
+pub mod render;
 pub mod roofline;
 pub mod source;
 pub mod stats;

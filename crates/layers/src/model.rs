@@ -70,6 +70,19 @@ pub struct Launch {
     pub is_graph_launch: bool,
 }
 
+/// A GPU-idle interval inside an engine step during which the host held the next
+/// launch back, with what held it: the trace crate's attribution
+/// (`vllm_sota_trace::hoststall`), copied so the analysis can place it in a layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostStallAt {
+    pub start_ns: i64,
+    pub dur_ns: i64,
+    /// A CPU op name, `python: <frame>`, a blocking CUDA call, or `unknown`.
+    pub held_by: String,
+    /// `cpu_op`, `synchronization`, `python` or `unknown`.
+    pub kind: String,
+}
+
 /// Shapes of the CPU op that launched a kernel (`record_shapes=True`).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OpShapes {
@@ -102,6 +115,8 @@ pub struct TraceView {
     pub spans: Vec<Span>,
     /// Distinct launching-op shapes ([`Kernel::shapes`] indexes this).
     pub shapes: Vec<OpShapes>,
+    /// Host stalls found by the trace crate, sorted by start (empty without step annotations).
+    pub host_stalls: Vec<HostStallAt>,
     /// Family of each name, computed once on first use (the classifier runs regexes).
     pub name_families: std::sync::OnceLock<Vec<crate::families::Family>>,
 }
@@ -115,6 +130,7 @@ impl TraceView {
     pub fn normalize(&mut self) {
         self.kernels.sort_by_key(|k| k.ts_ns);
         self.spans.sort_by_key(|s| s.ts_ns);
+        self.host_stalls.sort_by_key(|h| h.start_ns);
     }
 
     /// Intern a name (test and adapter helper).
@@ -180,6 +196,16 @@ impl ViewBuilder {
             is_memory_op: false,
         });
         self.view.kernels.len() - 1
+    }
+
+    /// Add a host stall: the GPU idles from `start_us` for `dur_us` while `held_by` holds the host.
+    pub fn host_stall(&mut self, held_by: &str, start_us: f64, dur_us: f64) {
+        self.view.host_stalls.push(HostStallAt {
+            start_ns: us(start_us),
+            dur_ns: us(dur_us),
+            held_by: held_by.to_string(),
+            kind: "cpu_op".into(),
+        });
     }
 
     pub fn span(&mut self, name: &str, kind: SpanKind, ts_us: f64, dur_us: f64) {

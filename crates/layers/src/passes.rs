@@ -1,16 +1,14 @@
 //! Forward passes (engine steps) and the choice of a representative one.
 //!
 //! Boundaries come, in order of preference, from framework step annotations
-//! (vLLM `execute_context_X(Y)_generation_Z(W)`, `record_function` step markers such
-//! as `execute_model_step_N` / `ProfilerStep#N`, SGLang-style `forward_*`), GPU-side
-//! windows first (they bound GPU time), CPU-side ones through each kernel's launch
+//! (`references/trace-step-names.json`: vLLM `execute_context_X(Y)_generation_Z(W)`,
+//! `record_function` step markers such as `execute_model_step_N` / `ProfilerStep#N`,
+//! SGLang-style `forward_*`), GPU-side windows first (they bound GPU time), CPU-side ones through each kernel's launch
 //! time; without annotations, from idle gaps on the GPU.
 
 use crate::model::{SpanKind, TraceView};
 use crate::stats;
-use regex::Regex;
 use serde::Serialize;
-use std::sync::OnceLock;
 
 /// How the pass boundaries were found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -66,49 +64,9 @@ impl Pass {
     }
 }
 
-struct StepPattern {
-    regex: &'static str,
-    /// Strip a trailing `_N` / `#N` counter to form the kind.
-    counter: bool,
-}
-
-/// Step annotation patterns, most specific first; the first pattern with a match wins.
-const STEP_PATTERNS: &[StepPattern] = &[
-    StepPattern {
-        regex: r"^execute_context_\d+\(\d+\)_generation_\d+\(\d+\)$",
-        counter: false,
-    },
-    StepPattern {
-        regex: r"^execute_model(_step)?(_\d+)?$",
-        counter: true,
-    },
-    StepPattern {
-        regex: r"^(model_)?forward_(extend|decode|idle|mixed|batch)(_\d+)?$",
-        counter: true,
-    },
-    StepPattern {
-        regex: r"^ProfilerStep#\d+$",
-        counter: true,
-    },
-];
-
-fn regexes() -> &'static Vec<Regex> {
-    static R: OnceLock<Vec<Regex>> = OnceLock::new();
-    R.get_or_init(|| {
-        STEP_PATTERNS
-            .iter()
-            .map(|p| Regex::new(p.regex).expect("valid step regex"))
-            .collect()
-    })
-}
-
 fn vllm_tokens(name: &str) -> Option<StepTokens> {
-    static R: OnceLock<Regex> = OnceLock::new();
-    let re = R.get_or_init(|| {
-        Regex::new(r"^execute_context_(\d+)\((\d+)\)_generation_(\d+)\((\d+)\)$").unwrap()
-    });
-    let c = re.captures(name)?;
-    let n = |i: usize| c[i].parse::<u64>().ok();
+    let c = crate::names::get()?.step_tokens.captures(name)?;
+    let n = |i: usize| c.get(i)?.as_str().parse::<u64>().ok();
     Some(StepTokens {
         context_requests: n(1)?,
         context_tokens: n(2)?,
@@ -179,8 +137,11 @@ fn make_pass(
 
 /// Find the forward passes of a trace. Passes without kernels are dropped.
 pub fn find_passes(view: &TraceView) -> Vec<Pass> {
-    for (pi, re) in regexes().iter().enumerate() {
-        let counter = STEP_PATTERNS[pi].counter;
+    let patterns = crate::names::get()
+        .map(|n| &n.step_patterns[..])
+        .unwrap_or(&[]);
+    for pat in patterns {
+        let (re, counter) = (&pat.regex, pat.counter);
         let gpu: Vec<usize> = (0..view.spans.len())
             .filter(|&i| {
                 view.spans[i].kind == SpanKind::GpuAnnotation && re.is_match(&view.spans[i].name)

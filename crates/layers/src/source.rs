@@ -6,14 +6,16 @@
 //!   as Kineto's `Iteration Start` are not stored): the minimum over the stored tables;
 //! - the launching op's `Input type` (dtype): the roofline assumes the request's dtype.
 
-use crate::model::{Kernel, Launch, OpShapes, Span, SpanKind, TraceView};
+use crate::model::{HostStallAt, Kernel, Launch, OpShapes, Span, SpanKind, TraceView};
 use crate::roofline::parse_input_dims;
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use vllm_sota_trace::TraceStore;
 use vllm_sota_trace::discover::{self, Stage};
+use vllm_sota_trace::hoststall;
 use vllm_sota_trace::store::{GpuKind, NONE, is_graph_launch_name};
+use vllm_sota_trace::tables::StageKernels;
 
 /// Read one trace file into a view.
 pub fn load(path: &Path) -> Result<TraceView> {
@@ -68,30 +70,9 @@ pub fn from_store(s: &TraceStore) -> TraceView {
         display_time_unit: s.meta.display_time_unit.clone(),
         ..Default::default()
     };
-    let thread = |t: u32| {
-        s.threads
-            .get(t as usize)
-            .map(|th| (th.pid, th.tid))
-            .unwrap_or((-1, -1))
-    };
+    let thread = |t: u32| thread_of(s, t);
 
-    // Trace bounds over every stored table.
-    let mut lo = i64::MAX;
-    let mut hi = i64::MIN;
-    let mut see = |ts: &[i64], dur: Option<&[i64]>| {
-        for (i, &t) in ts.iter().enumerate() {
-            lo = lo.min(t);
-            hi = hi.max(t + dur.map(|d| d[i]).unwrap_or(0));
-        }
-    };
-    see(&s.kernels.ts_ns, Some(&s.kernels.dur_ns));
-    see(&s.cpu_ops.ts_ns, Some(&s.cpu_ops.dur_ns));
-    see(&s.annotations.ts_ns, Some(&s.annotations.dur_ns));
-    see(&s.launches.ts_ns, Some(&s.launches.dur_ns));
-    see(&s.frames.ts_ns, Some(&s.frames.dur_ns));
-    see(&s.flows.ts_ns, None);
-    v.trace_start_ns = if lo == i64::MAX { 0 } else { lo };
-    v.trace_end_ns = if hi == i64::MIN { 0 } else { hi };
+    (v.trace_start_ns, v.trace_end_ns) = trace_bounds(s);
 
     // The GPU process with the most kernel time (Kineto: GPU pid = device).
     let mut per_pid: HashMap<i64, i64> = HashMap::new();
@@ -156,6 +137,7 @@ pub fn from_store(s: &TraceStore) -> TraceView {
             is_memory_op: s.kernels.kind[k] != GpuKind::Kernel,
         });
     }
+    copy_host_stalls(s, &mut v);
     for a in 0..s.annotations.len() {
         let (pid, tid) = thread(s.annotations.thread[a]);
         v.spans.push(Span {
@@ -171,13 +153,59 @@ pub fn from_store(s: &TraceStore) -> TraceView {
             tid,
         });
     }
-    // Only module scopes from the Python frames: `nn.Module: <Class>_<k>`.
+    copy_module_scopes(s, &mut v);
+    v.normalize();
+    v
+}
+
+/// The trace crate's host stalls (one attribution rule for every tool), with their
+/// absolute start so the analysis can place them in layers.
+fn copy_host_stalls(s: &TraceStore, v: &mut TraceView) {
+    let stalls = hoststall::host_stalls(&StageKernels::heaviest_device(s));
+    v.host_stalls = stalls
+        .stalls
+        .into_iter()
+        .map(|st| HostStallAt {
+            start_ns: st.idle_start_ns,
+            dur_ns: (st.ms * 1e6).round() as i64,
+            held_by: st.held_by,
+            kind: st.kind,
+        })
+        .collect();
+}
+
+/// Trace bounds over every stored table (the store keeps no trace-wide minimum).
+fn trace_bounds(s: &TraceStore) -> (i64, i64) {
+    let mut lo = i64::MAX;
+    let mut hi = i64::MIN;
+    let mut see = |ts: &[i64], dur: Option<&[i64]>| {
+        for (i, &t) in ts.iter().enumerate() {
+            lo = lo.min(t);
+            hi = hi.max(t + dur.map(|d| d[i]).unwrap_or(0));
+        }
+    };
+    see(&s.kernels.ts_ns, Some(&s.kernels.dur_ns));
+    see(&s.cpu_ops.ts_ns, Some(&s.cpu_ops.dur_ns));
+    see(&s.annotations.ts_ns, Some(&s.annotations.dur_ns));
+    see(&s.launches.ts_ns, Some(&s.launches.dur_ns));
+    see(&s.frames.ts_ns, Some(&s.frames.dur_ns));
+    see(&s.flows.ts_ns, None);
+    (
+        if lo == i64::MAX { 0 } else { lo },
+        if hi == i64::MIN { 0 } else { hi },
+    )
+}
+
+/// Module scopes from the Python frames: `nn.Module: <Class>_<k>`.
+fn copy_module_scopes(s: &TraceStore, v: &mut TraceView) {
+    let thread = |t: u32| thread_of(s, t);
+    let prefix = crate::names::get().map(|n| n.module_scope_prefix.as_str());
     let mut is_module: HashMap<u32, bool> = HashMap::new();
     for f in 0..s.frames.len() {
         let n = s.frames.name[f];
         if !*is_module
             .entry(n)
-            .or_insert_with(|| s.name(n).starts_with("nn.Module: "))
+            .or_insert_with(|| prefix.is_some_and(|p| s.name(n).starts_with(p)))
         {
             continue;
         }
@@ -191,6 +219,12 @@ pub fn from_store(s: &TraceStore) -> TraceView {
             tid,
         });
     }
-    v.normalize();
-    v
+}
+
+/// (pid, tid) of a stored thread index ((-1, -1) when out of range).
+fn thread_of(s: &TraceStore, t: u32) -> (i64, i64) {
+    s.threads
+        .get(t as usize)
+        .map(|th| (th.pid, th.tid))
+        .unwrap_or((-1, -1))
 }

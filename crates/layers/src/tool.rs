@@ -6,13 +6,13 @@
 //! copied to `analysis/layer-pipeline.md` (the latest round's). With `out_dir`:
 //! `<out_dir>/layer-pipeline-<stage>.{md,json}`.
 
-use crate::analyze::{self, Analysis, HotKernel, Options};
+use crate::analyze::{self, Analysis, Options};
 use crate::config::{self, ConfigLayers};
+use crate::render::render;
 use crate::source;
 use anyhow::{Context, Result, bail};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use vllm_sota_core::fsx;
 use vllm_sota_core::layout::CampaignPaths;
@@ -94,267 +94,6 @@ fn slug(s: &str) -> String {
         .collect()
 }
 
-fn pct(x: f64) -> String {
-    format!("{:.1}%", x * 100.0)
-}
-
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
-
-fn hot_table(out: &mut String, rows: &[HotKernel], share_label: &str) {
-    let _ = writeln!(
-        out,
-        "| Kernel | Family | Count | ms | {share_label} | Ideal µs (roofline) | % of roofline | Bound | Shape |"
-    );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---|---|");
-    for h in rows {
-        let (ideal, bound, shape) = match &h.roofline {
-            Some(r) => (
-                format!("{:.1}", r.ideal_us),
-                r.bound.clone(),
-                cell(&r.shape)
-                    + &r.note
-                        .as_ref()
-                        .map(|n| format!(" ({n})"))
-                        .unwrap_or_default(),
-            ),
-            None => ("—".into(), "—".into(), "—".into()),
-        };
-        let _ = writeln!(
-            out,
-            "| `{}` | {} | {} | {:.3} | {} | {} | {} | {} | {} |",
-            cell(&h.name),
-            h.family.label(),
-            h.count,
-            h.ms,
-            pct(h.share_of_layer),
-            ideal,
-            h.percent_of_roofline
-                .map(|p| format!("{p:.0}%"))
-                .unwrap_or_else(|| "—".into()),
-            bound,
-            shape
-        );
-    }
-}
-
-/// Markdown for one analysis.
-pub fn render(a: &Analysis, stage: &str, framework: &str, layers_truncated: bool) -> String {
-    let mut o = String::new();
-    let _ = writeln!(o, "## Layer pipeline: {framework} {stage}\n");
-    let _ = writeln!(o, "- Trace: `{}`", a.trace);
-    if let Some(m) = &a.mapping_trace {
-        let _ = writeln!(o, "- Mapping trace: `{m}`");
-    }
-    let cfg: &ConfigLayers = &a.config;
-    let _ = writeln!(
-        o,
-        "- Config: {} layers{}{}",
-        cfg.num_layers
-            .map(|n| n.to_string())
-            .unwrap_or_else(|| "unknown".into()),
-        cfg.model_type
-            .as_ref()
-            .map(|m| format!(", model_type `{m}`"))
-            .unwrap_or_default(),
-        if cfg.mtp_layers > 0 {
-            format!(", {} MTP/draft layer(s)", cfg.mtp_layers)
-        } else {
-            String::new()
-        }
-    );
-    if !cfg.layer_types.is_empty() {
-        let _ = writeln!(
-            o,
-            "- Layer types from the config: {}",
-            cfg.layer_types.join("; ")
-        );
-    }
-    if let Some(p) = &cfg.problem {
-        let _ = writeln!(o, "- **Config not understood**: {p}");
-    }
-    let _ = writeln!(o, "- Roofline GPU: {}\n", a.gpu);
-
-    let p = &a.representative_pass;
-    let _ = writeln!(o, "### Forward pass\n");
-    let _ = writeln!(o, "Chosen: {}\n", a.selection.reason);
-    let _ = writeln!(
-        o,
-        "| Pass | Name | Delimited by | GPU wall ms | GPU busy ms | Kernels | Tokens |"
-    );
-    let _ = writeln!(o, "|---:|---|---|---:|---:|---:|---|");
-    let tokens = p
-        .tokens
-        .map(|t| {
-            format!(
-                "prefill {} req / {} tok, decode {} req / {} tok",
-                t.context_requests, t.context_tokens, t.generation_requests, t.generation_tokens
-            )
-        })
-        .unwrap_or_else(|| "—".into());
-    let _ = writeln!(
-        o,
-        "| {} | `{}` | {} | {:.3} | {:.3} | {} | {} |\n",
-        p.index,
-        cell(&p.name),
-        p.source.describe(),
-        p.wall_ms,
-        p.gpu_busy_ms,
-        p.kernels,
-        tokens
-    );
-    let bs = &a.between_steps;
-    if bs.kernels > 0 {
-        let top = bs
-            .top
-            .iter()
-            .map(|t| format!("`{}` {:.3} ms", cell(&t.name), t.ms))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let _ = writeln!(
-            o,
-            "Between steps (outside every pass): {} kernels, {:.3} ms, {} of all kernel time; largest: {top}\n",
-            bs.kernels,
-            bs.kernel_ms,
-            pct(bs.share_of_pass)
-        );
-    }
-    let _ = writeln!(o, "Pass kinds ({} passes in the trace):\n", a.passes_found);
-    let _ = writeln!(o, "| Kind | Passes | Median GPU wall ms |\n|---|---:|---:|");
-    for k in &a.pass_kinds {
-        let _ = writeln!(
-            o,
-            "| `{}` | {} | {:.3} |",
-            cell(&k.kind),
-            k.passes,
-            k.median_wall_ms
-        );
-    }
-    let r = &p.perfetto;
-    let _ = writeln!(
-        o,
-        "\nPerfetto (pass): timeline {} → {} from trace start ({}); URL `{}`{}\n",
-        r.ui_start,
-        r.ui_end,
-        r.duration,
-        r.url_query,
-        r.wall_clock_start_utc
-            .as_ref()
-            .map(|w| format!("; wall clock {w}"))
-            .unwrap_or_default()
-    );
-
-    let _ = writeln!(o, "### Layers\n");
-    match &a.layer_source {
-        Some(src) => {
-            let _ = writeln!(
-                o,
-                "{} layers found by {src}{}.\n",
-                a.layers_found,
-                a.expected_layers
-                    .map(|n| format!(" (config: {n})"))
-                    .unwrap_or_default()
-            );
-            let _ = writeln!(
-                o,
-                "| Work outside layers | Kernels | Kernel ms | Wall ms | Kernel time / pass wall | Largest |\n|---|---:|---:|---:|---:|---|"
-            );
-            for (label, w) in [
-                ("pre-layer (embedding, step setup)", &a.pre_layer),
-                ("post-layer (final norm, lm_head, sampling)", &a.post_layer),
-                ("between layers", &a.between_layers),
-                (
-                    "after the pass, before the next (outside the step annotation)",
-                    &a.after_pass,
-                ),
-            ] {
-                let top = w
-                    .top
-                    .iter()
-                    .map(|t| format!("`{}` {:.3} ms", cell(&t.name), t.ms))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let wall = w
-                    .wall_ms
-                    .map(|x| format!("{x:.3}"))
-                    .unwrap_or_else(|| "—".into());
-                let _ = writeln!(
-                    o,
-                    "| {label} | {} | {:.3} | {wall} | {} | {} |",
-                    w.kernels,
-                    w.kernel_ms,
-                    pct(w.share_of_pass),
-                    top
-                );
-            }
-            let _ = writeln!(o, "\n#### Layer-type timing (GPU wall per layer)\n");
-            let _ = writeln!(
-                o,
-                "| Type | Layers | Count | Mean ms | Median ms | p95 ms | Share of pass |\n|---|---|---:|---:|---:|---:|---:|"
-            );
-            for t in &a.type_table {
-                let _ = writeln!(
-                    o,
-                    "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {} |",
-                    t.layer_type,
-                    t.layers,
-                    t.count,
-                    t.mean_ms,
-                    t.median_ms,
-                    t.p95_ms,
-                    pct(t.share_of_pass)
-                );
-            }
-            let _ = writeln!(
-                o,
-                "\n(p95 by nearest rank; share = summed layer wall time / pass wall time.)\n"
-            );
-            let _ = writeln!(
-                o,
-                "#### Representative layers (the median layer of each type)\n"
-            );
-            for rl in &a.representative_layers {
-                let _ = writeln!(
-                    o,
-                    "**{}: layer {}** — wall {:.3} ms, kernels {:.3} ms in {} launches. Perfetto: {} → {}, URL `{}`\n",
-                    rl.layer_type,
-                    rl.layer,
-                    rl.wall_ms,
-                    rl.kernel_ms,
-                    rl.kernels,
-                    rl.perfetto.ui_start,
-                    rl.perfetto.ui_end,
-                    rl.perfetto.url_query
-                );
-                hot_table(&mut o, &rl.hot_kernels, "Share of layer");
-                o.push('\n');
-            }
-        }
-        None => {
-            let _ = writeln!(
-                o,
-                "No layer structure was found (see notes); the pass's hot kernels follow as a generic table.\n"
-            );
-        }
-    }
-    let _ = writeln!(o, "### Hot kernels of the whole pass\n");
-    hot_table(&mut o, &a.pass_hot_kernels, "Share of pass kernel time");
-    if !a.notes.is_empty() {
-        let _ = writeln!(o, "\n### Notes\n");
-        for n in &a.notes {
-            let _ = writeln!(o, "- {n}");
-        }
-    }
-    if layers_truncated {
-        let _ = writeln!(
-            o,
-            "\n(Per-layer rows beyond {MAX_LAYER_ROWS} are in the JSON artifact only.)"
-        );
-    }
-    o
-}
-
 /// Rebuild the round's combined document from the per-(framework, stage) JSON files.
 fn rebuild_round(dir: &Path, round: u32) -> Result<(String, serde_json::Value)> {
     let mut parts: Vec<(String, String, PathBuf)> = vec![];
@@ -429,6 +168,8 @@ impl Tool for LayerPipeline {
             None => None,
         };
         let gpu = vllm_sota_core::gpu::find(req.gpu.as_deref().unwrap_or("H200"))?;
+        crate::families::ensure_classifier()?;
+        crate::names::ensure_loaded()?;
         let rules = config::load_rules()?;
         let cfg = match &req.config {
             Some(p) => config::read_config(p, &rules)?,

@@ -178,3 +178,31 @@ fn bad_requests_and_inputs_give_errors_that_name_the_problem() {
     let e = err_of(request(j).unwrap());
     assert!(e.contains("pass_index 9") && e.contains("2 passes"), "{e}");
 }
+
+#[test]
+fn an_empty_profiler_window_says_the_load_did_not_run_during_it() {
+    // A vLLM GPU-worker trace whose window recorded no engine step: CPU ops and runtime
+    // calls, no kernel. The advice is about the window (vLLM records only
+    // `active_iterations` steps), not about turning CUDA activity on.
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().join("rank0.1795957285380924090.pt.trace.json");
+    std::fs::write(
+        &t,
+        r#"{"traceEvents": [
+ {"ph": "X", "cat": "cpu_op", "name": "aten::empty", "ts": 10, "dur": 2, "pid": 1590, "tid": 1590},
+ {"ph": "X", "cat": "cuda_runtime", "name": "cudaStreamSynchronize", "ts": 20, "dur": 3, "pid": 1590, "tid": 1590, "args": {"correlation": 7}},
+ {"ph": "X", "cat": "python_function", "name": "vllm/v1/worker/gpu_worker.py(400): profile", "ts": 5, "dur": 40, "pid": 1590, "tid": 1590}
+], "deviceProperties": [{"id": 0, "name": "NVIDIA H200"}]}"#,
+    )
+    .unwrap();
+    let e = err_of(
+        request(serde_json::json!({"trace": t, "stage": "decode", "out_dir": tmp.path()})).unwrap(),
+    );
+    assert!(e.contains("no GPU kernels"), "{e}");
+    assert!(e.contains("active_iterations"), "{e}");
+    assert!(
+        e.contains("did not run while the profiler was active"),
+        "{e}"
+    );
+    assert!(!e.contains("ProfilerActivity.CUDA"), "{e}");
+}

@@ -8,7 +8,7 @@
 //! Humanize runtime are the crate's test fixtures.
 
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 use vllm_sota_core::layout::{Campaign, LAYOUT_DIRS, LAYOUT_FILES, PLACEHOLDER_MARKER};
 use vllm_sota_core::results::{
@@ -183,12 +183,9 @@ fn main() -> anyhow::Result<()> {
         times[times.len() / 2]
     );
 
-    let runtime = work.join("humanize");
-    copy_dir(&fixtures.join("humanize-runtime"), &runtime)?;
-    let started = StartRlcr::run(
-        serde_json::from_value(json!({"campaign_dir": run, "runtime_root": runtime}))?,
-        &ctx,
-    )?;
+    // The real runtime: $HUMANIZE_RUNTIME_ROOT or an installed skill/plugin (start_rlcr
+    // reports what is missing, codex included, when there is none).
+    let started = StartRlcr::run(serde_json::from_value(json!({"campaign_dir": run}))?, &ctx)?;
     println!("{}", StartRlcr::markdown(&started));
     let cp = Checkpoint::run(
         serde_json::from_value(
@@ -198,19 +195,5 @@ fn main() -> anyhow::Result<()> {
     )?;
     println!("{}", Checkpoint::markdown(&cp));
     println!("campaign: {}", run.display());
-    Ok(())
-}
-
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let dest = to.join(e.file_name());
-        if e.file_type()?.is_dir() {
-            copy_dir(&e.path(), &dest)?;
-        } else {
-            std::fs::copy(e.path(), dest)?;
-        }
-    }
     Ok(())
 }

@@ -1,34 +1,50 @@
 //! `start_rlcr`: check the preconditions, render the refined plan into the vLLM
 //! checkout, locate the Humanize runtime and run its `setup-rlcr-loop.sh`, then verify
 //! the loop really started. The contract followed is documented in
-//! `references/humanize-contract.md` (PolyArch/humanize 1.16.5, commit 5f35814).
+//! `references/humanize-contract.md` (humania-org/humanize 1.16.0, commit 0ec921a).
 
 use anyhow::{Context, Result};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 use vllm_sota_core::fsx;
+use vllm_sota_core::humanize;
 use vllm_sota_core::layout::{CampaignPaths, now_rfc3339};
 use vllm_sota_core::redact::redact;
 use vllm_sota_core::{Tool, ToolContext, refs};
 
-use crate::{git, proc, records, summary};
+use crate::{git, records, summary};
+use vllm_sota_core::proc;
 
 /// Where the plan goes, relative to the vLLM checkout (the setup script wants a relative path).
 pub const PLAN_REL: &str = ".humanize/vllm-sota-agent/refined-plan.md";
 /// The setup script, relative to a runtime root.
 pub const SETUP_SCRIPT: &str = "scripts/setup-rlcr-loop.sh";
-/// State files that mark a loop as active (upstream `resolve_active_state_file`).
+/// The runtime's cancel script, relative to a runtime root.
+pub const CANCEL_SCRIPT: &str = "scripts/cancel-rlcr-loop.sh";
 /// Default deadline of the setup script.
 pub const DEFAULT_TIMEOUT_S: u64 = 120;
-pub const ACTIVE_STATE_FILES: &[&str] = &[
-    "state.md",
-    "finalize-state.md",
-    "methodology-analysis-state.md",
+/// Programs the runtime needs on PATH (its setup script refuses to start without them),
+/// with how to install each.
+pub const RUNTIME_PROGRAMS: &[(&str, &str)] = &[
+    (
+        "codex",
+        "install the Codex CLI (`npm install -g @openai/codex`, see https://github.com/openai/codex) and log in: every Humanize round runs `codex exec` and `codex review`",
+    ),
+    (
+        "jq",
+        "install jq (`apt-get install jq`, `brew install jq`, or https://jqlang.github.io/jq/download/): Humanize's hooks parse JSON with it",
+    ),
+    (
+        "git",
+        "install git (`apt-get install git`, `brew install git`, or https://git-scm.com/downloads)",
+    ),
 ];
+/// Characters the runtime refuses in branch names (they would break state.md's YAML).
+pub const YAML_UNSAFE_BRANCH_CHARS: &[char] = &[':', '#', '"', '\'', '`', '\n'];
 
 /// Request of `start_rlcr`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -39,7 +55,8 @@ pub struct StartRlcrRequest {
     /// The vLLM checkout; default: campaign.json's vllm_checkout.
     #[serde(default)]
     pub vllm_checkout: Option<PathBuf>,
-    /// Review base branch; default: campaign.json's vllm_base_branch, else Humanize's auto-detection.
+    /// Review base branch; default: campaign.json's vllm_base_branch, else what Humanize would
+    /// auto-detect from the local refs. It is always passed as --base-branch.
     #[serde(default)]
     pub base_branch: Option<String>,
     /// Humanize runtime root (a directory with scripts/setup-rlcr-loop.sh); default: searched.
@@ -93,8 +110,8 @@ pub struct StartRlcrReport {
     /// Rendered plan (absolute path).
     pub plan_path: Option<String>,
     pub runtime_root: Option<String>,
-    /// Whether the runtime's --help lists --strict-success.
-    pub strict_success_supported: Option<bool>,
+    /// The review base branch given to the runtime (and checked in state.md).
+    pub base_branch: Option<String>,
     /// The exact argv run (relative plan path, as the script requires).
     pub command: Vec<String>,
     pub exit_code: Option<i32>,
@@ -106,18 +123,31 @@ pub struct StartRlcrReport {
     pub state_path: Option<String>,
     /// `.humanize/rlcr/<timestamp>/round-0-prompt.md`: what the agent reads next.
     pub round0_prompt_path: Option<String>,
+    /// `.humanize/rlcr/<timestamp>/goal-tracker.md` (its acceptance criteria were checked).
+    pub goal_tracker_path: Option<String>,
+}
+
+impl StartRlcrReport {
+    /// True when the loop was not started although it was asked to be.
+    pub fn is_failure(&self) -> bool {
+        !matches!(self.status, StartStatus::Started | StartStatus::DryRun)
+    }
 }
 
 pub struct StartRlcr;
 
 impl Tool for StartRlcr {
     const NAME: &'static str = "start_rlcr";
-    const DESCRIPTION: &'static str = "Start the single Humanize RLCR loop in the vLLM checkout. Checks each precondition and reports pass/fail with the fix (git repo with a commit; clean tree except gitignored Humanize state; `.humanize*` gitignored, optionally added and committed with fix_gitignore; review base branch present locally; no active .humanize/rlcr/*/state.md; fixed benchmark and history notes written; Humanize runtime found), renders .humanize/vllm-sota-agent/refined-plan.md from the campaign (model, workload, SLA, winners with exact commands, artifact root, history notes, per-round obligations), runs the runtime's scripts/setup-rlcr-loop.sh with --yolo (plus --strict-success when its --help lists it, --base-branch when auto-detection would differ or be ambiguous), and verifies exactly one active state.md (with strict_success: true when that flag was passed) and returns round-0-prompt.md. A non-zero exit is reported with its stderr: never bypass it.";
+    const DESCRIPTION: &'static str = "Start the single Humanize RLCR loop in the vLLM checkout. Checks each precondition and reports pass/fail with the fix (codex, jq and git on PATH; git repo with a commit; clean tree except untracked Humanize state; `.humanize*` gitignored, optionally added and committed with fix_gitignore; the plan path untracked and free of symlinks; YAML-safe branch names; review base branch present locally; no active loop under .humanize/rlcr/; fixed benchmark and history notes written; Humanize runtime found), renders .humanize/vllm-sota-agent/refined-plan.md from the campaign (model, workload, SLA, winners with exact commands, artifact root, history notes, one-line acceptance criteria), runs the runtime's scripts/setup-rlcr-loop.sh with --yolo --base-branch <base>, verifies the new state.md (round 0, the plan's base branch and plan path, ask_codex_question: false), that every AC-n of the plan reached goal-tracker.md and that round-0-prompt.md exists, records the start in humanize/lineage.jsonl and returns round-0-prompt.md. A non-zero exit is reported with its stderr: never bypass it. Failure statuses exit non-zero on the CLI.";
     type Request = StartRlcrRequest;
     type Report = StartRlcrReport;
 
     fn run(request: Self::Request, ctx: &ToolContext) -> Result<Self::Report> {
         run_start_rlcr(request, ctx)
+    }
+
+    fn is_failure(r: &Self::Report) -> bool {
+        r.is_failure()
     }
 
     fn markdown(r: &Self::Report) -> String {
@@ -135,8 +165,8 @@ impl Tool for StartRlcr {
                 "| {} | {} | {} | {} |",
                 p.name,
                 if p.passed { "pass" } else { "FAIL" },
-                p.detail.replace('|', "\\|"),
-                p.fix.as_deref().unwrap_or("").replace('|', "\\|")
+                vllm_sota_core::md::cell(&p.detail),
+                vllm_sota_core::md::cell(p.fix.as_deref().unwrap_or(""))
             );
         }
         if !r.command.is_empty() {
@@ -215,22 +245,55 @@ pub fn locate_runtime(candidates: &[PathBuf]) -> Option<PathBuf> {
         .cloned()
 }
 
-/// Active loop state files under `<checkout>/.humanize/rlcr/*/`.
+/// Active loop state files under `<checkout>/.humanize/rlcr/*/` (any directory, not only
+/// the newest one the runtime looks at: stricter than the runtime).
 pub fn active_states(checkout: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(checkout.join(".humanize/rlcr"))
+    humanize::active_loops(checkout)
         .into_iter()
-        .flatten()
-        .flatten()
-    {
-        for name in ACTIVE_STATE_FILES {
-            let p = e.path().join(name);
-            if p.is_file() {
-                out.push(p);
-            }
+        .map(|l| l.state_file)
+        .collect()
+}
+
+/// `program` as an executable file in the directories of `path` (a PATH value).
+pub fn find_program(program: &str, path: Option<&OsStr>) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(path?)
+        .map(|d| d.join(program))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// The `AC-<n>` identifiers in `text`, in order of first appearance.
+pub fn acceptance_ids(text: &str) -> Vec<String> {
+    let re = regex::Regex::new(r"\bAC-(\d+)\b").expect("valid regex");
+    let mut out: Vec<String> = Vec::new();
+    for c in re.captures_iter(text) {
+        let id = format!("AC-{}", &c[1]);
+        if !out.contains(&id) {
+            out.push(id);
         }
     }
-    out.sort();
+    out
+}
+
+/// The plan's `## Acceptance Criteria` section body (up to the next `##` line), the
+/// part the runtime copies into the goal tracker.
+pub fn acceptance_section(plan: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in plan.lines() {
+        if inside && line.starts_with("##") {
+            break;
+        }
+        if inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+        if line.starts_with("## Acceptance Criteria") {
+            inside = true;
+        }
+    }
     out
 }
 
@@ -315,7 +378,309 @@ fn fail(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Precon
     }
 }
 
+/// One precondition per program the runtime needs (`codex`, `jq`, `git`), looked up in `path`.
+fn program_preconditions(path: Option<&OsStr>, pre: &mut Vec<Precondition>) {
+    for (program, fix) in RUNTIME_PROGRAMS {
+        pre.push(match find_program(program, path) {
+            Some(p) => pass(program, format!("{} on PATH", p.display())),
+            None => fail(
+                program,
+                format!("`{program}` is not on PATH: Humanize's setup-rlcr-loop.sh refuses to start without it"),
+                *fix,
+            ),
+        });
+    }
+}
+
+fn yaml_unsafe(name: &str) -> bool {
+    name.contains(YAML_UNSAFE_BRANCH_CHARS)
+}
+
+/// What the git checks decide.
+struct GitFacts {
+    base_branch: Option<String>,
+    base_commit: String,
+}
+
+/// Checks on the checkout's repository (libgit2), each with its fix. Reason for the
+/// length: one precondition after the other, in the order the runtime checks them.
+fn git_preconditions(
+    dir: &Path,
+    req: &StartRlcrRequest,
+    campaign_base_branch: Option<&str>,
+    campaign_base_commit: Option<&str>,
+    pre: &mut Vec<Precondition>,
+) -> GitFacts {
+    let mut facts = GitFacts {
+        base_branch: None,
+        base_commit: String::new(),
+    };
+    let repo = match git::open(dir) {
+        Err(e) => {
+            pre.push(fail(
+                "git_repository",
+                format!("{e:#}"),
+                format!(
+                    "clone vLLM into {} or pass vllm_checkout pointing at a git checkout",
+                    dir.display()
+                ),
+            ));
+            return facts;
+        }
+        Ok(r) => r,
+    };
+    let Some(head) = git::head_commit(&repo) else {
+        pre.push(fail(
+            "git_repository",
+            format!("{} has no commit", dir.display()),
+            "commit the checkout's current state (git commit) before starting the loop",
+        ));
+        return facts;
+    };
+    pre.push(pass(
+        "git_repository",
+        format!("{} at {}", dir.display(), &head[..head.len().min(12)]),
+    ));
+    facts.base_commit = campaign_base_commit.map(str::to_string).unwrap_or(head);
+    // .humanize* ignored (optionally fixed first, so the commit keeps the tree clean).
+    if git::humanize_ignored(&repo) {
+        pre.push(pass(
+            "humanize_gitignored",
+            "`.humanize/` and `.humanize-*` are gitignored",
+        ));
+    } else if req.fix_gitignore {
+        match git::ignore_humanize_and_commit(&repo) {
+            Ok(oid) if git::humanize_ignored(&repo) => pre.push(pass("humanize_gitignored", format!("added `.humanize*` to .gitignore and committed it ({})", &oid[..12]))),
+            Ok(_) => pre.push(fail("humanize_gitignored", "added `.humanize*` to .gitignore but the paths are still not ignored (a negation rule?)", "fix the ignore rules by hand so `.humanize/` and `.humanize-*` are ignored")),
+            Err(e) => pre.push(fail("humanize_gitignored", format!("could not add and commit .gitignore: {e:#}"), "add the line `.humanize*` to .gitignore and commit it")),
+        }
+    } else {
+        pre.push(fail(
+            "humanize_gitignored",
+            "`.humanize*` is not gitignored: RLCR state and the plan could be staged",
+            "add the line `.humanize*` to the checkout's .gitignore and commit it, or call start_rlcr again with fix_gitignore: true to have it added and committed",
+        ));
+    }
+    match git::dirty_paths(&repo) {
+        Ok(d) if d.is_empty() => pre.push(pass("clean_working_tree", "no changes outside untracked Humanize state")),
+        Ok(d) => pre.push(fail(
+            "clean_working_tree",
+            format!("{} uncommitted path(s): {}", d.len(), d.iter().take(10).cloned().collect::<Vec<_>>().join(", ")),
+            "commit or stash these changes in the vLLM checkout (the loop starts from a clean tree)",
+        )),
+        Err(e) => pre.push(fail("clean_working_tree", format!("{e:#}"), "repair the repository (git status must work)")),
+    }
+    // The plan path: untracked (the runtime wants it gitignored) and free of symlinks.
+    let tracked = repo
+        .index()
+        .ok()
+        .is_some_and(|i| i.get_path(Path::new(PLAN_REL), 0).is_some());
+    let mut link = None;
+    let mut walk = dir.to_path_buf();
+    for part in Path::new(PLAN_REL).components() {
+        walk.push(part);
+        if walk
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            link = Some(walk.clone());
+            break;
+        }
+    }
+    pre.push(match (tracked, link) {
+        (true, _) => fail(
+            "plan_path",
+            format!("{PLAN_REL} is tracked by git: the runtime requires the plan to be gitignored, and writing it would dirty the checkout"),
+            format!("untrack it: `git rm --cached {PLAN_REL} && git commit -m 'Untrack the RLCR plan'`"),
+        ),
+        (false, Some(l)) => fail(
+            "plan_path",
+            format!("{} is a symbolic link: the runtime refuses plan paths through symlinks", l.display()),
+            format!("replace {} by a real directory (move its contents, remove the link)", l.display()),
+        ),
+        (false, None) => pass("plan_path", format!("{PLAN_REL} is untracked and has no symlink on its path")),
+    });
+    let start_branch = git::current_branch(&repo);
+    match start_branch.as_deref() {
+        Some(b) if yaml_unsafe(b) => pre.push(fail(
+            "branch_name",
+            format!("the checked-out branch `{b}` contains a character the runtime refuses (: # \" ' ` newline)"),
+            "check out a branch with a simpler name (e.g. `git switch -c vllm-sota-loop`)",
+        )),
+        Some(b) => pre.push(pass("branch_name", format!("on branch `{b}`"))),
+        None => pre.push(pass("branch_name", "detached HEAD (the runtime records `HEAD`)")),
+    }
+    let expected = req
+        .base_branch
+        .clone()
+        .or_else(|| campaign_base_branch.map(str::to_string));
+    let (auto, ambiguous) = git::autodetect_base(&repo);
+    match expected {
+        Some(b) if yaml_unsafe(&b) => pre.push(fail(
+            "base_branch",
+            format!("review base branch `{b}` contains a character the runtime refuses (: # \" ' ` newline)"),
+            "pass base_branch naming a local branch with a simpler name",
+        )),
+        Some(b) if git::local_branch_exists(&repo, &b) => {
+            pre.push(pass("base_branch", format!("`{b}` exists locally (passed as --base-branch)")));
+            facts.base_branch = Some(b);
+        }
+        Some(b) => pre.push(fail(
+            "base_branch",
+            format!("review base branch `{b}` does not exist locally"),
+            format!("create it locally (e.g. `git branch {b} {}` or `git fetch origin {b}:{b}`), or pass base_branch with a local branch", &facts.base_commit[..facts.base_commit.len().min(12)]),
+        )),
+        None => match (auto, ambiguous) {
+            (Some(b), false) if !yaml_unsafe(&b) => {
+                pre.push(pass("base_branch", format!("`{b}` from the local refs (passed as --base-branch, so origin's live default cannot change it)")));
+                facts.base_branch = Some(b);
+            }
+            (Some(_), true) => pre.push(fail("base_branch", "both `main` and `master` exist and origin has no default branch: the review base is ambiguous", "pass base_branch (it is given to Humanize as --base-branch)")),
+            _ => pre.push(fail("base_branch", "no usable local main/master branch and no origin default branch", "pass base_branch naming a local branch to review against")),
+        },
+    }
+    facts
+}
+
+/// The runtime root to use (an explicit one must itself be valid: no silent fallback).
+fn runtime_precondition(req: &StartRlcrRequest, pre: &mut Vec<Precondition>) -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let env_root = std::env::var_os("HUMANIZE_RUNTIME_ROOT").map(PathBuf::from);
+    let codex_home = std::env::var_os("CODEX_HOME").map(PathBuf::from);
+    let candidates = runtime_candidates(
+        req.runtime_root.as_deref(),
+        env_root.as_deref(),
+        home.as_deref(),
+        codex_home.as_deref(),
+    );
+    let runtime = if req.runtime_root.is_some() {
+        req.runtime_root
+            .clone()
+            .filter(|r| r.join(SETUP_SCRIPT).is_file())
+    } else {
+        locate_runtime(&candidates)
+    };
+    match &runtime {
+        Some(r) => pre.push(pass("humanize_runtime", format!("{}", r.join(SETUP_SCRIPT).display()))),
+        None => pre.push(fail(
+            "humanize_runtime",
+            format!("no {SETUP_SCRIPT} in: {}", candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", ")),
+            "install Humanize (humania-org/humanize) as a skill or Claude plugin, or set HUMANIZE_RUNTIME_ROOT / runtime_root to its directory",
+        )),
+    }
+    runtime
+}
+
+/// Check the started loop on disk: exactly one active state file, a fresh `state.md` at
+/// round 0 with the plan's base branch and plan path and `--yolo`'s
+/// `ask_codex_question: false`, `round-0-prompt.md`, and every `AC-n` of the plan in
+/// `goal-tracker.md`. Returns (state.md, round-0-prompt.md, goal-tracker.md).
+fn verify_started(
+    checkout: &Path,
+    base_branch: &str,
+    plan: &str,
+) -> Result<(PathBuf, PathBuf, PathBuf), String> {
+    let loops = humanize::active_loops(checkout);
+    let [l] = loops.as_slice() else {
+        return Err(format!(
+            "expected exactly one active loop under .humanize/rlcr/, found {}: {:?}",
+            loops.len(),
+            loops.iter().map(|l| &l.state_file).collect::<Vec<_>>()
+        ));
+    };
+    let state = &l.state_file;
+    if state.file_name().and_then(|n| n.to_str()) != Some("state.md") {
+        return Err(format!(
+            "the active state file is {} instead of a fresh state.md",
+            state.display()
+        ));
+    }
+    let text = std::fs::read_to_string(state)
+        .map_err(|e| format!("cannot read {}: {e}", state.display()))?;
+    let field = |k: &str| humanize::front_matter_field(&text, k);
+    let expect = [
+        (
+            "current_round",
+            "0",
+            "the loop did not start at round 0".to_string(),
+        ),
+        (
+            "ask_codex_question",
+            "false",
+            "--yolo was passed".to_string(),
+        ),
+        (
+            "base_branch",
+            base_branch,
+            format!(
+                "the plan names `{base_branch}` as the review base: cancel this loop (`bash <runtime>/{CANCEL_SCRIPT}` in the checkout) and call start_rlcr again with base_branch set to the branch you want reviewed against"
+            ),
+        ),
+        (
+            "plan_file",
+            PLAN_REL,
+            format!(
+                "start_rlcr rendered the plan at {PLAN_REL}: cancel this loop (`bash <runtime>/{CANCEL_SCRIPT}`) and start again"
+            ),
+        ),
+    ];
+    for (key, want, why) in expect {
+        let got = field(key);
+        if got.as_deref() != Some(want) {
+            return Err(format!(
+                "{} has `{key}: {}` but `{key}: {want}` is required ({why})",
+                state.display(),
+                got.unwrap_or_else(|| "(missing)".into())
+            ));
+        }
+    }
+    let prompt = l.dir.join("round-0-prompt.md");
+    if !prompt.is_file() {
+        return Err(format!("{} is missing", prompt.display()));
+    }
+    let tracker = l.dir.join("goal-tracker.md");
+    let tracker_text = std::fs::read_to_string(&tracker)
+        .map_err(|e| format!("cannot read {}: {e}", tracker.display()))?;
+    let tracked = acceptance_ids(&tracker_text);
+    let lost: Vec<String> = acceptance_ids(&acceptance_section(plan))
+        .into_iter()
+        .filter(|id| !tracked.contains(id))
+        .collect();
+    if !lost.is_empty() {
+        return Err(format!(
+            "{} lacks {} of the plan's acceptance criteria (the runtime copies only the first 25 lines after `## Acceptance Criteria`): keep one line per criterion in references/refined-plan-template.md, cancel this loop (`bash <runtime>/{CANCEL_SCRIPT}`) and start again",
+            tracker.display(),
+            lost.join(", ")
+        ));
+    }
+    Ok((state.clone(), prompt, tracker))
+}
+
+/// Remove `.humanize/.pending-session-id` when it points at a loop of this checkout: the
+/// runtime leaves it for its PostToolUse hook, which only claims it after a Bash call of
+/// the setup script itself, so a start run by this tool would leave it stale.
+fn remove_pending_session_signal(checkout: &Path) {
+    let signal = checkout.join(".humanize/.pending-session-id");
+    let Ok(text) = std::fs::read_to_string(&signal) else {
+        return;
+    };
+    let first = text.lines().next().unwrap_or("");
+    if Path::new(first).starts_with(checkout.join(humanize::RLCR_DIR)) {
+        let _ = std::fs::remove_file(&signal);
+    }
+}
+
 pub fn run_start_rlcr(req: StartRlcrRequest, ctx: &ToolContext) -> Result<StartRlcrReport> {
+    run_start_rlcr_with_path(req, ctx, std::env::var_os("PATH"))
+}
+
+/// [`run_start_rlcr`] with an explicit PATH for the program checks and the runtime's
+/// environment (the tool passes its own PATH).
+pub fn run_start_rlcr_with_path(
+    req: StartRlcrRequest,
+    ctx: &ToolContext,
+    path: Option<OsString>,
+) -> Result<StartRlcrReport> {
     let paths = CampaignPaths::open(&req.campaign_dir)?;
     let campaign = paths.campaign()?;
     let mut pre: Vec<Precondition> = Vec::new();
@@ -327,22 +692,24 @@ pub fn run_start_rlcr(req: StartRlcrRequest, ctx: &ToolContext) -> Result<StartR
         vllm_checkout: None,
         plan_path: None,
         runtime_root: None,
-        strict_success_supported: None,
+        base_branch: None,
         command: vec![],
         exit_code: None,
         stderr_tail: None,
         log_paths: vec![],
         state_path: None,
         round0_prompt_path: None,
+        goal_tracker_path: None,
     };
-
+    program_preconditions(path.as_deref(), &mut pre);
     let checkout = req
         .vllm_checkout
         .clone()
         .or_else(|| campaign.vllm_checkout.clone());
-    let mut base_branch: Option<String> = None;
-    let mut pass_base_flag = false;
-    let mut base_commit = String::new();
+    let mut facts = GitFacts {
+        base_branch: None,
+        base_commit: String::new(),
+    };
     match &checkout {
         None => pre.push(fail(
             "vllm_checkout",
@@ -351,100 +718,24 @@ pub fn run_start_rlcr(req: StartRlcrRequest, ctx: &ToolContext) -> Result<StartR
         )),
         Some(dir) => {
             report.vllm_checkout = Some(dir.display().to_string());
-            match git::open(dir) {
-                Err(e) => pre.push(fail(
-                    "git_repository",
-                    format!("{e:#}"),
-                    format!(
-                        "clone vLLM into {} or pass vllm_checkout pointing at a git checkout",
-                        dir.display()
-                    ),
-                )),
-                Ok(repo) => match git::head_commit(&repo) {
-                    None => pre.push(fail(
-                        "git_repository",
-                        format!("{} has no commit", dir.display()),
-                        "commit the checkout's current state (git commit) before starting the loop",
-                    )),
-                    Some(head) => {
-                        pre.push(pass(
-                            "git_repository",
-                            format!("{} at {}", dir.display(), &head[..head.len().min(12)]),
-                        ));
-                        base_commit = campaign.vllm_base_commit.clone().unwrap_or(head);
-                        // .humanize* ignored (optionally fixed first, so the commit keeps the tree clean).
-                        if git::humanize_ignored(&repo) {
-                            pre.push(pass(
-                                "humanize_gitignored",
-                                "`.humanize/` and `.humanize-*` are gitignored",
-                            ));
-                        } else if req.fix_gitignore {
-                            match git::ignore_humanize_and_commit(&repo) {
-                                Ok(oid) if git::humanize_ignored(&repo) => pre.push(pass("humanize_gitignored", format!("added `.humanize*` to .gitignore and committed it ({})", &oid[..12]))),
-                                Ok(_) => pre.push(fail("humanize_gitignored", "added `.humanize*` to .gitignore but the paths are still not ignored (a negation rule?)", "fix the ignore rules by hand so `.humanize/` and `.humanize-*` are ignored")),
-                                Err(e) => pre.push(fail("humanize_gitignored", format!("could not add and commit .gitignore: {e:#}"), "add the line `.humanize*` to .gitignore and commit it")),
-                            }
-                        } else {
-                            pre.push(fail(
-                                "humanize_gitignored",
-                                "`.humanize*` is not gitignored: RLCR state and the plan could be staged",
-                                "add the line `.humanize*` to the checkout's .gitignore and commit it, or call start_rlcr again with fix_gitignore: true to have it added and committed",
-                            ));
-                        }
-                        match git::dirty_paths(&repo) {
-                            Ok(d) if d.is_empty() => pre.push(pass("clean_working_tree", "no changes outside gitignored Humanize state")),
-                            Ok(d) => pre.push(fail(
-                                "clean_working_tree",
-                                format!("{} uncommitted path(s): {}", d.len(), d.iter().take(10).cloned().collect::<Vec<_>>().join(", ")),
-                                "commit or stash these changes in the vLLM checkout (the loop starts from a clean tree)",
-                            )),
-                            Err(e) => pre.push(fail("clean_working_tree", format!("{e:#}"), "repair the repository (git status must work)")),
-                        }
-                        let expected = req
-                            .base_branch
-                            .clone()
-                            .or_else(|| campaign.vllm_base_branch.clone());
-                        let (auto, ambiguous) = git::autodetect_base(&repo);
-                        match expected {
-                            Some(b) if git::local_branch_exists(&repo, &b) => {
-                                pass_base_flag = ambiguous || auto.as_deref() != Some(b.as_str());
-                                pre.push(pass(
-                                    "base_branch",
-                                    format!(
-                                        "`{b}` exists locally{}",
-                                        if pass_base_flag { format!(" (auto-detection would pick {auto:?}{}: passing --base-branch)", if ambiguous { ", ambiguous" } else { "" }) } else { String::new() }
-                                    ),
-                                ));
-                                base_branch = Some(b);
-                            }
-                            Some(b) => pre.push(fail(
-                                "base_branch",
-                                format!("review base branch `{b}` does not exist locally"),
-                                format!("create it locally (e.g. `git branch {b} {}` or `git fetch origin {b}:{b}`), or pass base_branch with a local branch", &base_commit[..base_commit.len().min(12)]),
-                            )),
-                            None => match (auto, ambiguous) {
-                                (Some(b), false) => {
-                                    pre.push(pass("base_branch", format!("auto-detected `{b}`")));
-                                    base_branch = Some(b);
-                                }
-                                (Some(_), true) => pre.push(fail("base_branch", "both `main` and `master` exist and origin has no default branch: auto-detection is ambiguous", "pass base_branch (it is then given to Humanize as --base-branch)")),
-                                (None, _) => pre.push(fail("base_branch", "no local main/master branch and no origin default branch", "pass base_branch naming a local branch to review against")),
-                            },
-                        }
-                    }
-                },
-            }
+            facts = git_preconditions(
+                dir,
+                &req,
+                campaign.vllm_base_branch.as_deref(),
+                campaign.vllm_base_commit.as_deref(),
+                &mut pre,
+            );
             let active = active_states(dir);
             if active.is_empty() {
                 pre.push(pass(
                     "no_active_loop",
-                    "no active .humanize/rlcr/*/state.md",
+                    "no active state file under .humanize/rlcr/",
                 ));
             } else {
                 pre.push(fail(
                     "no_active_loop",
                     format!("active RLCR state: {}", active.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")),
-                    "resume or finish that loop, or cancel it with the runtime's scripts/cancel-rlcr-loop.sh; never run two loops",
+                    "resume or finish that loop (campaign_status says its phase), or cancel it with the runtime's scripts/cancel-rlcr-loop.sh; never run two loops",
                 ));
             }
         }
@@ -477,32 +768,9 @@ pub fn run_start_rlcr(req: StartRlcrRequest, ctx: &ToolContext) -> Result<StartR
             "run history_notes (Phase 0.5) first",
         ));
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let env_root = std::env::var_os("HUMANIZE_RUNTIME_ROOT").map(PathBuf::from);
-    let codex_home = std::env::var_os("CODEX_HOME").map(PathBuf::from);
-    let candidates = runtime_candidates(
-        req.runtime_root.as_deref(),
-        env_root.as_deref(),
-        home.as_deref(),
-        codex_home.as_deref(),
-    );
-    let runtime = if req.runtime_root.is_some() {
-        // An explicit root must itself be valid: no silent fallback to another runtime.
-        req.runtime_root
-            .clone()
-            .filter(|r| r.join(SETUP_SCRIPT).is_file())
-    } else {
-        locate_runtime(&candidates)
-    };
-    match &runtime {
-        Some(r) => pre.push(pass("humanize_runtime", format!("{}", r.join(SETUP_SCRIPT).display()))),
-        None => pre.push(fail(
-            "humanize_runtime",
-            format!("no {SETUP_SCRIPT} in: {}", candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", ")),
-            "install Humanize (PolyArch/humanize) as a skill or Claude plugin, or set HUMANIZE_RUNTIME_ROOT / runtime_root to its directory",
-        )),
-    }
+    let runtime = runtime_precondition(&req, &mut pre);
     report.runtime_root = runtime.as_ref().map(|r| r.display().to_string());
+    report.base_branch = facts.base_branch.clone();
     let all_pass = pre.iter().all(|p| p.passed);
     report.preconditions = pre;
     ctx.progress(1.0, Some(4.0), "preconditions checked");
@@ -519,10 +787,10 @@ pub fn run_start_rlcr(req: StartRlcrRequest, ctx: &ToolContext) -> Result<StartR
     let (checkout, runtime, base_branch) = (
         checkout.expect("checked"),
         runtime.expect("checked"),
-        base_branch.expect("checked"),
+        facts.base_branch.expect("checked"),
     );
 
-    let plan = render_plan(&paths, &checkout, &base_branch, &base_commit)?;
+    let plan = render_plan(&paths, &checkout, &base_branch, &facts.base_commit)?;
     let plan_path = checkout.join(PLAN_REL);
     fsx::write_text(&plan_path, &plan)?;
     report.plan_path = Some(plan_path.display().to_string());
@@ -531,114 +799,41 @@ pub fn run_start_rlcr(req: StartRlcrRequest, ctx: &ToolContext) -> Result<StartR
         report.status = StartStatus::DryRun;
         return Ok(report);
     }
-
-    let script = runtime.join(SETUP_SCRIPT);
-    let mut help = Command::new("bash");
-    help.arg(&script)
-        .arg("--help")
-        .current_dir(&checkout)
-        .env("CLAUDE_PROJECT_DIR", &checkout);
-    let help_out = proc::run_captured(help, Duration::from_secs(60))
-        .context("running setup-rlcr-loop.sh --help")?;
-    let strict = format!("{}\n{}", help_out.stdout, help_out.stderr).contains("--strict-success");
-    report.strict_success_supported = Some(strict);
-
-    let mut args: Vec<String> = vec![PLAN_REL.into(), "--yolo".into()];
-    if strict {
-        args.push("--strict-success".into());
-    }
-    if pass_base_flag {
-        args.push("--base-branch".into());
-        args.push(base_branch.clone());
-    }
-    report.command = std::iter::once(script.display().to_string())
-        .chain(args.iter().cloned())
-        .collect();
-    let mut cmd = Command::new("bash");
-    cmd.arg(&script)
-        .args(&args)
-        .current_dir(&checkout)
-        .env("CLAUDE_PROJECT_DIR", &checkout);
-    let out = proc::run_captured(
-        cmd,
-        Duration::from_secs(req.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S)),
+    run_setup(
+        &req,
+        &paths,
+        &checkout,
+        &runtime,
+        &base_branch,
+        path,
+        &mut report,
     )?;
     ctx.progress(3.0, Some(4.0), "setup script finished");
-    let out_log = paths.root.join("humanize/rlcr-setup.stdout.log");
-    let err_log = paths.root.join("humanize/rlcr-setup.stderr.log");
-    fsx::write_text(&out_log, &out.stdout)?;
-    fsx::write_text(&err_log, &out.stderr)?;
-    report.log_paths = vec![
-        records::relative(&paths, &out_log),
-        records::relative(&paths, &err_log),
-    ];
-    report.exit_code = out.code;
-    report.stderr_tail = Some(redact(&proc::tail(&out.stderr, 4000)).into_owned());
-    if !out.success() {
-        report.status = StartStatus::RuntimeFailed;
-        report.failure = Some(if out.timed_out {
-            format!(
-                "setup-rlcr-loop.sh did not finish within {} s and was killed",
-                req.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S)
-            )
-        } else {
-            format!(
-                "setup-rlcr-loop.sh exited with {:?}; see stderr_tail. Fix the cause and call start_rlcr again; do not start the loop another way",
-                out.code
-            )
-        });
+    remove_pending_session_signal(&checkout);
+    if report.status == StartStatus::RuntimeFailed {
         return Ok(report);
     }
-
-    // Verify the state on disk.
-    let states = active_states(&checkout);
-    let verdict: Result<(PathBuf, PathBuf), String> = (|| {
-        let [state] = states.as_slice() else {
-            return Err(format!(
-                "expected exactly one active .humanize/rlcr/<timestamp>/state.md, found {}: {:?}",
-                states.len(),
-                states
-            ));
-        };
-        if state.file_name().and_then(|n| n.to_str()) != Some("state.md") {
-            return Err(format!(
-                "the active state file is {} instead of a fresh state.md",
-                state.display()
-            ));
-        }
-        let text = std::fs::read_to_string(state)
-            .map_err(|e| format!("cannot read {}: {e}", state.display()))?;
-        let has = |line: &str| text.lines().any(|l| l.trim() == line);
-        if strict && !has("strict_success: true") {
-            return Err(format!(
-                "--strict-success was passed but {} does not contain `strict_success: true`",
-                state.display()
-            ));
-        }
-        if !has("current_round: 0") {
-            return Err(format!(
-                "{} does not contain `current_round: 0`",
-                state.display()
-            ));
-        }
-        if !has("ask_codex_question: false") {
-            return Err(format!(
-                "--yolo was passed but {} does not contain `ask_codex_question: false`",
-                state.display()
-            ));
-        }
-        let prompt = state.with_file_name("round-0-prompt.md");
-        if !prompt.is_file() {
-            return Err(format!("{} is missing", prompt.display()));
-        }
-        Ok((state.clone(), prompt))
-    })();
-    match verdict {
-        Ok((state, prompt)) => {
+    match verify_started(&checkout, &base_branch, &plan) {
+        Ok((state, prompt, tracker)) => {
             report.status = StartStatus::Started;
             report.started = true;
             report.state_path = Some(state.display().to_string());
             report.round0_prompt_path = Some(prompt.display().to_string());
+            report.goal_tracker_path = Some(tracker.display().to_string());
+            fsx::append_jsonl(
+                &paths.lineage(),
+                &serde_json::json!({
+                    "kind": "start_rlcr",
+                    "at": now_rfc3339(),
+                    "vllm_checkout": checkout.display().to_string(),
+                    "loop_dir": state.parent().map(|d| d.display().to_string()),
+                    "state_path": report.state_path,
+                    "base_branch": base_branch,
+                    "base_commit": facts.base_commit,
+                    "plan_path": report.plan_path,
+                    "command": report.command,
+                }),
+            )?;
         }
         Err(why) => {
             report.status = StartStatus::VerificationFailed;
@@ -654,6 +849,7 @@ pub fn run_start_rlcr(req: StartRlcrRequest, ctx: &ToolContext) -> Result<StartR
             "status": report.status,
             "command": report.command,
             "exit_code": report.exit_code,
+            "base_branch": base_branch,
             "state_path": report.state_path,
             "round0_prompt_path": report.round0_prompt_path,
             "failure": report.failure,
@@ -661,6 +857,63 @@ pub fn run_start_rlcr(req: StartRlcrRequest, ctx: &ToolContext) -> Result<StartR
     )?;
     ctx.progress(4.0, Some(4.0), "verified");
     Ok(report)
+}
+
+/// Run `setup-rlcr-loop.sh <plan> --yolo --base-branch <base>` in the checkout with
+/// captured output (saved in the campaign's humanize/ directory). A non-zero exit or
+/// the deadline sets the report's status to `runtime_failed`.
+fn run_setup(
+    req: &StartRlcrRequest,
+    paths: &CampaignPaths,
+    checkout: &Path,
+    runtime: &Path,
+    base_branch: &str,
+    path: Option<OsString>,
+    report: &mut StartRlcrReport,
+) -> Result<()> {
+    let script = runtime.join(SETUP_SCRIPT);
+    let args: Vec<String> = vec![
+        PLAN_REL.into(),
+        "--yolo".into(),
+        "--base-branch".into(),
+        base_branch.into(),
+    ];
+    report.command = std::iter::once(script.display().to_string())
+        .chain(args.iter().cloned())
+        .collect();
+    let cmd = proc::Cmd::new("bash")
+        .arg(&script)
+        .args(&args)
+        .current_dir(checkout)
+        .env("CLAUDE_PROJECT_DIR", checkout);
+    let cmd = match path {
+        Some(p) => cmd.env("PATH", p),
+        None => cmd.env_remove("PATH"),
+    };
+    let timeout_s = req.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S);
+    let out = cmd.run_capture(Duration::from_secs(timeout_s))?;
+    let out_log = paths.root.join("humanize/rlcr-setup.stdout.log");
+    let err_log = paths.root.join("humanize/rlcr-setup.stderr.log");
+    fsx::write_text(&out_log, &redact(&out.stdout))?;
+    fsx::write_text(&err_log, &redact(&out.stderr))?;
+    report.log_paths = vec![
+        records::relative(paths, &out_log),
+        records::relative(paths, &err_log),
+    ];
+    report.exit_code = out.code;
+    report.stderr_tail = Some(redact(&proc::tail(&out.stderr, 4000)).into_owned());
+    if !out.success() {
+        report.status = StartStatus::RuntimeFailed;
+        report.failure = Some(if out.timed_out {
+            format!("setup-rlcr-loop.sh did not finish within {timeout_s} s and was killed")
+        } else {
+            format!(
+                "setup-rlcr-loop.sh exited with {:?}; see stderr_tail. Fix the cause and call start_rlcr again; do not start the loop another way",
+                out.code
+            )
+        });
+    }
+    Ok(())
 }
 
 /// Job kind for running `start_rlcr` as a detached job (`vllm_sota_core::jobs`).

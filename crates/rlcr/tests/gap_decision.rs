@@ -631,6 +631,9 @@ fn rows_imported_from_real_vllm_bench_serve_files() {
         19.0,
     );
     sg_summ.sla = sla.evaluate(sg_summ.metrics.as_ref());
+    // A competitor counts only on the same workload (the summ file holds 40 prompts).
+    sg_chat.workload = chat.workload.clone();
+    sg_summ.workload = summ.workload.clone();
     let (_d, paths) = setup(&[chat.clone(), summ.clone(), sg_chat, sg_summ]);
     // Current vLLM: the same files imported again as round-1 revalidation rows.
     write_rows(

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use vllm_sota_trace::TraceStore;
 use vllm_sota_trace::reader::{
-    read_trace_bytes_with_workers, read_trace_parallel_strict, read_trace_with_workers,
-    set_kineto_fast_path,
+    ReadOptions, read_trace_bytes_with, read_trace_bytes_with_workers, read_trace_parallel_strict,
+    read_trace_with, read_trace_with_workers,
 };
 
 /// Held by the tests that switch the process-wide fast-path flag, so that one test's
@@ -283,10 +283,12 @@ fn kineto_fast_paths_and_the_general_scanner_build_the_same_store() {
         fx("h200-vllm-0.26/prefill/rank0.1795957285380924090.pt.trace.json.gz"),
         fx("h200-torch-traces/llama8b_decode.trace.json.gz"),
     ] {
-        set_kineto_fast_path(false);
-        let general = read_trace_with_workers(&path, 0);
-        set_kineto_fast_path(true);
-        let general = general.unwrap();
+        let general_opts = ReadOptions {
+            workers: 0,
+            kineto_fast_paths: false,
+            ..Default::default()
+        };
+        let general = read_trace_with(&path, &general_opts).unwrap();
         let fast = read_trace_with_workers(&path, 0).unwrap();
         assert_same(
             &general,
@@ -417,10 +419,12 @@ fn corrupted_kineto_events_read_the_same_with_and_without_fast_paths() {
         [&b"{\"traceEvents\": [\n  "[..], body, &b"\n  ]\n}\n"[..]].concat()
     };
     let read = |bytes: &[u8], fast: bool| {
-        set_kineto_fast_path(fast);
-        let r = read_trace_bytes_with_workers(bytes, "mutant", 0);
-        set_kineto_fast_path(true);
-        r
+        let opts = ReadOptions {
+            workers: 0,
+            kineto_fast_paths: fast,
+            ..Default::default()
+        };
+        read_trace_bytes_with(bytes, "mutant", &opts)
     };
     let body = events.as_bytes();
     let mut checked = 0;

@@ -1,6 +1,8 @@
 //! Shared test helpers: campaign directories, benchmark rows, git repositories (git2)
-//! and private copies of the Humanize test runtime.
+//! and the real Humanize runtime ([`humanize`]).
 #![allow(dead_code)]
+
+pub mod humanize;
 
 use git2::{Repository, Signature};
 use std::path::{Path, PathBuf};
@@ -171,6 +173,17 @@ pub fn repeats(
         .collect()
 }
 
+/// A greedy correctness probe that matched every answer.
+pub fn passed_probe() -> Correctness {
+    Correctness {
+        probes: 8,
+        matched: 8,
+        match_rate: 1.0,
+        passed: true,
+        detail: None,
+    }
+}
+
 pub fn write_rows(path: &Path, rows: &[CandidateRow]) {
     let text: String = rows
         .iter()
@@ -223,17 +236,4 @@ pub fn make_repo(dir: &Path, ignore_humanize: bool) -> (Repository, String) {
     }
     let head = commit_all(&repo, "initial");
     (repo, head)
-}
-
-/// A private copy of the Humanize test runtime with `knobs` written to test-knobs.env.
-pub fn runtime_copy(dir: &Path, knobs: &str) -> PathBuf {
-    let root = dir.join("humanize");
-    std::fs::create_dir_all(root.join("scripts")).unwrap();
-    std::fs::copy(
-        fixtures().join("humanize-runtime/scripts/setup-rlcr-loop.sh"),
-        root.join("scripts/setup-rlcr-loop.sh"),
-    )
-    .unwrap();
-    std::fs::write(root.join("test-knobs.env"), knobs).unwrap();
-    root
 }

@@ -1,0 +1,118 @@
+//! Cross-trace comparison: per-family ms per step between two frameworks' traces.
+
+use super::*;
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CompareRow {
+    pub family: String,
+    pub ours_ms_per_step: f64,
+    pub theirs_ms_per_step: f64,
+    /// ours − theirs (positive: we are slower in this family).
+    pub diff_ms_per_step: f64,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Comparison {
+    pub ours_steps: u64,
+    pub theirs_steps: u64,
+    pub step_basis: String,
+    pub ours_ms_per_step: f64,
+    pub theirs_ms_per_step: f64,
+    pub rows: Vec<CompareRow>,
+}
+
+/// Engine steps in a trace: step annotations (vLLM `execute_context_*`, `execute_model_step*`,
+/// `ProfilerStep#*`, SGLang `forward_*`), else 1.
+/// The step-annotation pattern a CPU annotation name belongs to (vLLM
+/// `execute_context_*`, `execute_model_step_*`, torch `ProfilerStep#*`), if any.
+pub fn step_pattern(name: &str) -> Option<&'static str> {
+    if name.starts_with("execute_context_") {
+        Some("execute_context_*")
+    } else if name.starts_with("execute_model_step") {
+        Some("execute_model_step_*")
+    } else if name.starts_with("ProfilerStep#") {
+        Some("ProfilerStep#*")
+    } else {
+        None
+    }
+}
+
+pub fn count_steps(s: &TraceStore) -> (u64, String) {
+    let a = &s.annotations;
+    let mut counts: HashMap<&str, u64> = HashMap::new();
+    for i in 0..a.len() {
+        if a.on_gpu[i] {
+            continue;
+        }
+        let Some(key) = step_pattern(s.name(a.name[i])) else {
+            continue;
+        };
+        *counts.entry(key).or_default() += 1;
+    }
+    match counts.into_iter().max_by_key(|x| x.1) {
+        Some((k, n)) => (n, format!("{n} `{k}` annotations")),
+        None => (1, "no step annotations: totals per trace".into()),
+    }
+}
+
+pub fn compare(
+    ours: &KernelTable,
+    ours_steps: (u64, String),
+    theirs: &KernelTable,
+    theirs_steps: (u64, String),
+) -> Comparison {
+    let mut fams: Vec<String> = ours.families.iter().map(|f| f.family.clone()).collect();
+    for f in &theirs.families {
+        if !fams.contains(&f.family) {
+            fams.push(f.family.clone());
+        }
+    }
+    let get = |t: &KernelTable, f: &str| {
+        t.families
+            .iter()
+            .find(|x| x.family == f)
+            .map(|x| x.total_ms)
+            .unwrap_or(0.0)
+    };
+    let (os, ts) = (ours_steps.0.max(1) as f64, theirs_steps.0.max(1) as f64);
+    let mut rows: Vec<CompareRow> = fams
+        .into_iter()
+        .map(|f| {
+            let o = get(ours, &f) / os;
+            let t = get(theirs, &f) / ts;
+            CompareRow {
+                family: f,
+                ours_ms_per_step: o,
+                theirs_ms_per_step: t,
+                diff_ms_per_step: o - t,
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.diff_ms_per_step
+            .abs()
+            .total_cmp(&a.diff_ms_per_step.abs())
+    });
+    let mismatch = ours_steps.1.starts_with("no step") != theirs_steps.1.starts_with("no step");
+    Comparison {
+        ours_steps: ours_steps.0,
+        theirs_steps: theirs_steps.0,
+        step_basis: format!(
+            "ours: {}; theirs: {}{}",
+            ours_steps.1,
+            theirs_steps.1,
+            if mismatch {
+                " — WARNING: only one side has step counts, so ms/step are not comparable; pass steps / competitor_steps"
+            } else {
+                ""
+            }
+        ),
+        ours_ms_per_step: ours.total_gpu_ms / os,
+        theirs_ms_per_step: theirs.total_gpu_ms / ts,
+        rows,
+    }
+}
+
+pub fn graph_summary(m: Option<&GraphMap>) -> Option<GraphMapSummary> {
+    m.map(|m| m.summary.clone())
+}
