@@ -19,7 +19,6 @@ pub const LAYOUT_DIRS: &[&str] = &[
     "kernel/ncu-digests",
     "patches",
     "humanize",
-    "humanize/profile-digests",
 ];
 
 /// Files `campaign_init` creates (relative to the run directory), besides `campaign.json`.
@@ -194,9 +193,6 @@ impl CampaignPaths {
     }
     pub fn lineage(&self) -> PathBuf {
         self.join("humanize/lineage.jsonl")
-    }
-    pub fn profile_digests_dir(&self) -> PathBuf {
-        self.join("humanize/profile-digests")
     }
     pub fn final_report(&self) -> PathBuf {
         self.join("final_report.md")

@@ -707,7 +707,7 @@ fn measure_candidate(
                         cfg,
                         "candidate × scenario × repeat (before its first point)",
                     ));
-                    if p.metrics.completed == 0 {
+                    if p.metrics.completed.unwrap_or(0) == 0 {
                         row.status = if p.top_error.as_deref().is_some_and(|e| {
                             e.to_ascii_lowercase().contains("timeout")
                                 || e.to_ascii_lowercase().contains("timed out")
