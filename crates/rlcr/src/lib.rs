@@ -29,6 +29,7 @@ pub mod history;
 pub mod proc;
 pub mod records;
 pub mod report;
+pub mod round;
 pub mod start;
 pub mod stats;
 pub mod summary;
