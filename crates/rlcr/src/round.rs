@@ -78,19 +78,17 @@ fn blockers(checkout: &Path, changed: &[ChangedFile]) -> Vec<String> {
             ));
         }
     }
-    if let Ok(repo) = git::open(checkout) {
-        if let Ok(index) = repo.index() {
-            let staged: Vec<String> = index
-                .iter()
-                .map(|e| String::from_utf8_lossy(&e.path).to_string())
-                .filter(|p| git::is_humanize_path(p))
-                .collect();
-            if !staged.is_empty() {
-                out.push(format!(
-                    "`.humanize` state is tracked by git ({}): `git rm -r --cached .humanize` and commit; Humanize blocks the round otherwise",
-                    staged.join(", ")
-                ));
-            }
+    if let Ok(index) = git::open(checkout).and_then(|r| Ok(r.index()?)) {
+        let staged: Vec<String> = index
+            .iter()
+            .map(|e| String::from_utf8_lossy(&e.path).to_string())
+            .filter(|p| git::is_humanize_path(p))
+            .collect();
+        if !staged.is_empty() {
+            out.push(format!(
+                "`.humanize` state is tracked by git ({}): `git rm -r --cached .humanize` and commit; Humanize blocks the round otherwise",
+                staged.join(", ")
+            ));
         }
     }
     out
