@@ -38,3 +38,20 @@ if need_external npx "the npx skills add check"; then
     exit 1
   fi
 fi
+
+if need_external npx "the MCP Inspector strict schema check"; then
+  # The official MCP Inspector lists our tools and checks every schema in strict mode
+  # (no bare `true`, one `type` per schema, standard formats). It exits non-zero on an error;
+  # a warning fails here too, so the tool list stays clean for strict clients.
+  cargo build --locked --bin vllm-sota
+  bin="${CARGO_TARGET_DIR:-target}/debug/vllm-sota"
+  if inspector_out="$(HOME="$(mktemp -d)" DISABLE_TELEMETRY=1 npx -y -p node@22 -p @modelcontextprotocol/inspector@2.12.0 -- \
+      mcp-inspector --cli "$bin" mcp --method tools/list --strict 2>&1)" \
+      && ! grep -q "^Warning: tool" <<<"$inspector_out"; then
+    echo "ok - MCP Inspector --strict accepts every tool schema"
+  else
+    grep -v "EBADENGINE\|^npm warn" <<<"$inspector_out" >&2
+    echo "FAILED - MCP Inspector --strict rejects the tool schemas" >&2
+    exit 1
+  fi
+fi

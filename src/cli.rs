@@ -58,8 +58,34 @@ fn usage(tool: &ToolEntry) -> String {
     )
 }
 
-/// Run a tool subcommand. Returns the process exit code.
+/// The JSON document `--json` prints on stdout when a tool fails (redacted like every
+/// error): `{"error": {"tool": …, "message": …}}`.
+pub fn error_json(tool: &str, e: &anyhow::Error) -> Value {
+    serde_json::json!({"error": {
+        "tool": tool.replace('-', "_"),
+        "message": vllm_sota_core::redact::redact(&format!("{e:#}")),
+    }})
+}
+
+/// Run a tool subcommand. Returns the process exit code. With `--json` anywhere in the
+/// arguments, stdout is always one JSON document: the report, or on failure the
+/// [`error_json`] object (the exit code is then 1 and stderr still carries the message).
 pub fn run_tool(name: &str, args: &[String]) -> Result<i32> {
+    let json = args.iter().any(|a| a == "--json");
+    match run_tool_inner(name, args) {
+        Err(e) if json => {
+            println!("{}", error_json(name, &e));
+            eprintln!(
+                "error: {}",
+                vllm_sota_core::redact::redact(&format!("{e:#}"))
+            );
+            Ok(1)
+        }
+        other => other,
+    }
+}
+
+fn run_tool_inner(name: &str, args: &[String]) -> Result<i32> {
     let Some(tool) = registry::find(name) else {
         let names: Vec<String> = registry::tools()
             .iter()

@@ -10,6 +10,7 @@
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::model::JsonObject;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
     PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities, ServerConfig,
@@ -17,6 +18,7 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt, tool, tool_router};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use vllm_sota_core::{Tool, ToolContext};
 
@@ -29,6 +31,21 @@ revalidate; ledger_append for every attempt; checkpoint. Stop only when gap_deci
 #[derive(Clone)]
 pub struct VllmSota {
     tool_router: ToolRouter<Self>,
+}
+
+/// A tool's input schema as MCP lists it (and the CLI's `--schema` prints it): rmcp's
+/// generation (JSON Schema 2020-12, root `type: object`) made portable for strict
+/// clients by the one rule set in `vllm_sota_core::schema`.
+pub fn input_schema<T: Tool>() -> JsonObject {
+    let raw = rmcp::handler::server::common::schema_for_input::<T::Request>()
+        .unwrap_or_else(|e| panic!("{}: {e}", T::NAME));
+    vllm_sota_core::schema::portable(raw.as_ref().clone())
+}
+
+/// A tool's output schema (what its report serializes to), made portable likewise.
+pub fn output_schema<T: Tool>() -> JsonObject {
+    let raw = rmcp::handler::server::common::schema_for_output::<T::Report>();
+    vllm_sota_core::schema::portable(raw.as_ref().clone())
 }
 
 /// Run a tool's blocking core with progress and cancellation wired to the MCP request.
@@ -74,7 +91,14 @@ macro_rules! mcp_router {
         #[tool_router]
         impl VllmSota {
             pub fn new() -> Self {
-                Self { tool_router: Self::tool_router() }
+                let mut tool_router = Self::tool_router();
+                $(
+                    if let Some(route) = tool_router.map.get_mut(stringify!($name)) {
+                        route.attr.input_schema = Arc::new(input_schema::<$ty>());
+                        route.attr.output_schema = Some(Arc::new(output_schema::<$ty>()));
+                    }
+                )*
+                Self { tool_router }
             }
             $(
                 #[tool(description = <$ty as Tool>::DESCRIPTION)]
@@ -160,4 +184,134 @@ pub fn tool_names() -> Vec<String> {
         .into_iter()
         .map(|t| t.name.to_string())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+    use vllm_sota_core::schema::STANDARD_FORMATS;
+
+    /// Keywords whose value is one subschema, a list of them, or a map of them.
+    const ONE: &[&str] = &[
+        "items",
+        "not",
+        "if",
+        "then",
+        "else",
+        "contains",
+        "propertyNames",
+        "unevaluatedItems",
+    ];
+    const LIST: &[&str] = &["allOf", "anyOf", "oneOf", "prefixItems"];
+    const MAP: &[&str] = &["properties", "patternProperties", "$defs", "definitions"];
+    /// Keywords that only annotate: a schema with nothing else accepts any value.
+    const ANNOTATION_ONLY: &[&str] = &[
+        "title",
+        "description",
+        "default",
+        "examples",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+        "$comment",
+    ];
+
+    /// What a strict client (MCP Inspector `--strict`, Ajv in strict mode) rejects or
+    /// warns about in one schema, with JSON paths.
+    fn problems(s: &Value, path: &str, out: &mut Vec<String>) {
+        let o = match s {
+            Value::Object(o) => o,
+            Value::Bool(b) => {
+                out.push(format!("{path}: bare `{b}` schema"));
+                return;
+            }
+            other => {
+                out.push(format!("{path}: not a schema: {other}"));
+                return;
+            }
+        };
+        if o.keys().all(|k| ANNOTATION_ONLY.contains(&k.as_str())) {
+            out.push(format!("{path}: no validation keyword (accepts any value)"));
+        }
+        if let Some(f) = o.get("format")
+            && !f.as_str().is_some_and(|f| STANDARD_FORMATS.contains(&f))
+        {
+            out.push(format!("{path}: non-standard format {f}"));
+        }
+        if let Some(t) = o.get("type")
+            && !t.is_string()
+        {
+            out.push(format!("{path}: `type` is not one string: {t}"));
+        }
+        for (k, v) in o {
+            let here = format!("{path}.{k}");
+            if ONE.contains(&k.as_str()) {
+                problems(v, &here, out);
+            } else if LIST.contains(&k.as_str()) {
+                for (i, x) in v.as_array().into_iter().flatten().enumerate() {
+                    problems(x, &format!("{here}[{i}]"), out);
+                }
+            } else if MAP.contains(&k.as_str()) {
+                for (name, x) in v.as_object().into_iter().flatten() {
+                    problems(x, &format!("{here}.{name}"), out);
+                }
+            } else if k == "additionalProperties" || k == "unevaluatedProperties" {
+                // `true`/`false` are the ordinary spelling here (open or closed objects).
+                if v.is_object() {
+                    problems(v, &here, out);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_tool_schema_passes_strict_clients_and_the_cli_prints_the_same_schemas() {
+        let server = VllmSota::new();
+        let tools = server.tool_router.list_all();
+        assert!(tools.len() >= 15);
+        let cli = crate::registry::tools();
+        let mut all = vec![];
+        for t in &tools {
+            let input = Value::Object(t.input_schema.as_ref().clone());
+            let output = Value::Object(
+                t.output_schema
+                    .as_ref()
+                    .unwrap_or_else(|| panic!("{} has no outputSchema", t.name))
+                    .as_ref()
+                    .clone(),
+            );
+            assert_eq!(input["type"], "object", "{}", t.name);
+            problems(&input, &format!("{}.inputSchema", t.name), &mut all);
+            problems(&output, &format!("{}.outputSchema", t.name), &mut all);
+            let c = cli.iter().find(|c| c.name == t.name).unwrap();
+            assert_eq!((c.input_schema)(), input, "{}: CLI input schema", t.name);
+            assert_eq!((c.output_schema)(), output, "{}: CLI output schema", t.name);
+        }
+        assert!(
+            all.is_empty(),
+            "{} problems:\n{}",
+            all.len(),
+            all.join("\n")
+        );
+    }
+
+    #[test]
+    fn the_walker_finds_what_strict_clients_reject() {
+        let bad = serde_json::json!({
+            "type": "object",
+            "properties": {
+                "a": true,
+                "b": {"type": "integer", "format": "uint64"},
+                "c": {"type": ["string", "null"]},
+                "d": {"description": "anything"},
+                "e": {"type": "object", "additionalProperties": true}
+            },
+            "$defs": {"X": {"type": "object", "properties": {"r": true}}}
+        });
+        let mut out = vec![];
+        problems(&bad, "t", &mut out);
+        assert_eq!(out.len(), 5, "{out:#?}");
+        assert!(out.iter().any(|p| p.starts_with("t.$defs.X.properties.r")));
+    }
 }

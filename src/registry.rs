@@ -35,12 +35,8 @@ fn entry<T: Tool>() -> ToolEntry {
     ToolEntry {
         name: T::NAME,
         description: T::DESCRIPTION,
-        input_schema: || {
-            serde_json::to_value(schemars::schema_for!(T::Request)).unwrap_or(Value::Null)
-        },
-        output_schema: || {
-            serde_json::to_value(schemars::schema_for!(T::Report)).unwrap_or(Value::Null)
-        },
+        input_schema: || Value::Object(crate::mcp::input_schema::<T>()),
+        output_schema: || Value::Object(crate::mcp::output_schema::<T>()),
         call: call::<T>,
     }
 }

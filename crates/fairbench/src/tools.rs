@@ -33,6 +33,7 @@ pub struct FairBenchmarkRequest {
     pub config_path: Option<String>,
     /// The benchmark config inline (same schema as the file).
     #[serde(default)]
+    #[schemars(schema_with = "vllm_sota_core::schema::json_object_or_null")]
     pub config: Option<Value>,
     /// Validate and preflight only: write help/ and benchmark/plan.json, start nothing.
     #[serde(default)]
@@ -75,6 +76,7 @@ pub struct FairBenchmarkReport {
     pub plan_path: String,
     pub progress: Option<jobs::JobProgress>,
     /// The job's result once it has finished (within `wait_s`).
+    #[schemars(schema_with = "vllm_sota_core::schema::json_object_or_null")]
     pub result: Option<Value>,
     pub error: Option<String>,
 }
@@ -321,6 +323,7 @@ pub struct RevalidateReport {
     pub targets: Vec<String>,
     pub progress: Option<jobs::JobProgress>,
     /// Per scenario: baseline, median, change, correctness; `patch_correct`.
+    #[schemars(schema_with = "vllm_sota_core::schema::json_object_or_null")]
     pub result: Option<Value>,
     pub error: Option<String>,
 }

@@ -205,6 +205,24 @@ pub fn headline_rows(
         .collect()
 }
 
+/// The verdict of a single-report digest: what was measured, no comparison.
+pub fn single_verdict(base_h: Option<&HarnessResult>, base: Option<&KernelSummary>) -> String {
+    let mut parts =
+        vec!["Single report (no candidate): no delta, no faster/slower verdict".to_string()];
+    if let Some(t) = base_h.and_then(|h| h.time_us) {
+        parts.push(format!("harness time {} us", fmt_num(t)));
+    }
+    match base_h.and_then(|h| h.correct) {
+        Some(true) => parts.push("correctness pass".into()),
+        Some(false) => parts.push("correctness FAIL".into()),
+        None => {}
+    }
+    if let Some(d) = base.and_then(|b| b.facts.get("duration_us")) {
+        parts.push(format!("ncu duration {} us", fmt_num(*d)));
+    }
+    parts.join(" · ")
+}
+
 /// Faster or slower, by the harness when it timed both sides, else by ncu duration.
 pub fn verdict(
     rules: &RulesFile,
@@ -310,10 +328,7 @@ fn pct_cell(v: Option<f64>) -> String {
         .unwrap_or_else(|| "—".into())
 }
 
-/// Escape a table cell.
-fn esc(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
+use vllm_sota_core::md::cell as esc;
 
 pub fn render(
     r: &NcuDigestReport,
@@ -342,12 +357,25 @@ pub fn render(
         .unwrap_or_default();
     s.push_str(&format!(
         "GPU: {gpu} (CC {cc}{extra}) · mode: {} · kernel wording: {}\n",
-        r.mode, r.kernel_language
+        r.mode.as_str(),
+        r.kernel_language
     ));
     if let Some(p) = problem.and_then(|p| p.shape.as_deref()) {
         s.push_str(&format!("Problem: {p}\n"));
     }
+    if let Some(l) = &r.library {
+        s.push_str(&format!(
+            "Library: {} kernel (name matches `{}`): a closed-source kernel, so the edit goes to {}\n",
+            l.library,
+            esc(&l.pattern),
+            l.call_site
+        ));
+    }
     for (label, x) in [("Baseline", &r.baseline), ("Candidate", &r.candidate)] {
+        if label == "Candidate" && r.single_report {
+            s.push_str("Candidate: none (single-report digest of the baseline)\n");
+            continue;
+        }
         match x {
             Some(x) => s.push_str(&format!(
                 "{label}: `{}` launch ID {} of {} matching ({}), grid {}, block {} — {}\n",
@@ -409,10 +437,32 @@ pub fn render(
         if let Some(x) = x {
             s.push_str(&format!(
                 "| {label} | **{}** | bound_classes #{} | {} |\n",
-                x.bound_class.class,
+                match (&x.bound_class.roof, x.bound_class.roof_pct) {
+                    (Some(roof), Some(p)) => format!(
+                        "{} — at the {roof} roof ({}%)",
+                        x.bound_class.class,
+                        fmt_num(p)
+                    ),
+                    _ => x.bound_class.class.clone(),
+                },
                 x.bound_class.rule_index,
                 esc(&x.bound_class.why)
             ));
+        }
+    }
+    for (label, x) in [("baseline", &r.baseline), ("candidate", &r.candidate)] {
+        let Some(x) = x else { continue };
+        if !x.bound_class.also_at.is_empty() {
+            s.push_str(&format!(
+                "\n{label}: also at or above 80% of peak: {}.\n",
+                x.bound_class.also_at.join(", ")
+            ));
+        }
+        if let Some(b) = &x.ncu_bottleneck {
+            s.push_str(&format!("\n{label}: ncu SOLBottleneck says: {}\n", esc(b)));
+        }
+        for na in &x.not_applicable {
+            s.push_str(&format!("\n{label}: {}\n", esc(na)));
         }
     }
 
@@ -423,7 +473,11 @@ pub fn render(
             h.label,
             h.unit,
             cell(h.baseline),
-            cell(h.candidate),
+            if r.single_report {
+                "—".to_string()
+            } else {
+                cell(h.candidate)
+            },
             pct_cell(h.delta_pct),
             esc(&h.metric)
         ));
@@ -508,7 +562,14 @@ pub fn render(
         }
     }
 
-    s.push_str("\n## Findings weighed for the next edit (candidate)\n\n");
+    s.push_str(&format!(
+        "\n## Findings weighed for the next edit ({})\n\n",
+        if r.single_report {
+            "baseline"
+        } else {
+            "candidate"
+        }
+    ));
     if r.considered.is_empty() {
         s.push_str(&format!(
             "Chosen by {} before findings were ranked.\n",

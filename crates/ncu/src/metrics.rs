@@ -272,6 +272,39 @@ pub const METRICS: &[MetricDef] = &[
         details: None,
     },
     MetricDef {
+        key: "ld_sectors",
+        label: "Global load sectors through L1 (LSU)",
+        raw: &["l1tex__t_sectors_pipe_lsu_mem_global_op_ld.sum"],
+        details: None,
+    },
+    MetricDef {
+        key: "st_sectors",
+        label: "Global store sectors through L1 (LSU)",
+        raw: &["l1tex__t_sectors_pipe_lsu_mem_global_op_st.sum"],
+        details: None,
+    },
+    MetricDef {
+        key: "ld_requests",
+        label: "Global load requests (LSU)",
+        raw: &["l1tex__t_requests_pipe_lsu_mem_global_op_ld.sum"],
+        details: None,
+    },
+    MetricDef {
+        key: "st_requests",
+        label: "Global store requests (LSU)",
+        raw: &["l1tex__t_requests_pipe_lsu_mem_global_op_st.sum"],
+        details: None,
+    },
+    MetricDef {
+        key: "tma_ld_inst",
+        label: "TMA load instructions",
+        raw: &[
+            "smsp__sass_inst_executed_op_tma_ld.sum",
+            "smsp__inst_executed_op_tma_ld.sum",
+        ],
+        details: None,
+    },
+    MetricDef {
         key: "smem_conflicts_ld",
         label: "Shared load bank conflicts",
         raw: &["l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum"],
@@ -368,6 +401,9 @@ pub struct KernelSummary {
     /// IDs of every launch that matched the kernel regex, and their durations (ns).
     pub matched_launches: Vec<(u64, Option<f64>)>,
     pub kernel_name: String,
+    /// `<Process ID>@<Host Name>` of the profiled process, when the page has them: with
+    /// the launch ID it identifies one measurement.
+    pub process: Option<String>,
     pub block: Option<String>,
     pub grid: Option<String>,
     pub device_name: Option<String>,
@@ -380,6 +416,47 @@ pub struct KernelSummary {
     pub rules: Vec<RuleRow>,
     /// `file:line` where this launch was read.
     pub origin: Vec<String>,
+    /// Quantities read but not applicable (a ratio of zero events, e.g. bytes per sector
+    /// of a kernel that issues no global loads): dropped from the facts, with why.
+    pub not_applicable: Vec<String>,
+}
+
+/// Ratios that mean nothing when their denominator counted no events: (ratio fact,
+/// denominator fact, what the zero means). A ratio of zero is also dropped: a real
+/// access uses at least one byte of a sector.
+const RATIO_GUARDS: &[(&str, &str, &str)] = &[
+    (
+        "ld_bytes_per_sector",
+        "ld_sectors",
+        "no global load goes through L1 (0 sectors, 0 requests): the kernel loads by other paths (TMA, cp.async.bulk) or not at all",
+    ),
+    (
+        "st_bytes_per_sector",
+        "st_sectors",
+        "no global store goes through L1 (0 sectors): the kernel stores by other paths (TMA) or not at all",
+    ),
+];
+
+/// Drop degenerate ratios from `facts`; return one line per dropped ratio.
+fn drop_degenerate(f: &mut BTreeMap<String, f64>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (ratio, denom, why) in RATIO_GUARDS {
+        let Some(v) = f.get(*ratio).copied() else {
+            continue;
+        };
+        let d = f.get(*denom).copied();
+        if d == Some(0.0) || v == 0.0 {
+            f.remove(*ratio);
+            out.push(format!(
+                "{ratio}: not applicable, 0 of 0 ({}): {why}",
+                match d {
+                    Some(d) => format!("{denom} = {}", crate::rules::fmt_num(d)),
+                    None => format!("{ratio} = 0 with {denom} not in the report"),
+                }
+            ));
+        }
+    }
+    out
 }
 
 /// Look a definition up in a launch: raw first, then details.
@@ -409,16 +486,15 @@ pub fn summarize(l: &LaunchData, matched: Vec<(u64, Option<f64>)>) -> KernelSumm
             facts.insert(def.key.to_string(), v);
         }
     }
+    let not_applicable = drop_degenerate(&mut facts);
     derive_facts(&mut facts);
-    let cpi = facts.get("cpi").copied();
+    let cpi = facts.get("cpi").copied().filter(|c| *c > 0.0);
     let mut stalls = Vec::new();
     for r in STALL_REASONS {
         let id = format!("smsp__average_warps_issue_stalled_{r}_per_issue_active.ratio");
-        if let Some(cycles) = l.raw.get(&id).and_then(|m| m.value) {
-            let share = match cpi {
-                Some(c) if c > 0.0 => cycles / c,
-                _ => 0.0,
-            };
+        // A stall share needs a CPI: without one the reason is not measured, not 0.
+        if let (Some(cycles), Some(c)) = (l.raw.get(&id).and_then(|m| m.value), cpi) {
+            let share = cycles / c;
             facts.insert(format!("stall_{r}_share"), share);
             facts.insert(format!("stall_{r}_pct"), share * 100.0);
             facts.insert(format!("stall_{r}_cycles"), cycles);
@@ -457,6 +533,16 @@ pub fn summarize(l: &LaunchData, matched: Vec<(u64, Option<f64>)>) -> KernelSumm
         launch_id: l.id,
         matched_launches: matched,
         kernel_name: l.kernel_name.clone(),
+        process: l
+            .ident
+            .get("Process ID")
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                format!(
+                    "{p}@{}",
+                    l.ident.get("Host Name").map(String::as_str).unwrap_or("")
+                )
+            }),
         block: l.ident.get("Block Size").cloned(),
         grid: l.ident.get("Grid Size").cloned(),
         device_name,
@@ -465,6 +551,7 @@ pub fn summarize(l: &LaunchData, matched: Vec<(u64, Option<f64>)>) -> KernelSumm
         stalls,
         rules: l.rules.clone(),
         origin: l.origin.clone(),
+        not_applicable,
     }
 }
 
@@ -505,10 +592,15 @@ fn derive_facts(f: &mut BTreeMap<String, f64>) {
         get(f, "smem_conflicts_ld").unwrap_or(0.0) + get(f, "smem_conflicts_st").unwrap_or(0.0);
     let wavefronts =
         get(f, "smem_wavefronts_ld").unwrap_or(0.0) + get(f, "smem_wavefronts_st").unwrap_or(0.0);
+    // No shared-memory wavefronts: conflicts are 0 of 0, not "0%".
     if wavefronts > 0.0 {
         f.insert("smem_conflict_pct".into(), conflicts / wavefronts * 100.0);
-    } else if get(f, "smem_wavefronts_ld").is_some() {
-        f.insert("smem_conflict_pct".into(), 0.0);
+    }
+    if get(f, "ld_sectors").is_some() || get(f, "st_sectors").is_some() {
+        f.insert(
+            "lsu_global_sectors".into(),
+            get(f, "ld_sectors").unwrap_or(0.0) + get(f, "st_sectors").unwrap_or(0.0),
+        );
     }
     if let (Some(g), Some(s)) = (get(f, "grid_blocks"), get(f, "sm_count")) {
         f.insert(

@@ -14,6 +14,12 @@ pub struct RulesFile {
     pub schema_version: u32,
     pub thresholds: Thresholds,
     pub rule_facts: Vec<RuleFact>,
+    #[serde(default)]
+    pub rule_values: Vec<RuleValue>,
+    #[serde(default)]
+    pub roofs: Vec<RoofDef>,
+    #[serde(default)]
+    pub library_kernels: Vec<LibraryDef>,
     pub bound_classes: Vec<ClassRule>,
     pub class_defaults: BTreeMap<String, Template>,
     pub findings: Vec<FindingDef>,
@@ -42,6 +48,46 @@ pub struct RuleFact {
     pub contains: Option<String>,
 }
 
+/// A fact read from a rule row's text: the first participating capture group of
+/// `regex` in the description of a row of `rule`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RuleValue {
+    pub fact: String,
+    pub rule: String,
+    pub regex: String,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// One hardware unit that can be a roof: `roof_<id>_pct` is the largest of its
+/// metrics (raw page, % of peak) and facts present; `<class>_pct` the largest over
+/// the roofs of that class. `only_when` conditions gate the unit (e.g. data banks
+/// count as shared memory only when no global access goes through L1).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RoofDef {
+    pub id: String,
+    pub label: String,
+    pub class: String,
+    #[serde(default)]
+    pub metrics: Vec<String>,
+    #[serde(default)]
+    pub facts: Vec<String>,
+    #[serde(default)]
+    pub only_when: Vec<Cond>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// A closed-source library whose kernels get call-site edits only.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LibraryDef {
+    pub library: String,
+    /// Rust regexes, matched case-insensitively against the full kernel name.
+    pub patterns: Vec<String>,
+    /// Fills `{call_site}` in the `library` wordings.
+    pub call_site: String,
+}
+
 /// `[fact, op, number-or-fact]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Cond(pub String, pub String, pub serde_json::Value);
@@ -49,6 +95,10 @@ pub struct Cond(pub String, pub String, pub serde_json::Value);
 #[derive(Debug, Clone, Deserialize)]
 pub struct ClassRule {
     pub class: String,
+    /// At a hardware roof: only findings that name this class explicitly are eligible
+    /// (no `*`, no fallback to other classes): the edit must move work off the roof.
+    #[serde(default)]
+    pub at_roof: bool,
     pub when: Vec<Cond>,
     pub why: String,
 }
@@ -56,6 +106,8 @@ pub struct ClassRule {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Template {
     pub edit: String,
+    /// Call-site wording for closed-source library kernels.
+    pub library: String,
     pub because: String,
 }
 
@@ -79,14 +131,20 @@ pub struct EditText {
     pub triton: Option<String>,
     #[serde(default)]
     pub cuda: Option<String>,
+    /// Call-site wording for closed-source library kernels; without it the finding does
+    /// not apply to them (its edit is in the kernel's source).
+    #[serde(default)]
+    pub library: Option<String>,
 }
 
 impl EditText {
-    fn for_language(&self, lang: &str) -> &str {
+    /// The wording for a language; `library` has no fallback (None: not applicable).
+    fn for_language(&self, lang: &str) -> Option<&str> {
         match lang {
-            "triton" => self.triton.as_deref().unwrap_or(&self.generic),
-            "cuda" => self.cuda.as_deref().unwrap_or(&self.generic),
-            _ => &self.generic,
+            "library" => self.library.as_deref(),
+            "triton" => Some(self.triton.as_deref().unwrap_or(&self.generic)),
+            "cuda" => Some(self.cuda.as_deref().unwrap_or(&self.generic)),
+            _ => Some(&self.generic),
         }
     }
 }
@@ -167,7 +225,36 @@ fn validate(r: &RulesFile) -> Result<()> {
             bail!("class '{c}' has no entry in class_defaults");
         }
     }
+    for roof in &r.roofs {
+        if !classes.contains(&roof.class.as_str()) {
+            bail!("roof '{}' names unknown class '{}'", roof.id, roof.class);
+        }
+    }
+    for v in &r.rule_values {
+        let re = regex::Regex::new(&v.regex)
+            .with_context(|| format!("rule_values '{}': bad regex", v.fact))?;
+        if re.captures_len() < 2 {
+            bail!("rule_values '{}': the regex needs a capture group", v.fact);
+        }
+    }
+    for l in &r.library_kernels {
+        for p in &l.patterns {
+            regex::RegexBuilder::new(p)
+                .case_insensitive(true)
+                .build()
+                .with_context(|| format!("library_kernels '{}': bad pattern '{p}'", l.library))?;
+        }
+    }
     Ok(())
+}
+
+impl RulesFile {
+    /// Whether a class is at a roof (any bound-class rule of that name says so).
+    pub fn at_roof(&self, class: &str) -> bool {
+        self.bound_classes
+            .iter()
+            .any(|c| c.class == class && c.at_roof)
+    }
 }
 
 /// Evaluate one condition; a missing fact makes it false.
@@ -227,26 +314,64 @@ pub fn add_rule_facts(rules: &RulesFile, rows: &[RuleRow], facts: &mut BTreeMap<
             facts.insert(rf.fact.clone(), best);
         }
     }
+    for rv in &rules.rule_values {
+        let Ok(re) = regex::Regex::new(&rv.regex) else {
+            continue; // validate() rejects a bad regex at load
+        };
+        let value = rows
+            .iter()
+            .filter(|r| r.rule == rv.rule)
+            .filter_map(|r| re.captures(&r.description))
+            .filter_map(|c| {
+                c.iter()
+                    .skip(1)
+                    .flatten()
+                    .next()
+                    .and_then(|m| m.as_str().parse::<f64>().ok())
+            })
+            .max_by(|a, b| a.total_cmp(b));
+        if let Some(v) = value {
+            facts.insert(rv.fact.clone(), v);
+        }
+    }
 }
 
 /// The bound class of one side.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct BoundClass {
-    /// memory / compute / balanced / latency / occupancy / tail / launch_overhead.
+    /// An at-roof class (`tensor_roof`, `pipe_roof`, `dram_roof`, `l2_roof`, `shared_roof`,
+    /// `l1_roof`, `memory_roof`, `compute_roof`) or memory / compute / balanced / latency /
+    /// occupancy / tail / launch_overhead.
     pub class: String,
     /// Which rule of `bound_classes` fired (1-based) and why.
     pub rule_index: usize,
     pub why: String,
+    /// The class is a hardware roof (>= 80% of a unit's peak).
+    pub at_roof: bool,
+    /// The saturated unit, named (e.g. `tensor pipe`), when at a roof.
+    pub roof: Option<String>,
+    /// Its utilisation, % of peak.
+    pub roof_pct: Option<f64>,
+    /// Other units at or above 80% of their peak, e.g. `shared memory 95%`.
+    pub also_at: Vec<String>,
 }
 
 pub fn classify(rules: &RulesFile, facts: &BTreeMap<String, f64>) -> BoundClass {
     for (i, c) in rules.bound_classes.iter().enumerate() {
         if all_hold(facts, &c.when) {
-            return BoundClass {
+            let mut b = BoundClass {
                 class: c.class.clone(),
                 rule_index: i + 1,
                 why: c.why.clone(),
+                at_roof: c.at_roof,
+                roof: None,
+                roof_pct: None,
+                also_at: Vec::new(),
             };
+            if c.at_roof {
+                crate::roofs::name_roof(rules, facts, &mut b);
+            }
+            return b;
         }
     }
     unreachable!("validate() guarantees a default class")
@@ -282,8 +407,11 @@ pub struct Decision {
 /// Inputs beyond the facts: names filled into templates.
 pub struct Context<'a> {
     pub kernel: &'a str,
+    /// `triton`, `cuda`, `generic` or `library` (a closed-source library kernel).
     pub language: &'a str,
     pub limiter: Option<&'a str>,
+    /// The library and its call site, for `library` wording.
+    pub library: Option<&'a crate::library::LibraryMatch>,
 }
 
 /// Format a number for a template: integers plain, else 1 decimal above 10, 2 below.
@@ -305,6 +433,14 @@ pub fn fill(template: &str, facts: &BTreeMap<String, f64>, cx: &Context) -> Stri
         match name {
             "kernel" => cx.kernel.to_string(),
             "limiter" => cx.limiter.unwrap_or("n/a").to_string(),
+            "library" => cx
+                .library
+                .map(|l| l.library.clone())
+                .unwrap_or("n/a".into()),
+            "call_site" => cx
+                .library
+                .map(|l| l.call_site.clone())
+                .unwrap_or("the call site".into()),
             _ => facts
                 .get(name)
                 .map(|v| fmt_num(*v))
@@ -336,6 +472,22 @@ fn estimate(
     (None, "no estimate".into())
 }
 
+/// Fill a class-default or finding template, with the roof of the class.
+fn fill_class(t: &str, facts: &BTreeMap<String, f64>, class: &BoundClass, cx: &Context) -> String {
+    let roof = class.roof.as_deref().unwrap_or("n/a");
+    let roof_pct = class.roof_pct.map(fmt_num).unwrap_or("n/a".into());
+    let also = if class.also_at.is_empty() {
+        String::new()
+    } else {
+        format!(" (also at or above 80%: {})", class.also_at.join(", "))
+    };
+    let t = t
+        .replace("{roof_pct}", &roof_pct)
+        .replace("{roof}", roof)
+        .replace("{also_at}", &also);
+    fill(&t, facts, cx)
+}
+
 /// Steps 2–5 of the procedure: findings → one edit. The gates (step 1) are applied
 /// by the caller before this, because they need harness results.
 pub fn choose(
@@ -356,7 +508,16 @@ pub fn choose(
             continue;
         }
         let (est, src) = estimate(def, rows, cand);
-        let in_class = def.classes.iter().any(|c| c == "*" || *c == class.class);
+        // `*` means every class not at a roof: at a roof only findings naming the class apply.
+        let in_class = def
+            .classes
+            .iter()
+            .any(|c| (c == "*" && !class.at_roof) || *c == class.class);
+        let text = cx
+            .limiter
+            .and_then(|l| def.edit_by_limiter.get(l))
+            .unwrap_or(&def.edit);
+        let applicable = text.for_language(cx.language).is_some();
         let progressed = def.progress.as_ref().is_some_and(|p| {
             let (Some(b), Some(c)) = (base.and_then(|b| b.get(&p.fact)), cand.get(&p.fact)) else {
                 return false;
@@ -371,7 +532,13 @@ pub fn choose(
             };
             improvement > rules.thresholds.progress_drop_fraction
         });
-        let status = if progressed {
+        let status = if !applicable {
+            format!(
+                "not applicable: an edit inside the kernel's source, and {} is a closed-source {} kernel",
+                cx.kernel,
+                cx.library.map(|l| l.library.as_str()).unwrap_or("library")
+            )
+        } else if progressed {
             "dropped: already improved by more than half from baseline".to_string()
         } else if in_class {
             "eligible".to_string()
@@ -386,7 +553,7 @@ pub fn choose(
             precedence: i + 1,
             status,
         });
-        if !progressed {
+        if !progressed && applicable {
             pool.push((est.unwrap_or(0.0), i, def, in_class, src));
         }
     }
@@ -399,8 +566,11 @@ pub fn choose(
             .map(|c| (c.0, c.1, c.2.clone(), c.4.clone()))
     };
     let in_class: Vec<_> = pool.iter().filter(|p| p.3).collect();
+    // At a roof there is no fallback: an edit from another class would tune the kernel
+    // instead of moving work off the roof.
     let (chosen, kind) = match pick(in_class) {
         Some(c) => (Some(c), "finding"),
+        None if class.at_roof => (None, "fallback"),
         None => (pick(pool.iter().collect()), "fallback"),
     };
     if let Some((_, _, def, src)) = chosen {
@@ -413,9 +583,10 @@ pub fn choose(
             .and_then(|l| def.edit_by_limiter.get(l))
             .unwrap_or(&def.edit)
             .for_language(cx.language)
+            .unwrap_or(&def.edit.generic)
             .to_string();
-        let edit = fill(&text, cand, cx);
-        let because = fill(&def.because, cand, cx);
+        let edit = fill_class(&text, cand, class, cx);
+        let because = fill_class(&def.because, cand, class, cx);
         let est_txt = match est {
             Some(e) => format!("{src}, est. +{}%", fmt_num(e)),
             None => "no estimate".into(),
@@ -428,11 +599,16 @@ pub fn choose(
         };
     }
     let t = &rules.class_defaults[&class.class];
+    let edit = if cx.language == "library" {
+        &t.library
+    } else {
+        &t.edit
+    };
     Decision {
         line: format!(
             "Next edit: {} — because {} (class default, no estimate).",
-            fill(&t.edit, cand, cx),
-            fill(&t.because, cand, cx)
+            fill_class(edit, cand, class, cx),
+            fill_class(&t.because, cand, class, cx)
         ),
         chosen_by: format!("class_default:{}", class.class),
         estimate_pct: None,
@@ -495,11 +671,16 @@ mod tests {
             class: "latency".into(),
             rule_index: 10,
             why: String::new(),
+            at_roof: false,
+            roof: None,
+            roof_pct: None,
+            also_at: Vec::new(),
         };
         let cx = Context {
             kernel: "k",
             language: "cuda",
             limiter: None,
+            library: None,
         };
         let d = choose(&r, &class, &f, None, &[], &cx);
         assert_eq!(d.chosen_by, "finding:long_scoreboard");
@@ -534,6 +715,7 @@ mod tests {
             kernel: "rms",
             language: "triton",
             limiter: Some("registers"),
+            library: None,
         };
         let s = fill(
             "{kernel}: {a} of {b}, {limiter}, {missing}",

@@ -366,14 +366,14 @@ esac"#,
         }
     });
     let r = run(v);
-    assert_eq!(r.mode, "capture");
+    assert_eq!(r.mode, vllm_sota_ncu::Mode::Capture);
     assert!(r.blocker.is_none(), "{:?}", r.blocker);
     assert_eq!(r.next_edit, PINNED_NEXT_EDIT);
     assert_eq!(r.baseline_harness.as_ref().unwrap().time_us, Some(54.3));
     assert_eq!(r.candidate_harness.as_ref().unwrap().correct, Some(true));
     assert!(
         r.commands[0].contains(
-            "--set full --clock-control none --target-processes all -k regex:^rms_ -c 1 -f -o"
+            "--set full --clock-control none --target-processes all -k 'regex:^rms_' -c 1 -f -o"
         ),
         "{}",
         r.commands[0]
@@ -510,19 +510,38 @@ fn request_errors_name_the_field() {
 
 #[test]
 fn baseline_alone_gets_the_tail_edit_and_the_limiter_wording_follows_its_blocks() {
-    // rms_base against itself: no regression, class memory; NCU LaunchConfiguration says the
+    // rms_base alone (single-report mode): class memory; NCU LaunchConfiguration says the
     // partial wave (1 full wave + 3968 blocks) may cost 50%: the largest eligible estimate.
     let dir = tempfile::tempdir().unwrap();
     let mut v = import_request(dir.path());
-    v["import"]["candidate"] = v["import"]["baseline"].clone();
-    v.as_object_mut().unwrap().remove("baseline_harness");
+    v["import"].as_object_mut().unwrap().remove("candidate");
     v.as_object_mut().unwrap().remove("candidate_harness");
     let r = run(v);
+    assert!(r.single_report);
+    assert!(r.candidate.is_none());
     assert_eq!(r.chosen_by, "finding:tail");
     assert_eq!(
         r.next_edit,
         "Next edit: remove rms_base's partial wave (1.94 waves of 132 x 32 programs now): make it persistent (grid = 132 x 32 programs, each looping over rows or tiles with tl.range), or change the rows/tiles per program so the grid is a whole number of waves — because the partial last wave may cost up to 50% of the runtime (ncu LaunchConfiguration, est. +50%)."
     );
+    assert!(
+        r.verdict.starts_with("Single report (no candidate)")
+            && r.verdict.contains("harness time 54.3 us"),
+        "{}",
+        r.verdict
+    );
+    // Headline: baseline values, no candidate, no delta.
+    let d = r.headline.iter().find(|h| h.label == "Duration").unwrap();
+    assert_eq!(
+        (d.baseline, d.candidate, d.delta_pct),
+        (Some(46.336), None, None)
+    );
+    let md = std::fs::read_to_string(&r.digest_md).unwrap();
+    assert!(
+        md.contains("Candidate: none (single-report digest of the baseline)"),
+        "{md}"
+    );
+    assert_eq!(md.matches("Next edit:").count(), 1);
     // Without the tail finding, the occupancy limiter (TheoreticalOccupancy 35.25, tied with
     // CPIStall 35.25) wins the tie by precedence; 1-warp blocks → the blocks-per-SM wording.
     let l = launch("rms_base_details_base.csv", "rms_base_raw.csv");
@@ -538,6 +557,7 @@ fn baseline_alone_gets_the_tail_edit_and_the_limiter_wording_follows_its_blocks(
         kernel: "rms_base",
         language: "triton",
         limiter,
+        library: None,
     };
     let d = vllm_sota_ncu::rules::choose(&rules, &class, &s.facts, None, &s.rules, &cx);
     assert_eq!(d.chosen_by, "finding:occupancy_limiter");
@@ -545,5 +565,79 @@ fn baseline_alone_gets_the_tail_edit_and_the_limiter_wording_follows_its_blocks(
         d.line.starts_with("Next edit: raise rms_base's num_warps from 1 to 4: at 32 programs per SM only 32 of 64 warps can be resident"),
         "{}",
         d.line
+    );
+}
+
+#[test]
+fn a_single_report_is_digested_without_a_candidate_field_at_all() {
+    // The wire request of a first look: baseline only, no candidate key anywhere.
+    let dir = tempfile::tempdir().unwrap();
+    let v = serde_json::json!({
+        "version": "first-look", "kernel_regex": "^rms_", "out_dir": dir.path(),
+        "import": {"baseline": {"details_csv": fx("rms_cand_details_base.csv"), "raw_csv": fx("rms_cand_raw.csv")}}
+    });
+    let r = run(v);
+    assert!(r.single_report && r.candidate.is_none() && r.blocker.is_none());
+    assert_eq!(r.baseline.as_ref().unwrap().bound_class.class, "memory");
+    // The same finding as the pinned pair digest (the candidate report is the subject there).
+    assert_eq!(r.chosen_by, "finding:long_scoreboard");
+    assert!(
+        r.next_edit
+            .starts_with("Next edit: keep more bytes in flight in rms_cand")
+    );
+}
+
+#[test]
+fn the_same_report_on_both_sides_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o");
+    // 1. The same files.
+    let mut v = import_request(&out);
+    v["import"]["candidate"] = v["import"]["baseline"].clone();
+    let req: NcuDigestRequest = serde_json::from_value(v).unwrap();
+    let err = NcuDigest::run(req, &ToolContext::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("import.candidate.details_csv")
+            && err.contains("is the same file as import.baseline.details_csv")
+            && err.contains("leave import.candidate out"),
+        "{err}"
+    );
+    // 2. A byte-for-byte copy under another name.
+    let copy = dir.path().join("copy_raw.csv");
+    std::fs::copy(fx("rms_base_raw.csv"), &copy).unwrap();
+    let mut v = import_request(&out);
+    v["import"]["candidate"] = serde_json::json!({"raw_csv": copy});
+    v["import"]["baseline"] = serde_json::json!({"raw_csv": fx("rms_base_raw.csv")});
+    let req: NcuDigestRequest = serde_json::from_value(v).unwrap();
+    let err = NcuDigest::run(req, &ToolContext::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("byte-for-byte identical"), "{err}");
+    // 3. One report exported in two unit styles: different bytes, identical counters.
+    let mut v = import_request(&out);
+    v["import"]["baseline"] = serde_json::json!({"details_csv": fx("rms_base_details_base.csv")});
+    v["import"]["candidate"] = serde_json::json!({"details_csv": fx("rms_base_details.csv")});
+    let req: NcuDigestRequest = serde_json::from_value(v).unwrap();
+    let err = NcuDigest::run(req, &ToolContext::new())
+        .unwrap_err()
+        .to_string();
+    // Both pages say: launch ID 0 of process 462 on host 127.0.0.1 (kernel rms_base).
+    assert!(
+        err.contains("the same measurement given twice") && err.contains("'rms_base'"),
+        "{err}"
+    );
+    // 4. Capture mode: the same command twice.
+    let v = serde_json::json!({
+        "version": "same", "kernel_regex": "rms", "out_dir": out,
+        "capture": {"baseline_argv": ["python3", "b.py"], "candidate_argv": ["python3", "b.py"]}
+    });
+    let err = serde_json::from_value::<NcuDigestRequest>(v)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("capture.candidate_argv is the same command as capture.baseline_argv"),
+        "{err}"
     );
 }

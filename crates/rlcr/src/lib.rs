@@ -6,7 +6,10 @@
 //!   from the fixed baseline and the current vLLM rows, using repeats and a Welch
 //!   t-interval against the noise threshold of `references/gap-policy.json`; geomean
 //!   improvement over the prior best vLLM, the two-weak-rounds flag, frameworks to
-//!   profile and the prefill/decode profile shapes; appended to the lineage.
+//!   profile and the prefill/decode profile shapes; appended to the lineage. A win needs a
+//!   competitor measured on the same machine and workload, the full workload, a passing SLA
+//!   and vLLM rows of the checkout's code with a passing correctness probe; otherwise the
+//!   decision is `blocked_*`, `rerun` or `patch` and says why.
 //! - [`history::HistoryNotes`] (`history_notes`, Phase 0.5): reads a knowledge root laid
 //!   out like BBuf's `model-pr-optimization-history` and scaffolds
 //!   `history/model-pr-history-notes.md` (or writes the blocker).
@@ -16,23 +19,23 @@
 //!   `references/humanize-contract.md`.
 //! - [`report::Checkpoint`] (`checkpoint`) and [`report::FinalReport`] (`final_report`):
 //!   documents rebuilt from the campaign records; the final report refuses, listing what
-//!   is missing, on an incomplete campaign.
+//!   is missing, on an incomplete campaign; [`verdict`] writes "reached SOTA" only when the
+//!   decision chain and the post-patch rows support it.
 //!
 //! Support modules: [`stats`] (t distribution, Welch interval, geomean), [`records`]
 //! (tolerant readers of rows, lineage and ledger JSONL), [`summary`] (benchmark tables),
-//! [`git`] (libgit2 checks and diffs), [`proc`] (child processes with captured output and
-//! a deadline).
+//! [`git`] (libgit2 checks and diffs). Child processes go through `vllm_sota_core::proc`.
 
 pub mod gap;
 pub mod git;
 pub mod history;
-pub mod proc;
 pub mod records;
 pub mod report;
 pub mod round;
 pub mod start;
 pub mod stats;
 pub mod summary;
+pub mod verdict;
 
 pub use gap::GapDecision;
 pub use history::HistoryNotes;

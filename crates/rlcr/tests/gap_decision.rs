@@ -577,8 +577,8 @@ fn imported_row(
     let mut r = row(id, "vllm", "vllm-default", scenario, 0.0, 0.0);
     r.round = round;
     r.workload.num_prompts = m.num_requests;
-    r.workload.input_len = m.total_input_tokens.unwrap() / m.completed;
-    r.workload.output_len = m.total_output_tokens.unwrap() / m.completed;
+    r.workload.input_len = m.total_input_tokens.unwrap() / m.completed.unwrap();
+    r.workload.output_len = m.total_output_tokens.unwrap() / m.completed.unwrap();
     r.sla = sla.evaluate(Some(&m));
     r.metrics = Some(m);
     r
@@ -631,6 +631,9 @@ fn rows_imported_from_real_vllm_bench_serve_files() {
         19.0,
     );
     sg_summ.sla = sla.evaluate(sg_summ.metrics.as_ref());
+    // A competitor counts only on the same workload (the summ file holds 40 prompts).
+    sg_chat.workload = chat.workload.clone();
+    sg_summ.workload = summ.workload.clone();
     let (_d, paths) = setup(&[chat.clone(), summ.clone(), sg_chat, sg_summ]);
     // Current vLLM: the same files imported again as round-1 revalidation rows.
     write_rows(

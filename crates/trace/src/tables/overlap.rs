@@ -360,7 +360,7 @@ impl IdleSummary {
             )
         } else if idle_pct >= 20.0 {
             format!(
-                "GPU idle {idle_pct:.1}% of the kernel wall time, dominated by long gaps (largest {:.1} ms): host-side work or synchronisation between steps",
+                "GPU idle {idle_pct:.1}% of the kernel wall time, dominated by long gaps (largest {:.1} ms): the GPU waits on the host (see the host-stall table for what holds it inside steps)",
                 largest as f64 / 1e6
             )
         } else {
