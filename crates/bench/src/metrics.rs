@@ -363,8 +363,8 @@ pub fn summarize(
 
     let row = MetricsRow {
         num_requests: num,
-        completed,
-        failed: num - completed,
+        completed: Some(completed),
+        failed: Some(num - completed),
         success_rate: (num > 0).then(|| completed as f64 / num as f64),
         duration_s: duration,
         total_input_tokens: total_input,
@@ -430,7 +430,7 @@ mod tests {
             ..Default::default()
         };
         let s = summarize(&[failed], 1.0, None, &GoodputSla::default());
-        assert_eq!(s.row.completed, 0);
+        assert_eq!(s.row.completed, Some(0));
         assert_eq!(s.row.success_rate, Some(0.0));
         assert!(s.row.ttft_ms.is_none() && s.row.tpot_ms.is_none() && s.row.itl_ms.is_none());
         assert!(s.row.output_throughput.is_none() && s.row.total_output_tokens.is_none());

@@ -95,7 +95,7 @@ fn main() -> anyhow::Result<()> {
         let mut m = runs[0].row.clone();
         m.request_throughput = m.request_throughput.map(|x| x * scale);
         m.output_throughput = m.output_throughput.map(|x| x * scale);
-        let per_req = |t: Option<u64>| t.unwrap_or(0) / m.completed.max(1);
+        let per_req = |t: Option<u64>| t.unwrap_or(0) / m.completed.unwrap_or(0).max(1);
         Ok(CandidateRow {
             schema_version: RESULT_SCHEMA_VERSION,
             row_id: id.into(),
@@ -125,6 +125,7 @@ fn main() -> anyhow::Result<()> {
                 endpoint: "/v1/completions".into(),
                 seed: None,
                 label: None,
+                ..Default::default()
             },
             sla: sla.evaluate(Some(&m)),
             metrics: Some(m),
@@ -134,6 +135,8 @@ fn main() -> anyhow::Result<()> {
             validated_cli_flags: vec![],
             artifacts: Default::default(),
             correctness: None,
+            warmup: None,
+            prefix_cache: None,
             started_at: String::new(),
             finished_at: String::new(),
         })

@@ -26,7 +26,7 @@ fn sla() -> Sla {
 fn row(id: &str, fw: &str, rps: f64, tpot: f64) -> CandidateRow {
     let metrics = MetricsRow {
         num_requests: 80,
-        completed: 80,
+        completed: Some(80),
         success_rate: Some(1.0),
         request_throughput: Some(rps),
         output_throughput: Some(rps * 1000.0),
@@ -72,6 +72,8 @@ fn row(id: &str, fw: &str, rps: f64, tpot: f64) -> CandidateRow {
         validated_cli_flags: vec![],
         artifacts: Default::default(),
         correctness: None,
+        warmup: None,
+        prefix_cache: None,
         started_at: String::new(),
         finished_at: String::new(),
     }
