@@ -55,6 +55,8 @@ pub struct KernelTable {
     pub graph_note: Option<String>,
 }
 
+/// One attribution as the kernel table tallies it: CPU-op label, location and annotation
+/// (ids in a table-local [`Interner`], so per-kernel tallies compare and hash `u32`s and
 /// text is looked at once per distinct value; annotation `NONE` when there is none).
 #[derive(Clone, Copy)]
 struct SiteIds {

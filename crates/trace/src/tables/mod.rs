@@ -188,9 +188,6 @@ impl<'a> Attributor<'a> {
     }
 }
 
-/// One attribution as the kernel table tallies it: CPU-op label, location and annotation
-/// (ids in a table-local [`Interner`], so per-kernel tallies compare and hash `u32`s and
-
 /// One attribution for both tables: each overlap row takes the location of the kernel
 /// table's row of the same kernel (weighted over all its calls; the overlap sweep alone
 /// only knows its longest instance), marked when it is a CUDA-graph launch site.
