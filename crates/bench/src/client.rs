@@ -1,6 +1,6 @@
 //! The load client: OpenAI-compatible streaming over one pool of HTTP/1.1 keep-alive
 //! connections (the streaming path reads each response in its own task through
-//! `crate::h1`: no per-frame channel, many SSE events per `read`), precomputed arrival times, a FIFO concurrency cap,
+//! `vllm_sota_core::http`: no per-frame channel, many SSE events per `read`), precomputed arrival times, a FIFO concurrency cap,
 //! warmup, and per-request records aggregated by [`crate::metrics`].
 //!
 //! Request bodies are built before the run starts and hold only fields every engine
@@ -9,18 +9,16 @@
 //! `stream`, `stream_options.include_usage`, plus a JSONL line's `extra_request_body`.
 
 use crate::arrival::{RequestRate, arrival_offsets};
-use crate::h1::{Conn, HeadError, read_body, read_head};
 use crate::metrics::{GoodputSla, LoadSummary, RequestRecord, summarize};
 use crate::sse::{SseEvent, SseParser, scan_chunk, unescape_into};
 use crate::workload::{LengthStats, Prompt, TokenizerHandle, Workload};
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use vllm_sota_core::http::{AsyncConn as Conn, HeadError, read_body, read_head};
 
 /// Which OpenAI route to load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -83,6 +81,18 @@ pub struct LoadConfig {
     pub api_key: Option<String>,
     /// Set to stop the run early (remaining requests are not sent).
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Counters a caller watches while the run goes on (e.g. to act once every
+    /// sequence is past its prefill).
+    pub live: Option<Arc<LiveCounters>>,
+}
+
+/// Live progress of a run: requests that received their first generated text, and
+/// requests that ended (succeeded or failed), warmup included.
+#[derive(Debug, Default)]
+pub struct LiveCounters {
+    pub first_token: AtomicU64,
+    pub ended: AtomicU64,
+    pub failed: AtomicU64,
 }
 
 impl LoadConfig {
@@ -108,6 +118,7 @@ impl LoadConfig {
             request_timeout: Duration::from_secs(600),
             api_key: None,
             cancel: None,
+            live: None,
         }
     }
 }
@@ -265,6 +276,7 @@ struct StreamState {
     error: Option<String>,
     done: bool,
     text: String,
+    live: Option<Arc<LiveCounters>>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -325,7 +337,12 @@ impl StreamState {
         }
         if info.has_generated_text() {
             match self.last_text {
-                None => self.first_text = Some(now),
+                None => {
+                    self.first_text = Some(now);
+                    if let Some(l) = &self.live {
+                        l.first_token.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
                 Some(prev) => self.itl_ms.push(ms(now - prev)),
             }
             self.last_text = Some(now);
@@ -352,6 +369,7 @@ struct Shared {
     head_prefix: Vec<u8>,
     timeout: Duration,
     collect_text: bool,
+    live: Option<Arc<LiveCounters>>,
 }
 
 async fn one_request(
@@ -378,6 +396,7 @@ async fn one_request(
         error: None,
         done: false,
         text: String::new(),
+        live: shared.live.clone(),
     };
     let outcome = tokio::time::timeout(
         shared.timeout,
@@ -408,6 +427,12 @@ async fn one_request(
         st.error = Some("stream ended without any generated text".into());
     }
     rec.success = st.error.is_none();
+    if let Some(l) = &shared.live {
+        if !rec.success {
+            l.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        l.ended.fetch_add(1, Ordering::Relaxed);
+    }
     rec.error = st.error;
     if shared.collect_text {
         rec.generated_text = Some(st.text);
@@ -492,20 +517,26 @@ async fn stream_request(
 /// GET `path` on the server; returns (status, body).
 pub async fn http_get(base_url: &str, path: &str) -> Result<(u16, Bytes)> {
     let target = parse_base_url(base_url)?;
-    let stream = tokio::net::TcpStream::connect(&target.authority)
-        .await
-        .with_context(|| format!("connecting to {}", target.authority))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let req = hyper::Request::get(format!("{}{}", target.prefix, path))
-        .header(hyper::header::HOST, &target.authority)
-        .body(Full::new(Bytes::new()))?;
-    let resp = sender.send_request(req).await?;
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await?.to_bytes();
-    Ok((status, body))
+    let mut conn = Conn::connect(&target.authority).await?;
+    let req = format!(
+        "GET {}{} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+        target.prefix, path, target.authority
+    );
+    conn.write_all(req.as_bytes()).await?;
+    let head = match read_head(&mut conn).await {
+        Ok(h) => h,
+        Err(HeadError::Closed(e)) => {
+            return Err(anyhow::Error::new(e).context(format!("GET {base_url}{path}")));
+        }
+        Err(HeadError::Other(e)) => return Err(e.context(format!("GET {base_url}{path}"))),
+    };
+    let mut body = Vec::new();
+    read_body(&mut conn, &head, Instant::now(), |d, _| {
+        body.extend_from_slice(d);
+        Ok(())
+    })
+    .await?;
+    Ok((head.status, Bytes::from(body)))
 }
 
 /// The first model id of GET /v1/models (what `vllm bench serve` uses by default).
@@ -577,6 +608,7 @@ pub async fn run_load(cfg: LoadConfig) -> Result<LoadReport> {
         head_prefix: head_prefix.into_bytes(),
         timeout: cfg.request_timeout,
         collect_text: cfg.tokenizer.is_some() || cfg.keep_text,
+        live: cfg.live.clone(),
     });
     let semaphore = cfg
         .max_concurrency

@@ -116,7 +116,7 @@ fn llama8b_decode_skips_the_warm_up_step_and_surfaces_the_kv_cache_cat() {
     assert!(a.pre_layer.kernels > 0 && a.post_layer.kernels > 0);
     // README: the DynamicCache torch.cat (CatArrayBatchedCopy) is the largest kernel, ~20.6% of GPU time.
     let top = &a.pass_hot_kernels[0];
-    assert!(top.name.starts_with("CatArrayBatchedCopy"), "{}", top.name);
+    assert!(top.name.contains("CatArrayBatchedCopy"), "{}", top.name);
     assert_eq!(top.family, Family::CopyConcat);
     assert!(
         (0.18..0.23).contains(&top.share_of_layer),

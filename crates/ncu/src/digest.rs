@@ -328,10 +328,7 @@ fn pct_cell(v: Option<f64>) -> String {
         .unwrap_or_else(|| "—".into())
 }
 
-/// Escape a table cell.
-fn esc(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
+use vllm_sota_core::md::cell as esc;
 
 pub fn render(
     r: &NcuDigestReport,

@@ -1,46 +1,59 @@
-//! `profile_capture`: live capture against a running server, prefill and decode separately.
+//! `profile_capture`: live capture against a running server that profiles what the
+//! benchmark measured.
 //!
-//! Per stage: warmup requests, `POST /start_profile`, capture requests (unique prompts so a
-//! prefix cache cannot shortcut prefill), `POST /stop_profile`, wait for the trace files
-//! the server writes into its profiler directory, move them to `<out_dir>/<stage>/`, and
-//! verify the window holds GPU kernels. Small blocking HTTP/1.1 client over `TcpStream`.
+//! Per stage: a calibration load at the requested concurrency (also the warmup) measures
+//! the step time; the stage load is sized from it so it outlasts the window; the load runs
+//! concurrently with the shared client (`vllm_sota_bench`): prefill = `input_len` → 1 token,
+//! decode = short prompts → `output_len`; the profiler opens only in steady state (decode:
+//! every sequence past its prefill); the window is bounded by engine steps (SGLang
+//! `num_steps`; vLLM `max_iterations` of `--profiler-config`, read from the launch
+//! command); a slow `/stop_profile` is waited for with progress until `timeout_s`; then
+//! the trace files move to `<out_dir>/<stage>/` and the window is checked: steps and the
+//! batch actually seen (`window_batch`, from the step annotations), and whether it is
+//! representative of the requested concurrency (within 20%).
+//!
+//! Parts: [`load`] (the background load and its sizing), [`window`] (profiler routes,
+//! waiting for the trace, window analysis, vLLM profiler config), [`launch`] (the
+//! `profile_launch` job: the winning command with the profiler on, plus the eager twin).
+
+pub mod launch;
+pub mod load;
+pub mod window;
 
 use anyhow::{Context, Result, bail};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 use vllm_sota_core::tool::{Tool, ToolContext};
+
+pub use window::{StepSample, WindowAnalysis, analyze_window};
 
 pub struct ProfileCapture;
 
-fn d_warm() -> usize {
-    2
-}
-fn d_cap() -> usize {
-    4
-}
-fn d_in() -> usize {
-    4000
-}
-fn d_out() -> usize {
-    256
-}
 fn d_timeout() -> u64 {
-    180
+    600
 }
 fn d_stages() -> Vec<String> {
     vec!["prefill".into(), "decode".into()]
 }
+fn d_decode_in() -> u64 {
+    128
+}
 
-#[derive(Debug, Deserialize, JsonSchema)]
+/// Default window length in engine steps per stage.
+pub const DEFAULT_DECODE_STEPS: u64 = 8;
+pub const DEFAULT_PREFILL_STEPS: u64 = 2;
+/// A window whose batch differs from the requested concurrency by more than this is not
+/// representative.
+pub const BATCH_TOLERANCE: f64 = 0.20;
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileCaptureRequest {
     /// Server base URL, e.g. `http://127.0.0.1:8000`.
     pub base_url: String,
-    /// `vllm`, `sglang` or `tokenspeed` (same /start_profile and /stop_profile routes).
+    /// `vllm`, `sglang` or `tokenspeed` (SGLang's profiler routes).
     pub framework: String,
     /// Served model name; read from GET /v1/models when omitted.
     #[serde(default)]
@@ -53,33 +66,68 @@ pub struct ProfileCaptureRequest {
     /// Stages to capture, in order (default prefill then decode).
     #[serde(default = "d_stages")]
     pub stages: Vec<String>,
-    /// Prefill prompt length in words (≈ tokens) with 1 output token (default 4000).
-    #[serde(default = "d_in")]
-    pub prefill_input_words: usize,
-    /// Decode output tokens with a 1-word prompt (default 256).
-    #[serde(default = "d_out")]
-    pub decode_output_tokens: usize,
-    /// Requests before the profiler starts (default 2).
-    #[serde(default = "d_warm")]
-    pub warmup_requests: usize,
-    /// Requests inside the profiler window (default 4).
-    #[serde(default = "d_cap")]
-    pub capture_requests: usize,
-    /// Seconds to wait for trace files after /stop_profile (default 180).
+    /// Campaign run directory: with `scenario`, the defaults of `concurrency`,
+    /// `input_len` and `output_len` come from the framework's winning row there.
+    #[serde(default)]
+    pub campaign_dir: Option<PathBuf>,
+    /// Scenario name of the campaign (default: its first scenario).
+    #[serde(default)]
+    pub scenario: Option<String>,
+    /// Requests in flight during the window (default: the winning row's concurrency).
+    #[serde(default)]
+    pub concurrency: Option<u64>,
+    /// Prefill prompt tokens (default: the scenario's input length).
+    #[serde(default)]
+    pub input_len: Option<u64>,
+    /// Decode output tokens per request (default: the scenario's output length; raised
+    /// when the load would not outlast the window).
+    #[serde(default)]
+    pub output_len: Option<u64>,
+    /// Decode prompt tokens (short prompts; default 128).
+    #[serde(default = "d_decode_in")]
+    pub decode_input_len: u64,
+    /// Profiler window in engine steps (default 8 for decode, 2 for prefill).
+    #[serde(default)]
+    pub steps: Option<u64>,
+    /// `tokenizer.json` (or a model directory holding one) for exact prompt lengths;
+    /// without it prompts are unique word sequences of about the right length.
+    #[serde(default)]
+    pub tokenizer: Option<PathBuf>,
+    /// The server's launch argv (vLLM: its `--profiler-config` says which steps a window
+    /// records; checked before capturing).
+    #[serde(default)]
+    pub server_command: Option<Vec<String>>,
+    /// Seconds to wait for steady state, for the window to close and for
+    /// `/stop_profile` (the server writes the trace meanwhile). Default 600.
     #[serde(default = "d_timeout")]
     pub timeout_s: u64,
 }
 
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct CapturedStage {
     pub stage: String,
     pub traces: Vec<PathBuf>,
     pub worker_trace: PathBuf,
     pub kernels: u64,
-    pub requests_ok: usize,
+    /// Requests in flight the load kept during the window.
+    pub concurrency: u64,
+    /// Prompt and output tokens of the stage's requests.
+    pub input_len: u64,
+    pub output_len: u64,
+    /// Engine steps asked for and seen in the window.
+    pub steps_requested: u64,
+    pub window: WindowAnalysis,
+    /// Step time measured by the calibration load at this concurrency (ms).
+    pub step_ms: f64,
+    /// Seconds `/stop_profile` (or the automatic window close) took to deliver the trace.
+    pub trace_wait_s: f64,
+    /// Requests sent by the stage load and how many succeeded.
+    pub requests_sent: u64,
+    pub requests_ok: u64,
+    pub notes: Vec<String>,
 }
 
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ProfileCaptureReport {
     pub framework: String,
     pub model: String,
@@ -88,295 +136,101 @@ pub struct ProfileCaptureReport {
     pub out_dir: PathBuf,
 }
 
-struct Url {
-    host: String,
-    port: u16,
-    base_path: String,
+/// Resolved shapes of a capture.
+#[derive(Debug, Clone, Copy)]
+pub struct Shapes {
+    pub concurrency: u64,
+    pub input_len: u64,
+    pub output_len: u64,
 }
 
-fn parse_url(u: &str) -> Result<Url> {
-    let rest = u
-        .strip_prefix("http://")
-        .with_context(|| format!("base_url {u:?}: only http:// URLs are supported"))?;
-    let (hostport, path) = rest
-        .split_once('/')
-        .map(|(a, b)| (a, format!("/{b}")))
-        .unwrap_or((rest, String::new()));
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) => (
-            h.to_string(),
-            p.parse()
-                .with_context(|| format!("base_url {u:?}: bad port"))?,
-        ),
-        None => (hostport.to_string(), 80),
+fn resolve_shapes(req: &ProfileCaptureRequest) -> Result<Shapes> {
+    let from_campaign = match &req.campaign_dir {
+        Some(dir) => Some(launch::winner_shapes(
+            dir,
+            &req.framework,
+            req.scenario.as_deref(),
+        )?),
+        None => None,
     };
-    Ok(Url {
-        host,
-        port,
-        base_path: path.trim_end_matches('/').to_string(),
-    })
-}
-
-/// One blocking HTTP/1.1 request; returns (status, body).
-pub fn http(
-    base: &str,
-    method: &str,
-    path: &str,
-    body: Option<&serde_json::Value>,
-    timeout: Duration,
-) -> Result<(u16, String)> {
-    let u = parse_url(base)?;
-    let mut s = TcpStream::connect((u.host.as_str(), u.port))
-        .with_context(|| format!("cannot connect to {base}"))?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    let req = format!(
-        "{method} {}{path} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\nAccept: application/json\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{payload}",
-        u.base_path,
-        u.host,
-        u.port,
-        payload.len()
-    );
-    s.write_all(req.as_bytes())?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)
-        .with_context(|| format!("{method} {path}: reading the response"))?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .with_context(|| format!("{method} {path}: malformed HTTP response"))?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .with_context(|| format!("{method} {path}: no status code"))?;
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase().starts_with("transfer-encoding:")
-            && l.to_ascii_lowercase().contains("chunked")
-    });
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    Ok((status, body))
-}
-
-fn dechunk(b: &str) -> String {
-    let mut out = String::new();
-    let mut rest = b;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || after.len() < n {
-            break;
+    let pick = |given: Option<u64>, field: &str, f: fn(&Shapes) -> u64| -> Result<u64> {
+        match (given, &from_campaign) {
+            (Some(v), _) => Ok(v),
+            (None, Some(s)) => Ok(f(s)),
+            (None, None) => bail!("field `{field}`: required without `campaign_dir`"),
         }
-        out.push_str(&after[..n]);
-        rest = after[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-fn prompt(i: usize, words: usize) -> String {
-    // Unique first word (and seed) per request: a prefix cache cannot serve it.
-    let mut p = format!("profile_probe_{i}");
-    for _ in 1..words.max(1) {
-        p.push_str(" profile");
-    }
-    p
-}
-
-fn send(
-    req: &ProfileCaptureRequest,
-    model: &str,
-    i: usize,
-    words: usize,
-    max_tokens: usize,
-) -> Result<()> {
-    let t = Duration::from_secs(req.timeout_s.max(30));
-    let (path, body) = if req.framework == "sglang" {
-        (
-            "/generate",
-            serde_json::json!({"text": prompt(i, words), "sampling_params": {"max_new_tokens": max_tokens, "temperature": 0, "ignore_eos": true}}),
-        )
-    } else {
-        (
-            "/v1/completions",
-            serde_json::json!({"model": model, "prompt": prompt(i, words), "max_tokens": max_tokens, "temperature": 0, "ignore_eos": true, "seed": i}),
-        )
     };
-    let (code, text) = http(&req.base_url, "POST", path, Some(&body), t)?;
-    if code != 200 {
+    let s = Shapes {
+        concurrency: pick(req.concurrency, "concurrency", |s| s.concurrency)?,
+        input_len: pick(req.input_len, "input_len", |s| s.input_len)?,
+        output_len: pick(req.output_len, "output_len", |s| s.output_len)?,
+    };
+    if s.concurrency == 0 {
+        bail!("field `concurrency`: must be >= 1");
+    }
+    if s.input_len == 0 || s.output_len == 0 || req.decode_input_len == 0 {
+        bail!("fields `input_len`, `output_len`, `decode_input_len`: must be >= 1");
+    }
+    Ok(s)
+}
+
+pub fn validate(req: &ProfileCaptureRequest) -> Result<()> {
+    if !matches!(req.framework.as_str(), "vllm" | "sglang" | "tokenspeed") {
         bail!(
-            "POST {path} returned HTTP {code}: {}",
-            text.chars().take(300).collect::<String>()
+            "field `framework` ({:?}): live capture supports vllm, sglang and tokenspeed; for TensorRT-LLM set TLLM_PROFILE_START_STOP and TLLM_TORCH_PROFILE_TRACE and analyze the written traces with profile_tables",
+            req.framework
         );
+    }
+    if req.steps == Some(0) {
+        bail!(
+            "field `steps`: a window of zero engine steps never closes (SGLang keeps it open and blocks the next /start_profile); give at least 1"
+        );
+    }
+    for s in &req.stages {
+        if !matches!(s.as_str(), "prefill" | "decode") {
+            bail!("field `stages`: unknown stage {s:?} (prefill, decode)");
+        }
+    }
+    if req.stages.is_empty() {
+        bail!("field `stages`: empty");
     }
     Ok(())
 }
 
-fn new_files(dir: &Path, since: SystemTime) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    v.retain(|p| {
-        p.is_file()
-            && crate::discover::looks_like_trace(p)
-            && std::fs::metadata(p)
-                .and_then(|m| m.modified())
-                .map(|m| m >= since)
-                .unwrap_or(false)
-    });
-    v.sort();
-    v
-}
-
 pub fn run_capture(req: &ProfileCaptureRequest, ctx: &ToolContext) -> Result<ProfileCaptureReport> {
-    if !matches!(req.framework.as_str(), "vllm" | "sglang" | "tokenspeed") {
-        bail!(
-            "framework {:?}: live capture supports vllm, sglang and tokenspeed; for TensorRT-LLM set TLLM_PROFILE_START_STOP and TLLM_TORCH_PROFILE_TRACE and analyze the written traces with profile_tables",
-            req.framework
-        );
-    }
+    validate(req)?;
+    let shapes = resolve_shapes(req)?;
     std::fs::create_dir_all(&req.trace_dir)
         .with_context(|| format!("field `trace_dir` ({})", req.trace_dir.display()))?;
-    let short = Duration::from_secs(30);
+    let server = window::Server::parse(&req.base_url, &req.framework)?;
     let model = match &req.model {
         Some(m) => m.clone(),
-        None if req.framework == "sglang" => "default".into(),
-        None => {
-            let (code, body) = http(&req.base_url, "GET", "/v1/models", None, short)?;
-            if code != 200 {
-                bail!("GET /v1/models returned HTTP {code}; pass `model`");
-            }
-            let v: serde_json::Value =
-                serde_json::from_str(&body).context("GET /v1/models: not JSON")?;
-            v["data"][0]["id"]
-                .as_str()
-                .context("GET /v1/models: no data[0].id; pass `model`")?
-                .to_string()
-        }
+        None => server.model_id()?,
     };
+    let tok = match &req.tokenizer {
+        Some(p) => Some(
+            vllm_sota_bench::TokenizerHandle::load(p)
+                .with_context(|| format!("field `tokenizer` ({})", p.display()))?,
+        ),
+        None => None,
+    };
+    let vllm_cfg = window::vllm_profiler_config(req.server_command.as_deref())?;
     let mut stages = Vec::new();
-    let mut seq = 0usize;
     for (si, stage) in req.stages.iter().enumerate() {
         ctx.check_cancelled()?;
-        let (words, max_tokens) = match stage.as_str() {
-            "prefill" => (req.prefill_input_words, 1),
-            "decode" => (1, req.decode_output_tokens),
-            other => bail!("stages: unknown stage {other:?} (prefill, decode)"),
-        };
-        ctx.progress(
-            si as f64,
-            Some(req.stages.len() as f64),
-            &format!("{stage}: warmup"),
-        );
-        for _ in 0..req.warmup_requests {
-            send(req, &model, seq, words, max_tokens)?;
-            seq += 1;
-        }
-        let started = SystemTime::now() - Duration::from_secs(1);
-        let start_body = if req.framework == "vllm" {
-            None
-        } else {
-            Some(
-                serde_json::json!({"output_dir": req.trace_dir, "activities": ["CPU", "GPU"], "with_stack": true, "record_shapes": true, "profile_id": format!("capture-{stage}")}),
-            )
-        };
-        let (code, text) = http(
-            &req.base_url,
-            "POST",
-            "/start_profile",
-            start_body.as_ref(),
-            short,
-        )?;
-        if code != 200 {
-            bail!(
-                "POST /start_profile returned HTTP {code}: {} (vLLM needs --profiler-config with a torch_profiler_dir)",
-                text.chars().take(300).collect::<String>()
-            );
-        }
-        let mut ok = 0;
-        for _ in 0..req.capture_requests {
-            send(req, &model, seq, words, max_tokens)?;
-            seq += 1;
-            ok += 1;
-        }
-        let (code, text) = http(
-            &req.base_url,
-            "POST",
-            "/stop_profile",
-            None,
-            Duration::from_secs(req.timeout_s.max(30)),
-        )?;
-        if code != 200 {
-            bail!(
-                "POST /stop_profile returned HTTP {code}: {}",
-                text.chars().take(300).collect::<String>()
-            );
-        }
-        // Wait for files to appear and stop growing.
-        let deadline = Instant::now() + Duration::from_secs(req.timeout_s);
-        let mut files;
-        let mut last_sizes: Vec<u64> = Vec::new();
-        loop {
-            files = new_files(&req.trace_dir, started);
-            let sizes: Vec<u64> = files
-                .iter()
-                .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-                .collect();
-            if !files.is_empty() && sizes == last_sizes {
-                break;
-            }
-            last_sizes = sizes;
-            if Instant::now() > deadline {
-                if files.is_empty() {
-                    bail!(
-                        "no trace file appeared in {} within {} s after /stop_profile: is `trace_dir` the server's profiler directory (vLLM torch_profiler_dir)?",
-                        req.trace_dir.display(),
-                        req.timeout_s
-                    );
-                }
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        let stage_dir = req.out_dir.join(stage);
-        std::fs::create_dir_all(&stage_dir)?;
-        let mut moved = Vec::new();
-        for f in files {
-            let dest = stage_dir.join(f.file_name().unwrap());
-            if std::fs::rename(&f, &dest).is_err() {
-                std::fs::copy(&f, &dest).with_context(|| {
-                    format!("cannot copy {} to {}", f.display(), dest.display())
-                })?;
-                let _ = std::fs::remove_file(&f);
-            }
-            moved.push(dest);
-        }
-        let sel = crate::discover::select_traces(&stage_dir)
-            .with_context(|| format!("captured {stage} traces"))?;
-        let worker = sel
-            .chosen
-            .first()
-            .context("no worker trace captured")?
-            .path
-            .clone();
-        let store = crate::reader::read_trace(&worker)?;
-        if store.kernels.is_empty() {
-            bail!(
-                "the {stage} profiler window in {} holds no GPU kernels: the requests did not run while the profiler was active. vLLM 0.26 records only `active_iterations` engine steps (5 by default) after `delay_iterations`; start the server with --profiler-config '{{\"profiler\":\"torch\",\"torch_profiler_dir\":\"{}\",\"delay_iterations\":0,\"active_iterations\":50}}' or send more capture requests",
-                worker.display(),
-                req.trace_dir.display()
-            );
-        }
-        stages.push(CapturedStage {
-            stage: stage.clone(),
-            traces: moved,
-            worker_trace: worker,
-            kernels: store.kernels.len() as u64,
-            requests_ok: ok,
-        });
+        ctx.progress(si as f64, Some(req.stages.len() as f64), stage);
+        let st = capture_stage(
+            req,
+            ctx,
+            &server,
+            &model,
+            tok.as_ref(),
+            vllm_cfg.as_ref(),
+            stage,
+            shapes,
+        )
+        .with_context(|| format!("{stage} capture"))?;
+        stages.push(st);
     }
     Ok(ProfileCaptureReport {
         framework: req.framework.clone(),
@@ -386,9 +240,157 @@ pub fn run_capture(req: &ProfileCaptureRequest, ctx: &ToolContext) -> Result<Pro
     })
 }
 
+/// One stage: calibrate, load, open the window in steady state, wait for the trace,
+/// stop the load, move and check the trace.
+#[allow(clippy::too_many_arguments)]
+fn capture_stage(
+    req: &ProfileCaptureRequest,
+    ctx: &ToolContext,
+    server: &window::Server,
+    model: &str,
+    tok: Option<&vllm_sota_bench::TokenizerHandle>,
+    vllm_cfg: Option<&window::VllmWindow>,
+    stage: &str,
+    shapes: Shapes,
+) -> Result<CapturedStage> {
+    let decode = stage == "decode";
+    let steps = req.steps.unwrap_or(if decode {
+        DEFAULT_DECODE_STEPS
+    } else {
+        DEFAULT_PREFILL_STEPS
+    });
+    let mut notes = Vec::new();
+    if let Some(n) = window::vllm_window_note(&req.framework, vllm_cfg, steps, &req.trace_dir) {
+        notes.push(n);
+    }
+    let timeout = Duration::from_secs(req.timeout_s.max(1));
+    let c = shapes.concurrency;
+    let input = if decode {
+        req.decode_input_len
+    } else {
+        shapes.input_len
+    };
+    ctx.progress(
+        0.0,
+        None,
+        &format!("{stage}: calibrating at concurrency {c}"),
+    );
+    let cal = load::calibrate(&server.base_url, model, tok, c, input, decode, timeout)?;
+    let plan = load::size_stage(&cal, decode, c, input, shapes.output_len, steps);
+    if plan.output_len > shapes.output_len && decode {
+        notes.push(format!(
+            "decode output length raised from {} to {} tokens so the load outlasts the window (measured step {:.2} ms, steady state after {:.0} ms)",
+            shapes.output_len, plan.output_len, cal.step_ms, cal.ttft_max_ms
+        ));
+    }
+    let started_wall = SystemTime::now() - Duration::from_secs(1);
+    let running = load::start(&server.base_url, model, tok, &plan, ctx.cancel_flag())?;
+    let outcome = (|| -> Result<window::WindowResult> {
+        ctx.progress(0.0, None, &format!("{stage}: waiting for steady state"));
+        running.wait_steady(&plan, timeout, ctx)?;
+        let est_step = Duration::from_secs_f64(cal.step_ms.max(0.1) / 1e3);
+        window::run_window(
+            server,
+            &req.framework,
+            &req.trace_dir,
+            stage,
+            steps,
+            est_step,
+            vllm_cfg,
+            &running,
+            timeout,
+            started_wall,
+            ctx,
+        )
+    })();
+    let sent_ok = running.finish();
+    let win = outcome?;
+    let (sent, ok) = sent_ok?;
+    let stage_dir = req.out_dir.join(stage);
+    let moved = move_files(&win.files, &stage_dir)?;
+    let sel = crate::discover::select_traces(&stage_dir)
+        .with_context(|| format!("captured {stage} traces in {}", stage_dir.display()))?;
+    let worker = sel
+        .chosen
+        .first()
+        .context("no worker trace captured")?
+        .path
+        .clone();
+    let store = crate::reader::read_trace(&worker)?;
+    if store.kernels.is_empty() {
+        bail!(
+            "the {stage} profiler window in {} holds no GPU kernels: no engine step ran while it was open",
+            worker.display()
+        );
+    }
+    let expected = if decode {
+        c
+    } else {
+        c.min(store_max_tokens(&store).div_ceil(input.max(1)))
+    };
+    let analysis = analyze_window(&store, decode, c, expected, steps);
+    if analysis.steps == 0 && analysis.annotated {
+        bail!(
+            "the {stage} window holds kernels but no engine step annotation: a window of zero steps"
+        );
+    }
+    notes.extend(analysis.notes.iter().cloned());
+    if req.framework == "vllm"
+        && analysis.steps > steps.saturating_mul(2) + 2
+        && let Some(n) = window::vllm_unbounded_note(steps, &req.trace_dir, analysis.steps)
+    {
+        notes.push(n);
+    }
+    let report = CapturedStage {
+        stage: stage.to_string(),
+        traces: moved,
+        worker_trace: worker,
+        kernels: store.kernels.len() as u64,
+        concurrency: c,
+        input_len: input,
+        output_len: plan.output_len,
+        steps_requested: steps,
+        window: analysis,
+        step_ms: cal.step_ms,
+        trace_wait_s: win.trace_wait_s,
+        requests_sent: sent,
+        requests_ok: ok,
+        notes,
+    };
+    vllm_sota_core::fsx::write_json(&stage_dir.join("capture.json"), &report)?;
+    Ok(report)
+}
+
+/// The most prefill tokens one step of the window carried (0 when unknown).
+fn store_max_tokens(store: &crate::store::TraceStore) -> u64 {
+    window::step_samples(store)
+        .iter()
+        .map(|s| s.prefill_tokens)
+        .max()
+        .unwrap_or(0)
+}
+
+fn move_files(files: &[PathBuf], dir: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut moved = Vec::new();
+    for f in files {
+        let name = f
+            .file_name()
+            .with_context(|| format!("trace path {} has no file name", f.display()))?;
+        let dest = dir.join(name);
+        if std::fs::rename(f, &dest).is_err() {
+            std::fs::copy(f, &dest)
+                .with_context(|| format!("cannot copy {} to {}", f.display(), dest.display()))?;
+            let _ = std::fs::remove_file(f);
+        }
+        moved.push(dest);
+    }
+    Ok(moved)
+}
+
 impl Tool for ProfileCapture {
     const NAME: &'static str = "profile_capture";
-    const DESCRIPTION: &'static str = "Capture torch-profiler traces from a running vLLM, SGLang or TokenSpeed server, prefill (long unique prompts, 1 output token) and decode (1-word prompt, many output tokens) separately: warmup requests, POST /start_profile, capture requests, POST /stop_profile, then move the new trace files from the server's profiler directory to <out_dir>/<stage>/ and verify the window holds GPU kernels (vLLM 0.26 records only active_iterations steps). Long-running (minutes). Then call profile_tables with trace=<out_dir>.";
+    const DESCRIPTION: &'static str = "Capture torch-profiler traces from a running vLLM, SGLang or TokenSpeed server at the benchmark's shapes: per stage, a calibration load at the requested concurrency measures the step time, then the shared client keeps `concurrency` requests in flight (prefill: input_len → 1 token; decode: short prompts → output_len, sized to outlast the window), the profiler opens only in steady state (decode: every sequence past prefill) for `steps` engine steps (SGLang num_steps; vLLM max_iterations of --profiler-config, checked against server_command), a slow /stop_profile is waited for with progress until timeout_s, and the traces move to <out_dir>/<stage>/. The report gives window_batch (the batch seen in the window, from the step annotations) and whether the window is representative (within 20% of the concurrency). With campaign_dir (+ scenario) the shapes default to the framework's winning row. Long-running (minutes). To launch the winning command itself with the profiler and an eager twin, use profile_launch.";
     type Request = ProfileCaptureRequest;
     type Report = ProfileCaptureReport;
 
@@ -399,13 +401,7 @@ impl Tool for ProfileCapture {
     fn markdown(r: &Self::Report) -> String {
         let mut o = format!("# Profile capture — {} ({})\n\n", r.framework, r.model);
         for s in &r.stages {
-            o.push_str(&format!(
-                "- {}: {} kernels in {} ({} requests)\n",
-                s.stage,
-                s.kernels,
-                s.worker_trace.display(),
-                s.requests_ok
-            ));
+            o.push_str(&stage_markdown(s));
         }
         o.push_str(&format!(
             "\nNext: profile_tables with trace = {}\n",
@@ -413,4 +409,31 @@ impl Tool for ProfileCapture {
         ));
         o
     }
+}
+
+pub fn stage_markdown(s: &CapturedStage) -> String {
+    let batch = s
+        .window
+        .window_batch
+        .map(|b| format!("{b:.0}"))
+        .unwrap_or_else(|| "unknown".into());
+    let mut o = format!(
+        "- {}: {} kernels in {}; window {} steps (asked {}), batch {} at concurrency {} — {}\n",
+        s.stage,
+        s.kernels,
+        s.worker_trace.display(),
+        s.window.steps,
+        s.steps_requested,
+        batch,
+        s.concurrency,
+        if s.window.representative {
+            "representative".to_string()
+        } else {
+            format!("NOT representative: {}", s.window.verdict)
+        }
+    );
+    for n in &s.notes {
+        o.push_str(&format!("  - {n}\n"));
+    }
+    o
 }

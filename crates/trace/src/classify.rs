@@ -207,76 +207,8 @@ fn matching_open_paren(s: &str) -> Option<usize> {
     None
 }
 
-/// A short display form: no `void `, namespaces of the outer name kept, template
-/// arguments collapsed to `<…>`, capped at 80 characters.
-pub fn short_name(canonical: &str) -> String {
-    let cleaned = canonical.replace("(anonymous namespace)::", "");
-    let s = cleaned.strip_prefix("void ").unwrap_or(&cleaned);
-    let mut out = String::new();
-    let mut depth = 0;
-    for c in s.chars() {
-        match c {
-            '<' => {
-                if depth == 0 {
-                    out.push_str("<…>");
-                }
-                depth += 1;
-            }
-            '>' => depth -= 1,
-            '(' if depth == 0 && !out.is_empty() => break,
-            _ if depth == 0 => out.push(c),
-            _ => {}
-        }
-    }
-    let out = out.trim().to_string();
-    // Generic wrappers (CUTLASS device_kernel, PyTorch elementwise/reduce kernels): the
-    // informative part is the first functor/kernel identifier inside the template.
-    let generic = [
-        "device_kernel",
-        "elementwise_kernel",
-        "reduce_kernel",
-        "Kernel2",
-    ];
-    let mut out = if s.contains('<')
-        && generic
-            .iter()
-            .any(|g| out.trim_end_matches("<…>").ends_with(g))
-    {
-        static INNER: OnceLock<Regex> = OnceLock::new();
-        let re = INNER.get_or_init(|| {
-            Regex::new(r"([A-Za-z_][A-Za-z0-9_]*(Functor[A-Za-z_]*|_kernel_cuda|_kernel_impl|_kernel|Ops|Sm90|Sm80|Combine|_align[0-9]+|CatArrayBatchedCopy[A-Za-z_]*))").unwrap()
-        });
-        let outer = out.trim_end_matches("<…>").to_string();
-        let inner_text = s.split_once('<').map(|x| x.1).unwrap_or("");
-        const WRAPPERS: &[&str] = &[
-            "enable_sm90_or_later",
-            "gpu_kernel_impl",
-            "gpu_kernel_impl_nocast",
-            "BinaryFunctor",
-            "AUnaryFunctor",
-            "BUnaryFunctor",
-            "gpu_index_kernel",
-        ];
-        match re
-            .find_iter(inner_text)
-            .map(|m| m.as_str())
-            .find(|m| !outer.ends_with(m) && !WRAPPERS.contains(m))
-        {
-            Some(inner) => format!("{}<{inner}…>", outer.trim_end_matches("::")),
-            None => out,
-        }
-    } else {
-        out
-    };
-    if out.chars().count() > 80 {
-        out = out.chars().take(77).collect::<String>() + "...";
-    }
-    if out.is_empty() {
-        canonical.chars().take(80).collect()
-    } else {
-        out
-    }
-}
+/// The one kernel-name shortener ([`vllm_sota_core::kname`]), shared with every tool.
+pub use vllm_sota_core::kname::short as short_name;
 
 #[cfg(test)]
 mod tests {
@@ -301,26 +233,6 @@ mod tests {
         assert_eq!(
             canonical_name("ncclKernel(x 0x7f12)"),
             "ncclKernel(x 0xADDR)"
-        );
-    }
-
-    #[test]
-    fn short_names_keep_the_informative_part() {
-        let fa3 = "void cutlass::device_kernel<flash::enable_sm90_or_later<flash::FlashAttnFwdSm90<flash::CollectiveMainloopFwdSm90<2> > > >";
-        assert_eq!(short_name(fa3), "cutlass::device_kernel<FlashAttnFwdSm90…>");
-        let cat = "void at::native::(anonymous namespace)::CatArrayBatchedCopy_vectorized<at::native::(anonymous namespace)::OpaqueType<2u>, unsigned int, 3>";
-        assert_eq!(
-            short_name(cat),
-            "at::native::CatArrayBatchedCopy_vectorized<…>"
-        );
-        let mul = "void at::native::elementwise_kernel<128, 4, at::native::gpu_kernel_impl_nocast<at::native::BinaryFunctor<c10::BFloat16, c10::BFloat16, c10::BFloat16, at::native::binary_internal::MulFunctor<float> > >";
-        assert_eq!(
-            short_name(mul),
-            "at::native::elementwise_kernel<MulFunctor…>"
-        );
-        assert_eq!(
-            short_name("void vllm::reshape_and_cache_flash_kernel<__nv_bfloat16>"),
-            "vllm::reshape_and_cache_flash_kernel<…>"
         );
     }
 }

@@ -368,9 +368,7 @@ pub fn run_tables(
     ))
 }
 
-pub(crate) fn esc(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', "<br>")
-}
+pub(crate) use vllm_sota_core::md::cell as esc;
 
 /// Markdown for one stage: the three tables, similarity note, comparison.
 pub fn render_stage_md(t: &StageTables, cutoff: f64, top: usize) -> String {

@@ -144,6 +144,7 @@ pub async fn run_engine(
     mut rx: mpsc::UnboundedReceiver<EngineRequest>,
     mut dead: tokio::sync::watch::Receiver<bool>,
     stats: std::sync::Arc<std::sync::Mutex<EngineStats>>,
+    profiler: std::sync::Arc<super::profiler::SimProfiler>,
 ) {
     let mut waiting: VecDeque<EngineRequest> = VecDeque::new();
     let mut running: Vec<Seq> = Vec::new();
@@ -165,6 +166,8 @@ pub async fn run_engine(
         while let Ok(r) = rx.try_recv() {
             waiting.push_back(r);
         }
+        // A profiler trace being written holds the engine (it exports on this thread).
+        profiler.wait_not_writing().await;
         let step_start = Instant::now();
         let mut budget = cfg.max_num_batched_tokens as u64;
         let mut decode_seqs = 0u64;
@@ -180,9 +183,11 @@ pub async fn run_engine(
             }
         }
         let mut prefill_tokens = 0u64;
+        let mut prefill_seqs = 0u64;
         for (i, s) in running.iter().enumerate() {
             if s.prefilled < s.prompt && budget > 0 {
                 let chunk = (s.prompt - s.prefilled).min(budget);
+                prefill_seqs += 1;
                 work[i] = chunk;
                 budget -= chunk;
                 prefill_tokens += chunk;
@@ -201,6 +206,7 @@ pub async fn run_engine(
             let chunk = r.prompt_tokens.min(budget);
             budget -= chunk;
             prefill_tokens += chunk;
+            prefill_seqs += 1;
             running.push(Seq {
                 prompt: r.prompt_tokens,
                 prefilled: 0,
@@ -220,6 +226,19 @@ pub async fn run_engine(
         }
         let now = Instant::now();
         steps += 1;
+        let step = super::profiler::StepInfo {
+            start: step_start,
+            end: now,
+            prefill_seqs,
+            prefill_tokens,
+            decode_seqs,
+        };
+        if let Some(write) = profiler.on_step(step) {
+            if let Err(e) = write.run().await {
+                tracing::warn!("profiler trace: {e:#}");
+            }
+            profiler.write_done();
+        }
         // Output processing (detokenize, build the chunk) takes time per sequence in real
         // API servers, so a step's tokens leave spread out, not as one burst.
         let spread_us = cfg.output_us_per_seq * cfg.time_scale;

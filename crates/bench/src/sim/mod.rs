@@ -16,6 +16,7 @@
 //!   appended to a JSONL file.
 
 pub mod engine;
+pub mod profiler;
 pub mod server;
 
 pub use server::{GroundTruth, SimServer, serve};
@@ -118,6 +119,18 @@ pub struct SimConfig {
     /// Where to append one ground-truth JSON line per finished request.
     pub ground_truth: Option<PathBuf>,
     pub faults: Faults,
+    /// vLLM `--profiler-config` JSON (the profiler routes exist only with a torch config).
+    #[serde(default)]
+    pub profiler_config: Option<String>,
+    /// SGLang's default profiler directory (`SGLANG_TORCH_PROFILER_DIR`, else `/tmp`).
+    #[serde(default)]
+    pub profiler_dir: Option<PathBuf>,
+    /// Writing a profiler trace takes this long plus `profile_write_ms_per_step` per
+    /// recorded step, and stalls the engine meanwhile.
+    #[serde(default)]
+    pub profile_write_base_ms: f64,
+    #[serde(default)]
+    pub profile_write_ms_per_step: f64,
 }
 
 impl SimConfig {
@@ -156,6 +169,10 @@ impl SimConfig {
             comment_every: 0,
             ground_truth: None,
             faults: Faults::default(),
+            profiler_config: None,
+            profiler_dir: None,
+            profile_write_base_ms: 200.0,
+            profile_write_ms_per_step: 20.0,
         }
     }
 
@@ -181,6 +198,9 @@ impl SimConfig {
             it += 1;
         }
         let mut cfg = SimConfig::defaults(framework);
+        if framework == Framework::Sglang {
+            cfg.profiler_dir = std::env::var_os("SGLANG_TORCH_PROFILER_DIR").map(PathBuf::from);
+        }
         let mut positional: Vec<String> = Vec::new();
         let mut served_name: Option<String> = None;
         let mut model_path: Option<String> = None;
@@ -270,6 +290,12 @@ impl SimConfig {
                 Knob::Reasoning => cfg.reasoning_tokens = count(&value)?,
                 Knob::CommentEvery => cfg.comment_every = count(&value)?,
                 Knob::GroundTruth => cfg.ground_truth = Some(PathBuf::from(value)),
+                Knob::ProfilerConfig => {
+                    profiler::VllmProfilerConfig::parse(&value)?;
+                    cfg.profiler_config = Some(value)
+                }
+                Knob::ProfileWriteBase => cfg.profile_write_base_ms = num(&value)?,
+                Knob::ProfileWritePerStep => cfg.profile_write_ms_per_step = num(&value)?,
                 Knob::SlowStart => cfg.faults.slow_start = Duration::from_secs_f64(num(&value)?),
                 Knob::CrashAfter => cfg.faults.crash_after = Some(count(&value)?),
                 Knob::HangAfter => cfg.faults.hang_after = Some(count(&value)?),
@@ -366,6 +392,9 @@ enum Knob {
     Reasoning,
     CommentEvery,
     GroundTruth,
+    ProfilerConfig,
+    ProfileWriteBase,
+    ProfileWritePerStep,
     SlowStart,
     CrashAfter,
     HangAfter,
@@ -388,6 +417,7 @@ fn flag_kind(fw: Framework, flag: &str) -> Option<Knob> {
             "--gpu-memory-utilization" => Some(MemFraction),
             "--max-model-len" => Some(MaxModelLen),
             "--tensor-parallel-size" | "-tp" => Some(Tp),
+            "--profiler-config" => Some(ProfilerConfig),
             "--enforce-eager"
             | "--trust-remote-code"
             | "--disable-log-requests"
@@ -403,7 +433,6 @@ fn flag_kind(fw: Framework, flag: &str) -> Option<Knob> {
             | "--seed"
             | "--kv-cache-dtype"
             | "--block-size"
-            | "--profiler-config"
             | "--compilation-config"
             | "--swap-space"
             | "--api-key"
@@ -480,6 +509,8 @@ fn flag_kind(fw: Framework, flag: &str) -> Option<Knob> {
         "--sim-reasoning-tokens" => Some(Reasoning),
         "--sim-comment-every" => Some(CommentEvery),
         "--ground-truth" => Some(GroundTruth),
+        "--sim-profile-write-base-ms" => Some(ProfileWriteBase),
+        "--sim-profile-write-ms-per-step" => Some(ProfileWritePerStep),
         "--fault-slow-start-s" => Some(SlowStart),
         "--fault-crash-after" => Some(CrashAfter),
         "--fault-hang-after" => Some(HangAfter),

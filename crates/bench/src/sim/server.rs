@@ -84,6 +84,7 @@ struct State {
     gt: Mutex<Vec<GroundTruth>>,
     gt_flushed: Mutex<usize>,
     stats: Arc<Mutex<EngineStats>>,
+    profiler: Arc<super::profiler::SimProfiler>,
 }
 
 impl State {
@@ -286,6 +287,7 @@ async fn start_inner(
     let addr = listener.local_addr()?;
     let (stop_tx, _) = watch::channel(false);
     let stats = Arc::new(Mutex::new(EngineStats::default()));
+    let profiler = Arc::new(super::profiler::SimProfiler::new(&cfg)?);
     let engine_tx = if cfg.zero_delay() {
         None
     } else {
@@ -296,6 +298,7 @@ async fn start_inner(
             rx,
             stop_tx.subscribe(),
             stats.clone(),
+            profiler.clone(),
         ));
         Some(tx)
     };
@@ -322,6 +325,7 @@ async fn start_inner(
         gt: Mutex::new(Vec::new()),
         gt_flushed: Mutex::new(0),
         stats,
+        profiler,
     });
     {
         let st = state.clone();
@@ -472,6 +476,25 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<RespB
         }
         (&Method::POST, "/v1/completions") => generate(st, req, arrival, false).await,
         (&Method::POST, "/v1/chat/completions") => generate(st, req, arrival, true).await,
+        (&Method::POST, "/start_profile" | "/stop_profile") if st.profiler.routes_enabled() => {
+            let start = path == "/start_profile";
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let a = if start {
+                st.profiler.start(&body).await
+            } else {
+                st.profiler.stop().await
+            };
+            full(
+                StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                "application/json",
+                a.body,
+            )
+        }
         _ => full(
             StatusCode::NOT_FOUND,
             "application/json",
