@@ -542,3 +542,41 @@ fn qwen2moe_decode_capture_ranks_layer_types_by_gpu_time_and_names_the_cudnn_sta
         "the median dense layer by GPU time, not the stalled one"
     );
 }
+
+#[test]
+fn a_stage_label_that_contradicts_the_trace_is_noted() {
+    let gpu = vllm_sota_core::gpu::find("H200").unwrap();
+    let with_stage = |trace: &str, stage: &str| {
+        let opts = Options {
+            stage: Some(stage.into()),
+            ..Options::default()
+        };
+        analyze(view(trace), None, ConfigLayers::absent("none"), &gpu, &opts)
+            .unwrap()
+            .notes
+    };
+    let wrong = |notes: &[String]| notes.iter().any(|n| n.contains("was requested but pass"));
+    // Decode: SDPA query length 1; prefill: 8,000.
+    let n = with_stage("llama8b_decode.trace.json.gz", "prefill");
+    assert!(
+        n.iter()
+            .any(|n| n.starts_with("stage `prefill` was requested")
+                && n.contains("looks like decode")
+                && n.contains("query length 1")),
+        "{n:?}"
+    );
+    assert!(!wrong(&with_stage(
+        "llama8b_decode.trace.json.gz",
+        "decode"
+    )));
+    let n = with_stage("llama8b_prefill.trace.json.gz", "decode");
+    assert!(n.iter().any(|n| n.contains("looks like prefill")), "{n:?}");
+    assert!(!wrong(&with_stage(
+        "llama8b_prefill.trace.json.gz",
+        "prefill"
+    )));
+    assert!(!wrong(&with_stage(
+        "llama8b_prefill.trace.json.gz",
+        "mixed"
+    )));
+}
