@@ -19,6 +19,11 @@ struct FamilyDef {
     #[serde(default)]
     description: String,
     patterns: Vec<String>,
+    /// Launch-context patterns: when present, the family applies only to a kernel whose
+    /// name matches `patterns` and whose launch context (CPU ops and Python frames around
+    /// its launch) matches one of these; name-only classification skips the family.
+    #[serde(default)]
+    context: Vec<String>,
 }
 
 /// Overlap class used by the sweep line.
@@ -62,6 +67,15 @@ pub struct Family {
     pub overlap: OverlapClass,
     pub description: String,
     patterns: Vec<Regex>,
+    /// Launch-context patterns (empty: decided by the name alone).
+    context: Vec<Regex>,
+}
+
+impl Family {
+    /// Whether the family is decided by launch context (see [`Classifier::context_candidates`]).
+    pub fn needs_context(&self) -> bool {
+        !self.context.is_empty()
+    }
 }
 
 /// The classifier: families in evaluation order, then the implicit `other`.
@@ -88,7 +102,14 @@ impl Classifier {
                     format!("{source}: family {:?}: bad pattern {p:?}", d.family)
                 })?);
             }
+            let mut context = Vec::new();
+            for p in &d.context {
+                context.push(Regex::new(&format!("(?i){p}")).with_context(|| {
+                    format!("{source}: family {:?}: bad context pattern {p:?}", d.family)
+                })?);
+            }
             families.push(Family {
+                context,
                 name: d.family.clone(),
                 overlap: OverlapClass::parse(&d.overlap_class)
                     .with_context(|| format!("{source}: family {:?}", d.family))?,
@@ -103,6 +124,7 @@ impl Classifier {
                 overlap: OverlapClass::Other,
                 description: "unclassified".into(),
                 patterns: vec![],
+                context: vec![],
             },
             source: source.to_string(),
             memo: Mutex::default(),
@@ -145,9 +167,29 @@ impl Classifier {
         self.memo.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Context-decided families whose name patterns match `name`, in file order: the
+    /// kernel belongs to the first whose context matches its launch context
+    /// ([`Classifier::context_matches`]), else to its name family.
+    pub fn context_candidates(&self, name: &str) -> Vec<usize> {
+        (0..self.families.len())
+            .filter(|&i| {
+                let f = &self.families[i];
+                f.needs_context() && f.patterns.iter().any(|p| p.is_match(name))
+            })
+            .collect()
+    }
+
+    /// Whether one launch-context text (a CPU op name or a Python frame) matches family `i`'s context.
+    pub fn context_matches(&self, i: usize, text: &str) -> bool {
+        self.family_by_index(i)
+            .context
+            .iter()
+            .any(|r| r.is_match(text))
+    }
+
     fn match_family(&self, name: &str) -> usize {
         for (i, f) in self.families.iter().enumerate() {
-            if f.patterns.iter().any(|p| p.is_match(name)) {
+            if !f.needs_context() && f.patterns.iter().any(|p| p.is_match(name)) {
                 return i;
             }
         }

@@ -141,7 +141,7 @@ impl Positions {
             if dense_of_name[n] == NONE {
                 dense_of_name[n] = names.len() as u32;
                 let canonical = canonical_name(s.name(n as NameId));
-                let family = classifier.family_index(&canonical);
+                let family = sk.family_index(classifier, &canonical);
                 names.push(NameClass {
                     canonical,
                     family,
