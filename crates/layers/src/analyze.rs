@@ -3,7 +3,7 @@
 //! and Perfetto ranges. Pure (no I/O), so tests drive it with synthetic views.
 
 use crate::config::{ConfigLayers, compact_ranges};
-use crate::families::{Family, classify, short_name};
+use crate::families::{Family, short_name};
 use crate::gaps::{self, GapPlace, IdleGap};
 use crate::layers::{self, Segmentation};
 use crate::mapping;
@@ -316,7 +316,7 @@ fn hot_kernels(
             let full = &view.names[name as usize];
             HotKernel {
                 name: short_name(full),
-                family: classify(full),
+                family: view.name_family(name),
                 count: a.count,
                 ms: ms(a.dur),
                 share_of_layer: a.dur as f64 / total as f64,

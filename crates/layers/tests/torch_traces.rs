@@ -580,3 +580,28 @@ fn a_stage_label_that_contradicts_the_trace_is_noted() {
         "mixed"
     )));
 }
+
+#[test]
+fn qwen2moe_router_kernels_are_moe_routing_as_in_profile_tables_not_sampling() {
+    // The router's softmax / top-k launched under the MoE block: the trace crate's
+    // per-stage family (launch context) is used, so no sampling kernel appears in a
+    // model without a sampler in the trace.
+    let v = view("qwen2moe_prefill.trace.json.gz");
+    let fams: Vec<Family> = v.kernels.iter().map(|k| v.family(k)).collect();
+    assert!(fams.contains(&Family::MoeRouting), "no moe_routing kernel");
+    assert!(
+        !fams.contains(&Family::Sampling),
+        "router kernels taken for sampling"
+    );
+    let a = run(
+        "qwen2moe_prefill.trace.json.gz",
+        Some("qwen2moe_config.json"),
+        None,
+    );
+    assert!(
+        a.representative_layers
+            .iter()
+            .flat_map(|r| &r.hot_kernels)
+            .all(|h| h.family != Family::Sampling)
+    );
+}
