@@ -14,7 +14,7 @@ use vllm_sota_fairbench::{
 fn inline_config() -> serde_json::Value {
     json!({
         "schema_version": 1,
-        "model": {"name": "m"},
+        "model": {"name": model_dir().display().to_string()},
         "dataset": {"num_prompts": 4, "scenario_names": ["chat"], "input_len": [100], "output_len": [10]},
         "frameworks": {"vllm": {
             "server_command": ["vllm", "serve", "{model}"],

@@ -11,8 +11,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 use vllm_sota_bench::sim::profiler::VllmProfilerConfig;
+use vllm_sota_core::http::{
+    self, HttpError, Response as HttpResponse, Timeouts, request_json, url_of,
+};
 use vllm_sota_core::tool::ToolContext;
-use vllm_sota_fairbench::http::{self, HttpResponse};
 
 use super::BATCH_TOLERANCE;
 use super::load::Running;
@@ -61,13 +63,11 @@ impl Server {
         body: Option<&serde_json::Value>,
         timeout: Duration,
     ) -> Result<HttpResponse> {
-        http::request(
-            &self.host,
-            self.port,
+        request_json(
             method,
-            &format!("{}{path}", self.prefix),
+            &url_of(&self.host, self.port, &format!("{}{path}", self.prefix)),
             body,
-            timeout,
+            Timeouts::new(timeout),
         )
     }
 
@@ -194,7 +194,7 @@ fn start_error(r: &HttpResponse, hint: &str) -> anyhow::Error {
     anyhow::anyhow!(
         "POST /start_profile returned HTTP {}: {}{hint}",
         r.status,
-        http::snippet(&r.body)
+        http::snippet(&r.text())
     )
 }
 
@@ -373,13 +373,11 @@ pub fn stop_and_wait(
     // The socket waits longer than we do: our own clock decides, with progress.
     let sock_timeout = timeout + Duration::from_secs(60);
     std::thread::spawn(move || {
-        let _ = tx.send(http::request(
-            &host,
-            port,
+        let _ = tx.send(request_json(
             "POST",
-            &path,
+            &url_of(&host, port, &path),
             None,
-            sock_timeout,
+            Timeouts::new(sock_timeout),
         ));
     });
     let t0 = Instant::now();
@@ -389,7 +387,7 @@ pub fn stop_and_wait(
             Ok(Ok(r)) => bail!(
                 "POST /stop_profile returned HTTP {}: {}",
                 r.status,
-                http::snippet(&r.body)
+                http::snippet(&r.text())
             ),
             Ok(Err(e)) => bail!(
                 "POST /stop_profile failed after {:.0} s ({}); the server may still be writing the trace into {}",
@@ -426,6 +424,13 @@ pub fn stop_and_wait(
 /// An I/O error in words (a read timeout is EAGAIN, "os error 11", on Linux).
 fn short_io(e: &anyhow::Error) -> String {
     for c in e.chain() {
+        match c.downcast_ref::<HttpError>() {
+            Some(HttpError::Slow { .. }) => return "no answer before the socket timeout".into(),
+            Some(HttpError::Connect { reason, .. } | HttpError::Dead { reason, .. }) => {
+                return reason.clone();
+            }
+            _ => {}
+        }
         if let Some(io) = c.downcast_ref::<std::io::Error>() {
             return match io.kind() {
                 std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
