@@ -6,6 +6,10 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 use vllm_sota_core::{Tool, ToolContext};
 
+/// (JSON report, markdown, whether the report is a failure).
+pub type CallOutput = (Value, String, bool);
+pub type CallFn = fn(Value, &ToolContext) -> Result<CallOutput>;
+
 pub struct ToolEntry {
     pub name: &'static str,
     pub description: &'static str,
@@ -13,7 +17,7 @@ pub struct ToolEntry {
     pub output_schema: fn() -> Value,
     /// Deserialize the request, run the tool, return (JSON report, markdown, whether the
     /// report is a failure: [`Tool::is_failure`]).
-    pub call: fn(Value, &ToolContext) -> Result<(Value, String, bool)>,
+    pub call: CallFn,
 }
 
 fn call<T: Tool>(request: Value, ctx: &ToolContext) -> Result<(Value, String, bool)> {

@@ -342,10 +342,9 @@ fn rounds_seen(paths: &CampaignPaths, lineage: &[Value], attempts: &[Value]) -> 
                 if let Some(n) = stem
                     .strip_prefix("round-")
                     .and_then(|n| n.parse::<u32>().ok())
+                    && n >= 1
                 {
-                    if n >= 1 {
-                        rounds.insert(n);
-                    }
+                    rounds.insert(n);
                 }
             }
         }
@@ -507,10 +506,10 @@ impl Tool for CampaignStatus {
         if let Ok(entries) = std::fs::read_dir(paths.patches_dir()) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
-                if let Some(id) = name.strip_suffix(".diff") {
-                    if !attempts.iter().any(|a| a["attempt_id"] == id) {
-                        warnings.push(format!("patches/{name} has no attempt row: every patch attempt needs one (ledger_append attempt)"));
-                    }
+                if let Some(id) = name.strip_suffix(".diff")
+                    && !attempts.iter().any(|a| a["attempt_id"] == id)
+                {
+                    warnings.push(format!("patches/{name} has no attempt row: every patch attempt needs one (ledger_append attempt)"));
                 }
             }
         }
