@@ -31,6 +31,7 @@ pub mod git;
 pub mod history;
 pub mod records;
 pub mod report;
+pub mod round;
 pub mod start;
 pub mod stats;
 pub mod summary;
