@@ -461,7 +461,7 @@ mod tests {
 
     #[test]
     fn ranking_prefers_sla_then_throughput_then_ttft() {
-        let mut rows = vec![
+        let mut rows = [
             row(Some(9.0), 10.0, false),
             row(Some(5.0), 30.0, true),
             row(Some(5.0), 20.0, true),

@@ -24,7 +24,9 @@
 //!
 //! Support modules: [`stats`] (t distribution, Welch interval, geomean), [`records`]
 //! (tolerant readers of rows, lineage and ledger JSONL), [`summary`] (benchmark tables),
-//! [`git`] (libgit2 checks and diffs). Child processes go through `vllm_sota_core::proc`.
+//! [`git`] (libgit2 checks and diffs), [`round`] (the Humanize round's contract and
+//! summary scaffolds, called by `checkpoint`). Child processes go through
+//! `vllm_sota_core::proc`; the loop's on-disk state is read by `vllm_sota_core::humanize`.
 
 pub mod gap;
 pub mod git;

@@ -70,6 +70,13 @@ pub fn campaign(dir: &Path) -> PathBuf {
         serde_json::to_string_pretty(&c).unwrap(),
     )
     .unwrap();
+    // Phase 0.5 done (as history_notes leaves it when no history is available).
+    std::fs::create_dir_all(root.join("history")).unwrap();
+    std::fs::write(
+        root.join("history/model-pr-history-notes.md"),
+        "# Model PR history notes: dummy\n\n## Blocker\n\nno knowledge root\n",
+    )
+    .unwrap();
     root
 }
 
