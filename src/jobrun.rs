@@ -14,6 +14,9 @@ pub fn run(state_path: &Path) -> Result<()> {
         vllm_sota_rlcr::start::JOB_KIND => vllm_sota_rlcr::start::run_job(&runner),
         "fair_benchmark" => vllm_sota_fairbench::run_fair_benchmark_job(&runner),
         "revalidate" => vllm_sota_fairbench::run_revalidate_job(&runner),
+        vllm_sota_trace::capture::launch::JOB_KIND => {
+            vllm_sota_trace::capture::launch::run_job(&runner)
+        }
         other => Err(anyhow::anyhow!("unknown job kind '{other}'")),
     };
     let state = runner.finish(outcome)?;

@@ -15,6 +15,7 @@ macro_rules! for_each_tool {
             gap_decision: vllm_sota_rlcr::GapDecision,
             start_rlcr: vllm_sota_rlcr::StartRlcr,
             profile_capture: vllm_sota_trace::ProfileCapture,
+            profile_launch: vllm_sota_trace::ProfileLaunch,
             profile_tables: vllm_sota_trace::ProfileTables,
             layer_pipeline: vllm_sota_layers::LayerPipeline,
             ncu_digest: vllm_sota_ncu::NcuDigest,
