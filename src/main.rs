@@ -150,18 +150,19 @@ fn run(command: Command) -> Result<i32> {
             let exe = std::env::current_exe()?;
             let mut each = Vec::with_capacity(runs);
             for i in 0..runs {
-                let out = std::process::Command::new(&exe)
+                let out = vllm_sota_core::proc::Cmd::new(&exe)
                     .args(["selfbench", "profile", "--json", "--runs", "1"])
                     .arg(&input)
-                    .stderr(std::process::Stdio::inherit())
-                    .output()?;
+                    .run_capture(std::time::Duration::from_secs(3600))?;
                 anyhow::ensure!(
-                    out.status.success(),
-                    "selfbench: run {} of {runs} failed ({})",
+                    out.success(),
+                    "selfbench: run {} of {runs} failed (exit {:?}{}): {}",
                     i + 1,
-                    out.status
+                    out.code,
+                    if out.timed_out { ", timed out" } else { "" },
+                    vllm_sota_core::proc::tail(&out.stderr, 2000)
                 );
-                each.push(serde_json::from_slice(&out.stdout)?);
+                each.push(serde_json::from_slice(out.stdout.as_bytes())?);
                 if !json {
                     eprintln!("run {}/{runs} done", i + 1);
                 }

@@ -21,7 +21,6 @@ const EXPECTED_LAYOUT: &[&str] = &[
     "humanize/lineage.jsonl",
     "humanize/model-loop-checkpoint.md",
     "humanize/optimization-ledger.md",
-    "humanize/profile-digests/",
     "humanize/source-idea-ledger.md",
     "kernel/",
     "kernel/ncu-digests/",
@@ -199,6 +198,116 @@ fn status_reflects_gates_from_disk() {
     );
 }
 
+/// The evidence an attempt of `round` needs first: the round's `patch` decision in the
+/// lineage, its root cause and its layer-pipeline report.
+fn open_round(dir: &Path, round: u32) {
+    let line = json!({"kind": "gap_decision", "round": round, "at": "2026-11-29T00:00:00Z", "decision": "patch"});
+    let lineage = dir.join("humanize/lineage.jsonl");
+    let old = std::fs::read_to_string(&lineage).unwrap_or_default();
+    std::fs::write(&lineage, format!("{old}{line}\n")).unwrap();
+    let a = dir.join(format!("analysis/round-{round}"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::write(
+        a.join("root-cause.md"),
+        "# Root cause\n\nRMSNorm explains 0.4 ms\n",
+    )
+    .unwrap();
+    std::fs::write(
+        a.join("layer-pipeline.md"),
+        "# Layer pipeline\n\nHot kernels: fused_add_rms_norm_kernel, nvjet_tst_128x64\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn attempts_wait_for_the_rounds_evidence_and_the_kernel_gate() {
+    let (_root, dir) = new_campaign();
+    let attempt = json!({"ledger": "attempt", "round": 1, "hypothesis": "h", "target": "t", "change": "c", "status": "planned"});
+    let (ok, _, err) = append_row(&dir, attempt.clone());
+    assert!(!ok);
+    for needle in [
+        "no gap_decision for round 1",
+        "analysis/round-1/root-cause.md",
+        "analysis/round-1/layer-pipeline.md",
+    ] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    open_round(&dir, 1);
+    std::fs::remove_file(dir.join("analysis/round-1/layer-pipeline.md")).unwrap();
+    let (ok, _, err) = append_row(&dir, attempt.clone());
+    assert!(
+        !ok && err.contains("analysis/round-1/layer-pipeline.md") && !err.contains("root-cause"),
+        "{err}"
+    );
+    open_round(&dir, 1);
+    let (ok, _, err) = append_row(&dir, attempt.clone());
+    assert!(ok, "{err}");
+    // A round whose decision is not patch takes no attempt.
+    std::fs::write(
+        dir.join("humanize/lineage.jsonl"),
+        format!(
+            "{}\n",
+            json!({"kind": "gap_decision", "round": 1, "decision": "rerun"})
+        ),
+    )
+    .unwrap();
+    let (ok, _, err) = append_row(&dir, attempt.clone());
+    assert!(!ok && err.contains("`rerun`, not `patch`"), "{err}");
+    open_round(&dir, 1);
+    // The kernel gate: four conditions, each named.
+    let kernel = |k: Value| {
+        let mut a = attempt.clone();
+        a["kernel"] = k;
+        append_row(&dir, a)
+    };
+    std::fs::create_dir_all(dir.join("kernel")).unwrap();
+    std::fs::write(dir.join("kernel/rmsnorm_ref.py"), "def ref(x): return x\n").unwrap();
+    let good = json!({"kernel": "fused_add_rms_norm_kernel", "correctness_reference": "kernel/rmsnorm_ref.py", "model_shapes": ["tokens=64 hidden=4096"], "wiring_path": "vllm/model_executor/layers/layernorm.py:42"});
+    let mut k = good.clone();
+    k["kernel"] = json!("flash_fwd_kernel");
+    let (ok, _, err) = kernel(k);
+    assert!(
+        !ok && err.contains("kernel.kernel") && err.contains("does not name"),
+        "{err}"
+    );
+    let mut k = good.clone();
+    k["correctness_reference"] = json!("kernel/missing.py");
+    let (ok, _, err) = kernel(k);
+    assert!(!ok && err.contains("kernel.correctness_reference"), "{err}");
+    let mut k = good.clone();
+    k["model_shapes"] = json!([]);
+    let (ok, _, err) = kernel(k);
+    assert!(!ok && err.contains("kernel.model_shapes"), "{err}");
+    let (ok, _, err) = kernel(good);
+    assert!(
+        !ok && err.contains("kernel.wiring_path"),
+        "no checkout to wire into: {err}"
+    );
+    // After two flat rounds the attempt needs a code-first source idea of its round.
+    std::fs::write(dir.join("humanize/lineage.jsonl"), format!("{}\n", json!({"kind": "gap_decision", "round": 1, "decision": "patch", "expand_research": true}))).unwrap();
+    let (ok, _, err) = append_row(&dir, attempt.clone());
+    assert!(!ok && err.contains("code-first provenance"), "{err}");
+    std::fs::create_dir_all(dir.join("profiles/round-1/vllm/decode")).unwrap();
+    std::fs::write(
+        dir.join("profiles/round-1/vllm/decode/tables.md"),
+        "| k |\n",
+    )
+    .unwrap();
+    let idea = json!({"ledger": "source_idea", "round": 1, "idea": "NCU says the norm is memory bound", "provenance": "ncu",
+        "profiler_rows": ["profiles/round-1/vllm/decode/tables.md"], "layer_pipeline_evidence": ["analysis/round-1/layer-pipeline.md"]});
+    assert!(append_row(&dir, idea.clone()).0);
+    assert!(
+        !append_row(&dir, attempt.clone()).0,
+        "an NCU-only idea is not code-first"
+    );
+    let mut idea = idea;
+    idea["also_from"] = json!(["sglang"]);
+    idea["status"] = json!("tried");
+    assert!(append_row(&dir, idea).0);
+    let (ok, _, err) = append_row(&dir, attempt);
+    assert!(ok, "{err}");
+}
+
 #[test]
 fn optimization_row_needs_measured_improvement_and_correctness() {
     let (_root, dir) = new_campaign();
@@ -209,13 +318,72 @@ fn optimization_row_needs_measured_improvement_and_correctness() {
     )
     .unwrap();
     std::fs::create_dir_all(dir.join("benchmark/revalidation")).unwrap();
-    let better = candidate_row("r1-vllm-chat-0", "vllm", "chat", 1.1, 1);
-    let worse = candidate_row("r1-vllm-chat-1", "vllm", "chat", 0.9, 1);
-    std::fs::write(
-        dir.join("benchmark/revalidation/round-1.jsonl"),
-        format!("{better}\n{worse}\n"),
-    )
-    .unwrap();
+    // Revalidation rows as revalidate writes them: repeats of one command, each with its probe.
+    let probe = |mut r: Value, passed: bool, cand: &str| {
+        r["correctness"] = json!({"probes": 16, "matched": if passed { 16 } else { 3 }, "match_rate": if passed { 1.0 } else { 0.1875 }, "passed": passed});
+        r["candidate_id"] = json!(cand);
+        r
+    };
+    let rows = [
+        probe(
+            candidate_row("r1-vllm-chat-0", "vllm", "chat", 1.1, 1),
+            true,
+            "fast",
+        ),
+        probe(
+            candidate_row("r1-vllm-chat-1", "vllm", "chat", 1.101, 1),
+            true,
+            "fast",
+        ),
+        probe(
+            candidate_row("r1-vllm-chat-2", "vllm", "chat", 1.099, 1),
+            true,
+            "fast",
+        ),
+        probe(
+            candidate_row("r1-slow-0", "vllm", "chat", 0.9, 1),
+            true,
+            "slow",
+        ),
+        probe(
+            candidate_row("r1-lucky-0", "vllm", "chat", 1.2, 1),
+            true,
+            "lucky",
+        ),
+        probe(
+            candidate_row("r1-noise-0", "vllm", "chat", 1.004, 1),
+            true,
+            "noise",
+        ),
+        probe(
+            candidate_row("r1-noise-1", "vllm", "chat", 1.006, 1),
+            true,
+            "noise",
+        ),
+        probe(
+            candidate_row("r1-noise-2", "vllm", "chat", 1.005, 1),
+            true,
+            "noise",
+        ),
+        probe(
+            candidate_row("r1-wrong-0", "vllm", "chat", 2.0, 1),
+            false,
+            "wrong",
+        ),
+        probe(
+            candidate_row("r1-wrong-1", "vllm", "chat", 2.0, 1),
+            false,
+            "wrong",
+        ),
+        probe(
+            candidate_row("r1-wrong-2", "vllm", "chat", 2.0, 1),
+            false,
+            "wrong",
+        ),
+    ];
+    let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(dir.join("benchmark/revalidation/round-1.jsonl"), text).unwrap();
+    open_round(&dir, 1);
 
     let attempt = json!({"ledger": "attempt", "round": 1, "hypothesis": "fuse rmsnorm", "target": "vllm/model_executor/layers/layernorm.py", "change": "fused add+norm", "status": "kept"});
     let (ok, r, err) = append_row(&dir, attempt);
@@ -234,7 +402,7 @@ fn optimization_row_needs_measured_improvement_and_correctness() {
     assert!(err.contains("measured_improvement"), "{err}");
 
     let (ok, _, err) = opt(
-        json!({"measured_improvement": {"row_ref": {"file": "benchmark/revalidation/round-1.jsonl", "row_id": "r1-vllm-chat-1"}}}),
+        json!({"measured_improvement": {"row_ref": {"file": "benchmark/revalidation/round-1.jsonl", "row_id": "r1-slow-0"}}}),
     );
     assert!(!ok, "a slower row is no improvement");
     assert!(
@@ -247,6 +415,22 @@ fn optimization_row_needs_measured_improvement_and_correctness() {
     );
     assert!(!ok);
     assert!(err.contains("measured_improvement.row_ref.row_id"), "{err}");
+    // One lucky row is not a measurement: the noise rule needs repeats.
+    let (ok, _, err) = opt(
+        json!({"measured_improvement": {"row_ref": {"file": "benchmark/revalidation/round-1.jsonl", "row_id": "r1-lucky-0"}}}),
+    );
+    assert!(!ok && err.contains("at least 3 repeats"), "{err}");
+    // +0.5 % over three tight repeats sits inside the 1 % noise threshold.
+    let (ok, _, err) = opt(
+        json!({"measured_improvement": {"row_ref": {"file": "benchmark/revalidation/round-1.jsonl", "row_id": "r1-noise-0"}}}),
+    );
+    assert!(!ok && err.contains("noise threshold"), "{err}");
+    // A patch that skips work: twice as fast, but the probe stored on its rows failed; the
+    // caller's `passed: true` does not count.
+    let (ok, _, err) = opt(
+        json!({"measured_improvement": {"row_ref": {"file": "benchmark/revalidation/round-1.jsonl", "row_id": "r1-wrong-0"}}}),
+    );
+    assert!(!ok && err.contains("failed its correctness probe"), "{err}");
 
     let mut failing = json!({"ledger": "optimization", "round": 1, "attempt_id": "r1-a01", "summary": "x", "correctness": {"passed": false, "detail": "probe 3/16"},
         "measured_improvement": {"row_ref": {"file": "benchmark/revalidation/round-1.jsonl", "row_id": "r1-vllm-chat-0"}}});
@@ -260,7 +444,7 @@ fn optimization_row_needs_measured_improvement_and_correctness() {
     let pct = r["improvement_pct"].as_f64().unwrap();
     assert!(
         (pct - 10.0).abs() < 1e-6,
-        "1.1 vs 1.0 req/s is +10%, got {pct}"
+        "mean 1.1 vs 1.0 req/s is +10%, got {pct}"
     );
     let md = std::fs::read_to_string(dir.join("humanize/optimization-ledger.md")).unwrap();
     assert!(md.contains("| 1 | r1-a01 | x |"), "{md}");
@@ -293,6 +477,7 @@ fn eight_concurrent_appenders_lose_nothing() {
         return;
     }
     let (_root, dir) = new_campaign();
+    open_round(&dir, 1);
     let exe = std::env::current_exe().unwrap();
     let children: Vec<_> = (0..8)
         .map(|w| {
@@ -341,7 +526,8 @@ fn eight_concurrent_appenders_lose_nothing() {
             .lines()
             .filter(|l| serde_json::from_str::<Value>(l).is_ok())
             .count(),
-        1600
+        1601,
+        "1600 appends and the round's gap decision"
     );
 }
 
@@ -361,6 +547,7 @@ fn planted_secrets_never_reach_a_file() {
     );
     assert!(ok, "{err}");
     let dir = report["campaign_dir"].as_str().unwrap().to_string();
+    open_round(Path::new(&dir), 1);
     let entry = json!({"campaign_dir": dir, "entry": {"ledger": "attempt", "round": 1, "hypothesis": format!("token was {secret_env}"),
         "target": "t", "change": format!("vllm serve m --hf-token {secret_token} HF_TOKEN={secret_env}"), "status": "planned"}});
     let (ok, _, err) = cli_env("ledger-append", &entry, &env);
@@ -418,6 +605,7 @@ fn attempt_can_attach_the_checkout_diff() {
         "def rms_norm(x):\n    return fused(x)\n",
     )
     .unwrap();
+    open_round(Path::new(&dir), 1);
     let (ok, r, err) = append_row(
         Path::new(&dir),
         json!({"ledger": "attempt", "round": 1, "hypothesis": "h", "target": "vllm/layernorm.py", "change": "fuse", "status": "applied", "attach_patch": true}),

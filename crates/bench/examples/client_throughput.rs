@@ -167,7 +167,7 @@ fn main() -> anyhow::Result<()> {
             rust_tps.push(tokens / row.duration_s.unwrap_or(f64::NAN));
             rust_cpu.push(measured_cpu * 1e3 / (requests + streams) as f64);
             anyhow::ensure!(
-                row.completed == requests as u64,
+                row.completed == Some(requests as u64),
                 "rust client: {:?}",
                 rep.summary.errors
             );

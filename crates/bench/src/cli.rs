@@ -188,8 +188,8 @@ pub fn report_markdown(r: &LoadReport) -> String {
     out.push_str(&format!(
         "requests {} · completed {} · failed {} · success {} · duration {} s · connections {}\n\n",
         row.num_requests,
-        row.completed,
-        row.failed,
+        row.completed.map_or("—".into(), |v| v.to_string()),
+        row.failed.map_or("—".into(), |v| v.to_string()),
         row.success_rate
             .map(|v| format!("{:.1}%", v * 100.0))
             .unwrap_or_else(|| "—".into()),

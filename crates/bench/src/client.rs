@@ -1,6 +1,6 @@
 //! The load client: OpenAI-compatible streaming over one pool of HTTP/1.1 keep-alive
 //! connections (the streaming path reads each response in its own task through
-//! `crate::h1`: no per-frame channel, many SSE events per `read`), precomputed arrival times, a FIFO concurrency cap,
+//! `vllm_sota_core::http`: no per-frame channel, many SSE events per `read`), precomputed arrival times, a FIFO concurrency cap,
 //! warmup, and per-request records aggregated by [`crate::metrics`].
 //!
 //! Request bodies are built before the run starts and hold only fields every engine
@@ -9,18 +9,16 @@
 //! `stream`, `stream_options.include_usage`, plus a JSONL line's `extra_request_body`.
 
 use crate::arrival::{RequestRate, arrival_offsets};
-use crate::h1::{Conn, HeadError, read_body, read_head};
 use crate::metrics::{GoodputSla, LoadSummary, RequestRecord, summarize};
 use crate::sse::{SseEvent, SseParser, scan_chunk, unescape_into};
 use crate::workload::{LengthStats, Prompt, TokenizerHandle, Workload};
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use vllm_sota_core::http::{AsyncConn as Conn, HeadError, read_body, read_head};
 
 /// Which OpenAI route to load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -519,20 +517,26 @@ async fn stream_request(
 /// GET `path` on the server; returns (status, body).
 pub async fn http_get(base_url: &str, path: &str) -> Result<(u16, Bytes)> {
     let target = parse_base_url(base_url)?;
-    let stream = tokio::net::TcpStream::connect(&target.authority)
-        .await
-        .with_context(|| format!("connecting to {}", target.authority))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let req = hyper::Request::get(format!("{}{}", target.prefix, path))
-        .header(hyper::header::HOST, &target.authority)
-        .body(Full::new(Bytes::new()))?;
-    let resp = sender.send_request(req).await?;
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await?.to_bytes();
-    Ok((status, body))
+    let mut conn = Conn::connect(&target.authority).await?;
+    let req = format!(
+        "GET {}{} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+        target.prefix, path, target.authority
+    );
+    conn.write_all(req.as_bytes()).await?;
+    let head = match read_head(&mut conn).await {
+        Ok(h) => h,
+        Err(HeadError::Closed(e)) => {
+            return Err(anyhow::Error::new(e).context(format!("GET {base_url}{path}")));
+        }
+        Err(HeadError::Other(e)) => return Err(e.context(format!("GET {base_url}{path}"))),
+    };
+    let mut body = Vec::new();
+    read_body(&mut conn, &head, Instant::now(), |d, _| {
+        body.extend_from_slice(d);
+        Ok(())
+    })
+    .await?;
+    Ok((head.status, Bytes::from(body)))
 }
 
 /// The first model id of GET /v1/models (what `vllm bench serve` uses by default).

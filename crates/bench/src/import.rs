@@ -170,9 +170,9 @@ fn import_vllm_like(o: &Map<String, Value>, trt: bool, notes: &mut Vec<String>) 
         (None, Some(n)) => Some(n.saturating_sub(completed)),
         (None, None) => None,
     };
-    row.completed = completed;
-    row.failed = failed.unwrap_or(0);
-    row.num_requests = completed + row.failed;
+    row.completed = Some(completed);
+    row.failed = failed;
+    row.num_requests = completed + failed.unwrap_or(0);
     if failed.is_none() {
         notes.push(
             "no `failed` or `num_prompts` key: failed count unknown, success rate absent".into(),
@@ -244,9 +244,9 @@ fn import_vllm_like(o: &Map<String, Value>, trt: bool, notes: &mut Vec<String>) 
 fn import_sglang(o: &Map<String, Value>, notes: &mut Vec<String>) -> MetricsRow {
     let mut row = MetricsRow::default();
     let completed = count(o, "completed").unwrap_or(0);
-    row.completed = completed;
+    row.completed = Some(completed);
     row.num_requests = completed;
-    row.failed = 0;
+    row.failed = None;
     notes.push("sglang.bench_serving writes no failed count: success rate absent".into());
     throughput_block(o, &mut row, "total_throughput");
     row.ttft_ms = percentiles(o, "ttft", notes);
@@ -335,9 +335,9 @@ fn import_aiperf(root: &Map<String, Value>, notes: &mut Vec<String>) -> MetricsR
     let mut row = MetricsRow::default();
     let completed = avg("request_count").map(|v| v as u64).unwrap_or(0);
     let failed = avg("error_request_count").map(|v| v as u64);
-    row.completed = completed;
-    row.failed = failed.unwrap_or(0);
-    row.num_requests = completed + row.failed;
+    row.completed = Some(completed);
+    row.failed = failed;
+    row.num_requests = completed + failed.unwrap_or(0);
     row.success_rate = (row.num_requests > 0).then(|| completed as f64 / row.num_requests as f64);
     if failed.is_none() {
         notes.push(

@@ -8,9 +8,9 @@
 //! - [`arrival`]: `inf` or a rate with gamma burstiness, precomputed absolute times.
 //! - [`sse`]: split-read-safe SSE parsing and an exact, allocation-free chunk scanner.
 //! - [`client`]: [`client::run_load`], HTTP/1.1 keep-alive pool, per-request records;
-//!   the streaming path reads responses with `h1` (private: a lean HTTP/1.1 reader over
-//!   `tokio::net::TcpStream` with in-place chunked decoding; hyper serves `sim` and the
-//!   readiness probes); [`metrics`]: their aggregation into
+//!   the streaming path and the readiness probes read responses with
+//!   `vllm_sota_core::http`'s async engine (one keep-alive connection, in-place chunked
+//!   decoding; hyper only serves `sim`); [`metrics`]: their aggregation into
 //!   [`vllm_sota_core::results::MetricsRow`] (absent = not measured, never 0).
 //! - [`import`]: `vllm bench serve` JSON, `sglang.bench_serving` JSONL (bare `Infinity`),
 //!   TensorRT-LLM `benchmark_serving` JSON, AIPerf export → the same row.
@@ -22,7 +22,6 @@
 pub mod arrival;
 pub mod cli;
 pub mod client;
-mod h1;
 pub mod import;
 pub mod metrics;
 pub mod rng;

@@ -17,22 +17,14 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use vllm_sota_core::results::{MetricsRow, Percentiles, Provenance};
 
-/// Linear-interpolated percentile of sorted values (NumPy's default method).
+/// Percentile of sorted values by the project's one definition
+/// ([`vllm_sota_core::stats`]: linear interpolation, NumPy's default); NaN when empty.
 pub fn percentile_sorted(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p / 100.0) * (sorted.len() - 1) as f64;
-    let lo = rank.floor() as usize;
-    let hi = rank.ceil() as usize;
-    let frac = rank - lo as f64;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * frac
+    vllm_sota_core::stats::percentile_sorted(sorted, p).unwrap_or(f64::NAN)
 }
 
 pub fn percentile_unsorted(values: &[f64], p: f64) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    percentile_sorted(&v, p)
+    vllm_sota_core::stats::percentile(values, p).unwrap_or(f64::NAN)
 }
 
 /// Summary of one distribution. Absent when there were no samples.
@@ -371,8 +363,8 @@ pub fn summarize(
 
     let row = MetricsRow {
         num_requests: num,
-        completed,
-        failed: num - completed,
+        completed: Some(completed),
+        failed: Some(num - completed),
         success_rate: (num > 0).then(|| completed as f64 / num as f64),
         duration_s: duration,
         total_input_tokens: total_input,
@@ -438,7 +430,7 @@ mod tests {
             ..Default::default()
         };
         let s = summarize(&[failed], 1.0, None, &GoodputSla::default());
-        assert_eq!(s.row.completed, 0);
+        assert_eq!(s.row.completed, Some(0));
         assert_eq!(s.row.success_rate, Some(0.0));
         assert!(s.row.ttft_ms.is_none() && s.row.tpot_ms.is_none() && s.row.itl_ms.is_none());
         assert!(s.row.output_throughput.is_none() && s.row.total_output_tokens.is_none());

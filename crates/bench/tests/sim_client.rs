@@ -67,7 +67,12 @@ fn random_prompts_have_exact_server_counted_lengths_and_outputs() {
     cfg.tokenizer = Some(tokenizer());
     cfg.max_concurrency = Some(8);
     let rep = run_load_blocking(cfg, 1).unwrap();
-    assert_eq!(rep.summary.row.completed, 36, "{:?}", rep.summary.errors);
+    assert_eq!(
+        rep.summary.row.completed,
+        Some(36),
+        "{:?}",
+        rep.summary.errors
+    );
     for r in &rep.records {
         assert_eq!(r.prompt_tokens, r.expected_input_len, "request {}", r.index);
         assert_eq!(r.completion_tokens, Some(r.expected_output_len));
@@ -106,7 +111,12 @@ fn chat_role_only_reasoning_comments_usage_and_done() {
     c.tokenizer = Some(tokenizer());
     c.keep_text = true;
     let rep = run_load_blocking(c, 1).unwrap();
-    assert_eq!(rep.summary.row.completed, 6, "{:?}", rep.summary.errors);
+    assert_eq!(
+        rep.summary.row.completed,
+        Some(6),
+        "{:?}",
+        rep.summary.errors
+    );
     let truth: HashMap<String, _> = sim.truth().into_iter().map(|g| (g.id.clone(), g)).collect();
     for r in &rep.records {
         // 8 tokens: 3 reasoning + 5 content; TTFT is the first reasoning token, not the role-only chunk.
@@ -167,7 +177,12 @@ fn jsonl_workload_with_messages_and_extra_body() {
     let mut c = load(&sim, w);
     c.endpoint = Endpoint::ChatCompletions;
     let rep = run_load_blocking(c, 1).unwrap();
-    assert_eq!(rep.summary.row.completed, 2, "{:?}", rep.summary.errors);
+    assert_eq!(
+        rep.summary.row.completed,
+        Some(2),
+        "{:?}",
+        rep.summary.errors
+    );
     assert_eq!(rep.records[0].completion_tokens, Some(5));
     assert_eq!(rep.records[1].completion_tokens, Some(3));
 
@@ -209,7 +224,10 @@ fn trtllm_rejects_unknown_fields_and_the_client_reports_it() {
     extra.insert("lora_path".into(), serde_json::json!("x")); // SGLang-only field
     w.requests[1].extra_body = Some(extra);
     let rep = run_load_blocking(load(&sim, w), 1).unwrap();
-    assert_eq!((rep.summary.row.completed, rep.summary.row.failed), (1, 1));
+    assert_eq!(
+        (rep.summary.row.completed, rep.summary.row.failed),
+        (Some(1), Some(1))
+    );
     let err = rep.records[1].error.as_deref().unwrap();
     assert!(
         err.contains("HTTP 400")
@@ -250,7 +268,7 @@ fn faults_5xx_malformed_and_error_events_fail_with_reasons() {
     }
     // 4,8,...,28 (7) + 5,10,15,25 (4; 20 is a 5xx) + 14 (7 and 21 and 28 taken? 7,14,21 not multiples of 4/5; 28 is a 5xx) = 7+4+3
     assert_eq!(expect_fail, 14);
-    assert_eq!(rep.summary.row.failed, 14);
+    assert_eq!(rep.summary.row.failed, Some(14));
     assert!((rep.summary.row.success_rate.unwrap() - 14.0 / 28.0).abs() < 1e-12);
     assert_eq!(rep.summary.errors.values().sum::<u64>(), 14);
     // Failed requests do not feed latency metrics.
@@ -267,7 +285,10 @@ fn hang_and_crash_faults() {
     c.max_concurrency = Some(1);
     c.request_timeout = Duration::from_millis(400);
     let rep = run_load_blocking(c, 1).unwrap();
-    assert_eq!((rep.summary.row.completed, rep.summary.row.failed), (3, 2));
+    assert_eq!(
+        (rep.summary.row.completed, rep.summary.row.failed),
+        (Some(3), Some(2))
+    );
     assert!(
         rep.records[3]
             .error
@@ -286,8 +307,13 @@ fn hang_and_crash_faults() {
     c.request_timeout = Duration::from_secs(5);
     let rep = run_load_blocking(c, 1).unwrap();
     assert!(sim.server.as_ref().unwrap().crashed());
-    assert_eq!(rep.summary.row.completed, 4, "{:?}", rep.summary.errors);
-    assert_eq!(rep.summary.row.failed, 4);
+    assert_eq!(
+        rep.summary.row.completed,
+        Some(4),
+        "{:?}",
+        rep.summary.errors
+    );
+    assert_eq!(rep.summary.row.failed, Some(4));
     for r in rep.records.iter().filter(|r| !r.success) {
         let e = r.error.as_deref().unwrap();
         assert!(
@@ -303,7 +329,7 @@ fn slow_start_answers_503_until_ready() {
     cfg.faults.slow_start = Duration::from_millis(700);
     let sim = Sim::start(cfg).unwrap();
     let rep = run_load_blocking(load(&sim, random(2, 16, 2, false, 0)), 1).unwrap();
-    assert_eq!(rep.summary.row.completed, 0);
+    assert_eq!(rep.summary.row.completed, Some(0));
     assert!(
         rep.records[0]
             .error
@@ -326,7 +352,7 @@ fn slow_start_answers_503_until_ready() {
         "sim-llama"
     );
     let rep = run_load_blocking(load(&sim, random(2, 16, 2, false, 0)), 1).unwrap();
-    assert_eq!(rep.summary.row.completed, 2);
+    assert_eq!(rep.summary.row.completed, Some(2));
 }
 
 #[test]
@@ -360,7 +386,7 @@ fn knobs_change_simulated_performance() {
         cfg.step_base_us = 20_000.0; // engine time dominates request overheads
         let sim = Sim::start(cfg).unwrap();
         let rep = run_load_blocking(load(&sim, random(32, 32, 10, false, 2)), 1).unwrap();
-        assert_eq!(rep.summary.row.completed, 32);
+        assert_eq!(rep.summary.row.completed, Some(32));
         rep.summary
     };
     let narrow = run(4);
@@ -442,7 +468,7 @@ fn warmup_is_excluded_and_live_poisson_arrivals_pass_a_dispersion_test() {
     let rep = run_load_blocking(c, 1).unwrap();
     assert_eq!(rep.records.iter().filter(|r| r.warmup).count(), 5);
     assert_eq!(rep.summary.row.num_requests, n as u64);
-    assert_eq!(rep.summary.row.completed, n as u64);
+    assert_eq!(rep.summary.row.completed, Some(n as u64));
     // Server-side arrivals of the measured requests (the 5 warmups arrive first).
     let mut truth = sim.truth();
     truth.sort_by_key(|g| g.arrival_us);
@@ -511,7 +537,8 @@ fn timing_matches_ground_truth_within_one_percent_at_1000_streams() {
     c.request_timeout = Duration::from_secs(120);
     let rep = run_load_blocking(c, 1).unwrap();
     assert_eq!(
-        rep.summary.row.completed, streams as u64,
+        rep.summary.row.completed,
+        Some(streams as u64),
         "{:?}",
         rep.summary.errors
     );
@@ -595,7 +622,12 @@ fn kv_cache_capacity_queues_admission() {
     let cap = sim.server.as_ref().unwrap().kv_capacity_tokens();
     assert!((1000..1100).contains(&cap), "{cap}");
     let rep = run_load_blocking(load(&sim, random(12, 200, 50, false, 1)), 1).unwrap();
-    assert_eq!(rep.summary.row.completed, 12, "{:?}", rep.summary.errors);
+    assert_eq!(
+        rep.summary.row.completed,
+        Some(12),
+        "{:?}",
+        rep.summary.errors
+    );
     let truth = sim.truth();
     let fit = (cap / 250) as usize;
     // At no moment were more than `fit` requests holding KV (scheduled → finished).

@@ -2,9 +2,8 @@
 //! recorded as "not available here" with the reason: never a guess.
 
 use serde::Serialize;
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use vllm_sota_core::{Framework, proc};
 
 pub const NOT_AVAILABLE: &str = "not available here";
 
@@ -32,58 +31,31 @@ impl Probe {
     }
 }
 
-/// Run `argv` with a timeout; stdout on success. The child never inherits our stdout.
+/// Run `argv` with a timeout (through `core::proc`: own group, killed as a whole at the
+/// deadline); stdout on success, else the last output line, redacted.
 pub fn run_capture(argv: &[&str], timeout: Duration) -> Result<String, String> {
-    let mut child = Command::new(argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("{}: {e}", argv[0]))?;
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if start.elapsed() > timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("timed out after {}s", timeout.as_secs()));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(e.to_string()),
-        }
-    };
-    let out = out_reader.join().unwrap_or_default();
-    let err = err_reader.join().unwrap_or_default();
-    if status.success() {
-        Ok(out)
-    } else {
-        let first = err
-            .lines()
-            .chain(out.lines())
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .trim();
-        Err(format!(
-            "exit {}: {}",
-            status.code().unwrap_or(-1),
-            vllm_sota_core::redact::redact(first)
-        ))
+    let out = proc::Cmd::from_argv(argv)
+        .and_then(|c| c.run_capture(timeout))
+        .map_err(|e| format!("{e:#}"))?;
+    if out.timed_out {
+        return Err(format!("timed out after {}s", timeout.as_secs()));
     }
+    if out.success() {
+        return Ok(out.stdout);
+    }
+    let last = out
+        .stderr
+        .lines()
+        .chain(out.stdout.lines())
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    Err(format!(
+        "exit {}: {}",
+        out.code.unwrap_or(-1),
+        vllm_sota_core::redact::redact(last)
+    ))
 }
 
 fn probe(argv: &[&str], timeout_s: u64, extract: impl Fn(&str) -> Option<String>) -> Probe {
@@ -206,34 +178,19 @@ pub fn probe_environment(frameworks: &[String]) -> serde_json::Value {
             }),
         ),
     ];
-    if wants("vllm") {
+    for fw in Framework::ALL {
+        if !wants(fw.id()) {
+            continue;
+        }
+        let argv: &'static [&'static str] = match fw {
+            Framework::Vllm => &["vllm", "--version"],
+            Framework::Sglang => &["python3", "-c", "import sglang; print(sglang.__version__)"],
+            Framework::TensorrtLlm => &["trtllm-serve", "--version"],
+            Framework::Tokenspeed => &["tokenspeed", "--version"],
+        };
         jobs.push((
-            "vllm",
-            Box::new(|| probe(&["vllm", "--version"], 90, last_nonempty_line)),
-        ));
-    }
-    if wants("sglang") {
-        jobs.push((
-            "sglang",
-            Box::new(|| {
-                probe(
-                    &["python3", "-c", "import sglang; print(sglang.__version__)"],
-                    90,
-                    last_nonempty_line,
-                )
-            }),
-        ));
-    }
-    if wants("tensorrt_llm") {
-        jobs.push((
-            "tensorrt_llm",
-            Box::new(|| probe(&["trtllm-serve", "--version"], 90, last_nonempty_line)),
-        ));
-    }
-    if wants("tokenspeed") {
-        jobs.push((
-            "tokenspeed",
-            Box::new(|| probe(&["tokenspeed", "--version"], 90, last_nonempty_line)),
+            fw.id(),
+            Box::new(move || probe(argv, 90, last_nonempty_line)),
         ));
     }
     let handles: Vec<_> = jobs
@@ -247,7 +204,7 @@ pub fn probe_environment(frameworks: &[String]) -> serde_json::Value {
             .join()
             .unwrap_or_else(|_| Probe::missing(k, "probe panicked"));
         let v = serde_json::to_value(p).unwrap();
-        if matches!(k, "vllm" | "sglang" | "tensorrt_llm" | "tokenspeed") {
+        if k.parse::<Framework>().is_ok() {
             versions.insert(k.to_string(), v);
         } else {
             map.insert(k.to_string(), v);

@@ -13,8 +13,10 @@ use vllm_sota_core::{Tool, ToolContext};
 
 use crate::{env, git, ledger};
 
-pub const KNOWN_FRAMEWORKS: &[&str] = &["vllm", "sglang", "tensorrt_llm", "tokenspeed"];
-const DEFAULT_FRAMEWORKS: &[&str] = &["vllm", "sglang", "tensorrt_llm"];
+use vllm_sota_core::Framework;
+
+const DEFAULT_FRAMEWORKS: [Framework; 3] =
+    [Framework::Vllm, Framework::Sglang, Framework::TensorrtLlm];
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -120,7 +122,7 @@ fn placeholder(title: &str, what: &str) -> String {
 
 fn manifest(c: &Campaign) -> String {
     let mut s = String::from("# Campaign manifest\n\n| key | value |\n|---|---|\n");
-    let row = |k: &str, v: String| format!("| {k} | {} |\n", v.replace('|', "\\|"));
+    let row = |k: &str, v: String| format!("| {k} | {} |\n", vllm_sota_core::md::cell(&v));
     s += &row("model", c.model.clone());
     s += &row("model slug", c.model_slug.clone());
     s += &row("model family", c.model_family.clone());
@@ -176,14 +178,14 @@ impl CampaignInit {
                 bail!("frameworks: empty; give at least vllm and one competitor")
             }
             Some(list) => list.clone(),
-            None => DEFAULT_FRAMEWORKS.iter().map(|s| s.to_string()).collect(),
+            None => DEFAULT_FRAMEWORKS
+                .iter()
+                .map(|f| f.id().to_string())
+                .collect(),
         };
         for f in &frameworks {
-            if !KNOWN_FRAMEWORKS.contains(&f.as_str()) {
-                bail!(
-                    "frameworks: unknown framework '{f}' (known: {})",
-                    KNOWN_FRAMEWORKS.join(", ")
-                );
+            if let Err(e) = f.parse::<Framework>() {
+                bail!("frameworks: {e}");
             }
         }
         if !frameworks.iter().any(|f| f == "vllm") {

@@ -19,7 +19,7 @@ use vllm_sota_core::layout::{CampaignPaths, now_rfc3339};
 use vllm_sota_core::results::{CandidateRow, RankingMetric, RowRef, RunStatus};
 use vllm_sota_core::{Tool, ToolContext};
 
-use crate::git;
+use crate::{gates, git};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -63,11 +63,31 @@ pub struct AttemptRow {
     pub commit: Option<String>,
     #[serde(default)]
     pub correctness: Option<CheckResult>,
-    /// The benchmark row that measured this attempt.
+    /// The benchmark row that measured this attempt. Its stored probe result, when it has one,
+    /// is the attempt's correctness (a contradicting `correctness` is refused).
     #[serde(default)]
     pub benchmark_ref: Option<RowRef>,
+    /// For a kernel edit: the four conditions of the kernel gate.
+    #[serde(default)]
+    pub kernel: Option<KernelGate>,
     #[serde(default)]
     pub notes: Option<String>,
+}
+
+/// The kernel gate: a kernel edit needs the layer pipeline to have identified the target, a
+/// correctness reference, the model's shapes and the path that wires the kernel into the model.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KernelGate {
+    /// The kernel (or kernel family) edited; the round's `analysis/round-N/layer-pipeline.md` must name it.
+    pub kernel: String,
+    /// The reference the edited kernel is checked against: a test or reference implementation,
+    /// a path in the vLLM checkout or in the campaign directory (`path[::test]`).
+    pub correctness_reference: String,
+    /// The model shapes the kernel runs at (e.g. `M=64 N=4096 K=4096`), at least one.
+    pub model_shapes: Vec<String>,
+    /// Where the kernel is wired into the model: a file in the vLLM checkout (`path[:line]`).
+    pub wiring_path: String,
 }
 
 /// A kept improvement: needs a passing correctness check and a measured improvement.
@@ -109,13 +129,42 @@ pub enum Provenance {
     PrHistory,
 }
 
+impl Provenance {
+    /// Read in a framework's source code or PR history (not a profiler tool).
+    pub fn is_code_first(self) -> bool {
+        !matches!(self, Provenance::Ncu)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IdeaStatus {
+    Proposed,
+    Tried,
+    Kept,
+    Rejected,
+}
+
 /// An idea taken from a source, with the evidence it rests on.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourceIdeaRow {
     pub round: u32,
     pub idea: String,
+    /// The main source of the idea.
     pub provenance: Provenance,
+    /// Further sources the idea combines (e.g. an SGLang kernel seen through an NCU digest).
+    #[serde(default)]
+    pub also_from: Vec<Provenance>,
+    /// Default `proposed`.
+    #[serde(default)]
+    pub status: Option<IdeaStatus>,
+    /// Why it was rejected or kept.
+    #[serde(default)]
+    pub status_reason: Option<String>,
+    /// NCU reports or digests behind the idea (paths relative to campaign_dir; must exist).
+    #[serde(default)]
+    pub ncu_reports: Vec<String>,
     /// Profiler table rows the idea rests on: `<path relative to campaign_dir>[#row]`, e.g.
     /// `profiles/round-1/vllm/decode/tables.json#gemm`. The path must exist.
     pub profiler_rows: Vec<String>,
@@ -201,6 +250,8 @@ const OPTIMIZATION: LedgerSpec = LedgerSpec {
         ("value", "value"),
         ("prior best", "prior_best_value"),
         ("improvement %", "improvement_pct"),
+        ("CI %", "improvement_ci_pct"),
+        ("runs", "runs"),
         ("correctness", "correctness"),
         ("benchmark row", "row_ref"),
         ("at", "at"),
@@ -212,11 +263,14 @@ const SOURCE_IDEA: LedgerSpec = LedgerSpec {
     title: "Source-idea ledger",
     columns: &[
         ("round", "round"),
+        ("status", "status"),
         ("provenance", "provenance"),
+        ("also from", "also_from"),
         ("idea", "idea"),
         ("profiler rows", "profiler_rows"),
         ("layer-pipeline evidence", "layer_pipeline_evidence"),
         ("source refs", "source_refs"),
+        ("NCU reports", "ncu_reports"),
         ("attempt", "attempt_id"),
         ("at", "at"),
     ],
@@ -266,10 +320,7 @@ fn cell(v: Option<&Value>) -> String {
         },
         Some(other) => other.to_string(),
     };
-    // A cell must not break the table.
-    text.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace(['\n', '\r'], " ")
+    vllm_sota_core::md::cell(&text)
 }
 
 fn render_markdown(spec: &LedgerSpec, rows: &[Value]) -> String {
@@ -315,6 +366,9 @@ fn write_markdown(path: &Path, spec: &LedgerSpec, rows: &[Value]) -> Result<()> 
     }
     fsx::write_text(path, &render_markdown(spec, rows))
 }
+
+/// The prior best: its value, a label naming it, and its row (with its file) when it is one.
+type Prior = (f64, String, Option<(String, CandidateRow)>);
 
 /// Find a row by id in a results JSONL of the campaign.
 fn load_row(paths: &CampaignPaths, r: &RowRef, field: &str) -> Result<CandidateRow> {
@@ -403,8 +457,38 @@ impl LedgerAppend {
         if existing.iter().any(|r| r["attempt_id"] == id.as_str()) {
             bail!("attempt_id: '{id}' is already in the attempt ledger");
         }
+        let decision = gates::attempt_gate(paths, row.round)?;
+        gates::code_first_gate(paths, row.round, decision.as_ref())?;
+        if let Some(k) = &row.kernel {
+            gates::kernel_gate(paths, row.round, k)?;
+        }
+        // The probe result stored on the measured row is the attempt's correctness.
+        let mut correctness = row.correctness.clone();
         if let Some(b) = &row.benchmark_ref {
-            load_row(paths, b, "benchmark_ref")?;
+            let measured = load_row(paths, b, "benchmark_ref")?;
+            if let Some(c) = &measured.correctness {
+                if row
+                    .correctness
+                    .as_ref()
+                    .is_some_and(|x| x.passed != c.passed)
+                {
+                    bail!(
+                        "correctness.passed: the caller says {}, but row '{}' stores a probe that {} ({}/{} matched)",
+                        !c.passed,
+                        measured.row_id,
+                        if c.passed { "passed" } else { "failed" },
+                        c.matched,
+                        c.probes
+                    );
+                }
+                correctness = Some(CheckResult {
+                    passed: c.passed,
+                    detail: format!(
+                        "greedy probe on {}#{}: {}/{} matched",
+                        b.file, b.row_id, c.matched, c.probes
+                    ),
+                });
+            }
         }
         let mut patch_path = None;
         if row.attach_patch {
@@ -424,6 +508,7 @@ impl LedgerAppend {
             patch_path = Some(rel);
         }
         let mut v = serde_json::to_value(&row)?;
+        v["correctness"] = serde_json::to_value(&correctness)?;
         v["attempt_id"] = json!(id);
         v["patch_path"] = json!(patch_path);
         v.as_object_mut().unwrap().remove("attach_patch");
@@ -477,30 +562,44 @@ impl LedgerAppend {
                 measured.row_id, m.metric
             )
         })?;
-        let (prior_value, prior_ref) = match &m.prior_best {
+        let (prior_value, prior_ref, prior_row) = match &m.prior_best {
             Some(r) => {
                 let prior = load_row(paths, r, "measured_improvement.prior_best")?;
                 let v = m.metric.value(&prior).with_context(|| {
                     format!("measured_improvement.prior_best: no {:?} value", m.metric)
                 })?;
-                (v, format!("{}#{}", r.file, r.row_id))
+                (
+                    v,
+                    format!("{}#{}", r.file, r.row_id),
+                    Some((r.file.clone(), prior)),
+                )
             }
             None => Self::prior_best(paths, &measured, m.metric, existing)?,
         };
-        let improvement_pct = (value / prior_value - 1.0) * 100.0;
-        if improvement_pct <= 0.0 {
+        if value <= prior_value {
             bail!(
                 "measured_improvement: {:?} {value:.4} of row '{}' is not better than the prior best {prior_value:.4} ({prior_ref})",
                 m.metric,
                 measured.row_id
             );
         }
+        let imp = gates::noise_rule(
+            paths,
+            &m.row_ref,
+            &measured,
+            m.metric,
+            (prior_value, prior_row),
+        )?;
+        let improvement_pct = imp.improvement_pct;
         let mut v = serde_json::to_value(&row)?;
         v["metric"] = json!(m.metric);
-        v["value"] = json!(value);
+        v["value"] = json!(imp.value);
         v["prior_best_value"] = json!(prior_value);
         v["prior_best_ref"] = json!(prior_ref);
         v["improvement_pct"] = json!(improvement_pct);
+        v["improvement_ci_pct"] = json!([imp.ci_low_pct, imp.ci_high_pct]);
+        v["runs"] = json!(imp.runs);
+        v["row_refs"] = serde_json::to_value(&imp.row_refs)?;
         v["row_ref"] = serde_json::to_value(&m.row_ref)?;
         v["scenario"] = json!(measured.scenario);
         Ok((v, improvement_pct))
@@ -512,11 +611,11 @@ impl LedgerAppend {
         measured: &CandidateRow,
         metric: RankingMetric,
         existing: &[Value],
-    ) -> Result<(f64, String)> {
-        let mut best: Option<(f64, String)> = None;
-        let mut consider = |v: f64, label: String| {
-            if best.as_ref().is_none_or(|(b, _)| v > *b) {
-                best = Some((v, label));
+    ) -> Result<Prior> {
+        let mut best: Option<Prior> = None;
+        let mut consider = |v: f64, label: String, row: Option<(String, CandidateRow)>| {
+            if best.as_ref().is_none_or(|(b, _, _)| v > *b) {
+                best = Some((v, label, row));
             }
         };
         let baseline: Vec<CandidateRow> = fsx::read_jsonl(&paths.candidates())?;
@@ -524,7 +623,11 @@ impl LedgerAppend {
             r.framework == "vllm" && r.scenario == measured.scenario && r.status == RunStatus::Ok
         }) {
             if let Some(v) = metric.value(r) {
-                consider(v, format!("benchmark/candidates.jsonl#{}", r.row_id));
+                consider(
+                    v,
+                    format!("benchmark/candidates.jsonl#{}", r.row_id),
+                    Some(("benchmark/candidates.jsonl".to_string(), r.clone())),
+                );
             }
         }
         for o in existing
@@ -538,6 +641,7 @@ impl LedgerAppend {
                         "optimization ledger {}",
                         o["attempt_id"].as_str().unwrap_or("?")
                     ),
+                    None,
                 );
             }
         }
@@ -557,13 +661,26 @@ impl LedgerAppend {
             "layer_pipeline_evidence",
             &row.layer_pipeline_evidence,
         )?;
-        Ok(serde_json::to_value(&row)?)
+        if !row.ncu_reports.is_empty() {
+            check_evidence_paths(paths, "ncu_reports", &row.ncu_reports)?;
+        }
+        if matches!(row.status, Some(IdeaStatus::Rejected))
+            && row
+                .status_reason
+                .as_deref()
+                .is_none_or(|r| r.trim().is_empty())
+        {
+            bail!("status_reason: required for a rejected idea (say why)");
+        }
+        let mut v = serde_json::to_value(&row)?;
+        v["status"] = json!(row.status.unwrap_or(IdeaStatus::Proposed));
+        Ok(v)
     }
 }
 
 impl Tool for LedgerAppend {
     const NAME: &'static str = "ledger_append";
-    const DESCRIPTION: &'static str = "Append one typed row to a campaign ledger: `attempt` (every patch attempt, kept or not; attach_patch saves the vLLM checkout's diff against the base as patches/<attempt_id>.diff), `optimization` (needs a passing correctness check and measured_improvement pointing at a benchmark row (file + row_id) that beats the prior best vLLM row; the improvement is recomputed, not trusted), or `source_idea` (needs the profiler rows and layer-pipeline evidence it rests on, as existing paths, and its provenance: vllm / sglang / tensorrt_llm / tokenspeed / ncu / pr_history). Rejections name the field. Writes humanize/<ledger>.jsonl (machine copy), re-renders humanize/<ledger>.md, appends humanize/lineage.jsonl; atomic and locked across processes.";
+    const DESCRIPTION: &'static str = "Append one typed row to a campaign ledger: `attempt` (every patch attempt, kept or not; refused until the round's gap_decision says patch and analysis/round-N/root-cause.md and layer-pipeline.md are written; after two flat rounds it needs a source idea of the round with code-first provenance; a kernel edit passes the kernel gate: the layer pipeline names the kernel, a correctness reference, model shapes and a wiring path exist; the probe stored on benchmark_ref's row is its correctness; attach_patch saves the vLLM checkout's diff against the base as patches/<attempt_id>.diff), `optimization` (measured_improvement points at a benchmark row (file + row_id); its command needs min_repeats ok runs, each with a passing probe stored on the row, and the confidence interval of the improvement over the prior best must clear the 1% noise threshold; recomputed, not trusted), or `source_idea` (needs the profiler rows and layer-pipeline evidence it rests on, as existing paths, its provenance (vllm / sglang / tensorrt_llm / tokenspeed / ncu / pr_history, plus also_from), status (proposed / tried / kept / rejected with status_reason) and optional ncu_reports). Rejections name the field. Writes humanize/<ledger>.jsonl (machine copy), re-renders humanize/<ledger>.md, appends humanize/lineage.jsonl; atomic and locked across processes.";
     type Request = LedgerAppendRequest;
     type Report = LedgerAppendReport;
 

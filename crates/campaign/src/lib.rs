@@ -6,11 +6,14 @@
 //!   and evidence path, read from disk only; what an agent calls after a restart.
 //! - [`ledger::LedgerAppend`] (`ledger_append`): typed, validated, locked appends to the
 //!   attempt / optimization / source-idea ledgers and `lineage.jsonl`.
+//! - [`gates`]: what `ledger_append` enforces (round evidence before an attempt, the kernel
+//!   gate, code-first research after two flat rounds, the noise rule on optimizations).
 //! - [`jobs`] (`job_status`, `job_cancel`): the agent's view of detached jobs.
 //! - [`env`]: probes of the environment (nvidia-smi, CUDA, NCCL, framework versions).
 //! - [`git`]: the vLLM checkout's branch, commit and diff against the campaign's base.
 
 pub mod env;
+pub mod gates;
 pub mod git;
 pub mod init;
 pub mod jobs;

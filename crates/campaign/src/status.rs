@@ -106,10 +106,7 @@ fn gate(
 }
 
 fn rel(paths: &CampaignPaths, p: &Path) -> String {
-    p.strip_prefix(&paths.root)
-        .unwrap_or(p)
-        .display()
-        .to_string()
+    paths.rel(p)
 }
 
 fn count_lines(p: &Path) -> usize {
@@ -590,7 +587,7 @@ impl Tool for CampaignStatus {
                 g.state,
                 g.tool,
                 g.evidence.as_deref().unwrap_or(""),
-                g.detail.replace('|', "\\|")
+                vllm_sota_core::md::cell(&g.detail)
             )
         };
         for g in &r.gates {

@@ -116,6 +116,28 @@ pub fn append_line(path: &Path, line: &str) -> Result<()> {
     result
 }
 
+/// Rewrite a text file through [`redact`] in place (same inode: a process still appending
+/// to it keeps appending to the redacted file). Missing file: nothing to do.
+pub fn redact_in_place(path: &Path) -> Result<()> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let std::borrow::Cow::Owned(clean) = redact(&text) else {
+        return Ok(());
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open {} for redaction", path.display()))?;
+    file.set_len(0)?;
+    file.write_all(clean.as_bytes())?;
+    file.sync_data()?;
+    Ok(())
+}
+
 /// Append one JSON value as a JSONL line, secrets redacted.
 pub fn append_jsonl<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
     let mut json = serde_json::to_value(value).context("cannot serialize to JSON")?;

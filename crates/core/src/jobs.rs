@@ -68,20 +68,7 @@ fn log_file(state_path: &Path) -> PathBuf {
     state_path.with_extension("log")
 }
 
-fn pid_alive(pid: u32) -> bool {
-    // kill(pid, 0): 0 = exists; EPERM also means it exists.
-    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    if rc == 0 {
-        // A zombie (exited, not yet reaped by its parent) is not running.
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat
-            .rsplit(')')
-            .next()
-            .and_then(|s| s.split_whitespace().next());
-        return state != Some("Z");
-    }
-    std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
+use crate::proc::pid_alive;
 
 fn read_state(state_path: &Path) -> Result<JobState> {
     fsx::read_json(state_path)
@@ -165,40 +152,18 @@ pub fn start(
     request: serde_json::Value,
     exe: &Path,
 ) -> Result<JobState> {
-    use std::os::unix::process::CommandExt;
     let mut state = initial_state(state_path, kind, request)?;
     fsx::write_json(state_path, &state)?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&state.log_path)
-        .with_context(|| format!("cannot open job log {}", state.log_path.display()))?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.arg("job-run")
+    // Own session: not killed with the MCP server's process group, and cancellable as a
+    // group. The job's own output goes to its log as is; `JobRunner::finish` redacts it.
+    let pid = crate::proc::Cmd::new(exe)
+        .arg("job-run")
         .arg("--state")
         .arg(state_path)
-        .stdin(std::process::Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    // Own session: not killed with the MCP server's process group, and cancellable as a group.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd
-        .spawn()
+        .spawn_detached(&state.log_path)
         .with_context(|| format!("cannot start job process {}", exe.display()))?;
-    state.pid = Some(child.id());
+    state.pid = Some(pid);
     fsx::write_json(state_path, &state)?;
-    // Reap the child in the background so it never lingers as a zombie of the server.
-    std::thread::spawn(move || {
-        let mut child = child;
-        let _ = child.wait();
-    });
     Ok(state)
 }
 
@@ -210,9 +175,7 @@ pub fn cancel(state_path: &Path) -> Result<JobState> {
     }
     fsx::write_text(&cancel_file(state_path), &now_rfc3339())?;
     if let Some(pid) = state.pid {
-        unsafe {
-            libc::kill(-(pid as libc::pid_t), libc::SIGTERM);
-        }
+        crate::proc::signal_group(pid as i32);
     }
     // Give the worker a moment to record its final state.
     for _ in 0..50 {
@@ -309,6 +272,11 @@ impl JobRunner {
             }
         }
         fsx::write_json(&self.state_path, &state)?;
+        // Redact-on-close: the log is rewritten in place (same file, so a writer that is
+        // still appending keeps appending to it).
+        if let Err(e) = fsx::redact_in_place(&state.log_path) {
+            tracing::warn!("cannot redact job log {}: {e:#}", state.log_path.display());
+        }
         Ok(state)
     }
 }
@@ -337,11 +305,18 @@ mod tests {
         let p = dir.path().join("job.json");
         let s = run_inline(&p, "demo", serde_json::json!({"n": 2}), |r| {
             r.progress(1.0, Some(2.0), "half");
+            // What a job process prints lands in its log unredacted; finish redacts it.
+            std::fs::write(
+                log_file(r.state_path()),
+                "loading with --hf-token hf_abcdefghijklmnopqrstuvwxyz0123\n",
+            )?;
             Ok(serde_json::json!({"n": r.request()["n"]}))
         })
         .unwrap();
         assert_eq!(s.status, JobStatus::Succeeded);
         assert_eq!(s.result.unwrap()["n"], 2);
+        let log = std::fs::read_to_string(&s.log_path).unwrap();
+        assert_eq!(log, "loading with --hf-token <redacted>\n");
         let s2 = run_inline(&p, "demo", serde_json::json!({}), |_| anyhow::bail!("boom")).unwrap();
         assert_eq!((s2.status, s2.attempts), (JobStatus::Failed, 2));
         assert_eq!(status(&p).unwrap().error.as_deref(), Some("boom"));

@@ -19,7 +19,6 @@ pub const LAYOUT_DIRS: &[&str] = &[
     "kernel/ncu-digests",
     "patches",
     "humanize",
-    "humanize/profile-digests",
 ];
 
 /// Files `campaign_init` creates (relative to the run directory), besides `campaign.json`.
@@ -78,6 +77,14 @@ pub struct CampaignPaths {
     pub root: PathBuf,
 }
 
+/// `path` relative to `root` when it is inside it, else as given (for records and reports).
+pub fn relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
 pub fn round_label(round: u32) -> String {
     format!("round-{round}")
 }
@@ -97,6 +104,11 @@ impl CampaignPaths {
             );
         }
         Ok(paths)
+    }
+
+    /// `path` relative to the campaign directory when it is inside it, else as given.
+    pub fn rel(&self, path: &Path) -> String {
+        relative(&self.root, path)
     }
 
     pub fn campaign(&self) -> Result<Campaign> {
@@ -181,9 +193,6 @@ impl CampaignPaths {
     }
     pub fn lineage(&self) -> PathBuf {
         self.join("humanize/lineage.jsonl")
-    }
-    pub fn profile_digests_dir(&self) -> PathBuf {
-        self.join("humanize/profile-digests")
     }
     pub fn final_report(&self) -> PathBuf {
         self.join("final_report.md")

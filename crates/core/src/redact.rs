@@ -71,8 +71,25 @@ fn env_secret_values() -> &'static Vec<String> {
 
 /// Remove every secret from `text`. Cheap when there is nothing to remove.
 pub fn redact(text: &str) -> Cow<'_, str> {
+    redact_also(text, &[])
+}
+
+/// The values of the secret-named entries of an environment handed to a child process
+/// (they are not in this process's environment, so [`redact`] alone cannot know them).
+pub fn secret_values<'a>(env: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<String> {
+    let mut values: Vec<String> = env
+        .into_iter()
+        .filter(|(k, v)| is_secret_name(k) && v.len() >= 6)
+        .map(|(_, v)| v.to_string())
+        .collect();
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    values
+}
+
+/// [`redact`], also replacing each literal of `extra` (see [`secret_values`]).
+pub fn redact_also<'t>(text: &'t str, extra: &[String]) -> Cow<'t, str> {
     let mut out: Cow<'_, str> = Cow::Borrowed(text);
-    for value in env_secret_values() {
+    for value in extra.iter().chain(env_secret_values()) {
         if out.contains(value.as_str()) {
             out = Cow::Owned(out.replace(value.as_str(), REDACTED));
         }

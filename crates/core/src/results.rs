@@ -58,8 +58,12 @@ pub struct Provenance {
 pub struct MetricsRow {
     /// Requests measured (warmup excluded).
     pub num_requests: u64,
-    pub completed: u64,
-    pub failed: u64,
+    /// Requests that completed; absent when the source does not say (never a guessed 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed: Option<u64>,
+    /// Requests that failed; absent when the source does not say (SGLang writes none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<u64>,
     /// completed / num_requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success_rate: Option<f64>,

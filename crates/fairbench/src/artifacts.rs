@@ -12,7 +12,7 @@ use vllm_sota_core::results::{CandidateRow, RankingMetric, RowRef, RunStatus, co
 
 use crate::measure::Point;
 use crate::preflight::Plan;
-use crate::procs::display_argv;
+use vllm_sota_core::proc::shell_join as display_argv;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ArtifactPaths {
@@ -239,7 +239,7 @@ fn summary_md(
                 r.candidate_id,
                 r.scenario,
                 format!("{:?}", r.status).to_lowercase(),
-                reason.replace('|', "\\|").replace('\n', " ")
+                vllm_sota_core::md::cell(&reason)
             );
         }
         let _ = writeln!(s);
@@ -335,12 +335,7 @@ const COLORS: &[&str] = &[
     "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
 ];
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use vllm_sota_core::md::html as escape;
 
 /// Every measured point of every ok row of a scenario: output throughput (y) vs p50 TPOT (x).
 fn scenario_svg(

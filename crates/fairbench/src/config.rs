@@ -12,9 +12,6 @@ use vllm_sota_core::results::{RankingMetric, Sla};
 
 pub const CONFIG_SCHEMA_VERSION: u32 = 1;
 
-/// Frameworks the search knows; keys of `frameworks`.
-pub const KNOWN_FRAMEWORKS: &[&str] = &["vllm", "sglang", "tensorrt_llm", "tokenspeed"];
-
 /// A map that keeps the order of its keys as written (knob order matters for tiers 1 and 2).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OrderedMap<V>(pub Vec<(String, V)>);
@@ -664,11 +661,8 @@ pub fn validate(cfg: &BenchmarkConfig) -> Result<()> {
         bail!("frameworks: at least one framework is needed");
     }
     for (name, fw) in cfg.frameworks.iter() {
-        if !KNOWN_FRAMEWORKS.contains(&name.as_str()) {
-            bail!(
-                "frameworks.{name}: unknown framework (known: {})",
-                KNOWN_FRAMEWORKS.join(", ")
-            );
+        if let Err(e) = name.parse::<vllm_sota_core::Framework>() {
+            bail!("frameworks.{name}: {e}");
         }
         if let Some(cmd) = &fw.server_command
             && cmd.is_empty()

@@ -7,20 +7,20 @@ use anyhow::Result;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::time::{Duration, Instant};
+use vllm_sota_core::proc::{self, Cmd, Group};
 use vllm_sota_core::results::RunStatus;
 
 use crate::candidates::Candidate;
 use crate::config::BenchmarkConfig;
 use crate::flags::{HelpFlags, flags_argv};
 use crate::preflight::{FrameworkPlan, fill_template, template_vars};
-use crate::{http, procs};
+use crate::procs;
+use vllm_sota_core::http::{self, Timeouts, request_json, url_of};
 
 /// A running, ready server.
 pub struct Server {
-    pub child: Child,
-    pub pgid: i32,
+    pub group: Group,
     pub host: String,
     pub port: u16,
     /// The model id `/v1/models` reported (what requests must send).
@@ -98,9 +98,9 @@ pub fn reap_stale(benchmark_dir: &Path) {
     if let Ok(v) = vllm_sota_core::fsx::read_json::<Value>(&path) {
         if let Some(pgid) = v["pgid"].as_i64() {
             let pgid = pgid as i32;
-            if pgid > 1 && procs::group_alive(pgid) {
+            if pgid > 1 && proc::group_alive(pgid) {
                 tracing::warn!(pgid, "killing a server group left by an interrupted job");
-                procs::kill_group(pgid, None, Duration::from_secs(5));
+                proc::kill_group(pgid, None, Duration::from_secs(5));
             }
         }
         let _ = std::fs::remove_file(&path);
@@ -123,7 +123,7 @@ pub fn launch(
     let header = format!(
         "# fair_benchmark launch {}\n# argv: {}\n# env: {}\n",
         vllm_sota_core::layout::now_rfc3339(),
-        procs::display_argv(&full),
+        proc::shell_join(&full),
         vllm_sota_core::redact::describe_env(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .join(" ")
     );
@@ -136,38 +136,45 @@ pub fn launch(
         argv: argv.clone(),
         log_path: log_path.to_path_buf(),
     };
-    let mut child = match procs::spawn_group(&full, &env, log_path) {
-        Ok(c) => c,
+    let grace = Duration::from_secs_f64(cfg.launch.shutdown_grace_s);
+    // Dies with this job process (a `kill -9`ed job leaves no server holding the port).
+    let spawned = Cmd::from_argv(&full).and_then(|c| {
+        c.envs(&env)
+            .die_with_parent()
+            .grace(grace)
+            .spawn_logged(log_path)
+    });
+    let mut group = match spawned {
+        Ok(g) => g,
         Err(e) => return Err(fail(RunStatus::Failed, format!("{e:#}"))),
     };
-    let pgid = child.id() as i32;
+    let pgid = group.pgid();
     let _ = vllm_sota_core::fsx::write_json(
         &live_file(benchmark_dir),
         &json!({"pgid": pgid, "argv": full, "port": port}),
     );
     let host = cfg.launch.host.clone();
-    let grace = Duration::from_secs_f64(cfg.launch.shutdown_grace_s);
     let start = Instant::now();
     let timeout = Duration::from_secs_f64(fp.startup_timeout_s);
     let poll = Duration::from_secs_f64(cfg.launch.readiness_poll_s.max(0.01));
     let mut last = String::from("no answer yet");
-    let kill = |child: &mut Child| {
-        procs::kill_group(pgid, Some(child), grace);
+    let kill = |group: &mut Group| {
+        group.stop();
         let _ = std::fs::remove_file(live_file(benchmark_dir));
     };
     loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            kill(&mut child);
+        if let Some(code) = group.try_wait() {
+            kill(&mut group);
             let log = std::fs::read_to_string(log_path).unwrap_or_default();
-            let (st, reason) = classify_exit(status.code(), &log);
+            let (st, reason) = classify_exit(code, &log);
             return Err(fail(st, reason));
         }
         if cancelled() {
-            kill(&mut child);
+            kill(&mut group);
             return Err(fail(RunStatus::Skipped, "cancelled".into()));
         }
         if start.elapsed() >= timeout {
-            kill(&mut child);
+            kill(&mut group);
             return Err(fail(
                 RunStatus::Timeout,
                 format!(
@@ -184,8 +191,7 @@ pub fn launch(
         ) {
             Ok(model_id) => {
                 return Ok(Server {
-                    child,
-                    pgid,
+                    group,
                     host,
                     port,
                     model_id,
@@ -204,8 +210,8 @@ pub fn launch(
 
 /// `/v1/models` answers 200 with a model, then a 1-token request succeeds.
 pub fn probe_ready(host: &str, port: u16, models_route: &str, endpoint: &str) -> Result<String> {
-    let t = Duration::from_secs(30);
-    let r = http::request(host, port, "GET", models_route, None, t)?;
+    let t = Timeouts::new(Duration::from_secs(30));
+    let r = request_json("GET", &url_of(host, port, models_route), None, t)?;
     anyhow::ensure!(r.status == 200, "{models_route} answered {}", r.status);
     let v = r.json()?;
     let model = v["data"][0]["id"]
@@ -213,19 +219,17 @@ pub fn probe_ready(host: &str, port: u16, models_route: &str, endpoint: &str) ->
         .map(str::to_string)
         .ok_or_else(|| anyhow::anyhow!("{models_route} lists no model"))?;
     let body = one_token_body(endpoint, &model);
-    let r = http::request(
-        host,
-        port,
+    let r = request_json(
         "POST",
-        endpoint,
+        &url_of(host, port, endpoint),
         Some(&body),
-        Duration::from_secs(120),
+        Timeouts::new(Duration::from_secs(120)),
     )?;
     anyhow::ensure!(
         r.status == 200,
         "1-token request answered {}: {}",
         r.status,
-        http::snippet(&r.body)
+        http::snippet(&r.text())
     );
     let v = r.json()?;
     anyhow::ensure!(
@@ -250,14 +254,14 @@ impl Server {
 
     /// Has the server process exited (crashed)?
     pub fn exited(&mut self) -> Option<Option<i32>> {
-        self.child.try_wait().ok().flatten().map(|s| s.code())
+        self.group.try_wait()
     }
 
     /// Kill the group, run the teardown command, wait for GPU memory (GPU hosts).
     pub fn teardown(mut self, benchmark_dir: &Path, gpu_ids: &[u32], gpu_wait: Option<Duration>) {
-        procs::kill_group(self.pgid, Some(&mut self.child), self.grace);
+        self.group.stop();
         if let Some(cmd) = &self.teardown_command {
-            let _ = procs::run_capture(cmd, &BTreeMap::new(), Duration::from_secs(60));
+            let _ = Cmd::from_argv(cmd).and_then(|c| c.run_capture(Duration::from_secs(60)));
         }
         let _ = std::fs::remove_file(live_file(benchmark_dir));
         if let Some(wait) = gpu_wait {
@@ -268,7 +272,7 @@ impl Server {
 
 /// Poll nvidia-smi until no compute process holds the GPUs (or the wait ends). No-op without nvidia-smi.
 pub fn wait_gpu_released(ids: &[u32], wait: Duration) -> bool {
-    if !procs::executable_exists("nvidia-smi") {
+    if !proc::on_path("nvidia-smi") {
         return true;
     }
     let end = Instant::now() + wait;

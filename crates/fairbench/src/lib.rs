@@ -22,7 +22,6 @@ pub mod artifacts;
 pub mod candidates;
 pub mod config;
 pub mod flags;
-pub mod http;
 pub mod launch;
 pub mod measure;
 pub mod preflight;

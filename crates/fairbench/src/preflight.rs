@@ -15,6 +15,7 @@ use crate::flags::{
     self, FlagResolution, FrameworkFacts, HelpFlags, as_f64, as_flag, resolve_flag,
 };
 use crate::procs;
+use vllm_sota_core::proc;
 
 /// A flag, value or whole framework refused at preflight, with the reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -230,7 +231,7 @@ fn plan_framework(
             }
         };
         let argv = procs::wrap_with_launcher(&help_argv, section.launcher.as_deref());
-        if !procs::executable_exists(&argv[0]) {
+        if !proc::on_path(&argv[0]) {
             let reason = format!(
                 "`{}` is not installed here (not found on PATH): environment gap",
                 argv[0]
@@ -238,36 +239,37 @@ fn plan_framework(
             return Ok(gap(fp, plan, reason));
         }
         let timeout = opts.help_timeout.unwrap_or(Duration::from_secs(300));
-        let cap = procs::run_capture(&argv, &section.env, timeout)
+        let cap = proc::Cmd::from_argv(&argv)
+            .and_then(|c| c.envs(&section.env).merge_stderr().run_capture(timeout))
             .with_context(|| format!("frameworks.{name}: cannot run the help command"))?;
         if cap.timed_out {
             let reason = format!(
                 "`{}` did not print its help within {:?}: environment gap",
-                procs::display_argv(&argv),
+                proc::shell_join(&argv),
                 timeout
             );
             return Ok(gap(fp, plan, reason));
         }
-        if HelpFlags::parse(&cap.output).is_empty() && cap.status == Some(0) {
+        if HelpFlags::parse(&cap.stdout).is_empty() && cap.code == Some(0) {
             // It ran, so it is installed: the help text just is not an option list we can read.
             let reason = format!(
                 "`{}` printed no option lines this tool can read; set frameworks.{name}.help_command to a command that prints the CLI's --help",
-                procs::display_argv(&argv)
+                proc::shell_join(&argv)
             );
             return Ok(reject_framework(fp, plan, None, reason));
         }
-        if HelpFlags::parse(&cap.output).is_empty() {
-            let first = crate::launch::first_error_line(&cap.output)
-                .unwrap_or_else(|| cap.output.lines().next().unwrap_or("").to_string());
+        if HelpFlags::parse(&cap.stdout).is_empty() {
+            let first = crate::launch::first_error_line(&cap.stdout)
+                .unwrap_or_else(|| cap.stdout.lines().next().unwrap_or("").to_string());
             let reason = format!(
                 "`{}` printed no CLI flags (exit {:?}): {}: environment gap",
-                procs::display_argv(&argv),
-                cap.status,
+                proc::shell_join(&argv),
+                cap.code,
                 first.trim()
             );
             return Ok(gap(fp, plan, reason));
         }
-        cap.output
+        cap.stdout
     };
     let help_path = help_dir.join(format!("{name}_serve_help.txt"));
     vllm_sota_core::fsx::write_text(&help_path, &help_text)?;
@@ -583,16 +585,11 @@ fn reject_framework(
     fp
 }
 
-pub fn rel(root: &Path, path: &Path) -> String {
-    path.strip_prefix(root)
-        .unwrap_or(path)
-        .display()
-        .to_string()
-}
+pub use vllm_sota_core::layout::relative as rel;
 
 /// `nvidia-smi`: are the GPUs free (no compute process on them)? Skipped when absent.
 pub fn check_gpus_free(ids: &[u32]) -> GpuCheck {
-    if !procs::executable_exists("nvidia-smi") {
+    if !proc::on_path("nvidia-smi") {
         return GpuCheck {
             status: "skipped".into(),
             detail: "nvidia-smi not found: no GPU check on this host".into(),
@@ -615,18 +612,22 @@ pub fn check_gpus_free(ids: &[u32]) -> GpuCheck {
 }
 
 fn nvsmi(args: &[&str]) -> Result<String> {
-    let out = std::process::Command::new("nvidia-smi")
+    let out = proc::Cmd::new("nvidia-smi")
         .args(args)
-        .output()
+        .run_capture(std::time::Duration::from_secs(30))
         .context("cannot run nvidia-smi")?;
-    if !out.status.success() {
+    if !out.success() {
         bail!(
             "nvidia-smi {}: {}",
             args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
+            if out.timed_out {
+                "timed out after 30 s"
+            } else {
+                out.stderr.trim()
+            }
         );
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(out.stdout)
 }
 
 /// `GPU <id>: pid <pid> (<MiB> MiB)` for every compute process on the given GPUs.

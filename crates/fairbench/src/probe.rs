@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use vllm_sota_core::results::Correctness;
 
-use crate::http;
+use vllm_sota_core::http::{self, Timeouts, request_json, url_of};
 
 /// Fixed probe prompts: short, varied, deterministic under greedy decoding.
 pub const PROBE_PROMPTS: &[&str] = &[
@@ -103,30 +103,17 @@ fn parse_answer(prompt: &str, v: &Value) -> Result<ProbeAnswer> {
 pub fn run_probe(host: &str, port: u16, endpoint: &str, model: &str) -> Result<Vec<ProbeAnswer>> {
     let mut out = Vec::new();
     for prompt in PROBE_PROMPTS {
-        let t = Duration::from_secs(120);
-        let mut r = http::request(
-            host,
-            port,
-            "POST",
-            endpoint,
-            Some(&body(endpoint, model, prompt, true)),
-            t,
-        )?;
+        let t = Timeouts::new(Duration::from_secs(120));
+        let url = url_of(host, port, endpoint);
+        let mut r = request_json("POST", &url, Some(&body(endpoint, model, prompt, true)), t)?;
         if r.status == 400 || r.status == 422 {
-            r = http::request(
-                host,
-                port,
-                "POST",
-                endpoint,
-                Some(&body(endpoint, model, prompt, false)),
-                t,
-            )?;
+            r = request_json("POST", &url, Some(&body(endpoint, model, prompt, false)), t)?;
         }
         anyhow::ensure!(
             r.status == 200,
             "probe request answered {}: {}",
             r.status,
-            http::snippet(&r.body)
+            http::snippet(&r.text())
         );
         out.push(parse_answer(prompt, &r.json()?)?);
     }

@@ -346,7 +346,7 @@ pub fn run_revalidate_job(runner: &JobRunner) -> Result<Value> {
                     Ok(p) => {
                         row.workload.seed = Some(p.seed);
                         row.sla = cfg.benchmark.sla.evaluate(Some(&p.metrics));
-                        if p.metrics.completed == 0 {
+                        if p.metrics.completed.unwrap_or(0) == 0 {
                             row.status = RunStatus::Failed;
                             row.failure_reason = Some(format!(
                                 "no request succeeded: {}",

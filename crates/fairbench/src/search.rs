@@ -645,7 +645,7 @@ fn measure_candidate(
                     row.workload = workload(cfg, Some(sc), Some(p));
                     row.sla = cfg.benchmark.sla.evaluate(Some(&p.metrics));
                     row.metrics = Some(p.metrics.clone());
-                    if p.metrics.completed == 0 {
+                    if p.metrics.completed.unwrap_or(0) == 0 {
                         row.status = if p.top_error.as_deref().is_some_and(|e| {
                             e.to_ascii_lowercase().contains("timeout")
                                 || e.to_ascii_lowercase().contains("timed out")
@@ -713,13 +713,11 @@ pub fn vllm_commit_of_campaign(paths: &CampaignPaths) -> Option<String> {
 }
 
 pub fn git_head(dir: &Path) -> Option<String> {
-    let out = std::process::Command::new("git")
+    let out = vllm_sota_core::proc::Cmd::new("git")
         .arg("-C")
         .arg(dir)
         .args(["rev-parse", "HEAD"])
-        .output()
+        .run_capture(std::time::Duration::from_secs(30))
         .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    out.success().then(|| out.stdout.trim().to_string())
 }

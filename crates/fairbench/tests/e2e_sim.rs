@@ -282,7 +282,7 @@ fn full_search_with_sim_serve_then_revalidation() {
         );
         let w = row(&rows, &format!("vllm/c01-max-num-seqs=16/{sc}/r0"));
         assert_eq!(w.sla.passed, Some(true));
-        assert_eq!(w.metrics.as_ref().unwrap().completed, 16);
+        assert_eq!(w.metrics.as_ref().unwrap().completed, Some(16));
         assert!(
             w.server_command
                 .windows(2)

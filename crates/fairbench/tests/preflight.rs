@@ -155,7 +155,7 @@ fn the_three_cookbook_configs_validate_and_preflight_cleanly() {
             assert!(root.join(format!("help/{fw}_serve_help.txt")).is_file());
         }
         // TensorRT-LLM is not installed on this host (no trtllm-serve): an environment gap, not "unsupported".
-        if !vllm_sota_fairbench::procs::executable_exists("trtllm-serve") {
+        if !vllm_sota_core::proc::on_path("trtllm-serve") {
             let t = plan.framework("tensorrt_llm").unwrap();
             assert_eq!(t.status, FrameworkStatus::EnvironmentGap);
             assert!(

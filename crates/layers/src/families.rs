@@ -99,71 +99,8 @@ pub fn ensure_classifier() -> anyhow::Result<()> {
     }
 }
 
-/// A short display name: strips `void `, template arguments and parameter lists.
-pub fn short_name(name: &str) -> String {
-    let cleaned = name.trim().replace("(anonymous namespace)::", "");
-    let mut s = cleaned.as_str();
-    if let Some(rest) = s.strip_prefix("void ") {
-        s = rest;
-    }
-    // Cut at the first '<' or '(' (templates / parameters), keep the qualified name.
-    let cut = s.find(['<', '(']).unwrap_or(s.len());
-    let mut base = s[..cut].trim().to_string();
-    for prefix in ["at::native::", "cutlass::"] {
-        base = base.replace(prefix, "");
-    }
-    // For generic wrappers, name the functor from the template arguments: the last
-    // `*Functor*` token, else the first `*_kernel*` token (e.g. `direct_copy_kernel_cuda`).
-    let generic = [
-        "device_kernel",
-        "elementwise_kernel",
-        "vectorized_elementwise_kernel",
-        "unrolled_elementwise_kernel",
-        "elementwise_kernel_with_index",
-        "Kernel2",
-        "kernel",
-        "reduce_kernel",
-        "index_elementwise_kernel",
-    ];
-    if generic.contains(&base.as_str()) && cut < s.len() {
-        let inner: String = s[cut + 1..].chars().take(400).collect();
-        let tokens: Vec<&str> = inner
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .filter(|t| !t.is_empty())
-            .collect();
-        let skip = |t: &&str| {
-            [
-                "gpu_kernel_impl",
-                "gpu_kernel_impl_nocast",
-                "enable_sm90_or_later",
-                "enable_sm80_to_sm89",
-            ]
-            .contains(t)
-                || generic.contains(t)
-        };
-        let functor = tokens
-            .iter()
-            .filter(|t| t.contains("Functor") || t.ends_with("Ops") || t.ends_with("Op"))
-            .rfind(|t| !skip(t));
-        let kernel = tokens
-            .iter()
-            .filter(|t| {
-                (t.contains("_kernel")
-                    || t.contains("Kernel")
-                    || t.contains("Fwd")
-                    || t.starts_with("cutlass_"))
-                    && !skip(t)
-            })
-            .find(|_| true);
-        if let Some(inner) = functor.or(kernel) {
-            base = format!("{base}<{inner}>");
-        }
-    }
-    if base.chars().count() > 90 {
-        base = base.chars().take(87).collect::<String>() + "...";
-    }
-    base
-}
+/// The one kernel-name shortener ([`vllm_sota_core::kname`]), shared with every tool.
+pub use vllm_sota_core::kname::short as short_name;
 
 #[cfg(test)]
 mod tests {
@@ -219,35 +156,5 @@ mod tests {
         for (f, n) in ALL {
             assert_eq!(Family::from_name(n), *f);
         }
-    }
-
-    #[test]
-    fn short_names_drop_templates_and_keep_the_functor_of_generic_wrappers() {
-        assert_eq!(
-            short_name("nvjet_sm90_tst_256x64_64x5_4x1_v_bz_TNT"),
-            "nvjet_sm90_tst_256x64_64x5_4x1_v_bz_TNT"
-        );
-        assert_eq!(
-            short_name("void vllm::reshape_and_cache_flash_kernel<__nv_bfloat16>(x)"),
-            "vllm::reshape_and_cache_flash_kernel"
-        );
-        assert_eq!(
-            short_name(
-                "void at::native::(anonymous namespace)::CatArrayBatchedCopy_vectorized<at::native::(anonymous namespace)::OpaqueType<2u>"
-            ),
-            "CatArrayBatchedCopy_vectorized"
-        );
-        let fa = short_name(
-            "void cutlass::device_kernel<flash::enable_sm90_or_later<flash::FlashAttnFwdSm90<flash::Coll",
-        );
-        assert_eq!(fa, "device_kernel<FlashAttnFwdSm90>");
-        let mul = short_name(
-            "void at::native::elementwise_kernel<128, 4, at::native::gpu_kernel_impl_nocast<at::native::BinaryFunctor<float, float, float, at::native::binary_internal::MulFunctor<float> > >(at::TensorIteratorBase&, X const&)::{lambda(int)#1}>(int, X)",
-        );
-        assert_eq!(mul, "elementwise_kernel<MulFunctor>");
-        let copy = short_name(
-            "void at::native::unrolled_elementwise_kernel<at::native::direct_copy_kernel_cuda(at::TensorIteratorBase&)::{lambda()#3}>(int)",
-        );
-        assert_eq!(copy, "unrolled_elementwise_kernel<direct_copy_kernel_cuda>");
     }
 }

@@ -7,10 +7,11 @@
 //! - an outlier gap is at least [`GAP_FLOOR_NS`], 20 × the pass's median gap and 1 % of
 //!   the pass wall time (so a launch-bound eager pass, whose every gap is long, flags only
 //!   the gaps that stand out);
-//! - cause: when the kernel after the gap was launched after the GPU went idle, the host
-//!   was late: the innermost CPU op or runtime call on the launching thread that covers at
-//!   least half of [GPU idle start, launch] is named; a kernel launched before the GPU
-//!   went idle (or from a CUDA-graph launch) waited on the GPU side instead.
+//! - cause: a kernel launched before the GPU went idle (or from a CUDA-graph launch) waited
+//!   on the GPU side; otherwise the host was late, and what held it is the trace crate's
+//!   host-stall attribution for the same idle interval (`vllm_sota_trace::hoststall`: the
+//!   innermost CPU op covering half of it, a blocking CUDA call, or the Python frame);
+//!   there is one attribution rule for every tool, none here.
 
 use crate::families::short_name;
 use crate::model::TraceView;
@@ -58,11 +59,12 @@ impl GapPlace {
 pub enum GapCause {
     /// The next kernel was launched after the GPU went idle: the host held it back.
     HostStall {
-        /// Innermost CPU op / runtime call on the launching thread covering at least half
-        /// of the wait (absent: no single op does, e.g. Python between ops).
+        /// What held the host (the trace crate's attribution): a CPU op, `python: <frame>`
+        /// or a blocking CUDA call; absent when no attribution covers this interval (no
+        /// step annotations, or the holder is unknown).
         op: Option<String>,
-        /// That op's own duration (ms).
-        op_ms: Option<f64>,
+        /// `cpu_op`, `synchronization` or `python` (with `op`).
+        kind: Option<String>,
         /// Time from the GPU going idle to the launch call (ms).
         host_late_ms: f64,
     },
@@ -97,11 +99,14 @@ impl IdleGap {
         let why = match &self.cause {
             GapCause::HostStall {
                 op: Some(op),
-                op_ms,
+                kind,
                 host_late_ms,
             } => format!(
                 "the host was in `{op}`{} and launched `{}` {host_late_ms:.3} ms after the GPU went idle",
-                op_ms.map(|m| format!(" ({m:.3} ms)")).unwrap_or_default(),
+                match kind.as_deref() {
+                    Some("synchronization") => " (a blocking CUDA call)",
+                    _ => "",
+                },
                 self.kernel_after
             ),
             GapCause::HostStall {
@@ -109,7 +114,7 @@ impl IdleGap {
                 host_late_ms,
                 ..
             } => format!(
-                "the host launched `{}` {host_late_ms:.3} ms after the GPU went idle; no single CPU op covers the wait (Python or untraced host work)",
+                "the host launched `{}` {host_late_ms:.3} ms after the GPU went idle; nothing traced covers the wait (no step annotation to attribute within, or untraced host work)",
                 self.kernel_after
             ),
             GapCause::GpuSide { launched_before_ms } => format!(
@@ -218,18 +223,15 @@ fn cause_of(view: &TraceView, idle_from: i64, next: usize) -> GapCause {
             launched_before_ms: ms(idle_from - launch.ts_ns),
         };
     }
-    let (w0, w1) = (idle_from, launch.ts_ns);
-    let holder = view
-        .host_ops
+    // The trace crate's stall for this idle interval: the one starting where it starts.
+    let stall = view
+        .host_stalls
         .iter()
-        .take_while(|h| h.ts_ns < w1)
-        .filter(|h| h.pid == launch.pid && h.tid == launch.tid)
-        .filter(|h| 2 * (h.end_ns().min(w1) - h.ts_ns.max(w0)) >= w1 - w0)
-        .min_by_key(|h| (h.dur_ns, std::cmp::Reverse(h.ts_ns)));
+        .find(|h| (h.start_ns - idle_from).abs() <= 1_000 && h.kind != "unknown");
     GapCause::HostStall {
-        op: holder.map(|h| view.host_names[h.name as usize].clone()),
-        op_ms: holder.map(|h| ms(h.dur_ns)),
-        host_late_ms: ms(w1 - w0),
+        op: stall.map(|h| h.held_by.clone()),
+        kind: stall.map(|h| h.kind.clone()),
+        host_late_ms: ms(launch.ts_ns - idle_from),
     }
 }
 
@@ -240,7 +242,7 @@ mod tests {
     use crate::passes;
 
     #[test]
-    fn a_late_launch_is_a_host_stall_named_by_the_innermost_covering_op() {
+    fn a_late_launch_is_a_host_stall_named_by_the_trace_crates_attribution() {
         let mut b = ViewBuilder::new();
         b.span(
             "execute_model_step_0",
@@ -251,10 +253,8 @@ mod tests {
         for i in 0..20 {
             b.kernel("gemm", i as f64 * 10.0, 8.0);
         }
-        // The host sits in an attention op for 9 ms; the next kernel launches at its end.
-        b.host_op("aten::scaled_dot_product_attention", 150.0, 9_900.0);
-        b.host_op("aten::_cudnn_attention_forward", 160.0, 9_880.0);
-        b.host_op("aten::empty", 170.0, 3.0);
+        // The host sits in an attention op for 9.85 ms; the next kernel launches at its end.
+        b.host_stall("aten::_cudnn_attention_forward", 198.0, 9_852.0);
         b.kernel("sdpa", 10_050.0, 20.0); // launched at 10045
         for i in 0..5 {
             b.kernel("gemm", 10_100.0 + i as f64 * 10.0, 8.0);
@@ -267,8 +267,11 @@ mod tests {
         assert!((g.ms - 9.852).abs() < 1e-9, "{}", g.ms);
         assert_eq!(g.place, GapPlace::Pass);
         match &g.cause {
-            GapCause::HostStall { op, .. } => {
-                assert_eq!(op.as_deref(), Some("aten::_cudnn_attention_forward"))
+            GapCause::HostStall {
+                op, host_late_ms, ..
+            } => {
+                assert_eq!(op.as_deref(), Some("aten::_cudnn_attention_forward"));
+                assert!((host_late_ms - 9.847).abs() < 1e-9, "{host_late_ms}");
             }
             c => panic!("{c:?}"),
         }

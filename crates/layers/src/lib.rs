@@ -20,7 +20,7 @@
 //! - [`families`]: kernel families (the trace crate's one classifier,
 //!   `references/kernel-families.json`) and short display names; [`roofline`]: ideal GEMM/attention time from the
 //!   launching op's shapes against `references/gpu-specs.json`; [`stats`]: mean,
-//!   median, nearest-rank p95, median element; [`perfetto`]: ranges in the forms the
+//!   median, interpolated p95 (core::stats), median element; [`perfetto`]: ranges in the forms the
 //!   Perfetto UI and trace processor accept.
 //! - [`analyze`]: the pure pipeline; [`render`]: its markdown; [`tool`]: the
 //!   `layer_pipeline` tool (request, size-bounded report, markdown and JSON artifacts).

@@ -70,22 +70,17 @@ pub struct Launch {
     pub is_graph_launch: bool,
 }
 
-/// A host-side interval on a CPU thread: a CPU operator (`aten::*`) or a CUDA
-/// runtime/driver call. Read to name what held the host while the GPU idled.
+/// A GPU-idle interval inside an engine step during which the host held the next
+/// launch back, with what held it: the trace crate's attribution
+/// (`vllm_sota_trace::hoststall`), copied so the analysis can place it in a layer.
 #[derive(Debug, Clone, PartialEq)]
-pub struct HostOp {
-    /// Index into [`TraceView::host_names`].
-    pub name: u32,
-    pub ts_ns: i64,
+pub struct HostStallAt {
+    pub start_ns: i64,
     pub dur_ns: i64,
-    pub pid: i64,
-    pub tid: i64,
-}
-
-impl HostOp {
-    pub fn end_ns(&self) -> i64 {
-        self.ts_ns + self.dur_ns
-    }
+    /// A CPU op name, `python: <frame>`, a blocking CUDA call, or `unknown`.
+    pub held_by: String,
+    /// `cpu_op`, `synchronization`, `python` or `unknown`.
+    pub kind: String,
 }
 
 /// Shapes of the CPU op that launched a kernel (`record_shapes=True`).
@@ -120,11 +115,8 @@ pub struct TraceView {
     pub spans: Vec<Span>,
     /// Distinct launching-op shapes ([`Kernel::shapes`] indexes this).
     pub shapes: Vec<OpShapes>,
-    /// CPU ops and CUDA runtime calls on the threads that launched this GPU's kernels,
-    /// sorted by start (empty when the trace has none).
-    pub host_ops: Vec<HostOp>,
-    /// Interned host-op names ([`HostOp::name`] indexes this).
-    pub host_names: Vec<String>,
+    /// Host stalls found by the trace crate, sorted by start (empty without step annotations).
+    pub host_stalls: Vec<HostStallAt>,
     /// Family of each name, computed once on first use (the classifier runs regexes).
     pub name_families: std::sync::OnceLock<Vec<crate::families::Family>>,
 }
@@ -138,7 +130,7 @@ impl TraceView {
     pub fn normalize(&mut self) {
         self.kernels.sort_by_key(|k| k.ts_ns);
         self.spans.sort_by_key(|s| s.ts_ns);
-        self.host_ops.sort_by_key(|h| h.ts_ns);
+        self.host_stalls.sort_by_key(|h| h.start_ns);
     }
 
     /// Intern a name (test and adapter helper).
@@ -206,21 +198,13 @@ impl ViewBuilder {
         self.view.kernels.len() - 1
     }
 
-    /// Add a host op on CPU thread (1, 1), the thread kernels are launched from.
-    pub fn host_op(&mut self, name: &str, ts_us: f64, dur_us: f64) {
-        let id = match self.view.host_names.iter().position(|n| n == name) {
-            Some(i) => i as u32,
-            None => {
-                self.view.host_names.push(name.to_string());
-                (self.view.host_names.len() - 1) as u32
-            }
-        };
-        self.view.host_ops.push(HostOp {
-            name: id,
-            ts_ns: us(ts_us),
+    /// Add a host stall: the GPU idles from `start_us` for `dur_us` while `held_by` holds the host.
+    pub fn host_stall(&mut self, held_by: &str, start_us: f64, dur_us: f64) {
+        self.view.host_stalls.push(HostStallAt {
+            start_ns: us(start_us),
             dur_ns: us(dur_us),
-            pid: 1,
-            tid: 1,
+            held_by: held_by.to_string(),
+            kind: "cpu_op".into(),
         });
     }
 

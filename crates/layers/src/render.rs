@@ -9,9 +9,7 @@ fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
 
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
+use vllm_sota_core::md::cell;
 
 fn hot_table(out: &mut String, rows: &[HotKernel], share_label: &str) {
     let _ = writeln!(
@@ -299,7 +297,7 @@ fn type_table(o: &mut String, rows: &[TypeRow]) {
     }
     let _ = writeln!(
         o,
-        "\n(GPU time = union of the layer's kernel intervals; GPU share = summed layer GPU time / pass GPU busy time; wall = first kernel start → last kernel end; p95 by nearest rank.)\n"
+        "\n(GPU time = union of the layer's kernel intervals; GPU share = summed layer GPU time / pass GPU busy time; wall = first kernel start → last kernel end; p95 interpolated between the nearest ranks.)\n"
     );
 }
 

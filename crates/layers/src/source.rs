@@ -6,14 +6,16 @@
 //!   as Kineto's `Iteration Start` are not stored): the minimum over the stored tables;
 //! - the launching op's `Input type` (dtype): the roofline assumes the request's dtype.
 
-use crate::model::{HostOp, Kernel, Launch, OpShapes, Span, SpanKind, TraceView};
+use crate::model::{HostStallAt, Kernel, Launch, OpShapes, Span, SpanKind, TraceView};
 use crate::roofline::parse_input_dims;
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use vllm_sota_trace::TraceStore;
 use vllm_sota_trace::discover::{self, Stage};
+use vllm_sota_trace::hoststall;
 use vllm_sota_trace::store::{GpuKind, NONE, is_graph_launch_name};
+use vllm_sota_trace::tables::StageKernels;
 
 /// Read one trace file into a view.
 pub fn load(path: &Path) -> Result<TraceView> {
@@ -135,7 +137,7 @@ pub fn from_store(s: &TraceStore) -> TraceView {
             is_memory_op: s.kernels.kind[k] != GpuKind::Kernel,
         });
     }
-    copy_host_ops(s, &mut v);
+    copy_host_stalls(s, &mut v);
     for a in 0..s.annotations.len() {
         let (pid, tid) = thread(s.annotations.thread[a]);
         v.spans.push(Span {
@@ -156,49 +158,20 @@ pub fn from_store(s: &TraceStore) -> TraceView {
     v
 }
 
-/// CPU ops and CUDA runtime/driver calls on the threads that launched the kept kernels
-/// (what held the host while the GPU idled is looked up there).
-fn copy_host_ops(s: &TraceStore, v: &mut TraceView) {
-    let launchers: std::collections::HashSet<(i64, i64)> = v
-        .kernels
-        .iter()
-        .filter_map(|k| k.launch.map(|l| (l.pid, l.tid)))
+/// The trace crate's host stalls (one attribution rule for every tool), with their
+/// absolute start so the analysis can place them in layers.
+fn copy_host_stalls(s: &TraceStore, v: &mut TraceView) {
+    let stalls = hoststall::host_stalls(&StageKernels::heaviest_device(s));
+    v.host_stalls = stalls
+        .stalls
+        .into_iter()
+        .map(|st| HostStallAt {
+            start_ns: st.idle_start_ns,
+            dur_ns: (st.ms * 1e6).round() as i64,
+            held_by: st.held_by,
+            kind: st.kind,
+        })
         .collect();
-    let thread = |t: u32| thread_of(s, t);
-    let mut ids: HashMap<u32, u32> = HashMap::new();
-    let tables = [
-        (
-            &s.cpu_ops.name,
-            &s.cpu_ops.ts_ns,
-            &s.cpu_ops.dur_ns,
-            &s.cpu_ops.thread,
-        ),
-        (
-            &s.launches.name,
-            &s.launches.ts_ns,
-            &s.launches.dur_ns,
-            &s.launches.thread,
-        ),
-    ];
-    for (names, ts, dur, threads) in tables {
-        for i in 0..names.len() {
-            let (pid, tid) = thread(threads[i]);
-            if !launchers.contains(&(pid, tid)) {
-                continue;
-            }
-            let name = *ids.entry(names[i]).or_insert_with(|| {
-                v.host_names.push(s.name(names[i]).to_string());
-                (v.host_names.len() - 1) as u32
-            });
-            v.host_ops.push(HostOp {
-                name,
-                ts_ns: ts[i],
-                dur_ns: dur[i],
-                pid,
-                tid,
-            });
-        }
-    }
 }
 
 /// Trace bounds over every stored table (the store keeps no trace-wide minimum).

@@ -1,7 +1,8 @@
 //! Summary statistics with stated definitions (people compare these numbers with
 //! HTA and their own scripts, so the method is part of the contract):
-//! - median: the middle value, the mean of the two middle values for an even count;
-//! - p95: nearest rank (the ⌈0.95·n⌉-th smallest value), so it is always an observed value;
+//! - median and p95: the project's one percentile definition (`vllm_sota_core::stats`,
+//!   linear interpolation between the nearest ranks, NumPy's default), so the median is the
+//!   mean of the two middle values for an even count;
 //! - representative element: the lower median by value (ties broken by position), so
 //!   it is always a real layer or pass.
 
@@ -26,26 +27,15 @@ pub fn summarize(values: &[f64]) -> Option<Summary> {
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len();
     let mean = sorted.iter().sum::<f64>() / n as f64;
-    let median = if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    };
+    let pct = |p| vllm_sota_core::stats::percentile_sorted(&sorted, p).unwrap_or(f64::NAN);
     Some(Summary {
         count: n,
         mean,
-        median,
-        p95: percentile_nearest_rank(&sorted, 95.0),
+        median: pct(50.0),
+        p95: pct(95.0),
         min: sorted[0],
         max: sorted[n - 1],
     })
-}
-
-/// Nearest-rank percentile of already sorted values (`p` in 0..=100).
-pub fn percentile_nearest_rank(sorted: &[f64], p: f64) -> f64 {
-    let n = sorted.len();
-    let rank = ((p / 100.0) * n as f64).ceil() as usize;
-    sorted[rank.clamp(1, n) - 1]
 }
 
 /// Position (into `values`) of the lower-median element; ties go to the earliest position.
@@ -70,16 +60,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn summary_of_ten_values_uses_nearest_rank_p95_and_midpoint_median() {
+    fn summary_of_ten_values_uses_the_interpolated_p95_and_midpoint_median() {
         let v: Vec<f64> = (1..=10).map(|x| x as f64).collect();
         let s = summarize(&v).unwrap();
         assert_eq!(s.count, 10);
         assert_eq!(s.mean, 5.5);
         assert_eq!(s.median, 5.5);
-        assert_eq!(s.p95, 10.0); // ceil(9.5) = 10th value
+        assert!((s.p95 - 9.55).abs() < 1e-12); // rank 0.95·9 = 8.55 → 9 + 0.55·(10 − 9)
         assert_eq!((s.min, s.max), (1.0, 10.0));
         let v20: Vec<f64> = (1..=20).map(|x| x as f64).collect();
-        assert_eq!(summarize(&v20).unwrap().p95, 19.0); // ceil(19) = 19th value
+        assert!((summarize(&v20).unwrap().p95 - 19.05).abs() < 1e-12);
     }
 
     #[test]

@@ -318,21 +318,7 @@ impl Run<'_> {
     }
 }
 
-pub(crate) fn shell_join(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            if a.is_empty()
-                || a.chars()
-                    .any(|c| c.is_whitespace() || "'\"$`\\|&;<>()*?".contains(c))
-            {
-                format!("'{}'", a.replace('\'', "'\\''"))
-            } else {
-                a.clone()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+pub(crate) use vllm_sota_core::proc::shell_join;
 
 /// Refuse an import whose candidate is the baseline's report: the same path, or a file
 /// of the same kind with identical bytes. A digest of one report leaves `candidate` out.

@@ -1,16 +1,16 @@
-//! Running ncu and harness commands as child processes.
+//! Running ncu and harness commands as child processes, through `vllm_sota_core::proc`.
 //!
 //! Children never inherit our stdout (it is the MCP channel): stdout and stderr go
-//! to a log file, stdin is closed, and `LC_ALL=C` fixes the number format of the
-//! CSV exports. Every run has a timeout and honours cancellation.
+//! to a redacted log file (or stdout to the CSV export), stdin is closed, and
+//! `LC_ALL=C` fixes the number format of the CSV exports. Every run has a timeout and
+//! honours cancellation; both stop the child's whole process group.
 
 use anyhow::{Context, Result, bail};
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vllm_sota_core::ToolContext;
+use vllm_sota_core::proc::{Cmd, Exit};
 
 /// Outcome of one child process.
 #[derive(Debug, Clone)]
@@ -57,7 +57,10 @@ pub fn find_ncu(explicit: Option<&Path>) -> Option<PathBuf> {
     None
 }
 
-/// Run `argv` with stdout to `stdout_to` (or the log) and stderr to `log`.
+/// Run `argv` through `core::proc` (its own process group, stopped with SIGTERM then
+/// SIGKILL at the timeout or on cancel), with `LC_ALL=C`. Without `stdout_to`, stdout and
+/// stderr go to `log`, redacted as written (the log is started afresh). With `stdout_to`
+/// (a CSV export: data, not log), stdout is written there and the redacted stderr to `log`.
 pub fn run_logged(
     argv: &[String],
     cwd: Option<&Path>,
@@ -66,73 +69,43 @@ pub fn run_logged(
     timeout: Duration,
     ctx: &ToolContext,
 ) -> Result<RunOutcome> {
-    let Some((prog, args)) = argv.split_first() else {
-        bail!("empty command")
-    };
-    vllm_sota_core::fsx::ensure_parent(log)?;
-    let log_file =
-        File::create(log).with_context(|| format!("cannot create log {}", log.display()))?;
-    let stdout: Stdio = match stdout_to {
-        Some(p) => File::create(p)
-            .with_context(|| format!("cannot create {}", p.display()))?
-            .into(),
-        None => log_file.try_clone()?.into(),
-    };
-    let mut cmd = Command::new(prog);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(log_file)
-        .env("LC_ALL", "C")
-        .env("LANG", "C");
+    let mut cmd = Cmd::from_argv(argv)?.env("LC_ALL", "C").env("LANG", "C");
     if let Some(d) = cwd {
-        cmd.current_dir(d);
+        cmd = cmd.current_dir(d);
     }
-    tracing::info!(command = %vllm_sota_core::redact::redact(&argv.join(" ")), "running");
+    let prog = argv.first().map(String::as_str).unwrap_or("");
+    tracing::info!(command = %vllm_sota_core::redact::redact(&cmd.display()), "running");
     let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start '{prog}'"))?;
-    loop {
-        if let Some(status) = child.try_wait()? {
-            redact_log(log)?;
-            return Ok(RunOutcome {
-                code: status.code(),
-                timed_out: false,
-                log: log.to_path_buf(),
-                wall_s: start.elapsed().as_secs_f64(),
-            });
+    let cancel = || ctx.is_cancelled();
+    let (code, timed_out) = match stdout_to {
+        None => {
+            if log.exists() {
+                std::fs::remove_file(log)
+                    .with_context(|| format!("cannot replace log {}", log.display()))?;
+            }
+            let mut group = cmd.spawn_logged(log)?;
+            match group.wait(Some(timeout), &cancel) {
+                Exit::Exited(code) => (code, false),
+                Exit::TimedOut => (None, true),
+                Exit::Cancelled => bail!("cancelled by the client while running '{prog}'"),
+            }
         }
-        let over = start.elapsed() > timeout;
-        if over || ctx.is_cancelled() {
-            let _ = child.kill();
-            let _ = child.wait();
-            redact_log(log)?;
-            if !over {
+        Some(out) => {
+            let c = cmd.run_capture_cancellable(timeout, &cancel)?;
+            vllm_sota_core::fsx::write_text(out, &c.stdout)?;
+            vllm_sota_core::fsx::write_text(log, &vllm_sota_core::redact::redact(&c.stderr))?;
+            if c.cancelled {
                 bail!("cancelled by the client while running '{prog}'");
             }
-            return Ok(RunOutcome {
-                code: None,
-                timed_out: true,
-                log: log.to_path_buf(),
-                wall_s: start.elapsed().as_secs_f64(),
-            });
+            (c.code, c.timed_out)
         }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Children write their own logs; pass them through the redactor afterwards so
-/// no secret a harness printed stays on disk (rewritten via `fsx` only when it changes).
-fn redact_log(log: &Path) -> Result<()> {
-    let Ok(bytes) = std::fs::read(log) else {
-        return Ok(());
     };
-    let text = String::from_utf8_lossy(&bytes);
-    if let std::borrow::Cow::Owned(clean) = vllm_sota_core::redact::redact(&text) {
-        vllm_sota_core::fsx::write_bytes_atomic(log, clean.as_bytes())?;
-    }
-    Ok(())
+    Ok(RunOutcome {
+        code,
+        timed_out,
+        log: log.to_path_buf(),
+        wall_s: start.elapsed().as_secs_f64(),
+    })
 }
 
 /// The ncu collection command for one side.

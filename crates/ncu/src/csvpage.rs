@@ -188,11 +188,6 @@ pub fn parse_page(path: &Path, text: &str) -> Result<Page> {
     if truncated_tail {
         bail!("{file}:{last_line_no}: truncated file: the last line ends inside a quoted field");
     }
-    let orig_line = |csv_line: u64| -> usize {
-        let idx = (csv_line as usize).saturating_sub(1);
-        line_map.get(idx).copied().unwrap_or(last_line_no)
-    };
-
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -218,6 +213,22 @@ pub fn parse_page(path: &Path, text: &str) -> Result<Page> {
     let is_details = ["Section Name", "Metric Name", "Metric Unit", "Metric Value"]
         .iter()
         .any(|c| col(c).is_some());
+    let ident_cols: Vec<(usize, String)> = header
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| is_ident_column(h))
+        .map(|(i, h)| (i, h.clone()))
+        .collect();
+    let h = Header {
+        file: &file,
+        id_col: col("ID").unwrap(),
+        name_col: col("Kernel Name").unwrap(),
+        cols: header,
+        line: header_line,
+        ident_cols,
+        line_map: &line_map,
+        last_line_no,
+    };
     let mut page = Page {
         path: path.to_path_buf(),
         kind: if is_details {
@@ -227,164 +238,202 @@ pub fn parse_page(path: &Path, text: &str) -> Result<Page> {
         },
         launches: BTreeMap::new(),
     };
-    let id_col = col("ID").unwrap();
-    let name_col = col("Kernel Name").unwrap();
-    let ident_cols: Vec<(usize, String)> = header
-        .iter()
-        .enumerate()
-        .filter(|(_, h)| is_ident_column(h))
-        .map(|(i, h)| (i, h.clone()))
-        .collect();
+    if is_details {
+        parse_details(&h, records, &mut page)?;
+    } else {
+        parse_raw(&h, records, &mut page)?;
+    }
+    Ok(page)
+}
 
-    let parse_id = |rec: &csv::StringRecord, line: usize| -> Result<u64> {
-        let raw = rec.get(id_col).unwrap_or("").trim();
+/// The header of one page and how to name a line of it.
+struct Header<'a> {
+    file: &'a str,
+    cols: Vec<String>,
+    /// 1-based line of the header in the file.
+    line: usize,
+    id_col: usize,
+    name_col: usize,
+    ident_cols: Vec<(usize, String)>,
+    /// Kept CSV line index → 1-based original line.
+    line_map: &'a [usize],
+    last_line_no: usize,
+}
+
+impl Header<'_> {
+    fn col(&self, name: &str) -> Option<usize> {
+        self.cols.iter().position(|h| h == name)
+    }
+
+    fn orig_line(&self, rec: &csv::StringRecord) -> usize {
+        let csv_line = rec.position().map(|p| p.line()).unwrap_or(0);
+        let idx = (csv_line as usize).saturating_sub(1);
+        self.line_map.get(idx).copied().unwrap_or(self.last_line_no)
+    }
+
+    fn parse_id(&self, rec: &csv::StringRecord, line: usize) -> Result<u64> {
+        let raw = rec.get(self.id_col).unwrap_or("").trim();
         raw.replace(',', "")
             .parse::<u64>()
-            .map_err(|_| anyhow::anyhow!("{file}:{line}: ID '{raw}' is not a launch index"))
-    };
+            .map_err(|_| anyhow::anyhow!("{}:{line}: ID '{raw}' is not a launch index", self.file))
+    }
+}
 
-    if is_details {
-        let need = |name: &str| -> Result<usize> {
-            col(name).with_context(|| {
-                format!(
-                    "{file}:{header_line}: details page header has no '{name}' column (columns: {})",
-                    header.join(", ")
-                )
-            })
+/// The long details page: one row per (launch, section, metric) or rule result.
+fn parse_details(
+    h: &Header,
+    records: csv::StringRecordsIter<&[u8]>,
+    page: &mut Page,
+) -> Result<()> {
+    let (file, header, header_line) = (h.file, &h.cols, h.line);
+    let (id_col, name_col, ident_cols) = (h.id_col, h.name_col, &h.ident_cols);
+    let col = |name: &str| h.col(name);
+    let need = |name: &str| -> Result<usize> {
+        col(name).with_context(|| {
+            format!(
+                "{file}:{header_line}: details page header has no '{name}' column (columns: {})",
+                header.join(", ")
+            )
+        })
+    };
+    let (sec_c, name_c, unit_c, val_c) = (
+        need("Section Name")?,
+        need("Metric Name")?,
+        need("Metric Unit")?,
+        need("Metric Value")?,
+    );
+    let rule_c = col("Rule Name");
+    let (rtype_c, rdesc_c, stype_c, speed_c) = (
+        col("Rule Type"),
+        col("Rule Description"),
+        col("Estimated Speedup Type"),
+        col("Estimated Speedup"),
+    );
+    let min_fields = [id_col, name_col, sec_c, name_c, unit_c, val_c]
+        .into_iter()
+        .max()
+        .unwrap()
+        + 1;
+    let mut rows = 0usize;
+    for rec in records {
+        let rec = rec.with_context(|| format!("{file}: unreadable CSV record"))?;
+        let line = h.orig_line(&rec);
+        let get = |c: Option<usize>| c.and_then(|c| rec.get(c)).unwrap_or("").trim().to_string();
+        let rule_name = get(rule_c);
+        let is_rule = !rule_name.is_empty();
+        let needed = if is_rule {
+            rule_c.unwrap() + 1
+        } else {
+            min_fields
         };
-        let (sec_c, name_c, unit_c, val_c) = (
-            need("Section Name")?,
-            need("Metric Name")?,
-            need("Metric Unit")?,
-            need("Metric Value")?,
-        );
-        let rule_c = col("Rule Name");
-        let (rtype_c, rdesc_c, stype_c, speed_c) = (
-            col("Rule Type"),
-            col("Rule Description"),
-            col("Estimated Speedup Type"),
-            col("Estimated Speedup"),
-        );
-        let min_fields = [id_col, name_col, sec_c, name_c, unit_c, val_c]
-            .into_iter()
-            .max()
-            .unwrap()
-            + 1;
-        let mut rows = 0usize;
-        for rec in records {
-            let rec = rec.with_context(|| format!("{file}: unreadable CSV record"))?;
-            let line = orig_line(rec.position().map(|p| p.line()).unwrap_or(0));
-            let get =
-                |c: Option<usize>| c.and_then(|c| rec.get(c)).unwrap_or("").trim().to_string();
-            let rule_name = get(rule_c);
-            let is_rule = !rule_name.is_empty();
-            let needed = if is_rule {
-                rule_c.unwrap() + 1
-            } else {
-                min_fields
-            };
-            if rec.len() < needed {
-                bail!(
-                    "{file}:{line}: row has {} fields, at least {needed} expected for a {} row (header has {}): truncated or wrong columns",
-                    rec.len(),
-                    if is_rule { "rule" } else { "metric" },
-                    header.len()
-                );
-            }
-            let id = parse_id(&rec, line)?;
-            let launch = page
-                .launches
-                .entry(id)
-                .or_insert_with(|| new_launch(id, &rec, name_col, &ident_cols, &file, line));
-            check_same_kernel(launch, &rec, name_col, &file, line)?;
-            if is_rule {
-                launch.rules.push(RuleRow {
-                    section: get(Some(sec_c)),
-                    rule: rule_name,
-                    kind: get(rtype_c),
-                    description: get(rdesc_c),
-                    speedup_type: get(stype_c),
-                    speedup_pct: parse_number(&get(speed_c)),
-                });
-            } else {
-                let key = (get(Some(sec_c)), get(Some(name_c)));
-                if key.1.is_empty() {
-                    continue;
-                }
-                launch
-                    .details
-                    .entry(key)
-                    .or_insert_with(|| Metric::new(&get(Some(val_c)), &get(Some(unit_c))));
-            }
-            rows += 1;
-        }
-        if rows == 0 {
-            bail!("{file}: header but no rows: the report holds no profiled launch");
-        }
-    } else {
-        // Raw page: the units row comes right after the header.
-        let units = match records.next() {
-            Some(r) => r.with_context(|| format!("{file}: unreadable units row"))?,
-            None => bail!(
-                "{file}:{header_line}: raw page has a header but no units row and no launches"
-            ),
-        };
-        let units_line = orig_line(units.position().map(|p| p.line()).unwrap_or(0));
-        if units.len() != header.len() {
+        if rec.len() < needed {
             bail!(
-                "{file}:{units_line}: units row has {} fields, header has {}: truncated or wrong columns",
-                units.len(),
+                "{file}:{line}: row has {} fields, at least {needed} expected for a {} row (header has {}): truncated or wrong columns",
+                rec.len(),
+                if is_rule { "rule" } else { "metric" },
                 header.len()
             );
         }
-        if !units.get(id_col).unwrap_or("").trim().is_empty() {
-            bail!(
-                "{file}:{units_line}: expected the units row (empty ID cell) after the header, found ID '{}'",
-                units.get(id_col).unwrap_or("")
-            );
-        }
-        let metric_cols: Vec<usize> = (0..header.len())
-            .filter(|i| !is_ident_column(&header[*i]))
-            .collect();
-        if metric_cols.is_empty() {
-            bail!("{file}:{header_line}: raw page header has no metric columns");
-        }
-        let mut rows = 0usize;
-        for rec in records {
-            let rec = rec.with_context(|| format!("{file}: unreadable CSV record"))?;
-            let line = orig_line(rec.position().map(|p| p.line()).unwrap_or(0));
-            if rec.len() != header.len() {
-                bail!(
-                    "{file}:{line}: row has {} fields, header has {}: truncated or wrong columns",
-                    rec.len(),
-                    header.len()
-                );
+        let id = h.parse_id(&rec, line)?;
+        let launch = page
+            .launches
+            .entry(id)
+            .or_insert_with(|| new_launch(id, &rec, name_col, ident_cols, file, line));
+        check_same_kernel(launch, &rec, name_col, file, line)?;
+        if is_rule {
+            launch.rules.push(RuleRow {
+                section: get(Some(sec_c)),
+                rule: rule_name,
+                kind: get(rtype_c),
+                description: get(rdesc_c),
+                speedup_type: get(stype_c),
+                speedup_pct: parse_number(&get(speed_c)),
+            });
+        } else {
+            let key = (get(Some(sec_c)), get(Some(name_c)));
+            if key.1.is_empty() {
+                continue;
             }
-            let id = parse_id(&rec, line)?;
-            if page.launches.contains_key(&id) {
-                bail!("{file}:{line}: launch ID {id} appears twice on a raw page");
-            }
-            let mut launch = new_launch(id, &rec, name_col, &ident_cols, &file, line);
-            for &c in &metric_cols {
-                let cell = rec.get(c).unwrap_or("");
-                if cell.trim().is_empty() {
-                    continue;
-                }
-                launch.raw.insert(
-                    header[c].clone(),
-                    Metric::new(cell, units.get(c).unwrap_or("")),
-                );
-            }
-            page.launches.insert(id, launch);
-            rows += 1;
+            launch
+                .details
+                .entry(key)
+                .or_insert_with(|| Metric::new(&get(Some(val_c)), &get(Some(unit_c))));
         }
-        if rows == 0 {
-            bail!(
-                "{file}: header and units row but no launches: the report holds no profiled launch"
-            );
-        }
+        rows += 1;
     }
-    Ok(page)
+    if rows == 0 {
+        bail!("{file}: header but no rows: the report holds no profiled launch");
+    }
+    Ok(())
+}
+
+/// The wide raw page: a units row after the header, then one row per launch.
+fn parse_raw(
+    h: &Header,
+    mut records: csv::StringRecordsIter<&[u8]>,
+    page: &mut Page,
+) -> Result<()> {
+    let (file, header, header_line) = (h.file, &h.cols, h.line);
+    let (id_col, name_col, ident_cols) = (h.id_col, h.name_col, &h.ident_cols);
+    let units = match records.next() {
+        Some(r) => r.with_context(|| format!("{file}: unreadable units row"))?,
+        None => {
+            bail!("{file}:{header_line}: raw page has a header but no units row and no launches")
+        }
+    };
+    let units_line = h.orig_line(&units);
+    if units.len() != header.len() {
+        bail!(
+            "{file}:{units_line}: units row has {} fields, header has {}: truncated or wrong columns",
+            units.len(),
+            header.len()
+        );
+    }
+    if !units.get(id_col).unwrap_or("").trim().is_empty() {
+        bail!(
+            "{file}:{units_line}: expected the units row (empty ID cell) after the header, found ID '{}'",
+            units.get(id_col).unwrap_or("")
+        );
+    }
+    let metric_cols: Vec<usize> = (0..header.len())
+        .filter(|i| !is_ident_column(&header[*i]))
+        .collect();
+    if metric_cols.is_empty() {
+        bail!("{file}:{header_line}: raw page header has no metric columns");
+    }
+    let mut rows = 0usize;
+    for rec in records {
+        let rec = rec.with_context(|| format!("{file}: unreadable CSV record"))?;
+        let line = h.orig_line(&rec);
+        if rec.len() != header.len() {
+            bail!(
+                "{file}:{line}: row has {} fields, header has {}: truncated or wrong columns",
+                rec.len(),
+                header.len()
+            );
+        }
+        let id = h.parse_id(&rec, line)?;
+        if page.launches.contains_key(&id) {
+            bail!("{file}:{line}: launch ID {id} appears twice on a raw page");
+        }
+        let mut launch = new_launch(id, &rec, name_col, ident_cols, file, line);
+        for &c in &metric_cols {
+            let cell = rec.get(c).unwrap_or("");
+            if cell.trim().is_empty() {
+                continue;
+            }
+            launch.raw.insert(
+                header[c].clone(),
+                Metric::new(cell, units.get(c).unwrap_or("")),
+            );
+        }
+        page.launches.insert(id, launch);
+        rows += 1;
+    }
+    if rows == 0 {
+        bail!("{file}: header and units row but no launches: the report holds no profiled launch");
+    }
+    Ok(())
 }
 
 fn new_launch(

@@ -192,39 +192,5 @@ pub fn pick_limiter(f: &BTreeMap<String, f64>) -> Option<&'static str> {
     order.iter().find(|n| names.contains(n)).copied()
 }
 
-/// A kernel name short enough for a sentence.
-pub fn short_kernel(name: &str) -> String {
-    let n = name.strip_prefix("void ").unwrap_or(name);
-    // Cut at the parameter list: the first '(' outside template brackets.
-    let mut depth = 0i32;
-    let cut = n.char_indices().find_map(|(i, c)| {
-        match c {
-            '<' => depth += 1,
-            '>' => depth -= 1,
-            '(' if depth == 0 => return Some(i),
-            _ => {}
-        }
-        None
-    });
-    let n = &n[..cut.unwrap_or(n.len())];
-    let n = if n.len() > 60 {
-        n.split('<').next().unwrap_or(n)
-    } else {
-        n
-    };
-    n.trim().to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kernel_names_shorten_for_sentences() {
-        assert_eq!(
-            short_kernel("void flash::fwd<(int)8, 256>(Params)"),
-            "flash::fwd<(int)8, 256>"
-        );
-        assert_eq!(short_kernel("rms_cand"), "rms_cand");
-    }
-}
+/// A kernel name short enough for a sentence: the one shortener of every tool.
+pub use vllm_sota_core::kname::short as short_kernel;

@@ -328,11 +328,10 @@ fn pct_cell(v: Option<f64>) -> String {
         .unwrap_or_else(|| "—".into())
 }
 
-/// Escape a table cell.
-fn esc(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
+use vllm_sota_core::md::cell as esc;
 
+/// The digest markdown: identity, gate, verdict, class, headline, stalls, roofline,
+/// NCU rule rows, the findings weighed, warnings and the one `Next edit:` line.
 pub fn render(
     r: &NcuDigestReport,
     rules: &RulesFile,
@@ -340,6 +339,22 @@ pub fn render(
     problem: Option<&ProblemSpec>,
 ) -> String {
     let mut s = String::new();
+    render_identity(&mut s, r, spec, problem);
+    render_gate_and_verdict(&mut s, r);
+    render_bound_class(&mut s, r);
+    render_headline_and_stalls(&mut s, r, rules);
+    render_roofline_and_rules(&mut s, r, rules);
+    render_decision(&mut s, r);
+    s
+}
+
+/// Title, GPU, library, the two sides and the commands run.
+fn render_identity(
+    s: &mut String,
+    r: &NcuDigestReport,
+    spec: Option<&vllm_sota_core::gpu::GpuSpec>,
+    problem: Option<&ProblemSpec>,
+) {
     let side = r.candidate.as_ref().or(r.baseline.as_ref());
     s.push_str(&format!(
         "# ncu digest — `{}` — {}\n\n",
@@ -407,7 +422,10 @@ pub fn render(
             s.push_str(&format!("- `{}`\n", c.replace('`', "'")));
         }
     }
+}
 
+/// The eligibility gate, the verdict and the blocker.
+fn render_gate_and_verdict(s: &mut String, r: &NcuDigestReport) {
     s.push_str("\n## Gate\n\n");
     s.push_str(&format!(
         "{} (share source: {}).\n",
@@ -434,7 +452,10 @@ pub fn render(
         s.push_str(b);
         s.push_str("\n\nFallback: the harness timing in the verdict is the only evidence for this comparison.\n");
     }
+}
 
+/// Bound class per side, roofs beside it, ncu's own bottleneck line, not-applicable ratios.
+fn render_bound_class(s: &mut String, r: &NcuDigestReport) {
     s.push_str("\n## Bound class\n\n| side | class | rule | why |\n|---|---|---|---|\n");
     for (label, x) in [("baseline", &r.baseline), ("candidate", &r.candidate)] {
         if let Some(x) = x {
@@ -468,7 +489,10 @@ pub fn render(
             s.push_str(&format!("\n{label}: {}\n", esc(na)));
         }
     }
+}
 
+/// The baseline/candidate/delta table and the top warp stalls.
+fn render_headline_and_stalls(s: &mut String, r: &NcuDigestReport, rules: &RulesFile) {
     s.push_str("\n## Headline (baseline | candidate | Δ)\n\n| metric | unit | baseline | candidate | Δ | source |\n|---|---|---|---|---|---|\n");
     for h in &r.headline {
         s.push_str(&format!(
@@ -521,7 +545,10 @@ pub fn render(
     if !r.cross_checks.is_empty() {
         s.push('\n');
     }
+}
 
+/// Roofline placement and the NCU rule rows.
+fn render_roofline_and_rules(s: &mut String, r: &NcuDigestReport, rules: &RulesFile) {
     s.push_str("\n## Roofline\n\n");
     for (label, x) in [("baseline", &r.baseline), ("candidate", &r.candidate)] {
         if let Some(rf) = x.as_ref().and_then(|x| x.roofline.as_ref()) {
@@ -564,7 +591,10 @@ pub fn render(
             ));
         }
     }
+}
 
+/// The findings weighed, the warnings and the one next edit.
+fn render_decision(s: &mut String, r: &NcuDigestReport) {
     s.push_str(&format!(
         "\n## Findings weighed for the next edit ({})\n\n",
         if r.single_report {
@@ -611,5 +641,4 @@ pub fn render(
     s.push_str("\n## Next edit\n\n");
     s.push_str(&r.next_edit);
     s.push('\n');
-    s
 }

@@ -488,6 +488,30 @@ fn fill_class(t: &str, facts: &BTreeMap<String, f64>, class: &BoundClass, cx: &C
     fill(&t, facts, cx)
 }
 
+/// Whether the finding's progress fact already improved from baseline to candidate by
+/// more than `progress_drop_fraction` (the last edit is working on it).
+fn progressed(
+    rules: &RulesFile,
+    def: &FindingDef,
+    cand: &BTreeMap<String, f64>,
+    base: Option<&BTreeMap<String, f64>>,
+) -> bool {
+    def.progress.as_ref().is_some_and(|p| {
+        let (Some(b), Some(c)) = (base.and_then(|b| b.get(&p.fact)), cand.get(&p.fact)) else {
+            return false;
+        };
+        if *b == 0.0 {
+            return false;
+        }
+        let improvement = if p.lower_is_better {
+            (b - c) / b.abs()
+        } else {
+            (c - b) / b.abs()
+        };
+        improvement > rules.thresholds.progress_drop_fraction
+    })
+}
+
 /// Steps 2–5 of the procedure: findings → one edit. The gates (step 1) are applied
 /// by the caller before this, because they need harness results.
 pub fn choose(
@@ -518,20 +542,7 @@ pub fn choose(
             .and_then(|l| def.edit_by_limiter.get(l))
             .unwrap_or(&def.edit);
         let applicable = text.for_language(cx.language).is_some();
-        let progressed = def.progress.as_ref().is_some_and(|p| {
-            let (Some(b), Some(c)) = (base.and_then(|b| b.get(&p.fact)), cand.get(&p.fact)) else {
-                return false;
-            };
-            if *b == 0.0 {
-                return false;
-            }
-            let improvement = if p.lower_is_better {
-                (b - c) / b.abs()
-            } else {
-                (c - b) / b.abs()
-            };
-            improvement > rules.thresholds.progress_drop_fraction
-        });
+        let progressed = progressed(rules, def, cand, base);
         let status = if !applicable {
             format!(
                 "not applicable: an edit inside the kernel's source, and {} is a closed-source {} kernel",

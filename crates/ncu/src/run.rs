@@ -316,6 +316,41 @@ fn eligibility_of(
     )
 }
 
+/// The datasheet of the GPU, when named and known.
+fn gpu_spec(
+    name: Option<&str>,
+    warnings: &mut Vec<String>,
+) -> Option<vllm_sota_core::gpu::GpuSpec> {
+    match vllm_sota_core::gpu::find(name?) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warnings.push(format!("no datasheet peaks: {e}"));
+            None
+        }
+    }
+}
+
+/// Class, roofline and rule rows of each side with counters.
+fn side_reports(
+    req: &NcuDigestRequest,
+    rules: &RulesFile,
+    summaries: &BTreeMap<&'static str, KernelSummary>,
+    spec: Option<&vllm_sota_core::gpu::GpuSpec>,
+) -> BTreeMap<&'static str, SideReport> {
+    summaries
+        .iter()
+        .map(|(side, s)| {
+            let rf = roofline::roofline(
+                &s.facts,
+                spec,
+                req.measured_peaks.as_ref(),
+                req.problem.as_ref(),
+            );
+            (*side, side_report(rules, s, rf))
+        })
+        .collect()
+}
+
 /// Steps 3-6: classes, roofline, eligibility, the next edit, and the files.
 #[allow(clippy::too_many_arguments)]
 fn write_report(
@@ -337,26 +372,8 @@ fn write_report(
         .gpu
         .clone()
         .or_else(|| summaries.values().find_map(|s| s.device_name.clone()));
-    let spec = match &gpu_name {
-        Some(n) => match vllm_sota_core::gpu::find(n) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                run.warnings.push(format!("no datasheet peaks: {e}"));
-                None
-            }
-        },
-        None => None,
-    };
-    let mut side_reports: BTreeMap<&str, SideReport> = BTreeMap::new();
-    for (side, s) in &summaries {
-        let rf = roofline::roofline(
-            &s.facts,
-            spec.as_ref(),
-            req.measured_peaks.as_ref(),
-            req.problem.as_ref(),
-        );
-        side_reports.insert(side, side_report(rules, s, rf));
-    }
+    let spec = gpu_spec(gpu_name.as_deref(), &mut run.warnings);
+    let mut side_reports = side_reports(req, rules, &summaries, spec.as_ref());
     side_differences(&summaries, &mut run.warnings);
     let single_report = !req.source.has_candidate();
     let headline = digest::headline_rows(

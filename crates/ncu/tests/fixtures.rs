@@ -373,7 +373,7 @@ esac"#,
     assert_eq!(r.candidate_harness.as_ref().unwrap().correct, Some(true));
     assert!(
         r.commands[0].contains(
-            "--set full --clock-control none --target-processes all -k regex:^rms_ -c 1 -f -o"
+            "--set full --clock-control none --target-processes all -k 'regex:^rms_' -c 1 -f -o"
         ),
         "{}",
         r.commands[0]

@@ -95,7 +95,7 @@ fn main() -> anyhow::Result<()> {
         let mut m = runs[0].row.clone();
         m.request_throughput = m.request_throughput.map(|x| x * scale);
         m.output_throughput = m.output_throughput.map(|x| x * scale);
-        let per_req = |t: Option<u64>| t.unwrap_or(0) / m.completed.max(1);
+        let per_req = |t: Option<u64>| t.unwrap_or(0) / m.completed.unwrap_or(0).max(1);
         Ok(CandidateRow {
             schema_version: RESULT_SCHEMA_VERSION,
             row_id: id.into(),

@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 use vllm_sota_core::fsx;
@@ -24,7 +23,8 @@ use vllm_sota_core::layout::{CampaignPaths, now_rfc3339};
 use vllm_sota_core::results::{CandidateRow, RankingMetric, compare_rank};
 use vllm_sota_core::{Tool, ToolContext};
 
-use crate::{proc, records};
+use crate::records;
+use vllm_sota_core::proc;
 
 /// Environment variable naming the default knowledge root.
 pub const KNOWLEDGE_ROOT_ENV: &str = "MODEL_PR_HISTORY_ROOT";
@@ -264,12 +264,13 @@ fn query_script_family(root: &Path, query: &str) -> Option<String> {
     if !script.is_file() || !proc::on_path("python3") {
         return None;
     }
-    let mut cmd = Command::new("python3");
-    cmd.arg(&script)
+    let out = proc::Cmd::new("python3")
+        .arg(&script)
         .args(["--framework", "vllm", "--limit", "1"])
         .arg(query)
-        .current_dir(root);
-    let out = proc::run_captured(cmd, Duration::from_secs(30)).ok()?;
+        .current_dir(root)
+        .run_capture(Duration::from_secs(30))
+        .ok()?;
     if !out.success() {
         tracing::warn!(stderr = %proc::tail(&out.stderr, 500), "query.py failed");
         return None;

@@ -19,22 +19,22 @@
 //!   `references/humanize-contract.md`.
 //! - [`report::Checkpoint`] (`checkpoint`) and [`report::FinalReport`] (`final_report`):
 //!   documents rebuilt from the campaign records; the final report refuses, listing what
-//!   is missing, on an incomplete campaign.
+//!   is missing, on an incomplete campaign; [`verdict`] writes "reached SOTA" only when the
+//!   decision chain and the post-patch rows support it.
 //!
 //! Support modules: [`stats`] (t distribution, Welch interval, geomean), [`records`]
 //! (tolerant readers of rows, lineage and ledger JSONL), [`summary`] (benchmark tables),
-//! [`git`] (libgit2 checks and diffs), [`proc`] (child processes with captured output and
-//! a deadline).
+//! [`git`] (libgit2 checks and diffs). Child processes go through `vllm_sota_core::proc`.
 
 pub mod gap;
 pub mod git;
 pub mod history;
-pub mod proc;
 pub mod records;
 pub mod report;
 pub mod start;
 pub mod stats;
 pub mod summary;
+pub mod verdict;
 
 pub use gap::GapDecision;
 pub use history::HistoryNotes;

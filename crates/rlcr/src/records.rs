@@ -22,10 +22,7 @@ pub fn resolve(paths: &CampaignPaths, rel: &str) -> PathBuf {
 
 /// `path` relative to the campaign directory when it is inside it.
 pub fn relative(paths: &CampaignPaths, path: &Path) -> String {
-    path.strip_prefix(&paths.root)
-        .unwrap_or(path)
-        .display()
-        .to_string()
+    paths.rel(path)
 }
 
 /// Candidate rows of a results file, with the file named in any error.
@@ -216,19 +213,5 @@ pub fn first_table_rows(text: &str, n: usize) -> Vec<String> {
         .collect()
 }
 
-/// Shell-quoted argv for display.
-pub fn shell_join(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            if !a.is_empty()
-                && a.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+/// Shell-quoted argv for display (the one quoting rule of `core::proc`).
+pub use vllm_sota_core::proc::shell_join;

@@ -16,6 +16,7 @@ use vllm_sota_core::{Tool, ToolContext};
 use crate::git::{self, ChangedFile};
 use crate::records::{self, num_field, round_of, str_field, text_field};
 use crate::summary;
+use crate::verdict::{Verdict, VerdictInput};
 
 /// Everything both documents read, gathered once.
 struct Gathered {
@@ -119,12 +120,14 @@ fn rejected(g: &Gathered) -> Vec<String> {
                 .unwrap_or("")
                 .to_lowercase();
             if bad.iter().any(|b| status.contains(b)) {
-                let id = text_field(r, &["idea_id", "attempt_id", "id"]).unwrap_or_default();
+                let id = text_field(r, &["idea_id", "attempt_id", "ledger_row_id", "id"])
+                    .unwrap_or_default();
                 let round = round_of(r)
                     .map(|x| format!("round {x}"))
                     .unwrap_or_default();
-                let summary = text_field(r, &["summary", "idea", "title"]).unwrap_or_default();
-                let why = text_field(r, &["reason", "rejection_reason", "notes"])
+                let summary = text_field(r, &["summary", "idea", "change", "hypothesis", "title"])
+                    .unwrap_or_default();
+                let why = text_field(r, &["reason", "rejection_reason", "status_reason", "notes"])
                     .map(|w| format!(" — {w}"))
                     .unwrap_or_default();
                 out.push(format!("{kind} {id} ({round}, {status}): {summary}{why}"));
@@ -244,6 +247,12 @@ fn layer_pipeline_paths(g: &Gathered) -> Vec<PathBuf> {
     out
 }
 
+/// The measured improvement of an optimization row: `improvement_pct` (what ledger_append
+/// writes), or `measured_improvement_pct` in rows written before the name was unified.
+fn improvement_of(o: &Value) -> Option<f64> {
+    num_field(o, &["improvement_pct", "measured_improvement_pct"])
+}
+
 fn optimization_lines(g: &Gathered) -> Vec<String> {
     g.optimizations
         .iter()
@@ -254,7 +263,7 @@ fn optimization_lines(g: &Gathered) -> Vec<String> {
                     .map(|r| r.to_string())
                     .unwrap_or_else(|| "?".into()),
                 text_field(o, &["summary"]).unwrap_or_default(),
-                num_field(o, &["measured_improvement_pct"])
+                improvement_of(o)
                     .map(|x| format!("{x:+.2}%"))
                     .unwrap_or_else(|| "improvement not recorded".into()),
                 o.get("row_ref")
@@ -263,6 +272,16 @@ fn optimization_lines(g: &Gathered) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// What a planned attempt row says it will do: its `change` (with the target), else its
+/// hypothesis or summary.
+fn planned_text(a: &Value) -> Option<String> {
+    let change = text_field(a, &["change", "summary", "hypothesis"])?;
+    Some(match text_field(a, &["target"]) {
+        Some(t) if !change.contains(&t) => format!("{change} (target: {t})"),
+        _ => change,
+    })
 }
 
 // ---------------------------------------------------------------- checkpoint
@@ -531,7 +550,7 @@ pub fn run_checkpoint(req: CheckpointRequest, ctx: &ToolContext) -> Result<Check
             .iter()
             .rev()
             .find(|a| str_field(a, &["status"]).is_some_and(|s| s.eq_ignore_ascii_case("planned")))
-            .and_then(|a| text_field(a, &["summary"]))
+            .and_then(planned_text)
     });
     let _ = writeln!(
         s,
@@ -690,24 +709,19 @@ pub fn run_final_report(req: FinalReportRequest, ctx: &ToolContext) -> Result<Fi
     }
     let (post_round, post_rows) = g.post_patch.clone().expect("checked");
     let changed = g.git.changed.clone().unwrap_or_default();
-    let reached_sota = matches!(decision, "stop_beats" | "stop_tied");
     let hardware = summary::hardware(&g.baseline, &g.campaign);
-    let reason = latest.and_then(|d| str_field(d, &["reason"])).unwrap_or("");
-    let verdict = match decision {
-        "stop_beats" => {
-            format!("vLLM beats the best SLA-passing competitor on {hardware}: {reason}")
-        }
-        "stop_tied" => format!(
-            "vLLM is tied with the best competitor within the noise threshold after repeats on {hardware}: {reason}"
-        ),
-        "stop_external" => format!("not reached: the remaining gap is external to vLLM: {reason}"),
-        "stop_at_limit" => {
-            format!("not reached: the hot path is at the hardware/algorithmic limit: {reason}")
-        }
-        other => format!(
-            "not reached: the loop stopped unfinished (latest decision `{other}`): {reason}"
-        ),
-    };
+    let Verdict {
+        reached_sota,
+        text: verdict,
+    } = crate::verdict::verdict(&VerdictInput {
+        latest,
+        baseline: &g.baseline,
+        post_patch: &post_rows,
+        checkout_head: g.git.commit.as_deref(),
+        base_commit: g.campaign.vllm_base_commit.as_deref(),
+        changed_files: changed.len(),
+        hardware: &hardware,
+    });
 
     let c = &g.campaign;
     let mut s = String::new();

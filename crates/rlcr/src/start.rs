@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 use vllm_sota_core::fsx;
 use vllm_sota_core::humanize;
@@ -17,7 +16,8 @@ use vllm_sota_core::layout::{CampaignPaths, now_rfc3339};
 use vllm_sota_core::redact::redact;
 use vllm_sota_core::{Tool, ToolContext, refs};
 
-use crate::{git, proc, records, summary};
+use crate::{git, records, summary};
+use vllm_sota_core::proc;
 
 /// Where the plan goes, relative to the vLLM checkout (the setup script wants a relative path).
 pub const PLAN_REL: &str = ".humanize/vllm-sota-agent/refined-plan.md";
@@ -165,8 +165,8 @@ impl Tool for StartRlcr {
                 "| {} | {} | {} | {} |",
                 p.name,
                 if p.passed { "pass" } else { "FAIL" },
-                p.detail.replace('|', "\\|"),
-                p.fix.as_deref().unwrap_or("").replace('|', "\\|")
+                vllm_sota_core::md::cell(&p.detail),
+                vllm_sota_core::md::cell(p.fix.as_deref().unwrap_or(""))
             );
         }
         if !r.command.is_empty() {
@@ -881,17 +881,17 @@ fn run_setup(
     report.command = std::iter::once(script.display().to_string())
         .chain(args.iter().cloned())
         .collect();
-    let mut cmd = Command::new("bash");
-    cmd.arg(&script)
+    let cmd = proc::Cmd::new("bash")
+        .arg(&script)
         .args(&args)
         .current_dir(checkout)
         .env("CLAUDE_PROJECT_DIR", checkout);
-    match path {
+    let cmd = match path {
         Some(p) => cmd.env("PATH", p),
         None => cmd.env_remove("PATH"),
     };
     let timeout_s = req.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S);
-    let out = proc::run_captured(cmd, Duration::from_secs(timeout_s))?;
+    let out = cmd.run_capture(Duration::from_secs(timeout_s))?;
     let out_log = paths.root.join("humanize/rlcr-setup.stdout.log");
     let err_log = paths.root.join("humanize/rlcr-setup.stderr.log");
     fsx::write_text(&out_log, &redact(&out.stdout))?;

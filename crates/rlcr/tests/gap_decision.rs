@@ -577,8 +577,8 @@ fn imported_row(
     let mut r = row(id, "vllm", "vllm-default", scenario, 0.0, 0.0);
     r.round = round;
     r.workload.num_prompts = m.num_requests;
-    r.workload.input_len = m.total_input_tokens.unwrap() / m.completed;
-    r.workload.output_len = m.total_output_tokens.unwrap() / m.completed;
+    r.workload.input_len = m.total_input_tokens.unwrap() / m.completed.unwrap();
+    r.workload.output_len = m.total_output_tokens.unwrap() / m.completed.unwrap();
     r.sla = sla.evaluate(Some(&m));
     r.metrics = Some(m);
     r

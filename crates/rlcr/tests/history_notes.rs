@@ -173,7 +173,7 @@ fn unmatched_family_is_a_blocker_and_an_explicit_family_wins() {
 
 #[test]
 fn query_script_is_used_when_slug_and_fuzzy_matching_fail() {
-    if !vllm_sota_rlcr::proc::on_path("python3") {
+    if !vllm_sota_core::proc::on_path("python3") {
         eprintln!("python3 not on PATH: skipping the query.py path");
         return;
     }

@@ -99,24 +99,28 @@ fn build_complete() -> Built {
             fsx::append_jsonl(&md.with_extension("jsonl"), &r).unwrap();
         }
     };
+    // Ledger rows as ledger_append writes them (attempt: hypothesis/target/change/status;
+    // optimization: improvement_pct recomputed from the rows; source idea: idea/status).
     ledger(
         paths.attempt_ledger(),
         vec![
-            json!({"attempt_id": "a1", "round": 1, "summary": "Fuse residual add into RMSNorm", "status": "accepted", "patch_path": "patches/round-1-fused-rmsnorm.patch", "tests": ["pytest tests/kernels/test_layernorm.py"]}),
-            json!({"attempt_id": "a2", "round": 1, "summary": "Bigger CUDA graph batch sizes", "status": "rejected", "reason": "flag-only, no gain"}),
-            json!({"attempt_id": "a3", "round": 2, "summary": "Fuse top-k/top-p sampling", "status": "planned"}),
+            json!({"attempt_id": "a1", "round": 1, "hypothesis": "the residual add costs a kernel launch per layer", "target": "vllm/model_executor/models/llama.py", "change": "Fuse residual add into RMSNorm", "status": "kept", "patch_path": "patches/round-1-fused-rmsnorm.patch", "tests": ["pytest tests/kernels/test_layernorm.py"]}),
+            json!({"attempt_id": "a2", "round": 1, "hypothesis": "more graph capture sizes", "target": "vllm/config.py", "change": "Bigger CUDA graph batch sizes", "status": "rejected", "notes": "flag-only, no gain"}),
+            json!({"attempt_id": "a3", "round": 2, "hypothesis": "sampling kernels are 6 % of decode", "target": "vllm/v1/sample/ops/topk_topp_sampler.py", "change": "Fuse top-k/top-p sampling", "status": "planned"}),
         ],
     );
     ledger(
         paths.optimization_ledger(),
         vec![
-            json!({"round": 1, "summary": "Fused residual RMSNorm", "measured_improvement_pct": 16.7, "row_ref": {"file": "benchmark/revalidation/round-1.jsonl", "row_id": "r1-0"}}),
+            json!({"round": 1, "attempt_id": "a1", "summary": "Fused residual RMSNorm", "metric": "request_throughput", "value": 10.5, "prior_best_value": 9.0, "improvement_pct": 16.7, "row_ref": {"file": "benchmark/revalidation/round-1.jsonl", "row_id": "r1-0"}}),
+            // A row written before the field name was unified still reads.
+            json!({"round": 1, "summary": "Older row", "measured_improvement_pct": 2.5}),
         ],
     );
     ledger(
         paths.source_idea_ledger(),
         vec![
-            json!({"idea_id": "s1", "round": 1, "summary": "Port SGLang's sampler", "status": "rejected", "reason": "different numerics"}),
+            json!({"ledger_row_id": "source_idea-1", "round": 1, "idea": "Port SGLang's sampler", "provenance": "sglang", "status": "rejected", "status_reason": "different numerics"}),
         ],
     );
     assert_eq!(
@@ -246,6 +250,7 @@ fn final_report_on_a_complete_campaign() {
         "- `pytest tests/kernels/test_layernorm.py`",
         "- `cargo test -p vllm-sota-rlcr`",
         "round 1: Fused residual RMSNorm (+16.70%, row r1-0)",
+        "round 1: Older row (+2.50%)",
     ] {
         assert!(
             text.contains(needle),
@@ -289,7 +294,7 @@ fn checkpoint_is_rebuilt_from_the_records() {
     assert_eq!(r.rejected_ideas, 2);
     assert_eq!(
         r.next_planned_patch.as_deref(),
-        Some("Fuse top-k/top-p sampling")
+        Some("Fuse top-k/top-p sampling (target: vllm/v1/sample/ops/topk_topp_sampler.py)")
     );
     assert!(r.not_yet_available.is_empty(), "{:?}", r.not_yet_available);
     let text = std::fs::read_to_string(b.paths.checkpoint()).unwrap();
@@ -312,8 +317,9 @@ fn checkpoint_is_rebuilt_from_the_records() {
         "> Chosen forward pass: decode step 12 (batch 64).",
         "- `kernel/ncu-digests/rmsnorm-v1/digest.md`",
         "attempt a2 (round 1, rejected): Bigger CUDA graph batch sizes — flag-only, no gain",
-        "source idea s1 (round 1, rejected): Port SGLang's sampler — different numerics",
-        "## Next planned patch\n\nFuse top-k/top-p sampling",
+        "source idea source_idea-1 (round 1, rejected): Port SGLang's sampler — different numerics",
+        "## Next planned patch\n\nFuse top-k/top-p sampling (target: vllm/v1/sample/ops/topk_topp_sampler.py)",
+        "- optimization: round 1: Fused residual RMSNorm (+16.70%, row r1-0)",
     ] {
         assert!(
             text.contains(needle),
@@ -425,4 +431,175 @@ fn secrets_in_recorded_commands_never_reach_the_documents() {
             p.display()
         );
     }
+}
+
+/// Run final_report (allow_unfinished) and return (reached_sota, verdict, final_report.md).
+fn final_verdict(b: &Built) -> (bool, String, String) {
+    let r = FinalReport::run(
+        serde_json::from_value(json!({"campaign_dir": b.paths.root, "allow_unfinished": true}))
+            .unwrap(),
+        &ToolContext::new(),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(b.paths.final_report()).unwrap();
+    (r.reached_sota, r.verdict, text)
+}
+
+/// The real round-2 decision row with the overall and every scenario decision replaced.
+fn append_decision(b: &Built, decision: &str, reason: &str) {
+    let rows: Vec<serde_json::Value> = fsx::read_jsonl(&b.paths.lineage()).unwrap();
+    let mut d = rows
+        .iter()
+        .rev()
+        .find(|r| r["kind"] == "gap_decision")
+        .unwrap()
+        .clone();
+    d["round"] = json!(3);
+    d["decision"] = json!(decision);
+    d["reason"] = json!(reason);
+    for s in d["scenarios"].as_array_mut().unwrap() {
+        s["decision"] = json!(decision);
+    }
+    fsx::append_jsonl(&b.paths.lineage(), &d).unwrap();
+}
+
+#[test]
+fn final_report_writes_each_verdict_and_claims_sota_only_for_a_supported_win() {
+    let b = build_complete();
+    let (sota, verdict, text) = final_verdict(&b);
+    assert!(sota, "{verdict}");
+    assert!(
+        verdict.starts_with("vLLM beats the best measured competitor on 1 × NVIDIA H200"),
+        "{verdict}"
+    );
+    assert!(text.contains("**vLLM reached SOTA in the target environment**"));
+    for (decision, sota, start) in [
+        (
+            "stop_tied",
+            true,
+            "vLLM is tied with the best measured competitor within the noise threshold",
+        ),
+        (
+            "stop_external",
+            false,
+            "not reached: the remaining gap is external to vLLM",
+        ),
+        (
+            "stop_at_limit",
+            false,
+            "not reached: the hot path is at the hardware/algorithmic limit",
+        ),
+        (
+            "blocked_competitor_unavailable",
+            false,
+            "not reached: no competitor has measured rows here, and a missing competitor is not a win",
+        ),
+        (
+            "blocked_not_comparable",
+            false,
+            "not reached: no competitor was measured on vLLM's machine and workload",
+        ),
+        (
+            "blocked_reduced_workload",
+            false,
+            "not reached: only reduced-workload rows decided the last round",
+        ),
+        (
+            "rerun",
+            false,
+            "not reached: the loop stopped unfinished (latest decision `rerun`)",
+        ),
+        (
+            "patch",
+            false,
+            "not reached: the loop stopped unfinished (latest decision `patch`)",
+        ),
+    ] {
+        append_decision(&b, decision, "the recorded reason");
+        let (got, verdict, text) = final_verdict(&b);
+        assert_eq!(got, sota, "{decision}: {verdict}");
+        assert!(verdict.starts_with(start), "{decision}: {verdict}");
+        assert!(
+            verdict.ends_with("the recorded reason"),
+            "{decision}: {verdict}"
+        );
+        assert_eq!(
+            text.contains("**vLLM reached SOTA in the target environment**"),
+            sota,
+            "{decision}"
+        );
+        assert_eq!(
+            text.contains("**vLLM did not reach SOTA in the target environment**"),
+            !sota,
+            "{decision}"
+        );
+    }
+}
+
+#[test]
+fn final_report_refuses_a_win_the_records_do_not_support() {
+    // A stop_beats decision row without a measured competitor (as an older tool wrote it).
+    let b = build_complete();
+    append_decision(
+        &b,
+        "stop_beats",
+        "vLLM passes the SLA and no competitor does",
+    );
+    let rows: Vec<serde_json::Value> = fsx::read_jsonl(&b.paths.lineage()).unwrap();
+    let mut last = rows.last().unwrap().clone();
+    for s in last["scenarios"].as_array_mut().unwrap() {
+        s["leader_framework"] = json!(null);
+        s["leader_mean"] = json!(null);
+    }
+    fsx::append_jsonl(&b.paths.lineage(), &last).unwrap();
+    let (sota, verdict, _) = final_verdict(&b);
+    assert!(!sota);
+    assert!(
+        verdict.contains("names no measured competitor: a missing competitor is not a win"),
+        "{verdict}"
+    );
+
+    // Post-patch rows whose probe failed, or that measured other code than the checkout.
+    for (edit, needle) in [
+        (
+            0,
+            "post-patch row r1-0 fails the correctness probe (3/8 matched)",
+        ),
+        (1, "post-patch row r1-0 measured vLLM commit "),
+        (2, "names no vLLM commit"),
+    ] {
+        let b = build_complete();
+        let mut rows: Vec<vllm_sota_core::results::CandidateRow> =
+            fsx::read_jsonl(&b.paths.revalidation(1)).unwrap();
+        match edit {
+            0 => {
+                let c = rows[0].correctness.as_mut().unwrap();
+                c.matched = 3;
+                c.match_rate = 3.0 / 8.0;
+                c.passed = false;
+            }
+            1 => rows[0].vllm_commit = Some(b.base.clone()),
+            _ => rows[0].vllm_commit = None,
+        }
+        write_rows(&b.paths.revalidation(1), &rows);
+        let (sota, verdict, text) = final_verdict(&b);
+        assert!(!sota, "{verdict}");
+        assert!(verdict.contains(needle), "{needle}: {verdict}");
+        assert!(text.contains("**vLLM did not reach SOTA in the target environment**"));
+    }
+
+    // A reduced (flow-check) workload in the rows: named in the verdict line, never a win.
+    let b = build_complete();
+    let mut rows: Vec<vllm_sota_core::results::CandidateRow> =
+        fsx::read_jsonl(&b.paths.revalidation(1)).unwrap();
+    for r in &mut rows {
+        r.workload.label = Some("flow-check".into());
+    }
+    write_rows(&b.paths.revalidation(1), &rows);
+    let (sota, verdict, _) = final_verdict(&b);
+    assert!(!sota);
+    assert!(
+        verdict.contains("rows from a reduced workload (flow-check) inform but cannot decide"),
+        "{verdict}"
+    );
 }

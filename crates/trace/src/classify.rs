@@ -19,6 +19,11 @@ struct FamilyDef {
     #[serde(default)]
     description: String,
     patterns: Vec<String>,
+    /// Launch-context patterns: when present, the family applies only to a kernel whose
+    /// name matches `patterns` and whose launch context (CPU ops and Python frames around
+    /// its launch) matches one of these; name-only classification skips the family.
+    #[serde(default)]
+    context: Vec<String>,
 }
 
 /// Overlap class used by the sweep line.
@@ -62,6 +67,15 @@ pub struct Family {
     pub overlap: OverlapClass,
     pub description: String,
     patterns: Vec<Regex>,
+    /// Launch-context patterns (empty: decided by the name alone).
+    context: Vec<Regex>,
+}
+
+impl Family {
+    /// Whether the family is decided by launch context (see [`Classifier::context_candidates`]).
+    pub fn needs_context(&self) -> bool {
+        !self.context.is_empty()
+    }
 }
 
 /// The classifier: families in evaluation order, then the implicit `other`.
@@ -88,7 +102,14 @@ impl Classifier {
                     format!("{source}: family {:?}: bad pattern {p:?}", d.family)
                 })?);
             }
+            let mut context = Vec::new();
+            for p in &d.context {
+                context.push(Regex::new(&format!("(?i){p}")).with_context(|| {
+                    format!("{source}: family {:?}: bad context pattern {p:?}", d.family)
+                })?);
+            }
             families.push(Family {
+                context,
                 name: d.family.clone(),
                 overlap: OverlapClass::parse(&d.overlap_class)
                     .with_context(|| format!("{source}: family {:?}", d.family))?,
@@ -103,6 +124,7 @@ impl Classifier {
                 overlap: OverlapClass::Other,
                 description: "unclassified".into(),
                 patterns: vec![],
+                context: vec![],
             },
             source: source.to_string(),
             memo: Mutex::default(),
@@ -145,9 +167,29 @@ impl Classifier {
         self.memo.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Context-decided families whose name patterns match `name`, in file order: the
+    /// kernel belongs to the first whose context matches its launch context
+    /// ([`Classifier::context_matches`]), else to its name family.
+    pub fn context_candidates(&self, name: &str) -> Vec<usize> {
+        (0..self.families.len())
+            .filter(|&i| {
+                let f = &self.families[i];
+                f.needs_context() && f.patterns.iter().any(|p| p.is_match(name))
+            })
+            .collect()
+    }
+
+    /// Whether one launch-context text (a CPU op name or a Python frame) matches family `i`'s context.
+    pub fn context_matches(&self, i: usize, text: &str) -> bool {
+        self.family_by_index(i)
+            .context
+            .iter()
+            .any(|r| r.is_match(text))
+    }
+
     fn match_family(&self, name: &str) -> usize {
         for (i, f) in self.families.iter().enumerate() {
-            if f.patterns.iter().any(|p| p.is_match(name)) {
+            if !f.needs_context() && f.patterns.iter().any(|p| p.is_match(name)) {
                 return i;
             }
         }
@@ -207,76 +249,8 @@ fn matching_open_paren(s: &str) -> Option<usize> {
     None
 }
 
-/// A short display form: no `void `, namespaces of the outer name kept, template
-/// arguments collapsed to `<…>`, capped at 80 characters.
-pub fn short_name(canonical: &str) -> String {
-    let cleaned = canonical.replace("(anonymous namespace)::", "");
-    let s = cleaned.strip_prefix("void ").unwrap_or(&cleaned);
-    let mut out = String::new();
-    let mut depth = 0;
-    for c in s.chars() {
-        match c {
-            '<' => {
-                if depth == 0 {
-                    out.push_str("<…>");
-                }
-                depth += 1;
-            }
-            '>' => depth -= 1,
-            '(' if depth == 0 && !out.is_empty() => break,
-            _ if depth == 0 => out.push(c),
-            _ => {}
-        }
-    }
-    let out = out.trim().to_string();
-    // Generic wrappers (CUTLASS device_kernel, PyTorch elementwise/reduce kernels): the
-    // informative part is the first functor/kernel identifier inside the template.
-    let generic = [
-        "device_kernel",
-        "elementwise_kernel",
-        "reduce_kernel",
-        "Kernel2",
-    ];
-    let mut out = if s.contains('<')
-        && generic
-            .iter()
-            .any(|g| out.trim_end_matches("<…>").ends_with(g))
-    {
-        static INNER: OnceLock<Regex> = OnceLock::new();
-        let re = INNER.get_or_init(|| {
-            Regex::new(r"([A-Za-z_][A-Za-z0-9_]*(Functor[A-Za-z_]*|_kernel_cuda|_kernel_impl|_kernel|Ops|Sm90|Sm80|Combine|_align[0-9]+|CatArrayBatchedCopy[A-Za-z_]*))").unwrap()
-        });
-        let outer = out.trim_end_matches("<…>").to_string();
-        let inner_text = s.split_once('<').map(|x| x.1).unwrap_or("");
-        const WRAPPERS: &[&str] = &[
-            "enable_sm90_or_later",
-            "gpu_kernel_impl",
-            "gpu_kernel_impl_nocast",
-            "BinaryFunctor",
-            "AUnaryFunctor",
-            "BUnaryFunctor",
-            "gpu_index_kernel",
-        ];
-        match re
-            .find_iter(inner_text)
-            .map(|m| m.as_str())
-            .find(|m| !outer.ends_with(m) && !WRAPPERS.contains(m))
-        {
-            Some(inner) => format!("{}<{inner}…>", outer.trim_end_matches("::")),
-            None => out,
-        }
-    } else {
-        out
-    };
-    if out.chars().count() > 80 {
-        out = out.chars().take(77).collect::<String>() + "...";
-    }
-    if out.is_empty() {
-        canonical.chars().take(80).collect()
-    } else {
-        out
-    }
-}
+/// The one kernel-name shortener ([`vllm_sota_core::kname`]), shared with every tool.
+pub use vllm_sota_core::kname::short as short_name;
 
 #[cfg(test)]
 mod tests {
@@ -301,26 +275,6 @@ mod tests {
         assert_eq!(
             canonical_name("ncclKernel(x 0x7f12)"),
             "ncclKernel(x 0xADDR)"
-        );
-    }
-
-    #[test]
-    fn short_names_keep_the_informative_part() {
-        let fa3 = "void cutlass::device_kernel<flash::enable_sm90_or_later<flash::FlashAttnFwdSm90<flash::CollectiveMainloopFwdSm90<2> > > >";
-        assert_eq!(short_name(fa3), "cutlass::device_kernel<FlashAttnFwdSm90…>");
-        let cat = "void at::native::(anonymous namespace)::CatArrayBatchedCopy_vectorized<at::native::(anonymous namespace)::OpaqueType<2u>, unsigned int, 3>";
-        assert_eq!(
-            short_name(cat),
-            "at::native::CatArrayBatchedCopy_vectorized<…>"
-        );
-        let mul = "void at::native::elementwise_kernel<128, 4, at::native::gpu_kernel_impl_nocast<at::native::BinaryFunctor<c10::BFloat16, c10::BFloat16, c10::BFloat16, at::native::binary_internal::MulFunctor<float> > >";
-        assert_eq!(
-            short_name(mul),
-            "at::native::elementwise_kernel<MulFunctor…>"
-        );
-        assert_eq!(
-            short_name("void vllm::reshape_and_cache_flash_kernel<__nv_bfloat16>"),
-            "vllm::reshape_and_cache_flash_kernel<…>"
         );
     }
 }

@@ -23,7 +23,9 @@ pub mod capture;
 
 pub mod classify;
 pub mod discover;
+pub mod golden;
 pub mod graph;
+pub mod hoststall;
 pub mod link;
 pub mod reader;
 pub mod selfbench;

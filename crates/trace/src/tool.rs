@@ -3,6 +3,7 @@
 use crate::classify::Classifier;
 use crate::discover::{ChosenTrace, SkippedTrace, Stage, detect_framework, select_traces};
 use crate::graph::{GraphMap, GraphMapSummary, map_graph_kernels};
+use crate::hoststall::{HostStallGroup, HostStalls, host_stalls, render_host_stalls_md};
 use crate::store::TraceStore;
 use crate::tables::*;
 use anyhow::{Context, Result, bail};
@@ -84,6 +85,8 @@ pub struct StageReport {
     pub graph_map: Option<GraphMapSummary>,
     pub overlap: OverlapSummary,
     pub overlap_rows: Vec<OverlapRow>,
+    /// CPU ops that hold the host while the GPU idles inside steps, heaviest first.
+    pub host_stalls: Vec<HostStallGroup>,
     pub fuse_rows: Vec<FuseRow>,
     pub similarity: Vec<SimilarityNote>,
     pub comparison: Option<Comparison>,
@@ -124,6 +127,7 @@ pub struct StageTables {
     pub mapping_trace: Option<PathBuf>,
     pub kernel_table: KernelTable,
     pub overlap_table: OverlapTable,
+    pub host_stalls: HostStalls,
     pub fuse_table: FuseTable,
     pub graph_map: Option<GraphMapSummary>,
     pub comparison: Option<Comparison>,
@@ -214,7 +218,7 @@ pub fn run_tables(
         };
         ctx.progress(0.5, None, "tables");
         let sk = StageKernels::heaviest_device(&store);
-        let (mut kt, ot, ft) = stage_tables(
+        let (mut kt, mut ot, ft) = stage_tables(
             &sk,
             &classifier,
             graph_map.as_ref(),
@@ -224,6 +228,10 @@ pub fn run_tables(
         );
         if let Some(n) = kt.graph_note.as_mut() {
             *n = crate::capture::twin_advice(n, &fw);
+        }
+        let host_stalls = host_stalls(&sk);
+        if let Some(h) = host_stalls.headline() {
+            ot.launch_bound = format!("{}; {h}", ot.launch_bound);
         }
         let ours_steps = match req.steps {
             Some(n) => (n.max(1), format!("{n} steps (given)")),
@@ -262,6 +270,7 @@ pub fn run_tables(
             mapping_trace: mapping,
             kernel_table: kt,
             overlap_table: ot,
+            host_stalls,
             fuse_table: ft,
             graph_map: graph_map.as_ref().map(|m| m.summary.clone()),
             comparison,
@@ -324,6 +333,7 @@ pub fn run_tables(
                 exposed_memory_ms: t.overlap_table.exposed_memory_ms,
             },
             overlap_rows: t.overlap_table.rows.iter().take(top).cloned().collect(),
+            host_stalls: t.host_stalls.groups.iter().take(top).cloned().collect(),
             fuse_rows: t.fuse_table.rows.iter().take(top).cloned().collect(),
             similarity: t.fuse_table.similarity.clone(),
             comparison: t.comparison.clone().map(|mut c| {
@@ -367,9 +377,7 @@ pub fn run_tables(
     ))
 }
 
-fn esc(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', "<br>")
-}
+pub(crate) use vllm_sota_core::md::cell as esc;
 
 /// Markdown for one stage: the three tables, similarity note, comparison.
 pub fn render_stage_md(t: &StageTables, cutoff: f64, top: usize) -> String {
@@ -469,6 +477,7 @@ pub fn render_stage_md(t: &StageTables, cutoff: f64, top: usize) -> String {
     if ot.rows.is_empty() {
         o.push_str(&format!("| No exposed non-compute kernel at or above {cutoff:.1}% share. | - | - | - | - | - | - | - | - | - |\n"));
     }
+    o.push_str(&render_host_stalls_md(&t.host_stalls, top));
     o.push_str("\n### Fuse-pattern table\n\n| Pattern | Status | Evidence kernels | Split occurrences | Split share | Fused share | Source |\n|---|---|---|---:|---:|---:|---|\n");
     let ft = &t.fuse_table;
     for r in ft.rows.iter().take(top) {

@@ -280,13 +280,11 @@ fn a_window_that_sees_no_step_never_closes_and_the_capture_says_so() {
     );
     running.finish().unwrap();
     // And the server really keeps it open: the next /start_profile blocks.
-    let r = vllm_sota_fairbench::http::request(
-        "127.0.0.1",
-        sim.server.as_ref().unwrap().addr().port(),
+    let r = vllm_sota_core::http::request_json(
         "POST",
-        "/start_profile",
+        &format!("{}/start_profile", sim.url()),
         Some(&serde_json::json!({"num_steps": 2})),
-        Duration::from_secs(2),
+        vllm_sota_core::http::Timeouts::new(Duration::from_secs(2)),
     );
     assert!(
         r.is_err(),

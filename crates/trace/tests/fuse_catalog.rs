@@ -6,11 +6,30 @@ use vllm_sota_trace::read_trace_bytes;
 use vllm_sota_trace::tables::{FuseCatalog, StageKernels, fuse_table};
 
 fn trace(names: &[&str]) -> vllm_sota_trace::TraceStore {
+    trace_in(names, None)
+}
+
+/// Kernels back to back on one stream; with `context`, each is launched (`cudaLaunchKernel`)
+/// inside a CPU op of that name, as a module's forward would launch them.
+fn trace_in(names: &[&str], context: Option<&str>) -> vllm_sota_trace::TraceStore {
     let mut events = Vec::new();
     let mut ts = 1000.0;
-    for n in names {
+    if let Some(op) = context {
+        events.push(
+            serde_json::json!({"ph": "X", "cat": "cpu_op", "name": op, "pid": 1, "tid": 1,
+            "ts": 900.0, "dur": 12.0 * names.len() as f64 + 100.0, "args": {}}),
+        );
+    }
+    for (i, n) in names.iter().enumerate() {
+        let c = if context.is_some() { i as i64 + 1 } else { 1 };
+        if context.is_some() {
+            events.push(
+                serde_json::json!({"ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel",
+                "pid": 1, "tid": 1, "ts": ts - 50.0, "dur": 5.0, "args": {"correlation": c}}),
+            );
+        }
         events.push(serde_json::json!({"ph": "X", "cat": "kernel", "name": n, "pid": 0, "tid": 7, "ts": ts, "dur": 10.0,
-            "args": {"device": 0, "stream": 7, "correlation": 1}}));
+            "args": {"device": 0, "stream": 7, "correlation": c}}));
         ts += 12.0;
     }
     let doc = serde_json::json!({"traceEvents": events});
@@ -18,9 +37,13 @@ fn trace(names: &[&str]) -> vllm_sota_trace::TraceStore {
 }
 
 fn status(id: &str, names: &[&str]) -> String {
+    status_in(id, names, None)
+}
+
+fn status_in(id: &str, names: &[&str], context: Option<&str>) -> String {
     let c = Classifier::shared();
     let cat = FuseCatalog::load(c).unwrap();
-    let s = trace(names);
+    let s = trace_in(names, context);
     let sk = StageKernels::heaviest_device(&s);
     let t = fuse_table(&sk, c, &cat, "vllm");
     t.rows
@@ -151,7 +174,13 @@ fn every_catalog_entry_has_split_and_fused_cases() {
         );
     }
     for (id, split, fused) in cases {
-        assert_eq!(status(id, split), "split present", "{id}: split {split:?}");
+        // The router's softmax and top-k are MoE routing only when an MoE block launched them.
+        let context = (*id == "moe-router-topk").then_some("Qwen2MoeSparseMoeBlock.forward");
+        assert_eq!(
+            status_in(id, split, context),
+            "split present",
+            "{id}: split {split:?}"
+        );
         assert_eq!(status(id, fused), "already fused", "{id}: fused {fused:?}");
     }
 }
@@ -167,4 +196,41 @@ fn an_unrelated_kernel_between_the_steps_breaks_adjacency() {
         "not applicable"
     );
     // ...but the steps on two different streams are not adjacent either: covered by per-stream sequences.
+}
+
+const SOFTMAX: &str =
+    "void at::native::(anonymous namespace)::cunn_SoftMaxForward<4, float, float, float>";
+const GATHER_TOPK: &str = "void at::native::sbtopk::gatherTopK<float, unsigned int, 2, false>";
+
+#[test]
+fn softmax_and_topk_are_moe_routing_only_when_launched_from_an_moe_block() {
+    let c = Classifier::shared();
+    let family = |context: Option<&str>| {
+        let s = trace_in(&[SOFTMAX, GATHER_TOPK], context);
+        let sk = StageKernels::heaviest_device(&s);
+        let t = vllm_sota_trace::tables::kernel_table(&sk, c, None, 0.0);
+        t.rows.iter().map(|r| r.family.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        family(Some("Qwen2MoeSparseMoeBlock.forward")),
+        ["moe_routing", "moe_routing"]
+    );
+    assert_eq!(
+        family(Some("router_logits")),
+        ["moe_routing", "moe_routing"]
+    );
+    // A sampler (or no launch context at all) keeps the name family.
+    assert_eq!(family(Some("Sampler.forward")), ["sampling", "sampling"]);
+    assert_eq!(family(None), ["sampling", "sampling"]);
+    // A dense MLP's gate projection is not a router gate.
+    assert_eq!(family(Some("LlamaMLP.gate_proj")), ["sampling", "sampling"]);
+    // No MoE-router split on a sampler's softmax + top-k.
+    assert_eq!(
+        status_in(
+            "moe-router-topk",
+            &[SOFTMAX, GATHER_TOPK],
+            Some("Sampler.forward")
+        ),
+        "not applicable"
+    );
 }

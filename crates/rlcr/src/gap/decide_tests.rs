@@ -26,7 +26,7 @@ fn sla() -> Sla {
 fn row(id: &str, fw: &str, rps: f64, tpot: f64) -> CandidateRow {
     let metrics = MetricsRow {
         num_requests: 80,
-        completed: 80,
+        completed: Some(80),
         success_rate: Some(1.0),
         request_throughput: Some(rps),
         output_throughput: Some(rps * 1000.0),

@@ -75,8 +75,8 @@ pub fn row(id: &str, fw: &str, cand: &str, scenario: &str, rps: f64, tpot_ms: f6
     };
     let metrics = MetricsRow {
         num_requests: 80,
-        completed: 80,
-        failed: 0,
+        completed: Some(80),
+        failed: Some(0),
         success_rate: Some(1.0),
         request_throughput: Some(rps),
         output_throughput: Some(rps * osl as f64),

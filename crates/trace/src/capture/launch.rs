@@ -555,12 +555,9 @@ impl Tool for ProfileLaunch {
                 v.variant,
                 v.env_added
                     .iter()
-                    .map(|(k, val)| format!(
-                        "{k}={} ",
-                        vllm_sota_fairbench::procs::shell_quote(val)
-                    ))
+                    .map(|(k, val)| format!("{k}={} ", vllm_sota_core::proc::shell_quote(val)))
                     .collect::<String>(),
-                vllm_sota_fairbench::procs::display_argv(&v.argv)
+                vllm_sota_core::proc::shell_join(&v.argv)
             ));
             for (s, d, done) in &v.stages {
                 o.push_str(&format!(

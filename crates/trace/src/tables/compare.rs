@@ -23,6 +23,20 @@ pub struct Comparison {
 
 /// Engine steps in a trace: step annotations (vLLM `execute_context_*`, `execute_model_step*`,
 /// `ProfilerStep#*`, SGLang `forward_*`), else 1.
+/// The step-annotation pattern a CPU annotation name belongs to (vLLM
+/// `execute_context_*`, `execute_model_step_*`, torch `ProfilerStep#*`), if any.
+pub fn step_pattern(name: &str) -> Option<&'static str> {
+    if name.starts_with("execute_context_") {
+        Some("execute_context_*")
+    } else if name.starts_with("execute_model_step") {
+        Some("execute_model_step_*")
+    } else if name.starts_with("ProfilerStep#") {
+        Some("ProfilerStep#*")
+    } else {
+        None
+    }
+}
+
 pub fn count_steps(s: &TraceStore) -> (u64, String) {
     let a = &s.annotations;
     let mut counts: HashMap<&str, u64> = HashMap::new();
@@ -30,14 +44,7 @@ pub fn count_steps(s: &TraceStore) -> (u64, String) {
         if a.on_gpu[i] {
             continue;
         }
-        let n = s.name(a.name[i]);
-        let key = if n.starts_with("execute_context_") {
-            "execute_context_*"
-        } else if n.starts_with("execute_model_step") {
-            "execute_model_step_*"
-        } else if n.starts_with("ProfilerStep#") {
-            "ProfilerStep#*"
-        } else {
+        let Some(key) = step_pattern(s.name(a.name[i])) else {
             continue;
         };
         *counts.entry(key).or_default() += 1;

@@ -175,7 +175,7 @@ pub fn fuse_table(
             dense_of_name[n] = names.len() as u32;
             let canonical = canonical_name(s.name(n as NameId));
             names.push(NameInfo {
-                family: classifier.family_index(&canonical),
+                family: sk.family_index(classifier, &canonical),
                 canonical,
                 total_ns: 0,
             });

@@ -254,7 +254,10 @@ pub fn kernel_table(
     let mut hidden_share = 0.0;
     let mut fam_acc: FxHashMap<String, (u64, i64)> = FxHashMap::default();
     for a in &accs {
-        let fam = classifier.classify(&a.name).name.clone();
+        let fam = classifier
+            .family_by_index(sk.family_index(classifier, &a.name))
+            .name
+            .clone();
         let e = fam_acc.entry(fam.clone()).or_default();
         e.0 += a.calls;
         e.1 += a.total;

@@ -10,7 +10,7 @@ use regex::Regex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 mod compare;
 mod fuse;
@@ -27,6 +27,9 @@ pub struct StageKernels<'a> {
     pub store: &'a TraceStore,
     pub kernels: Vec<u32>,
     pub device: i32,
+    /// Canonical names whose family is decided by launch context in this stage (see
+    /// [`StageKernels::family_index`]), computed once on first use.
+    context_families: OnceLock<FxHashMap<String, usize>>,
 }
 
 impl<'a> StageKernels<'a> {
@@ -48,6 +51,21 @@ impl<'a> StageKernels<'a> {
             store,
             kernels,
             device,
+            context_families: OnceLock::new(),
+        }
+    }
+
+    /// The family of a canonical kernel name in this stage: a context-decided family
+    /// (`context` in `references/kernel-families.json`, e.g. `moe_routing`) when at least
+    /// half of the name's GPU time was launched in that context, else the name family.
+    /// The tables all classify through this, so a kernel has one family in all of them.
+    pub fn family_index(&self, classifier: &Classifier, canonical: &str) -> usize {
+        let decided = self
+            .context_families
+            .get_or_init(|| context_families(self, classifier));
+        match decided.get(canonical) {
+            Some(&f) => f,
+            None => classifier.family_index(canonical),
         }
     }
     pub fn total_ns(&self) -> i64 {
@@ -56,6 +74,76 @@ impl<'a> StageKernels<'a> {
             .map(|&k| self.store.kernels.dur_ns[k as usize])
             .sum()
     }
+}
+
+/// Names (canonical) of the stage whose GPU time was mostly launched in the context of a
+/// context-decided family: a CPU op of the launch's chain or a Python frame of its stack
+/// matches the family's `context`. Kernels without a launch, or replayed from a CUDA graph
+/// (their launch is the graph's), have no context of their own and count as outside.
+fn context_families(sk: &StageKernels<'_>, classifier: &Classifier) -> FxHashMap<String, usize> {
+    let s = sk.store;
+    let k = &s.kernels;
+    // Per raw name id: its canonical name and context candidates (most names have none).
+    let mut cands: FxHashMap<NameId, (String, Vec<usize>)> = FxHashMap::default();
+    // (canonical, family) -> (ns in context, ns total of the name)
+    let mut time: FxHashMap<(String, usize), i64> = FxHashMap::default();
+    let mut name_total: FxHashMap<String, i64> = FxHashMap::default();
+    let mut in_context: FxHashMap<(u32, usize), bool> = FxHashMap::default();
+    for &i in &sk.kernels {
+        let (canonical, fams) = cands.entry(k.name[i as usize]).or_insert_with(|| {
+            let c = canonical_name(s.name(k.name[i as usize]));
+            let f = classifier.context_candidates(&c);
+            (c, f)
+        });
+        if fams.is_empty() {
+            continue;
+        }
+        let dur = k.dur_ns[i as usize];
+        *name_total.entry(canonical.clone()).or_default() += dur;
+        let l = k.launch[i as usize];
+        if l == NONE || s.kernel_is_graph_replay(i as usize) {
+            continue;
+        }
+        for &f in fams.iter() {
+            let hit = *in_context
+                .entry((l, f))
+                .or_insert_with(|| launch_in_context(s, l as usize, classifier, f));
+            if hit {
+                *time.entry((canonical.clone(), f)).or_default() += dur;
+                break;
+            }
+        }
+    }
+    let mut out: FxHashMap<String, usize> = FxHashMap::default();
+    let mut best: FxHashMap<String, i64> = FxHashMap::default();
+    for ((name, f), t) in time {
+        let total = name_total.get(&name).copied().unwrap_or(0);
+        let better = best
+            .get(&name)
+            .is_none_or(|&b| t > b || (t == b && f < out[&name]));
+        if 2 * t >= total && better {
+            best.insert(name.clone(), t);
+            out.insert(name, f);
+        }
+    }
+    out
+}
+
+/// Whether the launch `l`'s CPU-op chain or Python stack matches family `f`'s context.
+fn launch_in_context(s: &TraceStore, l: usize, classifier: &Classifier, f: usize) -> bool {
+    let op = s.launches.cpu_op[l];
+    if op != NONE
+        && s.cpu_op_chain(op as usize)
+            .into_iter()
+            .any(|o| classifier.context_matches(f, s.name(s.cpu_ops.name[o])))
+    {
+        return true;
+    }
+    let fr = s.launches.frame[l];
+    fr != NONE
+        && s.frame_chain(fr as usize)
+            .into_iter()
+            .any(|x| classifier.context_matches(f, s.name(s.frames.name[x])))
 }
 
 /// Per-kernel-instance attribution, cached per launch.

@@ -141,7 +141,7 @@ impl Positions {
             if dense_of_name[n] == NONE {
                 dense_of_name[n] = names.len() as u32;
                 let canonical = canonical_name(s.name(n as NameId));
-                let family = classifier.family_index(&canonical);
+                let family = sk.family_index(classifier, &canonical);
                 names.push(NameClass {
                     canonical,
                     family,
@@ -360,7 +360,7 @@ impl IdleSummary {
             )
         } else if idle_pct >= 20.0 {
             format!(
-                "GPU idle {idle_pct:.1}% of the kernel wall time, dominated by long gaps (largest {:.1} ms): host-side work or synchronisation between steps",
+                "GPU idle {idle_pct:.1}% of the kernel wall time, dominated by long gaps (largest {:.1} ms): the GPU waits on the host (see the host-stall table for what holds it inside steps)",
                 largest as f64 / 1e6
             )
         } else {
