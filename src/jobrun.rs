@@ -10,15 +10,7 @@ pub fn run(state_path: &Path) -> Result<()> {
     let runner = JobRunner::open(state_path)?;
     let kind = runner.kind();
     tracing::info!(%kind, state = %state_path.display(), "job started");
-    let outcome = match kind.as_str() {
-        vllm_sota_rlcr::start::JOB_KIND => vllm_sota_rlcr::start::run_job(&runner),
-        "fair_benchmark" => vllm_sota_fairbench::run_fair_benchmark_job(&runner),
-        "revalidate" => vllm_sota_fairbench::run_revalidate_job(&runner),
-        vllm_sota_trace::capture::launch::JOB_KIND => {
-            vllm_sota_trace::capture::launch::run_job(&runner)
-        }
-        other => Err(anyhow::anyhow!("unknown job kind '{other}'")),
-    };
+    let outcome = dispatch(&kind, &runner);
     let state = runner.finish(outcome)?;
     tracing::info!(status = ?state.status, "job finished");
     if let Some(e) = state.error {
@@ -26,3 +18,22 @@ pub fn run(state_path: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+macro_rules! job_dispatch {
+    ($($kind:path => $run:path),* $(,)?) => {
+        /// Run the job body registered for `kind` in `for_each_job!`.
+        fn dispatch(kind: &str, runner: &JobRunner) -> Result<serde_json::Value> {
+            $(
+                if kind == $kind {
+                    return $run(runner);
+                }
+            )*
+            let known: &[&str] = &[$($kind),*];
+            Err(anyhow::anyhow!(
+                "unknown job kind '{kind}' (known: {})",
+                known.join(", ")
+            ))
+        }
+    };
+}
+crate::tools::for_each_job!(job_dispatch);

@@ -6,17 +6,20 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 use vllm_sota_core::{Tool, ToolContext};
 
+/// What a tool call returns to an adapter: (JSON report, markdown, whether the report
+/// is a failure: [`Tool::is_failure`]).
+pub type Called = (Value, String, bool);
+
 pub struct ToolEntry {
     pub name: &'static str,
     pub description: &'static str,
     pub input_schema: fn() -> Value,
     pub output_schema: fn() -> Value,
-    /// Deserialize the request, run the tool, return (JSON report, markdown, whether the
-    /// report is a failure: [`Tool::is_failure`]).
-    pub call: fn(Value, &ToolContext) -> Result<(Value, String, bool)>,
+    /// Deserialize the request, run the tool, return its [`Called`].
+    pub call: fn(Value, &ToolContext) -> Result<Called>,
 }
 
-fn call<T: Tool>(request: Value, ctx: &ToolContext) -> Result<(Value, String, bool)> {
+fn call<T: Tool>(request: Value, ctx: &ToolContext) -> Result<Called> {
     let request: T::Request = serde_json::from_value(request)
         .map_err(|e| anyhow::anyhow!("invalid request for {}: {e}", T::NAME))?;
     let report = T::run(request, ctx)?;

@@ -26,3 +26,18 @@ macro_rules! for_each_tool {
     };
 }
 pub(crate) use for_each_tool;
+
+/// THE list of detached job kinds: `job-run` (`jobrun.rs`) dispatches from it, so a job
+/// kind a tool starts cannot be missing there. Each entry: the kind constant the starting
+/// tool writes into the job state => the domain crate's job body.
+macro_rules! for_each_job {
+    ($callback:ident) => {
+        $callback! {
+            vllm_sota_rlcr::start::JOB_KIND => vllm_sota_rlcr::start::run_job,
+            vllm_sota_fairbench::tools::FAIR_BENCHMARK_KIND => vllm_sota_fairbench::run_fair_benchmark_job,
+            vllm_sota_fairbench::tools::REVALIDATE_KIND => vllm_sota_fairbench::run_revalidate_job,
+            vllm_sota_trace::capture::launch::JOB_KIND => vllm_sota_trace::capture::launch::run_job,
+        }
+    };
+}
+pub(crate) use for_each_job;

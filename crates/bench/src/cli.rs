@@ -328,6 +328,7 @@ Virtual GPU and cost model (defaults: Llama-3.1-8B on an H200):
   --sim-decode-us-per-seq 20  --sim-attn-us-per-ctx-token 0.01  --sim-output-us-per-seq 0
   --sim-time-scale 1 (0 = zero-delay)
   --sim-zero-delay (tokens as fast as possible)  --sim-zero-delay-batch 16
+  --sim-broken-patch (a patch that changes outputs: from the 3rd token on, tokens and logprobs differ)
   --sim-reasoning-tokens N (chat: first N tokens as reasoning_content)  --sim-comment-every N
 
 Faults: --fault-slow-start-s S  --fault-crash-after N  --fault-hang-after N

@@ -302,21 +302,17 @@ pub fn scan_chunk(json: &[u8]) -> Result<ChunkInfo<'_>, ScanError> {
                     info.error = Some(v);
                 }
             }
-            b"usage" => {
-                if c.peek() == Some(b'{') {
-                    c.object(|c, k| {
-                        match k {
-                            b"prompt_tokens" => info.prompt_tokens = c.null_or_u64()?,
-                            b"completion_tokens" => info.completion_tokens = c.null_or_u64()?,
-                            _ => {
-                                c.value()?;
-                            }
+            b"usage" if c.peek() == Some(b'{') => {
+                c.object(|c, k| {
+                    match k {
+                        b"prompt_tokens" => info.prompt_tokens = c.null_or_u64()?,
+                        b"completion_tokens" => info.completion_tokens = c.null_or_u64()?,
+                        _ => {
+                            c.value()?;
                         }
-                        Ok(())
-                    })?;
-                } else {
-                    c.value()?;
-                }
+                    }
+                    Ok(())
+                })?;
             }
             b"choices" => {
                 if c.peek() != Some(b'[') {

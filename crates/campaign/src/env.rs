@@ -131,7 +131,8 @@ pub fn gpus() -> Result<Vec<Gpu>, String> {
 /// Everything campaign_init records, probed in parallel.
 pub fn probe_environment(frameworks: &[String]) -> serde_json::Value {
     let wants = |f: &str| frameworks.iter().any(|x| x == f);
-    let mut jobs: Vec<(&str, Box<dyn FnOnce() -> Probe + Send>)> = vec![
+    type ProbeJob = Box<dyn FnOnce() -> Probe + Send>;
+    let mut jobs: Vec<(&str, ProbeJob)> = vec![
         (
             "cuda_driver_version",
             Box::new(|| {

@@ -342,10 +342,9 @@ fn rounds_seen(paths: &CampaignPaths, lineage: &[Value], attempts: &[Value]) -> 
                 if let Some(n) = stem
                     .strip_prefix("round-")
                     .and_then(|n| n.parse::<u32>().ok())
+                    .filter(|&n| n >= 1)
                 {
-                    if n >= 1 {
-                        rounds.insert(n);
-                    }
+                    rounds.insert(n);
                 }
             }
         }
@@ -374,7 +373,11 @@ fn round_status(
                 })
             })
     });
-    let stopped = decision.as_deref().is_some_and(|d| d.starts_with("stop"));
+    // A blocked decision (no comparable competitor, reduced workload) asks for evidence, not a
+    // patch: the round's later gates are not due until a new decision says patch.
+    let stopped = decision
+        .as_deref()
+        .is_some_and(|d| d.starts_with("stop") || d.starts_with("blocked"));
     let mut gates = vec![match decision_row {
         Some(_) => gate(
             "gap_decided",
@@ -462,6 +465,26 @@ fn round_status(
     }
 }
 
+/// What a `blocked_*` gap decision asks for before the loop can go on (None for any other decision).
+fn blocked_step(decision: &str) -> Option<String> {
+    let step = match decision {
+        "blocked_competitor_unavailable" => {
+            "no competitor has measured rows: install and benchmark one (fair_benchmark), then call gap_decision again; or call gap_decision with the user's competitor_waiver (stop_external, never a win)"
+        }
+        "blocked_not_comparable" => {
+            "no competitor was measured on vLLM's machine and workload: re-run them like for like (fair_benchmark), then call gap_decision again"
+        }
+        "blocked_reduced_workload" => {
+            "only reduced (flow-check) rows exist: benchmark the campaign's full workload (fair_benchmark, revalidate), then call gap_decision again"
+        }
+        d if d.starts_with("blocked") => {
+            "the decision is blocked on missing evidence (see its reason in analysis/round-N/gap-decision.md): provide it, then call gap_decision again"
+        }
+        _ => return None,
+    };
+    Some(step.to_string())
+}
+
 impl Tool for CampaignStatus {
     const NAME: &'static str = "campaign_status";
     const DESCRIPTION: &'static str = "Where the campaign stands, read from its run directory only: every gate of the skill (campaign initialized, history notes written, fixed benchmark done or its job's progress, RLCR started, and per round: gap decided, root cause written, layer pipeline written, patch committed, revalidated; final report) with its state, the tool that satisfies it and the evidence path, plus the next step. Call it first after any restart.";
@@ -507,10 +530,10 @@ impl Tool for CampaignStatus {
         if let Ok(entries) = std::fs::read_dir(paths.patches_dir()) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
-                if let Some(id) = name.strip_suffix(".diff") {
-                    if !attempts.iter().any(|a| a["attempt_id"] == id) {
-                        warnings.push(format!("patches/{name} has no attempt row: every patch attempt needs one (ledger_append attempt)"));
-                    }
+                if let Some(id) = name.strip_suffix(".diff")
+                    && !attempts.iter().any(|a| a["attempt_id"] == id)
+                {
+                    warnings.push(format!("patches/{name} has no attempt row: every patch attempt needs one (ledger_append attempt)"));
                 }
             }
         }
@@ -547,6 +570,15 @@ impl Tool for CampaignStatus {
                     g.tool,
                     g.detail
                 ),
+                (None, None, None, Some(last))
+                    if let Some(step) = last.decision.as_deref().and_then(blocked_step) =>
+                {
+                    format!(
+                        "{} gap decision `{}`: {step}",
+                        round_label(last.round),
+                        last.decision.as_deref().unwrap_or("?")
+                    )
+                }
                 (None, None, None, Some(last))
                     if last
                         .decision

@@ -200,6 +200,77 @@ pub struct Workload {
     /// Set when this is a reduced flow-check workload, not the campaign's real one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// The JSONL file of a production workload (`dataset.kind: jsonl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_path: Option<String>,
+    /// Length percentiles of the requests sent (tokens); for a random workload all equal
+    /// the fixed lengths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_len_p50: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_len_p95: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_len_p50: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_len_p95: Option<f64>,
+    /// Per length bucket (`p50`: requests up to the median lengths, `p95`: the longer
+    /// ones up to p95), measured latency; the slowest bucket gives the profiling shapes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub length_buckets: Vec<LengthBucket>,
+    /// Shapes to profile, taken from the slowest measured bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_shapes: Option<ProfileShapes>,
+}
+
+/// One length bucket of a measured run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LengthBucket {
+    /// `p50` or `p95`.
+    pub bucket: String,
+    /// Representative lengths of the bucket (its upper percentile), tokens.
+    pub input_len: u64,
+    pub output_len: u64,
+    /// Successful requests that fell in the bucket.
+    pub requests: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_ttft_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_tpot_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_e2e_ms: Option<f64>,
+}
+
+/// The prefill and decode shapes to profile (the slowest bucket's lengths): prefill =
+/// `input_len` → 1 output token; decode = 1 input token → `output_len`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ProfileShapes {
+    /// The bucket with the highest p50 TTFT (prefill shape) and p50 TPOT (decode shape).
+    pub prefill_bucket: String,
+    pub decode_bucket: String,
+    /// The measured latencies that decided.
+    pub reason: String,
+    pub prefill_input_len: u64,
+    pub decode_output_len: u64,
+}
+
+/// How the server was warmed up before the measured requests.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Warmup {
+    /// Warmup requests sent before each measured run (0 = none).
+    pub requests: u64,
+    /// What they were: shape, prompts, concurrency, whether they are counted.
+    pub protocol: String,
+}
+
+/// Prefix-cache reuse during the measured requests, from the server's own counters or log.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PrefixCache {
+    /// Cached prompt tokens / prompt tokens looked up, over the measured window.
+    pub hit_rate: f64,
+    pub hit_tokens: u64,
+    pub query_tokens: u64,
+    /// Where the counts came from (`metrics:<names>` or `log:<pattern>`).
+    pub source: String,
 }
 
 /// Result of the greedy-decoding correctness probe run with a revalidation.
@@ -266,6 +337,13 @@ pub struct CandidateRow {
     pub artifacts: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correctness: Option<Correctness>,
+    /// The warm-up protocol that preceded the measured requests (every measured row).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<Warmup>,
+    /// Prefix-cache hit rate of the measured window; absent when the server exposes no
+    /// counter or log line to measure it (never 0 for "unknown").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_cache: Option<PrefixCache>,
     #[serde(default)]
     pub started_at: String,
     #[serde(default)]
@@ -374,6 +452,8 @@ mod tests {
             validated_cli_flags: vec![],
             artifacts: Default::default(),
             correctness: None,
+            warmup: None,
+            prefix_cache: None,
             started_at: String::new(),
             finished_at: String::new(),
         }
@@ -381,7 +461,7 @@ mod tests {
 
     #[test]
     fn ranking_prefers_sla_then_throughput_then_ttft() {
-        let mut rows = vec![
+        let mut rows = [
             row(Some(9.0), 10.0, false),
             row(Some(5.0), 30.0, true),
             row(Some(5.0), 20.0, true),

@@ -170,7 +170,10 @@ impl SseParser {
 mod tests {
     use super::*;
 
-    fn collect(input: &[&[u8]]) -> (Vec<(Option<Vec<u8>>, Vec<u8>)>, u64) {
+    /// (event name, data) of each event.
+    type Events = Vec<(Option<Vec<u8>>, Vec<u8>)>;
+
+    fn collect(input: &[&[u8]]) -> (Events, u64) {
         let mut p = SseParser::new();
         let mut out = Vec::new();
         let mut f = |e: SseEvent<'_>| out.push((e.event.map(|x| x.to_vec()), e.data.to_vec()));

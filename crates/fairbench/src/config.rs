@@ -191,9 +191,13 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetSection {
-    /// Only `random` (token-exact random prompts).
+    /// `random` (token-exact random prompts) or `jsonl` (a production workload: one JSON
+    /// object per line with `prompt` or `messages`, `output_len`, optional `input_len`).
     #[serde(default = "default_kind")]
     pub kind: String,
+    /// The JSONL file (`kind: jsonl`), absolute or relative to the campaign directory.
+    #[serde(default)]
+    pub path: Option<String>,
     /// Measured prompts per run (warmup excluded).
     #[serde(default = "default_num_prompts")]
     pub num_prompts: u64,
@@ -238,6 +242,7 @@ impl Default for DatasetSection {
             output_len: default_output_len(),
             seed: 0,
             label: None,
+            path: None,
         }
     }
 }
@@ -251,7 +256,25 @@ pub struct Scenario {
 }
 
 impl DatasetSection {
+    pub fn is_jsonl(&self) -> bool {
+        self.kind == "jsonl"
+    }
+
+    /// Scenarios: the aligned lists (random), or one scenario named by the single
+    /// `scenario_names` entry (default `production`) whose lengths preflight fills from
+    /// the file (jsonl).
     pub fn scenarios(&self) -> Vec<Scenario> {
+        if self.is_jsonl() {
+            let name = match self.scenario_names.as_slice() {
+                [one] => one.clone(),
+                _ => "production".to_string(),
+            };
+            return vec![Scenario {
+                name,
+                input_len: 0,
+                output_len: 0,
+            }];
+        }
         self.scenario_names
             .iter()
             .zip(&self.input_len)
@@ -485,6 +508,15 @@ pub struct FrameworkSection {
     /// Start-up timeout override for this framework (default `launch.startup_timeout_s`).
     #[serde(default)]
     pub startup_timeout_s: Option<f64>,
+    /// Why this framework runs its baseline only while another framework gets a search
+    /// (recorded in every row). Without it, a tuned-vs-defaults comparison is refused.
+    #[serde(default)]
+    pub search_skipped_reason: Option<String>,
+    /// argv of the Python the server runs (e.g. `["python3"]`, or through a container);
+    /// revalidate asks it which `vllm` it imports. Default: the server command's own
+    /// interpreter (`python -m ...`, or the shebang of the server executable).
+    #[serde(default)]
+    pub python_command: Option<Vec<String>>,
 }
 
 /// Where the config came from, for error messages.
@@ -564,14 +596,25 @@ pub fn validate(cfg: &BenchmarkConfig) -> Result<()> {
         );
     }
     let ds = &cfg.dataset;
-    if ds.kind != "random" {
-        bail!(
-            "dataset.kind: `{}` is not supported (only `random`)",
-            ds.kind
-        );
+    match ds.kind.as_str() {
+        "random" => {
+            if ds.path.is_some() {
+                bail!("dataset.path: only read with `kind: jsonl` (kind is `random`)");
+            }
+        }
+        "jsonl" => {
+            if ds.path.as_deref().is_none_or(|p| p.trim().is_empty()) {
+                bail!("dataset.path: `kind: jsonl` needs the workload file");
+            }
+        }
+        other => bail!("dataset.kind: `{other}` is not supported (`random` or `jsonl`)"),
     }
     if ds.num_prompts == 0 {
         bail!("dataset.num_prompts: must be at least 1");
+    }
+    if ds.is_jsonl() {
+        // Lengths come from the file; only the scenario name is read from the lists.
+        return validate_rest(cfg);
     }
     if ds.scenario_names.is_empty() {
         bail!("dataset.scenario_names: at least one scenario is needed");
@@ -601,6 +644,11 @@ pub fn validate(cfg: &BenchmarkConfig) -> Result<()> {
             bail!("dataset.input_len[{i}] / output_len[{i}]: lengths must be at least 1");
         }
     }
+    validate_rest(cfg)
+}
+
+/// Checks of everything after `dataset`.
+fn validate_rest(cfg: &BenchmarkConfig) -> Result<()> {
     let b = &cfg.benchmark;
     if b.endpoint != "/v1/completions" && b.endpoint != "/v1/chat/completions" {
         bail!(

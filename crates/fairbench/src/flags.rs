@@ -14,6 +14,27 @@ pub struct FrameworkFlagsFile {
     pub frameworks: BTreeMap<String, FrameworkFacts>,
     #[serde(default)]
     pub launcher_templates: BTreeMap<String, Value>,
+    /// Campaign precision → `--dtype` value (`_doc` ignored).
+    #[serde(default)]
+    pub precision_dtype: BTreeMap<String, String>,
+    /// Campaign precision → the quantization method it implies when none is named.
+    #[serde(default)]
+    pub precision_quantization: BTreeMap<String, String>,
+}
+
+/// Where a server reports prefix-cache reuse: Prometheus counters (hits and lookups,
+/// in tokens) or a log line with new and cached token counts per prefill batch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PrefixCacheSource {
+    #[serde(default)]
+    pub metrics_route: Option<String>,
+    #[serde(default)]
+    pub hits_metric: Option<String>,
+    #[serde(default)]
+    pub queries_metric: Option<String>,
+    /// Named groups `new` and `cached`.
+    #[serde(default)]
+    pub log_regex: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +85,15 @@ pub struct FrameworkFacts {
     pub readiness: Readiness,
     pub cache_reset: Option<CacheReset>,
     pub backend_rule: Option<BackendRule>,
+    /// Flags carrying the campaign's fairness inputs; `None` = the CLI has no such flag.
+    #[serde(default)]
+    pub dtype_flag: Option<String>,
+    #[serde(default)]
+    pub quantization_flag: Option<String>,
+    #[serde(default)]
+    pub trust_remote_code_flag: Option<String>,
+    #[serde(default)]
+    pub prefix_cache: Option<PrefixCacheSource>,
 }
 
 pub fn load_framework_flags() -> Result<FrameworkFlagsFile> {
@@ -75,6 +105,14 @@ pub fn load_framework_flags() -> Result<FrameworkFlagsFile> {
 }
 
 impl FrameworkFlagsFile {
+    /// The `--dtype` value for a campaign precision (case-insensitive); `None` when unknown.
+    pub fn dtype_for(&self, precision: &str) -> Option<&str> {
+        let p = precision.to_ascii_lowercase();
+        self.precision_dtype
+            .get(&p)
+            .filter(|_| p != "_doc")
+            .map(String::as_str)
+    }
     pub fn facts(&self, framework: &str) -> Result<&FrameworkFacts> {
         self.frameworks
             .get(framework)

@@ -4,6 +4,9 @@
 //! - [`config`]: the cookbook benchmark config (YAML or JSON, `schema_version: 1`), defaults, validation naming the key.
 //! - [`flags`]: `references/framework-flags.json` (per-framework commands, readiness routes, translations,
 //!   pinned memory knobs, excluded features) and flag validation against a captured `--help`.
+//! - [`fairness`]: the config checked against `campaign.json`, the campaign's precision,
+//!   quantization, tokenizer, trust-remote-code and max context given to every server in
+//!   its own spelling, and no tuned-vs-defaults comparison without a recorded reason.
 //! - [`candidates`]: bounded, baseline-first tiered candidate generation.
 //! - [`preflight`]: help capture into `help/`, flag validation and translation, fairness rules, environment gaps,
 //!   GPU-free check; produces the plan (`benchmark/plan.json`).
@@ -15,12 +18,16 @@
 //! - [`search`]: the detached `fair_benchmark` job ([`run_fair_benchmark_job`]): resumable, one row per
 //!   candidate × scenario × repeat in `benchmark/candidates.jsonl`.
 //! - [`artifacts`]: `summary.md`, `winning-commands.md`, `plots/<scenario>.svg`, `profiler-handoff.json`.
+//! - [`codecheck`]: revalidation asks the server's Python which `vllm` it imports and
+//!   refuses unless it is the campaign's checkout.
 //! - [`revalidate`]: the per-round revalidation job ([`run_revalidate_job`]) → `benchmark/revalidation/round-N.jsonl`.
 //! - [`tools`]: the [`FairBenchmark`] and [`Revalidate`] tools (start or resume a job, optional long-poll).
 
 pub mod artifacts;
 pub mod candidates;
+pub mod codecheck;
 pub mod config;
+pub mod fairness;
 pub mod flags;
 pub mod launch;
 pub mod measure;

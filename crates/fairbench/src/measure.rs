@@ -13,7 +13,9 @@ use vllm_sota_bench::{
     Endpoint, LoadConfig, RandomDatasetConfig, RequestRate, TokenizerHandle, random_workload,
     run_load_blocking,
 };
-use vllm_sota_core::results::{MetricsRow, RankingMetric, Sla, SlaResult};
+use vllm_sota_core::results::{
+    LengthBucket, MetricsRow, PrefixCache, ProfileShapes, RankingMetric, Sla, SlaResult,
+};
 
 use crate::config::{BenchmarkConfig, Scenario, stable_hash};
 
@@ -31,6 +33,16 @@ pub struct Point {
     /// Most frequent request error, when some failed.
     #[serde(default)]
     pub top_error: Option<String>,
+    /// Length percentiles of the requests sent (tokens).
+    #[serde(default)]
+    pub lengths: Option<vllm_sota_bench::workload::LengthStats>,
+    #[serde(default)]
+    pub length_buckets: Vec<LengthBucket>,
+    #[serde(default)]
+    pub profile_shapes: Option<ProfileShapes>,
+    /// Prefix-cache reuse in this point's window (absent when not measurable).
+    #[serde(default)]
+    pub prefix_cache: Option<PrefixCache>,
 }
 
 impl Point {
@@ -79,6 +91,125 @@ pub struct MeasureTarget<'a> {
     /// Distinguishes candidates/repeats so every run has its own prompts.
     pub seed_key: String,
     pub cancel: Option<Arc<AtomicBool>>,
+    /// The production workload (`dataset.kind: jsonl`), loaded once per job.
+    pub dataset: Option<&'a vllm_sota_bench::Workload>,
+    /// Where this server reports prefix-cache reuse.
+    pub cache: Option<CacheProbe>,
+}
+
+/// How to read a server's prefix-cache counters (framework-flags.json `prefix_cache`).
+#[derive(Debug, Clone)]
+pub struct CacheProbe {
+    pub host: String,
+    pub port: u16,
+    pub source: crate::flags::PrefixCacheSource,
+    pub log_path: PathBuf,
+}
+
+/// Counter values at one instant: (hit tokens, looked-up tokens), or a log offset.
+enum CacheMark {
+    Metrics(f64, f64),
+    Log(u64),
+}
+
+/// Sum of every series of a Prometheus counter in exposition text; None when absent.
+pub fn prometheus_sum(text: &str, name: &str) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        if !(rest.starts_with('{') || rest.starts_with(' ')) {
+            continue;
+        }
+        let value = rest.rsplit(' ').find(|t| !t.is_empty())?;
+        // A trailing timestamp is allowed: the value is then the second-to-last field.
+        let fields: Vec<&str> = rest
+            .rsplit_once('}')
+            .map(|(_, v)| v)
+            .unwrap_or(rest)
+            .split_whitespace()
+            .collect();
+        let v: f64 = fields.first().copied().unwrap_or(value).parse().ok()?;
+        *found.get_or_insert(0.0) += v;
+    }
+    found
+}
+
+/// Sums of the `new` and `cached` groups of every log line matching `re`.
+pub fn log_cache_counts(text: &str, re: &regex::Regex) -> Option<(u64, u64)> {
+    let mut seen = false;
+    let (mut new, mut cached) = (0u64, 0u64);
+    for c in re.captures_iter(text) {
+        let n = c.name("new").and_then(|m| m.as_str().parse::<u64>().ok());
+        let k = c
+            .name("cached")
+            .and_then(|m| m.as_str().parse::<u64>().ok());
+        if let (Some(n), Some(k)) = (n, k) {
+            seen = true;
+            new += n;
+            cached += k;
+        }
+    }
+    seen.then_some((new, cached))
+}
+
+impl CacheProbe {
+    fn mark(&self) -> Option<CacheMark> {
+        let s = &self.source;
+        if let (Some(route), Some(h), Some(q)) =
+            (&s.metrics_route, &s.hits_metric, &s.queries_metric)
+        {
+            let url = vllm_sota_core::http::url_of(&self.host, self.port, route);
+            let t = vllm_sota_core::http::Timeouts::new(Duration::from_secs(10));
+            let r = vllm_sota_core::http::request("GET", &url, None, t)
+                .ok()
+                .filter(|r| r.status == 200)?;
+            let body = r.text();
+            return Some(CacheMark::Metrics(
+                prometheus_sum(&body, h)?,
+                prometheus_sum(&body, q)?,
+            ));
+        }
+        if s.log_regex.is_some() {
+            return Some(CacheMark::Log(
+                std::fs::metadata(&self.log_path)
+                    .map(|m| m.len())
+                    .unwrap_or(0),
+            ));
+        }
+        None
+    }
+
+    /// Reuse between two marks; None when nothing was looked up or nothing is readable.
+    fn between(&self, start: Option<CacheMark>) -> Option<PrefixCache> {
+        let s = &self.source;
+        let (hits, queries, source) = match (start?, self.mark()?) {
+            (CacheMark::Metrics(h0, q0), CacheMark::Metrics(h1, q1)) => (
+                (h1 - h0).max(0.0) as u64,
+                (q1 - q0).max(0.0) as u64,
+                format!(
+                    "metrics:{} / {}",
+                    s.hits_metric.as_deref().unwrap_or(""),
+                    s.queries_metric.as_deref().unwrap_or("")
+                ),
+            ),
+            (CacheMark::Log(a), CacheMark::Log(_)) => {
+                let re = regex::Regex::new(s.log_regex.as_deref()?).ok()?;
+                let bytes = std::fs::read(&self.log_path).ok()?;
+                let tail = String::from_utf8_lossy(bytes.get(a as usize..)?);
+                let (new, cached) = log_cache_counts(&tail, &re)?;
+                (cached, new + cached, format!("log:{}", re.as_str()))
+            }
+            _ => return None,
+        };
+        (queries > 0).then(|| PrefixCache {
+            hit_rate: hits as f64 / queries as f64,
+            hit_tokens: hits,
+            query_tokens: queries,
+            source,
+        })
+    }
 }
 
 /// Result of measuring one candidate × scenario.
@@ -106,17 +237,22 @@ fn load_config(
     seed: u64,
 ) -> Result<LoadConfig> {
     let ep = endpoint(cfg)?;
-    let ds = RandomDatasetConfig {
-        num_prompts: n as usize,
-        input_len: sc.input_len,
-        output_len: sc.output_len,
-        range_ratio: 0.0,
-        prefix_len: 0,
-        seed,
-        chat: ep == Endpoint::ChatCompletions,
+    let mut workload = match t.dataset {
+        Some(file) => jsonl_window(file, n, seed, ep)?,
+        None => {
+            let ds = RandomDatasetConfig {
+                num_prompts: n as usize,
+                input_len: sc.input_len,
+                output_len: sc.output_len,
+                range_ratio: 0.0,
+                prefix_len: 0,
+                seed,
+                chat: ep == Endpoint::ChatCompletions,
+            };
+            random_workload(&ds, t.tokenizer)
+                .with_context(|| format!("building the random workload of scenario {}", sc.name))?
+        }
     };
-    let mut workload = random_workload(&ds, t.tokenizer)
-        .with_context(|| format!("building the random workload of scenario {}", sc.name))?;
     if !cfg.benchmark.extra_request_body.is_empty() {
         for r in &mut workload.requests {
             let mut m = r.extra_body.take().unwrap_or_default();
@@ -135,6 +271,134 @@ fn load_config(
     Ok(lc)
 }
 
+/// `n` requests of a JSONL workload, starting at a seed-chosen line and wrapping around,
+/// so points and repeats do not all send the file's first lines. Chat lines need the chat
+/// endpoint and text lines the completions endpoint.
+fn jsonl_window(
+    file: &vllm_sota_bench::Workload,
+    n: u64,
+    seed: u64,
+    ep: Endpoint,
+) -> Result<vllm_sota_bench::Workload> {
+    let len = file.requests.len();
+    if len == 0 {
+        bail!("dataset.path: the workload file has no requests");
+    }
+    let start = (seed % len as u64) as usize;
+    let mut requests = Vec::with_capacity(n as usize);
+    for k in 0..n as usize {
+        let r = &file.requests[(start + k) % len];
+        let chat = matches!(r.prompt, vllm_sota_bench::workload::Prompt::Chat(_));
+        if chat != (ep == Endpoint::ChatCompletions) {
+            bail!(
+                "dataset.path: line {} is a {} request but benchmark.endpoint is {}",
+                (start + k) % len + 1,
+                if chat {
+                    "chat (`messages`)"
+                } else {
+                    "text (`prompt`)"
+                },
+                if ep == Endpoint::ChatCompletions {
+                    "/v1/chat/completions"
+                } else {
+                    "/v1/completions"
+                }
+            );
+        }
+        requests.push(r.clone());
+    }
+    Ok(vllm_sota_bench::Workload {
+        source: file.source.clone(),
+        requests,
+    })
+}
+
+/// Split successful measured requests into the `p50` bucket (both lengths at most the
+/// median) and the `p95` bucket (longer, up to p95); the slowest bucket by p50 TTFT
+/// gives the prefill shape and by p50 TPOT the decode shape.
+pub fn length_buckets(
+    records: &[vllm_sota_bench::RequestRecord],
+    stats: &vllm_sota_bench::workload::LengthStats,
+) -> (Vec<LengthBucket>, Option<ProfileShapes>) {
+    let (Some(i50), Some(i95)) = (stats.input_p50, stats.input_p95) else {
+        return (vec![], None);
+    };
+    let (o50, o95) = (stats.output_p50, stats.output_p95);
+    let median = |mut v: Vec<f64>| -> Option<f64> {
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        Some(vllm_sota_bench::metrics::percentile_sorted(&v, 50.0))
+    };
+    let mut out = Vec::new();
+    for (name, ilen, olen) in [("p50", i50, o50), ("p95", i95, o95)] {
+        let inside: Vec<&vllm_sota_bench::RequestRecord> = records
+            .iter()
+            .filter(|r| !r.warmup && r.success)
+            .filter(|r| {
+                let i = r.expected_input_len.unwrap_or(0) as f64;
+                let o = r.expected_output_len as f64;
+                let short = i <= i50 && o <= o50;
+                if name == "p50" {
+                    short
+                } else {
+                    !short && i <= i95 && o <= o95
+                }
+            })
+            .collect();
+        if inside.is_empty() {
+            continue;
+        }
+        out.push(LengthBucket {
+            bucket: name.into(),
+            input_len: ilen.round() as u64,
+            output_len: olen.round() as u64,
+            requests: inside.len() as u64,
+            p50_ttft_ms: median(inside.iter().filter_map(|r| r.ttft_ms).collect()),
+            p50_tpot_ms: median(inside.iter().filter_map(|r| r.tpot_ms()).collect()),
+            p50_e2e_ms: median(inside.iter().filter_map(|r| r.e2e_ms).collect()),
+        });
+    }
+    let slowest = |f: &dyn Fn(&LengthBucket) -> Option<f64>| {
+        out.iter()
+            .filter(|b| f(b).is_some())
+            .max_by(|a, b| f(a).unwrap_or(0.0).total_cmp(&f(b).unwrap_or(0.0)))
+            .cloned()
+    };
+    let pre = slowest(&|b| b.p50_ttft_ms);
+    let dec = slowest(&|b| b.p50_tpot_ms).or_else(|| pre.clone());
+    let shapes = match (pre, dec) {
+        (Some(p), Some(d)) => {
+            let show = |b: &LengthBucket| {
+                format!(
+                    "{} ({} requests, p50 TTFT {}, p50 TPOT {})",
+                    b.bucket,
+                    b.requests,
+                    b.p50_ttft_ms
+                        .map(|v| format!("{v:.2} ms"))
+                        .unwrap_or("—".into()),
+                    b.p50_tpot_ms
+                        .map(|v| format!("{v:.2} ms"))
+                        .unwrap_or("—".into())
+                )
+            };
+            Some(ProfileShapes {
+                prefill_bucket: p.bucket.clone(),
+                decode_bucket: d.bucket.clone(),
+                reason: format!(
+                    "buckets: {}; prefill from the highest p50 TTFT, decode from the highest p50 TPOT",
+                    out.iter().map(show).collect::<Vec<_>>().join("; ")
+                ),
+                prefill_input_len: p.input_len,
+                decode_output_len: d.output_len,
+            })
+        }
+        _ => None,
+    };
+    (out, shapes)
+}
+
 pub fn run_point(
     cfg: &BenchmarkConfig,
     t: &MeasureTarget,
@@ -150,7 +414,10 @@ pub fn run_point(
         Some(r) => RequestRate::parse(&format!("{r}"))?,
         None => RequestRate::Infinite,
     };
+    let mark = t.cache.as_ref().and_then(CacheProbe::mark);
     let report = run_load_blocking(lc, 2)?;
+    let prefix_cache = t.cache.as_ref().and_then(|c| c.between(mark));
+    let (length_buckets, profile_shapes) = length_buckets(&report.records, &report.workload_stats);
     let metrics = report.summary.row.clone();
     let sla = cfg.benchmark.sla.evaluate(Some(&metrics));
     let top_error = report
@@ -167,7 +434,30 @@ pub fn run_point(
         metrics,
         sla,
         top_error,
+        lengths: Some(report.workload_stats.clone()),
+        length_buckets,
+        profile_shapes,
+        prefix_cache,
     })
+}
+
+/// The warm-up protocol written into every measured row.
+pub fn warmup_record(cfg: &BenchmarkConfig, per: &str) -> vllm_sota_core::results::Warmup {
+    let b = &cfg.benchmark;
+    let conc = b.max_concurrency.iter().copied().max();
+    vllm_sota_core::results::Warmup {
+        requests: b.warmup_prompts,
+        protocol: if b.warmup_prompts == 0 {
+            "none: the measured requests start right after readiness (a 1-token request)".into()
+        } else {
+            format!(
+                "{} requests of the scenario's shape on prompts of their own (never measured, never reused){}, once per {per}, after readiness (a 1-token request)",
+                b.warmup_prompts,
+                conc.map(|c| format!(", at max concurrency {c}"))
+                    .unwrap_or_default()
+            )
+        },
+    }
 }
 
 /// Warmup on prompts of its own (never measured, never reused).
@@ -284,7 +574,11 @@ pub fn benchmark_command(
         "--endpoint",
         ep,
         "--dataset",
-        "random",
+        if cfg.dataset.is_jsonl() {
+            "jsonl"
+        } else {
+            "random"
+        },
     ]
     .iter()
     .map(|s| s.to_string())
@@ -297,6 +591,11 @@ pub fn benchmark_command(
     push("--num-prompts", cfg.dataset.num_prompts.to_string());
     push("--input-len", sc.input_len.to_string());
     push("--output-len", sc.output_len.to_string());
+    if let Some(path) = &cfg.dataset.path
+        && cfg.dataset.is_jsonl()
+    {
+        push("--workload", path.clone());
+    }
     push("--seed", p.seed.to_string());
     push(
         "--request-rate",

@@ -11,10 +11,14 @@ use std::time::Duration;
 
 use crate::candidates::{self, Candidate};
 use crate::config::{BenchmarkConfig, FrameworkSection, OrderedMap, Scenario, stable_hash};
+use crate::fairness::{
+    FairnessInputs, check_against_campaign, check_search_parity, jsonl_scenario,
+};
 use crate::flags::{
     self, FlagResolution, FrameworkFacts, HelpFlags, as_f64, as_flag, resolve_flag,
 };
 use crate::procs;
+use vllm_sota_core::layout::Campaign;
 use vllm_sota_core::proc;
 
 /// A flag, value or whole framework refused at preflight, with the reason.
@@ -66,6 +70,13 @@ pub struct FrameworkPlan {
     pub notes: Vec<String>,
     /// Seconds from spawn to ready before a candidate is `timeout`.
     pub startup_timeout_s: f64,
+    /// Campaign fairness input → how this server gets it (`--dtype bfloat16`, or why
+    /// it cannot be passed); copied into every row's `normalization.fairness`.
+    #[serde(default)]
+    pub fairness: BTreeMap<String, String>,
+    /// `bounded search: N candidates ...` or `baseline only: <recorded reason>`.
+    #[serde(default)]
+    pub search: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -87,6 +98,13 @@ pub struct Plan {
     pub excluded: Vec<Rejection>,
     pub environment_gaps: Vec<EnvironmentGap>,
     pub gpu_check: GpuCheck,
+    /// The longest request (input + output tokens) of the workload; for a JSONL workload
+    /// read from the file at preflight.
+    #[serde(default)]
+    pub max_total_len: u64,
+    /// JSONL workloads: the file, resolved against the campaign directory.
+    #[serde(default)]
+    pub dataset_path: Option<String>,
 }
 
 impl Plan {
@@ -134,6 +152,15 @@ pub fn preflight(
 ) -> Result<Plan> {
     let facts_file = flags::load_framework_flags()?;
     let help_dir = campaign_dir.join("help");
+    let campaign_json = campaign_dir.join(vllm_sota_core::layout::CAMPAIGN_JSON);
+    let campaign: Option<Campaign> = if campaign_json.is_file() {
+        Some(vllm_sota_core::fsx::read_json(&campaign_json).context("campaign.json")?)
+    } else {
+        None
+    };
+    if let Some(c) = &campaign {
+        check_against_campaign(cfg, c)?;
+    }
     let mut plan = Plan {
         config_hash: stable_hash(serde_json::to_string(cfg)?.as_bytes()),
         config: cfg.clone(),
@@ -146,7 +173,13 @@ pub fn preflight(
             status: "skipped".into(),
             detail: "not checked".into(),
         },
+        max_total_len: cfg.dataset.max_total_len(),
+        dataset_path: None,
     };
+    if cfg.dataset.is_jsonl() {
+        jsonl_scenario(cfg, campaign_dir, &mut plan)?;
+    }
+    let fairness = FairnessInputs::new(cfg, campaign.as_ref(), &facts_file, plan.max_total_len)?;
     for (name, section) in cfg.frameworks.iter() {
         if !section.enabled {
             continue;
@@ -160,10 +193,12 @@ pub fn preflight(
             &help_dir,
             campaign_dir,
             opts,
+            &fairness,
             &mut plan,
         )?;
         plan.frameworks.push(fp);
     }
+    check_search_parity(cfg, &mut plan)?;
     plan.gpu_check = if opts.skip_gpu_check || !cfg.hardware.check_gpus_free {
         GpuCheck {
             status: "skipped".into(),
@@ -190,6 +225,7 @@ fn plan_framework(
     help_dir: &Path,
     campaign_dir: &Path,
     opts: &PreflightOptions,
+    fairness: &FairnessInputs,
     plan: &mut Plan,
 ) -> Result<FrameworkPlan> {
     let command_template = section
@@ -212,6 +248,8 @@ fn plan_framework(
         startup_timeout_s: section
             .startup_timeout_s
             .unwrap_or(cfg.launch.startup_timeout_s),
+        fairness: BTreeMap::new(),
+        search: String::new(),
     };
     if let Some(route) = &section.models_route {
         fp.facts.readiness.models_route = route.clone();
@@ -386,6 +424,12 @@ fn plan_framework(
         }
     }
 
+    // 4b. The campaign's fairness inputs, in this CLI's spelling.
+    let pinned = match fairness.apply(&facts, &help, &mut base, &mut fp.fairness) {
+        Ok(p) => p,
+        Err((flag, reason)) => return Ok(reject_framework(fp, plan, flag, reason)),
+    };
+
     // 5. Search space: resolve, drop pinned memory knobs, excluded features, bad backends.
     let mut space: OrderedMap<Vec<Value>> = OrderedMap::default();
     for (key, values) in section.search_space.iter() {
@@ -401,6 +445,18 @@ fn plan_framework(
                 continue;
             }
         };
+        if pinned.contains(&res.used) {
+            plan.rejections.push(Rejection {
+                framework: name.into(),
+                candidate_id: None,
+                flag: Some(res.used.clone()),
+                reason: format!(
+                    "search_space: `{}` carries a campaign fairness input (precision, quantization, tokenizer, trust-remote-code, max context): it is pinned, not searched",
+                    res.used
+                ),
+            });
+            continue;
+        }
         if facts.memory_fraction_flags.contains(&res.used) {
             plan.rejections.push(Rejection {
                 framework: name.into(),
@@ -499,20 +555,47 @@ fn plan_framework(
         base.insert(smn.clone(), json!(served));
     }
 
-    // 7. Max length must cover max(input + output).
-    let need = cfg.dataset.max_total_len();
+    // 7. Max length must cover max(input + output): the campaign's max context when it
+    // names one (every framework gets the same), else the workload's longest request.
+    let need = fairness.max_context;
     let max_len_flag = facts.max_len_flag.clone().filter(|f| help.contains(f));
     match &max_len_flag {
         Some(f) if base.get(f).is_none() && space.get(f).is_none() => {
             base.insert(f.clone(), json!(need));
-            fp.notes
-                .push(format!("added `{f} {need}` = max(input + output)"));
+            fp.notes.push(format!(
+                "added `{f} {need}` ({})",
+                fairness.max_context_origin
+            ));
+            fp.fairness
+                .insert("max_context".into(), format!("`{f} {need}`"));
         }
-        Some(_) => {}
-        None => fp.notes.push(format!(
-            "no known max-length flag for {}: the model's default must cover {need} tokens",
-            facts.display_name
-        )),
+        Some(f) => {
+            if let Some(v) = base.get(f).and_then(as_f64)
+                && fairness.max_context_pinned
+                && v != need as f64
+            {
+                return Ok(reject_framework(
+                    fp,
+                    plan,
+                    Some(f.clone()),
+                    format!(
+                        "base_server_flags: `{f} {v}` differs from the campaign's max context {need} (campaign.json max_model_len): every framework gets the same"
+                    ),
+                ));
+            }
+            fp.fairness
+                .insert("max_context".into(), format!("`{f}` as configured"));
+        }
+        None => {
+            fp.notes.push(format!(
+                "no known max-length flag for {}: the model's default must cover {need} tokens",
+                facts.display_name
+            ));
+            fp.fairness.insert(
+                "max_context".into(),
+                format!("model default (no max-length flag in its --help); must cover {need}"),
+            );
+        }
     }
 
     // 8. Candidates, then the per-candidate max-length check.

@@ -120,33 +120,48 @@ pub fn run_probe(host: &str, port: u16, endpoint: &str, model: &str) -> Result<V
     Ok(out)
 }
 
-/// Compare answers with the reference: tokens when both sides have them, else text.
+/// Largest |Δlogprob| on a matching answer above which the answers count as different
+/// (greedy tokens can survive a numerics change that logprobs reveal).
+pub const MAX_LOGPROB_DIFF: f64 = 0.05;
+
+/// Compare answers with the reference, prompt by prompt (matched by prompt text, never by
+/// position): tokens when both sides have them, else text; with logprobs on both sides,
+/// a token-wise |Δlogprob| above [`MAX_LOGPROB_DIFF`] is a mismatch. A reference prompt
+/// with no answer counts as a mismatch.
 pub fn compare(reference: &[ProbeAnswer], got: &[ProbeAnswer], min_match_rate: f64) -> Correctness {
     let mut matched = 0u32;
     let mut max_lp_diff: f64 = 0.0;
     let mut first_mismatch = None;
-    for (r, g) in reference.iter().zip(got) {
+    for r in reference {
+        let Some(g) = got.iter().find(|g| g.prompt == r.prompt) else {
+            if first_mismatch.is_none() {
+                first_mismatch = Some(format!("prompt {:?}: no answer", r.prompt));
+            }
+            continue;
+        };
+        let mut lp_diff: f64 = 0.0;
+        if let (Some(a), Some(b)) = (&r.token_logprobs, &g.token_logprobs) {
+            for (x, y) in a.iter().zip(b) {
+                if let (Some(x), Some(y)) = (x, y) {
+                    lp_diff = lp_diff.max((x - y).abs());
+                }
+            }
+        }
         let same = match (&r.tokens, &g.tokens) {
-            (Some(a), Some(b)) => a == b,
+            (Some(a), Some(b)) => a == b && lp_diff <= MAX_LOGPROB_DIFF,
             _ => r.text == g.text,
         };
         if same {
             matched += 1;
-            if let (Some(a), Some(b)) = (&r.token_logprobs, &g.token_logprobs) {
-                for (x, y) in a.iter().zip(b) {
-                    if let (Some(x), Some(y)) = (x, y) {
-                        max_lp_diff = max_lp_diff.max((x - y).abs());
-                    }
-                }
-            }
+            max_lp_diff = max_lp_diff.max(lp_diff);
         } else if first_mismatch.is_none() {
             first_mismatch = Some(format!(
-                "prompt {:?}: expected {:?}, got {:?}",
+                "prompt {:?}: expected {:?}, got {:?} (max |Δlogprob| {lp_diff:.4})",
                 r.prompt, r.text, g.text
             ));
         }
     }
-    let probes = reference.len().min(got.len()) as u32;
+    let probes = reference.len() as u32;
     let match_rate = if probes == 0 {
         0.0
     } else {
@@ -171,9 +186,9 @@ pub fn compare(reference: &[ProbeAnswer], got: &[ProbeAnswer], min_match_rate: f
 mod tests {
     use super::*;
 
-    fn ans(text: &str, toks: Option<&[&str]>) -> ProbeAnswer {
+    fn ans(prompt: &str, text: &str, toks: Option<&[&str]>) -> ProbeAnswer {
         ProbeAnswer {
-            prompt: "p".into(),
+            prompt: prompt.into(),
             text: text.into(),
             tokens: toks.map(|t| t.iter().map(|s| s.to_string()).collect()),
             token_logprobs: None,
@@ -182,14 +197,43 @@ mod tests {
 
     #[test]
     fn tokens_decide_when_both_sides_have_them() {
-        let r = vec![ans("a b", Some(&["a", " b"])), ans("c", None)];
+        let r = vec![ans("p1", "a b", Some(&["a", " b"])), ans("p2", "c", None)];
         let same = compare(&r, &r.clone(), 1.0);
         assert_eq!((same.probes, same.matched, same.passed), (2, 2, true));
-        let g = vec![ans("a b", Some(&["a", " c"])), ans("c", None)];
+        let g = vec![ans("p1", "a b", Some(&["a", " c"])), ans("p2", "c", None)];
         let c = compare(&r, &g, 1.0);
         assert_eq!((c.matched, c.match_rate, c.passed), (1, 0.5, false));
         assert!(c.detail.unwrap().contains("first mismatch"));
         let parsed = parse_answer("p", &json!({"choices":[{"text":" Paris","logprobs":{"tokens":[" Paris"],"token_logprobs":[-0.1]}}]})).unwrap();
         assert_eq!(parsed.tokens.as_deref(), Some(&[" Paris".to_string()][..]));
+    }
+
+    fn p(prompt: &str, text: &str, lp: f64) -> ProbeAnswer {
+        ProbeAnswer {
+            prompt: prompt.into(),
+            text: text.into(),
+            tokens: Some(vec![text.into()]),
+            token_logprobs: Some(vec![Some(lp)]),
+        }
+    }
+
+    #[test]
+    fn answers_are_matched_by_prompt_not_by_arrival_order() {
+        let reference = vec![p("a", "x", -0.1), p("b", "y", -0.2)];
+        // Same answers, other order: every prompt still matches.
+        let swapped = vec![p("b", "y", -0.2), p("a", "x", -0.1)];
+        let c = compare(&reference, &swapped, 1.0);
+        assert_eq!((c.matched, c.probes, c.passed), (2, 2, true));
+        // Positionally "equal" answers given to the wrong prompts do not match.
+        let crossed = vec![p("b", "x", -0.1), p("a", "y", -0.2)];
+        let c = compare(&reference, &crossed, 1.0);
+        assert_eq!((c.matched, c.passed), (0, false));
+        // A missing answer is a mismatch, not a smaller denominator.
+        let c = compare(&reference, &reference[..1], 1.0);
+        assert_eq!((c.matched, c.probes, c.passed), (1, 2, false));
+        // Same tokens, logprobs moved beyond the tolerance: a mismatch.
+        let drift = vec![p("a", "x", -0.1), p("b", "y", -0.9)];
+        let c = compare(&reference, &drift, 1.0);
+        assert_eq!((c.matched, c.passed), (1, false));
     }
 }

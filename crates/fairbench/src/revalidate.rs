@@ -147,6 +147,18 @@ pub fn run_revalidate_job(runner: &JobRunner) -> Result<Value> {
         .clone()
         .or_else(|| search::vllm_commit_of_campaign(&paths));
     let targets = targets(&plan, &rows, &req)?;
+    // Prove which code is measured before measuring anything.
+    let vllm_import = match plan.framework("vllm") {
+        Some(fp) if targets.iter().any(|t| t.baseline_row.framework == "vllm") => {
+            let checkout = paths.campaign().ok().and_then(|c| c.vllm_checkout);
+            Some(crate::codecheck::check_vllm_import(
+                &plan.config,
+                fp,
+                checkout.as_deref(),
+            )?)
+        }
+        _ => None,
+    };
     let out_path = paths.revalidation(req.round);
     let existing: Vec<CandidateRow> = fsx::read_jsonl(&out_path)?;
     let mut done: HashSet<String> = existing.iter().map(|r| r.row_id.clone()).collect();
@@ -156,6 +168,7 @@ pub fn run_revalidate_job(runner: &JobRunner) -> Result<Value> {
     let tok_path = measure::resolve_tokenizer(plan.config.model.tokenizer())?;
     let tok = vllm_sota_bench::TokenizerHandle::load(&tok_path)
         .with_context(|| format!("model.tokenizer: cannot load {}", tok_path.display()))?;
+    let dataset = search::load_dataset(&plan, &tok)?;
     let cfg = &plan.config;
     // Group targets by deployment: one launch per (framework, candidate).
     let mut groups: BTreeMap<(String, String), Vec<Target>> = BTreeMap::new();
@@ -241,6 +254,11 @@ pub fn run_revalidate_job(runner: &JobRunner) -> Result<Value> {
                 "load_point".into(),
                 json!("the baseline winner's max_concurrency and request_rate, fresh prompts"),
             );
+            if fw == "vllm"
+                && let Some(v) = &vllm_import
+            {
+                row.normalization.insert("vllm_import".into(), json!(v));
+            }
             row
         };
         let cancel = Arc::new(AtomicBool::new(false));
@@ -323,6 +341,8 @@ pub fn run_revalidate_job(runner: &JobRunner) -> Result<Value> {
                     tokenizer: &tok,
                     seed_key: key.clone(),
                     cancel: Some(cancel.clone()),
+                    dataset: dataset.as_ref(),
+                    cache: search::cache_probe(fp, &server),
                 };
                 let mut row = base_row(t, *k, RunStatus::Ok, None);
                 row.correctness = correctness.clone();
@@ -345,6 +365,13 @@ pub fn run_revalidate_job(runner: &JobRunner) -> Result<Value> {
                 match outcome {
                     Ok(p) => {
                         row.workload.seed = Some(p.seed);
+                        row.workload.length_buckets = p.length_buckets.clone();
+                        row.workload.profile_shapes = p.profile_shapes.clone();
+                        row.prefix_cache = p.prefix_cache.clone();
+                        row.warmup = Some(measure::warmup_record(
+                            cfg,
+                            "scenario per launch (before its first repeat)",
+                        ));
                         row.sla = cfg.benchmark.sla.evaluate(Some(&p.metrics));
                         if p.metrics.completed.unwrap_or(0) == 0 {
                             row.status = RunStatus::Failed;
@@ -392,7 +419,7 @@ pub fn run_revalidate_job(runner: &JobRunner) -> Result<Value> {
         result?;
     }
     let all: Vec<CandidateRow> = fsx::read_jsonl(&out_path)?;
-    let summary = summarize(&plan, &rows, &all, req.round);
+    let summary = summarize(&plan, &rows, &all, req.round, req.correctness);
     let md_path = paths
         .root
         .join(format!("benchmark/revalidation/round-{}.md", req.round));
@@ -417,12 +444,16 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     })
 }
 
-/// Per framework × scenario: baseline value, median of the repeats, change; correctness verdict.
-fn summarize(
+/// Per framework × scenario: baseline value, median of the repeats, change; correctness
+/// verdict. `patch_correct` is the probe's outcome: `false` on any failed vLLM probe,
+/// `true` only when every vLLM group ran it and passed, `null` (with
+/// `correctness_check` saying why) when it was switched off or never ran.
+pub fn summarize(
     plan: &Plan,
     baseline: &[CandidateRow],
     rows: &[CandidateRow],
     round: u32,
+    probe_on: bool,
 ) -> (Value, String) {
     let metric = plan.config.benchmark.ranking_metric;
     let val = |r: &CandidateRow| vllm_sota_core::results::RankingMetric::value(metric, r);
@@ -441,7 +472,9 @@ fn summarize(
     let mut md = format!(
         "# Revalidation round {round}\n\nMetric: {metric:?} (median of repeats at the baseline winner's load point).\n\n| scenario | framework | candidate | baseline | median | change | repeats ok | SLA passes | correctness |\n|---|---|---|---:|---:|---:|---:|---:|---|\n"
     );
-    let mut correct = true;
+    let mut failed = false;
+    let mut vllm_groups = 0usize;
+    let mut vllm_checked = 0usize;
     for ((sc, fw, cand), list) in &groups {
         let base = list
             .first()
@@ -461,10 +494,12 @@ fn summarize(
         };
         let passes = list.iter().filter(|r| r.passed_sla()).count();
         let corr = list.first().and_then(|r| r.correctness.clone());
-        if let Some(c) = &corr
-            && !c.passed
-        {
-            correct = false;
+        if fw == "vllm" {
+            vllm_groups += 1;
+            if let Some(c) = &corr {
+                vllm_checked += 1;
+                failed |= !c.passed;
+            }
         }
         let corr_text = corr
             .as_ref()
@@ -476,7 +511,13 @@ fn summarize(
                     c.probes
                 )
             })
-            .unwrap_or_else(|| "—".into());
+            .unwrap_or_else(|| {
+                if fw == "vllm" {
+                    "not checked".into()
+                } else {
+                    "—".into()
+                }
+            });
         let _ = writeln!(
             md,
             "| {sc} | {fw} | `{cand}` | {} | {} | {} | {}/{} | {passes} | {corr_text} |",
@@ -490,11 +531,33 @@ fn summarize(
         );
         items.push(json!({"scenario": sc, "framework": fw, "candidate_id": cand, "baseline": base, "median": med, "change": change, "repeats_ok": vals.len(), "repeats": list.len(), "sla_passes": passes, "correctness": corr}));
     }
-    if !correct {
-        md.push_str("\n**The correctness probe failed: the patch is marked incorrect.**\n");
+    let (patch_correct, check) = if failed {
+        (
+            Some(false),
+            "failed: the probe's answers differ from the unpatched build's".to_string(),
+        )
+    } else if !probe_on {
+        (None, "not checked: the correctness probe was switched off (correctness: false); this round is no evidence that the patch is correct".to_string())
+    } else if vllm_groups == 0 || vllm_checked < vllm_groups {
+        (
+            None,
+            "not checked: no vLLM row carries a probe result".to_string(),
+        )
+    } else {
+        (
+            Some(true),
+            "passed: every vLLM probe matched the unpatched build's answers".to_string(),
+        )
+    };
+    match patch_correct {
+        Some(false) => {
+            md.push_str("\n**The correctness probe failed: the patch is marked incorrect.**\n")
+        }
+        None => md.push_str(&format!("\n**Correctness {check}.**\n")),
+        Some(true) => {}
     }
     (
-        json!({"round": round, "patch_correct": correct, "results": items}),
+        json!({"round": round, "patch_correct": patch_correct, "correctness_check": check, "results": items}),
         md,
     )
 }

@@ -46,7 +46,19 @@ pub fn hardware(cfg: &BenchmarkConfig) -> Hardware {
 }
 
 pub fn workload(cfg: &BenchmarkConfig, sc: Option<&Scenario>, point: Option<&Point>) -> Workload {
+    let lengths = point.and_then(|p| p.lengths.clone());
     Workload {
+        dataset_path: cfg
+            .dataset
+            .is_jsonl()
+            .then(|| cfg.dataset.path.clone())
+            .flatten(),
+        input_len_p50: lengths.as_ref().and_then(|l| l.input_p50),
+        input_len_p95: lengths.as_ref().and_then(|l| l.input_p95),
+        output_len_p50: lengths.as_ref().map(|l| l.output_p50),
+        output_len_p95: lengths.as_ref().map(|l| l.output_p95),
+        length_buckets: point.map(|p| p.length_buckets.clone()).unwrap_or_default(),
+        profile_shapes: point.and_then(|p| p.profile_shapes.clone()),
         dataset: cfg.dataset.kind.clone(),
         scenario: sc
             .map(|s| s.name.clone())
@@ -77,6 +89,14 @@ pub fn blank_row(
     let cfg = &plan.config;
     let mut normalization = BTreeMap::new();
     normalization.insert("config_hash".to_string(), json!(plan.config_hash));
+    if let Some(fp) = plan.framework(framework) {
+        if !fp.fairness.is_empty() {
+            normalization.insert("fairness".to_string(), json!(fp.fairness));
+        }
+        if !fp.search.is_empty() {
+            normalization.insert("search".to_string(), json!(fp.search));
+        }
+    }
     CandidateRow {
         schema_version: RESULT_SCHEMA_VERSION,
         row_id: row_id(
@@ -110,6 +130,8 @@ pub fn blank_row(
         validated_cli_flags: vec![],
         artifacts: BTreeMap::new(),
         correctness: None,
+        warmup: None,
+        prefix_cache: None,
         started_at: now_rfc3339(),
         finished_at: now_rfc3339(),
     }
@@ -201,6 +223,7 @@ struct Ctx<'a> {
     skipped: usize,
     cancel: Arc<AtomicBool>,
     tokenizer: Option<vllm_sota_bench::TokenizerHandle>,
+    dataset: Option<vllm_sota_bench::Workload>,
 }
 
 impl Ctx<'_> {
@@ -302,6 +325,7 @@ pub fn execute_plan(
         skipped,
         cancel: cancel.clone(),
         tokenizer: None,
+        dataset: None,
     };
     runner.progress(
         skipped as f64,
@@ -532,6 +556,33 @@ fn tokenizer(ctx: &mut Ctx) -> Result<vllm_sota_bench::TokenizerHandle> {
     Ok(ctx.tokenizer.clone().unwrap())
 }
 
+/// The JSONL workload of the plan, loaded once (None for random workloads).
+pub fn load_dataset(
+    plan: &Plan,
+    tok: &vllm_sota_bench::TokenizerHandle,
+) -> Result<Option<vllm_sota_bench::Workload>> {
+    match (&plan.dataset_path, plan.config.dataset.is_jsonl()) {
+        (Some(p), true) => Ok(Some(
+            vllm_sota_bench::load_jsonl_workload(Path::new(p), Some(tok))
+                .with_context(|| format!("dataset.path {p}"))?,
+        )),
+        _ => Ok(None),
+    }
+}
+
+/// How to read this server's prefix-cache reuse, when its framework reports it.
+pub fn cache_probe(fp: &FrameworkPlan, server: &Server) -> Option<measure::CacheProbe> {
+    fp.facts
+        .prefix_cache
+        .clone()
+        .map(|source| measure::CacheProbe {
+            host: server.host.clone(),
+            port: server.port,
+            source,
+            log_path: server.log_path.clone(),
+        })
+}
+
 pub fn reference_path(paths: &CampaignPaths, framework: &str, candidate: &str) -> PathBuf {
     paths
         .benchmark_dir()
@@ -581,6 +632,10 @@ fn measure_candidate(
         }
     }
     let tok = tokenizer(ctx)?;
+    if ctx.dataset.is_none() {
+        ctx.dataset = load_dataset(plan, &tok)?;
+    }
+    let dataset = ctx.dataset.clone();
     let mut dead: Option<(RunStatus, String)> = None;
     for (sc, rep) in pending {
         ctx.check_cancel()?;
@@ -615,6 +670,8 @@ fn measure_candidate(
             tokenizer: &tok,
             seed_key: format!("{}/{}/{}/r{rep}", fp.framework, cand.candidate_id, sc.name),
             cancel: Some(ctx.cancel.clone()),
+            dataset: dataset.as_ref(),
+            cache: cache_probe(fp, server),
         };
         let log_path = server.log_path.clone();
         let mut alive = || -> Result<()> {
@@ -645,6 +702,11 @@ fn measure_candidate(
                     row.workload = workload(cfg, Some(sc), Some(p));
                     row.sla = cfg.benchmark.sla.evaluate(Some(&p.metrics));
                     row.metrics = Some(p.metrics.clone());
+                    row.prefix_cache = p.prefix_cache.clone();
+                    row.warmup = Some(measure::warmup_record(
+                        cfg,
+                        "candidate × scenario × repeat (before its first point)",
+                    ));
                     if p.metrics.completed.unwrap_or(0) == 0 {
                         row.status = if p.top_error.as_deref().is_some_and(|e| {
                             e.to_ascii_lowercase().contains("timeout")
@@ -693,7 +755,11 @@ fn normalize(row: &mut CandidateRow, ready_s: f64) {
         "client".into(),
         json!("vllm-sota (same client, same tokenizer, every framework)"),
     );
-    n.insert("unique_prompts".into(), json!("fresh random prompts per candidate, scenario, repeat and load point; warmup on its own prompts"));
+    if row.workload.dataset == "jsonl" {
+        n.insert("unique_prompts".into(), json!("production prompts from the JSONL file, a seed-chosen window per candidate, scenario, repeat and load point (lines may repeat across points: see prefix_cache)"));
+    } else {
+        n.insert("unique_prompts".into(), json!("fresh random prompts per candidate, scenario, repeat and load point; warmup on its own prompts"));
+    }
     n.insert("warmup_excluded".into(), json!(true));
     n.insert(
         "forced_output_length".into(),

@@ -189,6 +189,13 @@ pub fn start_fair_benchmark(
         bail!("wait_s: {w} must be in [0, {MAX_WAIT_S}]");
     }
     let paths = CampaignPaths::open(&req.campaign_dir)?;
+    // Phase 0.5 comes first: the history notes, or the blocker history_notes recorded in them.
+    if !CampaignPaths::is_written(&paths.history_notes()) {
+        bail!(
+            "{} is not written: run history_notes first (it writes the model PR history notes, or records the blocker when no history is available)",
+            paths.history_notes().display()
+        );
+    }
     let cfg = load_request_config(&req, &paths)?;
     let state_path = paths.benchmark_job();
     // A running job owns the plan: report it instead of re-planning under its feet.

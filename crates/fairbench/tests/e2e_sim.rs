@@ -21,6 +21,7 @@ use vllm_sota_fairbench::{FairBenchmarkRequest, RevalidateRequest, start_fair_be
 /// vLLM baseline (4) > TensorRT-LLM (2) at concurrency 16.
 fn config_yaml(dir: &Path, with_all: bool) -> String {
     let sim = q(&example("sim_serve"));
+    let checkout = q(&dir.join("vllm-checkout-0.0.0+sim"));
     let model = q(&model_dir());
     let tok = q(&model_dir().join("tokenizer.json"));
     let vh = q(&vllm_help());
@@ -50,6 +51,8 @@ frameworks:
   vllm:
     server_command: [{sim}, --framework, vllm, "{{model}}"]
     help_command: [cat, {vh}]
+    python_command: [python3]
+    env: {{PYTHONPATH: {checkout}}}
     base_server_flags: {{--max-num-seqs: 4, --gpu-memory-utilization: 0.9}}
     search_space:
       --max-num-seqs: [16, 0]
@@ -70,10 +73,12 @@ frameworks:
     base_server_flags: {{--max_batch_size: 2}}
     search_space:
       --backend: [tensorrt]
+    search_skipped_reason: "its one knob (a non-PyTorch backend) is refused at preflight"
   tokenspeed:
     server_command: [{sim}, --framework, vllm, "{{model}}", --fault-slow-start-s, "1000"]
     help_command: [cat, {vh}]
     startup_timeout_s: 4
+    search_skipped_reason: "hangs at start-up in this test"
 "#
         ));
     }
@@ -400,11 +405,40 @@ fn full_search_with_sim_serve_then_revalidation() {
         "revalidation never writes into the fixed baseline"
     );
 
-    // A patched build that answers differently is marked incorrect.
-    let refp = root.join("benchmark/correctness/vllm/c01-max-num-seqs=16.json");
-    let mut reference: Value = fsx::read_json(&refp).unwrap();
-    reference["answers"][0]["text"] = Value::String(" something else".into());
-    fsx::write_json(&refp, &reference).unwrap();
+    // The measured server's vllm import was checked against the campaign's checkout, and
+    // every row states its warm-up protocol and fairness inputs.
+    for r in &rrows {
+        let imp = &r.normalization["vllm_import"];
+        assert!(
+            imp["file"]
+                .as_str()
+                .unwrap()
+                .contains("vllm-checkout-0.0.0+sim"),
+            "{imp}"
+        );
+        assert_eq!(imp["version"], "0.0.0+sim");
+        assert!(r.warmup.as_ref().unwrap().protocol.contains("2 requests"));
+        assert_eq!(
+            r.normalization["fairness"]["precision"],
+            "`--dtype bfloat16`"
+        );
+    }
+
+    // A patched build whose answers differ (the simulator's broken-patch mode: same
+    // prompts, other tokens and logprobs from the third token on) fails the probe end to
+    // end, through the real probe requests.
+    let plan_file = root.join("benchmark/plan.json");
+    let original_plan: Value = fsx::read_json(&plan_file).unwrap();
+    let mut broken = original_plan.clone();
+    for fw in broken["frameworks"].as_array_mut().unwrap() {
+        if fw["framework"] == "vllm" {
+            fw["command_template"]
+                .as_array_mut()
+                .unwrap()
+                .push(Value::String("--sim-broken-patch".into()));
+        }
+    }
+    fsx::write_json(&plan_file, &broken).unwrap();
     let st = jobs::run_inline(
         &root.join("benchmark/revalidation/round-2.job.json"),
         "revalidate",
@@ -415,9 +449,55 @@ fn full_search_with_sim_serve_then_revalidation() {
     let res = st.result.unwrap();
     assert_eq!(res["patch_correct"], false, "{res}");
     let r2: Vec<CandidateRow> = fsx::read_jsonl(&paths.revalidation(2)).unwrap();
-    assert_eq!(r2[0].correctness.as_ref().unwrap().matched, 7);
+    let c2 = r2[0].correctness.as_ref().unwrap();
+    assert_eq!((c2.probes, c2.matched, c2.passed), (8, 0, false), "{c2:?}");
     let md = std::fs::read_to_string(root.join("benchmark/revalidation/round-2.md")).unwrap();
     assert!(md.contains("patch is marked incorrect"), "{md}");
+
+    // With the probe switched off, the same broken build is "not checked", never correct.
+    let mut off = rv(3);
+    off.correctness = false;
+    let st = jobs::run_inline(
+        &root.join("benchmark/revalidation/round-3.job.json"),
+        "revalidate",
+        serde_json::to_value(off).unwrap(),
+        vllm_sota_fairbench::run_revalidate_job,
+    )
+    .unwrap();
+    let res = st.result.unwrap();
+    assert!(res["patch_correct"].is_null(), "{res}");
+    assert!(
+        res["correctness_check"]
+            .as_str()
+            .unwrap()
+            .starts_with("not checked"),
+        "{res}"
+    );
+    let md = std::fs::read_to_string(root.join("benchmark/revalidation/round-3.md")).unwrap();
+    assert!(md.contains("not checked"), "{md}");
+    fsx::write_json(&plan_file, &original_plan).unwrap();
+
+    // A server that imports vllm from elsewhere than the campaign's checkout is refused,
+    // naming both, before anything is measured.
+    let other = fake_checkout(dir.path(), "9.9.9");
+    let cj = root.join("campaign.json");
+    let mut c: Value = fsx::read_json(&cj).unwrap();
+    c["vllm_checkout"] = Value::String(other.display().to_string());
+    fsx::write_json(&cj, &c).unwrap();
+    let st = jobs::run_inline(
+        &root.join("benchmark/revalidation/round-4.job.json"),
+        "revalidate",
+        serde_json::to_value(rv(4)).unwrap(),
+        vllm_sota_fairbench::run_revalidate_job,
+    )
+    .unwrap();
+    assert_eq!(st.status, JobStatus::Failed);
+    let e = st.error.unwrap();
+    assert!(
+        e.contains("vllm-checkout-0.0.0+sim") && e.contains("vllm-checkout-9.9.9"),
+        "{e}"
+    );
+    assert!(!paths.revalidation(4).exists());
     if let Ok(keep) = std::env::var("FAIRBENCH_KEEP_RUN") {
         // For people: copy the run directory out to look at the artifacts.
         let _ = std::process::Command::new("cp")

@@ -14,7 +14,7 @@ use vllm_sota_fairbench::{
 fn inline_config() -> serde_json::Value {
     json!({
         "schema_version": 1,
-        "model": {"name": "m"},
+        "model": {"name": model_dir().display().to_string()},
         "dataset": {"num_prompts": 4, "scenario_names": ["chat"], "input_len": [100], "output_len": [10]},
         "frameworks": {"vllm": {
             "server_command": ["vllm", "serve", "{model}"],
@@ -128,6 +128,21 @@ fn bad_requests_name_the_field() {
     assert!(
         err(start_fair_benchmark(r, &ctx, Path::new("/x"), &o)).contains("dataset.num_prompts")
     );
+    // Without the history notes (or the blocker history_notes records), nothing is benchmarked.
+    std::fs::remove_file(root.join("history/model-pr-history-notes.md")).unwrap();
+    let e = err(start_fair_benchmark(req(&root), &ctx, Path::new("/x"), &o));
+    assert!(
+        e.contains("history/model-pr-history-notes.md") && e.contains("run history_notes"),
+        "{e}"
+    );
+    std::fs::write(
+        root.join("history/model-pr-history-notes.md"),
+        "<!-- vllm-sota:placeholder -->\n# history\n",
+    )
+    .unwrap();
+    let e = err(start_fair_benchmark(req(&root), &ctx, Path::new("/x"), &o));
+    assert!(e.contains("run history_notes"), "{e}");
+    assert!(!root.join("benchmark/job.json").exists());
     // Unknown request fields are refused (deny_unknown_fields).
     let e = serde_json::from_value::<FairBenchmarkRequest>(json!({"campaign_dir": "x", "wait": 3}))
         .unwrap_err()

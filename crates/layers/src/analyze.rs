@@ -3,7 +3,7 @@
 //! and Perfetto ranges. Pure (no I/O), so tests drive it with synthetic views.
 
 use crate::config::{ConfigLayers, compact_ranges};
-use crate::families::{Family, classify, short_name};
+use crate::families::{Family, short_name};
 use crate::gaps::{self, GapPlace, IdleGap};
 use crate::layers::{self, Segmentation};
 use crate::mapping;
@@ -28,6 +28,9 @@ pub struct Options {
     pub top_kernels: usize,
     /// Element type assumed for roofline bytes/peak when the trace has no types.
     pub dtype: String,
+    /// The stage the caller says the trace is (`prefill`, `decode`, `mixed`): checked
+    /// against what the pass shows.
+    pub stage: Option<String>,
 }
 
 impl Default for Options {
@@ -37,6 +40,7 @@ impl Default for Options {
             num_layers: None,
             top_kernels: 8,
             dtype: "bf16".into(),
+            stage: None,
         }
     }
 }
@@ -312,7 +316,7 @@ fn hot_kernels(
             let full = &view.names[name as usize];
             HotKernel {
                 name: short_name(full),
-                family: classify(full),
+                family: view.name_family(name),
                 count: a.count,
                 ms: ms(a.dur),
                 share_of_layer: a.dur as f64 / total as f64,
@@ -676,6 +680,70 @@ fn gap_notes(gaps: &[IdleGap], rows: &[LayerRow], notes: &mut Vec<String>) {
     }
 }
 
+/// What the pass itself says its stage is, and why: a vLLM step's request counts, else
+/// the attention query length of its launching ops (1 = decode, more = prefill).
+pub fn stage_evidence(view: &TraceView, pass: &Pass) -> Option<(&'static str, String)> {
+    if let Some(t) = pass.tokens {
+        let stage = match (t.context_requests > 0, t.generation_requests > 0) {
+            (true, false) => "prefill",
+            (false, true) => "decode",
+            (true, true) => "mixed",
+            (false, false) => return None,
+        };
+        return Some((
+            stage,
+            format!(
+                "its step annotation has {} prefill and {} decode request(s)",
+                t.context_requests, t.generation_requests
+            ),
+        ));
+    }
+    let mut lens: Vec<i64> = pass
+        .kernels
+        .iter()
+        .filter_map(|&k| view.shapes_of(&view.kernels[k]))
+        .filter(|s| {
+            s.op.contains("attention") && s.input_dims.first().is_some_and(|q| q.len() == 4)
+        })
+        .map(|s| s.input_dims[0][2])
+        .collect();
+    lens.sort_unstable();
+    lens.dedup();
+    match lens.as_slice() {
+        [1] => Some(("decode", "its attention ops have query length 1".into())),
+        [] => None,
+        l if l[0] > 1 => Some((
+            "prefill",
+            format!(
+                "its attention ops have query length {}–{}",
+                l[0],
+                l[l.len() - 1]
+            ),
+        )),
+        _ => None,
+    }
+}
+
+/// A note when the requested stage contradicts what the pass shows.
+fn stage_note(view: &TraceView, pass: &Pass, stage: Option<&str>) -> Option<String> {
+    let want = stage?.trim().to_ascii_lowercase();
+    let want = if want == "extend" {
+        "prefill".to_string()
+    } else {
+        want
+    };
+    if want != "prefill" && want != "decode" {
+        return None;
+    }
+    let (seen, why) = stage_evidence(view, pass)?;
+    (seen != want).then(|| {
+        format!(
+            "stage `{want}` was requested but pass {} looks like {seen}: {why}; check the trace (or the stage label) before comparing it with other {want} results",
+            pass.index
+        )
+    })
+}
+
 /// Run the analysis. `mapping` is an eager twin for graph-replayed passes.
 pub fn analyze(
     view: &TraceView,
@@ -694,6 +762,7 @@ pub fn analyze(
     }
     let selection = select(&all, opts)?;
     let pass = &all[selection.pass];
+    notes.extend(stage_note(view, pass, opts.stage.as_deref()));
     let clock = TraceClock {
         trace_start_ns: view.trace_start_ns,
         base_time_ns: view.base_time_ns,

@@ -81,6 +81,11 @@ fn shared() -> &'static Result<Classifier, String> {
     C.get_or_init(|| Classifier::load().map_err(|e| format!("{e:#}")))
 }
 
+/// The shared classifier, when it loaded (see [`ensure_classifier`]).
+pub fn classifier() -> Option<&'static Classifier> {
+    shared().as_ref().ok()
+}
+
 /// Family of a kernel name by the shared classifier (`Other` when it could not be
 /// loaded: the tool refuses to run then, see [`ensure_classifier`]).
 pub fn classify(name: &str) -> Family {

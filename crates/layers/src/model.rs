@@ -146,12 +146,18 @@ impl TraceView {
 
     /// Family of a kernel (classified once per distinct name).
     pub fn family(&self, k: &Kernel) -> crate::families::Family {
+        self.name_family(k.name)
+    }
+
+    /// Family of a kernel name (index into [`TraceView::names`]): the one the source set
+    /// (the trace crate's per-stage family, launch context included), else by name.
+    pub fn name_family(&self, name: u32) -> crate::families::Family {
         self.name_families.get_or_init(|| {
             self.names
                 .iter()
                 .map(|n| crate::families::classify(n))
                 .collect()
-        })[k.name as usize]
+        })[name as usize]
     }
 
     /// Shapes of the op that launched `k`, when known.

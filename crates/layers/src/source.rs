@@ -6,12 +6,14 @@
 //!   as Kineto's `Iteration Start` are not stored): the minimum over the stored tables;
 //! - the launching op's `Input type` (dtype): the roofline assumes the request's dtype.
 
+use crate::families::Family;
 use crate::model::{HostStallAt, Kernel, Launch, OpShapes, Span, SpanKind, TraceView};
 use crate::roofline::parse_input_dims;
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use vllm_sota_trace::TraceStore;
+use vllm_sota_trace::classify::canonical_name;
 use vllm_sota_trace::discover::{self, Stage};
 use vllm_sota_trace::hoststall;
 use vllm_sota_trace::store::{GpuKind, NONE, is_graph_launch_name};
@@ -137,7 +139,9 @@ pub fn from_store(s: &TraceStore) -> TraceView {
             is_memory_op: s.kernels.kind[k] != GpuKind::Kernel,
         });
     }
-    copy_host_stalls(s, &mut v);
+    let stage = StageKernels::heaviest_device(s);
+    copy_host_stalls(&stage, &mut v);
+    stage_families(&stage, &mut v);
     for a in 0..s.annotations.len() {
         let (pid, tid) = thread(s.annotations.thread[a]);
         v.spans.push(Span {
@@ -160,8 +164,8 @@ pub fn from_store(s: &TraceStore) -> TraceView {
 
 /// The trace crate's host stalls (one attribution rule for every tool), with their
 /// absolute start so the analysis can place them in layers.
-fn copy_host_stalls(s: &TraceStore, v: &mut TraceView) {
-    let stalls = hoststall::host_stalls(&StageKernels::heaviest_device(s));
+fn copy_host_stalls(stage: &StageKernels<'_>, v: &mut TraceView) {
+    let stalls = hoststall::host_stalls(stage);
     v.host_stalls = stalls
         .stalls
         .into_iter()
@@ -172,6 +176,23 @@ fn copy_host_stalls(s: &TraceStore, v: &mut TraceView) {
             kind: st.kind,
         })
         .collect();
+}
+
+/// Each kernel name's family as profile_tables gives it: the trace crate's per-stage
+/// family (a name family, or one decided by launch context such as `moe_routing`).
+fn stage_families(stage: &StageKernels<'_>, v: &mut TraceView) {
+    let Some(c) = crate::families::classifier() else {
+        return; // the tool refuses to run then (families::ensure_classifier)
+    };
+    let fams = v
+        .names
+        .iter()
+        .map(|n| {
+            let i = stage.family_index(c, &canonical_name(n));
+            Family::from_name(&c.family_by_index(i).name)
+        })
+        .collect();
+    let _ = v.name_families.set(fams);
 }
 
 /// Trace bounds over every stored table (the store keeps no trace-wide minimum).

@@ -200,6 +200,7 @@ impl Tool for LayerPipeline {
             num_layers: req.num_layers,
             top_kernels: top,
             dtype: req.dtype.clone().unwrap_or_else(|| "bf16".into()),
+            stage: Some(stage.clone()),
         };
         let mut analysis = analyze::analyze(&view, mapping.as_ref(), cfg, &gpu, &opts)?;
         let markdown = render(&analysis, &stage, &framework, false);

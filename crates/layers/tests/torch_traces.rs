@@ -542,3 +542,66 @@ fn qwen2moe_decode_capture_ranks_layer_types_by_gpu_time_and_names_the_cudnn_sta
         "the median dense layer by GPU time, not the stalled one"
     );
 }
+
+#[test]
+fn a_stage_label_that_contradicts_the_trace_is_noted() {
+    let gpu = vllm_sota_core::gpu::find("H200").unwrap();
+    let with_stage = |trace: &str, stage: &str| {
+        let opts = Options {
+            stage: Some(stage.into()),
+            ..Options::default()
+        };
+        analyze(view(trace), None, ConfigLayers::absent("none"), &gpu, &opts)
+            .unwrap()
+            .notes
+    };
+    let wrong = |notes: &[String]| notes.iter().any(|n| n.contains("was requested but pass"));
+    // Decode: SDPA query length 1; prefill: 8,000.
+    let n = with_stage("llama8b_decode.trace.json.gz", "prefill");
+    assert!(
+        n.iter()
+            .any(|n| n.starts_with("stage `prefill` was requested")
+                && n.contains("looks like decode")
+                && n.contains("query length 1")),
+        "{n:?}"
+    );
+    assert!(!wrong(&with_stage(
+        "llama8b_decode.trace.json.gz",
+        "decode"
+    )));
+    let n = with_stage("llama8b_prefill.trace.json.gz", "decode");
+    assert!(n.iter().any(|n| n.contains("looks like prefill")), "{n:?}");
+    assert!(!wrong(&with_stage(
+        "llama8b_prefill.trace.json.gz",
+        "prefill"
+    )));
+    assert!(!wrong(&with_stage(
+        "llama8b_prefill.trace.json.gz",
+        "mixed"
+    )));
+}
+
+#[test]
+fn qwen2moe_router_kernels_are_moe_routing_as_in_profile_tables_not_sampling() {
+    // The router's softmax / top-k launched under the MoE block: the trace crate's
+    // per-stage family (launch context) is used, so no sampling kernel appears in a
+    // model without a sampler in the trace.
+    let v = view("qwen2moe_prefill.trace.json.gz");
+    let fams: Vec<Family> = v.kernels.iter().map(|k| v.family(k)).collect();
+    assert!(fams.contains(&Family::MoeRouting), "no moe_routing kernel");
+    assert!(
+        !fams.contains(&Family::Sampling),
+        "router kernels taken for sampling"
+    );
+    let a = run(
+        "qwen2moe_prefill.trace.json.gz",
+        Some("qwen2moe_config.json"),
+        None,
+    );
+    assert!(
+        a.representative_layers
+            .iter()
+            .flat_map(|r| &r.hot_kernels)
+            .all(|h| h.family != Family::Sampling)
+    );
+}

@@ -125,6 +125,7 @@ fn main() -> anyhow::Result<()> {
                 endpoint: "/v1/completions".into(),
                 seed: None,
                 label: None,
+                ..Default::default()
             },
             sla: sla.evaluate(Some(&m)),
             metrics: Some(m),
@@ -134,6 +135,8 @@ fn main() -> anyhow::Result<()> {
             validated_cli_flags: vec![],
             artifacts: Default::default(),
             correctness: None,
+            warmup: None,
+            prefix_cache: None,
             started_at: String::new(),
             finished_at: String::new(),
         })

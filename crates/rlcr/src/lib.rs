@@ -24,13 +24,16 @@
 //!
 //! Support modules: [`stats`] (t distribution, Welch interval, geomean), [`records`]
 //! (tolerant readers of rows, lineage and ledger JSONL), [`summary`] (benchmark tables),
-//! [`git`] (libgit2 checks and diffs). Child processes go through `vllm_sota_core::proc`.
+//! [`git`] (libgit2 checks and diffs), [`round`] (the Humanize round's contract and
+//! summary scaffolds, called by `checkpoint`). Child processes go through
+//! `vllm_sota_core::proc`; the loop's on-disk state is read by `vllm_sota_core::humanize`.
 
 pub mod gap;
 pub mod git;
 pub mod history;
 pub mod records;
 pub mod report;
+pub mod round;
 pub mod start;
 pub mod stats;
 pub mod summary;

@@ -316,13 +316,15 @@ pub struct CheckpointReport {
     pub next_planned_patch: Option<String>,
     /// Records not available yet (informational: the checkpoint is written anyway).
     pub not_yet_available: Vec<String>,
+    /// The active Humanize round's contract and summary, scaffolded from the records.
+    pub round_files: Option<crate::round::RoundFiles>,
 }
 
 pub struct Checkpoint;
 
 impl Tool for Checkpoint {
     const NAME: &'static str = "checkpoint";
-    const DESCRIPTION: &'static str = "Rewrite humanize/model-loop-checkpoint.md from the campaign's records so the campaign can resume after a crash or context loss: model, tokenizer, precision, quantization, hardware, workload, SLA, artifact root, winner commands; vLLM branch, commit, changed files against the base commit, applied patches, tests; current best vLLM rows; remaining gap (latest gap_decision); latest profile table rows, history notes, layer-pipeline notes, NCU digest paths, rejected ideas and the next planned patch. Call after every accepted round.";
+    const DESCRIPTION: &'static str = "Rewrite humanize/model-loop-checkpoint.md from the campaign's records so the campaign can resume after a crash or context loss: model, tokenizer, precision, quantization, hardware, workload, SLA, artifact root, winner commands; vLLM branch, commit, changed files against the base commit, applied patches, tests; current best vLLM rows; remaining gap (latest gap_decision); latest profile table rows, history notes, layer-pipeline notes, NCU digest paths, rejected ideas and the next planned patch. With an active Humanize loop it also scaffolds the loop's round-N-contract.md and round-N-summary.md (with its `## BitLesson Delta` section) from the same records unless the agent already wrote them, and lists blockers the runtime would refuse (files over 2,000 lines, tracked `.humanize/`). Call after every accepted round and before exiting a Humanize round.";
     type Request = CheckpointRequest;
     type Report = CheckpointReport;
 
@@ -351,6 +353,9 @@ impl Tool for Checkpoint {
         );
         if !r.not_yet_available.is_empty() {
             let _ = writeln!(s, "- Not yet available: {}", r.not_yet_available.join("; "));
+        }
+        if let Some(f) = &r.round_files {
+            let _ = writeln!(s, "{}", crate::round::describe(f));
         }
         s
     }
@@ -562,6 +567,15 @@ pub fn run_checkpoint(req: CheckpointRequest, ctx: &ToolContext) -> Result<Check
     );
     let path = g.paths.checkpoint();
     fsx::write_text(&path, &s)?;
+    let round_files = crate::round::scaffold(
+        &g.paths,
+        c,
+        &g.lineage,
+        &g.attempts,
+        g.git.changed.as_deref(),
+        &tests,
+        next.as_deref(),
+    )?;
     ctx.progress(2.0, Some(2.0), "checkpoint written");
     Ok(CheckpointReport {
         checkpoint_path: rel(&g, &path),
@@ -582,6 +596,7 @@ pub fn run_checkpoint(req: CheckpointRequest, ctx: &ToolContext) -> Result<Check
         rejected_ideas: rej.len(),
         next_planned_patch: next,
         not_yet_available: missing,
+        round_files,
     })
 }
 

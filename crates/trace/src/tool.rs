@@ -347,12 +347,20 @@ pub fn run_tables(
     let mut root_cause_md = None;
     if tables.iter().any(|t| t.comparison.is_some()) {
         let md = render_root_cause(&tables, &fw);
+        let competitor = tables
+            .iter()
+            .find_map(|t| t.competitor_framework.clone())
+            .unwrap_or_else(|| "competitor".into());
         match (&req.campaign_dir, &req.out_dir) {
             (Some(c), _) => {
                 let paths = vllm_sota_core::layout::CampaignPaths::new(c);
                 let round = req.round.unwrap_or(0);
-                vllm_sota_core::fsx::write_text(&paths.round_root_cause(round), &md)?;
-                vllm_sota_core::fsx::write_text(&paths.root_cause(), &md)?;
+                // One section per competitor: a call for another competitor keeps the others.
+                for p in [paths.round_root_cause(round), paths.root_cause()] {
+                    let old = std::fs::read_to_string(&p).ok();
+                    let merged = merge_root_cause(old.as_deref(), &competitor, &md);
+                    vllm_sota_core::fsx::write_text(&p, &merged)?;
+                }
                 root_cause_md = Some(paths.round_root_cause(round));
             }
             (None, Some(o)) => {
@@ -527,6 +535,43 @@ pub fn render_stage_md(t: &StageTables, cutoff: f64, top: usize) -> String {
     o
 }
 
+const ROOT_CAUSE_TITLE: &str = "# Root cause across competitors (profile_tables)";
+
+/// `existing` root-cause.md with `competitor`'s section replaced by `md` (added when new);
+/// the sections of every other competitor are kept. A file without sections (a placeholder,
+/// or written by hand) is replaced.
+pub fn merge_root_cause(existing: Option<&str>, competitor: &str, md: &str) -> String {
+    let begin = |c: &str| format!("<!-- competitor: {c} -->");
+    let end = |c: &str| format!("<!-- end competitor: {c} -->");
+    let mut sections: Vec<(String, String)> = Vec::new();
+    let mut rest = existing.unwrap_or("");
+    while let Some(i) = rest.find("<!-- competitor: ") {
+        let after = &rest[i + "<!-- competitor: ".len()..];
+        let Some(j) = after.find(" -->") else { break };
+        let name = after[..j].to_string();
+        let body_start = &after[j + " -->".len()..];
+        let Some(k) = body_start.find(&end(&name)) else {
+            break;
+        };
+        sections.push((name.clone(), body_start[..k].trim().to_string()));
+        rest = &body_start[k + end(&name).len()..];
+    }
+    let body = md.replacen(
+        "# Root cause (profile_tables)",
+        &format!("## Against {competitor}"),
+        1,
+    );
+    match sections.iter_mut().find(|(n, _)| n == competitor) {
+        Some(sec) => sec.1 = body.trim().to_string(),
+        None => sections.push((competitor.to_string(), body.trim().to_string())),
+    }
+    let mut o = format!("{ROOT_CAUSE_TITLE}\n\n");
+    for (name, text) in &sections {
+        o.push_str(&format!("{}\n{text}\n{}\n\n", begin(name), end(name)));
+    }
+    o
+}
+
 /// analysis/root-cause.md from the stages that have a comparison.
 pub fn render_root_cause(tables: &[StageTables], framework: &str) -> String {
     let mut o = String::from("# Root cause (profile_tables)\n\n");
@@ -684,5 +729,34 @@ impl Tool for ProfileTables {
             o.push_str(&format!("\nRoot cause: {}\n", p.display()));
         }
         o
+    }
+}
+
+#[cfg(test)]
+mod root_cause_tests {
+    use super::merge_root_cause;
+
+    #[test]
+    fn a_second_competitor_keeps_the_first_and_a_rerun_replaces_its_own() {
+        let sg = "# Root cause (profile_tables)\n\n- decode: vllm 10.000 ms/step vs sglang 9.000\n";
+        let trt = "# Root cause (profile_tables)\n\n- decode: vllm 10.000 ms/step vs tensorrt_llm 8.000\n";
+        let one = merge_root_cause(Some("<!-- placeholder -->\n# root-cause\n"), "sglang", sg);
+        assert!(!one.contains("placeholder"), "{one}");
+        let two = merge_root_cause(Some(&one), "tensorrt_llm", trt);
+        assert!(
+            two.contains("## Against sglang") && two.contains("vs sglang 9.000"),
+            "{two}"
+        );
+        assert!(
+            two.contains("## Against tensorrt_llm") && two.contains("vs tensorrt_llm 8.000"),
+            "{two}"
+        );
+        let again = merge_root_cause(Some(&two), "sglang", &sg.replace("9.000", "9.500"));
+        assert!(
+            again.contains("vs sglang 9.500") && !again.contains("vs sglang 9.000"),
+            "{again}"
+        );
+        assert!(again.contains("vs tensorrt_llm 8.000"), "{again}");
+        assert_eq!(again.matches("## Against sglang").count(), 1, "{again}");
     }
 }

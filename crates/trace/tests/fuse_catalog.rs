@@ -5,6 +5,7 @@ use vllm_sota_trace::classify::Classifier;
 use vllm_sota_trace::read_trace_bytes;
 use vllm_sota_trace::tables::{FuseCatalog, StageKernels, fuse_table};
 
+#[allow(dead_code)] // kept beside `trace_in` for tests that need no catalog override
 fn trace(names: &[&str]) -> vllm_sota_trace::TraceStore {
     trace_in(names, None)
 }

@@ -119,6 +119,10 @@ pub struct SimConfig {
     /// Where to append one ground-truth JSON line per finished request.
     pub ground_truth: Option<PathBuf>,
     pub faults: Faults,
+    /// `--sim-broken-patch`: a patch that changes outputs (from the third output token on,
+    /// tokens and logprobs differ from the unpatched answers), for correctness-probe tests.
+    #[serde(default)]
+    pub broken_patch: bool,
     /// vLLM `--profiler-config` JSON (the profiler routes exist only with a torch config).
     #[serde(default)]
     pub profiler_config: Option<String>,
@@ -169,6 +173,7 @@ impl SimConfig {
             comment_every: 0,
             ground_truth: None,
             faults: Faults::default(),
+            broken_patch: false,
             profiler_config: None,
             profiler_dir: None,
             profile_write_base_ms: 200.0,
@@ -311,6 +316,7 @@ impl SimConfig {
         if args.iter().any(|a| a == "--sim-zero-delay") {
             cfg.time_scale = 0.0;
         }
+        cfg.broken_patch = args.iter().any(|a| a == "--sim-broken-patch");
         // `vllm serve <model>` / `trtllm-serve <model>`: one positional model.
         match (positional.len(), framework) {
             (0, _) => {}
@@ -504,7 +510,7 @@ fn flag_kind(fw: Framework, flag: &str) -> Option<Knob> {
         "--sim-attn-us-per-ctx-token" => Some(Attn),
         "--sim-output-us-per-seq" => Some(OutputSpread),
         "--sim-time-scale" => Some(TimeScale),
-        "--sim-zero-delay" => Some(Switch),
+        "--sim-zero-delay" | "--sim-broken-patch" => Some(Switch),
         "--sim-zero-delay-batch" => Some(ZeroBatch),
         "--sim-reasoning-tokens" => Some(Reasoning),
         "--sim-comment-every" => Some(CommentEvery),

@@ -683,20 +683,30 @@ async fn generate(
             "NotFoundError",
         );
     }
-    let prompt_tokens = if chat {
+    // Greedy answers depend on the prompt only: the same prompt gives the same tokens.
+    let key_of = |s: &str| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        s.hash(&mut h);
+        h.finish()
+    };
+    let (prompt_tokens, prompt_key) = if chat {
         let Some(msgs) = obj.get("messages").and_then(|m| m.as_array()) else {
             return bad_request("`messages` is required (a list)");
         };
         match render_chat(msgs) {
-            Ok(text) => st.count_cached(&text, false),
+            Ok(text) => (st.count_cached(&text, false), key_of(&text)),
             Err(e) => return bad_request(&e),
         }
     } else {
         match obj.get("prompt") {
-            Some(serde_json::Value::String(p)) => st.count_cached(p, true),
-            Some(serde_json::Value::Array(a)) if a.iter().all(|x| x.is_u64()) => Ok(a.len()),
+            Some(serde_json::Value::String(p)) => (st.count_cached(p, true), key_of(p)),
+            Some(serde_json::Value::Array(a)) if a.iter().all(|x| x.is_u64()) => (
+                Ok(a.len()),
+                key_of(&serde_json::Value::Array(a.clone()).to_string()),
+            ),
             Some(serde_json::Value::Array(a)) if a.len() == 1 && a[0].is_string() => {
-                st.count_cached(a[0].as_str().unwrap_or(""), true)
+                let p = a[0].as_str().unwrap_or("");
+                (st.count_cached(p, true), key_of(p))
             }
             _ => return bad_request("`prompt` is required (a string or a list of token ids)"),
         }
@@ -753,7 +763,13 @@ async fn generate(
         // server cuts the connection under this future.
         std::future::pending::<()>().await;
     }
-    let fmt = Formatter::new(&st, &id, chat, n);
+    // Completions: `logprobs: <int>`; chat: `logprobs: true` (OpenAI API shapes).
+    let logprobs = match obj.get("logprobs") {
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(serde_json::Value::Number(_)) => true,
+        _ => false,
+    };
+    let fmt = Formatter::new(&st, &id, chat, n, prompt_key);
     let gt = GroundTruth {
         id: id.clone(),
         endpoint: endpoint.into(),
@@ -775,6 +791,8 @@ async fn generate(
         include_usage,
         max_tokens,
         text: String::new(),
+        logprobs,
+        tokens: Vec::new(),
     };
     if st.cfg.zero_delay() {
         let (tx, rx) = mpsc::channel::<Bytes>(4);
@@ -828,6 +846,9 @@ struct Formatter {
     head: Vec<u8>,
     chat: bool,
     words_offset: usize,
+    prompt_key: u64,
+    /// `--sim-broken-patch`: from the third token on, answers differ from the real ones.
+    broken_patch: bool,
     malformed_at: Option<u64>,
     error_at: Option<u64>,
     reasoning_tokens: u64,
@@ -835,7 +856,7 @@ struct Formatter {
 }
 
 impl Formatter {
-    fn new(st: &State, id: &str, chat: bool, n: u64) -> Formatter {
+    fn new(st: &State, id: &str, chat: bool, n: u64, prompt_key: u64) -> Formatter {
         let object = if chat {
             "chat.completion.chunk"
         } else {
@@ -850,7 +871,9 @@ impl Formatter {
         Formatter {
             head,
             chat,
-            words_offset: (n as usize * 7919) % st.words.len(),
+            words_offset: (prompt_key % st.words.len() as u64) as usize,
+            prompt_key,
+            broken_patch: st.cfg.broken_patch,
             malformed_at: every(st.cfg.faults.malformed_every).then_some(0),
             error_at: every(st.cfg.faults.error_event_every).then_some(0),
             reasoning_tokens: if chat { st.cfg.reasoning_tokens } else { 0 },
@@ -917,6 +940,10 @@ struct Job {
     max_tokens: u64,
     /// Non-streaming responses accumulate their text.
     text: String,
+    /// Logprobs were asked for (returned in non-streaming answers).
+    logprobs: bool,
+    /// Non-streaming: (token, logprob) per output token.
+    tokens: Vec<(String, f64)>,
 }
 
 enum Step {
@@ -925,9 +952,28 @@ enum Step {
 }
 
 impl Job {
+    /// Output token `index`: a function of the prompt (greedy), shifted from the third
+    /// token on in broken-patch mode.
     fn word(&self, index: u64) -> &str {
         let w = &self.st.words;
-        &w[(self.fmt.words_offset + index as usize) % w.len()]
+        let shift = if self.fmt.broken_patch && index >= 2 {
+            1
+        } else {
+            0
+        };
+        &w[(self.fmt.words_offset + index as usize + shift) % w.len()]
+    }
+
+    /// Deterministic logprob of output token `index` (in (-1, 0)).
+    fn logprob(&self, index: u64) -> f64 {
+        let shift = if self.fmt.broken_patch && index >= 2 {
+            1
+        } else {
+            0
+        };
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (self.fmt.prompt_key, index + shift).hash(&mut h);
+        -((h.finish() % 997) as f64 + 1.0) / 1000.0
     }
 
     /// Formats token `index` into `out`, applying mid-stream faults.
@@ -956,6 +1002,10 @@ impl Job {
         } else {
             let word = self.word(index).to_string();
             self.text.push_str(&word);
+            if self.logprobs {
+                let lp = self.logprob(index);
+                self.tokens.push((word, lp));
+            }
         }
         Step::Continue
     }
@@ -970,17 +1020,39 @@ impl Job {
             }
             out.put_slice(b"data: [DONE]\n\n");
         } else {
-            let (object, choice) = if self.fmt.chat {
+            let (object, mut choice) = if self.fmt.chat {
                 (
                     "chat.completion",
-                    serde_json::json!({"index": 0, "message": {"role": "assistant", "content": self.text}, "finish_reason": "length"}),
+                    serde_json::json!({"index": 0, "message": {"role": "assistant", "content": self.text}, "logprobs": null, "finish_reason": "length"}),
                 )
             } else {
                 (
                     "text_completion",
-                    serde_json::json!({"index": 0, "text": self.text, "finish_reason": "length"}),
+                    serde_json::json!({"index": 0, "text": self.text, "logprobs": null, "finish_reason": "length"}),
                 )
             };
+            if self.logprobs {
+                choice["logprobs"] = if self.fmt.chat {
+                    serde_json::json!({"content": self.tokens.iter().map(|(t, lp)| serde_json::json!({"token": t, "logprob": lp, "bytes": t.as_bytes(), "top_logprobs": []})).collect::<Vec<_>>()})
+                } else {
+                    let mut offset = 0usize;
+                    let offsets: Vec<usize> = self
+                        .tokens
+                        .iter()
+                        .map(|(t, _)| {
+                            let o = offset;
+                            offset += t.len();
+                            o
+                        })
+                        .collect();
+                    serde_json::json!({
+                        "text_offset": offsets,
+                        "token_logprobs": self.tokens.iter().map(|(_, lp)| *lp).collect::<Vec<_>>(),
+                        "tokens": self.tokens.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>(),
+                        "top_logprobs": self.tokens.iter().map(|(t, lp)| serde_json::json!({t.clone(): lp})).collect::<Vec<_>>(),
+                    })
+                };
+            }
             let body = serde_json::json!({
                 "id": self.gt.id, "object": object, "created": self.st.created, "model": self.st.cfg.model,
                 "choices": [choice],

@@ -32,21 +32,49 @@ pub fn example(name: &str) -> PathBuf {
     p
 }
 
-/// A campaign directory with just enough campaign.json for CampaignPaths::open.
+/// A fake vLLM checkout: `vllm/__init__.py` (+ `_version.py`) importable with
+/// `PYTHONPATH=<checkout>`, what the server's Python sees of a `pip install -e`.
+pub fn fake_checkout(dir: &Path, version: &str) -> PathBuf {
+    let c = dir.join(format!("vllm-checkout-{version}"));
+    std::fs::create_dir_all(c.join("vllm")).unwrap();
+    std::fs::write(
+        c.join("vllm/__init__.py"),
+        format!("__version__ = '{version}'\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        c.join("vllm/_version.py"),
+        format!("__version__ = version = '{version}'\n"),
+    )
+    .unwrap();
+    c
+}
+
+/// A campaign directory with just enough campaign.json for CampaignPaths::open: the
+/// dummy model, bf16, GPU 0, every framework, a fake vLLM checkout.
 pub fn campaign(dir: &Path) -> PathBuf {
     let root = dir.join("run");
     std::fs::create_dir_all(root.join("benchmark")).unwrap();
     std::fs::create_dir_all(root.join("help")).unwrap();
+    let checkout = fake_checkout(dir, "0.0.0+sim");
+    let model = model_dir().display().to_string();
     let c = serde_json::json!({
-        "schema_version": 1, "model": "dummy", "model_slug": "dummy", "model_family": "llama",
-        "tokenizer": "dummy", "precision": "bf16", "quantization": null, "trust_remote_code": false,
-        "max_model_len": null, "vllm_checkout": null, "vllm_base_commit": "0123abcd", "vllm_base_branch": null,
-        "gpu_ids": [0], "frameworks": ["vllm", "sglang", "tensorrt_llm"], "created_at": "2026-11-29T00:00:00Z",
+        "schema_version": 1, "model": model, "model_slug": "dummy", "model_family": "llama",
+        "tokenizer": model, "precision": "bf16", "quantization": null, "trust_remote_code": false,
+        "max_model_len": null, "vllm_checkout": checkout, "vllm_base_commit": "0123abcd", "vllm_base_branch": null,
+        "gpu_ids": [0], "frameworks": ["vllm", "sglang", "tensorrt_llm", "tokenspeed"], "created_at": "2026-11-29T00:00:00Z",
         "environment": {}
     });
     std::fs::write(
         root.join("campaign.json"),
         serde_json::to_string_pretty(&c).unwrap(),
+    )
+    .unwrap();
+    // Phase 0.5 done (as history_notes leaves it when no history is available).
+    std::fs::create_dir_all(root.join("history")).unwrap();
+    std::fs::write(
+        root.join("history/model-pr-history-notes.md"),
+        "# Model PR history notes: dummy\n\n## Blocker\n\nno knowledge root\n",
     )
     .unwrap();
     root

@@ -72,6 +72,8 @@ fn row(id: &str, fw: &str, rps: f64, tpot: f64) -> CandidateRow {
         validated_cli_flags: vec![],
         artifacts: Default::default(),
         correctness: None,
+        warmup: None,
+        prefix_cache: None,
         started_at: String::new(),
         finished_at: String::new(),
     }

@@ -127,6 +127,7 @@ pub fn row(id: &str, fw: &str, cand: &str, scenario: &str, rps: f64, tpot_ms: f6
             endpoint: "/v1/completions".into(),
             seed: Some(0),
             label: None,
+            ..Default::default()
         },
         sla,
         metrics: Some(metrics),
@@ -146,6 +147,8 @@ pub fn row(id: &str, fw: &str, cand: &str, scenario: &str, rps: f64, tpot_ms: f6
         validated_cli_flags: vec![],
         artifacts: Default::default(),
         correctness: None,
+        warmup: None,
+        prefix_cache: None,
         started_at: String::new(),
         finished_at: String::new(),
     }

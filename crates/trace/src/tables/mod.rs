@@ -188,9 +188,6 @@ impl<'a> Attributor<'a> {
     }
 }
 
-/// One attribution as the kernel table tallies it: CPU-op label, location and annotation
-/// (ids in a table-local [`Interner`], so per-kernel tallies compare and hash `u32`s and
-
 /// The kernel, overlap-opportunity and fuse-pattern tables of one stage. They read the
 /// store independently, so the kernel table is built on a second thread meanwhile.
 pub fn stage_tables(
