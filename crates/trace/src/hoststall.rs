@@ -111,7 +111,7 @@ pub fn host_stalls(sk: &StageKernels<'_>) -> HostStalls {
     let (steps, pattern) = step_annotations(s);
     if steps.is_empty() {
         return HostStalls {
-            note: "no step annotations (vLLM `execute_context_*`, `execute_model_step_*`, `ProfilerStep#*`): step boundaries cannot be told from stalls, so none is reported".into(),
+            note: "no step annotations (vLLM `execute_context_*`, `execute_model_step_*`, `ProfilerStep#*`, SGLang `step[*]`): step boundaries cannot be told from stalls, so none is reported".into(),
             ..Default::default()
         };
     }

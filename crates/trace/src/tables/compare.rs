@@ -32,6 +32,10 @@ pub fn step_pattern(name: &str) -> Option<&'static str> {
         Some("execute_model_step_*")
     } else if name.starts_with("ProfilerStep#") {
         Some("ProfilerStep#*")
+    } else if name.starts_with("step[") && name.ends_with(']') {
+        // SGLang 0.5.17's scheduler steps, as its real traces name them:
+        // `step[DECODE bs=80]`, `step[EXTEND bs=1 toks=8000]`.
+        Some("step[*]")
     } else {
         None
     }
