@@ -134,10 +134,12 @@ fn benchmark_config(dir: &Path, checkout: &Path) -> Value {
                      "search_space": {"--max-num-seqs": [4]}},
             "sglang": {"server_command": [b, "sim-serve", "--framework", "sglang", "--model-path", "{model}"],
                        "help_command": ["cat", f.join("h200-sglang-0.5.17/help/sglang_launch_server_help.txt")],
-                       "base_server_flags": {"--max-running-requests": 8, "--mem-fraction-static": 0.88}},
+                       "base_server_flags": {"--max-running-requests": 8, "--mem-fraction-static": 0.88},
+                       "search_skipped_reason": "capstone: competitor pinned at its base flags so vLLM's RLCR gap is fixed and reproducible"},
             "tensorrt_llm": {"server_command": [b, "sim-serve", "--framework", "trtllm", "{model}"],
                              "help_command": ["cat", trt_help(dir)],
-                             "base_server_flags": {"--max_batch_size": 2, "--backend": "pytorch"}}
+                             "base_server_flags": {"--max_batch_size": 2, "--backend": "pytorch"},
+                             "search_skipped_reason": "capstone: competitor pinned at its base flags so vLLM's RLCR gap is fixed and reproducible"}
         }
     })
 }
