@@ -15,6 +15,7 @@ macro_rules! for_each_tool {
             gap_decision: vllm_sota_rlcr::GapDecision,
             start_rlcr: vllm_sota_rlcr::StartRlcr,
             profile_capture: vllm_sota_trace::ProfileCapture,
+            profile_launch: vllm_sota_trace::ProfileLaunch,
             profile_tables: vllm_sota_trace::ProfileTables,
             layer_pipeline: vllm_sota_layers::LayerPipeline,
             ncu_digest: vllm_sota_ncu::NcuDigest,
@@ -35,6 +36,7 @@ macro_rules! for_each_job {
             vllm_sota_rlcr::start::JOB_KIND => vllm_sota_rlcr::start::run_job,
             vllm_sota_fairbench::tools::FAIR_BENCHMARK_KIND => vllm_sota_fairbench::run_fair_benchmark_job,
             vllm_sota_fairbench::tools::REVALIDATE_KIND => vllm_sota_fairbench::run_revalidate_job,
+            vllm_sota_trace::capture::launch::JOB_KIND => vllm_sota_trace::capture::launch::run_job,
         }
     };
 }

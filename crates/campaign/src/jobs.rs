@@ -20,7 +20,8 @@ pub const MAX_WAIT_S: f64 = 45.0;
 pub struct JobRequest {
     /// The campaign run directory.
     pub campaign_dir: PathBuf,
-    /// Which job: `fair_benchmark` (benchmark/job.json) or `revalidate` (needs `round`).
+    /// Which job: `fair_benchmark` (benchmark/job.json), `revalidate` (needs `round`) or
+    /// `profile_launch:<framework>` (profiles/round-N/<framework>/launch-job.json; round 0 by default).
     pub job: String,
     /// Round of a `revalidate` job.
     #[serde(default)]
@@ -50,7 +51,17 @@ fn state_path(req: &JobRequest) -> Result<PathBuf> {
             };
             paths.revalidation(round).with_extension("job.json")
         }
-        other => bail!("job: unknown job '{other}' (known: fair_benchmark, revalidate)"),
+        // profile_launch:<framework> → profiles/round-N/<framework>/launch-job.json (round 0 by default).
+        other if other.starts_with("profile_launch:") => {
+            let fw = &other["profile_launch:".len()..];
+            if fw.is_empty() || fw.contains(['/', '\\']) || fw.contains("..") {
+                bail!("job: '{other}': expected profile_launch:<framework>");
+            }
+            paths.profile_stage_dir(req.round.unwrap_or(0), fw, "launch-job.json")
+        }
+        other => bail!(
+            "job: unknown job '{other}' (known: fair_benchmark, revalidate, profile_launch:<framework>)"
+        ),
     })
 }
 

@@ -181,7 +181,12 @@ impl Tool for LayerPipeline {
         let trace_file = source::pick_trace_file(&req.trace, &stage)?;
         let view = source::load(&trace_file)?;
         ctx.check_cancelled()?;
-        let mapping = match &req.mapping_trace {
+        // Without `mapping_trace`, the eager twin beside the trace (`<stage>-eager/`).
+        let mapping_path = req
+            .mapping_trace
+            .clone()
+            .or_else(|| vllm_sota_trace::discover::eager_twin(&trace_file));
+        let mapping = match &mapping_path {
             Some(p) => {
                 ctx.progress(1.0, Some(3.0), "reading mapping trace");
                 Some(source::load(&source::pick_trace_file(p, &stage)?)?)

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 use vllm_sota_core::tool::{Tool, ToolContext};
 
+pub use launch::{ProfileLaunch, ProfileLaunchRequest};
 pub use window::{StepSample, WindowAnalysis, analyze_window};
 
 pub struct ProfileCapture;
@@ -101,6 +102,10 @@ pub struct ProfileCaptureRequest {
     /// `/stop_profile` (the server writes the trace meanwhile). Default 600.
     #[serde(default = "d_timeout")]
     pub timeout_s: u64,
+    /// Appended to each stage directory name (`-eager` for a mapping twin:
+    /// `<out_dir>/decode-eager/`).
+    #[serde(default)]
+    pub stage_dir_suffix: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -306,7 +311,7 @@ fn capture_stage(
     let sent_ok = running.finish();
     let win = outcome?;
     let (sent, ok) = sent_ok?;
-    let stage_dir = req.out_dir.join(stage);
+    let stage_dir = req.out_dir.join(format!("{stage}{}", req.stage_dir_suffix));
     let moved = move_files(&win.files, &stage_dir)?;
     let sel = crate::discover::select_traces(&stage_dir)
         .with_context(|| format!("captured {stage} traces in {}", stage_dir.display()))?;
@@ -359,6 +364,25 @@ fn capture_stage(
     };
     vllm_sota_core::fsx::write_json(&stage_dir.join("capture.json"), &report)?;
     Ok(report)
+}
+
+/// The launch flag that turns CUDA graphs off, per framework (the eager mapping twin).
+pub fn graph_off_flag(framework: &str) -> &'static str {
+    match framework {
+        "vllm" => "vLLM --enforce-eager",
+        "sglang" | "tokenspeed" => "SGLang --disable-cuda-graph",
+        _ => "the same server with CUDA graphs off",
+    }
+}
+
+/// Advice text naming the trace's framework's flag instead of vLLM's, and the job that
+/// captures the twin.
+pub fn twin_advice(note: &str, framework: &str) -> String {
+    let flag = graph_off_flag(framework);
+    note.replace(
+        "(vLLM --enforce-eager)",
+        &format!("({flag}; profile_launch captures it as <stage>-eager/ beside the trace, which is then used automatically)"),
+    )
 }
 
 /// The most prefill tokens one step of the window carried (0 when unknown).

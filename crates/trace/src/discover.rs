@@ -148,6 +148,35 @@ fn list_traces(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// A `<stage>-eager` directory: the CUDA-graphs-off capture of `<stage>/` (profile_launch).
+pub fn is_eager_twin_dir(d: &Path) -> bool {
+    d.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.to_ascii_lowercase().ends_with("-eager") && n.len() > 6)
+}
+
+/// The eager twin beside a trace: for `<root>/<stage>/x.json.gz` (or
+/// `<root>/<stage>/<time>/x.json.gz`), the directory `<root>/<stage>-eager/` when it holds
+/// a trace. profile_tables and layer_pipeline use it as the mapping trace automatically.
+pub fn eager_twin(trace: &Path) -> Option<PathBuf> {
+    let mut dir = if trace.is_dir() {
+        trace.to_path_buf()
+    } else {
+        trace.parent()?.to_path_buf()
+    };
+    for _ in 0..2 {
+        let name = dir.file_name()?.to_str()?.to_string();
+        if !name.ends_with("-eager") {
+            let twin = dir.parent()?.join(format!("{name}-eager"));
+            if twin.is_dir() && select_traces(&twin).is_ok_and(|s| !s.chosen.is_empty()) {
+                return Some(twin);
+            }
+        }
+        dir = dir.parent()?.to_path_buf();
+    }
+    None
+}
+
 /// Choose the trace files under `path`.
 pub fn select_traces(path: &Path) -> Result<Selection> {
     if !path.exists() {
@@ -175,6 +204,17 @@ pub fn select_traces(path: &Path) -> Result<Selection> {
                 .collect();
             subs.sort();
             for d in subs {
+                // `<stage>-eager/` is the CUDA-graphs-off mapping twin of `<stage>/`: used as
+                // the mapping trace, never as the trace analyzed.
+                if is_eager_twin_dir(&d) {
+                    for t in list_traces(&d)? {
+                        skipped.push(SkippedTrace {
+                            path: t,
+                            reason: "eager mapping twin (CUDA graphs off): used as the mapping trace of its stage".into(),
+                        });
+                    }
+                    continue;
+                }
                 // one more level (e.g. <stage>/<unix-time>/)
                 let mut here = list_traces(&d)?;
                 if here.is_empty() {

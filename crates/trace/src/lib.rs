@@ -33,7 +33,7 @@ pub mod store;
 pub mod tables;
 pub mod tool;
 
-pub use capture::ProfileCapture;
+pub use capture::{ProfileCapture, ProfileLaunch};
 pub use reader::{read_trace, read_trace_bytes};
 pub use store::TraceStore;
 pub use tool::ProfileTables;

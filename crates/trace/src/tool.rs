@@ -198,8 +198,14 @@ pub fn run_tables(
             framework = Some(detect_framework(&store));
         }
         let fw = framework.clone().unwrap().0;
+        // Without `mapping_trace`, the eager twin beside the trace (`<stage>-eager/`).
+        let twin_sel = match (&map_sel, crate::discover::eager_twin(&chosen.path)) {
+            (None, Some(t)) => Some(select_traces(&t)?),
+            _ => None,
+        };
         let mapping = map_sel
             .as_ref()
+            .or(twin_sel.as_ref())
             .and_then(|m| pick_stage(&m.chosen, chosen.stage))
             .map(|c| c.path.clone());
         let graph_map: Option<GraphMap> = match &mapping {
@@ -212,7 +218,7 @@ pub fn run_tables(
         };
         ctx.progress(0.5, None, "tables");
         let sk = StageKernels::heaviest_device(&store);
-        let (kt, mut ot, ft) = stage_tables(
+        let (mut kt, mut ot, ft) = stage_tables(
             &sk,
             &classifier,
             graph_map.as_ref(),
@@ -220,6 +226,9 @@ pub fn run_tables(
             &catalog,
             &fw,
         );
+        if let Some(n) = kt.graph_note.as_mut() {
+            *n = crate::capture::twin_advice(n, &fw);
+        }
         let host_stalls = host_stalls(&sk);
         if let Some(h) = host_stalls.headline() {
             ot.launch_bound = format!("{}; {h}", ot.launch_bound);
@@ -392,8 +401,8 @@ pub fn render_stage_md(t: &StageTables, cutoff: f64, top: usize) -> String {
         o.push_str(&format!("Mapping trace (eager twin): {}\n\n", m.display()));
     }
     o.push_str(&format!(
-        "### Kernel table\n\nStage GPU time {:.2} ms over {} kernel calls.\n\n",
-        kt.total_gpu_ms, kt.kernel_count
+        "### Kernel table\n\nStage GPU time {:.2} ms over {} kernel calls ({} memcpy and {} memset apart).\n\n",
+        kt.total_gpu_ms, kt.kernel_count, kt.memcpy_count, kt.memset_count
     ));
     o.push_str("| Family | Kernel | Calls | Total ms | Avg µs | Share | Cum. | CPU op | Python location | Attribution |\n|---|---|---:|---:|---:|---:|---:|---|---|---|\n");
     for r in kt.rows.iter().take(top) {

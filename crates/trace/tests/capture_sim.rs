@@ -282,11 +282,7 @@ fn a_window_that_sees_no_step_never_closes_and_the_capture_says_so() {
     // And the server really keeps it open: the next /start_profile blocks.
     let r = vllm_sota_core::http::request_json(
         "POST",
-        &vllm_sota_core::http::url_of(
-            "127.0.0.1",
-            sim.server.as_ref().unwrap().addr().port(),
-            "/start_profile",
-        ),
+        &format!("{}/start_profile", sim.url()),
         Some(&serde_json::json!({"num_steps": 2})),
         vllm_sota_core::http::Timeouts::new(Duration::from_secs(2)),
     );

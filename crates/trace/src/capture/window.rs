@@ -11,9 +11,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 use vllm_sota_bench::sim::profiler::VllmProfilerConfig;
-use vllm_sota_core::http::{
-    self, HttpError, Response as HttpResponse, Timeouts, request_json, url_of,
-};
+use vllm_sota_core::http::{self, HttpError, Response as HttpResponse, Timeouts};
 use vllm_sota_core::tool::ToolContext;
 
 use super::BATCH_TOLERANCE;
@@ -23,37 +21,18 @@ use crate::store::TraceStore;
 /// The server under capture.
 pub struct Server {
     pub base_url: String,
-    host: String,
-    port: u16,
-    prefix: String,
 }
 
 impl Server {
     pub fn parse(base_url: &str, _framework: &str) -> Result<Server> {
-        let rest = base_url.strip_prefix("http://").with_context(|| {
-            format!("field `base_url` ({base_url:?}): only http:// URLs are supported")
-        })?;
-        let (hostport, prefix) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (
-                h.to_string(),
-                p.parse()
-                    .with_context(|| format!("field `base_url` ({base_url:?}): bad port"))?,
-            ),
-            None => (hostport.to_string(), 80),
-        };
-        if host.is_empty() {
-            bail!("field `base_url` ({base_url:?}): no host");
-        }
+        http::Url::parse(base_url).with_context(|| format!("field `base_url` ({base_url:?})"))?;
         Ok(Server {
             base_url: base_url.trim_end_matches('/').to_string(),
-            host,
-            port,
-            prefix: prefix.to_string(),
         })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
     }
 
     fn request(
@@ -63,12 +42,7 @@ impl Server {
         body: Option<&serde_json::Value>,
         timeout: Duration,
     ) -> Result<HttpResponse> {
-        request_json(
-            method,
-            &url_of(&self.host, self.port, &format!("{}{path}", self.prefix)),
-            body,
-            Timeouts::new(timeout),
-        )
+        http::request_json(method, &self.url(path), body, Timeouts::new(timeout))
     }
 
     /// The first model id of GET /v1/models.
@@ -365,20 +339,11 @@ pub fn stop_and_wait(
     ctx: &ToolContext,
 ) -> Result<HttpResponse> {
     let (tx, rx) = std::sync::mpsc::channel();
-    let (host, port, path) = (
-        server.host.clone(),
-        server.port,
-        format!("{}/stop_profile", server.prefix),
-    );
+    let url = server.url("/stop_profile");
     // The socket waits longer than we do: our own clock decides, with progress.
-    let sock_timeout = timeout + Duration::from_secs(60);
+    let sock_timeout = Timeouts::new(timeout + Duration::from_secs(60));
     std::thread::spawn(move || {
-        let _ = tx.send(request_json(
-            "POST",
-            &url_of(&host, port, &path),
-            None,
-            Timeouts::new(sock_timeout),
-        ));
+        let _ = tx.send(http::request_json("POST", &url, None, sock_timeout));
     });
     let t0 = Instant::now();
     loop {
@@ -424,12 +389,15 @@ pub fn stop_and_wait(
 /// An I/O error in words (a read timeout is EAGAIN, "os error 11", on Linux).
 fn short_io(e: &anyhow::Error) -> String {
     for c in e.chain() {
-        match c.downcast_ref::<HttpError>() {
-            Some(HttpError::Slow { .. }) => return "no answer before the socket timeout".into(),
-            Some(HttpError::Connect { reason, .. } | HttpError::Dead { reason, .. }) => {
-                return reason.clone();
-            }
-            _ => {}
+        if let Some(h) = c.downcast_ref::<HttpError>() {
+            return match h {
+                HttpError::Slow { silent_s, .. } => {
+                    format!("no answer for {silent_s:.0} s")
+                }
+                HttpError::Connect { reason, .. } => format!("cannot connect: {reason}"),
+                HttpError::Dead { reason, .. } => format!("connection lost: {reason}"),
+                HttpError::Protocol { reason, .. } => format!("bad HTTP answer: {reason}"),
+            };
         }
         if let Some(io) = c.downcast_ref::<std::io::Error>() {
             return match io.kind() {
