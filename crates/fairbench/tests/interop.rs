@@ -286,7 +286,7 @@ fn unmeasured_metrics_are_absent_not_zero() {
 #[test]
 fn bench_import_reads_an_exported_row_back() {
     let r = row();
-    let text = export_jsonl(&[r.clone()], "Qwen/Qwen3-8B");
+    let text = export_jsonl(std::slice::from_ref(&r), "Qwen/Qwen3-8B");
     for format in [NativeFormat::Auto, NativeFormat::LlmServingAutoBenchmark] {
         let runs = import_native(&text, format, "results.jsonl").unwrap();
         assert_eq!(runs.len(), 1);
