@@ -12,8 +12,8 @@
 #      FlashAttention 3 (fixture log: "Using FlashAttention version 3") and
 #      imports FA2 inside try/except, but the fixtures were made with the full wheel.
 set -euo pipefail
-REQ=${1:-/work/shared/tools/vllm-0.26.0-h200-min-requirements.txt}
-MODEL_SRC=${MODEL_SRC:-/work/shared/fixtures/dummy-llama-3.1-8b}
+REQ=${1:?usage: make-parts.sh REQ_FILE (e.g. ../shared/tools/vllm-0.26.0-h200-min-requirements.txt); env MODEL_SRC=model dir}
+MODEL_SRC=${MODEL_SRC:?set MODEL_SRC to the model directory to carry (config.json, tokenizer.json)}
 D=.device; mkdir -p $D/wheels-src $D/parts $D/model
 grep -qxF '/.device/' .git/info/exclude 2>/dev/null || echo '/.device/' >> .git/info/exclude
 # The device runs CPython 3.12 on x86-64; pip matches manylinux_2_N exactly,

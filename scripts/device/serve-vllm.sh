@@ -13,7 +13,7 @@ MODEL=$1; PORT=$2; shift 2
 TIMEOUT_S=${TIMEOUT_S:-420}
 LOG=${LOG:-/tmp/vllm-server-$PORT.log}
 t0=$(date +%s)
-PYTHONPATH=/tmp/site VLLM_USE_FLASHINFER_SAMPLER=0 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 \
+PYTHONPATH=${SITE:-/tmp/site} VLLM_USE_FLASHINFER_SAMPLER=0 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 \
   setsid python3 -m vllm.entrypoints.cli.main serve "$MODEL" \
     --served-model-name dummy-llama-8b --load-format dummy --dtype bfloat16 \
     --attention-backend FLASH_ATTN --max-model-len 10240 \

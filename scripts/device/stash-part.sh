@@ -7,12 +7,13 @@
 # Usage: bash scripts/device/stash-part.sh PATH [PATH...]
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 PATH [PATH...]" >&2; exit 2; }
-mkdir -p /tmp/stash
+STASH=${STASH:-/tmp/stash}   # where parts wait between calls (override with STASH)
+mkdir -p "$STASH"
 for p in "$@"; do
   [ -e "$p" ] || { echo "stash: missing $p (not carried?)" >&2; exit 1; }
-  rm -rf "/tmp/stash/$(basename "$p")"   # a re-sent part replaces the old copy
-  mv "$p" /tmp/stash/
+  rm -rf "$STASH/$(basename "$p")"   # a re-sent part replaces the old copy
+  mv "$p" "$STASH/"
 done
 # Show what has arrived so far: the lead checks the count before installing.
-echo "stash: $(ls /tmp/stash | grep -c '\.part-' || true) part(s), $(du -sh /tmp/stash | cut -f1) in /tmp/stash"
-ls -l /tmp/stash
+echo "stash: $(ls "$STASH" | grep -c '\.part-' || true) part(s), $(du -sh "$STASH" | cut -f1) in $STASH"
+ls -l "$STASH"

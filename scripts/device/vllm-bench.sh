@@ -17,7 +17,7 @@ mkdir -p "$RES"
 t0=$(date +%s)
 # --ignore-eos: dummy weights emit EOS at random; every request must produce OUT tokens.
 # --tokenizer MODEL_DIR: the served name is not a path; prompts are built with the dummy tokenizer.
-PYTHONPATH=/tmp/site HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 \
+PYTHONPATH=${SITE:-/tmp/site} HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 \
   python3 -m vllm.entrypoints.cli.main bench serve \
     --backend vllm --host 127.0.0.1 --port "$PORT" \
     --model dummy-llama-8b --tokenizer "$MODEL" \

@@ -401,8 +401,8 @@ pub fn render_stage_md(t: &StageTables, cutoff: f64, top: usize) -> String {
         o.push_str(&format!("Mapping trace (eager twin): {}\n\n", m.display()));
     }
     o.push_str(&format!(
-        "### Kernel table\n\nStage GPU time {:.2} ms over {} kernel calls.\n\n",
-        kt.total_gpu_ms, kt.kernel_count
+        "### Kernel table\n\nStage GPU time {:.2} ms over {} kernel calls ({} memcpy and {} memset apart).\n\n",
+        kt.total_gpu_ms, kt.kernel_count, kt.memcpy_count, kt.memset_count
     ));
     o.push_str("| Family | Kernel | Calls | Total ms | Avg µs | Share | Cum. | CPU op | Python location | Attribution |\n|---|---|---:|---:|---:|---:|---:|---|---|---|\n");
     for r in kt.rows.iter().take(top) {

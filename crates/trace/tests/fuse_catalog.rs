@@ -5,11 +5,6 @@ use vllm_sota_trace::classify::Classifier;
 use vllm_sota_trace::read_trace_bytes;
 use vllm_sota_trace::tables::{FuseCatalog, StageKernels, fuse_table};
 
-#[allow(dead_code)] // kept beside `trace_in` for tests that need no catalog override
-fn trace(names: &[&str]) -> vllm_sota_trace::TraceStore {
-    trace_in(names, None)
-}
-
 /// Kernels back to back on one stream; with `context`, each is launched (`cudaLaunchKernel`)
 /// inside a CPU op of that name, as a module's forward would launch them.
 fn trace_in(names: &[&str], context: Option<&str>) -> vllm_sota_trace::TraceStore {

@@ -41,7 +41,11 @@ pub struct FamilyRow {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct KernelTable {
     pub total_gpu_ms: f64,
+    /// Kernel launches on SMs (GPU activities of kind kernel): memcpy and memset are
+    /// counted apart, in `memcpy_count` / `memset_count` (their time is in the rows).
     pub kernel_count: u64,
+    pub memcpy_count: u64,
+    pub memset_count: u64,
     pub rows: Vec<KernelRow>,
     pub families: Vec<FamilyRow>,
     pub share_cutoff_pct: f64,
@@ -51,6 +55,8 @@ pub struct KernelTable {
     pub graph_note: Option<String>,
 }
 
+/// One attribution as the kernel table tallies it: CPU-op label, location and annotation
+/// (ids in a table-local [`Interner`], so per-kernel tallies compare and hash `u32`s and
 /// text is looked at once per distinct value; annotation `NONE` when there is none).
 #[derive(Clone, Copy)]
 struct SiteIds {
@@ -272,8 +278,11 @@ pub fn kernel_table(
             hidden_share += share;
             continue;
         }
+        let matched = a.q_exact + a.q_family + a.q_name;
+        // A graph row is attributed through its eager twin only when most of its graph
+        // calls found one; otherwise its op and location are mostly the graph launch's.
         let attribution = if a.graph_calls > 0 {
-            if a.q_exact + a.q_family + a.q_name > 0 {
+            if matched > 0 && 2 * matched >= a.graph_calls {
                 "graph_twin"
             } else {
                 "graph_unattributed"
@@ -286,10 +295,11 @@ pub fn kernel_table(
         let match_quality = (a.graph_calls > 0 && graph_map.is_some()).then(|| {
             let g = a.graph_calls.max(1) as f64;
             format!(
-                "{:.0}% exact, {:.0}% family, {:.0}% name-only",
+                "{:.0}% exact, {:.0}% family, {:.0}% name-only, {:.0}% without an eager twin",
                 100.0 * a.q_exact as f64 / g,
                 100.0 * a.q_family as f64 / g,
-                100.0 * a.q_name as f64 / g
+                100.0 * a.q_name as f64 / g,
+                100.0 * (a.graph_calls - matched) as f64 / g
             )
         });
         let location = match a.locs.get(&strings) {
@@ -350,13 +360,21 @@ pub fn kernel_table(
             m.summary.note
         ),
         None => format!(
-            "{graph_calls} of {} kernel calls were replayed from CUDA graphs (attribution `graph_unattributed`): their CPU side is only `cudaGraphLaunch`, so the CPU op and Python location shown are the graph launch's. Pass a mapping trace of the same workload without graphs (vLLM --enforce-eager) to attribute them.",
+            "{graph_calls} of {} kernel calls were replayed from CUDA graphs (attribution `graph_unattributed`): their CPU side is only `cudaGraphLaunch`, so the CPU op and Python location shown are the graph launch's. Pass a mapping trace of the same workload without CUDA graphs to attribute them.",
             sk.kernels.len()
         ),
     });
+    let count = |kind: GpuKind| {
+        sk.kernels
+            .iter()
+            .filter(|&&i| s.kernels.kind[i as usize] == kind)
+            .count() as u64
+    };
     KernelTable {
         total_gpu_ms: total as f64 / 1e6,
-        kernel_count: sk.kernels.len() as u64,
+        kernel_count: count(GpuKind::Kernel),
+        memcpy_count: count(GpuKind::Memcpy),
+        memset_count: count(GpuKind::Memset),
         rows,
         families,
         share_cutoff_pct: cutoff_pct,

@@ -188,6 +188,46 @@ impl<'a> Attributor<'a> {
     }
 }
 
+/// One attribution for both tables: each overlap row takes the location of the kernel
+/// table's row of the same kernel (weighted over all its calls; the overlap sweep alone
+/// only knows its longest instance), marked when it is a CUDA-graph launch site.
+pub fn align_locations(ot: &mut OverlapTable, kt: &KernelTable) {
+    for r in &mut ot.rows {
+        if let Some(k) = kt.rows.iter().find(|k| k.full_name == r.full_name) {
+            r.location = if k.attribution == "graph_unattributed" {
+                format!("{} (graph launch site)", k.location)
+            } else {
+                k.location.clone()
+            };
+        }
+    }
+}
+
+/// How to capture the mapping trace for `framework`: its no-CUDA-graph flag from
+/// `references/framework-flags.json` (`no_cuda_graph_flag`), never another framework's.
+pub fn mapping_hint(framework: &str) -> String {
+    let flag = vllm_sota_core::refs::load(
+        "framework-flags.json",
+        Some(include_str!("../../../../references/framework-flags.json")),
+    )
+    .ok()
+    .and_then(|(text, _)| serde_json::from_str::<serde_json::Value>(&text).ok())
+    .and_then(|v| {
+        let f = v.get("frameworks")?.get(framework)?;
+        let flag = f.get("no_cuda_graph_flag")?.as_str()?.to_string();
+        let name = f
+            .get("display_name")
+            .and_then(|d| d.as_str())
+            .unwrap_or(framework)
+            .to_string();
+        Some((name, flag))
+    });
+    match flag {
+        Some((name, flag)) => format!("For {name}, capture it with `{flag}`."),
+        None => "Capture it with CUDA graphs off (the framework's eager mode).".into(),
+    }
+}
+
 /// The kernel, overlap-opportunity and fuse-pattern tables of one stage. They read the
 /// store independently, so the kernel table is built on a second thread meanwhile.
 pub fn stage_tables(
@@ -206,7 +246,7 @@ pub fn stage_tables(
             });
         let ot = overlap_table(sk, classifier, graph_map, cutoff_pct);
         let ft = fuse_table(sk, classifier, catalog, framework);
-        let kt = match kernels {
+        let mut kt = match kernels {
             Ok(handle) => match handle.join() {
                 Ok(kt) => kt,
                 Err(panic) => std::panic::resume_unwind(panic),
@@ -214,6 +254,13 @@ pub fn stage_tables(
             // No thread to be had: build it here.
             Err(_) => kernel_table(sk, classifier, graph_map, cutoff_pct),
         };
+        let mut ot = ot;
+        align_locations(&mut ot, &kt);
+        if graph_map.is_none()
+            && let Some(note) = &mut kt.graph_note
+        {
+            note.push_str(&format!(" {}", mapping_hint(framework)));
+        }
         (kt, ot, ft)
     })
 }

@@ -13,6 +13,8 @@ pub struct StreamBusy {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct OverlapRow {
     pub kernel: String,
+    /// Canonical full name (the kernel table's `full_name`).
+    pub full_name: String,
     pub family: String,
     pub overlap_class: String,
     pub calls: u64,
@@ -536,6 +538,7 @@ fn overlap_rows(
         };
         rows.push(OverlapRow {
             kernel: short_name(&a.name),
+            full_name: a.name.clone(),
             family: classifier.family_by_index(a.family).name.clone(),
             overlap_class: a.class.as_str().into(),
             calls: a.calls,
