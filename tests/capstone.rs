@@ -96,6 +96,12 @@ fn make_checkout(dir: &Path) -> (git2::Repository, PathBuf) {
     )
     .unwrap();
     std::fs::write(checkout.join("sim-patch.args"), "--sim-step-base-us 7000\n").unwrap();
+    // The package revalidate imports through python_command to prove the checkout is served.
+    std::fs::write(
+        checkout.join("vllm/__init__.py"),
+        "__version__ = \"0.0.0+capstone\"\n",
+    )
+    .unwrap();
     git_commit_all(&repo, "base");
     (repo, checkout)
 }
@@ -131,13 +137,16 @@ fn benchmark_config(dir: &Path, checkout: &Path) -> Value {
         "frameworks": {
             "vllm": {"server_command": vllm_cmd, "help_command": ["cat", f.join("h200-vllm-0.26/help/vllm_serve_help_all.txt")],
                      "base_server_flags": {"--max-num-seqs": 3, "--gpu-memory-utilization": 0.9},
-                     "search_space": {"--max-num-seqs": [4]}},
+                     "search_space": {"--max-num-seqs": [4]},
+                     "python_command": ["env", format!("PYTHONPATH={}", checkout.display()), "python3"]},
             "sglang": {"server_command": [b, "sim-serve", "--framework", "sglang", "--model-path", "{model}"],
                        "help_command": ["cat", f.join("h200-sglang-0.5.17/help/sglang_launch_server_help.txt")],
-                       "base_server_flags": {"--max-running-requests": 8, "--mem-fraction-static": 0.88}},
+                       "base_server_flags": {"--max-running-requests": 8, "--mem-fraction-static": 0.88},
+                       "search_skipped_reason": "capstone: competitor pinned at its base flags so vLLM's RLCR gap is fixed and reproducible"},
             "tensorrt_llm": {"server_command": [b, "sim-serve", "--framework", "trtllm", "{model}"],
                              "help_command": ["cat", trt_help(dir)],
-                             "base_server_flags": {"--max_batch_size": 2, "--backend": "pytorch"}}
+                             "base_server_flags": {"--max_batch_size": 2, "--backend": "pytorch"},
+                             "search_skipped_reason": "capstone: competitor pinned at its base flags so vLLM's RLCR gap is fixed and reproducible"}
         }
     })
 }

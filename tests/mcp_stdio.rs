@@ -116,11 +116,37 @@ async fn tools_have_schemas_and_the_campaign_tools_work_over_stdio() -> anyhow::
     assert_eq!(status["gates"][0]["gate"], "campaign_initialized");
     assert_eq!(status["gates"][0]["state"], "done");
 
+    // An attempt needs the round's evidence: a gap_decision saying patch, the round's
+    // root-cause.md and layer-pipeline.md. Without them the row is refused in band.
+    let attempt = json!({
+        "campaign_dir": dir,
+        "entry": {"ledger": "attempt", "round": 1, "hypothesis": "h", "target": "t", "change": "c", "status": "planned"}
+    });
     let r = client
-        .call_tool(CallToolRequestParams::new("ledger_append").with_arguments(args(json!({
-            "campaign_dir": dir,
-            "entry": {"ledger": "attempt", "round": 1, "hypothesis": "h", "target": "t", "change": "c", "status": "planned"}
-        }))))
+        .call_tool(
+            CallToolRequestParams::new("ledger_append").with_arguments(args(attempt.clone())),
+        )
+        .await?;
+    assert_eq!(r.is_error, Some(true), "{:?}", r.content);
+    let campaign = std::path::Path::new(&dir);
+    std::fs::create_dir_all(campaign.join("analysis/round-1"))?;
+    std::fs::write(
+        campaign.join("analysis/round-1/root-cause.md"),
+        "# Root cause\n\nsampler\n",
+    )?;
+    std::fs::write(
+        campaign.join("analysis/round-1/layer-pipeline.md"),
+        "# Layer pipeline\n\nsampler\n",
+    )?;
+    let decision = json!({"kind": "gap_decision", "round": 1, "decision": "patch", "reason": "r", "scenarios": []});
+    let mut lineage = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(campaign.join("humanize/lineage.jsonl"))?;
+    std::io::Write::write_all(&mut lineage, format!("{decision}\n").as_bytes())?;
+    drop(lineage);
+    let r = client
+        .call_tool(CallToolRequestParams::new("ledger_append").with_arguments(args(attempt)))
         .await?;
     assert_eq!(r.is_error, Some(false), "{:?}", r.content);
     assert_eq!(r.structured_content.unwrap()["row_id"], "r1-a01");

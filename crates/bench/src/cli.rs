@@ -350,7 +350,7 @@ pub fn sim_serve_cli(args: Vec<String>) -> Result<()> {
     rt.block_on(crate::sim::serve(cfg))
 }
 
-/// `vllm-sota bench import FILE... [--format auto|vllm|sglang|trtllm|aiperf]`: prints the
+/// `vllm-sota bench import FILE... [--format auto|vllm|sglang|trtllm|aiperf|llm-serving-auto-benchmark]`: prints the
 /// normalized rows (one JSON object per run, JSONL) of native benchmark result files.
 pub fn bench_import_cli(args: Vec<String>) -> Result<()> {
     let mut format = crate::import::NativeFormat::Auto;
@@ -366,7 +366,7 @@ pub fn bench_import_cli(args: Vec<String>) -> Result<()> {
             }
             "--help" | "-h" => {
                 println!(
-                    "usage: vllm-sota bench import FILE... [--format auto|vllm|sglang|trtllm|aiperf]"
+                    "usage: vllm-sota bench import FILE... [--format auto|vllm|sglang|trtllm|aiperf|llm-serving-auto-benchmark]"
                 );
                 return Ok(());
             }

@@ -8,6 +8,10 @@
 //! - AIPerf `profile_export_aiperf.json`: metric tags → `{unit, avg, p50, …}`; its
 //!   `inter_token_latency` is TPOT and `inter_chunk_latency` is the chunk ITL.
 //!
+//! - A row of the `llm-serving-auto-benchmark` skill's result schema (what its
+//!   `compare_benchmark_results.py` reads, and what `fair_benchmark` exports): flat
+//!   `metrics.{request_throughput, output_token_throughput, p50_ttft_ms, mean_tpot_ms, ...}`.
+//!
 //! Native clients turn an empty list into 0 (`values or 0`): a distribution whose
 //! reported statistics are all exactly 0 is imported as absent, with a note.
 
@@ -28,6 +32,8 @@ pub enum NativeFormat {
     SglangBenchServing,
     TrtllmBenchmarkServing,
     Aiperf,
+    /// A result row of the `llm-serving-auto-benchmark` skill.
+    LlmServingAutoBenchmark,
 }
 
 impl NativeFormat {
@@ -40,7 +46,12 @@ impl NativeFormat {
                 NativeFormat::TrtllmBenchmarkServing
             }
             "aiperf" => NativeFormat::Aiperf,
-            _ => bail!("format {s:?}: expected auto, vllm, sglang, trtllm or aiperf"),
+            "llm_serving_auto_benchmark" | "llm-serving-auto-benchmark" => {
+                NativeFormat::LlmServingAutoBenchmark
+            }
+            _ => bail!(
+                "format {s:?}: expected auto, vllm, sglang, trtllm, aiperf or llm-serving-auto-benchmark"
+            ),
         })
     }
 }
@@ -376,7 +387,65 @@ fn import_aiperf(root: &Map<String, Value>, notes: &mut Vec<String>) -> MetricsR
     row
 }
 
+/// A row of the `llm-serving-auto-benchmark` result schema: a `metrics` object of flat
+/// `{p50,mean,p99}_{ttft,tpot,e2e}_ms` keys; `workload.num_prompts` is the request count.
+fn import_auto_benchmark(
+    o: &Map<String, Value>,
+    source: &str,
+    notes: &mut Vec<String>,
+) -> Result<MetricsRow> {
+    let m = o
+        .get("metrics")
+        .and_then(|v| v.as_object())
+        .with_context(|| format!("{source}: missing the `metrics` object"))?;
+    let w = o.get("workload").and_then(|v| v.as_object());
+    let mut row = MetricsRow {
+        request_throughput: num(m, "request_throughput"),
+        output_throughput: num(m, "output_token_throughput"),
+        total_token_throughput: num(m, "total_token_throughput"),
+        success_rate: num(m, "success_rate"),
+        ttft_ms: percentiles(m, "ttft", notes),
+        tpot_ms: percentiles(m, "tpot", notes),
+        e2e_ms: percentiles(m, "e2e", notes),
+        ..Default::default()
+    };
+    match w.and_then(|w| count(w, "num_prompts")) {
+        Some(n) => row.num_requests = n,
+        None => notes.push("no workload.num_prompts: request count unknown (0)".into()),
+    }
+    if let Some(rate) = row.success_rate.filter(|_| row.num_requests > 0) {
+        let done = (rate * row.num_requests as f64).round() as u64;
+        row.completed = Some(done);
+        row.failed = Some(row.num_requests.saturating_sub(done));
+    }
+    if o.get("status")
+        .and_then(|v| v.as_str())
+        .is_some_and(|s| s != "ok")
+    {
+        notes.push(format!(
+            "status {}: {}",
+            o["status"],
+            o.get("failure_reason")
+                .and_then(|v| v.as_str())
+                .unwrap_or("no reason given")
+        ));
+    }
+    row.provenance = Provenance {
+        client: "llm-serving-auto-benchmark".into(),
+        client_version: None,
+        token_count_source: "unknown".into(),
+        itl_granularity: "unknown".into(),
+        duration_definition: "not stated by the row".into(),
+    };
+    Ok(row)
+}
+
 fn detect(o: &Map<String, Value>) -> Result<NativeFormat> {
+    if o.get("metrics").is_some_and(|v| v.is_object())
+        && (o.contains_key("candidate_id") || o.contains_key("framework"))
+    {
+        return Ok(NativeFormat::LlmServingAutoBenchmark);
+    }
     if o.contains_key("time_to_first_token")
         || o.contains_key("aiperf_version")
         || o.contains_key("records") && o.contains_key("schema_version")
@@ -413,7 +482,11 @@ fn import_object(
     } else {
         format
     };
-    if format != NativeFormat::Aiperf && !o.contains_key("completed") {
+    let own_count = matches!(
+        format,
+        NativeFormat::Aiperf | NativeFormat::LlmServingAutoBenchmark
+    );
+    if !own_count && !o.contains_key("completed") {
         bail!("{source}: missing `completed` (not a {format:?} result?)");
     }
     let mut notes = Vec::new();
@@ -422,10 +495,15 @@ fn import_object(
         NativeFormat::TrtllmBenchmarkServing => import_vllm_like(o, true, &mut notes),
         NativeFormat::SglangBenchServing => import_sglang(o, &mut notes),
         NativeFormat::Aiperf => import_aiperf(o, &mut notes),
+        NativeFormat::LlmServingAutoBenchmark => import_auto_benchmark(o, &source, &mut notes)?,
         NativeFormat::Auto => unreachable!(),
     };
-    let workload = workload_facts(
-        o,
+    let nested = o
+        .get("workload")
+        .and_then(|v| v.as_object())
+        .filter(|_| format == NativeFormat::LlmServingAutoBenchmark);
+    let mut workload = workload_facts(
+        nested.unwrap_or(o),
         &[
             "num_prompts",
             "request_rate",
@@ -443,6 +521,29 @@ fn import_object(
             "tag",
         ],
     );
+    if let Some(w) = nested {
+        for k in [
+            "scenario",
+            "input_len",
+            "output_len",
+            "endpoint",
+            "kind",
+            "dataset_path",
+        ] {
+            if let Some(v) = w.get(k) {
+                workload.insert(k.to_string(), v.clone());
+            }
+        }
+        for (from, to) in [
+            ("model", "model_id"),
+            ("framework", "backend"),
+            ("candidate_id", "candidate_id"),
+        ] {
+            if let Some(v) = o.get(from) {
+                workload.insert(to.to_string(), v.clone());
+            }
+        }
+    }
     Ok(ImportedRun {
         format,
         source,

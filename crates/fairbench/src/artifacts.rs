@@ -1,5 +1,6 @@
 //! Artifacts of a search: `summary.md`, `winning-commands.md`, one SVG per scenario
-//! (throughput vs p50 TPOT per framework, SLA line) and the profiler handoff.
+//! (throughput vs p50 TPOT per framework, SLA line), the profiler handoff and the
+//! `llm-serving-auto-benchmark` export of the rows ([`crate::interop`]).
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,9 @@ pub struct ArtifactPaths {
     pub plots: BTreeMap<String, String>,
     pub profiler_handoff: String,
     pub plan: String,
+    /// The candidate rows in the `llm-serving-auto-benchmark` result schema.
+    #[serde(default)]
+    pub interop_export: String,
 }
 
 /// Best ok row per framework per scenario, cross-framework sorted by the ranking rule.
@@ -88,7 +92,12 @@ pub fn write_all(
         plots: BTreeMap::new(),
         profiler_handoff: rel(&bench.join("profiler-handoff.json")),
         plan: rel(&bench.join("plan.json")),
+        interop_export: rel(&bench.join(crate::interop::EXPORT_FILE)),
     };
+    fsx::write_text(
+        &bench.join(crate::interop::EXPORT_FILE),
+        &crate::interop::export_jsonl(rows, &plan.config.model.name),
+    )?;
     fsx::write_text(&bench.join("summary.md"), &summary_md(plan, rows, &win))?;
     fsx::write_text(&bench.join("winning-commands.md"), &winning_md(plan, &win))?;
     for sc in &plan.scenarios {

@@ -18,6 +18,7 @@
 //! - [`search`]: the detached `fair_benchmark` job ([`run_fair_benchmark_job`]): resumable, one row per
 //!   candidate × scenario × repeat in `benchmark/candidates.jsonl`.
 //! - [`artifacts`]: `summary.md`, `winning-commands.md`, `plots/<scenario>.svg`, `profiler-handoff.json`.
+//! - [`interop`]: `benchmark/results.llm-serving-auto-benchmark.jsonl`, the rows in that skill's result schema.
 //! - [`codecheck`]: revalidation asks the server's Python which `vllm` it imports and
 //!   refuses unless it is the campaign's checkout.
 //! - [`revalidate`]: the per-round revalidation job ([`run_revalidate_job`]) → `benchmark/revalidation/round-N.jsonl`.
@@ -29,6 +30,7 @@ pub mod codecheck;
 pub mod config;
 pub mod fairness;
 pub mod flags;
+pub mod interop;
 pub mod launch;
 pub mod measure;
 pub mod preflight;

@@ -16,8 +16,7 @@ fn trace(name: &str) -> PathBuf {
 }
 
 fn llama_config() -> config::ConfigLayers {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/demo/config.json");
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo/config.json");
     config::read_config(&p, &config::load_rules().unwrap()).unwrap()
 }
 
@@ -25,8 +24,19 @@ fn layers_of(fw: &str) -> (String, usize, Vec<String>) {
     let graph = source::load(&trace(&format!("{fw}-decode-graph.trace.json.gz"))).unwrap();
     let eager = source::load(&trace(&format!("{fw}-decode-eager.trace.json.gz"))).unwrap();
     let gpu = vllm_sota_core::gpu::find("H200").unwrap();
-    let a = analyze(&graph, Some(&eager), llama_config(), &gpu, &Options::default()).unwrap();
-    (a.representative_pass.name.clone(), a.layers.len(), a.notes.clone())
+    let a = analyze(
+        &graph,
+        Some(&eager),
+        llama_config(),
+        &gpu,
+        &Options::default(),
+    )
+    .unwrap();
+    (
+        a.representative_pass.name.clone(),
+        a.layers.len(),
+        a.notes.clone(),
+    )
 }
 
 #[test]

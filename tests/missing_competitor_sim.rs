@@ -1,0 +1,197 @@
+//! A sim campaign where SGLang is enabled but its server command does not exist on this
+//! machine: fair_benchmark runs for real (vLLM served by sim-serve, SGLang an environment
+//! gap), revalidate measures vLLM again, then gap_decision and final_report must not turn
+//! the missing competitor into a win.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use vllm_sota_core::jobs::{self, JobStatus};
+use vllm_sota_core::layout::CampaignPaths;
+use vllm_sota_core::results::{CandidateRow, RunStatus};
+use vllm_sota_core::{Tool, ToolContext, fsx};
+use vllm_sota_fairbench::preflight::PreflightOptions;
+use vllm_sota_fairbench::{FairBenchmarkRequest, RevalidateRequest, start_fair_benchmark};
+use vllm_sota_rlcr::gap::{Decision, GapDecision};
+use vllm_sota_rlcr::report::FinalReport;
+
+/// A git checkout whose `vllm` package is importable with `PYTHONPATH=<checkout>`.
+fn checkout(dir: &Path) -> PathBuf {
+    let c = dir.join("vllm");
+    std::fs::create_dir_all(c.join("vllm")).unwrap();
+    std::fs::write(c.join("vllm/__init__.py"), "__version__ = '0.0.0+sim'\n").unwrap();
+    std::fs::write(
+        c.join("vllm/_version.py"),
+        "__version__ = version = '0.0.0+sim'\n",
+    )
+    .unwrap();
+    let mut opts = git2::RepositoryInitOptions::new();
+    opts.initial_head("main");
+    let repo = git2::Repository::init_opts(&c, &opts).unwrap();
+    let mut index = repo.index().unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("sim", "sim@example.com").unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "base", &tree, &[])
+        .unwrap();
+    c
+}
+
+fn config(checkout: &Path) -> serde_json::Value {
+    let f = fixtures();
+    let b = bin().display().to_string();
+    let model = f.join("dummy-llama-3.1-8b");
+    json!({
+        "schema_version": 1,
+        "model": {"name": model, "tokenizer": model.join("tokenizer.json")},
+        "hardware": {"gpu_count": 1, "check_gpus_free": false},
+        "dataset": {"num_prompts": 12, "scenario_names": ["chat"], "input_len": [64], "output_len": [32]},
+        "benchmark": {"max_concurrency": [12], "repeats": 3,
+                      "sla": {"max_p50_tpot_ms": 5000, "min_success_rate": 0.99},
+                      "warmup_prompts": 2, "request_timeout_s": 60},
+        "search": {"tier": 1, "max_candidates_per_framework": 1},
+        "launch": {"startup_timeout_s": 120, "readiness_poll_s": 0.1, "shutdown_grace_s": 3},
+        "frameworks": {
+            "vllm": {"server_command": [b, "sim-serve", "--framework", "vllm", "{model}"],
+                     "help_command": ["cat", f.join("h200-vllm-0.26/help/vllm_serve_help_all.txt")],
+                     "python_command": ["python3"],
+                     "env": {"PYTHONPATH": checkout},
+                     "base_server_flags": {"--max-num-seqs": 4, "--gpu-memory-utilization": 0.9},
+                     "search_skipped_reason": "one deployment is enough for this test"},
+            "sglang": {"server_command": ["vllm-sota-test-no-such-sglang-server", "--model-path", "{model}"],
+                       "help_command": ["cat", f.join("h200-sglang-0.5.17/help/sglang_launch_server_help.txt")],
+                       "base_server_flags": {"--max-running-requests": 8},
+                       "search_skipped_reason": "its server is not installed in this test"}
+        }
+    })
+}
+
+#[test]
+fn sglang_enabled_but_not_installed_is_never_a_win() {
+    let tmp = tempfile::tempdir().unwrap();
+    let checkout = checkout(tmp.path());
+    let (ok, init, err) = cli(
+        "campaign-init",
+        &json!({
+            "model": fixtures().join("dummy-llama-3.1-8b"), "artifact_root": tmp.path().join("artifacts"),
+            "gpu_ids": [0], "vllm_checkout": checkout, "frameworks": ["vllm", "sglang"]
+        }),
+    );
+    assert!(ok, "campaign-init failed: {err}");
+    let root = PathBuf::from(init["campaign_dir"].as_str().unwrap());
+    let paths = CampaignPaths::new(&root);
+    // Phase 0.5 done with a recorded blocker (no knowledge root in this test).
+    std::fs::create_dir_all(paths.history_notes().parent().unwrap()).unwrap();
+    std::fs::write(
+        paths.history_notes(),
+        "# Model PR history notes: dummy\n\n## Blocker\n\nno knowledge root\n",
+    )
+    .unwrap();
+
+    // Phase 1: the fixed benchmark, for real.
+    let req = FairBenchmarkRequest {
+        campaign_dir: root.display().to_string(),
+        config_path: None,
+        config: Some(config(&checkout)),
+        dry_run: true,
+        wait_s: None,
+    };
+    let dry = start_fair_benchmark(
+        req.clone(),
+        &ToolContext::default(),
+        Path::new("/nonexistent"),
+        &PreflightOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(dry.status, "dry_run");
+    let mut live = req;
+    live.dry_run = false;
+    let st = jobs::run_inline(
+        &root.join("benchmark/job.json"),
+        "fair_benchmark",
+        serde_json::to_value(&live).unwrap(),
+        vllm_sota_fairbench::run_fair_benchmark_job,
+    )
+    .unwrap();
+    assert_eq!(st.status, JobStatus::Succeeded, "{:?}", st.error);
+    let rows: Vec<CandidateRow> = fsx::read_jsonl(&paths.candidates()).unwrap();
+    let measured = |fw: &str| {
+        rows.iter()
+            .filter(|r| r.framework.as_str() == fw && r.status == RunStatus::Ok)
+            .count()
+    };
+    assert_eq!(measured("vllm"), 3, "vLLM measured 3 repeats: {rows:#?}");
+    assert_eq!(measured("sglang"), 0, "SGLang cannot run here: {rows:#?}");
+    assert!(
+        rows.iter().any(|r| r.framework.as_str() == "sglang"
+            && r.failure_reason
+                .as_deref()
+                .is_some_and(|m| m.contains("vllm-sota-test-no-such-sglang-server"))),
+        "an SGLang row names the missing command: {rows:#?}"
+    );
+
+    // Round 1 revalidation of vLLM (unpatched here, probe on).
+    let rv = RevalidateRequest {
+        campaign_dir: root.display().to_string(),
+        round: 1,
+        repeats: 3,
+        include_leader: true,
+        scenarios: None,
+        vllm_commit: None,
+        correctness: true,
+        min_match_rate: 1.0,
+        wait_s: None,
+    };
+    let st = jobs::run_inline(
+        &root.join("benchmark/revalidation/round-1.job.json"),
+        "revalidate",
+        serde_json::to_value(rv).unwrap(),
+        vllm_sota_fairbench::run_revalidate_job,
+    )
+    .unwrap();
+    assert_eq!(st.status, JobStatus::Succeeded, "{:?}", st.error);
+
+    let gap = GapDecision::run(
+        serde_json::from_value(json!({"campaign_dir": root, "round": 2,
+            "current_files": ["benchmark/revalidation/round-1.jsonl"]}))
+        .unwrap(),
+        &ToolContext::new(),
+    )
+    .unwrap();
+    for sc in &gap.scenarios {
+        assert!(!sc.decision.is_win(), "{}: {}", sc.scenario, sc.reason);
+    }
+    assert!(
+        !matches!(gap.decision, Decision::StopBeats | Decision::StopTied),
+        "{:?}: {}",
+        gap.decision,
+        gap.reason
+    );
+    assert_eq!(
+        gap.decision,
+        Decision::BlockedCompetitorUnavailable,
+        "{}",
+        gap.reason
+    );
+
+    let r = FinalReport::run(
+        serde_json::from_value(json!({"campaign_dir": root, "allow_unfinished": true,
+            "tests_run": ["cargo test --test missing_competitor_sim"]}))
+        .unwrap(),
+        &ToolContext::new(),
+    )
+    .unwrap();
+    assert!(!r.reached_sota, "{}", r.verdict);
+    assert!(r.verdict.starts_with("not reached"), "{}", r.verdict);
+    let text = std::fs::read_to_string(paths.final_report()).unwrap();
+    assert!(
+        text.contains("**vLLM did not reach SOTA in the target environment**")
+            && !text.contains("**vLLM reached SOTA"),
+        "{text}"
+    );
+}
