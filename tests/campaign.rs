@@ -635,7 +635,9 @@ fn job_tools_name_an_unknown_job_and_a_missing_round() {
     );
     assert!(!ok);
     assert!(
-        err.contains("job: unknown job 'nope' (known: fair_benchmark, revalidate)"),
+        err.contains(
+            "job: unknown job 'nope' (known: fair_benchmark, revalidate, profile_launch:<framework>)"
+        ),
         "{err}"
     );
     let (ok, _, err) = cli(
