@@ -183,6 +183,7 @@ pub struct ProfileLaunchReport {
     pub status: String,
     pub plan: LaunchPlan,
     /// The job's result once it finished (within `wait_s`).
+    #[schemars(schema_with = "vllm_sota_core::schema::json_object_or_null")]
     pub result: Option<serde_json::Value>,
     pub error: Option<String>,
 }
