@@ -4,6 +4,7 @@ Usage: python mcp_python_client.py <path to vllm-sota> <fixtures dir>
 Exits non-zero (AssertionError) when any check fails; prints one line per check.
 """
 import json
+import os
 import sys
 import tempfile
 
@@ -40,12 +41,24 @@ async def main(binary, fixtures):
                 res = await session.call_tool("campaign_status", {"campaign_dir": campaign})
                 gates = {g["gate"]: g["state"] for g in res.structured_content["gates"]}
                 check(gates.get("campaign_initialized") == "done", "campaign_status reports the init gate done")
-                res = await session.call_tool(
-                    "ledger_append",
-                    {"campaign_dir": campaign, "entry": {"ledger": "attempt", "round": 1, "hypothesis": "h",
-                                                          "target": "t", "change": "c", "status": "planned"}},
-                )
-                check(not res.is_error and res.structured_content["row_id"] == "r1-a01", "ledger_append appends an attempt row")
+                attempt = {"campaign_dir": campaign, "entry": {"ledger": "attempt", "round": 1, "hypothesis": "h",
+                                                                "target": "t", "change": "c", "status": "planned"}}
+                res = await session.call_tool("ledger_append", attempt)
+                text = " ".join(c.text for c in res.content if getattr(c, "text", None))
+                check(res.is_error and "gap_decision" in text and "root-cause.md" in text,
+                      "an attempt before the round's evidence is refused, naming what is missing")
+                # The round's evidence, as gap_decision, profile_tables and layer_pipeline leave it.
+                with open(os.path.join(campaign, "humanize", "lineage.jsonl"), "a") as f:
+                    f.write(json.dumps({"kind": "gap_decision", "round": 1, "decision": "patch",
+                                        "reason": "r", "scenarios": []}) + "\n")
+                analysis = os.path.join(campaign, "analysis", "round-1")
+                os.makedirs(analysis, exist_ok=True)
+                for name in ("root-cause.md", "layer-pipeline.md"):
+                    with open(os.path.join(analysis, name), "w") as f:
+                        f.write("# evidence\n")
+                res = await session.call_tool("ledger_append", attempt)
+                check(not res.is_error and res.structured_content["row_id"] == "r1-a01",
+                      "with the evidence in place ledger_append appends an attempt row")
                 res = await session.call_tool(
                     "ledger_append",
                     {"campaign_dir": campaign, "entry": {"ledger": "optimization", "round": 1, "attempt_id": "r1-a01",
