@@ -351,6 +351,10 @@ pub struct CandidateRow {
 }
 
 impl CandidateRow {
+    /// Whether this row measured `f` (the row keeps the framework's id as written).
+    pub fn is_framework(&self, f: crate::Framework) -> bool {
+        self.framework == f.id()
+    }
     pub fn passed_sla(&self) -> bool {
         self.status == RunStatus::Ok && self.sla.passed == Some(true)
     }
