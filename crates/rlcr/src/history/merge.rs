@@ -55,6 +55,35 @@ impl Card {
     fn has_content(&self) -> bool {
         self.slot.is_some() || !self.before.is_empty() || !self.after.is_empty()
     }
+    /// Sort one line of a card of the earlier notes: generated, the slot, or the agent's.
+    fn take_line(&mut self, risk: bool, line: &str) {
+        let slot = if risk { VALIDATE_SLOT } else { DECISION_SLOT };
+        if let Some(v) = filled(line, slot) {
+            self.slot = self.slot.take().or(v);
+            self.slot_seen = true;
+            return;
+        }
+        let gen_prefixes: &[&str] = if risk {
+            &["- Risk (", "- Risks left out:"]
+        } else {
+            &[
+                "- Link:",
+                "- Mentions in the document:",
+                "- Files:",
+                "- Symbols:",
+            ]
+        };
+        if gen_prefixes.iter().any(|g| line.starts_with(g)) {
+            self.generated.push(line.to_string());
+        } else if line.trim_start().starts_with(STATUS_PREFIX) {
+            // Regenerated when the card is written again.
+        } else if self.slot_seen {
+            push_extra(&mut self.after, line);
+        } else {
+            push_extra(&mut self.before, line);
+        }
+    }
+
     fn absorb(&mut self, other: Card) {
         self.before.extend(other.before);
         if self.slot.is_none() {
@@ -241,32 +270,7 @@ impl Previous {
                 continue;
             }
             if let Some((risk, _, c)) = card.as_mut() {
-                let slot = if *risk { VALIDATE_SLOT } else { DECISION_SLOT };
-                let t = line.trim_start();
-                if let Some(v) = filled(line, slot) {
-                    c.slot = c.slot.take().or(v);
-                    c.slot_seen = true;
-                    continue;
-                }
-                let gen_prefixes: &[&str] = if *risk {
-                    &["- Risk (", "- Risks left out:"]
-                } else {
-                    &[
-                        "- Link:",
-                        "- Mentions in the document:",
-                        "- Files:",
-                        "- Symbols:",
-                    ]
-                };
-                if gen_prefixes.iter().any(|g| line.starts_with(g)) {
-                    c.generated.push(line.to_string());
-                } else if t.starts_with(STATUS_PREFIX) {
-                    // Regenerated when the card is written again.
-                } else if c.slot_seen {
-                    push_extra(&mut c.after, line);
-                } else {
-                    push_extra(&mut c.before, line);
-                }
+                c.take_line(*risk, line);
                 continue;
             }
             if kind == Kind::Blocker && !blocker_para_done {
