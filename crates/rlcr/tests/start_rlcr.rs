@@ -24,26 +24,10 @@ struct Setup {
 fn setup() -> Option<Setup> {
     let dir = tempfile::tempdir().unwrap();
     let rt = real_runtime(dir.path())?;
-    let checkout = dir.path().join("vllm");
-    std::fs::create_dir_all(&checkout).unwrap();
-    let (_repo, head) = make_repo(&checkout, true);
-    let paths = make_campaign(
-        &dir.path().join("run"),
-        &campaign_record(Some(&checkout), Some(head), &["vllm", "sglang"]),
-    );
-    let mut rows = repeats("sg", "sglang", "sglang-best", "chat", &[10.0, 10.02, 9.98]);
-    rows.extend(repeats(
-        "vl",
-        "vllm",
-        "vllm-best",
-        "chat",
-        &[9.0, 9.01, 8.99],
-    ));
-    write_rows(&paths.candidates(), &rows);
-    write_written(
-        &paths.history_notes(),
-        "# Model PR history notes\n\n- vllm/llama31/README.en.md\n",
-    );
+    let Scratch {
+        checkout, paths, ..
+    } = scratch_campaign(dir.path());
+    write_baseline_vllm_behind(&paths);
     Some(Setup {
         dir,
         paths,
