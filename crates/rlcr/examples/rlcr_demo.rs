@@ -11,9 +11,7 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
 use vllm_sota_core::layout::{Campaign, LAYOUT_DIRS, LAYOUT_FILES, PLACEHOLDER_MARKER};
-use vllm_sota_core::results::{
-    CandidateRow, Hardware, RESULT_SCHEMA_VERSION, RunStatus, Sla, Workload,
-};
+use vllm_sota_core::results::{CandidateRow, Hardware, Sla, Workload};
 use vllm_sota_core::{Tool, ToolContext, fsx};
 use vllm_sota_rlcr::{Checkpoint, GapDecision, HistoryNotes, StartRlcr};
 

@@ -1,8 +1,7 @@
 //! Unit tests of the pure decision.
 use super::*;
 use vllm_sota_core::results::{
-    Correctness, Hardware, MetricsRow, Percentiles, Provenance, RESULT_SCHEMA_VERSION, Sla,
-    SlaResult, Workload,
+    Correctness, Hardware, MetricsRow, Percentiles, Provenance, Sla, SlaResult, Workload,
 };
 
 fn t() -> Thresholds {
