@@ -110,7 +110,7 @@ fn sentences(line: &str) -> Vec<String> {
             .collect();
     }
     let t = t
-        .trim_start_matches(|c: char| c == '-' || c == '*' || c == '>')
+        .trim_start_matches(['-', '*', '>'])
         .trim_start()
         .trim_start_matches('#')
         .trim();
