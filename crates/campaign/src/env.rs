@@ -26,9 +26,6 @@ impl Probe {
             reason: Some(reason.into()),
         }
     }
-    pub fn available(&self) -> bool {
-        self.value != NOT_AVAILABLE
-    }
 }
 
 /// Run `argv` with a timeout (through `core::proc`: own group, killed as a whole at the

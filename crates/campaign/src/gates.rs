@@ -9,7 +9,7 @@ use std::path::Path;
 use vllm_sota_core::fsx;
 use vllm_sota_core::layout::CampaignPaths;
 use vllm_sota_core::results::{CandidateRow, RankingMetric, RowRef, RunStatus};
-use vllm_sota_rlcr::gap::GapPolicy;
+use vllm_sota_rlcr::GapPolicy;
 use vllm_sota_rlcr::stats;
 
 use crate::ledger::{KernelGate, Provenance};

@@ -10,8 +10,7 @@ use serde_json::json;
 use vllm_sota_core::layout::CampaignPaths;
 use vllm_sota_core::results::{CandidateRow, Correctness, RunStatus};
 use vllm_sota_core::{Tool, ToolContext};
-use vllm_sota_rlcr::gap::{Decision, GapDecision};
-use vllm_sota_rlcr::report::FinalReport;
+use vllm_sota_rlcr::{Decision, FinalReport, GapDecision};
 
 struct Built {
     _dir: tempfile::TempDir,

@@ -7,7 +7,7 @@ use common::*;
 use serde_json::json;
 use vllm_sota_core::layout::CampaignPaths;
 use vllm_sota_core::{Tool, ToolContext};
-use vllm_sota_rlcr::history::{HistoryNotes, HistoryNotesRequest};
+use vllm_sota_rlcr::{HistoryNotes, HistoryNotesRequest};
 
 fn knowledge_root() -> std::path::PathBuf {
     fixtures().join("knowledge-root")
@@ -16,7 +16,7 @@ fn knowledge_root() -> std::path::PathBuf {
 fn run(
     paths: &CampaignPaths,
     extra: serde_json::Value,
-) -> anyhow::Result<vllm_sota_rlcr::history::HistoryNotesReport> {
+) -> anyhow::Result<vllm_sota_rlcr::HistoryNotesReport> {
     let mut req = json!({"campaign_dir": paths.root, "knowledge_root": knowledge_root()});
     for (k, v) in extra.as_object().unwrap() {
         req[k] = v.clone();

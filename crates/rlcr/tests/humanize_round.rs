@@ -14,9 +14,7 @@ use std::process::{Command, Stdio};
 use vllm_sota_core::humanize::newest_loop;
 use vllm_sota_core::layout::CampaignPaths;
 use vllm_sota_core::{Tool, ToolContext};
-use vllm_sota_rlcr::report::Checkpoint;
-use vllm_sota_rlcr::round::SCAFFOLD_MARKER;
-use vllm_sota_rlcr::start::{self, StartStatus};
+use vllm_sota_rlcr::{self as start, Checkpoint, SCAFFOLD_MARKER, StartStatus};
 
 struct Loop {
     dir: tempfile::TempDir,
@@ -113,7 +111,7 @@ fn bitlesson_check(l: &Loop, summary: &Path, round: u32) -> (i32, String) {
     (code, format!("{out}{err}"))
 }
 
-fn checkpoint(l: &Loop) -> vllm_sota_rlcr::report::CheckpointReport {
+fn checkpoint(l: &Loop) -> vllm_sota_rlcr::CheckpointReport {
     Checkpoint::run(
         serde_json::from_value(json!({
             "campaign_dir": l.paths.root,

@@ -9,8 +9,7 @@ use std::path::PathBuf;
 use vllm_sota_core::fsx;
 use vllm_sota_core::layout::CampaignPaths;
 use vllm_sota_core::{Tool, ToolContext};
-use vllm_sota_rlcr::gap::{Decision, GapDecision};
-use vllm_sota_rlcr::report::{Checkpoint, FinalReport};
+use vllm_sota_rlcr::{Checkpoint, Decision, FinalReport, GapDecision};
 
 struct Built {
     _dir: tempfile::TempDir,

@@ -343,10 +343,11 @@ impl Previous {
         Some(list.remove(i).1)
     }
 
-    /// Whether the previous notes hold agent content for this PR card.
+    /// Whether the previous notes hold agent content for this PR (its card or its risk card).
     pub fn has_pr_content(&self, key: &str) -> bool {
         self.pr_cards
             .iter()
+            .chain(&self.risk_cards)
             .any(|(k, c)| k == key && c.has_content())
     }
 
