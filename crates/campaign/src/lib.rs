@@ -12,6 +12,8 @@
 //! - `env`: probes of the environment (nvidia-smi, CUDA, NCCL, framework versions).
 //! - `git`: the vLLM checkout's branch, commit and diff against the campaign's base.
 
+#![warn(unreachable_pub)]
+
 // Modules are private: the binary and the tests use the tools re-exported below;
 // everything else is crate-internal (dead code shows).
 mod env;

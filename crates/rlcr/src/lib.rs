@@ -28,6 +28,8 @@
 //! summary scaffolds, called by `checkpoint`). Child processes go through
 //! `vllm_sota_core::proc`; the loop's on-disk state is read by `vllm_sota_core::humanize`.
 
+#![warn(unreachable_pub)]
+
 // Modules are private: what the binary, the campaign crate and the tests use is
 // re-exported below, and everything else is crate-internal (dead code shows).
 mod gap;

@@ -51,7 +51,7 @@ pub(super) fn families(root: &Path) -> BTreeMap<String, Vec<String>> {
 
 /// Match a family folder: exact slug, then fuzzy (a folder name that is a prefix of the model
 /// name with punctuation removed, longest wins; or the family key a prefix of one folder only).
-pub fn match_family(keys: &[String], folders: &[String]) -> Option<(String, &'static str)> {
+pub(crate) fn match_family(keys: &[String], folders: &[String]) -> Option<(String, &'static str)> {
     for k in keys {
         let k = slug(k);
         if let Some(f) = folders.iter().find(|f| **f == k) {
@@ -149,7 +149,7 @@ pub(super) struct CardTracker<'a> {
 }
 
 impl<'a> CardTracker<'a> {
-    pub fn new(framework: &'a str) -> Self {
+    pub(super) fn new(framework: &'a str) -> Self {
         Self {
             framework,
             current: None,
@@ -157,7 +157,7 @@ impl<'a> CardTracker<'a> {
     }
 
     /// Advance over `line`; returns the card's key and title when `line` opens a card.
-    pub fn step(&mut self, line: &str) -> Option<(PrKey, String)> {
+    pub(super) fn step(&mut self, line: &str) -> Option<(PrKey, String)> {
         if line.starts_with('#')
             && !line.starts_with("#### ")
             && !line.trim_start_matches('#').trim_start().starts_with("PR ")

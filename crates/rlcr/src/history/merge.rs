@@ -198,7 +198,7 @@ fn generated_in(kind: Kind, line: &str, known_sub: bool) -> bool {
 
 impl Previous {
     /// Parse notes written before (by this tool, then edited by the agent).
-    pub fn parse(text: &str) -> Previous {
+    pub(super) fn parse(text: &str) -> Previous {
         let mut p = Previous::default();
         let mut kind = Kind::Preamble;
         let mut heading = String::new();
@@ -313,12 +313,12 @@ impl Previous {
     }
 
     /// Lines the agent added at the top of the notes (emitted after the generated header).
-    pub fn take_preamble(&mut self) -> Vec<String> {
+    pub(super) fn take_preamble(&mut self) -> Vec<String> {
         std::mem::take(&mut self.preamble)
     }
 
     /// Lines the agent added to the generated section `heading` (emitted at its end).
-    pub fn take_section_extras(&mut self, heading: &str) -> Vec<String> {
+    pub(super) fn take_section_extras(&mut self, heading: &str) -> Vec<String> {
         let key = heading.trim();
         let mut out = Vec::new();
         self.section_extras.retain(|(h, v)| {
@@ -344,7 +344,7 @@ impl Previous {
     }
 
     /// Whether the previous notes hold agent content for this PR (its card or its risk card).
-    pub fn has_pr_content(&self, key: &str) -> bool {
+    pub(super) fn has_pr_content(&self, key: &str) -> bool {
         self.pr_cards
             .iter()
             .chain(&self.risk_cards)
@@ -352,7 +352,7 @@ impl Previous {
     }
 
     /// Write a PR card: the regenerated lines, then what the agent wrote under it before.
-    pub fn write_pr_card(
+    pub(super) fn write_pr_card(
         &mut self,
         out: &mut String,
         key: &str,
@@ -373,7 +373,7 @@ impl Previous {
     }
 
     /// Write a risk card with its "How we will validate" slot (carried when filled).
-    pub fn write_risk_card(
+    pub(super) fn write_risk_card(
         &mut self,
         out: &mut String,
         key: &str,
@@ -412,7 +412,7 @@ impl Previous {
 
     /// Risk cards with a filled plan (or notes) whose risk the documents no longer name:
     /// kept under "Validation risks" with their old lines and a status line.
-    pub fn write_orphan_risk_cards(&mut self, out: &mut String, status: &str) {
+    pub(super) fn write_orphan_risk_cards(&mut self, out: &mut String, status: &str) {
         let cards: Vec<(String, Card)> = std::mem::take(&mut self.risk_cards)
             .into_iter()
             .filter(|(_, c)| c.has_content())
@@ -433,7 +433,7 @@ impl Previous {
     }
 
     /// The section of PR cards the documents read no longer mention (empty when none).
-    pub fn write_vanished_cards(&mut self, out: &mut String, status: &str) {
+    pub(super) fn write_vanished_cards(&mut self, out: &mut String, status: &str) {
         let cards = std::mem::take(&mut self.pr_cards);
         if cards.is_empty() {
             return;
@@ -460,13 +460,13 @@ impl Previous {
 
     /// Drop the PR cards without agent text whose PR is still in the documents read (listed
     /// past `max_prs`): they are regenerated when listed again, not "no longer in the source".
-    pub fn forget_unfilled_cards(&mut self, in_source: &std::collections::BTreeSet<String>) {
+    pub(super) fn forget_unfilled_cards(&mut self, in_source: &std::collections::BTreeSet<String>) {
         self.pr_cards
             .retain(|(k, c)| c.has_content() || !in_source.contains(k));
     }
 
     /// Filled rows of the decisions table.
-    pub fn take_table_rows(&mut self) -> Vec<String> {
+    pub(super) fn take_table_rows(&mut self) -> Vec<String> {
         let rows = std::mem::take(&mut self.table_rows);
         self.report.kept_table_rows = rows.len();
         rows
@@ -474,7 +474,7 @@ impl Previous {
 
     /// Sections the agent added, verbatim, and extras of generated sections the new notes
     /// do not have (under their old heading).
-    pub fn write_free_sections(&mut self, out: &mut String) {
+    pub(super) fn write_free_sections(&mut self, out: &mut String) {
         let extras = std::mem::take(&mut self.section_extras);
         for (h, v) in extras {
             self.free_sections.push((h, v));

@@ -29,14 +29,14 @@ use vllm_sota_core::results::{CandidateRow, RankingMetric, compare_rank};
 use vllm_sota_core::{Tool, ToolContext};
 
 use crate::records;
-pub use extract::match_family;
+pub(crate) use extract::match_family;
 use extract::{PrKey, extract, families, query_script_family};
 pub use merge::MergeReport;
 use merge::Previous;
 pub use risks::ValidationRisk;
 
 /// Environment variable naming the default knowledge root.
-pub const KNOWLEDGE_ROOT_ENV: &str = "MODEL_PR_HISTORY_ROOT";
+pub(crate) const KNOWLEDGE_ROOT_ENV: &str = "MODEL_PR_HISTORY_ROOT";
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -649,7 +649,7 @@ fn write_risk_section(
     out
 }
 
-pub fn run_history_notes(
+pub(crate) fn run_history_notes(
     req: HistoryNotesRequest,
     ctx: &ToolContext,
 ) -> Result<HistoryNotesReport> {
