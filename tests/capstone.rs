@@ -390,6 +390,18 @@ async fn a_whole_campaign_through_mcp() {
         text.contains("sim-patch.args"),
         "changed files of the vLLM checkout are listed"
     );
+    // What it cost, from the rows' launch times: every server launch of the fixed
+    // benchmark and the revalidation, its start-up apart from its benchmark runs.
+    assert!(
+        text.contains("## GPU time per phase")
+            && text.contains("| server start-ups |")
+            && text.contains("| benchmark runs |"),
+        "{text}"
+    );
+    assert!(
+        report["gpu_minutes"].as_f64().is_some_and(|m| m > 0.0),
+        "{report}"
+    );
     let status = call(
         &client,
         "campaign_status",

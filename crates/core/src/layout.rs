@@ -257,9 +257,46 @@ pub fn rfc3339_from_unix(secs: i64) -> String {
     )
 }
 
+/// Seconds since the Unix epoch of a UTC timestamp `YYYY-MM-DDTHH:MM:SS[.frac]Z` (the form
+/// [`rfc3339_from_unix`] writes; fractions are dropped). `None` for any other form.
+pub fn unix_from_rfc3339(t: &str) -> Option<i64> {
+    let t = t.strip_suffix('Z')?;
+    let (date, time) = t.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let time = time.split('.').next()?;
+    let mut h = time.splitn(3, ':').map(|x| x.parse::<i64>().ok());
+    let (hh, mm, ss) = (h.next()??, h.next()??, h.next()??);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Days-from-civil (Howard Hinnant's algorithm), the inverse of the one above.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_round_trips() {
+        for secs in [0, 951_782_400, 1_796_337_000, 4_107_542_399] {
+            assert_eq!(unix_from_rfc3339(&rfc3339_from_unix(secs)), Some(secs));
+        }
+        assert_eq!(
+            unix_from_rfc3339("2026-12-03T20:58:31Z").unwrap()
+                - unix_from_rfc3339("2026-12-03T20:56:33Z").unwrap(),
+            118
+        );
+        assert_eq!(unix_from_rfc3339("2026-12-03 20:58:31"), None);
+    }
 
     #[test]
     fn slugs() {

@@ -32,6 +32,7 @@
 
 // Modules are private: what the binary, the campaign crate and the tests use is
 // re-exported below, and everything else is crate-internal (dead code shows).
+mod cost;
 mod gap;
 mod git;
 mod history;

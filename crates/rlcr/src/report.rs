@@ -634,6 +634,9 @@ pub struct FinalReportReport {
     pub profile_tables: usize,
     pub ncu_digests: usize,
     pub tests_run: usize,
+    /// GPU-minutes the records account for (start-ups, benchmark runs, profile_launch
+    /// jobs); absent when no record is timed.
+    pub gpu_minutes: Option<f64>,
 }
 
 pub struct FinalReport;
@@ -800,6 +803,13 @@ pub(crate) fn run_final_report(
         "## Winner commands\n\n{}",
         summary::winners_markdown(&g.baseline, RankingMetric::default())
     );
+    // What the campaign cost: every row measured (fixed benchmark and revalidations).
+    let mut timed = g.baseline.clone();
+    for r in records::revalidation_rounds(&g.paths) {
+        timed.extend(records::read_rows(&g.paths.revalidation(r)).unwrap_or_default());
+    }
+    let costs = crate::cost::phase_costs(&g.paths, &timed, c.gpu_ids.len() as u32);
+    s.push_str(&crate::cost::render(&costs));
     let _ = writeln!(s, "## Decisions per round\n");
     for d in g
         .lineage
@@ -873,5 +883,6 @@ pub(crate) fn run_final_report(
         profile_tables: all_tables.len(),
         ncu_digests: digests.len(),
         tests_run: tests.len(),
+        gpu_minutes: (!costs.is_empty()).then(|| costs.iter().map(|c| c.gpu_minutes).sum()),
     })
 }
