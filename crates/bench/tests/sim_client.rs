@@ -34,6 +34,15 @@ fn load(sim: &Sim, w: Workload) -> LoadConfig {
     c
 }
 
+/// [`load`] on the chat route when `chat`, else on completions.
+fn load_on(sim: &Sim, w: Workload, chat: bool) -> LoadConfig {
+    let mut c = load(sim, w);
+    if chat {
+        c.endpoint = Endpoint::ChatCompletions;
+    }
+    c
+}
+
 #[test]
 fn random_prompts_have_exact_server_counted_lengths_and_outputs() {
     let sim = Sim::start(fast_cfg(Framework::Vllm)).unwrap();
@@ -287,10 +296,7 @@ fn tokens_that_decode_to_nothing_still_count() {
     cfg.empty_token_fraction = 1.0;
     let sim = Sim::start(cfg).unwrap();
     for chat in [false, true] {
-        let mut c = load(&sim, random(80, 1000, 1, chat, 5));
-        if chat {
-            c.endpoint = Endpoint::ChatCompletions;
-        }
+        let mut c = load_on(&sim, random(80, 1000, 1, chat, 5), chat);
         c.max_concurrency = Some(80);
         c.keep_text = true;
         let rep = run_load_blocking(c, 1).unwrap();
@@ -317,10 +323,7 @@ fn tokens_that_decode_to_nothing_still_count() {
     let sim = Sim::start(cfg).unwrap();
     let mut chunk_counts = Vec::new();
     for chat in [false, true] {
-        let mut c = load(&sim, random(12, 64, 40, chat, 6));
-        if chat {
-            c.endpoint = Endpoint::ChatCompletions;
-        }
+        let mut c = load_on(&sim, random(12, 64, 40, chat, 6), chat);
         c.tokenizer = Some(tokenizer());
         let rep = run_load_blocking(c, 1).unwrap();
         assert_eq!(
@@ -345,11 +348,7 @@ fn tokens_that_decode_to_nothing_still_count() {
         }
         chunk_counts.push(rep.records.iter().map(|r| r.token_chunks).sum::<u64>());
         // Same prompts, same empty positions: a second run repeats exactly.
-        let mut again = load(&sim, random(12, 64, 40, chat, 6));
-        if chat {
-            again.endpoint = Endpoint::ChatCompletions;
-        }
-        let rep2 = run_load_blocking(again, 1).unwrap();
+        let rep2 = run_load_blocking(load_on(&sim, random(12, 64, 40, chat, 6), chat), 1).unwrap();
         assert_eq!(
             rep2.records.iter().map(|r| r.token_chunks).sum::<u64>(),
             *chunk_counts.last().unwrap()
