@@ -332,6 +332,7 @@ Virtual GPU and cost model (Llama-3.1-8B on an H200):
   --sim-admit-us-per-seq 0 (cost per sequence admitted into a step)
   (each --sim-* cost flag overrides that one value of the profile)
   --sim-time-scale 1 (0 = zero-delay)
+  --sim-virtual-clock (steps follow the engine's own clock: host overhead between steps does not count)
   --sim-empty-token-fraction 0 (0..1: tokens whose text alone decodes to nothing, by prompt and index)
   --sim-zero-delay (tokens as fast as possible)  --sim-zero-delay-batch 16
   --sim-broken-patch (a patch that changes outputs: from the 3rd token on, tokens and logprobs differ)

@@ -18,7 +18,9 @@ use vllm_sota_fairbench::{FairBenchmarkRequest, RevalidateRequest, start_fair_be
 
 /// The e2e config. Each framework is sim-serve with its own flag family and a different
 /// batch capacity, so the simulator predicts the order: vLLM c01 (16 seqs) > SGLang (8) >
-/// vLLM baseline (4) > TensorRT-LLM (2) at concurrency 16.
+/// vLLM baseline (4) > TensorRT-LLM (2) at concurrency 16, on the simulator's uncalibrated
+/// cost model (`--sim-cost-profile none`: the calibrated profiles have their own test in
+/// the bench crate).
 fn config_yaml(dir: &Path, with_all: bool) -> String {
     let sim = q(&example("sim_serve"));
     let checkout = q(&dir.join("vllm-checkout-0.0.0+sim"));
@@ -49,7 +51,7 @@ search: {{tier: 1, max_candidates_per_framework: 4}}
 launch: {{startup_timeout_s: 120, readiness_poll_s: 0.1, shutdown_grace_s: 3}}
 frameworks:
   vllm:
-    server_command: [{sim}, --framework, vllm, "{{model}}"]
+    server_command: [{sim}, --framework, vllm, "{{model}}", --sim-cost-profile, none]
     help_command: [cat, {vh}]
     python_command: [python3]
     env: {{PYTHONPATH: {checkout}}}
@@ -62,20 +64,20 @@ frameworks:
     if with_all {
         y.push_str(&format!(
             r#"  sglang:
-    server_command: [{sim}, --framework, sglang, --model-path, "{{model}}"]
+    server_command: [{sim}, --framework, sglang, --model-path, "{{model}}", --sim-cost-profile, none]
     help_command: [cat, {sh}]
     base_server_flags: {{--max-running-requests: 8, --mem-fraction-static: 0.88}}
     search_space:
       --chunked-prefill-size: [1048576]
   tensorrt_llm:
-    server_command: [{sim}, --framework, trtllm, "{{model}}"]
+    server_command: [{sim}, --framework, trtllm, "{{model}}", --sim-cost-profile, none]
     help_command: [cat, {th}]
     base_server_flags: {{--max_batch_size: 2}}
     search_space:
       --backend: [tensorrt]
     search_skipped_reason: "its one knob (a non-PyTorch backend) is refused at preflight"
   tokenspeed:
-    server_command: [{sim}, --framework, vllm, "{{model}}", --fault-slow-start-s, "1000"]
+    server_command: [{sim}, --framework, vllm, "{{model}}", --sim-cost-profile, none, --fault-slow-start-s, "1000"]
     help_command: [cat, {vh}]
     startup_timeout_s: 4
     search_skipped_reason: "hangs at start-up in this test"
