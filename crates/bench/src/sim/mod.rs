@@ -442,7 +442,7 @@ impl SimConfig {
                 self.empty_token_fraction
             );
         }
-        if !(self.admit_us_per_seq >= 0.0) {
+        if self.admit_us_per_seq.is_nan() || self.admit_us_per_seq < 0.0 {
             bail!(
                 "--sim-admit-us-per-seq must be >= 0, got {}",
                 self.admit_us_per_seq
