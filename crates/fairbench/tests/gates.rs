@@ -11,8 +11,8 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
 use vllm_sota_core::Framework;
-use vllm_sota_fairbench::config::parse_config_text;
-use vllm_sota_fairbench::preflight::{FrameworkStatus, PreflightOptions, preflight};
+use vllm_sota_fairbench::parse_config_text;
+use vllm_sota_fairbench::{FrameworkStatus, PreflightOptions, preflight};
 
 fn opts(dir: &Path) -> PreflightOptions {
     PreflightOptions {
@@ -257,7 +257,7 @@ fn length_buckets_pick_the_slowest_bucket_for_the_profiling_shapes() {
         output_p50: 50.0,
         output_p95: 400.0,
     };
-    let (buckets, shapes) = vllm_sota_fairbench::measure::length_buckets(&recs, &stats);
+    let (buckets, shapes) = vllm_sota_fairbench::length_buckets(&recs, &stats);
     assert_eq!(buckets.len(), 2);
     assert_eq!(
         (buckets[0].bucket.as_str(), buckets[0].requests),

@@ -25,7 +25,7 @@ struct StepPatternText {
 
 /// One step-annotation pattern.
 #[derive(Debug)]
-pub struct StepPattern {
+pub(crate) struct StepPattern {
     pub regex: Regex,
     /// Strip a trailing `_N` / `#N` counter to form the pass kind.
     pub counter: bool,
@@ -33,7 +33,7 @@ pub struct StepPattern {
 
 /// The compiled names.
 #[derive(Debug)]
-pub struct TraceNames {
+pub(crate) struct TraceNames {
     /// Most specific first; the first pattern with a match wins.
     pub step_patterns: Vec<StepPattern>,
     /// Four groups: prefill requests, prefill tokens, decode requests, decode tokens.
@@ -44,7 +44,7 @@ pub struct TraceNames {
 }
 
 /// Parse and compile the names file; errors name the file and the bad pattern.
-pub fn parse(text: &str, origin: &str) -> Result<TraceNames> {
+pub(crate) fn parse(text: &str, origin: &str) -> Result<TraceNames> {
     let f: File =
         serde_json::from_str(text).with_context(|| format!("invalid trace names in {origin}"))?;
     let re = |field: &str, r: &str| {
@@ -89,12 +89,12 @@ fn loaded() -> &'static Result<TraceNames, String> {
 }
 
 /// The names, or `None` when the file could not be loaded (see [`ensure_loaded`]).
-pub fn get() -> Option<&'static TraceNames> {
+pub(crate) fn get() -> Option<&'static TraceNames> {
     loaded().as_ref().ok()
 }
 
 /// An error naming the file when the names cannot be loaded.
-pub fn ensure_loaded() -> Result<()> {
+pub(crate) fn ensure_loaded() -> Result<()> {
     match loaded() {
         Ok(_) => Ok(()),
         Err(e) => anyhow::bail!("trace names cannot be loaded: {e}"),

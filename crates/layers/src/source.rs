@@ -65,7 +65,7 @@ pub fn pick_trace_file(path: &Path, stage: &str) -> Result<PathBuf> {
 }
 
 /// Copy the columns the analysis needs out of a store.
-pub fn from_store(s: &TraceStore) -> TraceView {
+pub(crate) fn from_store(s: &TraceStore) -> TraceView {
     let mut v = TraceView {
         path: s.path.display().to_string(),
         base_time_ns: s.meta.base_time_ns,

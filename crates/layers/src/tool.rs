@@ -22,7 +22,7 @@ use vllm_sota_core::{Framework, fsx};
 pub struct LayerPipeline;
 
 /// Rows of the per-layer table kept in the MCP report (the artifact has all).
-pub const MAX_LAYER_ROWS: usize = 128;
+pub(crate) const MAX_LAYER_ROWS: usize = 128;
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

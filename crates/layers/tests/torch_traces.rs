@@ -5,14 +5,10 @@
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use vllm_sota_layers::analyze::{Analysis, Options, analyze};
-use vllm_sota_layers::config::{self, ConfigLayers};
-use vllm_sota_layers::families::Family;
-use vllm_sota_layers::gaps::{GapCause, GapPlace};
-use vllm_sota_layers::layers::{self, LayerSource};
-use vllm_sota_layers::model::{SpanKind, TraceView};
-use vllm_sota_layers::passes;
-use vllm_sota_layers::source;
+use vllm_sota_layers::{
+    Analysis, ConfigLayers, Family, GapCause, GapPlace, LayerSource, Options, SpanKind, TraceView,
+    analyze, find_passes, load_rules, load_trace_view, read_config, segment,
+};
 
 fn dir() -> PathBuf {
     vllm_sota_core::refs::fixtures_dir().join("h200-torch-traces")
@@ -27,14 +23,14 @@ fn view(name: &str) -> &'static TraceView {
         return v;
     }
     let v: &'static TraceView = Box::leak(Box::new(
-        source::load(&dir().join(name)).expect("fixture trace loads"),
+        load_trace_view(&dir().join(name)).expect("fixture trace loads"),
     ));
     m.lock().unwrap().insert(name.to_string(), v);
     v
 }
 
 fn cfg(name: &str) -> ConfigLayers {
-    config::read_config(&dir().join(name), &config::load_rules().unwrap()).unwrap()
+    read_config(&dir().join(name), &load_rules().unwrap()).unwrap()
 }
 
 fn run(trace: &str, config: Option<&str>, mapping: Option<&str>) -> Analysis {
@@ -130,12 +126,12 @@ fn llama8b_decode_kernel_sequence_alone_finds_the_same_32_layers() {
     // Drop the nn.Module scopes: the repeating kernel sequence must recover 32 layers of
     // the same size as the module scopes give.
     let v = view("llama8b_decode.trace.json.gz");
-    let ps = passes::find_passes(v);
+    let ps = find_passes(v);
     let p = &ps[2];
-    let by_scope = layers::segment(v, p, Some(32)).unwrap();
+    let by_scope = segment(v, p, Some(32)).unwrap();
     let mut stripped = v.clone();
     stripped.spans.retain(|s| s.kind != SpanKind::PythonModule);
-    let by_seq = layers::segment(&stripped, p, Some(32)).unwrap();
+    let by_seq = segment(&stripped, p, Some(32)).unwrap();
     assert!(
         matches!(by_seq.source, LayerSource::Period { .. }),
         "{:?}",
@@ -286,7 +282,7 @@ fn unknown_config_gives_a_clear_message_and_a_generic_untyped_table() {
         r#"{"model_type": "mystery-net", "depth": 32, "width": 4096}"#,
     )
     .unwrap();
-    let c = config::read_config(&p, &config::load_rules().unwrap()).unwrap();
+    let c = read_config(&p, &load_rules().unwrap()).unwrap();
     let gpu = vllm_sota_core::gpu::find("H200").unwrap();
     let a = analyze(
         view("llama8b_prefill.trace.json.gz"),
@@ -426,8 +422,8 @@ fn qwen2moe_with_a_host_stall_in_a_dense_layer_keeps_gpu_shares_and_flags_the_ga
         None,
     );
     let mut v = view("qwen2moe_prefill.trace.json.gz").clone();
-    let ps = passes::find_passes(&v);
-    let seg = layers::segment(&v, &ps[0], Some(12)).unwrap();
+    let ps = find_passes(&v);
+    let seg = segment(&v, &ps[0], Some(12)).unwrap();
     let layer0 = &seg.layers[0];
     let cut = layer0[layer0.len() / 2];
     let shift = 50_000_000;
@@ -446,7 +442,7 @@ fn qwen2moe_with_a_host_stall_in_a_dense_layer_keeps_gpu_shares_and_flags_the_ga
             s.dur_ns += shift;
         }
     }
-    v.host_stalls.push(vllm_sota_layers::model::HostStallAt {
+    v.host_stalls.push(vllm_sota_layers::HostStallAt {
         start_ns: prev_end,
         dur_ns: cut_ts + shift - prev_end,
         held_by: "aten::held_by_test".into(),
@@ -499,12 +495,8 @@ fn qwen2moe_decode_capture_ranks_layer_types_by_gpu_time_and_names_the_cudnn_sta
     // holds a ~66 ms GPU-idle gap while `aten::_cudnn_attention_forward` holds the CPU, so
     // by wall time the two dense layers look like more than half of the pass.
     let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/qwen2moe-decode");
-    let v = source::load(&d.join("qwen2moe_decode.trace.json.gz")).unwrap();
-    let c = config::read_config(
-        &d.join("qwen2moe_config.json"),
-        &config::load_rules().unwrap(),
-    )
-    .unwrap();
+    let v = load_trace_view(&d.join("qwen2moe_decode.trace.json.gz")).unwrap();
+    let c = read_config(&d.join("qwen2moe_config.json"), &load_rules().unwrap()).unwrap();
     let gpu = vllm_sota_core::gpu::find("H200").unwrap();
     let a = analyze(&v, None, c, &gpu, &Options::default()).unwrap();
     assert_eq!(a.layers.len(), 12);
