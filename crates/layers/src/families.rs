@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 use std::sync::OnceLock;
-use vllm_sota_trace::classify::Classifier;
+use vllm_sota_trace::Classifier;
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, schemars::JsonSchema,

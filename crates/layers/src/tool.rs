@@ -190,7 +190,7 @@ impl Tool for LayerPipeline {
         let mapping_path = req
             .mapping_trace
             .clone()
-            .or_else(|| vllm_sota_trace::discover::eager_twin(&trace_file));
+            .or_else(|| vllm_sota_trace::eager_twin(&trace_file));
         let mapping = match &mapping_path {
             Some(p) => {
                 ctx.progress(1.0, Some(3.0), "reading mapping trace");

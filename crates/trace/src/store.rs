@@ -12,17 +12,17 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 /// Index of an interned string in [`Interner`].
-pub type NameId = u32;
+pub(crate) type NameId = u32;
 /// "No link" value for every `u32` index column.
 pub const NONE: u32 = u32::MAX;
 /// Longest Python frame chain walked from a frame to its outermost parent (a guard against
 /// parent-id cycles in malformed traces).
-pub const MAX_FRAME_CHAIN: usize = 256;
+pub(crate) const MAX_FRAME_CHAIN: usize = 256;
 
 /// Small fast hasher for interning (FxHash-style); names are not attacker-chosen keys
 /// whose collisions matter for security, only for speed.
 #[derive(Default, Clone, Copy)]
-pub struct FxHasher {
+pub(crate) struct FxHasher {
     hash: u64,
 }
 
@@ -67,8 +67,8 @@ impl Hasher for FxHasher {
     }
 }
 
-pub type FxBuild = BuildHasherDefault<FxHasher>;
-pub type FxHashMap<K, V> = HashMap<K, V, FxBuild>;
+pub(crate) type FxBuild = BuildHasherDefault<FxHasher>;
+pub(crate) type FxHashMap<K, V> = HashMap<K, V, FxBuild>;
 
 /// Interned strings: every event name, category-free. `get(id)` is O(1).
 #[derive(Default, Debug)]
@@ -352,11 +352,7 @@ pub struct TraceStore {
     pub counts: EventCounts,
 }
 
-/// Names Kineto uses for kernel launches and graph launches.
-pub fn is_launch_name(name: &str) -> bool {
-    name.contains("Launch") || name.contains("launch")
-}
-
+/// Names Kineto uses for graph launches.
 pub fn is_graph_launch_name(name: &str) -> bool {
     name.starts_with("cudaGraphLaunch") || name.starts_with("cuGraphLaunch")
 }

@@ -2,7 +2,7 @@
 //! copies, one location per kernel across tables, the framework's own flag in advice.
 
 use vllm_sota_core::tool::ToolContext;
-use vllm_sota_trace::tool::{ProfileTablesRequest, StageTables, run_tables};
+use vllm_sota_trace::{ProfileTablesRequest, StageTables, run_tables};
 
 fn tables(trace: &str, mapping: Option<&str>) -> StageTables {
     let fx = vllm_sota_core::refs::fixtures_dir();
@@ -74,7 +74,7 @@ fn graph_advice_names_the_traces_own_framework_flag() {
     assert!(note.contains("--disable-cuda-graph"), "{note}");
     assert!(!note.contains("--enforce-eager"), "{note}");
     assert_eq!(
-        vllm_sota_trace::tables::mapping_hint("vllm"),
+        vllm_sota_trace::mapping_hint("vllm"),
         "For vLLM, capture it with `--enforce-eager`."
     );
 }

@@ -2,10 +2,10 @@
 //! what holds the host; on the real HF Llama decode trace and on small synthetic traces.
 
 use vllm_sota_core::tool::ToolContext;
-use vllm_sota_trace::hoststall::host_stalls;
+use vllm_sota_trace::StageKernels;
+use vllm_sota_trace::host_stalls;
 use vllm_sota_trace::read_trace_bytes;
-use vllm_sota_trace::tables::StageKernels;
-use vllm_sota_trace::tool::{ProfileTablesRequest, run_tables};
+use vllm_sota_trace::{ProfileTablesRequest, run_tables};
 
 const SDPA: &str = "cudnn_generated_fort_native_sdpa_sm80_flash_fprop_wmma_f16_knob_35";
 const GEMM: &str = "nvjet_sm90_tst_256x64_64x5_4x1_v_bz_TNT";

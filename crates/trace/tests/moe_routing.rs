@@ -2,7 +2,7 @@
 //! HF Qwen2-MoE prefill and the dense vLLM Llama decode.
 
 use vllm_sota_core::tool::ToolContext;
-use vllm_sota_trace::tool::{ProfileTablesRequest, StageTables, run_tables};
+use vllm_sota_trace::{ProfileTablesRequest, StageTables, run_tables};
 
 fn tables(trace: &str, mapping: Option<&str>) -> StageTables {
     let fx = vllm_sota_core::refs::fixtures_dir();

@@ -31,7 +31,7 @@ use super::{CapturedStage, ProfileCaptureRequest, Shapes};
 pub const JOB_KIND: &str = "profile_launch";
 
 /// The winning row of `framework` for `scenario` (default: the first scenario with one).
-pub fn winner_row(
+pub(crate) fn winner_row(
     paths: &CampaignPaths,
     plan: &Plan,
     framework: Framework,
@@ -75,7 +75,11 @@ fn load_plan(paths: &CampaignPaths) -> Result<Plan> {
 }
 
 /// Concurrency and lengths of the framework's winning row.
-pub fn winner_shapes(dir: &Path, framework: Framework, scenario: Option<&str>) -> Result<Shapes> {
+pub(crate) fn winner_shapes(
+    dir: &Path,
+    framework: Framework,
+    scenario: Option<&str>,
+) -> Result<Shapes> {
     let paths = CampaignPaths::new(dir);
     let plan = load_plan(&paths)?;
     let row = winner_row(&paths, &plan, framework, scenario)?;
@@ -195,7 +199,7 @@ fn fw_dir(paths: &CampaignPaths, round: u32, fw: Framework) -> PathBuf {
         .unwrap_or_else(|| paths.profiles_dir())
 }
 
-pub fn job_path(paths: &CampaignPaths, round: u32, fw: Framework) -> PathBuf {
+pub(crate) fn job_path(paths: &CampaignPaths, round: u32, fw: Framework) -> PathBuf {
     fw_dir(paths, round, fw).join("launch-job.json")
 }
 
@@ -315,7 +319,7 @@ fn base_argv(r: &Resolved, fw: Framework, port: u16) -> Result<Vec<String>> {
 }
 
 /// What the job will do (also the dry-run answer).
-pub fn launch_plan(req: &ProfileLaunchRequest) -> Result<LaunchPlan> {
+pub(crate) fn launch_plan(req: &ProfileLaunchRequest) -> Result<LaunchPlan> {
     let r = resolve(req)?;
     let dir = fw_dir(&r.paths, req.round, req.framework);
     // The job picks its own free port at launch; the plan shows one free now.

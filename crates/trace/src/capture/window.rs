@@ -69,7 +69,7 @@ pub struct VllmWindow {
 }
 
 /// Reads `--profiler-config` from a launch argv (`--profiler-config JSON` or `=JSON`).
-pub fn vllm_profiler_config(cmd: Option<&[String]>) -> Result<Option<VllmWindow>> {
+pub(crate) fn vllm_profiler_config(cmd: Option<&[String]>) -> Result<Option<VllmWindow>> {
     let Some(cmd) = cmd else { return Ok(None) };
     let mut text = None;
     for (i, a) in cmd.iter().enumerate() {
@@ -88,7 +88,7 @@ pub fn vllm_profiler_config(cmd: Option<&[String]>) -> Result<Option<VllmWindow>
 }
 
 /// The `--profiler-config` that bounds a window to `steps` engine steps.
-pub fn vllm_flag(steps: u64, dir: &Path) -> String {
+pub(crate) fn vllm_flag(steps: u64, dir: &Path) -> String {
     format!(
         "--profiler-config '{}'",
         json!({"profiler": "torch", "torch_profiler_dir": dir, "delay_iterations": 0, "max_iterations": steps})
@@ -96,7 +96,7 @@ pub fn vllm_flag(steps: u64, dir: &Path) -> String {
 }
 
 /// What the vLLM server's config will do to a window of `steps` steps, when it is not that.
-pub fn vllm_window_note(
+pub(crate) fn vllm_window_note(
     framework: Framework,
     w: Option<&VllmWindow>,
     steps: u64,
@@ -126,7 +126,7 @@ pub fn vllm_window_note(
 }
 
 /// A window that recorded many more steps than asked.
-pub fn vllm_unbounded_note(steps: u64, dir: &Path, seen: u64) -> Option<String> {
+pub(crate) fn vllm_unbounded_note(steps: u64, dir: &Path, seen: u64) -> Option<String> {
     Some(format!(
         "the window recorded {seen} steps for {steps} asked: vLLM's window was not bounded by steps; start the server with {}",
         vllm_flag(steps, dir)
@@ -333,7 +333,7 @@ fn vllm_window(
 /// `POST /stop_profile`, waited for with progress: the server answers once the trace is
 /// written, which takes long for a big window. After `timeout` a clear error names the
 /// server's profiler directory.
-pub fn stop_and_wait(
+pub(crate) fn stop_and_wait(
     server: &Server,
     trace_dir: &Path,
     timeout: Duration,
@@ -442,7 +442,7 @@ fn sizes(files: &[PathBuf]) -> Vec<u64> {
 
 /// A trace file written to its end: a gzip stream that decodes to its trailer, or JSON
 /// that ends with its closing bracket.
-pub fn complete(p: &Path) -> bool {
+pub(crate) fn complete(p: &Path) -> bool {
     let Ok(f) = std::fs::File::open(p) else {
         return false;
     };
@@ -565,7 +565,7 @@ fn median_u(v: &mut [u64]) -> Option<f64> {
 }
 
 /// Window analysis of a captured stage.
-pub fn analyze_window(
+pub(crate) fn analyze_window(
     store: &TraceStore,
     decode: bool,
     concurrency: u64,

@@ -25,7 +25,7 @@ pub struct Comparison {
 /// `ProfilerStep#*`, SGLang `forward_*`), else 1.
 /// The step-annotation pattern a CPU annotation name belongs to (vLLM
 /// `execute_context_*`, `execute_model_step_*`, torch `ProfilerStep#*`), if any.
-pub fn step_pattern(name: &str) -> Option<&'static str> {
+pub(crate) fn step_pattern(name: &str) -> Option<&'static str> {
     if name.starts_with("execute_context_") {
         Some("execute_context_*")
     } else if name.starts_with("execute_model_step") {
@@ -41,7 +41,7 @@ pub fn step_pattern(name: &str) -> Option<&'static str> {
     }
 }
 
-pub fn count_steps(s: &TraceStore) -> (u64, String) {
+pub(crate) fn count_steps(s: &TraceStore) -> (u64, String) {
     let a = &s.annotations;
     let mut counts: HashMap<&str, u64> = HashMap::new();
     for i in 0..a.len() {
@@ -59,7 +59,7 @@ pub fn count_steps(s: &TraceStore) -> (u64, String) {
     }
 }
 
-pub fn compare(
+pub(crate) fn compare(
     ours: &KernelTable,
     ours_steps: (u64, String),
     theirs: &KernelTable,
@@ -115,8 +115,4 @@ pub fn compare(
         theirs_ms_per_step: theirs.total_gpu_ms / ts,
         rows,
     }
-}
-
-pub fn graph_summary(m: Option<&GraphMap>) -> Option<GraphMapSummary> {
-    m.map(|m| m.summary.clone())
 }
