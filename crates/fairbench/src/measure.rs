@@ -35,7 +35,7 @@ pub(crate) struct Point {
     pub top_error: Option<String>,
     /// Length percentiles of the requests sent (tokens).
     #[serde(default)]
-    pub lengths: Option<vllm_sota_bench::workload::LengthStats>,
+    pub lengths: Option<vllm_sota_bench::LengthStats>,
     #[serde(default)]
     pub length_buckets: Vec<LengthBucket>,
     #[serde(default)]
@@ -288,7 +288,7 @@ fn jsonl_window(
     let mut requests = Vec::with_capacity(n as usize);
     for k in 0..n as usize {
         let r = &file.requests[(start + k) % len];
-        let chat = matches!(r.prompt, vllm_sota_bench::workload::Prompt::Chat(_));
+        let chat = matches!(r.prompt, vllm_sota_bench::Prompt::Chat(_));
         if chat != (ep == Endpoint::ChatCompletions) {
             bail!(
                 "dataset.path: line {} is a {} request but benchmark.endpoint is {}",
@@ -318,7 +318,7 @@ fn jsonl_window(
 /// gives the prefill shape and by p50 TPOT the decode shape.
 pub fn length_buckets(
     records: &[vllm_sota_bench::RequestRecord],
-    stats: &vllm_sota_bench::workload::LengthStats,
+    stats: &vllm_sota_bench::LengthStats,
 ) -> (Vec<LengthBucket>, Option<ProfileShapes>) {
     let (Some(i50), Some(i95)) = (stats.input_p50, stats.input_p95) else {
         return (vec![], None);
@@ -329,7 +329,7 @@ pub fn length_buckets(
             return None;
         }
         v.sort_by(f64::total_cmp);
-        Some(vllm_sota_bench::metrics::percentile_sorted(&v, 50.0))
+        Some(vllm_sota_bench::percentile_sorted(&v, 50.0))
     };
     let mut out = Vec::new();
     for (name, ilen, olen) in [("p50", i50, o50), ("p95", i95, o95)] {

@@ -251,7 +251,7 @@ fn length_buckets_pick_the_slowest_bucket_for_the_profiling_shapes() {
     for _ in 0..10 {
         recs.push(rec(4000, 400, 300.0, 5.0));
     }
-    let stats = vllm_sota_bench::workload::LengthStats {
+    let stats = vllm_sota_bench::LengthStats {
         input_p50: Some(100.0),
         input_p95: Some(4000.0),
         output_p50: 50.0,

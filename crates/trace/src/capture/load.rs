@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use vllm_sota_bench::workload::Prompt;
+use vllm_sota_bench::Prompt;
 use vllm_sota_bench::{
     LiveCounters, LoadConfig, LoadReport, RandomDatasetConfig, TokenizerHandle, Workload,
     WorkloadRequest, random_workload, run_load_blocking,
@@ -143,7 +143,7 @@ pub(crate) fn calibrate(
         if gaps.is_empty() {
             bail!("calibration load: no inter-token gaps measured (did the server stream tokens?)");
         }
-        vllm_sota_bench::metrics::percentile_unsorted(&gaps, 50.0)
+        vllm_sota_bench::percentile_unsorted(&gaps, 50.0)
     } else {
         ttft.iter().cloned().fold(f64::INFINITY, f64::min).max(0.1)
     };
