@@ -362,16 +362,6 @@ impl TraceStore {
         self.names.get(id)
     }
 
-    /// Kernel indices of one (device, stream), in time order.
-    pub fn kernels_on_stream(&self, device: i32, stream: i64) -> Vec<u32> {
-        (0..self.kernels.len() as u32)
-            .filter(|&i| {
-                self.kernels.device[i as usize] == device
-                    && self.kernels.stream[i as usize] == stream
-            })
-            .collect()
-    }
-
     /// Distinct (device, stream) pairs with GPU work, with their busy-sum ns, heaviest first.
     pub fn streams(&self) -> Vec<((i32, i64), i64)> {
         let mut m: FxHashMap<(i32, i64), i64> = FxHashMap::default();
@@ -515,40 +505,5 @@ impl TraceStore {
                 return None;
             }
         }
-    }
-
-    /// All CPU user annotations on `thread` containing `t_ns`, outermost first.
-    pub fn cpu_annotations_at(&self, thread: u32, t_ns: i64) -> Vec<usize> {
-        let a = &self.annotations;
-        let n = a.ts_ns.partition_point(|&ts| ts <= t_ns);
-        let mut v: Vec<usize> = (0..n)
-            .filter(|&i| !a.on_gpu[i] && a.thread[i] == thread && a.ts_ns[i] + a.dur_ns[i] >= t_ns)
-            .collect();
-        v.sort_by(|&x, &y| a.dur_ns[y].cmp(&a.dur_ns[x]));
-        v
-    }
-
-    /// Kernel time span (first start, last end) in ns, or None without kernels.
-    pub fn kernel_span(&self) -> Option<(i64, i64)> {
-        if self.kernels.is_empty() {
-            return None;
-        }
-        let start = *self.kernels.ts_ns.iter().min().unwrap();
-        let end = (0..self.kernels.len())
-            .map(|i| self.kernels.end_ns(i))
-            .max()
-            .unwrap();
-        Some((start, end))
-    }
-
-    /// Rough heap bytes held by the store (columns + strings), for reports.
-    pub fn approx_heap_bytes(&self) -> usize {
-        let k = self.kernels.len() * (4 + 8 + 8 + 4 + 4 + 8 + 8 + 8 + 1 + 24 + 4);
-        let c = self.cpu_ops.len() * (4 + 8 + 8 + 4 + 8 + 4 + 4 + 2);
-        let f = self.frames.len() * (4 + 8 + 8 + 4 + 8 + 8 + 4);
-        let l = self.launches.len() * (4 + 8 + 8 + 4 + 8 + 8 + 1 + 12);
-        let fl = self.flows.id.len() * (8 + 8 + 4 + 1 + 4);
-        let s: usize = self.names.strings.iter().map(|s| s.len() * 2 + 48).sum();
-        k + c + f + l + fl + s
     }
 }
