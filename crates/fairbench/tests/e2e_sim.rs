@@ -125,32 +125,16 @@ fn assert_rows_valid(path: &Path) {
 }
 
 fn run_search_inline(root: &Path, cfg_path: &Path) -> Value {
-    let req = FairBenchmarkRequest {
-        campaign_dir: root.display().to_string(),
-        config_path: Some(cfg_path.display().to_string()),
-        config: None,
-        dry_run: true,
-        wait_s: None,
-    };
-    let report = start_fair_benchmark(
-        req.clone(),
-        &ToolContext::default(),
-        Path::new("/nonexistent"),
-        &PreflightOptions::default(),
+    run_fair_benchmark_inline(
+        root,
+        FairBenchmarkRequest {
+            campaign_dir: root.display().to_string(),
+            config_path: Some(cfg_path.display().to_string()),
+            config: None,
+            dry_run: true,
+            wait_s: None,
+        },
     )
-    .unwrap();
-    assert_eq!(report.status, "dry_run");
-    let mut live = req;
-    live.dry_run = false;
-    let st = jobs::run_inline(
-        &root.join("benchmark/job.json"),
-        "fair_benchmark",
-        serde_json::to_value(&live).unwrap(),
-        vllm_sota_fairbench::run_fair_benchmark_job,
-    )
-    .unwrap();
-    assert_eq!(st.status, JobStatus::Succeeded, "{:?}", st.error);
-    st.result.unwrap()
 }
 
 #[test]

@@ -1,6 +1,9 @@
 #![allow(dead_code)]
 //! Shared test helpers: fixture paths, the example binaries, a minimal campaign dir.
 
+pub mod search;
+pub use search::run_fair_benchmark_inline;
+
 use std::path::{Path, PathBuf};
 
 pub fn fixtures() -> PathBuf {
