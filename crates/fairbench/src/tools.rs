@@ -45,7 +45,7 @@ pub struct FairBenchmarkRequest {
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct FrameworkSummary {
-    pub framework: String,
+    pub framework: vllm_sota_core::Framework,
     /// `ready`, `rejected`, `environment_gap`.
     pub status: String,
     pub candidates: usize,
@@ -295,7 +295,7 @@ fn report(
             .frameworks
             .iter()
             .map(|f| FrameworkSummary {
-                framework: f.framework.clone(),
+                framework: f.framework,
                 status: serde_json::to_value(f.status)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))

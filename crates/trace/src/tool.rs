@@ -1,7 +1,9 @@
 //! `profile_tables`: the MCP/CLI tool over the store and the tables.
 
 use crate::classify::Classifier;
-use crate::discover::{ChosenTrace, SkippedTrace, Stage, detect_framework, select_traces};
+use crate::discover::{
+    ChosenTrace, SkippedTrace, Stage, detect_framework, framework_label, select_traces,
+};
 use crate::graph::{GraphMap, GraphMapSummary, map_graph_kernels};
 use crate::hoststall::{HostStallGroup, HostStalls, host_stalls, render_host_stalls_md};
 use crate::store::TraceStore;
@@ -10,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use vllm_sota_core::Framework;
 use vllm_sota_core::tool::{Tool, ToolContext};
 
 pub struct ProfileTables;
@@ -46,10 +49,10 @@ pub struct ProfileTablesRequest {
     pub competitor_steps: Option<u64>,
     /// Competitor framework label (`sglang`, `tensorrt_llm`, `tokenspeed`); detected when omitted.
     #[serde(default)]
-    pub competitor_framework: Option<String>,
+    pub competitor_framework: Option<Framework>,
     /// Framework of `trace` (`vllm`, `sglang`, `tensorrt_llm`, `tokenspeed`); detected from the trace when omitted.
     #[serde(default)]
-    pub framework: Option<String>,
+    pub framework: Option<Framework>,
     /// Kernel rows below this share (%) of stage GPU time are hidden (default 1.0).
     #[serde(default = "default_cutoff")]
     pub share_cutoff_pct: f64,
@@ -185,10 +188,9 @@ pub fn run_tables(
         ),
         None => None,
     };
-    let mut framework: Option<(String, String)> = req
+    let mut framework: Option<(Option<Framework>, String)> = req
         .framework
-        .clone()
-        .map(|f| (f, "given in the request".to_string()));
+        .map(|f| (Some(f), "given in the request".to_string()));
     let mut stages = Vec::new();
     let mut tables = Vec::new();
     for chosen in &sel.chosen {
@@ -197,7 +199,8 @@ pub fn run_tables(
         if framework.is_none() {
             framework = Some(detect_framework(&store));
         }
-        let fw = framework.clone().unwrap().0;
+        let fw_id = framework.as_ref().and_then(|f| f.0);
+        let fw = framework_label(fw_id);
         // Without `mapping_trace`, the eager twin beside the trace (`<stage>-eager/`).
         let twin_sel = match (&map_sel, crate::discover::eager_twin(&chosen.path)) {
             (None, Some(t)) => Some(select_traces(&t)?),
@@ -224,10 +227,10 @@ pub fn run_tables(
             graph_map.as_ref(),
             req.share_cutoff_pct,
             &catalog,
-            &fw,
+            fw,
         );
         if let Some(n) = kt.graph_note.as_mut() {
-            *n = crate::capture::twin_advice(n, &fw);
+            *n = crate::capture::twin_advice(n, fw_id);
         }
         let host_stalls = host_stalls(&sk);
         if let Some(h) = host_stalls.headline() {
@@ -248,11 +251,9 @@ pub fn run_tables(
             Some(c) => {
                 ctx.check_cancelled()?;
                 let cs = read(&c.path, ctx).with_context(|| "field `competitor_trace`")?;
-                comp_fw = Some(
-                    req.competitor_framework
-                        .clone()
-                        .unwrap_or_else(|| detect_framework(&cs).0),
-                );
+                comp_fw = Some(framework_label(
+                    req.competitor_framework.or_else(|| detect_framework(&cs).0),
+                ));
                 let csk = StageKernels::heaviest_device(&cs);
                 let ckt = kernel_table(&csk, &classifier, None, 100.0);
                 let theirs_steps = match req.competitor_steps {
@@ -265,7 +266,7 @@ pub fn run_tables(
         };
         tables.push(StageTables {
             stage: chosen.stage.as_str().into(),
-            framework: fw,
+            framework: fw.to_string(),
             trace: chosen.path.clone(),
             mapping_trace: mapping,
             kernel_table: kt,
@@ -274,12 +275,13 @@ pub fn run_tables(
             fuse_table: ft,
             graph_map: graph_map.as_ref().map(|m| m.summary.clone()),
             comparison,
-            competitor_framework: comp_fw,
+            competitor_framework: comp_fw.map(String::from),
         });
         let _ = events;
         stages.push(events);
     }
-    let (fw, fw_reason) = framework.unwrap_or_else(|| ("pytorch".into(), "no trace read".into()));
+    let (fw, fw_reason) = framework.unwrap_or_else(|| (None, "no trace read".into()));
+    let fw = framework_label(fw).to_string();
     // Outputs.
     let mut stage_reports = Vec::new();
     for (t, events) in tables.iter().zip(stages) {
