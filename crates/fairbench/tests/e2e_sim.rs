@@ -125,7 +125,7 @@ fn assert_rows_valid(path: &Path) {
 }
 
 fn run_search_inline(root: &Path, cfg_path: &Path) -> Value {
-    run_fair_benchmark_inline(
+    search::run_fair_benchmark_inline(
         root,
         FairBenchmarkRequest {
             campaign_dir: root.display().to_string(),

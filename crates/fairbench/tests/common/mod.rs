@@ -2,7 +2,6 @@
 //! Shared test helpers: fixture paths, the example binaries, a minimal campaign dir.
 
 pub mod search;
-pub use search::run_fair_benchmark_inline;
 
 use std::path::{Path, PathBuf};
 
