@@ -68,6 +68,27 @@ pub struct ProfileTablesRequest {
     pub out_dir: Option<PathBuf>,
 }
 
+impl ProfileTablesRequest {
+    /// A request for `trace` (and its eager mapping twin) with every other field at its
+    /// default: no competitor, steps and framework detected, 1% cutoff, 15 rows, no files.
+    pub fn for_trace(trace: PathBuf, mapping_trace: Option<PathBuf>) -> Self {
+        ProfileTablesRequest {
+            trace,
+            mapping_trace,
+            competitor_trace: None,
+            competitor_framework: None,
+            steps: None,
+            competitor_steps: None,
+            framework: None,
+            share_cutoff_pct: default_cutoff(),
+            top_rows: default_top(),
+            campaign_dir: None,
+            round: None,
+            out_dir: None,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct StageReport {
     pub stage: String,

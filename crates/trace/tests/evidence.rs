@@ -1,26 +1,15 @@
 //! Small evidence rules of profile_tables on the real fixtures: kernel counts without
 //! copies, one location per kernel across tables, the framework's own flag in advice.
 
-use vllm_sota_core::tool::ToolContext;
-use vllm_sota_trace::tool::{ProfileTablesRequest, StageTables, run_tables};
+use vllm_sota_trace::golden;
+use vllm_sota_trace::tool::StageTables;
 
 fn tables(trace: &str, mapping: Option<&str>) -> StageTables {
     let fx = vllm_sota_core::refs::fixtures_dir();
-    let req = ProfileTablesRequest {
-        trace: fx.join(trace),
-        mapping_trace: mapping.map(|m| fx.join(m)),
-        competitor_trace: None,
-        competitor_framework: None,
-        steps: None,
-        competitor_steps: None,
-        framework: None,
-        share_cutoff_pct: 1.0,
-        top_rows: 15,
-        campaign_dir: None,
-        round: None,
-        out_dir: None,
-    };
-    run_tables(&req, &ToolContext::new()).unwrap().1.remove(0)
+    golden::fixture_tables(&fx, trace, mapping)
+        .unwrap()
+        .1
+        .remove(0)
 }
 
 #[test]
