@@ -189,6 +189,7 @@ pub fn run_tables(
     if req.campaign_dir.is_some() && req.round.is_none() {
         bail!("round is required with campaign_dir (0 = baseline)");
     }
+    crate::names::ensure_loaded()?;
     let classifier = Classifier::load()?;
     let catalog = FuseCatalog::load(&classifier)?;
     let sel = select_traces(&req.trace)
