@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use vllm_sota_core::jobs::{self, JobState, JobStatus};
 use vllm_sota_core::layout::CampaignPaths;
+use vllm_sota_core::md::{self, Align};
 use vllm_sota_core::results::CandidateRow;
 use vllm_sota_core::{Tool, ToolContext, fsx};
 
@@ -108,16 +109,22 @@ impl Tool for FairBenchmark {
             r.rows_already_done
         );
         push_progress(&mut s, r.progress.as_ref());
-        s.push_str("\n| framework | status | candidates | reason |\n|---|---|---:|---|\n");
+        let mut t = md::Table::new(&[
+            ("framework", Align::Left),
+            ("status", Align::Left),
+            ("candidates", Align::Right),
+            ("reason", Align::Left),
+        ]);
         for f in &r.frameworks {
-            s.push_str(&format!(
-                "| {} | {} | {} | {} |\n",
-                f.framework,
-                f.status,
-                f.candidates,
-                f.reason.clone().unwrap_or_default()
-            ));
+            t.row(&[
+                f.framework.clone(),
+                f.status.clone(),
+                f.candidates.to_string(),
+                f.reason.clone().unwrap_or_default(),
+            ]);
         }
+        s.push('\n');
+        s.push_str(&t.render());
         if !r.preflight_rejections.is_empty() {
             s.push_str("\n## Rejected at preflight\n\n");
             for x in &r.preflight_rejections {
