@@ -57,6 +57,14 @@ pub fn fixture_tables(
     run_tables(&req, &ToolContext::new())
 }
 
+/// The first stage's tables of a trace under the fixtures directory
+/// ([`vllm_sota_core::refs::fixtures_dir`]), for tests that assert facts of one stage.
+pub fn fixture_stage(trace: &str, mapping: Option<&str>) -> Result<StageTables> {
+    let (_, mut stages) = fixture_tables(&vllm_sota_core::refs::fixtures_dir(), trace, mapping)?;
+    anyhow::ensure!(!stages.is_empty(), "{trace}: no stage");
+    Ok(stages.remove(0))
+}
+
 /// Where the golden files live (in the source tree).
 pub fn golden_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden"))
