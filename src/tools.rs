@@ -33,7 +33,7 @@ pub(crate) use for_each_tool;
 macro_rules! for_each_job {
     ($callback:ident) => {
         $callback! {
-            vllm_sota_rlcr::start::JOB_KIND => vllm_sota_rlcr::start::run_job,
+            vllm_sota_rlcr::START_RLCR_JOB_KIND => vllm_sota_rlcr::run_start_rlcr_job,
             vllm_sota_fairbench::tools::FAIR_BENCHMARK_KIND => vllm_sota_fairbench::run_fair_benchmark_job,
             vllm_sota_fairbench::tools::REVALIDATE_KIND => vllm_sota_fairbench::run_revalidate_job,
             vllm_sota_trace::capture::launch::JOB_KIND => vllm_sota_trace::capture::launch::run_job,

@@ -5,6 +5,8 @@
 //! fixtures; a "patch" committed to the vLLM checkout that makes the simulated vLLM faster;
 //! revalidate; ledger_append; checkpoint) → round 2 (gap_decision: stop) → final_report.
 //! Midway the server is killed, and a fresh server's campaign_status resumes from disk.
+//! The simulated engines run the cost-model profiles calibrated on real H200 runs
+//! (`references/sim-cost-profiles.json`; TensorRT-LLM, never measured, the defaults).
 
 mod common;
 use common::*;
@@ -95,7 +97,13 @@ fn make_checkout(dir: &Path) -> (git2::Repository, PathBuf) {
         "def forward(x):\n    return x\n",
     )
     .unwrap();
-    std::fs::write(checkout.join("sim-patch.args"), "--sim-step-base-us 7000\n").unwrap();
+    // Unpatched: the calibrated vLLM profile (`references/sim-cost-profiles.json`), which
+    // sim-serve also picks by itself for --framework vllm; SGLang gets its own.
+    std::fs::write(
+        checkout.join("sim-patch.args"),
+        "--sim-cost-profile h200-vllm-0.26\n",
+    )
+    .unwrap();
     // The package revalidate imports through python_command to prove the checkout is served.
     std::fs::write(
         checkout.join("vllm/__init__.py"),
@@ -273,8 +281,13 @@ async fn a_whole_campaign_through_mcp() {
     })).await;
     assert!(layers.to_string().contains("layer-pipeline"), "{layers}");
 
-    // The "patch": a commit in the vLLM checkout that makes the simulated engine's steps faster.
-    std::fs::write(checkout.join("sim-patch.args"), "--sim-step-base-us 1500\n").unwrap();
+    // The "patch": a commit in the vLLM checkout that makes the simulated engine's steps
+    // faster than the calibrated profile's.
+    std::fs::write(
+        checkout.join("sim-patch.args"),
+        "--sim-cost-profile h200-vllm-0.26 --sim-step-base-us 500\n",
+    )
+    .unwrap();
     git_commit_all(&repo, "faster decode step (stand-in for a kernel patch)");
 
     let reval = call(&client, "revalidate", json!({"campaign_dir": campaign, "round": 1, "repeats": 3, "include_leader": true, "wait_s": 5})).await;

@@ -14,8 +14,7 @@ use vllm_sota_core::results::{CandidateRow, RunStatus};
 use vllm_sota_core::{Tool, ToolContext, fsx};
 use vllm_sota_fairbench::preflight::PreflightOptions;
 use vllm_sota_fairbench::{FairBenchmarkRequest, RevalidateRequest, start_fair_benchmark};
-use vllm_sota_rlcr::gap::{Decision, GapDecision};
-use vllm_sota_rlcr::report::FinalReport;
+use vllm_sota_rlcr::{Decision, FinalReport, GapDecision};
 
 /// A git checkout whose `vllm` package is importable with `PYTHONPATH=<checkout>`.
 fn checkout(dir: &Path) -> PathBuf {

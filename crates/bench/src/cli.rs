@@ -322,11 +322,17 @@ Knobs, in each framework's own spelling (another framework's spelling is an erro
   common: --host (127.0.0.1), --port (8000; 0 = any free port)
 The tokenizer defaults to MODEL/tokenizer.json when MODEL is a directory.
 
-Virtual GPU and cost model (defaults: Llama-3.1-8B on an H200):
+Virtual GPU and cost model (Llama-3.1-8B on an H200):
+  --sim-cost-profile NAME|none: the step-cost values of a profile calibrated on real H200 runs
+    (references/sim-cost-profiles.json); default: the impersonated framework's (vllm: h200-vllm-0.26,
+    sglang: h200-sglang-0.5.17; trtllm has none); `none` keeps the uncalibrated values below.
   --sim-gpu-mem-gib 139.8  --sim-weights-gib 15  --sim-kv-bytes-per-token 131072
   --sim-activation-bytes-per-token 147456  --sim-step-base-us 7000  --sim-prefill-us-per-token 10
   --sim-decode-us-per-seq 20  --sim-attn-us-per-ctx-token 0.01  --sim-output-us-per-seq 0
+  --sim-admit-us-per-seq 0 (cost per sequence admitted into a step)
+  (each --sim-* cost flag overrides that one value of the profile)
   --sim-time-scale 1 (0 = zero-delay)
+  --sim-empty-token-fraction 0 (0..1: tokens whose text alone decodes to nothing, by prompt and index)
   --sim-zero-delay (tokens as fast as possible)  --sim-zero-delay-batch 16
   --sim-broken-patch (a patch that changes outputs: from the 3rd token on, tokens and logprobs differ)
   --sim-reasoning-tokens N (chat: first N tokens as reasoning_content)  --sim-comment-every N

@@ -86,7 +86,7 @@ pub struct LoadConfig {
     pub live: Option<Arc<LiveCounters>>,
 }
 
-/// Live progress of a run: requests that received their first generated text, and
+/// Live progress of a run: requests that received their first token chunk, and
 /// requests that ended (succeeded or failed), warmup included.
 #[derive(Debug, Default)]
 pub struct LiveCounters {
@@ -264,11 +264,10 @@ impl ConnectionPool {
 struct StreamState {
     sent: Instant,
     collect_text: bool,
-    first_text: Option<Instant>,
-    last_text: Option<Instant>,
-    last_choices: Option<Instant>,
+    first_token: Option<Instant>,
+    last_token: Option<Instant>,
     itl_ms: Vec<f64>,
-    text_chunks: u64,
+    token_chunks: u64,
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
     id: Option<String>,
@@ -332,21 +331,20 @@ impl StreamState {
         if info.completion_tokens.is_some() {
             self.completion_tokens = info.completion_tokens;
         }
-        if info.choices_len.unwrap_or(0) > 0 {
-            self.last_choices = Some(now);
-        }
-        if info.has_generated_text() {
-            match self.last_text {
+        // A chunk with a choice is a token even when its text is empty (see
+        // `ChunkInfo::is_token_chunk`): success, TTFT and ITL do not depend on the text.
+        if info.is_token_chunk() {
+            match self.last_token {
                 None => {
-                    self.first_text = Some(now);
+                    self.first_token = Some(now);
                     if let Some(l) = &self.live {
                         l.first_token.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 Some(prev) => self.itl_ms.push(ms(now - prev)),
             }
-            self.last_text = Some(now);
-            self.text_chunks += 1;
+            self.last_token = Some(now);
+            self.token_chunks += 1;
             if self.collect_text {
                 if let Some(r) = info.reasoning {
                     unescape_into(r, &mut self.text);
@@ -384,11 +382,10 @@ async fn one_request(
     let mut st = StreamState {
         sent,
         collect_text: shared.collect_text,
-        first_text: None,
-        last_text: None,
-        last_choices: None,
+        first_token: None,
+        last_token: None,
         itl_ms: Vec::with_capacity(rec.expected_output_len as usize),
-        text_chunks: 0,
+        token_chunks: 0,
         prompt_tokens: None,
         completion_tokens: None,
         id: None,
@@ -415,16 +412,18 @@ async fn one_request(
         Ok(Ok(())) => {}
     }
     rec.stream_end_ms = Some(ms(end - st.sent));
-    rec.ttft_ms = st.first_text.map(|t| ms(t - st.sent));
-    rec.e2e_ms = st.last_choices.map(|t| ms(t - st.sent));
+    rec.ttft_ms = st.first_token.map(|t| ms(t - st.sent));
+    rec.e2e_ms = st.last_token.map(|t| ms(t - st.sent));
     rec.itl_ms = st.itl_ms;
-    rec.text_chunks = st.text_chunks;
+    rec.token_chunks = st.token_chunks;
     rec.prompt_tokens = st.prompt_tokens;
     rec.completion_tokens = st.completion_tokens;
     rec.response_id = st.id;
     rec.finish_reason = st.finish_reason;
-    if st.error.is_none() && st.first_text.is_none() {
-        st.error = Some("stream ended without any generated text".into());
+    // Success needs one chunk with a choice (its text may be empty), as in `vllm bench
+    // serve`; a stream of only role, usage or `[DONE]` events generated nothing.
+    if st.error.is_none() && st.first_token.is_none() {
+        st.error = Some("stream ended without any token chunk (no chunk with a choice)".into());
     }
     rec.success = st.error.is_none();
     if let Some(l) = &shared.live {

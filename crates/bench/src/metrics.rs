@@ -2,14 +2,17 @@
 //! [`vllm_sota_core::results::MetricsRow`] plus fuller distributions.
 //!
 //! Definitions (bench-spec §1, written down in every row's provenance):
-//! - TTFT: send → first chunk carrying generated text or reasoning (role-only and
-//!   empty chunks do not count). First-byte time is reported separately.
-//! - E2E: send → last chunk with a non-empty `choices` (the trailing usage chunk and
-//!   `[DONE]` excluded, as in `vllm bench serve`).
+//! - TTFT: send → first token chunk: a chunk with a non-empty `choices`, even when its
+//!   text is empty (a token that decodes to nothing alone), as in `vllm bench serve`;
+//!   a role-only announcement does not count. First-byte time is reported separately.
+//! - E2E: send → last token chunk (the trailing usage chunk and `[DONE]` excluded, as in
+//!   `vllm bench serve`).
 //! - TPOT: (E2E − TTFT) / (output tokens − 1), requests with ≥ 2 output tokens only.
-//! - ITL: gaps between consecutive generated-text chunks (per chunk); the row says
-//!   `per_token` when every chunk of every successful request carried one token.
-//! - Output tokens: `usage.completion_tokens`; re-tokenized count kept as a cross-check.
+//! - ITL: gaps between consecutive token chunks (per chunk); the row says `per_token`
+//!   when every chunk of every successful request carried one token.
+//! - Output tokens: `usage.completion_tokens`, else the count of token chunks; the
+//!   re-tokenized count is a cross-check (a token that decodes to nothing re-tokenizes to
+//!   nothing), used only when neither exists.
 //! - Duration: first measured request sent → last measured request finished.
 //! - Percentiles: linear interpolation (NumPy default); std is the population std.
 
@@ -108,11 +111,12 @@ pub struct RequestRecord {
     /// Time of the end of the stream (`[DONE]` or EOF).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_end_ms: Option<f64>,
-    /// Gaps between consecutive generated-text chunks.
+    /// Gaps between consecutive token chunks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub itl_ms: Vec<f64>,
-    /// Chunks that carried generated text or reasoning.
-    pub text_chunks: u64,
+    /// Token chunks: chunks with a choice (text possibly empty), role-only ones aside.
+    #[serde(alias = "text_chunks")]
+    pub token_chunks: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_tokens: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,15 +134,15 @@ pub struct RequestRecord {
 }
 
 impl RequestRecord {
-    /// Output tokens: usage, else re-tokenized, else text chunks; with the source name.
+    /// Output tokens: usage, else token chunks, else re-tokenized; with the source name.
     pub fn output_tokens(&self) -> Option<(u64, &'static str)> {
         if let Some(c) = self.completion_tokens {
             return Some((c, "usage"));
         }
-        if let Some(c) = self.retokenized_output_tokens {
-            return Some((c, "retokenized"));
+        if self.token_chunks > 0 {
+            return Some((self.token_chunks, "chunk_count"));
         }
-        (self.text_chunks > 0).then_some((self.text_chunks, "chunk_count"))
+        self.retokenized_output_tokens.map(|c| (c, "retokenized"))
     }
 
     pub fn tpot_ms(&self) -> Option<f64> {
@@ -285,7 +289,7 @@ pub fn summarize(
     let per_token = !ok.is_empty()
         && ok
             .iter()
-            .all(|r| r.completion_tokens.is_some_and(|c| c == r.text_chunks));
+            .all(|r| r.completion_tokens.is_some_and(|c| c == r.token_chunks));
 
     let token_count_mismatches = ok
         .iter()
@@ -445,7 +449,7 @@ mod tests {
             ttft_ms: Some(100.0),
             e2e_ms: Some(1090.0),
             completion_tokens: Some(100),
-            text_chunks: 100,
+            token_chunks: 100,
             ..Default::default()
         };
         assert_eq!(r.tpot_ms(), Some(10.0));

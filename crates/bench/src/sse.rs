@@ -36,9 +36,22 @@ pub struct ChunkInfo<'a> {
 }
 
 impl ChunkInfo<'_> {
-    /// Whether this chunk carries generated text or reasoning (the TTFT trigger).
+    /// Whether this chunk carries generated text or reasoning.
     pub fn has_generated_text(&self) -> bool {
         self.text.is_some_and(|t| !t.is_empty()) || self.reasoning.is_some_and(|t| !t.is_empty())
+    }
+
+    /// Whether this chunk stands for generated tokens (the TTFT trigger, and one count of
+    /// the chunk-count fallback): it carries a choice, even one whose text is empty (a
+    /// token that decodes to nothing alone: a partial UTF-8 sequence, a special token),
+    /// as `vllm bench serve` counts them. A role-only announcement (`delta.role` with no
+    /// text, no reasoning and no finish reason) is not a token: real servers send it with
+    /// the first token, but a server may send it on admission, before any prefill.
+    pub fn is_token_chunk(&self) -> bool {
+        if self.choices_len.unwrap_or(0) == 0 {
+            return false;
+        }
+        !(self.role && !self.has_generated_text() && self.finish_reason.is_none())
     }
 
     /// Error description if this chunk is an error event.
@@ -444,7 +457,18 @@ mod tests {
         assert_eq!(c.choices_len, Some(1));
         assert!(c.has_generated_text());
         let role = scan_chunk(br#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#).unwrap();
-        assert!(role.role && !role.has_generated_text());
+        assert!(role.role && !role.has_generated_text() && !role.is_token_chunk());
+        // A token whose text decodes to nothing is still a token.
+        let empty = scan_chunk(
+            br#"{"choices":[{"index":0,"text":"","logprobs":null,"finish_reason":"length"}]}"#,
+        )
+        .unwrap();
+        assert!(!empty.has_generated_text() && empty.is_token_chunk());
+        let last = scan_chunk(br#"{"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}"#)
+            .unwrap();
+        assert!(last.is_token_chunk());
+        let role_and_end = scan_chunk(br#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":"length"}]}"#).unwrap();
+        assert!(role_and_end.is_token_chunk());
         let r =
             scan_chunk(br#"{"choices":[{"delta":{"reasoning_content":"think","content":null}}]}"#)
                 .unwrap();
@@ -457,7 +481,7 @@ mod tests {
             (u.choices_len, u.prompt_tokens, u.completion_tokens),
             (Some(0), Some(1000), Some(128))
         );
-        assert!(!u.has_generated_text());
+        assert!(!u.has_generated_text() && !u.is_token_chunk());
         // A key name inside a string value must not be picked up.
         let tricky = scan_chunk(
             br#"{"note":"\"usage\":{\"completion_tokens\":5}","choices":[{"text":"a\\\"b"}]}"#,

@@ -80,7 +80,7 @@ fn random_prompts_have_exact_server_counted_lengths_and_outputs() {
             r.retokenized_output_tokens, r.completion_tokens,
             "re-tokenized output matches usage"
         );
-        assert_eq!(r.text_chunks, r.expected_output_len);
+        assert_eq!(r.token_chunks, r.expected_output_len);
         assert_eq!(r.finish_reason.as_deref(), Some("length"));
     }
     assert_eq!(rep.summary.input_len_mismatches, 0);
@@ -121,7 +121,7 @@ fn chat_role_only_reasoning_comments_usage_and_done() {
     for r in &rep.records {
         // 8 tokens: 3 reasoning + 5 content; TTFT is the first reasoning token, not the role-only chunk.
         assert_eq!(r.completion_tokens, Some(8));
-        assert_eq!(r.text_chunks, 8);
+        assert_eq!(r.token_chunks, 8);
         let g = &truth[r.response_id.as_ref().unwrap()];
         let gt_ttft = g.ttft_ms().unwrap();
         // The role-only chunk (the first byte) leaves a 100 ms step before the first token.
@@ -273,6 +273,112 @@ fn faults_5xx_malformed_and_error_events_fail_with_reasons() {
     assert_eq!(rep.summary.errors.values().sum::<u64>(), 14);
     // Failed requests do not feed latency metrics.
     assert_eq!(rep.summary.distributions["ttft"].count, 14);
+}
+
+/// Real vLLM, with dummy weights, streams tokens whose text alone is empty (a partial UTF-8
+/// sequence, a special token): a request of one such token is still a success with one
+/// output token. The simulator makes a fraction of tokens decode to nothing, as strict as
+/// the engine; the client counts chunks with a choice, not text.
+#[test]
+fn tokens_that_decode_to_nothing_still_count() {
+    // One output token, every token empty: 1,000-token prompts at concurrency 80 with
+    // max_tokens 1, as the prefill capture's calibration load sends them.
+    let mut cfg = fast_cfg(Framework::Vllm);
+    cfg.empty_token_fraction = 1.0;
+    let sim = Sim::start(cfg).unwrap();
+    for chat in [false, true] {
+        let mut c = load(&sim, random(80, 1000, 1, chat, 5));
+        if chat {
+            c.endpoint = Endpoint::ChatCompletions;
+        }
+        c.max_concurrency = Some(80);
+        c.keep_text = true;
+        let rep = run_load_blocking(c, 1).unwrap();
+        assert_eq!(
+            (rep.summary.row.completed, rep.summary.row.failed),
+            (Some(80), Some(0)),
+            "chat {chat}: {:?}",
+            rep.summary.errors
+        );
+        for r in &rep.records {
+            assert_eq!(r.generated_text.as_deref(), Some(""), "chat {chat}");
+            assert_eq!(r.completion_tokens, Some(1));
+            assert_eq!(r.token_chunks, 1);
+            assert!(r.ttft_ms.is_some());
+        }
+        assert_eq!(rep.summary.row.total_output_tokens, Some(80));
+    }
+    drop(sim);
+
+    // A fraction of tokens empty over longer answers: completions stream every token (some
+    // with empty text); chat skips the empty ones but the last. Usage counts all of them.
+    let mut cfg = fast_cfg(Framework::Vllm);
+    cfg.empty_token_fraction = 0.3;
+    let sim = Sim::start(cfg).unwrap();
+    let mut chunk_counts = Vec::new();
+    for chat in [false, true] {
+        let mut c = load(&sim, random(12, 64, 40, chat, 6));
+        if chat {
+            c.endpoint = Endpoint::ChatCompletions;
+        }
+        c.tokenizer = Some(tokenizer());
+        let rep = run_load_blocking(c, 1).unwrap();
+        assert_eq!(
+            rep.summary.row.completed,
+            Some(12),
+            "{:?}",
+            rep.summary.errors
+        );
+        for r in &rep.records {
+            assert_eq!(r.completion_tokens, Some(40), "usage counts empty tokens");
+            assert_eq!(r.output_tokens(), Some((40, "usage")));
+            assert!(
+                r.retokenized_output_tokens.unwrap() < 40,
+                "the text re-tokenizes to fewer tokens: {:?}",
+                r.retokenized_output_tokens
+            );
+            if chat {
+                assert!(r.token_chunks < 40, "{}", r.token_chunks);
+            } else {
+                assert_eq!(r.token_chunks, 40);
+            }
+        }
+        chunk_counts.push(rep.records.iter().map(|r| r.token_chunks).sum::<u64>());
+        // Same prompts, same empty positions: a second run repeats exactly.
+        let mut again = load(&sim, random(12, 64, 40, chat, 6));
+        if chat {
+            again.endpoint = Endpoint::ChatCompletions;
+        }
+        let rep2 = run_load_blocking(again, 1).unwrap();
+        assert_eq!(
+            rep2.records.iter().map(|r| r.token_chunks).sum::<u64>(),
+            *chunk_counts.last().unwrap()
+        );
+    }
+    let truth = sim.truth();
+    assert!(truth.iter().all(|g| g.completion_tokens == 40));
+
+    // A stream with no chunk that carries a choice fails, whatever usage says: here the
+    // injected error event comes before the only token (see also sse_client.rs, cases 2
+    // and 8, for role-only and usage-only streams).
+    let mut cfg = fast_cfg(Framework::Vllm);
+    cfg.empty_token_fraction = 1.0;
+    cfg.faults.error_event_every = Some(1);
+    let sim = Sim::start(cfg).unwrap();
+    let rep = run_load_blocking(load(&sim, random(3, 64, 1, false, 7)), 1).unwrap();
+    assert_eq!(rep.summary.row.completed, Some(0));
+    for r in &rep.records {
+        assert!(!r.success);
+        assert_eq!(r.token_chunks, 0);
+        assert!(
+            r.error
+                .as_deref()
+                .unwrap()
+                .contains("injected engine error"),
+            "{:?}",
+            r.error
+        );
+    }
 }
 
 #[test]

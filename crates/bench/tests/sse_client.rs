@@ -54,7 +54,8 @@ fn scripts() -> Vec<(u16, Script)> {
                 ),
             ],
         ),
-        // 2: HTTP 200 but only a role chunk and [DONE]: no generated text → failure.
+        // 2: HTTP 200 but only a role chunk and [DONE]: a role announcement is not a token
+        // (servers may send it on admission), so no token chunk arrived → failure.
         (
             200,
             vec![(
@@ -89,6 +90,47 @@ fn scripts() -> Vec<(u16, Script)> {
             429,
             vec![(
                 "{\"object\":\"error\",\"message\":\"too many requests\"}",
+                0,
+            )],
+        ),
+        // 6: one token that decodes to nothing (a partial UTF-8 sequence, a special token),
+        // as real vLLM streamed it with max_tokens 1: a chunk with a choice and empty text,
+        // then usage. A success with one output token.
+        (
+            200,
+            vec![
+                (
+                    "data: {\"id\":\"cmpl-6\",\"choices\":[{\"index\":0,\"text\":\"\",\"logprobs\":null,\"finish_reason\":\"length\"}]}\n\n",
+                    30,
+                ),
+                (
+                    "data: {\"id\":\"cmpl-6\",\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n",
+                    0,
+                ),
+            ],
+        ),
+        // 7: chat: the role chunk, then a last chunk with an empty delta and a finish reason
+        // (vLLM's chat shape when the token's text is empty), no usage: the token count
+        // falls back to the token chunks.
+        (
+            200,
+            vec![
+                (
+                    "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+                    40,
+                ),
+                (
+                    "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}]}\n\ndata: [DONE]\n\n",
+                    0,
+                ),
+            ],
+        ),
+        // 8: only a usage chunk (`choices: []`) and [DONE]: no token chunk → failure, even
+        // though usage claims a token.
+        (
+            200,
+            vec![(
+                "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n",
                 0,
             )],
         ),
@@ -196,7 +238,7 @@ fn canned_streams_with_every_edge_case() {
             "role-only chunk must not count: ttft {:?}",
             a.ttft_ms
         );
-        assert_eq!(a.text_chunks, 3);
+        assert_eq!(a.token_chunks, 3);
         assert_eq!(a.itl_ms.len(), 2);
         // ' a' is complete only when its blank line arrives, at the start of the next read
         // (60 ms later), together with ' b'.
@@ -217,10 +259,9 @@ fn canned_streams_with_every_edge_case() {
             "{:?}",
             r[1].error
         );
-        assert_eq!(
-            r[2].error.as_deref(),
-            Some("stream ended without any generated text")
-        );
+        let no_token = Some("stream ended without any token chunk (no chunk with a choice)");
+        assert_eq!(r[2].error.as_deref(), no_token);
+        assert_eq!(r[2].ttft_ms, None);
         assert!(r[3].success, "{:?}", r[3].error);
         assert_eq!(
             r[3].completion_tokens,
@@ -236,13 +277,31 @@ fn canned_streams_with_every_edge_case() {
                 .starts_with("HTTP 429: {\"object\":\"error\",\"message\":\"too many requests\"}")
         );
 
+        // 6: empty text, one token: success, TTFT at that chunk, one token from usage.
+        let e = &r[6];
+        assert!(e.success, "{:?}", e.error);
+        assert_eq!((e.completion_tokens, e.token_chunks), (Some(1), 1));
+        assert_eq!(e.output_tokens(), Some((1, "usage")));
+        assert_eq!(e.generated_text.as_deref(), Some(""));
+        assert!(e.ttft_ms.is_some());
+        assert_eq!(e.ttft_ms, e.e2e_ms, "one token chunk: first and last");
+        assert!(e.itl_ms.is_empty());
+        // 7: TTFT at the empty finish chunk, not at the role chunk 40 ms earlier.
+        let c = &r[7];
+        assert!(c.success, "{:?}", c.error);
+        assert!(c.ttft_ms.unwrap() >= 35.0, "{:?}", c.ttft_ms);
+        assert_eq!(c.completion_tokens, None);
+        assert_eq!(c.output_tokens(), Some((1, "chunk_count")));
+        // 8: usage alone is not a token.
+        assert_eq!(r[8].error.as_deref(), no_token);
+
         assert_eq!(
             rep.connections_opened, 1,
-            "one keep-alive connection for all six requests"
+            "one keep-alive connection for all nine requests"
         );
         assert_eq!(
             (rep.summary.row.completed, rep.summary.row.failed),
-            (Some(2), Some(4))
+            (Some(4), Some(5))
         );
     });
 }

@@ -5,11 +5,11 @@ use serde::Serialize;
 use std::time::Duration;
 use vllm_sota_core::{Framework, proc};
 
-pub const NOT_AVAILABLE: &str = "not available here";
+pub(crate) const NOT_AVAILABLE: &str = "not available here";
 
 /// One probed fact.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct Probe {
+pub(crate) struct Probe {
     /// The value, or "not available here".
     pub value: String,
     /// The command that produced it (or failed).
@@ -26,14 +26,11 @@ impl Probe {
             reason: Some(reason.into()),
         }
     }
-    pub fn available(&self) -> bool {
-        self.value != NOT_AVAILABLE
-    }
 }
 
 /// Run `argv` with a timeout (through `core::proc`: own group, killed as a whole at the
 /// deadline); stdout on success, else the last output line, redacted.
-pub fn run_capture(argv: &[&str], timeout: Duration) -> Result<String, String> {
+pub(crate) fn run_capture(argv: &[&str], timeout: Duration) -> Result<String, String> {
     let out = proc::Cmd::from_argv(argv)
         .and_then(|c| c.run_capture(timeout))
         .map_err(|e| format!("{e:#}"))?;
@@ -83,7 +80,7 @@ fn last_nonempty_line(s: &str) -> Option<String> {
 
 /// One GPU as nvidia-smi lists it.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct Gpu {
+pub(crate) struct Gpu {
     pub index: u32,
     pub name: String,
     pub driver: String,
@@ -92,7 +89,7 @@ pub struct Gpu {
 }
 
 /// Parse `nvidia-smi --query-gpu=index,name,driver_version,memory.total,memory.used --format=csv,noheader,nounits`.
-pub fn parse_gpu_query(text: &str) -> Vec<Gpu> {
+pub(crate) fn parse_gpu_query(text: &str) -> Vec<Gpu> {
     text.lines()
         .filter_map(|line| {
             let f: Vec<&str> = line.split(',').map(str::trim).collect();
@@ -111,7 +108,7 @@ pub fn parse_gpu_query(text: &str) -> Vec<Gpu> {
 }
 
 /// GPUs visible here, or why none are.
-pub fn gpus() -> Result<Vec<Gpu>, String> {
+pub(crate) fn gpus() -> Result<Vec<Gpu>, String> {
     let out = run_capture(
         &[
             "nvidia-smi",
@@ -129,7 +126,7 @@ pub fn gpus() -> Result<Vec<Gpu>, String> {
 }
 
 /// Everything campaign_init records, probed in parallel.
-pub fn probe_environment(frameworks: &[String]) -> serde_json::Value {
+pub(crate) fn probe_environment(frameworks: &[String]) -> serde_json::Value {
     let wants = |f: &str| frameworks.iter().any(|x| x == f);
     type ProbeJob = Box<dyn FnOnce() -> Probe + Send>;
     let mut jobs: Vec<(&str, ProbeJob)> = vec![

@@ -9,7 +9,7 @@ use std::path::Path;
 use vllm_sota_core::fsx;
 use vllm_sota_core::layout::CampaignPaths;
 use vllm_sota_core::results::{CandidateRow, RankingMetric, RowRef, RunStatus};
-use vllm_sota_rlcr::gap::GapPolicy;
+use vllm_sota_rlcr::GapPolicy;
 use vllm_sota_rlcr::stats;
 
 use crate::ledger::{KernelGate, Provenance};
@@ -33,7 +33,7 @@ fn round_decision(paths: &CampaignPaths, round: u32) -> Result<Option<Value>> {
 /// An attempt in `round` needs that round's `gap_decision` (saying `patch`), its
 /// `analysis/round-N/root-cause.md` and `analysis/round-N/layer-pipeline.md`. The error names
 /// every missing piece.
-pub fn attempt_gate(paths: &CampaignPaths, round: u32) -> Result<Option<Value>> {
+pub(crate) fn attempt_gate(paths: &CampaignPaths, round: u32) -> Result<Option<Value>> {
     let decision = round_decision(paths, round)?;
     let mut missing = Vec::new();
     match decision
@@ -71,7 +71,11 @@ pub fn attempt_gate(paths: &CampaignPaths, round: u32) -> Result<Option<Value>> 
 
 /// After two flat rounds (`expand_research` on the round's decision) the next attempt needs a
 /// source idea of this round with code-first provenance.
-pub fn code_first_gate(paths: &CampaignPaths, round: u32, decision: Option<&Value>) -> Result<()> {
+pub(crate) fn code_first_gate(
+    paths: &CampaignPaths,
+    round: u32,
+    decision: Option<&Value>,
+) -> Result<()> {
     if decision.and_then(|d| d["expand_research"].as_bool()) != Some(true) {
         return Ok(());
     }
@@ -108,7 +112,7 @@ fn exists_in(paths: &CampaignPaths, checkout: Option<&Path>, item: &str) -> bool
 }
 
 /// The kernel gate's four conditions; errors name the field.
-pub fn kernel_gate(paths: &CampaignPaths, round: u32, k: &KernelGate) -> Result<()> {
+pub(crate) fn kernel_gate(paths: &CampaignPaths, round: u32, k: &KernelGate) -> Result<()> {
     if k.kernel.trim().is_empty() {
         bail!("kernel.kernel: required, the kernel or family the edit targets");
     }
@@ -146,7 +150,7 @@ pub fn kernel_gate(paths: &CampaignPaths, round: u32, k: &KernelGate) -> Result<
 }
 
 /// The measured improvement of an optimization after the noise rule.
-pub struct Improvement {
+pub(crate) struct Improvement {
     pub value: f64,
     pub improvement_pct: f64,
     pub ci_low_pct: f64,
@@ -174,7 +178,7 @@ fn repeats_of(paths: &CampaignPaths, file: &str, row: &CandidateRow) -> Result<V
 /// with a passing correctness probe stored on the row, and the confidence interval of the
 /// relative improvement over the prior best (Welch when the prior has repeats, else the prior
 /// as a fixed value) must lie entirely above the noise threshold.
-pub fn noise_rule(
+pub(crate) fn noise_rule(
     paths: &CampaignPaths,
     measured_ref: &RowRef,
     measured: &CandidateRow,

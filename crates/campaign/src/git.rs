@@ -6,7 +6,7 @@ use serde::Serialize;
 use std::path::Path;
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct CheckoutInfo {
+pub(crate) struct CheckoutInfo {
     pub path: String,
     pub branch: Option<String>,
     pub commit: Option<String>,
@@ -14,12 +14,12 @@ pub struct CheckoutInfo {
     pub dirty_paths: Vec<String>,
 }
 
-pub fn open(path: &Path) -> Result<Repository> {
+pub(crate) fn open(path: &Path) -> Result<Repository> {
     Repository::discover(path)
         .with_context(|| format!("vllm_checkout {}: not a git repository", path.display()))
 }
 
-pub fn checkout_info(path: &Path) -> Result<CheckoutInfo> {
+pub(crate) fn checkout_info(path: &Path) -> Result<CheckoutInfo> {
     let repo = open(path)?;
     let head = repo.head().ok();
     let branch = head
@@ -48,7 +48,7 @@ pub fn checkout_info(path: &Path) -> Result<CheckoutInfo> {
 }
 
 /// Unified diff of the working tree (index and untracked files included) against `base`.
-pub fn diff_against(path: &Path, base: &str) -> Result<String> {
+pub(crate) fn diff_against(path: &Path, base: &str) -> Result<String> {
     let repo = open(path)?;
     let base_commit = repo
         .revparse_single(base)

@@ -333,7 +333,7 @@ fn create_layout(paths: &CampaignPaths, campaign: &Campaign) -> Result<Vec<Strin
 }
 
 /// Layout entries missing from a campaign directory.
-pub fn missing_layout(paths: &CampaignPaths) -> Vec<String> {
+pub(crate) fn missing_layout(paths: &CampaignPaths) -> Vec<String> {
     let mut missing: Vec<String> = LAYOUT_DIRS
         .iter()
         .filter(|d| !paths.root.join(d).is_dir())

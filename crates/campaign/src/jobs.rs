@@ -13,7 +13,7 @@ use vllm_sota_core::layout::CampaignPaths;
 use vllm_sota_core::{Tool, ToolContext};
 
 /// Longest a single poll may block: below the 60 s default tool timeout of MCP clients.
-pub const MAX_WAIT_S: f64 = 45.0;
+pub(crate) const MAX_WAIT_S: f64 = 45.0;
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -287,7 +287,7 @@ fn jsonl_path(paths: &CampaignPaths, spec: &LedgerSpec) -> PathBuf {
 }
 
 /// The header-only markdown of a ledger (used by campaign_init).
-pub fn empty_ledger_markdown(rel: &str) -> Option<String> {
+pub(crate) fn empty_ledger_markdown(rel: &str) -> Option<String> {
     spec_for_md(rel).map(|s| render_markdown(s, &[]))
 }
 
@@ -766,7 +766,7 @@ impl Tool for LedgerAppend {
 }
 
 /// Rows of a ledger's JSONL machine copy (for status and reports).
-pub fn read_ledger(paths: &CampaignPaths, ledger: &str) -> Result<Vec<Value>> {
+pub(crate) fn read_ledger(paths: &CampaignPaths, ledger: &str) -> Result<Vec<Value>> {
     let spec = [&ATTEMPT, &OPTIMIZATION, &SOURCE_IDEA]
         .into_iter()
         .find(|s| s.name == ledger)

@@ -351,6 +351,56 @@ pub struct CandidateRow {
 }
 
 impl CandidateRow {
+    /// Whether this row measured `f` (the row keeps the framework's id as written).
+    pub fn is_framework(&self, f: crate::Framework) -> bool {
+        self.framework == f.id()
+    }
+    /// A completed run's row (status `ok`, round 0, repeat 0, one GPU) with `metrics` and
+    /// the verdict of `sla` on them; the workload names only the scenario and everything
+    /// else is empty. Importers and tests start here and set what they know (struct
+    /// update syntax: `CandidateRow { workload, ..CandidateRow::measured(..) }`).
+    pub fn measured(
+        row_id: &str,
+        framework: &str,
+        scenario: &str,
+        metrics: MetricsRow,
+        sla: &Sla,
+    ) -> CandidateRow {
+        CandidateRow {
+            schema_version: RESULT_SCHEMA_VERSION,
+            row_id: row_id.into(),
+            framework: framework.into(),
+            candidate_id: String::new(),
+            is_baseline: false,
+            scenario: scenario.into(),
+            round: 0,
+            repeat: 0,
+            vllm_commit: None,
+            status: RunStatus::Ok,
+            failure_reason: None,
+            hardware: Hardware {
+                gpu_count: 1,
+                ..Default::default()
+            },
+            workload: Workload {
+                scenario: scenario.into(),
+                ..Default::default()
+            },
+            sla: sla.evaluate(Some(&metrics)),
+            metrics: Some(metrics),
+            normalization: Default::default(),
+            server_command: vec![],
+            benchmark_command: vec![],
+            validated_cli_flags: vec![],
+            artifacts: Default::default(),
+            correctness: None,
+            warmup: None,
+            prefix_cache: None,
+            started_at: String::new(),
+            finished_at: String::new(),
+        }
+    }
+
     pub fn passed_sla(&self) -> bool {
         self.status == RunStatus::Ok && self.sla.passed == Some(true)
     }
@@ -417,45 +467,27 @@ mod tests {
     use super::*;
 
     fn row(tp: Option<f64>, ttft: f64, passed: bool) -> CandidateRow {
-        CandidateRow {
-            schema_version: RESULT_SCHEMA_VERSION,
-            row_id: format!("{tp:?}-{ttft}"),
-            framework: "vllm".into(),
-            candidate_id: "c".into(),
-            is_baseline: false,
-            scenario: "chat".into(),
-            round: 0,
-            repeat: 0,
-            vllm_commit: None,
-            status: RunStatus::Ok,
-            failure_reason: None,
-            hardware: Hardware {
-                gpu_count: 1,
+        let metrics = MetricsRow {
+            request_throughput: tp,
+            ttft_ms: Some(Percentiles {
+                p50: Some(ttft),
                 ..Default::default()
-            },
-            workload: Workload::default(),
+            }),
+            ..Default::default()
+        };
+        CandidateRow {
+            candidate_id: "c".into(),
             sla: SlaResult {
                 passed: Some(passed),
                 ..Default::default()
             },
-            metrics: Some(MetricsRow {
-                request_throughput: tp,
-                ttft_ms: Some(Percentiles {
-                    p50: Some(ttft),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            normalization: Default::default(),
-            server_command: vec![],
-            benchmark_command: vec![],
-            validated_cli_flags: vec![],
-            artifacts: Default::default(),
-            correctness: None,
-            warmup: None,
-            prefix_cache: None,
-            started_at: String::new(),
-            finished_at: String::new(),
+            ..CandidateRow::measured(
+                &format!("{tp:?}-{ttft}"),
+                "vllm",
+                "chat",
+                metrics,
+                &Sla::default(),
+            )
         }
     }
 

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use vllm_sota_core::Framework;
 use vllm_sota_core::layout::Campaign;
 
 use crate::config::{BenchmarkConfig, OrderedMap};
@@ -113,7 +114,7 @@ pub fn check_against_campaign(cfg: &BenchmarkConfig, c: &Campaign) -> Result<()>
         ));
     }
     for (name, fw) in cfg.frameworks.iter() {
-        if fw.enabled && !c.frameworks.iter().any(|f| f == name) {
+        if fw.enabled && !c.frameworks.iter().any(|f| f == name.id()) {
             bad.push(format!(
                 "frameworks.{name} is enabled but campaign.json frameworks is {:?}",
                 c.frameworks
@@ -360,11 +361,11 @@ fn pin(
 /// A framework runs its baseline only while another is searched: refused unless
 /// `frameworks.<name>.search_skipped_reason` records why. Fills every plan's `search`.
 pub fn check_search_parity(cfg: &BenchmarkConfig, plan: &mut Plan) -> Result<()> {
-    let searched: Vec<(String, usize)> = plan
+    let searched: Vec<(Framework, usize)> = plan
         .frameworks
         .iter()
         .filter(|f| f.status == FrameworkStatus::Ready && f.candidates.len() > 1)
-        .map(|f| (f.framework.clone(), f.candidates.len()))
+        .map(|f| (f.framework, f.candidates.len()))
         .collect();
     let mut refused = Vec::new();
     for fp in plan
@@ -391,7 +392,7 @@ pub fn check_search_parity(cfg: &BenchmarkConfig, plan: &mut Plan) -> Result<()>
             None if searched.is_empty() => {
                 fp.search = "baseline only (no framework is searched)".into()
             }
-            None => refused.push(fp.framework.clone()),
+            None => refused.push(fp.framework),
         }
     }
     if !refused.is_empty() {
@@ -402,7 +403,11 @@ pub fn check_search_parity(cfg: &BenchmarkConfig, plan: &mut Plan) -> Result<()>
         bail!(
             "tuned vs defaults: {} searched but {} would run its baseline only; give each a bounded search_space (its knobs may have been rejected at preflight) or record why in frameworks.<name>.search_skipped_reason ({})",
             tuned.join(", "),
-            refused.join(", "),
+            refused
+                .iter()
+                .map(|f| f.id())
+                .collect::<Vec<_>>()
+                .join(", "),
             refused
                 .iter()
                 .map(|f| format!("frameworks.{f}.search_skipped_reason"))

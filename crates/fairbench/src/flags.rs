@@ -7,6 +7,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::OrderedMap;
+use vllm_sota_core::Framework;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FrameworkFlagsFile {
@@ -113,9 +114,9 @@ impl FrameworkFlagsFile {
             .filter(|_| p != "_doc")
             .map(String::as_str)
     }
-    pub fn facts(&self, framework: &str) -> Result<&FrameworkFacts> {
+    pub fn facts(&self, framework: Framework) -> Result<&FrameworkFacts> {
         self.frameworks
-            .get(framework)
+            .get(framework.id())
             .with_context(|| format!("framework-flags.json has no entry for `{framework}`"))
     }
 }

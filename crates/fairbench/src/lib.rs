@@ -46,15 +46,3 @@ pub use tools::{
     FairBenchmark, FairBenchmarkReport, FairBenchmarkRequest, Revalidate, RevalidateReport,
     start_fair_benchmark, start_revalidate,
 };
-
-/// Dispatch a `job-run` by kind (`fair_benchmark`, `revalidate`); `None` for other kinds.
-pub fn run_job_by_kind(
-    kind: &str,
-    runner: &vllm_sota_core::jobs::JobRunner,
-) -> Option<anyhow::Result<serde_json::Value>> {
-    match kind {
-        tools::FAIR_BENCHMARK_KIND => Some(run_fair_benchmark_job(runner)),
-        tools::REVALIDATE_KIND => Some(run_revalidate_job(runner)),
-        _ => None,
-    }
-}

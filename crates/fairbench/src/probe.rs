@@ -37,7 +37,7 @@ pub struct ProbeAnswer {
 /// `benchmark/correctness/<framework>/<candidate>.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProbeReference {
-    pub framework: String,
+    pub framework: vllm_sota_core::Framework,
     pub candidate_id: String,
     pub recorded_at: String,
     pub vllm_commit: Option<String>,

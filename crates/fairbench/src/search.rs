@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use vllm_sota_core::fsx;
 use vllm_sota_core::jobs::JobRunner;
 use vllm_sota_core::layout::{CampaignPaths, now_rfc3339};
 use vllm_sota_core::results::{
     CandidateRow, Hardware, RESULT_SCHEMA_VERSION, RunStatus, SlaResult, Workload,
 };
+use vllm_sota_core::{Framework, fsx};
 
 use crate::candidates::Candidate;
 use crate::config::{BenchmarkConfig, Scenario};
@@ -32,7 +32,7 @@ pub fn plan_path(paths: &CampaignPaths) -> PathBuf {
     paths.benchmark_dir().join("plan.json")
 }
 
-pub fn row_id(framework: &str, candidate: &str, scenario: &str, repeat: u32) -> String {
+pub fn row_id(framework: Framework, candidate: &str, scenario: &str, repeat: u32) -> String {
     format!("{framework}/{candidate}/{scenario}/r{repeat}")
 }
 
@@ -78,7 +78,7 @@ pub fn workload(cfg: &BenchmarkConfig, sc: Option<&Scenario>, point: Option<&Poi
 #[allow(clippy::too_many_arguments)]
 pub fn blank_row(
     plan: &Plan,
-    framework: &str,
+    framework: Framework,
     candidate_id: &str,
     is_baseline: bool,
     sc: Option<&Scenario>,
@@ -105,7 +105,7 @@ pub fn blank_row(
             sc.map(|s| s.name.as_str()).unwrap_or(ALL_SCENARIOS),
             repeat,
         ),
-        framework: framework.into(),
+        framework: framework.id().into(),
         candidate_id: candidate_id.into(),
         is_baseline,
         scenario: sc
@@ -269,13 +269,13 @@ pub fn planned_row_ids(plan: &Plan) -> Vec<String> {
                 for c in &fp.candidates {
                     for sc in &plan.scenarios {
                         for rep in 0..plan.config.benchmark.repeats {
-                            ids.push(row_id(&fp.framework, &c.candidate_id, &sc.name, rep));
+                            ids.push(row_id(fp.framework, &c.candidate_id, &sc.name, rep));
                         }
                     }
                 }
             }
             FrameworkStatus::EnvironmentGap => {
-                ids.push(row_id(&fp.framework, "environment-gap", ALL_SCENARIOS, 0))
+                ids.push(row_id(fp.framework, "environment-gap", ALL_SCENARIOS, 0))
             }
             // The framework-level rejection is among plan.rejections.
             FrameworkStatus::Rejected => {}
@@ -300,7 +300,7 @@ fn rejection_row_id(r: &crate::preflight::Rejection, i: usize) -> String {
             .collect();
         format!("rejected{i:02}-{clean}")
     });
-    row_id(&r.framework, &what, ALL_SCENARIOS, 0)
+    row_id(r.framework, &what, ALL_SCENARIOS, 0)
 }
 
 pub fn execute_plan(
@@ -342,7 +342,7 @@ pub fn execute_plan(
         let cand = id.split('/').nth(1).unwrap_or("rejected").to_string();
         let mut row = blank_row(
             plan,
-            &r.framework,
+            r.framework,
             &cand,
             false,
             None,
@@ -359,7 +359,7 @@ pub fn execute_plan(
         if fp.status == FrameworkStatus::EnvironmentGap {
             let mut row = blank_row(
                 plan,
-                &fp.framework,
+                fp.framework,
                 "environment-gap",
                 false,
                 None,
@@ -446,7 +446,7 @@ fn run_frameworks(ctx: &mut Ctx) -> Result<()> {
                 .flat_map(|sc| (0..plan.config.benchmark.repeats).map(move |r| (sc, r)))
                 .filter(|(sc, r)| {
                     !ctx.done
-                        .contains(&row_id(&fp.framework, &cand.candidate_id, &sc.name, *r))
+                        .contains(&row_id(fp.framework, &cand.candidate_id, &sc.name, *r))
                 })
                 .collect();
             if pending.is_empty() {
@@ -475,7 +475,7 @@ fn run_candidate(
     let argv = launch::server_argv(cfg, fp, cand, help, port);
     let log_path = bench_dir
         .join("logs")
-        .join(&fp.framework)
+        .join(fp.framework.id())
         .join(format!("{}.log", cand.candidate_id));
     let log_rel = rel(&ctx.paths.root, &log_path);
     let validated: Vec<String> = fp
@@ -519,7 +519,7 @@ fn run_candidate(
             for (sc, rep) in pending {
                 let mut row = blank_row(
                     plan,
-                    &fp.framework,
+                    fp.framework,
                     &cand.candidate_id,
                     cand.is_baseline,
                     Some(sc),
@@ -583,11 +583,11 @@ pub fn cache_probe(fp: &FrameworkPlan, server: &Server) -> Option<measure::Cache
         })
 }
 
-pub fn reference_path(paths: &CampaignPaths, framework: &str, candidate: &str) -> PathBuf {
+pub fn reference_path(paths: &CampaignPaths, framework: Framework, candidate: &str) -> PathBuf {
     paths
         .benchmark_dir()
         .join("correctness")
-        .join(framework)
+        .join(framework.id())
         .join(format!("{candidate}.json"))
 }
 
@@ -604,8 +604,8 @@ fn measure_candidate(
     let plan = ctx.plan;
     let cfg = &plan.config;
     // Reference answers of the unpatched build, right after readiness (fresh server).
-    if fp.framework == "vllm" && cfg.launch.record_correctness_reference {
-        let path = reference_path(ctx.paths, &fp.framework, &cand.candidate_id);
+    if fp.framework == Framework::Vllm && cfg.launch.record_correctness_reference {
+        let path = reference_path(ctx.paths, fp.framework, &cand.candidate_id);
         if !path.exists() {
             match probe::run_probe(
                 &server.host,
@@ -615,7 +615,7 @@ fn measure_candidate(
             ) {
                 Ok(answers) => {
                     let reference = probe::ProbeReference {
-                        framework: fp.framework.clone(),
+                        framework: fp.framework,
                         candidate_id: cand.candidate_id.clone(),
                         recorded_at: now_rfc3339(),
                         vllm_commit: vllm_commit_of_campaign(ctx.paths),
@@ -641,7 +641,7 @@ fn measure_candidate(
         ctx.check_cancel()?;
         let mut row = blank_row(
             plan,
-            &fp.framework,
+            fp.framework,
             &cand.candidate_id,
             cand.is_baseline,
             Some(sc),
@@ -690,7 +690,7 @@ fn measure_candidate(
                     .paths
                     .benchmark_dir()
                     .join("raw")
-                    .join(&fp.framework)
+                    .join(fp.framework.id())
                     .join(&cand.candidate_id)
                     .join(format!("{}-r{rep}.json", sc.name));
                 fsx::write_json(&raw, &json!({"row_id": row.row_id, "points": m.points}))?;

@@ -46,7 +46,7 @@ pub struct FairBenchmarkRequest {
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct FrameworkSummary {
-    pub framework: String,
+    pub framework: vllm_sota_core::Framework,
     /// `ready`, `rejected`, `environment_gap`.
     pub status: String,
     pub candidates: usize,
@@ -117,7 +117,7 @@ impl Tool for FairBenchmark {
         ]);
         for f in &r.frameworks {
             t.row(&[
-                f.framework.clone(),
+                f.framework.to_string(),
                 f.status.clone(),
                 f.candidates.to_string(),
                 f.reason.clone().unwrap_or_default(),
@@ -319,7 +319,7 @@ fn report(
             .frameworks
             .iter()
             .map(|f| FrameworkSummary {
-                framework: f.framework.clone(),
+                framework: f.framework,
                 status: enum_text(f.status),
                 candidates: f.candidates.len(),
                 reason: f.reason.clone(),

@@ -11,9 +11,7 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
 use vllm_sota_core::layout::{Campaign, LAYOUT_DIRS, LAYOUT_FILES, PLACEHOLDER_MARKER};
-use vllm_sota_core::results::{
-    CandidateRow, Hardware, RESULT_SCHEMA_VERSION, RunStatus, Sla, Workload,
-};
+use vllm_sota_core::results::{CandidateRow, Hardware, Sla, Workload};
 use vllm_sota_core::{Tool, ToolContext, fsx};
 use vllm_sota_rlcr::{Checkpoint, GapDecision, HistoryNotes, StartRlcr};
 
@@ -96,49 +94,27 @@ fn main() -> anyhow::Result<()> {
         m.request_throughput = m.request_throughput.map(|x| x * scale);
         m.output_throughput = m.output_throughput.map(|x| x * scale);
         let per_req = |t: Option<u64>| t.unwrap_or(0) / m.completed.unwrap_or(0).max(1);
+        let workload = Workload {
+            dataset: "random".into(),
+            scenario: scenario.into(),
+            input_len: per_req(m.total_input_tokens),
+            output_len: per_req(m.total_output_tokens),
+            num_prompts: m.num_requests,
+            endpoint: "/v1/completions".into(),
+            ..Default::default()
+        };
         Ok(CandidateRow {
-            schema_version: RESULT_SCHEMA_VERSION,
-            row_id: id.into(),
-            framework: fw.into(),
             candidate_id: format!("{fw}-default"),
             is_baseline: true,
-            scenario: scenario.into(),
-            round: 0,
-            repeat: 0,
-            vllm_commit: None,
-            status: RunStatus::Ok,
-            failure_reason: None,
             hardware: Hardware {
                 gpu_count: 1,
                 gpu_model: Some("NVIDIA H200".into()),
                 gpu_ids: vec![0],
                 multi_node: false,
             },
-            workload: Workload {
-                dataset: "random".into(),
-                scenario: scenario.into(),
-                input_len: per_req(m.total_input_tokens),
-                output_len: per_req(m.total_output_tokens),
-                num_prompts: m.num_requests,
-                max_concurrency: None,
-                request_rate: None,
-                endpoint: "/v1/completions".into(),
-                seed: None,
-                label: None,
-                ..Default::default()
-            },
-            sla: sla.evaluate(Some(&m)),
-            metrics: Some(m),
-            normalization: Default::default(),
+            workload,
             server_command: vec![format!("{fw}-serve"), "dummy-llama-8b".into()],
-            benchmark_command: vec![],
-            validated_cli_flags: vec![],
-            artifacts: Default::default(),
-            correctness: None,
-            warmup: None,
-            prefix_cache: None,
-            started_at: String::new(),
-            finished_at: String::new(),
+            ..CandidateRow::measured(id, fw, scenario, m, &sla)
         })
     };
     let rows = [

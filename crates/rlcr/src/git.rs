@@ -6,16 +6,16 @@ use std::path::Path;
 
 /// True for Humanize's local runtime paths (`.humanize/...`, `.humanize-*`), which the
 /// upstream setup script ignores when it checks for a clean tree.
-pub fn is_humanize_path(path: &str) -> bool {
+pub(crate) fn is_humanize_path(path: &str) -> bool {
     path.starts_with(".humanize/") || path.starts_with(".humanize-") || path == ".humanize"
 }
 
-pub fn open(path: &Path) -> Result<Repository> {
+pub(crate) fn open(path: &Path) -> Result<Repository> {
     Repository::open(path).with_context(|| format!("{} is not a git repository", path.display()))
 }
 
 /// HEAD's commit id, when HEAD points at a commit.
-pub fn head_commit(repo: &Repository) -> Option<String> {
+pub(crate) fn head_commit(repo: &Repository) -> Option<String> {
     repo.head()
         .ok()?
         .peel_to_commit()
@@ -24,7 +24,7 @@ pub fn head_commit(repo: &Repository) -> Option<String> {
 }
 
 /// Current branch name (None when detached or unborn).
-pub fn current_branch(repo: &Repository) -> Option<String> {
+pub(crate) fn current_branch(repo: &Repository) -> Option<String> {
     let head = repo.head().ok()?;
     if head.is_branch() {
         head.shorthand().map(str::to_string)
@@ -34,7 +34,7 @@ pub fn current_branch(repo: &Repository) -> Option<String> {
 }
 
 /// Paths that make the tree dirty, excluding untracked Humanize state.
-pub fn dirty_paths(repo: &Repository) -> Result<Vec<String>> {
+pub(crate) fn dirty_paths(repo: &Repository) -> Result<Vec<String>> {
     let mut opts = StatusOptions::new();
     opts.include_untracked(true)
         .recurse_untracked_dirs(true)
@@ -58,7 +58,7 @@ pub fn dirty_paths(repo: &Repository) -> Result<Vec<String>> {
 }
 
 /// Both `.humanize/…` and `.humanize-…` paths are ignored by the repository's ignore rules.
-pub fn humanize_ignored(repo: &Repository) -> bool {
+pub(crate) fn humanize_ignored(repo: &Repository) -> bool {
     let a = repo
         .is_path_ignored(".humanize/rlcr/state.md")
         .unwrap_or(false);
@@ -66,12 +66,12 @@ pub fn humanize_ignored(repo: &Repository) -> bool {
     a && b
 }
 
-pub fn local_branch_exists(repo: &Repository, name: &str) -> bool {
+pub(crate) fn local_branch_exists(repo: &Repository, name: &str) -> bool {
     repo.find_branch(name, git2::BranchType::Local).is_ok()
 }
 
 /// Target of `refs/remotes/origin/HEAD` (the remote default branch as last fetched).
-pub fn remote_default_branch(repo: &Repository) -> Option<String> {
+pub(crate) fn remote_default_branch(repo: &Repository) -> Option<String> {
     let r = repo.find_reference("refs/remotes/origin/HEAD").ok()?;
     let target = r.symbolic_target()?.to_string();
     target
@@ -81,7 +81,7 @@ pub fn remote_default_branch(repo: &Repository) -> Option<String> {
 
 /// Humanize's auto-detection (remote default if local, then `main`, then `master`), and
 /// whether it is ambiguous (no remote default while both `main` and `master` exist).
-pub fn autodetect_base(repo: &Repository) -> (Option<String>, bool) {
+pub(crate) fn autodetect_base(repo: &Repository) -> (Option<String>, bool) {
     if let Some(d) = remote_default_branch(repo).filter(|d| local_branch_exists(repo, d)) {
         return (Some(d), false);
     }
@@ -102,7 +102,7 @@ fn signature(repo: &Repository) -> git2::Signature<'static> {
 }
 
 /// Append `.humanize*` to `.gitignore` and commit only that file on the current branch.
-pub fn ignore_humanize_and_commit(repo: &Repository) -> Result<String> {
+pub(crate) fn ignore_humanize_and_commit(repo: &Repository) -> Result<String> {
     let workdir = repo.workdir().context("bare repository: no working tree")?;
     let path = workdir.join(".gitignore");
     let mut text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -140,7 +140,7 @@ pub struct ChangedFile {
 }
 
 /// Files changed from `base` (a commit-ish) to HEAD, committed changes only, with line counts.
-pub fn changed_files(repo: &Repository, base: &str) -> Result<Vec<ChangedFile>> {
+pub(crate) fn changed_files(repo: &Repository, base: &str) -> Result<Vec<ChangedFile>> {
     let base_obj = repo
         .revparse_single(base)
         .with_context(|| format!("base commit {base} is not in the checkout"))?;

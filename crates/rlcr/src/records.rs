@@ -11,7 +11,7 @@ use vllm_sota_core::layout::CampaignPaths;
 use vllm_sota_core::results::{CandidateRow, RowRef};
 
 /// A path given relative to the campaign directory (or absolute).
-pub fn resolve(paths: &CampaignPaths, rel: &str) -> PathBuf {
+pub(crate) fn resolve(paths: &CampaignPaths, rel: &str) -> PathBuf {
     let p = Path::new(rel);
     if p.is_absolute() {
         p.to_path_buf()
@@ -21,18 +21,21 @@ pub fn resolve(paths: &CampaignPaths, rel: &str) -> PathBuf {
 }
 
 /// `path` relative to the campaign directory when it is inside it.
-pub fn relative(paths: &CampaignPaths, path: &Path) -> String {
+pub(crate) fn relative(paths: &CampaignPaths, path: &Path) -> String {
     paths.rel(path)
 }
 
 /// Candidate rows of a results file, with the file named in any error.
-pub fn read_rows(path: &Path) -> Result<Vec<CandidateRow>> {
+pub(crate) fn read_rows(path: &Path) -> Result<Vec<CandidateRow>> {
     fsx::read_jsonl(path)
         .with_context(|| format!("cannot read benchmark rows from {}", path.display()))
 }
 
 /// Resolve explicit row references to rows (each file read once).
-pub fn rows_by_ref(paths: &CampaignPaths, refs: &[RowRef]) -> Result<Vec<(RowRef, CandidateRow)>> {
+pub(crate) fn rows_by_ref(
+    paths: &CampaignPaths,
+    refs: &[RowRef],
+) -> Result<Vec<(RowRef, CandidateRow)>> {
     let mut cache: std::collections::BTreeMap<String, Vec<CandidateRow>> = Default::default();
     let mut out = Vec::with_capacity(refs.len());
     for r in refs {
@@ -58,7 +61,7 @@ pub fn rows_by_ref(paths: &CampaignPaths, refs: &[RowRef]) -> Result<Vec<(RowRef
 }
 
 /// JSON objects of a JSONL file (missing file = empty). Non-object lines are an error naming the line.
-pub fn read_objects(path: &Path) -> Result<Vec<Value>> {
+pub(crate) fn read_objects(path: &Path) -> Result<Vec<Value>> {
     let rows: Vec<Value> = fsx::read_jsonl(path)?;
     for (i, row) in rows.iter().enumerate() {
         if !row.is_object() {
@@ -69,17 +72,17 @@ pub fn read_objects(path: &Path) -> Result<Vec<Value>> {
 }
 
 /// The machine copy beside a ledger markdown file (`attempt-ledger.md` → `attempt-ledger.jsonl`).
-pub fn jsonl_beside(md: &Path) -> PathBuf {
+pub(crate) fn jsonl_beside(md: &Path) -> PathBuf {
     md.with_extension("jsonl")
 }
 
 /// First string field present among `names`.
-pub fn str_field<'a>(v: &'a Value, names: &[&str]) -> Option<&'a str> {
+pub(crate) fn str_field<'a>(v: &'a Value, names: &[&str]) -> Option<&'a str> {
     names.iter().find_map(|n| v.get(*n).and_then(Value::as_str))
 }
 
 /// A field rendered as short text (string as is, numbers/bools/arrays as JSON).
-pub fn text_field(v: &Value, names: &[&str]) -> Option<String> {
+pub(crate) fn text_field(v: &Value, names: &[&str]) -> Option<String> {
     names.iter().find_map(|n| match v.get(*n) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
@@ -98,16 +101,16 @@ pub fn text_field(v: &Value, names: &[&str]) -> Option<String> {
     })
 }
 
-pub fn num_field(v: &Value, names: &[&str]) -> Option<f64> {
+pub(crate) fn num_field(v: &Value, names: &[&str]) -> Option<f64> {
     names.iter().find_map(|n| v.get(*n).and_then(Value::as_f64))
 }
 
-pub fn round_of(v: &Value) -> Option<u32> {
+pub(crate) fn round_of(v: &Value) -> Option<u32> {
     v.get("round").and_then(Value::as_u64).map(|r| r as u32)
 }
 
 /// Rounds that have a `profiles/round-N/` directory, ascending.
-pub fn profile_rounds(paths: &CampaignPaths) -> Vec<u32> {
+pub(crate) fn profile_rounds(paths: &CampaignPaths) -> Vec<u32> {
     let mut rounds: Vec<u32> = std::fs::read_dir(paths.profiles_dir())
         .into_iter()
         .flatten()
@@ -125,7 +128,7 @@ pub fn profile_rounds(paths: &CampaignPaths) -> Vec<u32> {
 }
 
 /// `profiles/round-N/<framework>/<stage>/tables.md` files of one round, sorted.
-pub fn profile_tables(paths: &CampaignPaths, round: u32) -> Vec<PathBuf> {
+pub(crate) fn profile_tables(paths: &CampaignPaths, round: u32) -> Vec<PathBuf> {
     let dir = paths
         .profiles_dir()
         .join(vllm_sota_core::layout::round_label(round));
@@ -142,7 +145,7 @@ pub fn profile_tables(paths: &CampaignPaths, round: u32) -> Vec<PathBuf> {
 }
 
 /// Every NCU digest (`kernel/ncu-digests/<version>/digest.md`), sorted.
-pub fn ncu_digests(paths: &CampaignPaths) -> Vec<PathBuf> {
+pub(crate) fn ncu_digests(paths: &CampaignPaths) -> Vec<PathBuf> {
     sorted_dirs(&paths.ncu_digests_dir())
         .into_iter()
         .map(|d| d.join("digest.md"))
@@ -151,7 +154,7 @@ pub fn ncu_digests(paths: &CampaignPaths) -> Vec<PathBuf> {
 }
 
 /// Files in `patches/`, sorted.
-pub fn patch_files(paths: &CampaignPaths) -> Vec<PathBuf> {
+pub(crate) fn patch_files(paths: &CampaignPaths) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(paths.patches_dir())
         .into_iter()
         .flatten()
@@ -164,7 +167,7 @@ pub fn patch_files(paths: &CampaignPaths) -> Vec<PathBuf> {
 }
 
 /// Revalidation rounds that have a `benchmark/revalidation/round-N.jsonl`, ascending.
-pub fn revalidation_rounds(paths: &CampaignPaths) -> Vec<u32> {
+pub(crate) fn revalidation_rounds(paths: &CampaignPaths) -> Vec<u32> {
     let mut rounds: Vec<u32> = std::fs::read_dir(paths.benchmark_dir().join("revalidation"))
         .into_iter()
         .flatten()
@@ -194,7 +197,7 @@ fn sorted_dirs(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// The latest `gap_decision` lineage row (highest round; the last written wins within a round).
-pub fn latest_gap_decision(lineage: &[Value]) -> Option<&Value> {
+pub(crate) fn latest_gap_decision(lineage: &[Value]) -> Option<&Value> {
     lineage
         .iter()
         .enumerate()
@@ -204,7 +207,7 @@ pub fn latest_gap_decision(lineage: &[Value]) -> Option<&Value> {
 }
 
 /// First `n` lines of a markdown table (header, separator and data rows) in `text`.
-pub fn first_table_rows(text: &str, n: usize) -> Vec<String> {
+pub(crate) fn first_table_rows(text: &str, n: usize) -> Vec<String> {
     text.lines()
         .skip_while(|l| !l.trim_start().starts_with('|'))
         .take_while(|l| l.trim_start().starts_with('|'))
@@ -214,4 +217,4 @@ pub fn first_table_rows(text: &str, n: usize) -> Vec<String> {
 }
 
 /// Shell-quoted argv for display (the one quoting rule of `core::proc`).
-pub use vllm_sota_core::proc::shell_join;
+pub(crate) use vllm_sota_core::proc::shell_join;

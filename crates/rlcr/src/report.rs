@@ -361,7 +361,10 @@ impl Tool for Checkpoint {
     }
 }
 
-pub fn run_checkpoint(req: CheckpointRequest, ctx: &ToolContext) -> Result<CheckpointReport> {
+pub(crate) fn run_checkpoint(
+    req: CheckpointRequest,
+    ctx: &ToolContext,
+) -> Result<CheckpointReport> {
     let g = gather(&req.campaign_dir)?;
     ctx.progress(1.0, Some(2.0), "records read");
     let c = &g.campaign;
@@ -664,7 +667,10 @@ impl Tool for FinalReport {
     }
 }
 
-pub fn run_final_report(req: FinalReportRequest, ctx: &ToolContext) -> Result<FinalReportReport> {
+pub(crate) fn run_final_report(
+    req: FinalReportRequest,
+    ctx: &ToolContext,
+) -> Result<FinalReportReport> {
     let g = gather(&req.campaign_dir)?;
     ctx.progress(1.0, Some(2.0), "records read");
     let mut missing: Vec<String> = Vec::new();

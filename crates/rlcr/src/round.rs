@@ -25,7 +25,7 @@ use crate::records::{self, round_of, str_field, text_field};
 /// First line of every file scaffolded here.
 pub const SCAFFOLD_MARKER: &str = "<!-- vllm-sota checkpoint scaffold";
 /// The runtime's line limit for code and documentation files (stop hook `MAX_LINES`).
-pub const MAX_FILE_LINES: usize = 2000;
+pub(crate) const MAX_FILE_LINES: usize = 2000;
 /// Extensions the runtime's large-file check counts (code, then documentation).
 const COUNTED_EXTENSIONS: &[&str] = &[
     "py", "js", "ts", "tsx", "jsx", "java", "c", "cpp", "cc", "cxx", "h", "hpp", "cs", "go", "rs",
@@ -105,7 +105,7 @@ fn target_acs(decision: Option<&str>) -> &'static str {
 
 /// Scaffold the active loop's round files. None when the campaign has no active loop
 /// in its rounds phase (no checkout, no loop, or finalize/ended).
-pub fn scaffold(
+pub(crate) fn scaffold(
     paths: &CampaignPaths,
     campaign: &Campaign,
     lineage: &[Value],
@@ -264,7 +264,7 @@ pub fn scaffold(
 }
 
 /// One markdown line per scaffolded file and blocker.
-pub fn describe(r: &RoundFiles) -> String {
+pub(crate) fn describe(r: &RoundFiles) -> String {
     let verb = |w: bool| {
         if w {
             "scaffolded"

@@ -22,14 +22,14 @@ use vllm_sota_core::proc;
 /// Where the plan goes, relative to the vLLM checkout (the setup script wants a relative path).
 pub const PLAN_REL: &str = ".humanize/vllm-sota-agent/refined-plan.md";
 /// The setup script, relative to a runtime root.
-pub const SETUP_SCRIPT: &str = "scripts/setup-rlcr-loop.sh";
+pub(crate) const SETUP_SCRIPT: &str = "scripts/setup-rlcr-loop.sh";
 /// The runtime's cancel script, relative to a runtime root.
-pub const CANCEL_SCRIPT: &str = "scripts/cancel-rlcr-loop.sh";
+pub(crate) const CANCEL_SCRIPT: &str = "scripts/cancel-rlcr-loop.sh";
 /// Default deadline of the setup script.
-pub const DEFAULT_TIMEOUT_S: u64 = 120;
+pub(crate) const DEFAULT_TIMEOUT_S: u64 = 120;
 /// Programs the runtime needs on PATH (its setup script refuses to start without them),
 /// with how to install each.
-pub const RUNTIME_PROGRAMS: &[(&str, &str)] = &[
+pub(crate) const RUNTIME_PROGRAMS: &[(&str, &str)] = &[
     (
         "codex",
         "install the Codex CLI (`npm install -g @openai/codex`, see https://github.com/openai/codex) and log in: every Humanize round runs `codex exec` and `codex review`",
@@ -44,7 +44,7 @@ pub const RUNTIME_PROGRAMS: &[(&str, &str)] = &[
     ),
 ];
 /// Characters the runtime refuses in branch names (they would break state.md's YAML).
-pub const YAML_UNSAFE_BRANCH_CHARS: &[char] = &[':', '#', '"', '\'', '`', '\n'];
+pub(crate) const YAML_UNSAFE_BRANCH_CHARS: &[char] = &[':', '#', '"', '\'', '`', '\n'];
 
 /// Request of `start_rlcr`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -315,7 +315,7 @@ pub fn render_template(template: &str, values: &[(&str, String)]) -> Result<Stri
 }
 
 /// Render the refined plan for this campaign.
-pub fn render_plan(
+pub(crate) fn render_plan(
     paths: &CampaignPaths,
     checkout: &Path,
     base_branch: &str,
@@ -670,7 +670,7 @@ fn remove_pending_session_signal(checkout: &Path) {
     }
 }
 
-pub fn run_start_rlcr(req: StartRlcrRequest, ctx: &ToolContext) -> Result<StartRlcrReport> {
+pub(crate) fn run_start_rlcr(req: StartRlcrRequest, ctx: &ToolContext) -> Result<StartRlcrReport> {
     run_start_rlcr_with_path(req, ctx, std::env::var_os("PATH"))
 }
 

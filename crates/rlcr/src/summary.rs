@@ -15,7 +15,7 @@ fn f(x: Option<f64>, digits: usize) -> String {
 }
 
 /// Rows grouped by scenario, each group sorted best first by the ranking rule.
-pub fn by_scenario(
+pub(crate) fn by_scenario(
     rows: &[CandidateRow],
     metric: RankingMetric,
 ) -> BTreeMap<String, Vec<&CandidateRow>> {
@@ -30,7 +30,7 @@ pub fn by_scenario(
 }
 
 /// Best row of each framework per scenario (ranking order).
-pub fn winners(
+pub(crate) fn winners(
     rows: &[CandidateRow],
     metric: RankingMetric,
 ) -> BTreeMap<String, Vec<&CandidateRow>> {
@@ -48,7 +48,7 @@ pub fn winners(
         .collect()
 }
 
-pub fn hardware(rows: &[CandidateRow], campaign: &Campaign) -> String {
+pub(crate) fn hardware(rows: &[CandidateRow], campaign: &Campaign) -> String {
     if let Some(r) = rows.iter().find(|r| r.hardware.gpu_model.is_some()) {
         return format!(
             "{} × {}",
@@ -71,7 +71,7 @@ pub fn hardware(rows: &[CandidateRow], campaign: &Campaign) -> String {
     }
 }
 
-pub fn workload_table(rows: &[CandidateRow]) -> String {
+pub(crate) fn workload_table(rows: &[CandidateRow]) -> String {
     let mut s = String::from(
         "| Scenario | Dataset | Input len | Output len | Prompts | Max concurrency | Request rate | Endpoint |\n|---|---|---|---|---|---|---|---|\n",
     );
@@ -101,7 +101,7 @@ pub fn workload_table(rows: &[CandidateRow]) -> String {
     s
 }
 
-pub fn sla_text(rows: &[CandidateRow]) -> String {
+pub(crate) fn sla_text(rows: &[CandidateRow]) -> String {
     let Some(t) = rows.first().map(|r| &r.sla.thresholds) else {
         return "(no rows)".into();
     };
@@ -123,7 +123,7 @@ pub fn sla_text(rows: &[CandidateRow]) -> String {
 }
 
 /// A results table: one line per row given.
-pub fn results_table(rows: &[&CandidateRow]) -> String {
+pub(crate) fn results_table(rows: &[&CandidateRow]) -> String {
     let mut s = String::from(
         "| Scenario | Framework | Candidate | Round | Repeat | Status | SLA | Req/s | Output tok/s | p50 TTFT ms | p50 TPOT ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
@@ -153,7 +153,7 @@ pub fn results_table(rows: &[&CandidateRow]) -> String {
 }
 
 /// Winners per scenario with their exact server and benchmark commands.
-pub fn winners_markdown(rows: &[CandidateRow], metric: RankingMetric) -> String {
+pub(crate) fn winners_markdown(rows: &[CandidateRow], metric: RankingMetric) -> String {
     let mut s = String::new();
     for (sc, ws) in winners(rows, metric) {
         let _ = writeln!(s, "Scenario `{sc}` (best first by the ranking rule):\n");

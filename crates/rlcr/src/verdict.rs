@@ -15,7 +15,7 @@ use vllm_sota_core::results::CandidateRow;
 use crate::records::{num_field, str_field};
 
 /// What the verdict reads.
-pub struct VerdictInput<'a> {
+pub(crate) struct VerdictInput<'a> {
     /// The latest `gap_decision` lineage row.
     pub latest: Option<&'a Value>,
     pub baseline: &'a [CandidateRow],
@@ -31,7 +31,7 @@ pub struct VerdictInput<'a> {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     pub reached_sota: bool,
     /// One line: the claim (or "not reached: …") and why.
     pub text: String,
@@ -131,7 +131,7 @@ fn code_gap(inp: &VerdictInput) -> Option<String> {
 }
 
 /// The verdict of `final_report`.
-pub fn verdict(inp: &VerdictInput) -> Verdict {
+pub(crate) fn verdict(inp: &VerdictInput) -> Verdict {
     let decision = inp
         .latest
         .and_then(|d| str_field(d, &["decision"]))

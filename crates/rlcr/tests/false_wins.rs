@@ -10,10 +10,9 @@ use serde_json::json;
 use vllm_sota_core::layout::CampaignPaths;
 use vllm_sota_core::results::{CandidateRow, Correctness, RunStatus};
 use vllm_sota_core::{Tool, ToolContext};
-use vllm_sota_rlcr::gap::{Decision, GapDecision};
-use vllm_sota_rlcr::report::FinalReport;
+use vllm_sota_rlcr::{Decision, FinalReport, GapDecision};
 
-struct Scratch {
+struct Built {
     _dir: tempfile::TempDir,
     paths: CampaignPaths,
     base: String,
@@ -22,16 +21,15 @@ struct Scratch {
 
 /// A campaign through round 1: checkout with base and patched commits, history notes,
 /// profile tables and a layer pipeline (so final_report reports instead of refusing).
-fn scratch() -> Scratch {
+fn scratch() -> Built {
     let dir = tempfile::tempdir().unwrap();
-    let checkout = dir.path().join("vllm");
-    std::fs::create_dir_all(&checkout).unwrap();
-    let (repo, base) = make_repo(&checkout, true);
-    let paths = make_campaign(
-        &dir.path().join("run"),
-        &campaign_record(Some(&checkout), Some(base.clone()), &["vllm", "sglang"]),
-    );
-    write_written(&paths.history_notes(), "# Model PR history notes\n\nread\n");
+    let Scratch {
+        repo,
+        checkout,
+        base,
+        paths,
+    } = scratch_campaign(dir.path());
+    write_written(&paths.history_notes(), HISTORY_NOTES);
     write_written(
         &paths
             .profile_stage_dir(1, "vllm", "decode")
@@ -45,7 +43,7 @@ fn scratch() -> Scratch {
     )
     .unwrap();
     let head = commit_all(&repo, "patch");
-    Scratch {
+    Built {
         _dir: dir,
         paths,
         base,
@@ -54,7 +52,7 @@ fn scratch() -> Scratch {
 }
 
 /// Revalidation rows as revalidate writes them: the checkout's commit and a passing probe.
-fn reval(s: &Scratch, prefix: &str, values: &[f64]) -> Vec<CandidateRow> {
+fn reval(s: &Built, prefix: &str, values: &[f64]) -> Vec<CandidateRow> {
     let mut rows = repeats(prefix, "vllm", "vl", "chat", values);
     for r in &mut rows {
         r.round = 1;
@@ -67,7 +65,7 @@ fn reval(s: &Scratch, prefix: &str, values: &[f64]) -> Vec<CandidateRow> {
 /// gap_decision (round 2, on the round-1 revalidation), then final_report; asserts no win
 /// anywhere and returns the decision and the verdict.
 fn assert_no_false_win(
-    s: &Scratch,
+    s: &Built,
     baseline: &[CandidateRow],
     post: &[CandidateRow],
 ) -> (Decision, String) {

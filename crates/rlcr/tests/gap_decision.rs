@@ -8,10 +8,10 @@ use serde_json::{Value, json};
 use vllm_sota_core::layout::CampaignPaths;
 use vllm_sota_core::results::{RowRef, Sla};
 use vllm_sota_core::{Tool, ToolContext};
-use vllm_sota_rlcr::gap::{
+use vllm_sota_rlcr::stats;
+use vllm_sota_rlcr::{
     Decision, GapDecision, GapDecisionReport, GapDecisionRequest, StopClaim, StopClaimKind,
 };
-use vllm_sota_rlcr::stats;
 
 fn setup(baseline: &[vllm_sota_core::results::CandidateRow]) -> (tempfile::TempDir, CampaignPaths) {
     let dir = tempfile::tempdir().unwrap();

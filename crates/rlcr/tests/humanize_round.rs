@@ -14,9 +14,7 @@ use std::process::{Command, Stdio};
 use vllm_sota_core::humanize::newest_loop;
 use vllm_sota_core::layout::CampaignPaths;
 use vllm_sota_core::{Tool, ToolContext};
-use vllm_sota_rlcr::report::Checkpoint;
-use vllm_sota_rlcr::round::SCAFFOLD_MARKER;
-use vllm_sota_rlcr::start::{self, StartStatus};
+use vllm_sota_rlcr::{self as start, Checkpoint, SCAFFOLD_MARKER, StartStatus};
 
 struct Loop {
     dir: tempfile::TempDir,
@@ -28,26 +26,10 @@ struct Loop {
 fn started() -> Option<Loop> {
     let dir = tempfile::tempdir().unwrap();
     let rt = real_runtime(dir.path())?;
-    let checkout = dir.path().join("vllm");
-    std::fs::create_dir_all(&checkout).unwrap();
-    let (_repo, head) = make_repo(&checkout, true);
-    let paths = make_campaign(
-        &dir.path().join("run"),
-        &campaign_record(Some(&checkout), Some(head), &["vllm", "sglang"]),
-    );
-    let mut rows = repeats("sg", "sglang", "sglang-best", "chat", &[10.0, 10.02, 9.98]);
-    rows.extend(repeats(
-        "vl",
-        "vllm",
-        "vllm-best",
-        "chat",
-        &[9.0, 9.01, 8.99],
-    ));
-    write_rows(&paths.candidates(), &rows);
-    write_written(
-        &paths.history_notes(),
-        "# Notes\n\n- vllm/llama31/README.en.md\n",
-    );
+    let Scratch {
+        checkout, paths, ..
+    } = scratch_campaign(dir.path());
+    write_baseline_vllm_behind(&paths);
     let r = start::run_start_rlcr_with_path(
         serde_json::from_value(json!({"campaign_dir": paths.root, "runtime_root": rt.root}))
             .unwrap(),
@@ -129,7 +111,7 @@ fn bitlesson_check(l: &Loop, summary: &Path, round: u32) -> (i32, String) {
     (code, format!("{out}{err}"))
 }
 
-fn checkpoint(l: &Loop) -> vllm_sota_rlcr::report::CheckpointReport {
+fn checkpoint(l: &Loop) -> vllm_sota_rlcr::CheckpointReport {
     Checkpoint::run(
         serde_json::from_value(json!({
             "campaign_dir": l.paths.root,

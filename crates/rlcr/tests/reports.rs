@@ -9,8 +9,7 @@ use std::path::PathBuf;
 use vllm_sota_core::fsx;
 use vllm_sota_core::layout::CampaignPaths;
 use vllm_sota_core::{Tool, ToolContext};
-use vllm_sota_rlcr::gap::{Decision, GapDecision};
-use vllm_sota_rlcr::report::{Checkpoint, FinalReport};
+use vllm_sota_rlcr::{Checkpoint, Decision, FinalReport, GapDecision};
 
 struct Built {
     _dir: tempfile::TempDir,
@@ -24,26 +23,13 @@ struct Built {
 /// (vLLM 5 % ahead), ledgers, and the round-2 stop_beats decision.
 fn build_complete() -> Built {
     let dir = tempfile::tempdir().unwrap();
-    let checkout = dir.path().join("vllm");
-    std::fs::create_dir_all(&checkout).unwrap();
-    let (repo, base) = make_repo(&checkout, true);
-    let paths = make_campaign(
-        &dir.path().join("run"),
-        &campaign_record(Some(&checkout), Some(base.clone()), &["vllm", "sglang"]),
-    );
-    let mut rows = repeats("sg", "sglang", "sglang-best", "chat", &[10.0, 10.02, 9.98]);
-    rows.extend(repeats(
-        "vl",
-        "vllm",
-        "vllm-best",
-        "chat",
-        &[9.0, 9.01, 8.99],
-    ));
-    write_rows(&paths.candidates(), &rows);
-    write_written(
-        &paths.history_notes(),
-        "# Model PR history notes\n\n## Paths read\n\n- `vllm/llama31/README.en.md`\n",
-    );
+    let Scratch {
+        repo,
+        checkout,
+        base,
+        paths,
+    } = scratch_campaign(dir.path());
+    write_baseline_vllm_behind(&paths);
     let gap = |round: u32, files: &[&str]| {
         GapDecision::run(
             serde_json::from_value(

@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use vllm_sota_core::ToolContext;
 use vllm_sota_core::layout::CampaignPaths;
-use vllm_sota_rlcr::start::{self, PLAN_REL, StartRlcrReport, StartRlcrRequest, StartStatus};
+use vllm_sota_rlcr::{self as start, PLAN_REL, StartRlcrReport, StartRlcrRequest, StartStatus};
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -24,26 +24,10 @@ struct Setup {
 fn setup() -> Option<Setup> {
     let dir = tempfile::tempdir().unwrap();
     let rt = real_runtime(dir.path())?;
-    let checkout = dir.path().join("vllm");
-    std::fs::create_dir_all(&checkout).unwrap();
-    let (_repo, head) = make_repo(&checkout, true);
-    let paths = make_campaign(
-        &dir.path().join("run"),
-        &campaign_record(Some(&checkout), Some(head), &["vllm", "sglang"]),
-    );
-    let mut rows = repeats("sg", "sglang", "sglang-best", "chat", &[10.0, 10.02, 9.98]);
-    rows.extend(repeats(
-        "vl",
-        "vllm",
-        "vllm-best",
-        "chat",
-        &[9.0, 9.01, 8.99],
-    ));
-    write_rows(&paths.candidates(), &rows);
-    write_written(
-        &paths.history_notes(),
-        "# Model PR history notes\n\n- vllm/llama31/README.en.md\n",
-    );
+    let Scratch {
+        checkout, paths, ..
+    } = scratch_campaign(dir.path());
+    write_baseline_vllm_behind(&paths);
     Some(Setup {
         dir,
         paths,
@@ -646,8 +630,13 @@ fn runs_as_an_inline_job_with_progress_and_the_report_as_result() {
     let state = s.paths.root.join("humanize/start-rlcr-job.json");
     // The job runs with this process's PATH: a dry run needs no codex to pass the rest.
     let req = json!({"campaign_dir": s.paths.root, "runtime_root": s.rt.root, "dry_run": true});
-    let done =
-        vllm_sota_core::jobs::run_inline(&state, start::JOB_KIND, req, start::run_job).unwrap();
+    let done = vllm_sota_core::jobs::run_inline(
+        &state,
+        start::START_RLCR_JOB_KIND,
+        req,
+        start::run_start_rlcr_job,
+    )
+    .unwrap();
     assert_eq!(
         done.status,
         vllm_sota_core::jobs::JobStatus::Succeeded,
@@ -667,9 +656,9 @@ fn runs_as_an_inline_job_with_progress_and_the_report_as_result() {
     // A request with a typo fails the job with the field named.
     let bad = vllm_sota_core::jobs::run_inline(
         &s.paths.root.join("humanize/bad-job.json"),
-        start::JOB_KIND,
+        start::START_RLCR_JOB_KIND,
         json!({"campaign_dir": s.paths.root, "runtime_rot": "x"}),
-        start::run_job,
+        start::run_start_rlcr_job,
     )
     .unwrap();
     assert_eq!(bad.status, vllm_sota_core::jobs::JobStatus::Failed);

@@ -51,7 +51,9 @@ fn main() -> anyhow::Result<()> {
     let classifier = Classifier::load()?;
     let catalog = FuseCatalog::load(&classifier)?;
     let sk = StageKernels::heaviest_device(&store);
-    let fw = vllm_sota_trace::discover::detect_framework(&store).0;
+    let fw = vllm_sota_trace::discover::framework_label(
+        vllm_sota_trace::discover::detect_framework(&store).0,
+    );
     println!(
         "{path}: {} kernels on device {}",
         sk.kernels.len(),
@@ -64,7 +66,7 @@ fn main() -> anyhow::Result<()> {
         overlap_table(&sk, &classifier, None, 1.0)
     });
     bench("fuse_table", runs, || {
-        fuse_table(&sk, &classifier, &catalog, &fw)
+        fuse_table(&sk, &classifier, &catalog, fw)
     });
     // As `selfbench` runs them: a fresh classifier (nothing memoized), the three in sequence.
     bench("all three, fresh", runs, || {
@@ -74,7 +76,7 @@ fn main() -> anyhow::Result<()> {
         let tables = (
             kernel_table(&sk, &c, None, 1.0),
             overlap_table(&sk, &c, None, 1.0),
-            fuse_table(&sk, &c, &cat, &fw),
+            fuse_table(&sk, &c, &cat, fw),
         );
         // Loading the catalogs is not part of the tables: subtract it by timing inside.
         FRESH_MS.with(|m| m.borrow_mut().push(t.elapsed().as_secs_f64() * 1e3));

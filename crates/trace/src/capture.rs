@@ -25,6 +25,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+use vllm_sota_core::Framework;
 use vllm_sota_core::tool::{Tool, ToolContext};
 
 pub use launch::{ProfileLaunch, ProfileLaunchRequest};
@@ -55,7 +56,7 @@ pub struct ProfileCaptureRequest {
     /// Server base URL, e.g. `http://127.0.0.1:8000`.
     pub base_url: String,
     /// `vllm`, `sglang` or `tokenspeed` (SGLang's profiler routes).
-    pub framework: String,
+    pub framework: Framework,
     /// Served model name; read from GET /v1/models when omitted.
     #[serde(default)]
     pub model: Option<String>,
@@ -134,7 +135,7 @@ pub struct CapturedStage {
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ProfileCaptureReport {
-    pub framework: String,
+    pub framework: Framework,
     pub model: String,
     pub stages: Vec<CapturedStage>,
     /// Pass this to profile_tables as `trace`.
@@ -153,7 +154,7 @@ fn resolve_shapes(req: &ProfileCaptureRequest) -> Result<Shapes> {
     let from_campaign = match &req.campaign_dir {
         Some(dir) => Some(launch::winner_shapes(
             dir,
-            &req.framework,
+            req.framework,
             req.scenario.as_deref(),
         )?),
         None => None,
@@ -180,9 +181,9 @@ fn resolve_shapes(req: &ProfileCaptureRequest) -> Result<Shapes> {
 }
 
 pub fn validate(req: &ProfileCaptureRequest) -> Result<()> {
-    if !matches!(req.framework.as_str(), "vllm" | "sglang" | "tokenspeed") {
+    if req.framework == Framework::TensorrtLlm {
         bail!(
-            "field `framework` ({:?}): live capture supports vllm, sglang and tokenspeed; for TensorRT-LLM set TLLM_PROFILE_START_STOP and TLLM_TORCH_PROFILE_TRACE and analyze the written traces with profile_tables",
+            "field `framework` ({}): live capture supports vllm, sglang and tokenspeed; for TensorRT-LLM set TLLM_PROFILE_START_STOP and TLLM_TORCH_PROFILE_TRACE and analyze the written traces with profile_tables",
             req.framework
         );
     }
@@ -207,7 +208,7 @@ pub fn run_capture(req: &ProfileCaptureRequest, ctx: &ToolContext) -> Result<Pro
     let shapes = resolve_shapes(req)?;
     std::fs::create_dir_all(&req.trace_dir)
         .with_context(|| format!("field `trace_dir` ({})", req.trace_dir.display()))?;
-    let server = window::Server::parse(&req.base_url, &req.framework)?;
+    let server = window::Server::parse(&req.base_url)?;
     let model = match &req.model {
         Some(m) => m.clone(),
         None => server.model_id()?,
@@ -238,7 +239,7 @@ pub fn run_capture(req: &ProfileCaptureRequest, ctx: &ToolContext) -> Result<Pro
         stages.push(st);
     }
     Ok(ProfileCaptureReport {
-        framework: req.framework.clone(),
+        framework: req.framework,
         model,
         stages,
         out_dir: req.out_dir.clone(),
@@ -265,7 +266,7 @@ fn capture_stage(
         DEFAULT_PREFILL_STEPS
     });
     let mut notes = Vec::new();
-    if let Some(n) = window::vllm_window_note(&req.framework, vllm_cfg, steps, &req.trace_dir) {
+    if let Some(n) = window::vllm_window_note(req.framework, vllm_cfg, steps, &req.trace_dir) {
         notes.push(n);
     }
     let timeout = Duration::from_secs(req.timeout_s.max(1));
@@ -296,7 +297,7 @@ fn capture_stage(
         let est_step = Duration::from_secs_f64(cal.step_ms.max(0.1) / 1e3);
         window::run_window(
             server,
-            &req.framework,
+            req.framework,
             &req.trace_dir,
             stage,
             steps,
@@ -340,7 +341,7 @@ fn capture_stage(
         );
     }
     notes.extend(analysis.notes.iter().cloned());
-    if req.framework == "vllm"
+    if req.framework == Framework::Vllm
         && analysis.steps > steps.saturating_mul(2) + 2
         && let Some(n) = window::vllm_unbounded_note(steps, &req.trace_dir, analysis.steps)
     {
@@ -366,18 +367,19 @@ fn capture_stage(
     Ok(report)
 }
 
-/// The launch flag that turns CUDA graphs off, per framework (the eager mapping twin).
-pub fn graph_off_flag(framework: &str) -> &'static str {
+/// The launch flag that turns CUDA graphs off, per framework (the eager mapping twin);
+/// `None` is a trace of no known serving framework.
+pub fn graph_off_flag(framework: Option<Framework>) -> &'static str {
     match framework {
-        "vllm" => "vLLM --enforce-eager",
-        "sglang" | "tokenspeed" => "SGLang --disable-cuda-graph",
-        _ => "the same server with CUDA graphs off",
+        Some(Framework::Vllm) => "vLLM --enforce-eager",
+        Some(Framework::Sglang | Framework::Tokenspeed) => "SGLang --disable-cuda-graph",
+        Some(Framework::TensorrtLlm) | None => "the same server with CUDA graphs off",
     }
 }
 
 /// Advice text naming the trace's framework's flag instead of vLLM's, and the job that
 /// captures the twin.
-pub fn twin_advice(note: &str, framework: &str) -> String {
+pub fn twin_advice(note: &str, framework: Option<Framework>) -> String {
     let flag = graph_off_flag(framework);
     note.replace(
         "(vLLM --enforce-eager)",

@@ -2,7 +2,7 @@
 
 use crate::classify::Classifier;
 use crate::discover::{
-    ChosenTrace, Selection, SkippedTrace, Stage, detect_framework, select_traces,
+    ChosenTrace, Selection, SkippedTrace, Stage, detect_framework, framework_label, select_traces,
 };
 use crate::graph::{GraphMap, GraphMapSummary, map_graph_kernels};
 use crate::hoststall::{HostStallGroup, HostStalls, host_stalls, render_host_stalls_md};
@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use vllm_sota_core::Framework;
 use vllm_sota_core::tool::{Tool, ToolContext};
 
 pub struct ProfileTables;
@@ -48,10 +49,10 @@ pub struct ProfileTablesRequest {
     pub competitor_steps: Option<u64>,
     /// Competitor framework label (`sglang`, `tensorrt_llm`, `tokenspeed`); detected when omitted.
     #[serde(default)]
-    pub competitor_framework: Option<String>,
+    pub competitor_framework: Option<Framework>,
     /// Framework of `trace` (`vllm`, `sglang`, `tensorrt_llm`, `tokenspeed`); detected from the trace when omitted.
     #[serde(default)]
-    pub framework: Option<String>,
+    pub framework: Option<Framework>,
     /// Kernel rows below this share (%) of stage GPU time are hidden (default 1.0).
     #[serde(default = "default_cutoff")]
     pub share_cutoff_pct: f64,
@@ -305,10 +306,8 @@ fn compare_competitor(
 ) -> Result<(Comparison, String)> {
     ctx.check_cancelled()?;
     let cs = read(path, ctx).with_context(|| "field `competitor_trace`")?;
-    let comp_fw = req
-        .competitor_framework
-        .clone()
-        .unwrap_or_else(|| detect_framework(&cs).0);
+    let comp_fw =
+        framework_label(req.competitor_framework.or_else(|| detect_framework(&cs).0)).to_string();
     let csk = StageKernels::heaviest_device(&cs);
     let ckt = kernel_table(&csk, classifier, None, 100.0);
     let theirs_steps = match req.competitor_steps {
@@ -377,10 +376,9 @@ pub fn run_tables(
         ),
         None => None,
     };
-    let mut framework: Option<(String, String)> = req
+    let mut framework: Option<(Option<Framework>, String)> = req
         .framework
-        .clone()
-        .map(|f| (f, "given in the request".to_string()));
+        .map(|f| (Some(f), "given in the request".to_string()));
     let mut stages = Vec::new();
     let mut tables = Vec::new();
     for chosen in &sel.chosen {
@@ -389,7 +387,8 @@ pub fn run_tables(
         if framework.is_none() {
             framework = Some(detect_framework(&store));
         }
-        let fw = framework.clone().unwrap().0;
+        let fw_id = framework.as_ref().and_then(|f| f.0);
+        let fw = framework_label(fw_id);
         let (mapping, graph_map) =
             stage_mapping(map_sel.as_ref(), chosen, &store, &classifier, ctx)?;
         ctx.progress(0.5, None, "tables");
@@ -400,10 +399,10 @@ pub fn run_tables(
             graph_map.as_ref(),
             req.share_cutoff_pct,
             &catalog,
-            &fw,
+            fw,
         );
         if let Some(n) = kt.graph_note.as_mut() {
-            *n = crate::capture::twin_advice(n, &fw);
+            *n = crate::capture::twin_advice(n, fw_id);
         }
         let host_stalls = host_stalls(&sk);
         if let Some(h) = host_stalls.headline() {
@@ -429,7 +428,7 @@ pub fn run_tables(
         };
         tables.push(StageTables {
             stage: chosen.stage.as_str().into(),
-            framework: fw,
+            framework: fw.to_string(),
             trace: chosen.path.clone(),
             mapping_trace: mapping,
             kernel_table: kt,
@@ -438,12 +437,13 @@ pub fn run_tables(
             fuse_table: ft,
             graph_map: graph_map.as_ref().map(|m| m.summary.clone()),
             comparison,
-            competitor_framework: comp_fw,
+            competitor_framework: comp_fw.map(String::from),
         });
         let _ = events;
         stages.push(events);
     }
-    let (fw, fw_reason) = framework.unwrap_or_else(|| ("pytorch".into(), "no trace read".into()));
+    let (fw, fw_reason) = framework.unwrap_or_else(|| (None, "no trace read".into()));
+    let fw = framework_label(fw).to_string();
     // Outputs.
     let mut stage_reports = Vec::new();
     for (t, events) in tables.iter().zip(stages) {

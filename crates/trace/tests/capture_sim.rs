@@ -233,7 +233,7 @@ fn a_window_that_sees_no_step_never_closes_and_the_capture_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let prof = dir.path().join("server");
     let sim = Sim::start(cfg(Framework::Sglang, &prof));
-    let server = window::Server::parse(&sim.url(), "sglang").unwrap();
+    let server = window::Server::parse(&sim.url()).unwrap();
     // A load that ends at once: 4 one-token prefills.
     let plan = capture::load::StagePlan {
         concurrency: 4,
@@ -260,7 +260,7 @@ fn a_window_that_sees_no_step_never_closes_and_the_capture_says_so() {
     let since = std::time::SystemTime::now();
     let e = window::run_window(
         &server,
-        "sglang",
+        vllm_sota_core::Framework::Sglang,
         &prof,
         "decode",
         8,
@@ -311,12 +311,12 @@ fn zero_steps_and_wrong_fields_are_refused_before_anything_runs() {
         .to_string();
     assert!(e.contains("`steps`") && e.contains("zero"), "{e}");
     req.steps = Some(4);
-    req.framework = "tensorrt_llm".into();
+    req.framework = vllm_sota_core::Framework::TensorrtLlm;
     let e = capture::run_capture(&req, &ToolContext::new())
         .unwrap_err()
         .to_string();
     assert!(e.contains("`framework`"), "{e}");
-    req.framework = "vllm".into();
+    req.framework = vllm_sota_core::Framework::Vllm;
     req.concurrency = None;
     let e = capture::run_capture(&req, &ToolContext::new())
         .unwrap_err()

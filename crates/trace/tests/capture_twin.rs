@@ -2,6 +2,7 @@
 //! profiler on, and the step annotations of real vLLM and SGLang traces.
 
 use std::path::PathBuf;
+use vllm_sota_core::Framework;
 use vllm_sota_trace::capture::{self, launch, window};
 use vllm_sota_trace::discover;
 
@@ -57,12 +58,12 @@ fn the_eager_twin_beside_a_stage_is_found_and_never_analysed_as_the_stage() {
 #[test]
 fn graph_advice_names_the_flag_of_the_traces_framework() {
     let note = "1616 of 2076 kernel calls were replayed from CUDA graphs (attribution `graph_unattributed`). Pass a mapping trace of the same workload without graphs (vLLM --enforce-eager) to attribute them.";
-    let s = capture::twin_advice(note, "sglang");
+    let s = capture::twin_advice(note, Some(Framework::Sglang));
     assert!(
         s.contains("--disable-cuda-graph") && !s.contains("enforce-eager"),
         "{s}"
     );
-    let v = capture::twin_advice(note, "vllm");
+    let v = capture::twin_advice(note, Some(Framework::Vllm));
     assert!(
         v.contains("--enforce-eager") && !v.contains("disable-cuda-graph"),
         "{v}"
@@ -104,7 +105,7 @@ fn launch_argv_turns_the_profiler_on_and_graphs_off_per_framework() {
         .split(' ')
         .map(String::from)
         .collect();
-    let g = launch::profiled_argv("vllm", &base, &dir, 8, false);
+    let g = launch::profiled_argv(Framework::Vllm, &base, &dir, 8, false);
     let i = g.iter().position(|a| a == "--profiler-config").unwrap();
     assert_eq!(
         g.iter().filter(|a| *a == "--profiler-config").count(),
@@ -115,15 +116,18 @@ fn launch_argv_turns_the_profiler_on_and_graphs_off_per_framework() {
     assert_eq!(cfg["max_iterations"], 8);
     assert_eq!(cfg["torch_profiler_dir"], "/p/server-graph");
     assert!(!g.contains(&"--enforce-eager".to_string()));
-    let e = launch::profiled_argv("vllm", &base, &dir, 8, true);
+    let e = launch::profiled_argv(Framework::Vllm, &base, &dir, 8, true);
     assert!(e.contains(&"--enforce-eager".to_string()));
     let s: Vec<String> = "python3 -m sglang.launch_server --model-path /m"
         .split(' ')
         .map(String::from)
         .collect();
-    let se = launch::profiled_argv("sglang", &s, &dir, 8, true);
+    let se = launch::profiled_argv(Framework::Sglang, &s, &dir, 8, true);
     assert_eq!(se.last().unwrap(), "--disable-cuda-graph");
-    assert_eq!(launch::profiled_argv("sglang", &s, &dir, 8, false), s);
+    assert_eq!(
+        launch::profiled_argv(Framework::Sglang, &s, &dir, 8, false),
+        s
+    );
 }
 
 #[test]

@@ -108,7 +108,10 @@ fn prefill_worker_trace_counts_match_the_file() {
         (0..s.annotations.len())
             .any(|i| s.name(s.annotations.name[i]) == "execute_context_1(16)_generation_0(0)")
     );
-    assert_eq!(vllm_sota_trace::discover::detect_framework(&s).0, "vllm");
+    assert_eq!(
+        vllm_sota_trace::discover::detect_framework(&s).0,
+        Some(vllm_sota_core::Framework::Vllm)
+    );
     // Python frames carry parent links.
     let linked = s.frames.parent.iter().filter(|&&p| p != u32::MAX).count();
     assert!(linked > 39_000, "{linked}");
@@ -581,9 +584,9 @@ fn truncated_and_garbled_prefixes_never_panic() {
 fn campaign_outputs_and_root_cause_with_a_competitor() {
     let dir = tempfile::tempdir().unwrap();
     let mut req = request(fx("h200-torch-traces/llama8b_decode.trace.json.gz"));
-    req.framework = Some("vllm".into());
+    req.framework = Some(vllm_sota_core::Framework::Vllm);
     req.competitor_trace = Some(fx("h200-torch-traces/minillama_eager_decode.trace.json.gz"));
-    req.competitor_framework = Some("sglang".into());
+    req.competitor_framework = Some(vllm_sota_core::Framework::Sglang);
     req.campaign_dir = Some(dir.path().to_path_buf());
     req.round = Some(2);
     req.top_rows = 3;

@@ -6,7 +6,8 @@
 //! slot (max-num-seqs) and KV room for prompt + max_tokens (reserved up front, so no
 //! preemption); otherwise the request waits in FIFO order. The step takes
 //! `base + prefill_tokens·p + decode_seqs·d + context_tokens·a` µs, divided by TP with a
-//! 10% communication tax per extra GPU, times `time_scale`; then the step's tokens are
+//! 10% communication tax per extra GPU, times `time_scale` (plus `admitted·s`: a cost per
+//! sequence admitted in the step); then the step's tokens are
 //! handed out `output_us_per_seq` apart (API-server output processing). The first output token
 //! appears at the end of the step that finishes a sequence's prefill; then one token
 //! per step.
@@ -19,6 +20,8 @@ use tokio::sync::mpsc;
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 /// Non-torch memory + CUDA graphs (vLLM fixture log: 0.22 + 0.98 GiB).
 const RESERVED_GIB: f64 = 1.2;
+/// How far the host may fall behind the engine's clock before it resyncs.
+const MAX_LAG: Duration = Duration::from_millis(50);
 
 /// What the engine tells a request's sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,9 +112,11 @@ pub fn step_cost_us(
     prefill_tokens: u64,
     decode_seqs: u64,
     context_tokens: u64,
+    admitted_seqs: u64,
 ) -> f64 {
     let tp = cfg.tensor_parallel as f64;
     let raw = cfg.step_base_us
+        + admitted_seqs as f64 * cfg.admit_us_per_seq
         + prefill_tokens as f64 * cfg.prefill_us_per_token
         + decode_seqs as f64 * cfg.decode_us_per_seq
         + context_tokens as f64 * cfg.attn_us_per_ctx_token;
@@ -150,11 +155,18 @@ pub async fn run_engine(
     let mut running: Vec<Seq> = Vec::new();
     let mut kv_used: u64 = 0;
     let mut steps: u64 = 0;
+    // The engine's clock: the end of the previous step (None when idle or resynced). A
+    // step starts when the previous one ended, not when the host got round to it, so the
+    // host's own work between steps (formatting a step's tokens for every stream, other
+    // tests on a loaded machine) does not stretch the simulated timeline; a host more than
+    // `MAX_LAG` behind resyncs the clock, and the lag then shows.
+    let mut clock: Option<Instant> = None;
     loop {
         if *dead.borrow() {
             return;
         }
         if running.is_empty() && waiting.is_empty() {
+            clock = None;
             tokio::select! {
                 r = rx.recv() => match r {
                     Some(r) => waiting.push_back(r),
@@ -166,9 +178,18 @@ pub async fn run_engine(
         while let Ok(r) = rx.try_recv() {
             waiting.push_back(r);
         }
-        // A profiler trace being written holds the engine (it exports on this thread).
+        // A profiler trace being written holds the engine (it exports on this thread): a
+        // real stall, so the clock resyncs after it.
+        let before = Instant::now();
         profiler.wait_not_writing().await;
-        let step_start = Instant::now();
+        let now = Instant::now();
+        if now - before > Duration::from_millis(1) {
+            clock = None;
+        }
+        let step_start = match clock {
+            Some(c) if now.saturating_duration_since(c) <= MAX_LAG => c,
+            _ => now,
+        };
         let mut budget = cfg.max_num_batched_tokens as u64;
         let mut decode_seqs = 0u64;
         let mut context = 0u64;
@@ -194,6 +215,7 @@ pub async fn run_engine(
                 context += s.prefilled;
             }
         }
+        let mut admitted = 0u64;
         while budget > 0 && running.len() < cfg.max_num_seqs {
             let Some(front) = waiting.front() else { break };
             let reserve = front.prompt_tokens + front.max_tokens;
@@ -202,6 +224,7 @@ pub async fn run_engine(
             }
             let mut r = waiting.pop_front().unwrap();
             kv_used += reserve;
+            admitted += 1;
             let alive = (r.sink)(EngineEvent::Scheduled, step_start);
             let chunk = r.prompt_tokens.min(budget);
             budget -= chunk;
@@ -218,13 +241,15 @@ pub async fn run_engine(
             });
             work.push(chunk);
         }
-        let cost_us = step_cost_us(&cfg, prefill_tokens, decode_seqs, context) * cfg.time_scale;
+        let cost_us =
+            step_cost_us(&cfg, prefill_tokens, decode_seqs, context, admitted) * cfg.time_scale;
         let step_end = step_start + Duration::from_secs_f64(cost_us / 1e6);
         tokio::select! {
             _ = tokio::time::sleep_until(step_end.into()) => {}
             _ = dead.changed() => return,
         }
-        let now = Instant::now();
+        let now = step_end.max(step_start);
+        clock = Some(now);
         steps += 1;
         let step = super::profiler::StepInfo {
             start: step_start,
@@ -238,6 +263,7 @@ pub async fn run_engine(
                 tracing::warn!("profiler trace: {e:#}");
             }
             profiler.write_done();
+            clock = None;
         }
         // Output processing (detokenize, build the chunk) takes time per sequence in real
         // API servers, so a step's tokens leave spread out, not as one burst.
@@ -267,6 +293,10 @@ pub async fn run_engine(
             let index = s.generated;
             s.generated += 1;
             s.alive = (s.sink)(EngineEvent::Token { index }, now);
+        }
+        // The next step starts once the last token of this one has left.
+        if let Some(c) = clock.as_mut() {
+            *c += Duration::from_secs_f64(emitted.saturating_sub(1) as f64 * spread_us / 1e6);
         }
         running.retain_mut(|s| {
             let done = s.generated >= s.max_tokens;
@@ -334,11 +364,11 @@ mod tests {
     #[test]
     fn step_cost_grows_with_work_and_shrinks_with_tp() {
         let c = SimConfig::defaults(Framework::Vllm);
-        let base = step_cost_us(&c, 0, 1, 100);
-        assert!(step_cost_us(&c, 8000, 1, 100) > base + 70_000.0);
-        assert!(step_cost_us(&c, 0, 64, 64_000) > base);
+        let base = step_cost_us(&c, 0, 1, 100, 0);
+        assert!(step_cost_us(&c, 8000, 1, 100, 0) > base + 70_000.0);
+        assert!(step_cost_us(&c, 0, 64, 64_000, 0) > base);
         let mut tp = c.clone();
         tp.tensor_parallel = 4;
-        assert!(step_cost_us(&tp, 8000, 0, 0) < step_cost_us(&c, 8000, 0, 0) / 2.0);
+        assert!(step_cost_us(&tp, 8000, 0, 0, 0) < step_cost_us(&c, 8000, 0, 0, 0) / 2.0);
     }
 }

@@ -15,6 +15,7 @@
 //!   per-request ground truth (arrival, first token, every token) kept in memory and
 //!   appended to a JSONL file.
 
+pub mod calibration;
 pub mod engine;
 pub mod profiler;
 pub mod server;
@@ -108,6 +109,20 @@ pub struct SimConfig {
     pub attn_us_per_ctx_token: f64,
     /// Output processing per sequence per step (µs): a step's tokens leave this far apart.
     pub output_us_per_seq: f64,
+    /// Cost (µs) per sequence admitted into a step (scheduling, block allocation, input
+    /// preparation of a new request), at TP 1.
+    #[serde(default)]
+    pub admit_us_per_seq: f64,
+    /// The cost-model profile applied (`references/sim-cost-profiles.json`), if any.
+    #[serde(default)]
+    pub cost_profile: Option<String>,
+    /// Fraction (0..=1) of output tokens whose text decodes to nothing on its own (a
+    /// partial UTF-8 sequence or a special token, common with dummy weights): their
+    /// completions chunks carry `"text":""`, and in chat they send no chunk at all unless
+    /// they are the last (then an empty `delta` with the finish reason), as vLLM does.
+    /// Which tokens: a hash of the prompt and the token index, so runs repeat.
+    #[serde(default)]
+    pub empty_token_fraction: f64,
     /// Multiplies every step time. 0 = zero-delay mode (tokens as fast as the server can
     /// write them, `zero_delay_batch` events per write; the engine model is bypassed).
     pub time_scale: f64,
@@ -167,6 +182,9 @@ impl SimConfig {
             decode_us_per_seq: 20.0,
             attn_us_per_ctx_token: 0.01,
             output_us_per_seq: 0.0,
+            admit_us_per_seq: 0.0,
+            cost_profile: None,
+            empty_token_fraction: 0.0,
             time_scale: 1.0,
             zero_delay_batch: 16,
             reasoning_tokens: 0,
@@ -181,6 +199,30 @@ impl SimConfig {
         }
     }
 
+    /// [`SimConfig::defaults`] with the framework's calibrated cost-model profile applied
+    /// (`default_by_framework` in `references/sim-cost-profiles.json`), when it has one.
+    pub fn calibrated(framework: Framework) -> Result<SimConfig> {
+        let mut cfg = SimConfig::defaults(framework);
+        if let Some(name) = calibration::default_profile(framework)? {
+            cfg.apply_cost_profile(&name)?;
+        }
+        Ok(cfg)
+    }
+
+    /// Sets the cost model from the named profile of `references/sim-cost-profiles.json`.
+    pub fn apply_cost_profile(&mut self, name: &str) -> Result<()> {
+        let p = calibration::profile(name)?;
+        let c = &p.cost;
+        self.step_base_us = c.step_base_us;
+        self.prefill_us_per_token = c.prefill_us_per_token;
+        self.decode_us_per_seq = c.decode_us_per_seq;
+        self.attn_us_per_ctx_token = c.attn_us_per_ctx_token;
+        self.output_us_per_seq = c.output_us_per_seq;
+        self.admit_us_per_seq = c.admit_us_per_seq;
+        self.cost_profile = Some(name.to_string());
+        Ok(())
+    }
+
     pub fn zero_delay(&self) -> bool {
         self.time_scale == 0.0
     }
@@ -189,20 +231,40 @@ impl SimConfig {
     /// family; it may appear anywhere.
     pub fn from_args(args: &[String]) -> Result<SimConfig> {
         let mut framework = Framework::Vllm;
+        let mut profile: Option<String> = None;
         let mut it = 0;
         while it < args.len() {
             let a = &args[it];
-            if let Some(v) = a.strip_prefix("--framework=") {
-                framework = Framework::parse(v)?;
-            } else if a == "--framework" {
-                let v = args
-                    .get(it + 1)
-                    .ok_or_else(|| anyhow::anyhow!("--framework needs a value"))?;
-                framework = Framework::parse(v)?;
+            let value = |name: &str| -> Result<Option<String>> {
+                if let Some(v) = a.strip_prefix(&format!("{name}=")) {
+                    return Ok(Some(v.to_string()));
+                }
+                if a == name {
+                    let v = args
+                        .get(it + 1)
+                        .ok_or_else(|| anyhow::anyhow!("{name} needs a value"))?;
+                    return Ok(Some(v.clone()));
+                }
+                Ok(None)
+            };
+            if let Some(v) = value("--framework")? {
+                framework = Framework::parse(&v)?;
+            } else if let Some(v) = value("--sim-cost-profile")? {
+                profile = Some(v);
             }
             it += 1;
         }
-        let mut cfg = SimConfig::defaults(framework);
+        // The impersonated framework's calibrated profile, unless another (or none) is
+        // named; `--sim-*` cost flags below override single values.
+        let mut cfg = match profile.as_deref() {
+            None => SimConfig::calibrated(framework)?,
+            Some("none") => SimConfig::defaults(framework),
+            Some(name) => {
+                let mut c = SimConfig::defaults(framework);
+                c.apply_cost_profile(name)?;
+                c
+            }
+        };
         if framework == Framework::Sglang {
             cfg.profiler_dir = std::env::var_os("SGLANG_TORCH_PROFILER_DIR").map(PathBuf::from);
         }
@@ -260,7 +322,7 @@ impl SimConfig {
                 Ok(x as u64)
             };
             match kind {
-                Knob::FrameworkFlag | Knob::Switch | Knob::Ignored => {}
+                Knob::FrameworkFlag | Knob::CostProfile | Knob::Switch | Knob::Ignored => {}
                 Knob::Model => model_path = Some(value),
                 Knob::ServedName => served_name = Some(value),
                 Knob::Tokenizer => cfg.tokenizer = Some(PathBuf::from(value)),
@@ -290,6 +352,8 @@ impl SimConfig {
                 Knob::Decode => cfg.decode_us_per_seq = num(&value)?,
                 Knob::Attn => cfg.attn_us_per_ctx_token = num(&value)?,
                 Knob::OutputSpread => cfg.output_us_per_seq = num(&value)?,
+                Knob::AdmitPerSeq => cfg.admit_us_per_seq = num(&value)?,
+                Knob::EmptyTokens => cfg.empty_token_fraction = num(&value)?,
                 Knob::TimeScale => cfg.time_scale = num(&value)?,
                 Knob::ZeroBatch => cfg.zero_delay_batch = count(&value)?.max(1) as usize,
                 Knob::Reasoning => cfg.reasoning_tokens = count(&value)?,
@@ -365,6 +429,18 @@ impl SimConfig {
         if self.max_model_len == 0 {
             bail!("max model length must be >= 1");
         }
+        if !(0.0..=1.0).contains(&self.empty_token_fraction) {
+            bail!(
+                "--sim-empty-token-fraction must be in [0, 1], got {}",
+                self.empty_token_fraction
+            );
+        }
+        if !(self.admit_us_per_seq >= 0.0) {
+            bail!(
+                "--sim-admit-us-per-seq must be >= 0, got {}",
+                self.admit_us_per_seq
+            );
+        }
         Ok(())
     }
 }
@@ -372,6 +448,9 @@ impl SimConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Knob {
     FrameworkFlag,
+    CostProfile,
+    AdmitPerSeq,
+    EmptyTokens,
     Switch,
     Ignored,
     Model,
@@ -498,6 +577,9 @@ fn flag_kind(fw: Framework, flag: &str) -> Option<Knob> {
     };
     specific.or(match flag {
         "--framework" => Some(FrameworkFlag),
+        "--sim-cost-profile" => Some(CostProfile),
+        "--sim-admit-us-per-seq" => Some(AdmitPerSeq),
+        "--sim-empty-token-fraction" => Some(EmptyTokens),
         "--host" => Some(Host),
         "--port" => Some(Port),
         "--sim-gpu-mem-gib" => Some(GpuMem),

@@ -22,11 +22,11 @@ use super::{CompetitorNote, Decision, ScenarioDecision, Thresholds};
 
 /// Key of `metrics.extra` holding the prefix-cache hit rate (fraction of prompt tokens served
 /// from the cache) of a run.
-pub const PREFIX_CACHE_HIT_RATE: &str = "prefix_cache_hit_rate";
+pub(crate) const PREFIX_CACHE_HIT_RATE: &str = "prefix_cache_hit_rate";
 
 /// A row with the file it came from.
 #[derive(Debug, Clone)]
-pub struct Sourced {
+pub(crate) struct Sourced {
     pub file: String,
     pub row: CandidateRow,
 }
@@ -34,7 +34,7 @@ pub struct Sourced {
 /// The full size of a scenario's workload: the largest prompt count and lengths among its
 /// unlabeled rows. A row below it in any dimension is a reduced workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct WorkloadSize {
+pub(crate) struct WorkloadSize {
     pub num_prompts: u64,
     pub input_len: u64,
     pub output_len: u64,
@@ -42,7 +42,7 @@ pub struct WorkloadSize {
 
 impl WorkloadSize {
     /// Component-wise maximum over the unlabeled rows; `None` when every row is labeled.
-    pub fn full_of<'a>(rows: impl IntoIterator<Item = &'a CandidateRow>) -> Option<Self> {
+    pub(crate) fn full_of<'a>(rows: impl IntoIterator<Item = &'a CandidateRow>) -> Option<Self> {
         rows.into_iter()
             .filter(|r| r.workload.label.is_none())
             .map(|r| WorkloadSize {
@@ -59,7 +59,7 @@ impl WorkloadSize {
 }
 
 /// Why `row` is a reduced workload against the scenario's full size, if it is.
-pub fn reduced_reason(row: &CandidateRow, full: Option<WorkloadSize>) -> Option<String> {
+pub(crate) fn reduced_reason(row: &CandidateRow, full: Option<WorkloadSize>) -> Option<String> {
     let w = &row.workload;
     if let Some(label) = &w.label {
         return Some(format!(
@@ -89,7 +89,7 @@ pub fn reduced_reason(row: &CandidateRow, full: Option<WorkloadSize>) -> Option<
 
 /// Everything one scenario's decision reads.
 #[derive(Debug, Clone, Default)]
-pub struct ScenarioInput {
+pub(crate) struct ScenarioInput {
     pub scenario: String,
     /// vLLM's current rows (a revalidation, explicit refs, or the fixed baseline's).
     pub vllm: Vec<Sourced>,
@@ -110,7 +110,7 @@ pub struct ScenarioInput {
 }
 
 /// One scenario decided; `slow` is the gap that ranks it for profile shapes (patch only).
-pub struct Decided {
+pub(crate) struct Decided {
     pub decision: ScenarioDecision,
     pub slow: Option<(f64, CandidateRow)>,
 }
@@ -453,7 +453,11 @@ fn against_leader(d: &mut ScenarioDecision, v: &Group, c: &Group, t: &Thresholds
 }
 
 /// Decide one scenario.
-pub fn decide_scenario(inp: &ScenarioInput, t: &Thresholds, metric: RankingMetric) -> Decided {
+pub(crate) fn decide_scenario(
+    inp: &ScenarioInput,
+    t: &Thresholds,
+    metric: RankingMetric,
+) -> Decided {
     let mut d = blank(&inp.scenario);
     let vllm_groups = groups(inp.vllm.clone(), metric);
     let comp_groups = groups(inp.competitors.clone(), metric);
@@ -558,7 +562,7 @@ fn profile_list(
 /// first blocked state (competitor unavailable, not comparable, reduced workload); else
 /// stop_external if any scenario is (a waiver); else stop_beats if every scenario beats;
 /// else stop_tied. No scenario at all is a rerun, never a win.
-pub fn overall(out: &[ScenarioDecision]) -> (Decision, String) {
+pub(crate) fn overall(out: &[ScenarioDecision]) -> (Decision, String) {
     let names = |x: Decision| -> Vec<&str> {
         out.iter()
             .filter(|d| d.decision == x)
@@ -610,12 +614,12 @@ pub fn overall(out: &[ScenarioDecision]) -> (Decision, String) {
 }
 
 /// Mean of the ranking metric of the best candidate among `rows` (by the ranking rule).
-pub fn best_mean(rows: Vec<Sourced>, metric: RankingMetric) -> Option<f64> {
+pub(crate) fn best_mean(rows: Vec<Sourced>, metric: RankingMetric) -> Option<f64> {
     groups(rows, metric).first().and_then(Group::mean)
 }
 
 /// `(a − b) / b` in percent.
-pub fn pct_of(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+pub(crate) fn pct_of(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     pct(a, b)
 }
 
@@ -623,4 +627,4 @@ pub fn pct_of(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 #[path = "decide_tests.rs"]
 mod tests;
 
-pub use super::sample::shapes_for;
+pub(crate) use super::sample::shapes_for;

@@ -1,8 +1,7 @@
 //! Unit tests of the pure decision.
 use super::*;
 use vllm_sota_core::results::{
-    Correctness, Hardware, MetricsRow, Percentiles, Provenance, RESULT_SCHEMA_VERSION, Sla,
-    SlaResult, Workload,
+    Correctness, Hardware, MetricsRow, Percentiles, Provenance, Sla, SlaResult, Workload,
 };
 
 fn t() -> Thresholds {
@@ -38,17 +37,8 @@ fn row(id: &str, fw: &str, rps: f64, tpot: f64) -> CandidateRow {
         ..Default::default()
     };
     CandidateRow {
-        schema_version: RESULT_SCHEMA_VERSION,
-        row_id: id.into(),
-        framework: fw.into(),
         candidate_id: format!("{fw}-best"),
         is_baseline: true,
-        scenario: "chat".into(),
-        round: 0,
-        repeat: 0,
-        vllm_commit: None,
-        status: RunStatus::Ok,
-        failure_reason: None,
         hardware: Hardware {
             gpu_count: 1,
             gpu_model: Some("NVIDIA H200".into()),
@@ -64,18 +54,7 @@ fn row(id: &str, fw: &str, rps: f64, tpot: f64) -> CandidateRow {
             endpoint: "/v1/completions".into(),
             ..Default::default()
         },
-        sla: sla().evaluate(Some(&metrics)),
-        metrics: Some(metrics),
-        normalization: Default::default(),
-        server_command: vec![],
-        benchmark_command: vec![],
-        validated_cli_flags: vec![],
-        artifacts: Default::default(),
-        correctness: None,
-        warmup: None,
-        prefix_cache: None,
-        started_at: String::new(),
-        finished_at: String::new(),
+        ..CandidateRow::measured(id, fw, "chat", metrics, &sla())
     }
 }
 

@@ -18,10 +18,10 @@
 //! decisions out; `sample` holds one side's repeats and the interval rule), [`run`] (reading the records, recording the decision), [`render`]
 //! (markdown and the lineage row).
 
-pub mod decide;
-pub mod policy;
-pub mod render;
-pub mod run;
+pub(crate) mod decide;
+pub(crate) mod policy;
+pub(crate) mod render;
+pub(crate) mod run;
 mod sample;
 
 use anyhow::Result;
@@ -31,9 +31,10 @@ use std::path::PathBuf;
 use vllm_sota_core::results::{RankingMetric, RowRef};
 use vllm_sota_core::{Tool, ToolContext};
 
-pub use policy::{GapPolicy, Thresholds, TwoRoundsRule};
-pub use render::render_markdown;
-pub use run::run_gap_decision;
+pub use policy::GapPolicy;
+pub(crate) use policy::{Thresholds, TwoRoundsRule};
+pub(crate) use render::render_markdown;
+pub(crate) use run::run_gap_decision;
 
 /// One of the decisions the loop acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -46,7 +46,7 @@ impl GapPolicy {
 
 /// The numbers one decision is taken with (policy defaults, request overrides).
 #[derive(Debug, Clone)]
-pub struct Thresholds {
+pub(crate) struct Thresholds {
     /// Noise threshold, percent.
     pub thr: f64,
     pub min_repeats: u32,
@@ -59,7 +59,7 @@ pub struct Thresholds {
 
 impl Thresholds {
     /// Policy values with the request's overrides, validated (errors name the field).
-    pub fn new(
+    pub(crate) fn new(
         policy: &GapPolicy,
         noise_threshold_pct: Option<f64>,
         min_repeats: Option<u32>,

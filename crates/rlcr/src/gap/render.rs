@@ -8,7 +8,7 @@ use vllm_sota_core::results::RankingMetric;
 
 use super::{GapDecisionReport, SideSummary};
 
-pub fn metric_name(m: RankingMetric) -> &'static str {
+pub(crate) fn metric_name(m: RankingMetric) -> &'static str {
     match m {
         RankingMetric::RequestThroughput => "request_throughput",
         RankingMetric::OutputThroughput => "output_throughput",
@@ -16,7 +16,7 @@ pub fn metric_name(m: RankingMetric) -> &'static str {
 }
 
 /// The compact lineage row (`kind: gap_decision`).
-pub fn lineage_row(r: &GapDecisionReport) -> Value {
+pub(crate) fn lineage_row(r: &GapDecisionReport) -> Value {
     json!({
         "kind": "gap_decision",
         "round": r.round,
@@ -63,7 +63,7 @@ fn f4(x: Option<f64>) -> String {
     x.map(|v| format!("{v:.4}")).unwrap_or_else(|| "—".into())
 }
 
-pub fn render_markdown(r: &GapDecisionReport) -> String {
+pub(crate) fn render_markdown(r: &GapDecisionReport) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Gap decision: round {}\n", r.round);
     let _ = writeln!(

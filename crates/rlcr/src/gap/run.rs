@@ -20,7 +20,7 @@ use crate::records::{self, num_field, round_of, str_field};
 use crate::{git, stats};
 
 /// Scenario name of rows that concern every scenario (preflight environment gaps, rejections).
-pub const ALL_SCENARIOS: &str = "all";
+pub(crate) const ALL_SCENARIOS: &str = "all";
 
 /// The rows one decision reads.
 struct Loaded {
@@ -194,7 +194,7 @@ fn prior_best(
         .reduce(f64::max)
 }
 
-pub fn check_stop_claim(paths: &CampaignPaths, claim: &StopClaim) -> StopClaimVerdict {
+pub(crate) fn check_stop_claim(paths: &CampaignPaths, claim: &StopClaim) -> StopClaimVerdict {
     let mut problems = Vec::new();
     if claim.reason.trim().is_empty() {
         problems.push("reason is empty".to_string());
@@ -346,7 +346,10 @@ fn decide_all(
     Ok((out, slow.map(|(_, sc, row)| decide::shapes_for(&sc, &row))))
 }
 
-pub fn run_gap_decision(req: GapDecisionRequest, ctx: &ToolContext) -> Result<GapDecisionReport> {
+pub(crate) fn run_gap_decision(
+    req: GapDecisionRequest,
+    ctx: &ToolContext,
+) -> Result<GapDecisionReport> {
     let policy = GapPolicy::load()?;
     let paths = CampaignPaths::open(&req.campaign_dir)?;
     if req.round == 0 {

@@ -349,7 +349,7 @@ pub(super) fn compare(v: &Group, c: &Group, t: &Thresholds) -> Compared {
 }
 
 /// Profile shapes from the slow scenario's workload (or its recorded p50 bucket for custom datasets).
-pub fn shapes_for(scenario: &str, row: &CandidateRow) -> ProfileShapes {
+pub(crate) fn shapes_for(scenario: &str, row: &CandidateRow) -> ProfileShapes {
     let w = &row.workload;
     let extra = row.metrics.as_ref().map(|m| &m.extra);
     let custom = !w.dataset.is_empty() && w.dataset != "random";

@@ -97,19 +97,8 @@ pub fn row(id: &str, fw: &str, cand: &str, scenario: &str, rps: f64, tpot_ms: f6
         },
         ..Default::default()
     };
-    let sla = sla().evaluate(Some(&metrics));
     CandidateRow {
-        schema_version: RESULT_SCHEMA_VERSION,
-        row_id: id.into(),
-        framework: fw.into(),
         candidate_id: cand.into(),
-        is_baseline: false,
-        scenario: scenario.into(),
-        round: 0,
-        repeat: 0,
-        vllm_commit: None,
-        status: RunStatus::Ok,
-        failure_reason: None,
         hardware: Hardware {
             gpu_count: 1,
             gpu_model: Some("NVIDIA H200".into()),
@@ -123,15 +112,10 @@ pub fn row(id: &str, fw: &str, cand: &str, scenario: &str, rps: f64, tpot_ms: f6
             output_len: osl,
             num_prompts: 80,
             max_concurrency: Some(80),
-            request_rate: None,
             endpoint: "/v1/completions".into(),
             seed: Some(0),
-            label: None,
             ..Default::default()
         },
-        sla,
-        metrics: Some(metrics),
-        normalization: Default::default(),
         server_command: vec![
             format!("{fw}-serve"),
             "--model".into(),
@@ -144,13 +128,7 @@ pub fn row(id: &str, fw: &str, cand: &str, scenario: &str, rps: f64, tpot_ms: f6
             "--scenario".into(),
             scenario.into(),
         ],
-        validated_cli_flags: vec![],
-        artifacts: Default::default(),
-        correctness: None,
-        warmup: None,
-        prefix_cache: None,
-        started_at: String::new(),
-        finished_at: String::new(),
+        ..CandidateRow::measured(id, fw, scenario, metrics, &sla())
     }
 }
 
@@ -236,4 +214,48 @@ pub fn make_repo(dir: &Path, ignore_humanize: bool) -> (Repository, String) {
     }
     let head = commit_all(&repo, "initial");
     (repo, head)
+}
+
+/// A scratch campaign under `dir`: a vLLM checkout `<dir>/vllm` (one commit, `.humanize*`
+/// ignored) and the campaign `<dir>/run` on that commit, comparing vLLM and SGLang.
+pub struct Scratch {
+    pub repo: Repository,
+    pub checkout: PathBuf,
+    pub base: String,
+    pub paths: CampaignPaths,
+}
+
+pub fn scratch_campaign(dir: &Path) -> Scratch {
+    let checkout = dir.join("vllm");
+    std::fs::create_dir_all(&checkout).unwrap();
+    let (repo, base) = make_repo(&checkout, true);
+    let paths = make_campaign(
+        &dir.join("run"),
+        &campaign_record(Some(&checkout), Some(base.clone()), &["vllm", "sglang"]),
+    );
+    Scratch {
+        repo,
+        checkout,
+        base,
+        paths,
+    }
+}
+
+/// History notes as `history_notes` leaves them when the vLLM document was read.
+pub const HISTORY_NOTES: &str =
+    "# Model PR history notes\n\n## Paths read\n\n- `vllm/llama31/README.en.md`\n";
+
+/// The fixed baseline the loop tests share (SGLang at 10 req/s, vLLM 10 % behind, three
+/// repeats each) and written history notes.
+pub fn write_baseline_vllm_behind(paths: &CampaignPaths) {
+    let mut rows = repeats("sg", "sglang", "sglang-best", "chat", &[10.0, 10.02, 9.98]);
+    rows.extend(repeats(
+        "vl",
+        "vllm",
+        "vllm-best",
+        "chat",
+        &[9.0, 9.01, 8.99],
+    ));
+    write_rows(&paths.candidates(), &rows);
+    write_written(&paths.history_notes(), HISTORY_NOTES);
 }

@@ -11,6 +11,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 use vllm_sota_bench::sim::profiler::VllmProfilerConfig;
+use vllm_sota_core::Framework;
 use vllm_sota_core::http::{self, HttpError, Response as HttpResponse, Timeouts};
 use vllm_sota_core::tool::ToolContext;
 
@@ -24,7 +25,7 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn parse(base_url: &str, _framework: &str) -> Result<Server> {
+    pub fn parse(base_url: &str) -> Result<Server> {
         http::Url::parse(base_url).with_context(|| format!("field `base_url` ({base_url:?})"))?;
         Ok(Server {
             base_url: base_url.trim_end_matches('/').to_string(),
@@ -96,12 +97,12 @@ pub fn vllm_flag(steps: u64, dir: &Path) -> String {
 
 /// What the vLLM server's config will do to a window of `steps` steps, when it is not that.
 pub fn vllm_window_note(
-    framework: &str,
+    framework: Framework,
     w: Option<&VllmWindow>,
     steps: u64,
     dir: &Path,
 ) -> Option<String> {
-    if framework != "vllm" {
+    if framework != Framework::Vllm {
         return None;
     }
     let flag = vllm_flag(steps, dir);
@@ -142,7 +143,7 @@ pub struct WindowResult {
 #[allow(clippy::too_many_arguments)]
 pub fn run_window(
     server: &Server,
-    framework: &str,
+    framework: Framework,
     trace_dir: &Path,
     stage: &str,
     steps: u64,
@@ -153,7 +154,7 @@ pub fn run_window(
     since: SystemTime,
     ctx: &ToolContext,
 ) -> Result<WindowResult> {
-    if framework == "vllm" {
+    if framework == Framework::Vllm {
         vllm_window(
             server, trace_dir, steps, est_step, vllm, load, timeout, since, ctx,
         )
