@@ -174,20 +174,10 @@ fn assert_rows_valid(path: &Path) {
 }
 
 fn run_search_inline(root: &Path, cfg_path: &Path) -> Value {
-    let req = request(root, cfg_path.display().to_string(), true, None);
-    let report = start(req.clone(), Path::new("/nonexistent"));
-    assert_eq!(report.status, "dry_run");
-    let mut live = req;
-    live.dry_run = false;
-    let st = jobs::run_inline(
-        &root.join("benchmark/job.json"),
-        "fair_benchmark",
-        serde_json::to_value(&live).unwrap(),
-        vllm_sota_fairbench::run_fair_benchmark_job,
+    search::run_fair_benchmark_inline(
+        root,
+        request(root, cfg_path.display().to_string(), true, None),
     )
-    .unwrap();
-    assert_eq!(st.status, JobStatus::Succeeded, "{:?}", st.error);
-    st.result.unwrap()
 }
 
 #[test]

@@ -351,46 +351,25 @@ impl Previous {
             .any(|(k, c)| k == key && c.has_content())
     }
 
-    /// Write a PR card: the regenerated lines, then what the agent wrote under it before.
-    pub(super) fn write_pr_card(
+    /// Write a card of this run (a PR card, or with `risk` a validation-risk card): the
+    /// regenerated lines, then what the agent wrote under the same PR's card before.
+    pub(super) fn write_card(
         &mut self,
         out: &mut String,
         key: &str,
         heading: &str,
         generated: &[String],
+        risk: bool,
     ) {
-        let prev = Self::take_card(&mut self.pr_cards, key);
-        write_card(
-            out,
-            heading,
-            generated,
-            None,
-            prev.as_ref(),
-            DECISION_SLOT,
-            DECISION_TODO,
-        );
-        self.note_card(key, prev.as_ref(), false);
-    }
-
-    /// Write a risk card with its "How we will validate" slot (carried when filled).
-    pub(super) fn write_risk_card(
-        &mut self,
-        out: &mut String,
-        key: &str,
-        heading: &str,
-        generated: &[String],
-    ) {
-        let prev = Self::take_card(&mut self.risk_cards, key);
-        write_card(
-            out,
-            heading,
-            generated,
-            None,
-            prev.as_ref(),
-            VALIDATE_SLOT,
-            VALIDATE_TODO,
-        );
-        self.note_card(key, prev.as_ref(), true);
+        let list = if risk {
+            &mut self.risk_cards
+        } else {
+            &mut self.pr_cards
+        };
+        let prev = Self::take_card(list, key);
+        let (slot, todo) = slot_of(risk);
+        write_card(out, heading, generated, None, prev.as_ref(), slot, todo);
+        self.note_card(key, prev.as_ref(), risk);
     }
 
     fn note_card(&mut self, key: &str, prev: Option<&Card>, risk: bool) {
@@ -410,6 +389,21 @@ impl Previous {
         }
     }
 
+    /// A card of the earlier notes written again as it was, with a status line.
+    fn write_kept_card(&mut self, out: &mut String, key: &str, c: &Card, status: &str, risk: bool) {
+        let (slot, todo) = slot_of(risk);
+        write_card(
+            out,
+            &c.heading,
+            &c.generated,
+            Some(status),
+            Some(c),
+            slot,
+            todo,
+        );
+        self.note_card(key, Some(c), risk);
+    }
+
     /// Risk cards with a filled plan (or notes) whose risk the documents no longer name:
     /// kept under "Validation risks" with their old lines and a status line.
     pub(super) fn write_orphan_risk_cards(&mut self, out: &mut String, status: &str) {
@@ -418,17 +412,7 @@ impl Previous {
             .filter(|(_, c)| c.has_content())
             .collect();
         for (key, c) in cards {
-            let generated = c.generated.clone();
-            write_card(
-                out,
-                &c.heading,
-                &generated,
-                Some(status),
-                Some(&c),
-                VALIDATE_SLOT,
-                VALIDATE_TODO,
-            );
-            self.note_card(&key, Some(&c), true);
+            self.write_kept_card(out, &key, &c, status, true);
         }
     }
 
@@ -443,17 +427,7 @@ impl Previous {
             "{VANISHED_HEADING}\n\nCards of PRs that the documents read by this run no longer mention, kept from the earlier notes.\n"
         );
         for (key, c) in cards {
-            let generated = c.generated.clone();
-            write_card(
-                out,
-                &c.heading,
-                &generated,
-                Some(status),
-                Some(&c),
-                DECISION_SLOT,
-                DECISION_TODO,
-            );
-            self.note_card(&key, Some(&c), false);
+            self.write_kept_card(out, &key, &c, status, false);
             self.report.no_longer_in_source.push(key);
         }
     }
@@ -492,12 +466,18 @@ impl Previous {
 
 /// A card of a first run (or `overwrite: true`): generated lines and the empty slot.
 pub(super) fn write_fresh_card(out: &mut String, heading: &str, generated: &[String], risk: bool) {
-    let (slot, todo) = if risk {
+    let (slot, todo) = slot_of(risk);
+    write_card(out, heading, generated, None, None, slot, todo);
+}
+
+/// The slot line of a card and its placeholder: a risk card's validation plan, else the
+/// decision a PR influences.
+fn slot_of(risk: bool) -> (&'static str, &'static str) {
+    if risk {
         (VALIDATE_SLOT, VALIDATE_TODO)
     } else {
         (DECISION_SLOT, DECISION_TODO)
-    };
-    write_card(out, heading, generated, None, None, slot, todo);
+    }
 }
 
 fn write_card(
