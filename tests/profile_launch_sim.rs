@@ -88,7 +88,7 @@ fn run_launch(root: &Path, fw: &str) -> jobs::JobState {
         "campaign_dir": root, "framework": fw, "timeout_s": 120, "startup_timeout_s": 120
     }))
     .unwrap();
-    let state = launch::job_path(&CampaignPaths::new(root), 0, fw);
+    let state = launch::job_path(&CampaignPaths::new(root), 0, req.framework);
     jobs::run_inline(
         &state,
         launch::JOB_KIND,
@@ -160,7 +160,12 @@ fn profile_launch_captures_both_winners_with_eager_twins_and_resumes() {
         assert!(!plan.variants[0].argv.iter().any(|a| a == eager_flag));
         assert!(plan.variants[1].argv.iter().any(|a| a == eager_flag));
         if fw == "vllm" {
-            assert!(plan.variants[0].argv.iter().any(|a| a == "--profiler-config"));
+            assert!(
+                plan.variants[0]
+                    .argv
+                    .iter()
+                    .any(|a| a == "--profiler-config")
+            );
         } else {
             assert!(
                 plan.variants[0]
@@ -180,7 +185,10 @@ fn profile_launch_captures_both_winners_with_eager_twins_and_resumes() {
                     let t = std::fs::read_to_string(dir.join(format!("server-{v}.log")))
                         .unwrap_or_default();
                     let tail: Vec<&str> = t.lines().rev().take(30).collect();
-                    format!("--- server-{v}.log (last lines, reversed)\n{}\n", tail.join("\n"))
+                    format!(
+                        "--- server-{v}.log (last lines, reversed)\n{}\n",
+                        tail.join("\n")
+                    )
                 })
                 .collect();
             panic!("{fw}: {:?}\n--- job log\n{job_log}\n{logs}", st.error);
@@ -189,8 +197,14 @@ fn profile_launch_captures_both_winners_with_eager_twins_and_resumes() {
         for (stage, cap, _) in &caps {
             let s = cap;
             assert_eq!(s["concurrency"], CONCURRENCY, "{fw} {stage}: {cap:#}");
-            assert_eq!(s["requests_ok"], s["requests_sent"], "{fw} {stage}: {cap:#}");
-            assert!(s["window"]["steps"].as_u64().unwrap() >= 1, "{fw} {stage}: {cap:#}");
+            assert_eq!(
+                s["requests_ok"], s["requests_sent"],
+                "{fw} {stage}: {cap:#}"
+            );
+            assert!(
+                s["window"]["steps"].as_u64().unwrap() >= 1,
+                "{fw} {stage}: {cap:#}"
+            );
             if stage.starts_with("decode") {
                 let b = s["window"]["window_batch"].as_f64().unwrap();
                 assert!(
@@ -234,7 +248,10 @@ fn profile_launch_captures_both_winners_with_eager_twins_and_resumes() {
             json!([]),
             "{fw}: a resumed job captured again"
         );
-        assert!(t0.elapsed().as_secs() < 10, "{fw}: resume launched a server");
+        assert!(
+            t0.elapsed().as_secs() < 10,
+            "{fw}: resume launched a server"
+        );
         let after = captures(&root, fw);
         for ((s, _, m0), (_, _, m1)) in caps.iter().zip(&after) {
             assert_eq!(m0, m1, "{fw} {s}: capture.json was rewritten on resume");

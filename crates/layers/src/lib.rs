@@ -32,7 +32,9 @@ pub mod gaps;
 pub mod layers;
 pub mod mapping;
 pub mod model;
-pub mod names;
+/// The trace names (step, layer and module scopes) are the trace crate's: one loader of
+/// `references/trace-step-names.json` for both tools.
+pub use vllm_sota_trace::names;
 pub mod passes;
 pub mod perfetto;
 pub mod period;

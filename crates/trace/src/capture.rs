@@ -293,7 +293,7 @@ fn capture_stage(
         let max_len = server.max_model_len().or_else(|| {
             req.server_command
                 .as_deref()
-                .and_then(|a| window::max_len_from_argv(&req.framework, a))
+                .and_then(|a| window::max_len_from_argv(req.framework, a))
         });
         if let Some(m) = max_len
             && input + plan.output_len > m

@@ -27,6 +27,7 @@ pub mod golden;
 pub mod graph;
 pub mod hoststall;
 pub mod link;
+pub mod names;
 pub mod reader;
 pub mod selfbench;
 pub mod store;

@@ -75,7 +75,7 @@ impl Server {
 
 /// The value of the framework's max-length flag (framework-flags.json `max_len_flag`:
 /// vLLM `--max-model-len`, SGLang `--context-length`) in a launch argv.
-pub fn max_len_from_argv(framework: &str, argv: &[String]) -> Option<u64> {
+pub fn max_len_from_argv(framework: vllm_sota_core::Framework, argv: &[String]) -> Option<u64> {
     let flags = vllm_sota_fairbench::flags::load_framework_flags().ok()?;
     let flag = flags.facts(framework).ok()?.max_len_flag.clone()?;
     let eq = format!("{flag}=");
