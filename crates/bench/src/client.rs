@@ -93,6 +93,8 @@ pub struct LiveCounters {
     pub first_token: AtomicU64,
     pub ended: AtomicU64,
     pub failed: AtomicU64,
+    /// The error of the first request that failed (what a watcher reports).
+    pub first_error: std::sync::OnceLock<String>,
 }
 
 impl LoadConfig {
@@ -432,6 +434,9 @@ async fn one_request(
     if let Some(l) = &shared.live {
         if !rec.success {
             l.failed.fetch_add(1, Ordering::Relaxed);
+            if let Some(e) = &st.error {
+                let _ = l.first_error.set(e.clone());
+            }
         }
         l.ended.fetch_add(1, Ordering::Relaxed);
     }

@@ -230,6 +230,17 @@ fn plan_for(yaml: &str) -> vllm_sota_fairbench::Plan {
     preflight(&cfg, dir.path(), &o).unwrap()
 }
 
+/// The plan of a config when no help text is given (each framework's help_command runs).
+fn plan_without_help_texts(yaml: &str) -> vllm_sota_fairbench::Plan {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = parse_config_text(yaml, "t.yaml").unwrap();
+    let o = PreflightOptions {
+        skip_gpu_check: true,
+        ..Default::default()
+    };
+    preflight(&cfg, dir.path(), &o).unwrap()
+}
+
 #[test]
 fn fairness_rules_reject_exclude_and_pin() {
     let plan = plan_for(
@@ -355,21 +366,9 @@ fn non_pytorch_trt_backend_rejects_the_framework() {
 
 #[test]
 fn a_missing_framework_is_an_environment_gap() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = parse_config_text(
+    let plan = plan_without_help_texts(
         "schema_version: 1\nmodel: {name: m}\nframeworks:\n  tokenspeed:\n    server_command: [definitely-not-installed-tokenspeed, serve, '{model}']\n",
-        "t.yaml",
-    )
-    .unwrap();
-    let plan = preflight(
-        &cfg,
-        dir.path(),
-        &PreflightOptions {
-            skip_gpu_check: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    );
     assert_eq!(plan.environment_gaps.len(), 1);
     assert!(
         plan.environment_gaps[0]
@@ -391,21 +390,9 @@ fn nvidia_smi_compute_apps_are_matched_to_requested_gpus() {
 
 #[test]
 fn an_unreadable_help_text_rejects_instead_of_guessing() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = parse_config_text(
+    let plan = plan_without_help_texts(
         "schema_version: 1\nmodel: {name: m}\nframeworks:\n  vllm:\n    server_command: [echo, serve]\n    help_command: [echo, 'no flags here']\n",
-        "t.yaml",
-    )
-    .unwrap();
-    let plan = preflight(
-        &cfg,
-        dir.path(),
-        &PreflightOptions {
-            skip_gpu_check: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    );
     let v = plan.framework(Framework::Vllm).unwrap();
     assert_eq!(v.status, FrameworkStatus::Rejected);
     assert!(

@@ -34,7 +34,9 @@ mod gaps;
 mod layers;
 mod mapping;
 mod model;
-mod names;
+/// The trace names (step, layer and module scopes) are the trace crate's: one loader of
+/// `references/trace-step-names.json` for both tools.
+use vllm_sota_trace::names;
 mod passes;
 mod perfetto;
 mod period;
@@ -45,7 +47,7 @@ mod stats;
 mod tool;
 
 // The API: what the binary, the other crates, the tests and the examples use.
-pub use analyze::{Analysis, Options, analyze};
+pub use analyze::{Analysis, Options, RepresentativeLayer, TypeRow, analyze};
 pub use config::{ConfigLayers, interpret, load_rules, read_config};
 pub use families::Family;
 pub use gaps::{GapCause, GapPlace};

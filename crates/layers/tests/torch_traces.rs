@@ -29,16 +29,48 @@ fn view(name: &str) -> &'static TraceView {
     v
 }
 
+fn config_at(path: &std::path::Path) -> ConfigLayers {
+    read_config(path, &load_rules().unwrap()).unwrap()
+}
+
 fn cfg(name: &str) -> ConfigLayers {
-    read_config(&dir().join(name), &load_rules().unwrap()).unwrap()
+    config_at(&dir().join(name))
+}
+
+/// The analysis of `v` (with its mapping twin) on an H200 with default options.
+fn analyze_on_h200(v: &TraceView, mapping: Option<&TraceView>, c: ConfigLayers) -> Analysis {
+    let gpu = vllm_sota_core::gpu::find("H200").unwrap();
+    analyze(v, mapping, c, &gpu, &Options::default()).unwrap()
 }
 
 fn run(trace: &str, config: Option<&str>, mapping: Option<&str>) -> Analysis {
     let c = config
         .map(cfg)
         .unwrap_or_else(|| ConfigLayers::absent("none"));
-    let gpu = vllm_sota_core::gpu::find("H200").unwrap();
-    analyze(view(trace), mapping.map(view), c, &gpu, &Options::default()).unwrap()
+    analyze_on_h200(view(trace), mapping.map(view), c)
+}
+
+/// The type-table row of one layer type.
+fn type_row<'a>(a: &'a Analysis, layer_type: &str) -> &'a vllm_sota_layers::TypeRow {
+    a.type_table
+        .iter()
+        .find(|t| t.layer_type == layer_type)
+        .unwrap_or_else(|| panic!("{layer_type}: {:?}", a.type_table))
+}
+
+/// The representative layer of one layer type.
+fn representative<'a>(
+    a: &'a Analysis,
+    layer_type: &str,
+) -> &'a vllm_sota_layers::RepresentativeLayer {
+    a.representative_layers
+        .iter()
+        .find(|r| r.layer_type == layer_type)
+        .unwrap_or_else(|| panic!("no representative {layer_type} layer"))
+}
+
+fn layer_source_says(a: &Analysis, text: &str) -> bool {
+    a.layer_source.as_deref().is_some_and(|s| s.contains(text))
 }
 
 #[test]
@@ -168,16 +200,8 @@ fn qwen2moe_prefill_types_layers_0_1_dense_and_2_11_moe_with_different_cost_and_
     );
     assert_eq!(a.layers.len(), 12);
     assert_eq!(a.type_table.len(), 2);
-    let dense = a
-        .type_table
-        .iter()
-        .find(|t| t.layer_type == "full_attention + dense")
-        .unwrap();
-    let moe = a
-        .type_table
-        .iter()
-        .find(|t| t.layer_type == "full_attention + moe")
-        .unwrap();
+    let dense = type_row(&a, "full_attention + dense");
+    let moe = type_row(&a, "full_attention + moe");
     assert_eq!((dense.layers.as_str(), dense.count), ("0–1", 2));
     assert_eq!((moe.layers.as_str(), moe.count), ("2–11", 10));
     assert!(
@@ -186,16 +210,8 @@ fn qwen2moe_prefill_types_layers_0_1_dense_and_2_11_moe_with_different_cost_and_
         moe.gpu_median_ms,
         dense.gpu_median_ms
     );
-    let rd = a
-        .representative_layers
-        .iter()
-        .find(|r| r.layer_type == dense.layer_type)
-        .unwrap();
-    let rm = a
-        .representative_layers
-        .iter()
-        .find(|r| r.layer_type == moe.layer_type)
-        .unwrap();
+    let rd = representative(&a, &dense.layer_type);
+    let rm = representative(&a, &moe.layer_type);
     assert!(rd.layer <= 1 && rm.layer >= 2);
     assert!(
         rm.kernels > rd.kernels,
@@ -219,13 +235,7 @@ fn minillama_eager_uses_gpu_layer_annotations_and_the_graph_replay_takes_them_vi
         None,
     );
     assert_eq!(eager.layers.len(), 32);
-    assert!(
-        eager
-            .layer_source
-            .as_deref()
-            .unwrap()
-            .contains("GPU layer annotations")
-    );
+    assert!(layer_source_says(&eager, "GPU layer annotations"));
     let graph = run(
         "minillama_graph_decode.trace.json.gz",
         Some("llama8b_config.json"),
@@ -234,11 +244,7 @@ fn minillama_eager_uses_gpu_layer_annotations_and_the_graph_replay_takes_them_vi
     assert_eq!(graph.passes_found, 5);
     assert_eq!(graph.layers.len(), 32);
     assert!(
-        graph
-            .layer_source
-            .as_deref()
-            .unwrap()
-            .contains("mapping trace"),
+        layer_source_says(&graph, "mapping trace"),
         "{:?}",
         graph.layer_source
     );
@@ -264,13 +270,7 @@ fn minillama_eager_uses_gpu_layer_annotations_and_the_graph_replay_takes_them_vi
         None,
     );
     assert_eq!(alone.layers.len(), 32);
-    assert!(
-        alone
-            .layer_source
-            .as_deref()
-            .unwrap()
-            .contains("repeating kernel sequence")
-    );
+    assert!(layer_source_says(&alone, "repeating kernel sequence"));
 }
 
 #[test]
@@ -282,16 +282,8 @@ fn unknown_config_gives_a_clear_message_and_a_generic_untyped_table() {
         r#"{"model_type": "mystery-net", "depth": 32, "width": 4096}"#,
     )
     .unwrap();
-    let c = read_config(&p, &load_rules().unwrap()).unwrap();
-    let gpu = vllm_sota_core::gpu::find("H200").unwrap();
-    let a = analyze(
-        view("llama8b_prefill.trace.json.gz"),
-        None,
-        c,
-        &gpu,
-        &Options::default(),
-    )
-    .unwrap();
+    let c = config_at(&p);
+    let a = analyze_on_h200(view("llama8b_prefill.trace.json.gz"), None, c);
     let problem = a.config.problem.as_deref().unwrap();
     assert!(
         problem.contains("no layer count") && problem.contains("untyped"),
@@ -319,15 +311,7 @@ fn heterogeneous_stack_without_scopes_is_fitted_group_by_group() {
     );
     let mut v = view("qwen2moe_prefill.trace.json.gz").clone();
     v.spans.retain(|s| s.kind != SpanKind::PythonModule);
-    let gpu = vllm_sota_core::gpu::find("H200").unwrap();
-    let a = analyze(
-        &v,
-        None,
-        cfg("qwen2moe_config.json"),
-        &gpu,
-        &Options::default(),
-    )
-    .unwrap();
+    let a = analyze_on_h200(&v, None, cfg("qwen2moe_config.json"));
     let sizes: Vec<usize> = a.layers.iter().map(|l| l.kernels).collect();
     let scoped_sizes: Vec<usize> = scoped.layers.iter().map(|l| l.kernels).collect();
     assert_eq!(a.layers_found, 12, "{:?}", a.notes);
@@ -340,16 +324,8 @@ fn heterogeneous_stack_without_scopes_is_fitted_group_by_group() {
         sizes, scoped_sizes,
         "the same kernel count in every layer as the module scopes give"
     );
-    let moe = a
-        .type_table
-        .iter()
-        .find(|t| t.layer_type == "full_attention + moe")
-        .unwrap();
-    let dense = a
-        .type_table
-        .iter()
-        .find(|t| t.layer_type == "full_attention + dense")
-        .unwrap();
+    let moe = type_row(&a, "full_attention + moe");
+    let dense = type_row(&a, "full_attention + dense");
     assert!(moe.gpu_median_ms > dense.gpu_median_ms);
 }
 
@@ -449,22 +425,8 @@ fn qwen2moe_with_a_host_stall_in_a_dense_layer_keeps_gpu_shares_and_flags_the_ga
         kind: "cpu_op".into(),
     });
     v.normalize();
-    let gpu = vllm_sota_core::gpu::find("H200").unwrap();
-    let a = analyze(
-        &v,
-        None,
-        cfg("qwen2moe_config.json"),
-        &gpu,
-        &Options::default(),
-    )
-    .unwrap();
-    let dense = |a: &Analysis| {
-        a.type_table
-            .iter()
-            .find(|t| t.layer_type == "full_attention + dense")
-            .unwrap()
-            .clone()
-    };
+    let a = analyze_on_h200(&v, None, cfg("qwen2moe_config.json"));
+    let dense = |a: &Analysis| type_row(&a, "full_attention + dense").clone();
     let (d0, d1) = (dense(&clean), dense(&a));
     assert!(
         d1.wall_share_of_pass > 0.5,
@@ -496,17 +458,13 @@ fn qwen2moe_decode_capture_ranks_layer_types_by_gpu_time_and_names_the_cudnn_sta
     // by wall time the two dense layers look like more than half of the pass.
     let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/qwen2moe-decode");
     let v = load_trace_view(&d.join("qwen2moe_decode.trace.json.gz")).unwrap();
-    let c = read_config(&d.join("qwen2moe_config.json"), &load_rules().unwrap()).unwrap();
-    let gpu = vllm_sota_core::gpu::find("H200").unwrap();
-    let a = analyze(&v, None, c, &gpu, &Options::default()).unwrap();
+    let c = config_at(&d.join("qwen2moe_config.json"));
+    let a = analyze_on_h200(&v, None, c);
     assert_eq!(a.layers.len(), 12);
-    let row = |t: &str| {
-        a.type_table
-            .iter()
-            .find(|r| r.layer_type == t)
-            .unwrap_or_else(|| panic!("{t}: {:?}", a.type_table))
-    };
-    let (dense, moe) = (row("full_attention + dense"), row("full_attention + moe"));
+    let (dense, moe) = (
+        type_row(&a, "full_attention + dense"),
+        type_row(&a, "full_attention + moe"),
+    );
     assert_eq!(
         (dense.layers.as_str(), moe.layers.as_str()),
         ("0–1", "2–11")
@@ -524,11 +482,7 @@ fn qwen2moe_decode_capture_ranks_layer_types_by_gpu_time_and_names_the_cudnn_sta
         matches!(&g.cause, GapCause::HostStall { op: Some(op), .. } if op == "aten::_cudnn_attention_forward"),
         "{g:?}"
     );
-    let rep_dense = a
-        .representative_layers
-        .iter()
-        .find(|r| r.layer_type == dense.layer_type)
-        .unwrap();
+    let rep_dense = representative(&a, &dense.layer_type);
     assert_eq!(
         rep_dense.layer, 1,
         "the median dense layer by GPU time, not the stalled one"

@@ -185,58 +185,39 @@ pub(crate) fn log_tail(path: &Path, max: usize) -> String {
 mod tests {
     use super::*;
 
+    /// `argv` run through [`run_logged`] into `log`, with `timeout` and no cancel.
+    fn run(argv: &[&str], log: &Path, timeout: Duration) -> RunOutcome {
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        run_logged(&argv, None, log, None, timeout, &ToolContext::new()).unwrap()
+    }
+
     #[test]
     fn children_run_with_c_locale_and_a_timeout_and_never_use_our_stdout() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("a.log");
-        let argv: Vec<String> = ["sh", "-c", "echo out $LC_ALL; echo err >&2; exit 3"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let r = run_logged(
-            &argv,
-            None,
+        let r = run(
+            &["sh", "-c", "echo out $LC_ALL; echo err >&2; exit 3"],
             &log,
-            None,
             Duration::from_secs(20),
-            &ToolContext::new(),
-        )
-        .unwrap();
+        );
         assert_eq!(r.code, Some(3));
         let text = std::fs::read_to_string(&log).unwrap();
         assert!(text.contains("out C") && text.contains("err"), "{text}");
-        let argv: Vec<String> = [
-            "sh",
-            "-c",
-            "echo HF_TOKEN=hf_abcdefghijklmnopqrstuvwxyz0123",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        run_logged(
-            &argv,
-            None,
+        run(
+            &[
+                "sh",
+                "-c",
+                "echo HF_TOKEN=hf_abcdefghijklmnopqrstuvwxyz0123",
+            ],
             &log,
-            None,
             Duration::from_secs(20),
-            &ToolContext::new(),
-        )
-        .unwrap();
+        );
         let text = std::fs::read_to_string(&log).unwrap();
         assert!(
             !text.contains("hf_abcdefghijklmnopqrstuvwxyz0123") && text.contains("HF_TOKEN="),
             "{text}"
         );
-        let argv: Vec<String> = ["sleep", "5"].iter().map(|s| s.to_string()).collect();
-        let r = run_logged(
-            &argv,
-            None,
-            &log,
-            None,
-            Duration::from_millis(300),
-            &ToolContext::new(),
-        )
-        .unwrap();
+        let r = run(&["sleep", "5"], &log, Duration::from_millis(300));
         assert!(r.timed_out && r.code.is_none());
     }
 

@@ -331,6 +331,7 @@ fn pct_cell(v: Option<f64>) -> String {
         .unwrap_or_else(|| "—".into())
 }
 
+// Markdown table-cell escaping: core::md, the one rule.
 use vllm_sota_core::md::cell as esc;
 
 /// The digest markdown: identity, gate, verdict, class, headline, stalls, roofline,

@@ -281,12 +281,28 @@ fn capture_stage(
         &format!("{stage}: calibrating at concurrency {c}"),
     );
     let cal = load::calibrate(&server.base_url, model, tok, c, input, decode, timeout)?;
-    let plan = load::size_stage(&cal, decode, c, input, shapes.output_len, steps);
+    let mut plan = load::size_stage(&cal, decode, c, input, shapes.output_len, steps);
     if plan.output_len > shapes.output_len && decode {
         notes.push(format!(
             "decode output length raised from {} to {} tokens so the load outlasts the window (measured step {:.2} ms, steady state after {:.0} ms)",
             shapes.output_len, plan.output_len, cal.step_ms, cal.ttft_max_ms
         ));
+        // The server refuses a prompt + output over its maximum length (HTTP 400): the
+        // raised output stops there, never below the scenario's own output length.
+        let max_len = server.max_model_len().or_else(|| {
+            req.server_command
+                .as_deref()
+                .and_then(|a| window::max_len_from_argv(req.framework, a))
+        });
+        if let Some(m) = max_len
+            && input + plan.output_len > m
+        {
+            let cap = m.saturating_sub(input).max(shapes.output_len);
+            notes.push(format!(
+                "decode output length capped at {cap} tokens by the server's maximum length {m} (prompt {input}); if the window does not close, start the server with a longer maximum length"
+            ));
+            plan.output_len = cap;
+        }
     }
     let started_wall = SystemTime::now() - Duration::from_secs(1);
     let running = load::start(&server.base_url, model, tok, &plan, ctx.cancel_flag())?;

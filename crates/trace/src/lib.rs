@@ -29,6 +29,8 @@ mod golden;
 mod graph;
 mod hoststall;
 mod link;
+/// The trace names (step, layer and module scopes): shared with the layer pipeline.
+pub mod names;
 mod reader;
 mod selfbench;
 mod store;
@@ -37,10 +39,11 @@ mod tool;
 
 // The API: what the binary, the other crates, the tests and the examples use.
 pub use attrib::attribute_kernel;
-/// The `profile_launch` job (kind and body) for the binary's job dispatch.
 pub use capture::launch::{
     JOB_KIND as PROFILE_LAUNCH_JOB_KIND, profiled_argv, run_job as run_profile_launch_job,
 };
+/// The `profile_launch` job (kind and body) for the binary's job dispatch.
+pub use capture::launch::{ProfileLaunchRequest, job_path, launch_plan};
 pub use capture::load::{StagePlan, start as start_stage_load};
 pub use capture::window::{
     Server as CaptureServer, analyze_samples, parse_step, run_window, step_samples,
@@ -48,7 +51,7 @@ pub use capture::window::{
 pub use capture::{ProfileCaptureRequest, run_capture, twin_advice};
 pub use classify::{Classifier, canonical_name};
 pub use discover::{Stage, detect_framework, eager_twin, framework_label, select_traces};
-pub use golden::{CASES, golden_dir, render as render_golden};
+pub use golden::{CASES, fixture_stage, fixture_tables, golden_dir, render as render_golden};
 pub use graph::map_graph_kernels;
 pub use hoststall::host_stalls;
 pub use reader::{

@@ -15,20 +15,7 @@ fn fx(rel: &str) -> PathBuf {
 }
 
 fn request(trace: PathBuf) -> ProfileTablesRequest {
-    ProfileTablesRequest {
-        trace,
-        mapping_trace: None,
-        competitor_trace: None,
-        competitor_framework: None,
-        steps: None,
-        competitor_steps: None,
-        framework: None,
-        share_cutoff_pct: 1.0,
-        top_rows: 15,
-        campaign_dir: None,
-        round: None,
-        out_dir: None,
-    }
+    ProfileTablesRequest::for_trace(trace, None)
 }
 
 #[test]

@@ -199,7 +199,7 @@ fn fw_dir(paths: &CampaignPaths, round: u32, fw: Framework) -> PathBuf {
         .unwrap_or_else(|| paths.profiles_dir())
 }
 
-pub(crate) fn job_path(paths: &CampaignPaths, round: u32, fw: Framework) -> PathBuf {
+pub fn job_path(paths: &CampaignPaths, round: u32, fw: Framework) -> PathBuf {
     fw_dir(paths, round, fw).join("launch-job.json")
 }
 
@@ -319,7 +319,7 @@ fn base_argv(r: &Resolved, fw: Framework, port: u16) -> Result<Vec<String>> {
 }
 
 /// What the job will do (also the dry-run answer).
-pub(crate) fn launch_plan(req: &ProfileLaunchRequest) -> Result<LaunchPlan> {
+pub fn launch_plan(req: &ProfileLaunchRequest) -> Result<LaunchPlan> {
     let r = resolve(req)?;
     let dir = fw_dir(&r.paths, req.round, req.framework);
     // The job picks its own free port at launch; the plan shows one free now.

@@ -61,6 +61,36 @@ impl Server {
     }
 }
 
+impl Server {
+    /// The longest sequence (prompt + output tokens) the server accepts: `max_model_len` of
+    /// GET /v1/models (vLLM and SGLang report it); `None` when the server does not say.
+    pub fn max_model_len(&self) -> Option<u64> {
+        let r = self
+            .request("GET", "/v1/models", None, Duration::from_secs(30))
+            .ok()?;
+        (r.status == 200).then_some(())?;
+        r.json().ok()?["data"][0]["max_model_len"].as_u64()
+    }
+}
+
+/// The value of the framework's max-length flag (framework-flags.json `max_len_flag`:
+/// vLLM `--max-model-len`, SGLang `--context-length`) in a launch argv.
+pub(crate) fn max_len_from_argv(
+    framework: vllm_sota_core::Framework,
+    argv: &[String],
+) -> Option<u64> {
+    let flags = vllm_sota_fairbench::load_framework_flags().ok()?;
+    let flag = flags.facts(framework).ok()?.max_len_flag.clone()?;
+    let eq = format!("{flag}=");
+    argv.iter().enumerate().find_map(|(i, a)| {
+        if *a == flag {
+            argv.get(i + 1)?.parse().ok()
+        } else {
+            a.strip_prefix(&eq)?.parse().ok()
+        }
+    })
+}
+
 /// What is known of a vLLM server's profiler: `config` is None when the launch command
 /// has no torch `--profiler-config` (vLLM then has no profiler routes).
 #[derive(Debug, Clone)]
@@ -540,8 +570,9 @@ pub struct WindowAnalysis {
     pub steps: u64,
     pub prefill_steps: u64,
     pub decode_steps: u64,
-    /// Median batch inside the window: decode, sequences per pure decode step; prefill,
-    /// sequences per prefill step. Absent when the trace has no step annotations.
+    /// Batch inside the window: decode, the median of sequences per pure decode step;
+    /// prefill, sequences per prefill step weighted by the step's prefill tokens (the
+    /// batch the average prompt token saw). Absent when the trace has no step annotations.
     pub window_batch: Option<f64>,
     /// The batch a representative window has: decode, the concurrency; prefill, the
     /// concurrency capped by the most prompts one step's token budget holds.
@@ -611,8 +642,23 @@ pub fn analyze_samples(
         }
         (batch, bad)
     } else {
-        let mut b: Vec<u64> = prefill.iter().map(|s| s.prefill_seqs).collect();
-        let batch = median_u(&mut b);
+        // Prefill: the batch the average prompt token was computed in (steps weighted by
+        // their prefill tokens). A wave of prompts reaches the engine over a few ms, so a
+        // step of one early arrival and one of a straggler sit beside the full step; by
+        // count they would be the median, by work they are a sliver.
+        let tokens: u64 = prefill.iter().map(|s| s.prefill_tokens).sum();
+        let batch = if tokens > 0 {
+            Some(
+                prefill
+                    .iter()
+                    .map(|s| s.prefill_seqs as f64 * s.prefill_tokens as f64)
+                    .sum::<f64>()
+                    / tokens as f64,
+            )
+        } else {
+            let mut b: Vec<u64> = prefill.iter().map(|s| s.prefill_seqs).collect();
+            median_u(&mut b)
+        };
         let bad = if prefill.is_empty() {
             Some("no prefill step in the window".to_string())
         } else {

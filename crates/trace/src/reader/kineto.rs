@@ -305,10 +305,7 @@ impl<'s> Parser<'s> {
         let name = self.intern_cached(name)?;
         let thread = self.numeric_thread(pid, tid);
         let f = &mut self.store.frames;
-        f.name.push(name);
-        f.ts_ns.push(ts);
-        f.dur_ns.push(dur);
-        f.thread.push(thread);
+        f.push_span(name, ts, dur, thread);
         f.python_id.push(python_id);
         f.parent_python_id.push(parent);
         self.store.counts.python_functions += 1;
