@@ -1,7 +1,8 @@
 //! The MCP face: `vllm-sota mcp` serves every tool over stdio with rmcp.
 //!
-//! Each tool method is generated from the tool list (`tools.rs`): typed `Parameters<Request>`
-//! in (its JSON Schema is the input schema), `Json<Report>` out (outputSchema +
+//! Each tool method is generated from the tool list (`tools.rs`): the arguments object in,
+//! read into the typed request by `vllm_sota_core::tool::parse_request` (the request's JSON
+//! Schema is the input schema), `Json<Report>` out (outputSchema +
 //! structuredContent), failures as tool errors (`isError: true`) whose text the model
 //! reads. The tool core runs on a blocking thread; its progress becomes MCP progress
 //! notifications when the client sent a progress token, and a client cancellation sets
@@ -49,10 +50,14 @@ pub fn output_schema<T: Tool>() -> JsonObject {
 }
 
 /// Run a tool's blocking core with progress and cancellation wired to the MCP request.
+/// The arguments are read by `parse_request` (the CLI's reader), so a bad field is a tool
+/// error that names it.
 async fn invoke<T: Tool>(
-    request: T::Request,
+    arguments: JsonObject,
     rctx: RequestContext<RoleServer>,
 ) -> Result<Json<T::Report>, String> {
+    let request = vllm_sota_core::tool::parse_request::<T>(serde_json::Value::Object(arguments))
+        .map_err(|e| format!("{e:#}"))?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(f64, Option<f64>, String)>();
     let ctx = ToolContext::new().with_progress(move |done, total, msg| {
         let _ = tx.send((done, total, msg.to_string()));
@@ -104,10 +109,10 @@ macro_rules! mcp_router {
                 #[tool(description = <$ty as Tool>::DESCRIPTION)]
                 async fn $name(
                     &self,
-                    Parameters(request): Parameters<<$ty as Tool>::Request>,
+                    Parameters(arguments): Parameters<JsonObject>,
                     rctx: RequestContext<RoleServer>,
                 ) -> Result<Json<<$ty as Tool>::Report>, String> {
-                    invoke::<$ty>(request, rctx).await
+                    invoke::<$ty>(arguments, rctx).await
                 }
             )*
         }

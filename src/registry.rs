@@ -20,8 +20,7 @@ pub struct ToolEntry {
 }
 
 fn call<T: Tool>(request: Value, ctx: &ToolContext) -> Result<Called> {
-    let request: T::Request = serde_json::from_value(request)
-        .map_err(|e| anyhow::anyhow!("invalid request for {}: {e}", T::NAME))?;
+    let request = vllm_sota_core::tool::parse_request::<T>(request)?;
     let report = T::run(request, ctx)?;
     let markdown = T::markdown(&report);
     Ok((

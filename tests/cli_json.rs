@@ -47,6 +47,16 @@ fn json_errors_are_one_json_object_on_stdout_with_a_non_zero_exit() {
             ],
             "confg",
         ),
+        // An unknown framework: the field and the known ones are named.
+        (
+            vec![
+                "profile-tables".into(),
+                "--json".into(),
+                "--set".into(),
+                "competitor_framework=trtllm".into(),
+            ],
+            "field `competitor_framework`: unknown variant `trtllm`, expected one of `vllm`, `sglang`, `tensorrt_llm`, `tokenspeed`",
+        ),
         // Argument errors found before the tool runs, with --json first or last.
         (
             vec!["layer-pipeline".into(), "--json".into(), "--bogus".into()],

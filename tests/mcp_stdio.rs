@@ -166,19 +166,32 @@ async fn tools_have_schemas_and_the_campaign_tools_work_over_stdio() -> anyhow::
         .collect();
     assert!(text.contains("measured_improvement"), "{text}");
 
-    // Bad arguments are an in-band error too, not a crash.
-    let r = client
-        .call_tool(
-            CallToolRequestParams::new("campaign_status")
-                .with_arguments(args(json!({"campaign_dir": 5}))),
-        )
-        .await;
-    match r {
-        Ok(r) => assert_eq!(r.is_error, Some(true)),
-        Err(e) => assert!(
-            e.to_string().contains("campaign_dir") || e.to_string().contains("deserialize"),
-            "{e}"
+    // Bad arguments are an in-band error too, not a crash, naming the field at fault (and,
+    // for a framework, the known ones).
+    for (tool, arguments, needles) in [
+        (
+            "campaign_status",
+            json!({"campaign_dir": 5}),
+            vec!["`campaign_dir`"],
         ),
+        (
+            "profile_launch",
+            json!({"campaign_dir": dir, "framework": "trtllm"}),
+            vec!["`framework`", "trtllm", "`tensorrt_llm`", "`tokenspeed`"],
+        ),
+    ] {
+        let r = client
+            .call_tool(CallToolRequestParams::new(tool).with_arguments(args(arguments)))
+            .await?;
+        assert_eq!(r.is_error, Some(true), "{tool}: {:?}", r.content);
+        let text: String = r
+            .content
+            .iter()
+            .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+            .collect();
+        for n in needles {
+            assert!(text.contains(n), "{tool}: {n} missing in {text}");
+        }
     }
     // The server still answers after errors.
     let r = client

@@ -351,6 +351,10 @@ pub struct CandidateRow {
 }
 
 impl CandidateRow {
+    /// Whether this row measured `f` (the row keeps the framework's id as written).
+    pub fn is_framework(&self, f: crate::Framework) -> bool {
+        self.framework == f.id()
+    }
     /// A completed run's row (status `ok`, round 0, repeat 0, one GPU) with `metrics` and
     /// the verdict of `sla` on them; the workload names only the scenario and everything
     /// else is empty. Importers and tests start here and set what they know (struct

@@ -35,6 +35,24 @@ pub trait Tool {
     }
 }
 
+/// A tool's request from its JSON, the one way both faces (MCP and CLI) read it. An error
+/// names the tool and the field at fault, e.g. ``invalid request for profile_launch: field
+/// `framework`: unknown variant `trtllm`, expected one of `vllm`, `sglang`, ...``.
+pub fn parse_request<T: Tool>(value: serde_json::Value) -> anyhow::Result<T::Request> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        if path.is_empty() || path == "." {
+            anyhow::anyhow!("invalid request for {}: {}", T::NAME, e.inner())
+        } else {
+            anyhow::anyhow!(
+                "invalid request for {}: field `{path}`: {}",
+                T::NAME,
+                e.inner()
+            )
+        }
+    })
+}
+
 type ProgressFn = dyn Fn(f64, Option<f64>, &str) + Send + Sync;
 
 /// What an adapter gives a running tool: a progress sink and a cancellation flag.

@@ -1,6 +1,7 @@
-//! Test-only stand-in for the root binary's hidden `job-run` subcommand:
-//! `fairbench_job job-run --state <benchmark/job.json>` runs a `fair_benchmark` or
-//! `revalidate` job in this process (used by the kill -9 / resume test).
+//! Test-only stand-in for the root binary's hidden `job-run` subcommand, for one kind:
+//! `fairbench_job job-run --state <benchmark/job.json>` runs a `fair_benchmark` job in this
+//! process (used by the kill -9 / resume and cancel tests). Job kinds are dispatched in one
+//! place only, the root crate's `for_each_job!`; this stand-in refuses every other kind.
 use std::path::PathBuf;
 
 fn main() {
@@ -24,8 +25,13 @@ fn main() {
         }
     };
     let kind = runner.kind();
-    let outcome = vllm_sota_fairbench::run_job_by_kind(&kind, &runner)
-        .unwrap_or_else(|| Err(anyhow::anyhow!("unknown job kind {kind}")));
+    let outcome = if kind == vllm_sota_fairbench::FAIR_BENCHMARK_KIND {
+        vllm_sota_fairbench::run_fair_benchmark_job(&runner)
+    } else {
+        Err(anyhow::anyhow!(
+            "job kind '{kind}': this test stand-in runs only fair_benchmark jobs (`vllm-sota job-run` runs every kind)"
+        ))
+    };
     if let Err(e) = runner.finish(outcome) {
         eprintln!("Error: {e:#}");
         std::process::exit(1);

@@ -7,16 +7,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use vllm_sota_core::fsx;
 use vllm_sota_core::layout::CampaignPaths;
 use vllm_sota_core::results::{CandidateRow, RankingMetric, RowRef, RunStatus, compare_rank};
+use vllm_sota_core::{Framework, fsx};
 
 use crate::measure::Point;
 use crate::preflight::Plan;
 use vllm_sota_core::proc::shell_join as display_argv;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct ArtifactPaths {
+pub(crate) struct ArtifactPaths {
     pub candidates: String,
     pub summary: String,
     pub winning_commands: String,
@@ -76,7 +76,7 @@ fn point_text(r: &CandidateRow) -> String {
     format!("{c} @ {q}").trim().to_string()
 }
 
-pub fn write_all(
+pub(crate) fn write_all(
     paths: &CampaignPaths,
     plan: &Plan,
     rows: &[CandidateRow],
@@ -524,7 +524,7 @@ fn profiler_handoff(plan: &Plan, win: &BTreeMap<String, Vec<CandidateRow>>) -> V
     let mut per_scenario = Vec::new();
     for sc in &plan.scenarios {
         let list = win.get(&sc.name).cloned().unwrap_or_default();
-        let vllm = list.iter().find(|r| r.framework == "vllm");
+        let vllm = list.iter().find(|r| r.is_framework(Framework::Vllm));
         let leader = list.first();
         let ratio = match (vllm.and_then(val), leader.and_then(val)) {
             (Some(v), Some(l)) if l > 0.0 => Some(v / l),

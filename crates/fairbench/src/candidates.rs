@@ -5,11 +5,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::OrderedMap;
+use vllm_sota_core::Framework;
 
 /// One deployment to launch and measure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Candidate {
-    pub framework: String,
+    pub framework: Framework,
     /// `c00-baseline`, `c01-max-num-seqs=256`, ...: stable for a given config.
     pub candidate_id: String,
     pub is_baseline: bool,
@@ -120,8 +121,8 @@ fn variations(space: &OrderedMap<Vec<Value>>, tier: u8, cap: usize) -> Vec<Vec<(
 
 /// Baseline first, then the tier's variations; duplicates (including a variation equal to
 /// the baseline) dropped; at most `max_candidates` in all.
-pub fn generate(
-    framework: &str,
+pub(crate) fn generate(
+    framework: Framework,
     base: &OrderedMap<Value>,
     space: &OrderedMap<Vec<Value>>,
     tier: u8,
@@ -131,7 +132,7 @@ pub fn generate(
     let mut out = Vec::new();
     seen.insert(canonical(base));
     out.push(Candidate {
-        framework: framework.into(),
+        framework,
         candidate_id: "c00-baseline".into(),
         is_baseline: true,
         flags: base.clone(),
@@ -156,7 +157,7 @@ pub fn generate(
         }
         let id = format!("c{:02}-{}", out.len(), slug(&varied));
         out.push(Candidate {
-            framework: framework.into(),
+            framework,
             candidate_id: id,
             is_baseline: false,
             flags,
@@ -189,7 +190,7 @@ mod tests {
             ("--max-num-seqs".into(), json!(256)),
             ("--gpu-memory-utilization".into(), json!(0.9)),
         ]);
-        let c = generate("vllm", &base, &space(), 1, 100);
+        let c = generate(Framework::Vllm, &base, &space(), 1, 100);
         assert_eq!(c[0].candidate_id, "c00-baseline");
         assert!(c[0].is_baseline && c[0].varied.is_empty());
         // 8 one-knob variations minus `max-num-seqs=256`, equal to the baseline.
@@ -200,17 +201,17 @@ mod tests {
             Some(&json!(0.9))
         );
         assert!(c[1..].iter().all(|x| x.varied.len() == 1));
-        let capped = generate("vllm", &base, &space(), 1, 3);
+        let capped = generate(Framework::Vllm, &base, &space(), 1, 3);
         assert_eq!(capped.len(), 3);
     }
 
     #[test]
     fn tier2_products_first_three_knobs_tier3_everything_bounded() {
         let base = OrderedMap::default();
-        let t2 = generate("sglang", &base, &space(), 2, 1000);
+        let t2 = generate(Framework::Sglang, &base, &space(), 2, 1000);
         // 2*2*2 product of the first three + 2 one-at-a-time for the fourth.
         assert_eq!(t2.len(), 1 + 8 + 2);
-        let t3 = generate("sglang", &base, &space(), 3, 1000);
+        let t3 = generate(Framework::Sglang, &base, &space(), 3, 1000);
         assert_eq!(t3.len(), 1 + 16);
         // A huge space is not materialized: 12 knobs × 10 values = 10^12 combos, capped at 8.
         let big = OrderedMap(
@@ -218,7 +219,7 @@ mod tests {
                 .map(|i| (format!("--k{i}"), (0..10).map(|v| json!(v)).collect()))
                 .collect(),
         );
-        let t = generate("vllm", &base, &big, 3, 8);
+        let t = generate(Framework::Vllm, &base, &big, 3, 8);
         assert_eq!(t.len(), 8);
         let ids: std::collections::HashSet<_> = t.iter().map(|c| c.candidate_id.clone()).collect();
         assert_eq!(ids.len(), 8);

@@ -8,19 +8,31 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
+use vllm_sota_core::Framework;
 use vllm_sota_core::results::{RankingMetric, Sla};
 
-pub const CONFIG_SCHEMA_VERSION: u32 = 1;
+pub(crate) const CONFIG_SCHEMA_VERSION: u32 = 1;
 
 /// A map that keeps the order of its keys as written (knob order matters for tiers 1 and 2).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct OrderedMap<V>(pub Vec<(String, V)>);
+/// Keys are flag names, or [`Framework`]s for the `frameworks` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderedMap<V, K = String>(pub Vec<(K, V)>);
 
-impl<V> OrderedMap<V> {
-    pub fn get(&self, key: &str) -> Option<&V> {
+impl<V, K> Default for OrderedMap<V, K> {
+    fn default() -> Self {
+        OrderedMap(Vec::new())
+    }
+}
+
+impl<V, K: PartialEq> OrderedMap<V, K> {
+    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: PartialEq<Q>,
+        Q: ?Sized,
+    {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
-    pub fn iter(&self) -> impl Iterator<Item = &(String, V)> {
+    pub fn iter(&self) -> impl Iterator<Item = &(K, V)> {
         self.0.iter()
     }
     pub fn is_empty(&self) -> bool {
@@ -30,36 +42,55 @@ impl<V> OrderedMap<V> {
         self.0.len()
     }
     /// Insert or replace, keeping the position of an existing key.
-    pub fn insert(&mut self, key: String, value: V) {
+    pub fn insert(&mut self, key: K, value: V) {
         match self.0.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
             None => self.0.push((key, value)),
         }
     }
-    pub fn remove(&mut self, key: &str) -> Option<V> {
+    pub fn remove<Q>(&mut self, key: &Q) -> Option<V>
+    where
+        K: PartialEq<Q>,
+        Q: ?Sized,
+    {
         let i = self.0.iter().position(|(k, _)| k == key)?;
         Some(self.0.remove(i).1)
     }
 }
 
-impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
+/// Keys are read as strings and parsed, so a bad key (an unknown framework) is an error that
+/// names it and what is known.
+impl<'de, V, K> Deserialize<'de> for OrderedMap<V, K>
+where
+    V: Deserialize<'de>,
+    K: std::str::FromStr + PartialEq,
+    K::Err: std::fmt::Display,
+{
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V_<V>(std::marker::PhantomData<V>);
-        impl<'de, V: Deserialize<'de>> Visitor<'de> for V_<V> {
-            type Value = OrderedMap<V>;
+        struct V_<V, K>(std::marker::PhantomData<(V, K)>);
+        impl<'de, V, K> Visitor<'de> for V_<V, K>
+        where
+            V: Deserialize<'de>,
+            K: std::str::FromStr + PartialEq,
+            K::Err: std::fmt::Display,
+        {
+            type Value = OrderedMap<V, K>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a map of flag name to value")
+                f.write_str("a map")
             }
             fn visit_map<A: MapAccess<'de>>(
                 self,
                 mut map: A,
             ) -> std::result::Result<Self::Value, A::Error> {
-                let mut out: Vec<(String, V)> = Vec::new();
-                while let Some((k, v)) = map.next_entry::<String, V>()? {
+                let mut out: Vec<(K, V)> = Vec::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    let k: K = name
+                        .parse()
+                        .map_err(|e| serde::de::Error::custom(format!("key `{name}`: {e}")))?;
                     if out.iter().any(|(x, _)| *x == k) {
-                        return Err(serde::de::Error::custom(format!("duplicate key `{k}`")));
+                        return Err(serde::de::Error::custom(format!("duplicate key `{name}`")));
                     }
-                    out.push((k, v));
+                    out.push((k, map.next_value::<V>()?));
                 }
                 Ok(OrderedMap(out))
             }
@@ -68,7 +99,7 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
     }
 }
 
-impl<V: Serialize> Serialize for OrderedMap<V> {
+impl<V: Serialize, K: Serialize> Serialize for OrderedMap<V, K> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut m = s.serialize_map(Some(self.0.len()))?;
@@ -86,6 +117,21 @@ impl<V: JsonSchema> JsonSchema for OrderedMap<V> {
     fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
         let inner = generator.subschema_for::<V>();
         schemars::json_schema!({ "type": "object", "additionalProperties": inner })
+    }
+}
+
+/// Keyed by framework: one optional property per known framework, nothing else.
+impl<V: JsonSchema> JsonSchema for OrderedMap<V, Framework> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("FrameworkMap_{}", V::schema_name()).into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let inner = serde_json::to_value(generator.subschema_for::<V>()).unwrap_or_default();
+        let props: serde_json::Map<String, Value> = Framework::ALL
+            .iter()
+            .map(|f| (f.id().to_string(), inner.clone()))
+            .collect();
+        schemars::json_schema!({ "type": "object", "properties": props, "additionalProperties": false })
     }
 }
 
@@ -107,7 +153,7 @@ pub struct BenchmarkConfig {
     #[serde(default)]
     pub launch: LaunchSection,
     /// `vllm`, `sglang`, `tensorrt_llm`, `tokenspeed`.
-    pub frameworks: OrderedMap<FrameworkSection>,
+    pub frameworks: OrderedMap<FrameworkSection, Framework>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -566,7 +612,7 @@ pub fn load_config(path: &Path) -> Result<BenchmarkConfig> {
     parse_config_text(&text, &path.display().to_string())
 }
 
-pub fn config_from_value(value: &Value) -> Result<BenchmarkConfig> {
+pub(crate) fn config_from_value(value: &Value) -> Result<BenchmarkConfig> {
     let cfg: BenchmarkConfig = with_path(serde_path_to_error::deserialize(value.clone()))
         .context("config: invalid benchmark config")?;
     validate(&cfg).context("config: invalid benchmark config")?;
@@ -574,7 +620,7 @@ pub fn config_from_value(value: &Value) -> Result<BenchmarkConfig> {
 }
 
 /// Semantic checks serde cannot express. Errors name the key.
-pub fn validate(cfg: &BenchmarkConfig) -> Result<()> {
+pub(crate) fn validate(cfg: &BenchmarkConfig) -> Result<()> {
     if cfg.schema_version != CONFIG_SCHEMA_VERSION {
         bail!(
             "schema_version: {} is not supported (expected {CONFIG_SCHEMA_VERSION})",
@@ -709,9 +755,6 @@ fn validate_rest(cfg: &BenchmarkConfig) -> Result<()> {
         bail!("frameworks: at least one framework is needed");
     }
     for (name, fw) in cfg.frameworks.iter() {
-        if let Err(e) = name.parse::<vllm_sota_core::Framework>() {
-            bail!("frameworks.{name}: {e}");
-        }
         if let Some(cmd) = &fw.server_command
             && cmd.is_empty()
         {
@@ -735,7 +778,7 @@ fn validate_rest(cfg: &BenchmarkConfig) -> Result<()> {
 }
 
 /// Stable 64-bit FNV-1a hash (hex), for config identity across runs and Rust versions.
-pub fn stable_hash(bytes: &[u8]) -> String {
+pub(crate) fn stable_hash(bytes: &[u8]) -> String {
     let mut h: u64 = 0xcbf29ce484222325;
     for b in bytes {
         h ^= *b as u64;

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use vllm_sota_core::Framework;
 use vllm_sota_core::layout::Campaign;
 
 use crate::config::{BenchmarkConfig, OrderedMap};
@@ -33,7 +34,7 @@ fn norm_precision(s: &str) -> String {
 
 /// The config against `campaign.json`: every mismatch named (config key, campaign field,
 /// both values), all at once.
-pub fn check_against_campaign(cfg: &BenchmarkConfig, c: &Campaign) -> Result<()> {
+pub(crate) fn check_against_campaign(cfg: &BenchmarkConfig, c: &Campaign) -> Result<()> {
     let mut bad: Vec<String> = Vec::new();
     let mut differ = |key: &str, field: &str, got: String, want: String| {
         bad.push(format!(
@@ -113,7 +114,7 @@ pub fn check_against_campaign(cfg: &BenchmarkConfig, c: &Campaign) -> Result<()>
         ));
     }
     for (name, fw) in cfg.frameworks.iter() {
-        if fw.enabled && !c.frameworks.iter().any(|f| f == name) {
+        if fw.enabled && !c.frameworks.iter().any(|f| f == name.id()) {
             bad.push(format!(
                 "frameworks.{name} is enabled but campaign.json frameworks is {:?}",
                 c.frameworks
@@ -131,7 +132,7 @@ pub fn check_against_campaign(cfg: &BenchmarkConfig, c: &Campaign) -> Result<()>
 
 /// The campaign's fairness inputs, as every server must get them.
 #[derive(Debug, Clone)]
-pub struct FairnessInputs {
+pub(crate) struct FairnessInputs {
     pub precision: String,
     /// `--dtype` value.
     pub dtype: String,
@@ -146,7 +147,7 @@ pub struct FairnessInputs {
 }
 
 impl FairnessInputs {
-    pub fn new(
+    pub(crate) fn new(
         cfg: &BenchmarkConfig,
         campaign: Option<&Campaign>,
         facts: &FrameworkFlagsFile,
@@ -204,7 +205,7 @@ impl FairnessInputs {
     /// Put the inputs into `base` in this CLI's spelling, recording how in `record`.
     /// Returns the flags now pinned (never searched); `Err((flag, reason))` rejects the
     /// framework: a conflicting value, or an input this CLI cannot be given.
-    pub fn apply(
+    pub(crate) fn apply(
         &self,
         facts: &FrameworkFacts,
         help: &HelpFlags,
@@ -359,12 +360,12 @@ fn pin(
 
 /// A framework runs its baseline only while another is searched: refused unless
 /// `frameworks.<name>.search_skipped_reason` records why. Fills every plan's `search`.
-pub fn check_search_parity(cfg: &BenchmarkConfig, plan: &mut Plan) -> Result<()> {
-    let searched: Vec<(String, usize)> = plan
+pub(crate) fn check_search_parity(cfg: &BenchmarkConfig, plan: &mut Plan) -> Result<()> {
+    let searched: Vec<(Framework, usize)> = plan
         .frameworks
         .iter()
         .filter(|f| f.status == FrameworkStatus::Ready && f.candidates.len() > 1)
-        .map(|f| (f.framework.clone(), f.candidates.len()))
+        .map(|f| (f.framework, f.candidates.len()))
         .collect();
     let mut refused = Vec::new();
     for fp in plan
@@ -391,7 +392,7 @@ pub fn check_search_parity(cfg: &BenchmarkConfig, plan: &mut Plan) -> Result<()>
             None if searched.is_empty() => {
                 fp.search = "baseline only (no framework is searched)".into()
             }
-            None => refused.push(fp.framework.clone()),
+            None => refused.push(fp.framework),
         }
     }
     if !refused.is_empty() {
@@ -402,7 +403,11 @@ pub fn check_search_parity(cfg: &BenchmarkConfig, plan: &mut Plan) -> Result<()>
         bail!(
             "tuned vs defaults: {} searched but {} would run its baseline only; give each a bounded search_space (its knobs may have been rejected at preflight) or record why in frameworks.<name>.search_skipped_reason ({})",
             tuned.join(", "),
-            refused.join(", "),
+            refused
+                .iter()
+                .map(|f| f.id())
+                .collect::<Vec<_>>()
+                .join(", "),
             refused
                 .iter()
                 .map(|f| format!("frameworks.{f}.search_skipped_reason"))
@@ -415,7 +420,11 @@ pub fn check_search_parity(cfg: &BenchmarkConfig, plan: &mut Plan) -> Result<()>
 
 /// JSONL workload: read the file once at preflight for its length percentiles (the
 /// scenario's lengths) and its longest request (the max context every server needs).
-pub fn jsonl_scenario(cfg: &BenchmarkConfig, campaign_dir: &Path, plan: &mut Plan) -> Result<()> {
+pub(crate) fn jsonl_scenario(
+    cfg: &BenchmarkConfig,
+    campaign_dir: &Path,
+    plan: &mut Plan,
+) -> Result<()> {
     let raw = cfg.dataset.path.as_deref().unwrap_or_default();
     let path = crate::preflight::resolve_config_path(campaign_dir, raw);
     let tok = crate::measure::resolve_tokenizer(cfg.model.tokenizer())

@@ -18,13 +18,14 @@ use crate::flags::{
     self, FlagResolution, FrameworkFacts, HelpFlags, as_f64, as_flag, resolve_flag,
 };
 use crate::procs;
+use vllm_sota_core::Framework;
 use vllm_sota_core::layout::Campaign;
 use vllm_sota_core::proc;
 
 /// A flag, value or whole framework refused at preflight, with the reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Rejection {
-    pub framework: String,
+    pub framework: Framework,
     /// The candidate it applies to, or `None` for a knob / the whole framework.
     #[serde(default)]
     pub candidate_id: Option<String>,
@@ -37,7 +38,7 @@ pub struct Rejection {
 /// Why a framework is absent: not installed here (not "unsupported").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EnvironmentGap {
-    pub framework: String,
+    pub framework: Framework,
     pub reason: String,
 }
 
@@ -52,7 +53,7 @@ pub enum FrameworkStatus {
 /// Everything the job needs to run one framework.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FrameworkPlan {
-    pub framework: String,
+    pub framework: Framework,
     pub status: FrameworkStatus,
     #[serde(default)]
     pub reason: Option<String>,
@@ -115,13 +116,13 @@ impl Plan {
             .map(|f| f.candidates.len())
             .sum()
     }
-    pub fn framework(&self, name: &str) -> Option<&FrameworkPlan> {
+    pub fn framework(&self, name: Framework) -> Option<&FrameworkPlan> {
         self.frameworks.iter().find(|f| f.framework == name)
     }
 }
 
 /// Substitute `{model}`, `{tokenizer}`, `{host}`, `{port}`.
-pub fn fill_template(template: &[String], vars: &BTreeMap<&str, String>) -> Vec<String> {
+pub(crate) fn fill_template(template: &[String], vars: &BTreeMap<&str, String>) -> Vec<String> {
     template
         .iter()
         .map(|a| {
@@ -138,7 +139,7 @@ pub fn fill_template(template: &[String], vars: &BTreeMap<&str, String>) -> Vec<
 #[derive(Debug, Clone, Default)]
 pub struct PreflightOptions {
     /// Use these help texts instead of running the help commands (framework → text).
-    pub help_texts: BTreeMap<String, String>,
+    pub help_texts: BTreeMap<Framework, String>,
     pub help_timeout: Option<Duration>,
     /// Skip the nvidia-smi check (tests, CPU hosts).
     pub skip_gpu_check: bool,
@@ -184,10 +185,10 @@ pub fn preflight(
         if !section.enabled {
             continue;
         }
-        let facts = facts_file.facts(name)?.clone();
+        let facts = facts_file.facts(*name)?.clone();
         let fp = plan_framework(
             cfg,
-            name,
+            *name,
             section,
             facts,
             &help_dir,
@@ -219,7 +220,7 @@ pub fn preflight(
 #[allow(clippy::too_many_arguments)]
 fn plan_framework(
     cfg: &BenchmarkConfig,
-    name: &str,
+    name: Framework,
     section: &FrameworkSection,
     facts: FrameworkFacts,
     help_dir: &Path,
@@ -233,7 +234,7 @@ fn plan_framework(
         .clone()
         .unwrap_or_else(|| facts.server_command.clone());
     let mut fp = FrameworkPlan {
-        framework: name.to_string(),
+        framework: name,
         status: FrameworkStatus::Ready,
         reason: None,
         command_template: command_template.clone(),
@@ -257,7 +258,7 @@ fn plan_framework(
     let vars = template_vars(cfg, &cfg.launch.host, 0);
 
     // 1. Help capture (or the environment gap when the framework is not installed here).
-    let help_text = if let Some(text) = opts.help_texts.get(name) {
+    let help_text = if let Some(text) = opts.help_texts.get(&name) {
         text.clone()
     } else {
         let help_argv = match &section.help_command {
@@ -437,7 +438,7 @@ fn plan_framework(
             Ok(r) => r,
             Err(reason) => {
                 plan.rejections.push(Rejection {
-                    framework: name.into(),
+                    framework: name,
                     candidate_id: None,
                     flag: Some(as_flag(key)),
                     reason: format!("search_space: {reason}"),
@@ -447,7 +448,7 @@ fn plan_framework(
         };
         if pinned.contains(&res.used) {
             plan.rejections.push(Rejection {
-                framework: name.into(),
+                framework: name,
                 candidate_id: None,
                 flag: Some(res.used.clone()),
                 reason: format!(
@@ -459,7 +460,7 @@ fn plan_framework(
         }
         if facts.memory_fraction_flags.contains(&res.used) {
             plan.rejections.push(Rejection {
-                framework: name.into(),
+                framework: name,
                 candidate_id: None,
                 flag: Some(res.used.clone()),
                 reason: format!("search_space: memory-fraction knob `{}` stays pinned in base_server_flags (searching it trades KV cache for OOM risk, not speed)", res.used),
@@ -470,7 +471,7 @@ fn plan_framework(
             || Some(&res.used) == facts.host_flag.as_ref()
         {
             plan.rejections.push(Rejection {
-                framework: name.into(),
+                framework: name,
                 candidate_id: None,
                 flag: Some(res.used.clone()),
                 reason: format!("search_space: `{}` is managed by fair_benchmark", res.used),
@@ -481,7 +482,7 @@ fn plan_framework(
             && let Some(x) = facts.excluded_flags.iter().find(|x| x.flag == res.used)
         {
             plan.excluded.push(Rejection {
-                framework: name.into(),
+                framework: name,
                 candidate_id: None,
                 flag: Some(res.used.clone()),
                 reason: format!("{} stays out of the default pass", x.feature),
@@ -498,7 +499,7 @@ fn plan_framework(
                 && as_f64(v).is_some_and(|n| n > 1.0)
             {
                 plan.excluded.push(Rejection {
-                    framework: name.into(),
+                    framework: name,
                     candidate_id: None,
                     flag: Some(format!("{} {}", res.used, flags::scalar_text(v))),
                     reason: format!("{} stays out of the default pass", x.feature),
@@ -510,7 +511,7 @@ fn plan_framework(
                 && flags::scalar_text(v) != rule.required
             {
                 plan.rejections.push(Rejection {
-                    framework: name.into(),
+                    framework: name,
                     candidate_id: None,
                     flag: Some(format!("{} {}", res.used, flags::scalar_text(v))),
                     reason: format!(
@@ -612,7 +613,7 @@ fn plan_framework(
             && v < need as f64
         {
             plan.rejections.push(Rejection {
-                framework: name.into(),
+                framework: name,
                 candidate_id: Some(c.candidate_id.clone()),
                 flag: Some(f.clone()),
                 reason: format!("`{f} {v}` is shorter than max(input + output) = {need} tokens"),
@@ -628,7 +629,7 @@ fn plan_framework(
     Ok(fp)
 }
 
-pub fn template_vars(
+pub(crate) fn template_vars(
     cfg: &BenchmarkConfig,
     host: &str,
     port: u16,
@@ -643,7 +644,7 @@ pub fn template_vars(
 
 fn gap(mut fp: FrameworkPlan, plan: &mut Plan, reason: String) -> FrameworkPlan {
     plan.environment_gaps.push(EnvironmentGap {
-        framework: fp.framework.clone(),
+        framework: fp.framework,
         reason: reason.clone(),
     });
     fp.status = FrameworkStatus::EnvironmentGap;
@@ -658,7 +659,7 @@ fn reject_framework(
     reason: String,
 ) -> FrameworkPlan {
     plan.rejections.push(Rejection {
-        framework: fp.framework.clone(),
+        framework: fp.framework,
         candidate_id: None,
         flag,
         reason: reason.clone(),
@@ -668,10 +669,10 @@ fn reject_framework(
     fp
 }
 
-pub use vllm_sota_core::layout::relative as rel;
+pub(crate) use vllm_sota_core::layout::relative as rel;
 
 /// `nvidia-smi`: are the GPUs free (no compute process on them)? Skipped when absent.
-pub fn check_gpus_free(ids: &[u32]) -> GpuCheck {
+pub(crate) fn check_gpus_free(ids: &[u32]) -> GpuCheck {
     if !proc::on_path("nvidia-smi") {
         return GpuCheck {
             status: "skipped".into(),
@@ -714,7 +715,7 @@ fn nvsmi(args: &[&str]) -> Result<String> {
 }
 
 /// `GPU <id>: pid <pid> (<MiB> MiB)` for every compute process on the given GPUs.
-pub fn gpu_processes(ids: &[u32]) -> Result<Vec<String>> {
+pub(crate) fn gpu_processes(ids: &[u32]) -> Result<Vec<String>> {
     let gpus = nvsmi(&["--query-gpu=index,uuid", "--format=csv,noheader"])?;
     let uuids: BTreeMap<String, u32> = gpus
         .lines()
@@ -747,25 +748,8 @@ pub fn parse_compute_apps(apps: &str, uuids: &BTreeMap<String, u32>, ids: &[u32]
     busy
 }
 
-/// Used memory (MiB) per requested GPU.
-pub fn gpu_memory_used(ids: &[u32]) -> Result<BTreeMap<u32, u64>> {
-    let text = nvsmi(&[
-        "--query-gpu=index,memory.used",
-        "--format=csv,noheader,nounits",
-    ])?;
-    Ok(text
-        .lines()
-        .filter_map(|l| {
-            let mut it = l.split(',').map(str::trim);
-            let idx: u32 = it.next()?.parse().ok()?;
-            let used: u64 = it.next()?.parse().ok()?;
-            ids.contains(&idx).then_some((idx, used))
-        })
-        .collect())
-}
-
 /// Resolve a config request field: a path (YAML/JSON) relative to the campaign dir, or inline JSON.
-pub fn resolve_config_path(campaign_dir: &Path, path: &str) -> PathBuf {
+pub(crate) fn resolve_config_path(campaign_dir: &Path, path: &str) -> PathBuf {
     let p = PathBuf::from(path);
     if p.is_absolute() {
         p

@@ -12,10 +12,10 @@ use std::fmt::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use vllm_sota_core::fsx;
 use vllm_sota_core::jobs::JobRunner;
 use vllm_sota_core::layout::{CampaignPaths, now_rfc3339};
 use vllm_sota_core::results::{CandidateRow, Correctness, RowRef, RunStatus};
+use vllm_sota_core::{Framework, fsx};
 
 use crate::artifacts::winners;
 use crate::launch;
@@ -64,15 +64,15 @@ fn one() -> f64 {
     1.0
 }
 
-pub fn revalidation_job_path(paths: &CampaignPaths, round: u32) -> PathBuf {
+pub(crate) fn revalidation_job_path(paths: &CampaignPaths, round: u32) -> PathBuf {
     paths
         .root
         .join(format!("benchmark/revalidation/round-{round}.job.json"))
 }
 
-pub fn revalidation_row_id(
+pub(crate) fn revalidation_row_id(
     round: u32,
-    framework: &str,
+    framework: Framework,
     candidate: &str,
     scenario: &str,
     repeat: u32,
@@ -82,12 +82,16 @@ pub fn revalidation_row_id(
 
 /// One winner to re-run.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     pub baseline_row: CandidateRow,
 }
 
 /// vLLM's winner (and optionally the leader) per scenario.
-pub fn targets(plan: &Plan, rows: &[CandidateRow], req: &RevalidateRequest) -> Result<Vec<Target>> {
+pub(crate) fn targets(
+    plan: &Plan,
+    rows: &[CandidateRow],
+    req: &RevalidateRequest,
+) -> Result<Vec<Target>> {
     let win = winners(rows, plan.config.benchmark.ranking_metric);
     let mut out = Vec::new();
     for sc in &plan.scenarios {
@@ -97,7 +101,7 @@ pub fn targets(plan: &Plan, rows: &[CandidateRow], req: &RevalidateRequest) -> R
             continue;
         }
         let list = win.get(&sc.name).cloned().unwrap_or_default();
-        let Some(v) = list.iter().find(|r| r.framework == "vllm") else {
+        let Some(v) = list.iter().find(|r| r.is_framework(Framework::Vllm)) else {
             bail!(
                 "scenario {}: no successful vLLM row in benchmark/candidates.jsonl to revalidate",
                 sc.name
@@ -108,7 +112,7 @@ pub fn targets(plan: &Plan, rows: &[CandidateRow], req: &RevalidateRequest) -> R
         });
         if req.include_leader
             && let Some(l) = list.first()
-            && l.framework != "vllm"
+            && !l.is_framework(Framework::Vllm)
         {
             out.push(Target {
                 baseline_row: l.clone(),
@@ -148,8 +152,12 @@ pub fn run_revalidate_job(runner: &JobRunner) -> Result<Value> {
         .or_else(|| search::vllm_commit_of_campaign(&paths));
     let targets = targets(&plan, &rows, &req)?;
     // Prove which code is measured before measuring anything.
-    let vllm_import = match plan.framework("vllm") {
-        Some(fp) if targets.iter().any(|t| t.baseline_row.framework == "vllm") => {
+    let vllm_import = match plan.framework(Framework::Vllm) {
+        Some(fp)
+            if targets
+                .iter()
+                .any(|t| t.baseline_row.is_framework(Framework::Vllm)) =>
+        {
             let checkout = paths.campaign().ok().and_then(|c| c.vllm_checkout);
             Some(crate::codecheck::check_vllm_import(
                 &plan.config,
@@ -171,17 +179,20 @@ pub fn run_revalidate_job(runner: &JobRunner) -> Result<Value> {
     let dataset = search::load_dataset(&plan, &tok)?;
     let cfg = &plan.config;
     // Group targets by deployment: one launch per (framework, candidate).
-    let mut groups: BTreeMap<(String, String), Vec<Target>> = BTreeMap::new();
+    let mut groups: BTreeMap<(Framework, String), Vec<Target>> = BTreeMap::new();
     for t in targets {
+        let fw: Framework = t.baseline_row.framework.parse().with_context(|| {
+            format!(
+                "benchmark/candidates.jsonl row {}: field `framework`",
+                t.baseline_row.row_id
+            )
+        })?;
         groups
-            .entry((
-                t.baseline_row.framework.clone(),
-                t.baseline_row.candidate_id.clone(),
-            ))
+            .entry((fw, t.baseline_row.candidate_id.clone()))
             .or_default()
             .push(t);
     }
-    for ((fw, cand_id), list) in &groups {
+    for (&(fw, ref cand_id), list) in &groups {
         let ids: Vec<(String, &Target, u32)> = list
             .iter()
             .flat_map(|t| {
@@ -254,7 +265,7 @@ pub fn run_revalidate_job(runner: &JobRunner) -> Result<Value> {
                 "load_point".into(),
                 json!("the baseline winner's max_concurrency and request_rate, fresh prompts"),
             );
-            if fw == "vllm"
+            if fw == Framework::Vllm
                 && let Some(v) = &vllm_import
             {
                 row.normalization.insert("vllm_import".into(), json!(v));
@@ -270,7 +281,7 @@ pub fn run_revalidate_job(runner: &JobRunner) -> Result<Value> {
                 Err(f) => {
                     for (id, t, k) in &ids {
                         let mut row = base_row(t, *k, f.status, Some(f.reason.clone()));
-                        if fw == "vllm" && req.correctness {
+                        if fw == Framework::Vllm && req.correctness {
                             row.correctness = Some(Correctness {
                                 probes: 0,
                                 matched: 0,
@@ -286,7 +297,7 @@ pub fn run_revalidate_job(runner: &JobRunner) -> Result<Value> {
                 }
             };
         // Probe right after readiness, as when the reference was recorded.
-        let correctness = if fw == "vllm" && req.correctness {
+        let correctness = if fw == Framework::Vllm && req.correctness {
             let rp = reference_path(&paths, fw, cand_id);
             Some(match fsx::read_json::<probe::ProbeReference>(&rp) {
                 Ok(reference) => match probe::run_probe(
@@ -448,7 +459,7 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 /// verdict. `patch_correct` is the probe's outcome: `false` on any failed vLLM probe,
 /// `true` only when every vLLM group ran it and passed, `null` (with
 /// `correctness_check` saying why) when it was switched off or never ran.
-pub fn summarize(
+pub(crate) fn summarize(
     plan: &Plan,
     baseline: &[CandidateRow],
     rows: &[CandidateRow],
@@ -494,7 +505,7 @@ pub fn summarize(
         };
         let passes = list.iter().filter(|r| r.passed_sla()).count();
         let corr = list.first().and_then(|r| r.correctness.clone());
-        if fw == "vllm" {
+        if fw == Framework::Vllm.id() {
             vllm_groups += 1;
             if let Some(c) = &corr {
                 vllm_checked += 1;
@@ -512,7 +523,7 @@ pub fn summarize(
                 )
             })
             .unwrap_or_else(|| {
-                if fw == "vllm" {
+                if fw == Framework::Vllm.id() {
                     "not checked".into()
                 } else {
                     "—".into()

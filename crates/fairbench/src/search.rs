@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use vllm_sota_core::fsx;
 use vllm_sota_core::jobs::JobRunner;
 use vllm_sota_core::layout::{CampaignPaths, now_rfc3339};
 use vllm_sota_core::results::{
     CandidateRow, Hardware, RESULT_SCHEMA_VERSION, RunStatus, SlaResult, Workload,
 };
+use vllm_sota_core::{Framework, fsx};
 
 use crate::candidates::Candidate;
 use crate::config::{BenchmarkConfig, Scenario};
@@ -26,17 +26,17 @@ use crate::preflight::{FrameworkPlan, FrameworkStatus, Plan, rel};
 use crate::probe;
 
 /// Scenario name used by rows that concern every scenario (preflight rejections, gaps).
-pub const ALL_SCENARIOS: &str = "all";
+pub(crate) const ALL_SCENARIOS: &str = "all";
 
 pub fn plan_path(paths: &CampaignPaths) -> PathBuf {
     paths.benchmark_dir().join("plan.json")
 }
 
-pub fn row_id(framework: &str, candidate: &str, scenario: &str, repeat: u32) -> String {
+pub(crate) fn row_id(framework: Framework, candidate: &str, scenario: &str, repeat: u32) -> String {
     format!("{framework}/{candidate}/{scenario}/r{repeat}")
 }
 
-pub fn hardware(cfg: &BenchmarkConfig) -> Hardware {
+pub(crate) fn hardware(cfg: &BenchmarkConfig) -> Hardware {
     Hardware {
         gpu_count: cfg.hardware.gpu_count,
         gpu_model: cfg.hardware.gpu_model.clone(),
@@ -45,7 +45,11 @@ pub fn hardware(cfg: &BenchmarkConfig) -> Hardware {
     }
 }
 
-pub fn workload(cfg: &BenchmarkConfig, sc: Option<&Scenario>, point: Option<&Point>) -> Workload {
+pub(crate) fn workload(
+    cfg: &BenchmarkConfig,
+    sc: Option<&Scenario>,
+    point: Option<&Point>,
+) -> Workload {
     let lengths = point.and_then(|p| p.lengths.clone());
     Workload {
         dataset_path: cfg
@@ -76,9 +80,9 @@ pub fn workload(cfg: &BenchmarkConfig, sc: Option<&Scenario>, point: Option<&Poi
 
 /// Row skeleton with everything but the outcome.
 #[allow(clippy::too_many_arguments)]
-pub fn blank_row(
+pub(crate) fn blank_row(
     plan: &Plan,
-    framework: &str,
+    framework: Framework,
     candidate_id: &str,
     is_baseline: bool,
     sc: Option<&Scenario>,
@@ -105,7 +109,7 @@ pub fn blank_row(
             sc.map(|s| s.name.as_str()).unwrap_or(ALL_SCENARIOS),
             repeat,
         ),
-        framework: framework.into(),
+        framework: framework.id().into(),
         candidate_id: candidate_id.into(),
         is_baseline,
         scenario: sc
@@ -139,7 +143,7 @@ pub fn blank_row(
 
 /// What the benchmark job returns (also the tool's `result` once finished).
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct SearchResult {
+pub(crate) struct SearchResult {
     pub rows_total: usize,
     pub rows_written_this_run: usize,
     pub rows_skipped_as_done: usize,
@@ -172,21 +176,21 @@ extern "C" fn on_sigterm(_: libc::c_int) {
 
 /// In a job process, SIGTERM (what `jobs::cancel` sends) becomes a cancel request, so the
 /// job tears its server group down and records `cancelled` instead of dying mid-run.
-pub fn install_sigterm_flag() {
+pub(crate) fn install_sigterm_flag() {
     unsafe {
         libc::signal(libc::SIGTERM, on_sigterm as *const () as libc::sighandler_t);
     }
 }
 
 /// Cancel file written by `jobs::cancel`, or SIGTERM received.
-pub fn stop_requested(runner: &JobRunner) -> bool {
+pub(crate) fn stop_requested(runner: &JobRunner) -> bool {
     runner.cancelled() || TERM_REQUESTED.load(Ordering::SeqCst)
 }
 
 /// Environment values are redacted in plan.json when their names look secret; take them
 /// again from the config file the request named (inline configs are stored redacted: pass
 /// secrets through the server's own environment instead).
-pub fn restore_env(paths: &CampaignPaths, plan: &mut Plan) {
+pub(crate) fn restore_env(paths: &CampaignPaths, plan: &mut Plan) {
     let Ok(state) = fsx::read_json::<Value>(&paths.benchmark_job()) else {
         return;
     };
@@ -269,13 +273,13 @@ pub fn planned_row_ids(plan: &Plan) -> Vec<String> {
                 for c in &fp.candidates {
                     for sc in &plan.scenarios {
                         for rep in 0..plan.config.benchmark.repeats {
-                            ids.push(row_id(&fp.framework, &c.candidate_id, &sc.name, rep));
+                            ids.push(row_id(fp.framework, &c.candidate_id, &sc.name, rep));
                         }
                     }
                 }
             }
             FrameworkStatus::EnvironmentGap => {
-                ids.push(row_id(&fp.framework, "environment-gap", ALL_SCENARIOS, 0))
+                ids.push(row_id(fp.framework, "environment-gap", ALL_SCENARIOS, 0))
             }
             // The framework-level rejection is among plan.rejections.
             FrameworkStatus::Rejected => {}
@@ -300,10 +304,10 @@ fn rejection_row_id(r: &crate::preflight::Rejection, i: usize) -> String {
             .collect();
         format!("rejected{i:02}-{clean}")
     });
-    row_id(&r.framework, &what, ALL_SCENARIOS, 0)
+    row_id(r.framework, &what, ALL_SCENARIOS, 0)
 }
 
-pub fn execute_plan(
+pub(crate) fn execute_plan(
     paths: &CampaignPaths,
     plan: &Plan,
     runner: &JobRunner,
@@ -342,7 +346,7 @@ pub fn execute_plan(
         let cand = id.split('/').nth(1).unwrap_or("rejected").to_string();
         let mut row = blank_row(
             plan,
-            &r.framework,
+            r.framework,
             &cand,
             false,
             None,
@@ -359,7 +363,7 @@ pub fn execute_plan(
         if fp.status == FrameworkStatus::EnvironmentGap {
             let mut row = blank_row(
                 plan,
-                &fp.framework,
+                fp.framework,
                 "environment-gap",
                 false,
                 None,
@@ -446,7 +450,7 @@ fn run_frameworks(ctx: &mut Ctx) -> Result<()> {
                 .flat_map(|sc| (0..plan.config.benchmark.repeats).map(move |r| (sc, r)))
                 .filter(|(sc, r)| {
                     !ctx.done
-                        .contains(&row_id(&fp.framework, &cand.candidate_id, &sc.name, *r))
+                        .contains(&row_id(fp.framework, &cand.candidate_id, &sc.name, *r))
                 })
                 .collect();
             if pending.is_empty() {
@@ -475,7 +479,7 @@ fn run_candidate(
     let argv = launch::server_argv(cfg, fp, cand, help, port);
     let log_path = bench_dir
         .join("logs")
-        .join(&fp.framework)
+        .join(fp.framework.id())
         .join(format!("{}.log", cand.candidate_id));
     let log_rel = rel(&ctx.paths.root, &log_path);
     let validated: Vec<String> = fp
@@ -519,7 +523,7 @@ fn run_candidate(
             for (sc, rep) in pending {
                 let mut row = blank_row(
                     plan,
-                    &fp.framework,
+                    fp.framework,
                     &cand.candidate_id,
                     cand.is_baseline,
                     Some(sc),
@@ -557,7 +561,7 @@ fn tokenizer(ctx: &mut Ctx) -> Result<vllm_sota_bench::TokenizerHandle> {
 }
 
 /// The JSONL workload of the plan, loaded once (None for random workloads).
-pub fn load_dataset(
+pub(crate) fn load_dataset(
     plan: &Plan,
     tok: &vllm_sota_bench::TokenizerHandle,
 ) -> Result<Option<vllm_sota_bench::Workload>> {
@@ -571,7 +575,7 @@ pub fn load_dataset(
 }
 
 /// How to read this server's prefix-cache reuse, when its framework reports it.
-pub fn cache_probe(fp: &FrameworkPlan, server: &Server) -> Option<measure::CacheProbe> {
+pub(crate) fn cache_probe(fp: &FrameworkPlan, server: &Server) -> Option<measure::CacheProbe> {
     fp.facts
         .prefix_cache
         .clone()
@@ -583,11 +587,15 @@ pub fn cache_probe(fp: &FrameworkPlan, server: &Server) -> Option<measure::Cache
         })
 }
 
-pub fn reference_path(paths: &CampaignPaths, framework: &str, candidate: &str) -> PathBuf {
+pub(crate) fn reference_path(
+    paths: &CampaignPaths,
+    framework: Framework,
+    candidate: &str,
+) -> PathBuf {
     paths
         .benchmark_dir()
         .join("correctness")
-        .join(framework)
+        .join(framework.id())
         .join(format!("{candidate}.json"))
 }
 
@@ -604,8 +612,8 @@ fn measure_candidate(
     let plan = ctx.plan;
     let cfg = &plan.config;
     // Reference answers of the unpatched build, right after readiness (fresh server).
-    if fp.framework == "vllm" && cfg.launch.record_correctness_reference {
-        let path = reference_path(ctx.paths, &fp.framework, &cand.candidate_id);
+    if fp.framework == Framework::Vllm && cfg.launch.record_correctness_reference {
+        let path = reference_path(ctx.paths, fp.framework, &cand.candidate_id);
         if !path.exists() {
             match probe::run_probe(
                 &server.host,
@@ -615,7 +623,7 @@ fn measure_candidate(
             ) {
                 Ok(answers) => {
                     let reference = probe::ProbeReference {
-                        framework: fp.framework.clone(),
+                        framework: fp.framework,
                         candidate_id: cand.candidate_id.clone(),
                         recorded_at: now_rfc3339(),
                         vllm_commit: vllm_commit_of_campaign(ctx.paths),
@@ -641,7 +649,7 @@ fn measure_candidate(
         ctx.check_cancel()?;
         let mut row = blank_row(
             plan,
-            &fp.framework,
+            fp.framework,
             &cand.candidate_id,
             cand.is_baseline,
             Some(sc),
@@ -690,7 +698,7 @@ fn measure_candidate(
                     .paths
                     .benchmark_dir()
                     .join("raw")
-                    .join(&fp.framework)
+                    .join(fp.framework.id())
                     .join(&cand.candidate_id)
                     .join(format!("{}-r{rep}.json", sc.name));
                 fsx::write_json(&raw, &json!({"row_id": row.row_id, "points": m.points}))?;
@@ -772,13 +780,13 @@ fn normalize(row: &mut CandidateRow, ready_s: f64) {
     );
 }
 
-pub fn vllm_commit_of_campaign(paths: &CampaignPaths) -> Option<String> {
+pub(crate) fn vllm_commit_of_campaign(paths: &CampaignPaths) -> Option<String> {
     let c = paths.campaign().ok()?;
     let checkout = c.vllm_checkout?;
     git_head(&checkout).or(c.vllm_base_commit)
 }
 
-pub fn git_head(dir: &Path) -> Option<String> {
+pub(crate) fn git_head(dir: &Path) -> Option<String> {
     let out = vllm_sota_core::proc::Cmd::new("git")
         .arg("-C")
         .arg(dir)

@@ -10,22 +10,23 @@ use common::*;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
-use vllm_sota_fairbench::config::parse_config_text;
-use vllm_sota_fairbench::preflight::{FrameworkStatus, PreflightOptions, preflight};
+use vllm_sota_core::Framework;
+use vllm_sota_fairbench::parse_config_text;
+use vllm_sota_fairbench::{FrameworkStatus, PreflightOptions, preflight};
 
 fn opts(dir: &Path) -> PreflightOptions {
     PreflightOptions {
         help_texts: BTreeMap::from([
             (
-                "vllm".to_string(),
+                Framework::Vllm,
                 std::fs::read_to_string(vllm_help()).unwrap(),
             ),
             (
-                "sglang".to_string(),
+                Framework::Sglang,
                 std::fs::read_to_string(sglang_help()).unwrap(),
             ),
             (
-                "tensorrt_llm".to_string(),
+                Framework::TensorrtLlm,
                 std::fs::read_to_string(trt_help(dir)).unwrap(),
             ),
         ]),
@@ -94,25 +95,25 @@ fn campaign_fairness_inputs_reach_every_server_in_its_own_spelling() {
     )
     .unwrap();
     let plan = preflight(&cfg, &root, &opts(dir.path())).unwrap();
-    let flags = |fw: &str| plan.framework(fw).unwrap().candidates[0].flags.clone();
-    let v = flags("vllm");
+    let flags = |fw: Framework| plan.framework(fw).unwrap().candidates[0].flags.clone();
+    let v = flags(Framework::Vllm);
     assert_eq!(v.get("--dtype"), Some(&json!("bfloat16")));
     assert_eq!(v.get("--quantization"), Some(&json!("fp8")));
     assert_eq!(v.get("--trust-remote-code"), Some(&json!(true)));
     assert_eq!(v.get("--tokenizer"), Some(&json!("org/tok")));
     assert_eq!(v.get("--max-model-len"), Some(&json!(16384)));
-    let s = flags("sglang");
+    let s = flags(Framework::Sglang);
     assert_eq!(s.get("--dtype"), Some(&json!("bfloat16")));
     assert_eq!(s.get("--quantization"), Some(&json!("fp8")));
     assert_eq!(s.get("--trust-remote-code"), Some(&json!(true)));
     assert_eq!(s.get("--tokenizer-path"), Some(&json!("org/tok")));
     assert_eq!(s.get("--context-length"), Some(&json!(16384)));
     assert_eq!(
-        plan.framework("sglang").unwrap().fairness["precision"],
+        plan.framework(Framework::Sglang).unwrap().fairness["precision"],
         "`--dtype bfloat16`"
     );
     // trtllm-serve has no quantization flag: refused, not silently run at another precision.
-    let t = plan.framework("tensorrt_llm").unwrap();
+    let t = plan.framework(Framework::TensorrtLlm).unwrap();
     assert_eq!(t.status, FrameworkStatus::Rejected);
     assert!(
         t.reason.as_ref().unwrap().contains("quantization `fp8`"),
@@ -127,7 +128,7 @@ fn campaign_fairness_inputs_reach_every_server_in_its_own_spelling() {
     )
     .unwrap();
     let plan = preflight(&cfg, &root, &opts(dir.path())).unwrap();
-    let v = plan.framework("vllm").unwrap();
+    let v = plan.framework(Framework::Vllm).unwrap();
     assert_eq!(v.status, FrameworkStatus::Rejected);
     assert!(
         v.reason.as_ref().unwrap().contains("`--dtype float16`"),
@@ -139,7 +140,7 @@ fn campaign_fairness_inputs_reach_every_server_in_its_own_spelling() {
         "{:?}",
         v.reason
     );
-    let s = plan.framework("sglang").unwrap();
+    let s = plan.framework(Framework::Sglang).unwrap();
     assert_eq!(s.status, FrameworkStatus::Rejected);
     assert!(
         s.reason.as_ref().unwrap().contains("16384"),
@@ -170,13 +171,13 @@ fn tuned_vs_defaults_is_refused_unless_a_reason_is_recorded() {
     let cfg = parse_config_text(&with_reason, "t.yaml").unwrap();
     let plan = preflight(&cfg, &root, &opts(dir.path())).unwrap();
     assert!(
-        plan.framework("sglang")
+        plan.framework(Framework::Sglang)
             .unwrap()
             .search
             .starts_with("baseline only: SGLang's defaults"),
     );
     assert!(
-        plan.framework("vllm")
+        plan.framework(Framework::Vllm)
             .unwrap()
             .search
             .starts_with("bounded search: 3")
@@ -217,7 +218,7 @@ fn a_jsonl_workload_is_read_for_its_lengths_and_max_context() {
     // Longest request: 1050 + 105; the server gets that as its max length.
     assert_eq!(plan.max_total_len, 1155);
     assert_eq!(
-        plan.framework("vllm").unwrap().candidates[0]
+        plan.framework(Framework::Vllm).unwrap().candidates[0]
             .flags
             .get("--max-model-len"),
         Some(&json!(1155))
@@ -250,13 +251,13 @@ fn length_buckets_pick_the_slowest_bucket_for_the_profiling_shapes() {
     for _ in 0..10 {
         recs.push(rec(4000, 400, 300.0, 5.0));
     }
-    let stats = vllm_sota_bench::workload::LengthStats {
+    let stats = vllm_sota_bench::LengthStats {
         input_p50: Some(100.0),
         input_p95: Some(4000.0),
         output_p50: 50.0,
         output_p95: 400.0,
     };
-    let (buckets, shapes) = vllm_sota_fairbench::measure::length_buckets(&recs, &stats);
+    let (buckets, shapes) = vllm_sota_fairbench::length_buckets(&recs, &stats);
     assert_eq!(buckets.len(), 2);
     assert_eq!(
         (buckets[0].bucket.as_str(), buckets[0].requests),

@@ -4,18 +4,19 @@ mod common;
 
 use common::*;
 use std::collections::BTreeMap;
-use vllm_sota_fairbench::config::{self, parse_config_text};
-use vllm_sota_fairbench::flags::{HelpFlags, load_framework_flags, resolve_flag};
-use vllm_sota_fairbench::preflight::{FrameworkStatus, PreflightOptions, preflight};
+use vllm_sota_core::Framework;
+use vllm_sota_fairbench::{FrameworkStatus, PreflightOptions, preflight};
+use vllm_sota_fairbench::{HelpFlags, load_framework_flags, resolve_flag};
+use vllm_sota_fairbench::{load_config, parse_config_text};
 
-fn help_texts() -> BTreeMap<String, String> {
+fn help_texts() -> BTreeMap<Framework, String> {
     BTreeMap::from([
         (
-            "vllm".to_string(),
+            Framework::Vllm,
             std::fs::read_to_string(vllm_help()).unwrap(),
         ),
         (
-            "sglang".to_string(),
+            Framework::Sglang,
             std::fs::read_to_string(sglang_help()).unwrap(),
         ),
     ])
@@ -75,7 +76,7 @@ fn help_parsing_finds_real_flags_and_aliases() {
 fn documented_aliases_translate_and_unknown_flags_are_named() {
     let facts = load_framework_flags().unwrap();
     let s = HelpFlags::parse(&std::fs::read_to_string(sglang_help()).unwrap());
-    let sg = facts.facts("sglang").unwrap();
+    let sg = facts.facts(Framework::Sglang).unwrap();
     let r = resolve_flag("--max-num-seqs", sg, &s).unwrap();
     assert_eq!(
         (r.used.as_str(), r.how.as_str()),
@@ -87,7 +88,7 @@ fn documented_aliases_translate_and_unknown_flags_are_named() {
         ("--tensor-parallel-size", "spelling")
     );
     let v = HelpFlags::parse(&std::fs::read_to_string(vllm_help()).unwrap());
-    let vf = facts.facts("vllm").unwrap();
+    let vf = facts.facts(Framework::Vllm).unwrap();
     let r = resolve_flag("--max_num_seqs", vf, &v).unwrap();
     assert_eq!(
         (r.used.as_str(), r.how.as_str()),
@@ -116,7 +117,7 @@ fn the_three_cookbook_configs_validate_and_preflight_cleanly() {
     assert_eq!(names.len(), 3, "{names:?}");
     let mut gpu_counts = vec![];
     for path in names {
-        let cfg = config::load_config(&path).unwrap();
+        let cfg = load_config(&path).unwrap();
         gpu_counts.push(cfg.hardware.gpu_count);
         assert_eq!(cfg.dataset.scenarios().len(), 2);
         assert_eq!(cfg.dataset.max_total_len(), 9000);
@@ -126,10 +127,10 @@ fn the_three_cookbook_configs_validate_and_preflight_cleanly() {
         let bad: Vec<_> = plan
             .rejections
             .iter()
-            .filter(|r| r.framework == "vllm" || r.framework == "sglang")
+            .filter(|r| matches!(r.framework, Framework::Vllm | Framework::Sglang))
             .collect();
         assert!(bad.is_empty(), "{}: {bad:?}", path.display());
-        for fw in ["vllm", "sglang"] {
+        for fw in [Framework::Vllm, Framework::Sglang] {
             let fp = plan.framework(fw).unwrap();
             assert_eq!(
                 fp.status,
@@ -140,7 +141,7 @@ fn the_three_cookbook_configs_validate_and_preflight_cleanly() {
             assert!(fp.candidates[0].is_baseline);
             assert!(fp.candidates.len() <= cfg.search.max_candidates_per_framework as usize);
             // Memory knobs stay pinned: every candidate keeps the base value.
-            let knob = if fw == "vllm" {
+            let knob = if fw == Framework::Vllm {
                 "--gpu-memory-utilization"
             } else {
                 "--mem-fraction-static"
@@ -156,7 +157,7 @@ fn the_three_cookbook_configs_validate_and_preflight_cleanly() {
         }
         // TensorRT-LLM is not installed on this host (no trtllm-serve): an environment gap, not "unsupported".
         if !vllm_sota_core::proc::on_path("trtllm-serve") {
-            let t = plan.framework("tensorrt_llm").unwrap();
+            let t = plan.framework(Framework::TensorrtLlm).unwrap();
             assert_eq!(t.status, FrameworkStatus::EnvironmentGap);
             assert!(
                 t.reason.as_ref().unwrap().contains("trtllm-serve"),
@@ -200,7 +201,9 @@ fn config_errors_name_the_key() {
     assert!(e.contains("benchmark.qps.max_rounds"), "{e}");
     let e = err(&MINIMAL.replace("vllm:", "vlm:"));
     assert!(
-        e.contains("frameworks.vlm") && e.contains("unknown framework"),
+        e.contains("frameworks")
+            && e.contains("unknown framework \"vlm\"")
+            && e.contains("known: vllm, sglang, tensorrt_llm, tokenspeed"),
         "{e}"
     );
     let e = err("schema_version: 1\nmodel: [\n");
@@ -216,14 +219,25 @@ fn config_errors_name_the_key() {
     assert!(e.contains("enabled") || e.contains("frameworks"), "{e}");
 }
 
-fn plan_for(yaml: &str) -> vllm_sota_fairbench::preflight::Plan {
+fn plan_for(yaml: &str) -> vllm_sota_fairbench::Plan {
     let dir = tempfile::tempdir().unwrap();
     let mut o = opts();
     o.help_texts.insert(
-        "tensorrt_llm".into(),
+        Framework::TensorrtLlm,
         std::fs::read_to_string(trt_help(dir.path())).unwrap(),
     );
     let cfg = parse_config_text(yaml, "t.yaml").unwrap();
+    preflight(&cfg, dir.path(), &o).unwrap()
+}
+
+/// The plan of a config when no help text is given (each framework's help_command runs).
+fn plan_without_help_texts(yaml: &str) -> vllm_sota_fairbench::Plan {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = parse_config_text(yaml, "t.yaml").unwrap();
+    let o = PreflightOptions {
+        skip_gpu_check: true,
+        ..Default::default()
+    };
     preflight(&cfg, dir.path(), &o).unwrap()
 }
 
@@ -268,7 +282,7 @@ fn fairness_rules_reject_exclude_and_pin() {
             .any(|x| x.contains("--max-num-partial-prefills 4")),
         "{excluded:?}"
     );
-    let v = plan.framework("vllm").unwrap();
+    let v = plan.framework(Framework::Vllm).unwrap();
     // partial prefill 1 stays searchable; 16384 max length is kept.
     assert!(
         v.candidates
@@ -286,7 +300,7 @@ fn fairness_rules_reject_exclude_and_pin() {
             .all(|c| c.flags.get("--speculative-config").is_none()
                 && c.flags.get("--bogus-flag").is_none())
     );
-    let t = plan.framework("tensorrt_llm").unwrap();
+    let t = plan.framework(Framework::TensorrtLlm).unwrap();
     assert_eq!(t.status, FrameworkStatus::Ready);
     assert!(
         t.command_template
@@ -310,7 +324,7 @@ fn non_pytorch_trt_backend_rejects_the_framework() {
     let plan = plan_for(
         "schema_version: 1\nmodel: {name: m}\nframeworks:\n  tensorrt_llm:\n    server_command: [trtllm-serve, serve, '{model}', --backend, tensorrt]\n",
     );
-    let t = plan.framework("tensorrt_llm").unwrap();
+    let t = plan.framework(Framework::TensorrtLlm).unwrap();
     assert_eq!(t.status, FrameworkStatus::Rejected);
     assert!(
         t.reason.as_ref().unwrap().contains("`--backend tensorrt`")
@@ -322,14 +336,14 @@ fn non_pytorch_trt_backend_rejects_the_framework() {
         "schema_version: 1\nmodel: {name: m}\nframeworks:\n  tensorrt_llm:\n    base_server_flags: {--backend: _autodeploy}\n",
     );
     assert_eq!(
-        plan.framework("tensorrt_llm").unwrap().status,
+        plan.framework(Framework::TensorrtLlm).unwrap().status,
         FrameworkStatus::Rejected
     );
     // An unknown base flag rejects the whole framework with the flag's name.
     let plan = plan_for(
         "schema_version: 1\nmodel: {name: m}\nframeworks:\n  sglang:\n    base_server_flags: {--max-num-seqs-typo: 3}\n",
     );
-    let s = plan.framework("sglang").unwrap();
+    let s = plan.framework(Framework::Sglang).unwrap();
     assert_eq!(s.status, FrameworkStatus::Rejected);
     assert!(
         s.reason.as_ref().unwrap().contains("`--max-num-seqs-typo`"),
@@ -341,7 +355,7 @@ fn non_pytorch_trt_backend_rejects_the_framework() {
         "schema_version: 1\nmodel: {name: m}\nframeworks:\n  sglang:\n    base_server_flags: {--enable-two-batch-overlap: true}\n",
     );
     assert!(
-        plan.framework("sglang")
+        plan.framework(Framework::Sglang)
             .unwrap()
             .reason
             .as_ref()
@@ -352,21 +366,9 @@ fn non_pytorch_trt_backend_rejects_the_framework() {
 
 #[test]
 fn a_missing_framework_is_an_environment_gap() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = parse_config_text(
+    let plan = plan_without_help_texts(
         "schema_version: 1\nmodel: {name: m}\nframeworks:\n  tokenspeed:\n    server_command: [definitely-not-installed-tokenspeed, serve, '{model}']\n",
-        "t.yaml",
-    )
-    .unwrap();
-    let plan = preflight(
-        &cfg,
-        dir.path(),
-        &PreflightOptions {
-            skip_gpu_check: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    );
     assert_eq!(plan.environment_gaps.len(), 1);
     assert!(
         plan.environment_gaps[0]
@@ -381,29 +383,17 @@ fn a_missing_framework_is_an_environment_gap() {
 fn nvidia_smi_compute_apps_are_matched_to_requested_gpus() {
     let uuids = BTreeMap::from([("GPU-aaa".to_string(), 0u32), ("GPU-bbb".to_string(), 1u32)]);
     let apps = "1234, GPU-bbb, 70000\n999, GPU-aaa, 500\n";
-    let busy = vllm_sota_fairbench::preflight::parse_compute_apps(apps, &uuids, &[1]);
+    let busy = vllm_sota_fairbench::parse_compute_apps(apps, &uuids, &[1]);
     assert_eq!(busy, vec!["GPU 1: pid 1234 (70000 MiB)".to_string()]);
-    assert!(vllm_sota_fairbench::preflight::parse_compute_apps("", &uuids, &[0, 1]).is_empty());
+    assert!(vllm_sota_fairbench::parse_compute_apps("", &uuids, &[0, 1]).is_empty());
 }
 
 #[test]
 fn an_unreadable_help_text_rejects_instead_of_guessing() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = parse_config_text(
+    let plan = plan_without_help_texts(
         "schema_version: 1\nmodel: {name: m}\nframeworks:\n  vllm:\n    server_command: [echo, serve]\n    help_command: [echo, 'no flags here']\n",
-        "t.yaml",
-    )
-    .unwrap();
-    let plan = preflight(
-        &cfg,
-        dir.path(),
-        &PreflightOptions {
-            skip_gpu_check: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let v = plan.framework("vllm").unwrap();
+    );
+    let v = plan.framework(Framework::Vllm).unwrap();
     assert_eq!(v.status, FrameworkStatus::Rejected);
     assert!(
         v.reason

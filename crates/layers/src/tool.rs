@@ -14,15 +14,15 @@ use anyhow::{Context, Result, bail};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use vllm_sota_core::fsx;
 use vllm_sota_core::layout::CampaignPaths;
 use vllm_sota_core::tool::{Tool, ToolContext};
+use vllm_sota_core::{Framework, fsx};
 
 /// The `layer_pipeline` tool.
 pub struct LayerPipeline;
 
 /// Rows of the per-layer table kept in the MCP report (the artifact has all).
-pub const MAX_LAYER_ROWS: usize = 128;
+pub(crate) const MAX_LAYER_ROWS: usize = 128;
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -50,7 +50,7 @@ pub struct LayerPipelineRequest {
     pub round: Option<u32>,
     /// Framework that produced the trace: `vllm` (default), `sglang`, `tensorrt_llm`, ...
     #[serde(default)]
-    pub framework: Option<String>,
+    pub framework: Option<Framework>,
     /// Output directory when not writing into a campaign.
     #[serde(default)]
     pub out_dir: Option<PathBuf>,
@@ -74,7 +74,7 @@ pub struct LayerPipelineRequest {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct LayerPipelineReport {
     pub stage: String,
-    pub framework: String,
+    pub framework: Framework,
     /// Files written (markdown and JSON).
     pub artifacts: Vec<String>,
     /// Layer rows beyond the first 128 are only in the JSON artifact.
@@ -110,7 +110,12 @@ fn rebuild_round(dir: &Path, round: u32) -> Result<(String, serde_json::Value)> 
         {
             let fw = stem.split('-').next().unwrap_or("").to_string();
             parts.push((
-                if fw == "vllm" { "0".into() } else { fw },
+                // vLLM's sections first.
+                if fw == Framework::Vllm.id() {
+                    "0".into()
+                } else {
+                    fw
+                },
                 stem.to_string(),
                 p,
             ));
@@ -148,7 +153,7 @@ impl Tool for LayerPipeline {
         if stage.is_empty() {
             bail!("`stage` is empty: give prefill, decode or mixed");
         }
-        let framework = req.framework.clone().unwrap_or_else(|| "vllm".into());
+        let framework = req.framework.unwrap_or(Framework::Vllm);
         match (&req.campaign_dir, req.round, &req.out_dir) {
             (Some(_), None, _) => {
                 bail!("`campaign_dir` needs `round` (0 = baseline, 1.. = optimization rounds)")
@@ -185,7 +190,7 @@ impl Tool for LayerPipeline {
         let mapping_path = req
             .mapping_trace
             .clone()
-            .or_else(|| vllm_sota_trace::discover::eager_twin(&trace_file));
+            .or_else(|| vllm_sota_trace::eager_twin(&trace_file));
         let mapping = match &mapping_path {
             Some(p) => {
                 ctx.progress(1.0, Some(3.0), "reading mapping trace");
@@ -203,15 +208,15 @@ impl Tool for LayerPipeline {
             stage: Some(stage.clone()),
         };
         let mut analysis = analyze::analyze(&view, mapping.as_ref(), cfg, &gpu, &opts)?;
-        let markdown = render(&analysis, &stage, &framework, false);
+        let markdown = render(&analysis, &stage, framework.id(), false);
         let mut full = serde_json::to_value(&analysis)?;
         if let Some(o) = full.as_object_mut() {
             o.insert("stage".into(), stage.clone().into());
-            o.insert("framework".into(), framework.clone().into());
+            o.insert("framework".into(), framework.id().into());
             o.insert("markdown".into(), markdown.clone().into());
         }
         let mut artifacts = vec![];
-        let part = format!("layer-pipeline-{}-{}", slug(&framework), slug(&stage));
+        let part = format!("layer-pipeline-{}-{}", slug(framework.id()), slug(&stage));
         match (campaign, req.round) {
             (Some(c), Some(round)) => {
                 let round_md = c.round_layer_pipeline(round);
@@ -259,7 +264,7 @@ impl Tool for LayerPipeline {
         let mut s = render(
             &report.analysis,
             &report.stage,
-            &report.framework,
+            report.framework.id(),
             report.layers_truncated,
         );
         if !report.artifacts.is_empty() {

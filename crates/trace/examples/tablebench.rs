@@ -3,8 +3,8 @@
 //! `cargo run --release --example tablebench -p vllm-sota-trace -- <trace> [mapping-trace] [runs]`
 //! With a mapping trace, the kernel and overlap tables also run in graph-mapped mode.
 use std::time::Instant;
-use vllm_sota_trace::classify::Classifier;
-use vllm_sota_trace::tables::*;
+use vllm_sota_trace::Classifier;
+use vllm_sota_trace::*;
 
 thread_local! {
     static FRESH_MS: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -47,11 +47,11 @@ fn main() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("usage: tablebench <trace> [mapping-trace] [runs]"))?;
     let mapping = args.get(1).filter(|a| a.as_str() != "-");
     let runs: usize = args.get(2).map(|r| r.parse()).transpose()?.unwrap_or(7);
-    let store = vllm_sota_trace::reader::read_trace(std::path::Path::new(path))?;
+    let store = vllm_sota_trace::read_trace(std::path::Path::new(path))?;
     let classifier = Classifier::load()?;
     let catalog = FuseCatalog::load(&classifier)?;
     let sk = StageKernels::heaviest_device(&store);
-    let fw = vllm_sota_trace::discover::detect_framework(&store).0;
+    let fw = vllm_sota_trace::framework_label(vllm_sota_trace::detect_framework(&store).0);
     println!(
         "{path}: {} kernels on device {}",
         sk.kernels.len(),
@@ -64,7 +64,7 @@ fn main() -> anyhow::Result<()> {
         overlap_table(&sk, &classifier, None, 1.0)
     });
     bench("fuse_table", runs, || {
-        fuse_table(&sk, &classifier, &catalog, &fw)
+        fuse_table(&sk, &classifier, &catalog, fw)
     });
     // As `selfbench` runs them: a fresh classifier (nothing memoized), the three in sequence.
     bench("all three, fresh", runs, || {
@@ -74,7 +74,7 @@ fn main() -> anyhow::Result<()> {
         let tables = (
             kernel_table(&sk, &c, None, 1.0),
             overlap_table(&sk, &c, None, 1.0),
-            fuse_table(&sk, &c, &cat, &fw),
+            fuse_table(&sk, &c, &cat, fw),
         );
         // Loading the catalogs is not part of the tables: subtract it by timing inside.
         FRESH_MS.with(|m| m.borrow_mut().push(t.elapsed().as_secs_f64() * 1e3));
@@ -96,8 +96,8 @@ fn main() -> anyhow::Result<()> {
         overlap_table(&sk, &classifier, None, 0.0)
     });
     if let Some(m) = mapping {
-        let eager = vllm_sota_trace::reader::read_trace(std::path::Path::new(m))?;
-        let map = vllm_sota_trace::graph::map_graph_kernels(&store, &eager, &classifier);
+        let eager = vllm_sota_trace::read_trace(std::path::Path::new(m))?;
+        let map = vllm_sota_trace::map_graph_kernels(&store, &eager, &classifier);
         bench("kernel_table mapped", runs, || {
             kernel_table(&sk, &classifier, Some(&map), 1.0)
         });

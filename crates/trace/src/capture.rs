@@ -16,19 +16,19 @@
 //! waiting for the trace, window analysis, vLLM profiler config), [`launch`] (the
 //! `profile_launch` job: the winning command with the profiler on, plus the eager twin).
 
-pub mod launch;
-pub mod load;
-pub mod window;
+pub(crate) mod launch;
+pub(crate) mod load;
+pub(crate) mod window;
 
 use anyhow::{Context, Result, bail};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+use vllm_sota_core::Framework;
 use vllm_sota_core::tool::{Tool, ToolContext};
 
-pub use launch::{ProfileLaunch, ProfileLaunchRequest};
-pub use window::{StepSample, WindowAnalysis, analyze_window};
+pub(crate) use window::{WindowAnalysis, analyze_window};
 
 pub struct ProfileCapture;
 
@@ -43,11 +43,11 @@ fn d_decode_in() -> u64 {
 }
 
 /// Default window length in engine steps per stage.
-pub const DEFAULT_DECODE_STEPS: u64 = 8;
-pub const DEFAULT_PREFILL_STEPS: u64 = 2;
+pub(crate) const DEFAULT_DECODE_STEPS: u64 = 8;
+pub(crate) const DEFAULT_PREFILL_STEPS: u64 = 2;
 /// A window whose batch differs from the requested concurrency by more than this is not
 /// representative.
-pub const BATCH_TOLERANCE: f64 = 0.20;
+pub(crate) const BATCH_TOLERANCE: f64 = 0.20;
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -55,7 +55,7 @@ pub struct ProfileCaptureRequest {
     /// Server base URL, e.g. `http://127.0.0.1:8000`.
     pub base_url: String,
     /// `vllm`, `sglang` or `tokenspeed` (SGLang's profiler routes).
-    pub framework: String,
+    pub framework: Framework,
     /// Served model name; read from GET /v1/models when omitted.
     #[serde(default)]
     pub model: Option<String>,
@@ -134,7 +134,7 @@ pub struct CapturedStage {
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ProfileCaptureReport {
-    pub framework: String,
+    pub framework: Framework,
     pub model: String,
     pub stages: Vec<CapturedStage>,
     /// Pass this to profile_tables as `trace`.
@@ -143,7 +143,7 @@ pub struct ProfileCaptureReport {
 
 /// Resolved shapes of a capture.
 #[derive(Debug, Clone, Copy)]
-pub struct Shapes {
+pub(crate) struct Shapes {
     pub concurrency: u64,
     pub input_len: u64,
     pub output_len: u64,
@@ -153,7 +153,7 @@ fn resolve_shapes(req: &ProfileCaptureRequest) -> Result<Shapes> {
     let from_campaign = match &req.campaign_dir {
         Some(dir) => Some(launch::winner_shapes(
             dir,
-            &req.framework,
+            req.framework,
             req.scenario.as_deref(),
         )?),
         None => None,
@@ -179,10 +179,10 @@ fn resolve_shapes(req: &ProfileCaptureRequest) -> Result<Shapes> {
     Ok(s)
 }
 
-pub fn validate(req: &ProfileCaptureRequest) -> Result<()> {
-    if !matches!(req.framework.as_str(), "vllm" | "sglang" | "tokenspeed") {
+pub(crate) fn validate(req: &ProfileCaptureRequest) -> Result<()> {
+    if req.framework == Framework::TensorrtLlm {
         bail!(
-            "field `framework` ({:?}): live capture supports vllm, sglang and tokenspeed; for TensorRT-LLM set TLLM_PROFILE_START_STOP and TLLM_TORCH_PROFILE_TRACE and analyze the written traces with profile_tables",
+            "field `framework` ({}): live capture supports vllm, sglang and tokenspeed; for TensorRT-LLM set TLLM_PROFILE_START_STOP and TLLM_TORCH_PROFILE_TRACE and analyze the written traces with profile_tables",
             req.framework
         );
     }
@@ -207,7 +207,7 @@ pub fn run_capture(req: &ProfileCaptureRequest, ctx: &ToolContext) -> Result<Pro
     let shapes = resolve_shapes(req)?;
     std::fs::create_dir_all(&req.trace_dir)
         .with_context(|| format!("field `trace_dir` ({})", req.trace_dir.display()))?;
-    let server = window::Server::parse(&req.base_url, &req.framework)?;
+    let server = window::Server::parse(&req.base_url)?;
     let model = match &req.model {
         Some(m) => m.clone(),
         None => server.model_id()?,
@@ -238,7 +238,7 @@ pub fn run_capture(req: &ProfileCaptureRequest, ctx: &ToolContext) -> Result<Pro
         stages.push(st);
     }
     Ok(ProfileCaptureReport {
-        framework: req.framework.clone(),
+        framework: req.framework,
         model,
         stages,
         out_dir: req.out_dir.clone(),
@@ -265,7 +265,7 @@ fn capture_stage(
         DEFAULT_PREFILL_STEPS
     });
     let mut notes = Vec::new();
-    if let Some(n) = window::vllm_window_note(&req.framework, vllm_cfg, steps, &req.trace_dir) {
+    if let Some(n) = window::vllm_window_note(req.framework, vllm_cfg, steps, &req.trace_dir) {
         notes.push(n);
     }
     let timeout = Duration::from_secs(req.timeout_s.max(1));
@@ -281,12 +281,28 @@ fn capture_stage(
         &format!("{stage}: calibrating at concurrency {c}"),
     );
     let cal = load::calibrate(&server.base_url, model, tok, c, input, decode, timeout)?;
-    let plan = load::size_stage(&cal, decode, c, input, shapes.output_len, steps);
+    let mut plan = load::size_stage(&cal, decode, c, input, shapes.output_len, steps);
     if plan.output_len > shapes.output_len && decode {
         notes.push(format!(
             "decode output length raised from {} to {} tokens so the load outlasts the window (measured step {:.2} ms, steady state after {:.0} ms)",
             shapes.output_len, plan.output_len, cal.step_ms, cal.ttft_max_ms
         ));
+        // The server refuses a prompt + output over its maximum length (HTTP 400): the
+        // raised output stops there, never below the scenario's own output length.
+        let max_len = server.max_model_len().or_else(|| {
+            req.server_command
+                .as_deref()
+                .and_then(|a| window::max_len_from_argv(req.framework, a))
+        });
+        if let Some(m) = max_len
+            && input + plan.output_len > m
+        {
+            let cap = m.saturating_sub(input).max(shapes.output_len);
+            notes.push(format!(
+                "decode output length capped at {cap} tokens by the server's maximum length {m} (prompt {input}); if the window does not close, start the server with a longer maximum length"
+            ));
+            plan.output_len = cap;
+        }
     }
     let started_wall = SystemTime::now() - Duration::from_secs(1);
     let running = load::start(&server.base_url, model, tok, &plan, ctx.cancel_flag())?;
@@ -296,7 +312,7 @@ fn capture_stage(
         let est_step = Duration::from_secs_f64(cal.step_ms.max(0.1) / 1e3);
         window::run_window(
             server,
-            &req.framework,
+            req.framework,
             &req.trace_dir,
             stage,
             steps,
@@ -340,7 +356,7 @@ fn capture_stage(
         );
     }
     notes.extend(analysis.notes.iter().cloned());
-    if req.framework == "vllm"
+    if req.framework == Framework::Vllm
         && analysis.steps > steps.saturating_mul(2) + 2
         && let Some(n) = window::vllm_unbounded_note(steps, &req.trace_dir, analysis.steps)
     {
@@ -366,18 +382,19 @@ fn capture_stage(
     Ok(report)
 }
 
-/// The launch flag that turns CUDA graphs off, per framework (the eager mapping twin).
-pub fn graph_off_flag(framework: &str) -> &'static str {
+/// The launch flag that turns CUDA graphs off, per framework (the eager mapping twin);
+/// `None` is a trace of no known serving framework.
+pub(crate) fn graph_off_flag(framework: Option<Framework>) -> &'static str {
     match framework {
-        "vllm" => "vLLM --enforce-eager",
-        "sglang" | "tokenspeed" => "SGLang --disable-cuda-graph",
-        _ => "the same server with CUDA graphs off",
+        Some(Framework::Vllm) => "vLLM --enforce-eager",
+        Some(Framework::Sglang | Framework::Tokenspeed) => "SGLang --disable-cuda-graph",
+        Some(Framework::TensorrtLlm) | None => "the same server with CUDA graphs off",
     }
 }
 
 /// Advice text naming the trace's framework's flag instead of vLLM's, and the job that
 /// captures the twin.
-pub fn twin_advice(note: &str, framework: &str) -> String {
+pub fn twin_advice(note: &str, framework: Option<Framework>) -> String {
     let flag = graph_off_flag(framework);
     note.replace(
         "(vLLM --enforce-eager)",
@@ -435,7 +452,7 @@ impl Tool for ProfileCapture {
     }
 }
 
-pub fn stage_markdown(s: &CapturedStage) -> String {
+pub(crate) fn stage_markdown(s: &CapturedStage) -> String {
     let batch = s
         .window
         .window_batch

@@ -5,6 +5,7 @@
 use anyhow::{Result, bail};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use vllm_sota_core::Framework;
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema,
@@ -47,7 +48,7 @@ pub struct Selection {
 
 /// Name-based trace test: `*.trace.json(.gz)`, `*.pt.trace.json(.gz)`, or any `.json(.gz)`
 /// other than well-known config files.
-pub fn looks_like_trace(p: &Path) -> bool {
+pub(crate) fn looks_like_trace(p: &Path) -> bool {
     let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
     if matches!(
         n,
@@ -59,7 +60,7 @@ pub fn looks_like_trace(p: &Path) -> bool {
 }
 
 /// A vLLM API-server (`AsyncLLM`) trace: Python only, no GPU kernels.
-pub fn is_api_server_trace(p: &Path) -> bool {
+pub(crate) fn is_api_server_trace(p: &Path) -> bool {
     let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
     n.contains(".async_llm.") || n.contains("async_llm")
 }
@@ -67,7 +68,7 @@ pub fn is_api_server_trace(p: &Path) -> bool {
 /// Stage from the path: file-name suffix markers first (`-EXTEND`, `-prefill`, `_decode`),
 /// then the nearest directory named `prefill`/`extend`/`decode` (nearest wins, unlike the
 /// Python tool which let any ancestor `*_prefill*` win).
-pub fn stage_of_path(p: &Path) -> Stage {
+pub(crate) fn stage_of_path(p: &Path) -> Stage {
     let name = p
         .file_name()
         .and_then(|n| n.to_str())
@@ -111,7 +112,7 @@ pub fn stage_of_path(p: &Path) -> Stage {
 }
 
 /// Rank from a file name: `rank<N>`, `tp<N>`, `TP-<N>`, `worker<N>` delimited by `_ - .` or ends.
-pub fn rank_of_path(p: &Path) -> Option<u32> {
+pub(crate) fn rank_of_path(p: &Path) -> Option<u32> {
     let n = p.file_name()?.to_str()?.to_lowercase();
     let b = n.as_bytes();
     for key in ["rank", "tp-", "tp", "worker"] {
@@ -149,7 +150,7 @@ fn list_traces(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// A `<stage>-eager` directory: the CUDA-graphs-off capture of `<stage>/` (profile_launch).
-pub fn is_eager_twin_dir(d: &Path) -> bool {
+pub(crate) fn is_eager_twin_dir(d: &Path) -> bool {
     d.file_name()
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.to_ascii_lowercase().ends_with("-eager") && n.len() > 6)
@@ -332,16 +333,23 @@ fn mtime(p: &Path) -> std::time::SystemTime {
         .unwrap_or(std::time::UNIX_EPOCH)
 }
 
-/// Framework detection from a store: kernel names, annotations, Python frame paths, the file name.
-pub fn detect_framework(s: &crate::store::TraceStore) -> (String, String) {
+/// The label of a trace's framework in tables and reports: its id, or `pytorch` for a plain
+/// PyTorch trace.
+pub fn framework_label(f: Option<Framework>) -> &'static str {
+    f.map_or("pytorch", Framework::id)
+}
+
+/// Framework detection from a store: kernel names, annotations, Python frame paths, the file
+/// name. `None` is a plain PyTorch trace (no serving-framework marker); the second item says why.
+pub fn detect_framework(s: &crate::store::TraceStore) -> (Option<Framework>, String) {
     let path = s.path.to_string_lossy().to_lowercase();
     for i in 0..s.annotations.len().min(2000) {
         let n = s.name(s.annotations.name[i]);
         if n.starts_with("execute_context_") {
-            return ("vllm".into(), format!("vLLM step annotation `{n}`"));
+            return (Some(Framework::Vllm), format!("vLLM step annotation `{n}`"));
         }
     }
-    let mut counts = [0usize; 4]; // vllm, sglang, trtllm, tokenspeed
+    let mut counts = [0usize; 4]; // in the order of Framework::ALL
     let mut seen = vec![false; s.names.len()];
     for i in 0..s.frames.len() {
         let id = s.frames.name[i] as usize;
@@ -349,41 +357,38 @@ pub fn detect_framework(s: &crate::store::TraceStore) -> (String, String) {
             continue;
         }
         let n = s.name(id as u32);
-        if n.contains("/vllm/") {
-            counts[0] += 1;
-        } else if n.contains("/sglang/") {
-            counts[1] += 1;
-        } else if n.contains("/tensorrt_llm/") {
-            counts[2] += 1;
-        } else if n.contains("/tokenspeed/") {
-            counts[3] += 1;
+        if let Some(i) = Framework::ALL
+            .iter()
+            .position(|f| n.contains(&format!("/{}/", f.id())))
+        {
+            counts[i] += 1;
         }
     }
-    let names = ["vllm", "sglang", "tensorrt_llm", "tokenspeed"];
     if let Some((i, &c)) = counts.iter().enumerate().max_by_key(|x| x.1)
         && c > 0
     {
+        let f = Framework::ALL[i];
         return (
-            names[i].into(),
-            format!("{c} distinct Python frame names under {}/", names[i]),
+            Some(f),
+            format!("{c} distinct Python frame names under {f}/"),
         );
     }
     for (m, f) in [
-        ("tokenspeed", "tokenspeed"),
-        ("trtllm", "tensorrt_llm"),
-        ("tensorrt", "tensorrt_llm"),
-        ("sglang", "sglang"),
-        ("vllm", "vllm"),
+        ("tokenspeed", Framework::Tokenspeed),
+        ("trtllm", Framework::TensorrtLlm),
+        ("tensorrt", Framework::TensorrtLlm),
+        ("sglang", Framework::Sglang),
+        ("vllm", Framework::Vllm),
     ] {
         if path.contains(m) {
-            return (f.into(), format!("file path contains `{m}`"));
+            return (Some(f), format!("file path contains `{m}`"));
         }
     }
     for i in 0..s.kernels.len().min(100_000) {
         let n = s.name(s.kernels.name[i]);
         if n.starts_with("void vllm::") {
             return (
-                "vllm".into(),
+                Some(Framework::Vllm),
                 format!(
                     "kernel `{}`",
                     crate::classify::short_name(&crate::classify::canonical_name(n))
@@ -391,14 +396,14 @@ pub fn detect_framework(s: &crate::store::TraceStore) -> (String, String) {
             );
         }
         if n.contains("sgl_kernel") || n.contains("sglang") {
-            return ("sglang".into(), "sgl_kernel kernels".into());
+            return (Some(Framework::Sglang), "sgl_kernel kernels".into());
         }
         if n.contains("tensorrt_llm") {
-            return ("tensorrt_llm".into(), "tensorrt_llm kernels".into());
+            return (Some(Framework::TensorrtLlm), "tensorrt_llm kernels".into());
         }
     }
     (
-        "pytorch".into(),
+        None,
         "no serving-framework markers (plain PyTorch trace)".into(),
     )
 }

@@ -90,8 +90,8 @@ pub fn selfbench(path: &Path) -> Result<SelfbenchReport> {
     let store = crate::reader::read_trace(path)?;
     let read_ms = t1.elapsed().as_secs_f64() * 1e3;
     let sk = StageKernels::heaviest_device(&store);
-    let fw = crate::discover::detect_framework(&store).0;
-    let (kt, ot, ft) = stage_tables(&sk, &classifier, None, 1.0, &catalog, &fw);
+    let fw = crate::discover::framework_label(crate::discover::detect_framework(&store).0);
+    let (kt, ot, ft) = stage_tables(&sk, &classifier, None, 1.0, &catalog, fw);
     let tables_ms = t1.elapsed().as_secs_f64() * 1e3;
     let tables_cpu = cpu_ms() - c1;
     let peak = vm_hwm_kb().unwrap_or(0);

@@ -17,25 +17,24 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use vllm_sota_core::fsx;
 use vllm_sota_core::jobs::{self, JobRunner, JobState, JobStatus};
 use vllm_sota_core::layout::CampaignPaths;
 use vllm_sota_core::results::CandidateRow;
 use vllm_sota_core::tool::{Tool, ToolContext};
-use vllm_sota_fairbench::artifacts::winners;
-use vllm_sota_fairbench::launch as fb_launch;
-use vllm_sota_fairbench::preflight::{FrameworkPlan, Plan};
-use vllm_sota_fairbench::search::plan_path;
+use vllm_sota_core::{Framework, fsx};
+use vllm_sota_fairbench::{
+    FrameworkPlan, Plan, free_port, launch_server, plan_path, reap_stale, server_argv, winners,
+};
 
 use super::{CapturedStage, ProfileCaptureRequest, Shapes};
 
 pub const JOB_KIND: &str = "profile_launch";
 
 /// The winning row of `framework` for `scenario` (default: the first scenario with one).
-pub fn winner_row(
+pub(crate) fn winner_row(
     paths: &CampaignPaths,
     plan: &Plan,
-    framework: &str,
+    framework: Framework,
     scenario: Option<&str>,
 ) -> Result<CandidateRow> {
     let rows: Vec<CandidateRow> = fsx::read_jsonl(&paths.candidates())
@@ -56,7 +55,7 @@ pub fn winner_row(
         }
         if let Some(r) = win
             .get(&sc.name)
-            .and_then(|l| l.iter().find(|r| r.framework == framework))
+            .and_then(|l| l.iter().find(|r| r.framework == framework.id()))
         {
             return Ok(r.clone());
         }
@@ -76,7 +75,11 @@ fn load_plan(paths: &CampaignPaths) -> Result<Plan> {
 }
 
 /// Concurrency and lengths of the framework's winning row.
-pub fn winner_shapes(dir: &Path, framework: &str, scenario: Option<&str>) -> Result<Shapes> {
+pub(crate) fn winner_shapes(
+    dir: &Path,
+    framework: Framework,
+    scenario: Option<&str>,
+) -> Result<Shapes> {
     let paths = CampaignPaths::new(dir);
     let plan = load_plan(&paths)?;
     let row = winner_row(&paths, &plan, framework, scenario)?;
@@ -113,7 +116,7 @@ pub struct ProfileLaunchRequest {
     /// Campaign run directory (fair_benchmark must have finished there).
     pub campaign_dir: PathBuf,
     /// `vllm` or `sglang`: whose winning command to profile.
-    pub framework: String,
+    pub framework: Framework,
     /// Scenario (default: the first scenario this framework has a winner for).
     #[serde(default)]
     pub scenario: Option<String>,
@@ -164,7 +167,7 @@ pub struct VariantPlan {
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct LaunchPlan {
-    pub framework: String,
+    pub framework: Framework,
     pub scenario: String,
     pub candidate_id: String,
     pub row_id: String,
@@ -188,29 +191,29 @@ pub struct ProfileLaunchReport {
     pub error: Option<String>,
 }
 
-fn fw_dir(paths: &CampaignPaths, round: u32, fw: &str) -> PathBuf {
+fn fw_dir(paths: &CampaignPaths, round: u32, fw: Framework) -> PathBuf {
     paths
-        .profile_stage_dir(round, fw, "x")
+        .profile_stage_dir(round, fw.id(), "x")
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| paths.profiles_dir())
 }
 
-pub fn job_path(paths: &CampaignPaths, round: u32, fw: &str) -> PathBuf {
+pub fn job_path(paths: &CampaignPaths, round: u32, fw: Framework) -> PathBuf {
     fw_dir(paths, round, fw).join("launch-job.json")
 }
 
 fn steps_for(req: &ProfileLaunchRequest, stage: &str) -> u64 {
-    match (req.steps, req.framework.as_str(), stage) {
+    match (req.steps, req.framework, stage) {
         (Some(s), _, _) => s,
-        (None, "vllm", _) | (None, _, "decode") => super::DEFAULT_DECODE_STEPS,
+        (None, Framework::Vllm, _) | (None, _, "decode") => super::DEFAULT_DECODE_STEPS,
         _ => super::DEFAULT_PREFILL_STEPS,
     }
 }
 
 /// The winner's argv with the profiler on (and CUDA graphs off for the eager twin).
 pub fn profiled_argv(
-    fw: &str,
+    fw: Framework,
     base: &[String],
     trace_dir: &Path,
     steps: u64,
@@ -220,11 +223,11 @@ pub fn profiled_argv(
     let mut i = 0;
     while i < base.len() {
         let a = &base[i];
-        if fw == "vllm" && a == "--profiler-config" {
+        if fw == Framework::Vllm && a == "--profiler-config" {
             i += 2;
             continue;
         }
-        if fw == "vllm" && a.starts_with("--profiler-config") {
+        if fw == Framework::Vllm && a.starts_with("--profiler-config") {
             i += 1;
             continue;
         }
@@ -233,7 +236,7 @@ pub fn profiled_argv(
     }
     let has_eager = argv.iter().any(|a| a == "--enforce-eager");
     let has_no_graph = argv.iter().any(|a| a == "--disable-cuda-graph");
-    if fw == "vllm" {
+    if fw == Framework::Vllm {
         argv.push("--profiler-config".into());
         argv.push(
             serde_json::json!({"profiler": "torch", "torch_profiler_dir": trace_dir, "torch_profiler_record_shapes": true, "delay_iterations": 0, "max_iterations": steps})
@@ -256,9 +259,9 @@ struct Resolved {
 }
 
 fn resolve(req: &ProfileLaunchRequest) -> Result<Resolved> {
-    if !matches!(req.framework.as_str(), "vllm" | "sglang") {
+    if !matches!(req.framework, Framework::Vllm | Framework::Sglang) {
         bail!(
-            "field `framework` ({:?}): profile_launch runs vllm or sglang",
+            "field `framework` ({}): profile_launch runs vllm or sglang",
             req.framework
         );
     }
@@ -267,7 +270,7 @@ fn resolve(req: &ProfileLaunchRequest) -> Result<Resolved> {
     }
     let paths = CampaignPaths::new(&req.campaign_dir);
     let plan = load_plan(&paths)?;
-    let row = winner_row(&paths, &plan, &req.framework, req.scenario.as_deref())?;
+    let row = winner_row(&paths, &plan, req.framework, req.scenario.as_deref())?;
     let mut shapes = shapes_of(&row).or_else(|e| {
         req.concurrency
             .map(|c| Shapes {
@@ -290,12 +293,9 @@ fn resolve(req: &ProfileLaunchRequest) -> Result<Resolved> {
 
 fn candidate<'a>(
     plan: &'a Plan,
-    fw: &str,
+    fw: Framework,
     id: &str,
-) -> Result<(
-    &'a FrameworkPlan,
-    &'a vllm_sota_fairbench::candidates::Candidate,
-)> {
+) -> Result<(&'a FrameworkPlan, &'a vllm_sota_fairbench::Candidate)> {
     let fp = plan
         .framework(fw)
         .with_context(|| format!("benchmark/plan.json has no framework {fw}"))?;
@@ -307,32 +307,27 @@ fn candidate<'a>(
     Ok((fp, cand))
 }
 
-fn base_argv(r: &Resolved, port: u16) -> Result<Vec<String>> {
-    let (fp, cand) = candidate(&r.plan, &r.row.framework, &r.row.candidate_id)?;
+/// The argv of `fw`'s winning candidate (`r.row` is `fw`'s winner).
+fn base_argv(r: &Resolved, fw: Framework, port: u16) -> Result<Vec<String>> {
+    let (fp, cand) = candidate(&r.plan, fw, &r.row.candidate_id)?;
     let help = fp
         .help_file
         .as_ref()
         .and_then(|f| std::fs::read_to_string(r.paths.root.join(f)).ok())
-        .map(|t| vllm_sota_fairbench::flags::HelpFlags::parse(&t));
-    Ok(fb_launch::server_argv(
-        &r.plan.config,
-        fp,
-        cand,
-        help.as_ref(),
-        port,
-    ))
+        .map(|t| vllm_sota_fairbench::HelpFlags::parse(&t));
+    Ok(server_argv(&r.plan.config, fp, cand, help.as_ref(), port))
 }
 
 /// What the job will do (also the dry-run answer).
 pub fn launch_plan(req: &ProfileLaunchRequest) -> Result<LaunchPlan> {
     let r = resolve(req)?;
-    let dir = fw_dir(&r.paths, req.round, &req.framework);
+    let dir = fw_dir(&r.paths, req.round, req.framework);
     // The job picks its own free port at launch; the plan shows one free now.
     let port = match r.plan.config.launch.port {
         Some(p) => p,
-        None => fb_launch::free_port(&r.plan.config.launch.host)?,
+        None => free_port(&r.plan.config.launch.host)?,
     };
-    let base = base_argv(&r, port)?;
+    let base = base_argv(&r, req.framework, port)?;
     let mut variants = Vec::new();
     for eager in [false, true] {
         if eager && !req.eager_twin {
@@ -341,9 +336,9 @@ pub fn launch_plan(req: &ProfileLaunchRequest) -> Result<LaunchPlan> {
         let variant = if eager { "eager" } else { "graph" };
         let trace_dir = dir.join(format!("server-{variant}"));
         let steps = steps_for(req, "decode");
-        let argv = profiled_argv(&req.framework, &base, &trace_dir, steps, eager);
+        let argv = profiled_argv(req.framework, &base, &trace_dir, steps, eager);
         let mut env_added = BTreeMap::new();
-        if req.framework == "sglang" {
+        if req.framework == Framework::Sglang {
             env_added.insert(
                 "SGLANG_TORCH_PROFILER_DIR".to_string(),
                 trace_dir.display().to_string(),
@@ -358,7 +353,9 @@ pub fn launch_plan(req: &ProfileLaunchRequest) -> Result<LaunchPlan> {
                 } else {
                     s.clone()
                 };
-                let d = r.paths.profile_stage_dir(req.round, &req.framework, &name);
+                let d = r
+                    .paths
+                    .profile_stage_dir(req.round, req.framework.id(), &name);
                 let done = d.join("capture.json").is_file();
                 (name, d, done)
             })
@@ -372,7 +369,7 @@ pub fn launch_plan(req: &ProfileLaunchRequest) -> Result<LaunchPlan> {
         });
     }
     Ok(LaunchPlan {
-        framework: req.framework.clone(),
+        framework: req.framework,
         scenario: r.row.scenario.clone(),
         candidate_id: r.row.candidate_id.clone(),
         row_id: r.row.row_id.clone(),
@@ -389,11 +386,11 @@ pub fn run_job(runner: &JobRunner) -> Result<serde_json::Value> {
         .context("job request is not a profile_launch request")?;
     let r = resolve(&req)?;
     let plan = launch_plan(&req)?;
-    let dir = fw_dir(&r.paths, req.round, &req.framework);
-    fb_launch::reap_stale(&dir);
+    let dir = fw_dir(&r.paths, req.round, req.framework);
+    reap_stale(&dir);
     let cfg = &r.plan.config;
     // Exact prompt lengths with the campaign's tokenizer; approximate ones without it.
-    let tokenizer = vllm_sota_fairbench::measure::resolve_tokenizer(cfg.model.tokenizer()).ok();
+    let tokenizer = vllm_sota_fairbench::resolve_tokenizer(cfg.model.tokenizer()).ok();
     let mut done: Vec<CapturedStage> = Vec::new();
     let total = plan.variants.iter().map(|v| v.stages.len()).sum::<usize>() as f64;
     let mut count = 0.0;
@@ -409,17 +406,17 @@ pub fn run_job(runner: &JobRunner) -> Result<serde_json::Value> {
         let eager = v.variant == "eager";
         let port = match cfg.launch.port {
             Some(p) => p,
-            None => fb_launch::free_port(&cfg.launch.host)?,
+            None => free_port(&cfg.launch.host)?,
         };
-        let base = base_argv(&r, port)?;
+        let base = base_argv(&r, req.framework, port)?;
         let argv = profiled_argv(
-            &req.framework,
+            req.framework,
             &base,
             &v.trace_dir,
             steps_for(&req, "decode"),
             eager,
         );
-        let (fp, _) = candidate(&r.plan, &req.framework, &r.row.candidate_id)?;
+        let (fp, _) = candidate(&r.plan, req.framework, &r.row.candidate_id)?;
         let mut fp = fp.clone();
         fp.env.extend(v.env_added.clone());
         fp.startup_timeout_s = req
@@ -432,7 +429,7 @@ pub fn run_job(runner: &JobRunner) -> Result<serde_json::Value> {
             Some(total),
             &format!("launching {} ({})", req.framework, v.variant),
         );
-        let server = fb_launch::launch(cfg, &fp, argv.clone(), port, &log, &dir, &|| {
+        let server = launch_server(cfg, &fp, argv.clone(), port, &log, &dir, &|| {
             runner.cancelled()
         })
         .map_err(|f| {
@@ -455,7 +452,7 @@ pub fn run_job(runner: &JobRunner) -> Result<serde_json::Value> {
                 );
                 let creq = ProfileCaptureRequest {
                     base_url: server.base_url(),
-                    framework: req.framework.clone(),
+                    framework: req.framework,
                     model: Some(server.model_id.clone()),
                     trace_dir: v.trace_dir.clone(),
                     out_dir: stage_dir
@@ -509,7 +506,7 @@ impl Tool for ProfileLaunch {
     fn run(req: Self::Request, _ctx: &ToolContext) -> Result<Self::Report> {
         let plan = launch_plan(&req)?;
         let paths = CampaignPaths::new(&req.campaign_dir);
-        let state_path = job_path(&paths, req.round, &req.framework);
+        let state_path = job_path(&paths, req.round, req.framework);
         if req.dry_run {
             return Ok(ProfileLaunchReport {
                 job_id: String::new(),

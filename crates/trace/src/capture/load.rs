@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use vllm_sota_bench::workload::Prompt;
+use vllm_sota_bench::Prompt;
 use vllm_sota_bench::{
     LiveCounters, LoadConfig, LoadReport, RandomDatasetConfig, TokenizerHandle, Workload,
     WorkloadRequest, random_workload, run_load_blocking,
@@ -16,7 +16,7 @@ use vllm_sota_core::tool::ToolContext;
 
 /// What the calibration load measured at the capture's concurrency.
 #[derive(Debug, Clone, Copy)]
-pub struct Calibration {
+pub(crate) struct Calibration {
     /// Engine step time (decode: median inter-token gap; prefill: fastest TTFT).
     pub step_ms: f64,
     /// Slowest time to first token: how long until every sequence is past prefill.
@@ -48,7 +48,7 @@ fn fresh_seed() -> u64 {
 }
 
 /// `n` unique prompts of `input` tokens (exact with a tokenizer; about right without).
-pub fn workload(
+pub(crate) fn workload(
     tok: Option<&TokenizerHandle>,
     n: u64,
     input: u64,
@@ -117,7 +117,7 @@ fn failures(r: &LoadReport) -> Option<String> {
 
 /// One wave of `c` concurrent requests (decode: 16 tokens; prefill: 1 token): warms the
 /// server up and measures the step time at this concurrency.
-pub fn calibrate(
+pub(crate) fn calibrate(
     base_url: &str,
     model: &str,
     tok: Option<&TokenizerHandle>,
@@ -143,7 +143,7 @@ pub fn calibrate(
         if gaps.is_empty() {
             bail!("calibration load: no inter-token gaps measured (did the server stream tokens?)");
         }
-        vllm_sota_bench::metrics::percentile_unsorted(&gaps, 50.0)
+        vllm_sota_bench::percentile_unsorted(&gaps, 50.0)
     } else {
         ttft.iter().cloned().fold(f64::INFINITY, f64::min).max(0.1)
     };
@@ -158,7 +158,7 @@ pub fn calibrate(
 /// covers the time to steady state (twice the slowest TTFT), the start latency and the
 /// window (4× its steps) with a margin; prefill keeps `c` requests in flight for at
 /// least 3 s plus 4× the window at the measured rate (3 to 20 waves of `c`).
-pub fn size_stage(
+pub(crate) fn size_stage(
     cal: &Calibration,
     decode: bool,
     c: u64,
@@ -217,23 +217,45 @@ pub fn start(
             std::thread::sleep(Duration::from_millis(200));
         }
     });
-    // Decode: `concurrency` long requests at once. Prefill: a closed loop keeping
-    // `concurrency` one-token requests in flight (fresh prompts), so every prefill step
-    // is as full as the server's token budget allows at that concurrency.
-    let w = workload(tok, plan.requests, plan.input_len, plan.output_len)?;
-    let mut cfg = config(
-        base_url,
-        model,
-        w,
-        plan.concurrency,
-        Duration::from_secs(3600),
-    );
-    cfg.live = Some(live.clone());
-    cfg.cancel = Some(stop.clone());
+    // Decode: `concurrency` long requests at once. Prefill: waves of `concurrency`
+    // one-token requests (fresh prompts), each sent at once after the last one ended, so
+    // each prefill step is as full as the server's token budget allows at that
+    // concurrency. (A closed loop of one-token requests does not do that: the requests
+    // split into groups that arrive during each other's steps and stay split, so a
+    // concurrency of 16 fills steps of 10 and 6 however large the budget.)
+    let (base_url, model, tok, plan_c) =
+        (base_url.to_string(), model.to_string(), tok.cloned(), *plan);
+    let (live2, stop3) = (live.clone(), stop.clone());
     let handle = std::thread::spawn(move || -> Result<(u64, u64)> {
-        let r = run_load_blocking(cfg, 2)?;
-        let sent = r.records.iter().filter(|x| !x.warmup).count() as u64;
-        let ok = r.records.iter().filter(|x| !x.warmup && x.success).count() as u64;
+        let waves = if plan_c.decode {
+            1
+        } else {
+            plan_c.requests.div_ceil(plan_c.concurrency.max(1))
+        };
+        let per_wave = if plan_c.decode {
+            plan_c.requests
+        } else {
+            plan_c.concurrency
+        };
+        let (mut sent, mut ok) = (0, 0);
+        for _ in 0..waves {
+            if stop3.load(Ordering::Relaxed) {
+                break;
+            }
+            let w = workload(tok.as_ref(), per_wave, plan_c.input_len, plan_c.output_len)?;
+            let mut cfg = config(
+                &base_url,
+                &model,
+                w,
+                plan_c.concurrency,
+                Duration::from_secs(3600),
+            );
+            cfg.live = Some(live2.clone());
+            cfg.cancel = Some(stop3.clone());
+            let r = run_load_blocking(cfg, 2)?;
+            sent += r.records.iter().filter(|x| !x.warmup).count() as u64;
+            ok += r.records.iter().filter(|x| !x.warmup && x.success).count() as u64;
+        }
         Ok((sent, ok))
     });
     Ok(Running {
@@ -275,7 +297,14 @@ impl Running {
             let ended = self.ended();
             let failed = self.live.failed.load(Ordering::Relaxed);
             if failed > 0 {
-                bail!("{failed} load request(s) failed before the window opened");
+                bail!(
+                    "{failed} load request(s) failed before the window opened (first: {})",
+                    self.live
+                        .first_error
+                        .get()
+                        .map(String::as_str)
+                        .unwrap_or("no error text")
+                );
             }
             if plan.decode {
                 if ended > 0 {

@@ -11,6 +11,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 use vllm_sota_bench::sim::profiler::VllmProfilerConfig;
+use vllm_sota_core::Framework;
 use vllm_sota_core::http::{self, HttpError, Response as HttpResponse, Timeouts};
 use vllm_sota_core::tool::ToolContext;
 
@@ -24,7 +25,7 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn parse(base_url: &str, _framework: &str) -> Result<Server> {
+    pub fn parse(base_url: &str) -> Result<Server> {
         http::Url::parse(base_url).with_context(|| format!("field `base_url` ({base_url:?})"))?;
         Ok(Server {
             base_url: base_url.trim_end_matches('/').to_string(),
@@ -60,6 +61,36 @@ impl Server {
     }
 }
 
+impl Server {
+    /// The longest sequence (prompt + output tokens) the server accepts: `max_model_len` of
+    /// GET /v1/models (vLLM and SGLang report it); `None` when the server does not say.
+    pub fn max_model_len(&self) -> Option<u64> {
+        let r = self
+            .request("GET", "/v1/models", None, Duration::from_secs(30))
+            .ok()?;
+        (r.status == 200).then_some(())?;
+        r.json().ok()?["data"][0]["max_model_len"].as_u64()
+    }
+}
+
+/// The value of the framework's max-length flag (framework-flags.json `max_len_flag`:
+/// vLLM `--max-model-len`, SGLang `--context-length`) in a launch argv.
+pub(crate) fn max_len_from_argv(
+    framework: vllm_sota_core::Framework,
+    argv: &[String],
+) -> Option<u64> {
+    let flags = vllm_sota_fairbench::load_framework_flags().ok()?;
+    let flag = flags.facts(framework).ok()?.max_len_flag.clone()?;
+    let eq = format!("{flag}=");
+    argv.iter().enumerate().find_map(|(i, a)| {
+        if *a == flag {
+            argv.get(i + 1)?.parse().ok()
+        } else {
+            a.strip_prefix(&eq)?.parse().ok()
+        }
+    })
+}
+
 /// What is known of a vLLM server's profiler: `config` is None when the launch command
 /// has no torch `--profiler-config` (vLLM then has no profiler routes).
 #[derive(Debug, Clone)]
@@ -68,7 +99,7 @@ pub struct VllmWindow {
 }
 
 /// Reads `--profiler-config` from a launch argv (`--profiler-config JSON` or `=JSON`).
-pub fn vllm_profiler_config(cmd: Option<&[String]>) -> Result<Option<VllmWindow>> {
+pub(crate) fn vllm_profiler_config(cmd: Option<&[String]>) -> Result<Option<VllmWindow>> {
     let Some(cmd) = cmd else { return Ok(None) };
     let mut text = None;
     for (i, a) in cmd.iter().enumerate() {
@@ -87,7 +118,7 @@ pub fn vllm_profiler_config(cmd: Option<&[String]>) -> Result<Option<VllmWindow>
 }
 
 /// The `--profiler-config` that bounds a window to `steps` engine steps.
-pub fn vllm_flag(steps: u64, dir: &Path) -> String {
+pub(crate) fn vllm_flag(steps: u64, dir: &Path) -> String {
     format!(
         "--profiler-config '{}'",
         json!({"profiler": "torch", "torch_profiler_dir": dir, "delay_iterations": 0, "max_iterations": steps})
@@ -95,13 +126,13 @@ pub fn vllm_flag(steps: u64, dir: &Path) -> String {
 }
 
 /// What the vLLM server's config will do to a window of `steps` steps, when it is not that.
-pub fn vllm_window_note(
-    framework: &str,
+pub(crate) fn vllm_window_note(
+    framework: Framework,
     w: Option<&VllmWindow>,
     steps: u64,
     dir: &Path,
 ) -> Option<String> {
-    if framework != "vllm" {
+    if framework != Framework::Vllm {
         return None;
     }
     let flag = vllm_flag(steps, dir);
@@ -125,7 +156,7 @@ pub fn vllm_window_note(
 }
 
 /// A window that recorded many more steps than asked.
-pub fn vllm_unbounded_note(steps: u64, dir: &Path, seen: u64) -> Option<String> {
+pub(crate) fn vllm_unbounded_note(steps: u64, dir: &Path, seen: u64) -> Option<String> {
     Some(format!(
         "the window recorded {seen} steps for {steps} asked: vLLM's window was not bounded by steps; start the server with {}",
         vllm_flag(steps, dir)
@@ -142,7 +173,7 @@ pub struct WindowResult {
 #[allow(clippy::too_many_arguments)]
 pub fn run_window(
     server: &Server,
-    framework: &str,
+    framework: Framework,
     trace_dir: &Path,
     stage: &str,
     steps: u64,
@@ -153,7 +184,7 @@ pub fn run_window(
     since: SystemTime,
     ctx: &ToolContext,
 ) -> Result<WindowResult> {
-    if framework == "vllm" {
+    if framework == Framework::Vllm {
         vllm_window(
             server, trace_dir, steps, est_step, vllm, load, timeout, since, ctx,
         )
@@ -332,7 +363,7 @@ fn vllm_window(
 /// `POST /stop_profile`, waited for with progress: the server answers once the trace is
 /// written, which takes long for a big window. After `timeout` a clear error names the
 /// server's profiler directory.
-pub fn stop_and_wait(
+pub(crate) fn stop_and_wait(
     server: &Server,
     trace_dir: &Path,
     timeout: Duration,
@@ -441,7 +472,7 @@ fn sizes(files: &[PathBuf]) -> Vec<u64> {
 
 /// A trace file written to its end: a gzip stream that decodes to its trailer, or JSON
 /// that ends with its closing bracket.
-pub fn complete(p: &Path) -> bool {
+pub(crate) fn complete(p: &Path) -> bool {
     let Ok(f) = std::fs::File::open(p) else {
         return false;
     };
@@ -539,8 +570,9 @@ pub struct WindowAnalysis {
     pub steps: u64,
     pub prefill_steps: u64,
     pub decode_steps: u64,
-    /// Median batch inside the window: decode, sequences per pure decode step; prefill,
-    /// sequences per prefill step. Absent when the trace has no step annotations.
+    /// Batch inside the window: decode, the median of sequences per pure decode step;
+    /// prefill, sequences per prefill step weighted by the step's prefill tokens (the
+    /// batch the average prompt token saw). Absent when the trace has no step annotations.
     pub window_batch: Option<f64>,
     /// The batch a representative window has: decode, the concurrency; prefill, the
     /// concurrency capped by the most prompts one step's token budget holds.
@@ -564,7 +596,7 @@ fn median_u(v: &mut [u64]) -> Option<f64> {
 }
 
 /// Window analysis of a captured stage.
-pub fn analyze_window(
+pub(crate) fn analyze_window(
     store: &TraceStore,
     decode: bool,
     concurrency: u64,
@@ -610,8 +642,23 @@ pub fn analyze_samples(
         }
         (batch, bad)
     } else {
-        let mut b: Vec<u64> = prefill.iter().map(|s| s.prefill_seqs).collect();
-        let batch = median_u(&mut b);
+        // Prefill: the batch the average prompt token was computed in (steps weighted by
+        // their prefill tokens). A wave of prompts reaches the engine over a few ms, so a
+        // step of one early arrival and one of a straggler sit beside the full step; by
+        // count they would be the median, by work they are a sliver.
+        let tokens: u64 = prefill.iter().map(|s| s.prefill_tokens).sum();
+        let batch = if tokens > 0 {
+            Some(
+                prefill
+                    .iter()
+                    .map(|s| s.prefill_seqs as f64 * s.prefill_tokens as f64)
+                    .sum::<f64>()
+                    / tokens as f64,
+            )
+        } else {
+            let mut b: Vec<u64> = prefill.iter().map(|s| s.prefill_seqs).collect();
+            median_u(&mut b)
+        };
         let bad = if prefill.is_empty() {
             Some("no prefill step in the window".to_string())
         } else {
