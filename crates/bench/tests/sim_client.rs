@@ -447,13 +447,13 @@ fn slow_start_answers_503_until_ready() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(vllm_sota_bench::client::wait_ready(
+    rt.block_on(vllm_sota_bench::wait_ready(
         &sim.url(),
         Duration::from_secs(10),
     ))
     .unwrap();
     assert_eq!(
-        rt.block_on(vllm_sota_bench::client::fetch_model_id(&sim.url()))
+        rt.block_on(vllm_sota_bench::fetch_model_id(&sim.url()))
             .unwrap(),
         "sim-llama"
     );
@@ -534,7 +534,7 @@ fn ks_exponential(gaps: &[f64], rate: f64) -> f64 {
 
 #[test]
 fn poisson_schedule_passes_ks_and_bursty_schedules_differ() {
-    use vllm_sota_bench::arrival::arrival_offsets;
+    use vllm_sota_bench::arrival_offsets;
     let n = 3000;
     let rate = 50.0;
     let t = arrival_offsets(n, RequestRate::PerSecond(rate), 1.0, 7).unwrap();
@@ -672,7 +672,7 @@ fn timing_matches_ground_truth_within_one_percent_at_1000_streams() {
         si.extend(g.itl_ms());
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let p50 = |v: &[f64]| vllm_sota_bench::metrics::percentile_unsorted(v, 50.0);
+    let p50 = |v: &[f64]| vllm_sota_bench::percentile_unsorted(v, 50.0);
     {
         // Offset-free delays: send → server arrival, server first token → client receipt.
         let mut pre = vec![];
@@ -688,11 +688,11 @@ fn timing_matches_ground_truth_within_one_percent_at_1000_streams() {
         for (n, v) in [("pre-arrival", &pre), ("post-first-token", &post)] {
             eprintln!(
                 "{n}: p0 {:.2} p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}",
-                vllm_sota_bench::metrics::percentile_unsorted(v, 0.0),
+                vllm_sota_bench::percentile_unsorted(v, 0.0),
                 p50(v),
-                vllm_sota_bench::metrics::percentile_unsorted(v, 90.0),
-                vllm_sota_bench::metrics::percentile_unsorted(v, 99.0),
-                vllm_sota_bench::metrics::percentile_unsorted(v, 100.0)
+                vllm_sota_bench::percentile_unsorted(v, 90.0),
+                vllm_sota_bench::percentile_unsorted(v, 99.0),
+                vllm_sota_bench::percentile_unsorted(v, 100.0)
             );
         }
         let q = &rep.summary.distributions["client_queue"];

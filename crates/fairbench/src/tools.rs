@@ -21,7 +21,7 @@ use crate::search::plan_path;
 
 pub const FAIR_BENCHMARK_KIND: &str = "fair_benchmark";
 pub const REVALIDATE_KIND: &str = "revalidate";
-pub const MAX_WAIT_S: f64 = 45.0;
+pub(crate) const MAX_WAIT_S: f64 = 45.0;
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -227,7 +227,7 @@ pub fn start_fair_benchmark(
 }
 
 /// Wait up to `wait_s` for the job to finish, forwarding its progress.
-pub fn long_poll(
+pub(crate) fn long_poll(
     state_path: &Path,
     mut st: JobState,
     wait_s: Option<f64>,

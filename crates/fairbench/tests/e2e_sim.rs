@@ -13,7 +13,7 @@ use vllm_sota_core::jobs::{self, JobStatus};
 use vllm_sota_core::layout::CampaignPaths;
 use vllm_sota_core::results::{CandidateRow, RunStatus};
 use vllm_sota_core::{ToolContext, fsx};
-use vllm_sota_fairbench::preflight::PreflightOptions;
+use vllm_sota_fairbench::PreflightOptions;
 use vllm_sota_fairbench::{
     FairBenchmarkReport, FairBenchmarkRequest, RevalidateRequest, start_fair_benchmark,
 };
@@ -255,7 +255,7 @@ fn full_search_with_sim_serve_then_revalidation() {
     assert_eq!(rejected.len(), 2);
 
     // Winners: what the simulator's capacity model predicts, in both scenarios.
-    let winners = vllm_sota_fairbench::artifacts::winners(&rows, Default::default());
+    let winners = vllm_sota_fairbench::winners(&rows, Default::default());
     for sc in ["chat", "summarization"] {
         let order: Vec<String> = winners[sc]
             .iter()
@@ -550,9 +550,9 @@ fn kill_dash_9_mid_search_then_resume_loses_and_duplicates_nothing() {
     ));
     let before = rows_len(&root);
     let planned: Vec<String> = {
-        let plan: vllm_sota_fairbench::preflight::Plan =
+        let plan: vllm_sota_fairbench::Plan =
             fsx::read_json(&root.join("benchmark/plan.json")).unwrap();
-        vllm_sota_fairbench::search::planned_row_ids(&plan)
+        vllm_sota_fairbench::planned_row_ids(&plan)
     };
     assert!(
         before < planned.len(),

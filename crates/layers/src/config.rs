@@ -173,7 +173,7 @@ impl ConfigLayers {
 }
 
 /// Sorted layer ids as runs: `0–1, 4, 6–9`.
-pub fn compact_ranges(ids: &[usize]) -> String {
+pub(crate) fn compact_ranges(ids: &[usize]) -> String {
     let mut out: Vec<String> = vec![];
     let mut i = 0;
     while i < ids.len() {

@@ -5,14 +5,10 @@
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use vllm_sota_layers::analyze::{Analysis, Options, analyze};
-use vllm_sota_layers::config::{self, ConfigLayers};
-use vllm_sota_layers::families::Family;
-use vllm_sota_layers::gaps::{GapCause, GapPlace};
-use vllm_sota_layers::layers::{self, LayerSource};
-use vllm_sota_layers::model::{SpanKind, TraceView};
-use vllm_sota_layers::passes;
-use vllm_sota_layers::source;
+use vllm_sota_layers::{
+    Analysis, ConfigLayers, Family, GapCause, GapPlace, LayerSource, Options, SpanKind, TraceView,
+    analyze, find_passes, load_rules, load_trace_view, read_config, segment,
+};
 
 fn dir() -> PathBuf {
     vllm_sota_core::refs::fixtures_dir().join("h200-torch-traces")
@@ -27,14 +23,14 @@ fn view(name: &str) -> &'static TraceView {
         return v;
     }
     let v: &'static TraceView = Box::leak(Box::new(
-        source::load(&dir().join(name)).expect("fixture trace loads"),
+        load_trace_view(&dir().join(name)).expect("fixture trace loads"),
     ));
     m.lock().unwrap().insert(name.to_string(), v);
     v
 }
 
 fn config_at(path: &std::path::Path) -> ConfigLayers {
-    config::read_config(path, &config::load_rules().unwrap()).unwrap()
+    read_config(path, &load_rules().unwrap()).unwrap()
 }
 
 fn cfg(name: &str) -> ConfigLayers {
@@ -55,7 +51,7 @@ fn run(trace: &str, config: Option<&str>, mapping: Option<&str>) -> Analysis {
 }
 
 /// The type-table row of one layer type.
-fn type_row<'a>(a: &'a Analysis, layer_type: &str) -> &'a vllm_sota_layers::analyze::TypeRow {
+fn type_row<'a>(a: &'a Analysis, layer_type: &str) -> &'a vllm_sota_layers::TypeRow {
     a.type_table
         .iter()
         .find(|t| t.layer_type == layer_type)
@@ -66,7 +62,7 @@ fn type_row<'a>(a: &'a Analysis, layer_type: &str) -> &'a vllm_sota_layers::anal
 fn representative<'a>(
     a: &'a Analysis,
     layer_type: &str,
-) -> &'a vllm_sota_layers::analyze::RepresentativeLayer {
+) -> &'a vllm_sota_layers::RepresentativeLayer {
     a.representative_layers
         .iter()
         .find(|r| r.layer_type == layer_type)
@@ -162,12 +158,12 @@ fn llama8b_decode_kernel_sequence_alone_finds_the_same_32_layers() {
     // Drop the nn.Module scopes: the repeating kernel sequence must recover 32 layers of
     // the same size as the module scopes give.
     let v = view("llama8b_decode.trace.json.gz");
-    let ps = passes::find_passes(v);
+    let ps = find_passes(v);
     let p = &ps[2];
-    let by_scope = layers::segment(v, p, Some(32)).unwrap();
+    let by_scope = segment(v, p, Some(32)).unwrap();
     let mut stripped = v.clone();
     stripped.spans.retain(|s| s.kind != SpanKind::PythonModule);
-    let by_seq = layers::segment(&stripped, p, Some(32)).unwrap();
+    let by_seq = segment(&stripped, p, Some(32)).unwrap();
     assert!(
         matches!(by_seq.source, LayerSource::Period { .. }),
         "{:?}",
@@ -402,8 +398,8 @@ fn qwen2moe_with_a_host_stall_in_a_dense_layer_keeps_gpu_shares_and_flags_the_ga
         None,
     );
     let mut v = view("qwen2moe_prefill.trace.json.gz").clone();
-    let ps = passes::find_passes(&v);
-    let seg = layers::segment(&v, &ps[0], Some(12)).unwrap();
+    let ps = find_passes(&v);
+    let seg = segment(&v, &ps[0], Some(12)).unwrap();
     let layer0 = &seg.layers[0];
     let cut = layer0[layer0.len() / 2];
     let shift = 50_000_000;
@@ -422,7 +418,7 @@ fn qwen2moe_with_a_host_stall_in_a_dense_layer_keeps_gpu_shares_and_flags_the_ga
             s.dur_ns += shift;
         }
     }
-    v.host_stalls.push(vllm_sota_layers::model::HostStallAt {
+    v.host_stalls.push(vllm_sota_layers::HostStallAt {
         start_ns: prev_end,
         dur_ns: cut_ts + shift - prev_end,
         held_by: "aten::held_by_test".into(),
@@ -461,7 +457,7 @@ fn qwen2moe_decode_capture_ranks_layer_types_by_gpu_time_and_names_the_cudnn_sta
     // holds a ~66 ms GPU-idle gap while `aten::_cudnn_attention_forward` holds the CPU, so
     // by wall time the two dense layers look like more than half of the pass.
     let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/qwen2moe-decode");
-    let v = source::load(&d.join("qwen2moe_decode.trace.json.gz")).unwrap();
+    let v = load_trace_view(&d.join("qwen2moe_decode.trace.json.gz")).unwrap();
     let c = config_at(&d.join("qwen2moe_config.json"));
     let a = analyze_on_h200(&v, None, c);
     assert_eq!(a.layers.len(), 12);

@@ -402,6 +402,22 @@ fn explicit_row_refs_select_the_current_rows() {
     assert!(e.contains("nope") && e.contains("round-1.jsonl"), "{e}");
 }
 
+/// Round 1's decision with a stop claim of `kind` resting on `evidence` files.
+fn decide_with_claim(
+    paths: &CampaignPaths,
+    kind: StopClaimKind,
+    reason: &str,
+    evidence: &[&str],
+) -> GapDecisionReport {
+    let mut req = request(paths, 1, &[]);
+    req.stop_claim = Some(StopClaim {
+        kind,
+        reason: reason.into(),
+        evidence: evidence.iter().map(|e| e.to_string()).collect(),
+    });
+    decide(req)
+}
+
 #[test]
 fn stop_claims_need_existing_evidence() {
     let base = sg_vs_vl(&[10.0, 10.01, 9.99], &[9.0, 9.01, 8.99]);
@@ -410,13 +426,12 @@ fn stop_claims_need_existing_evidence() {
         &paths.root.join("benchmark/logs/trtllm-unsupported.log"),
         "TensorRT-LLM pytorch backend: model unsupported\n",
     );
-    let mut req = request(&paths, 1, &[]);
-    req.stop_claim = Some(StopClaim {
-        kind: StopClaimKind::External,
-        reason: "FP8 kernels unavailable on this driver".into(),
-        evidence: vec!["benchmark/logs/trtllm-unsupported.log".into()],
-    });
-    let r = decide(req);
+    let r = decide_with_claim(
+        &paths,
+        StopClaimKind::External,
+        "FP8 kernels unavailable on this driver",
+        &["benchmark/logs/trtllm-unsupported.log"],
+    );
     assert_eq!(r.decision, Decision::StopExternal);
     assert_eq!(
         r.scenarios[0].decision,
@@ -426,16 +441,15 @@ fn stop_claims_need_existing_evidence() {
     assert!(r.stop_claim.as_ref().unwrap().accepted);
 
     // at_limit with evidence outside profiles/analysis/ncu, and a missing file: rejected.
-    let mut req = request(&paths, 1, &[]);
-    req.stop_claim = Some(StopClaim {
-        kind: StopClaimKind::AtLimit,
-        reason: "at the HBM roofline".into(),
-        evidence: vec![
-            "benchmark/logs/trtllm-unsupported.log".into(),
-            "profiles/round-1/vllm/decode/tables.md".into(),
+    let r = decide_with_claim(
+        &paths,
+        StopClaimKind::AtLimit,
+        "at the HBM roofline",
+        &[
+            "benchmark/logs/trtllm-unsupported.log",
+            "profiles/round-1/vllm/decode/tables.md",
         ],
-    });
-    let r = decide(req);
+    );
     assert_eq!(r.decision, Decision::Patch);
     let v = r.stop_claim.unwrap();
     assert!(!v.accepted);
@@ -453,13 +467,12 @@ fn stop_claims_need_existing_evidence() {
             .join("tables.md"),
         "| Kernel | GPU time % |\n|---|---|\n| nvjet | 61.0 |\n",
     );
-    let mut req = request(&paths, 1, &[]);
-    req.stop_claim = Some(StopClaim {
-        kind: StopClaimKind::AtLimit,
-        reason: "decode GEMMs at 92% of HBM bandwidth".into(),
-        evidence: vec!["profiles/round-1/vllm/decode/tables.md".into()],
-    });
-    let r = decide(req);
+    let r = decide_with_claim(
+        &paths,
+        StopClaimKind::AtLimit,
+        "decode GEMMs at 92% of HBM bandwidth",
+        &["profiles/round-1/vllm/decode/tables.md"],
+    );
     assert_eq!(r.decision, Decision::StopAtLimit);
     assert!(
         r.reason.contains("decode GEMMs at 92% of HBM bandwidth"),
@@ -472,13 +485,7 @@ fn stop_claims_need_existing_evidence() {
     let base = sg_vs_vl(&[10.0, 10.01, 9.99], &[11.0, 11.01, 10.99]);
     let (_d2, paths2) = setup(&base);
     write_written(&paths2.root.join("analysis/limit.md"), "roofline\n");
-    let mut req = request(&paths2, 1, &[]);
-    req.stop_claim = Some(StopClaim {
-        kind: StopClaimKind::AtLimit,
-        reason: "r".into(),
-        evidence: vec!["analysis/limit.md".into()],
-    });
-    let r = decide(req);
+    let r = decide_with_claim(&paths2, StopClaimKind::AtLimit, "r", &["analysis/limit.md"]);
     assert_eq!(r.decision, Decision::StopBeats);
     assert!(r.stop_claim.unwrap().detail.contains("not needed"));
 }

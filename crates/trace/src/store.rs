@@ -12,17 +12,17 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 /// Index of an interned string in [`Interner`].
-pub type NameId = u32;
+pub(crate) type NameId = u32;
 /// "No link" value for every `u32` index column.
 pub const NONE: u32 = u32::MAX;
 /// Longest Python frame chain walked from a frame to its outermost parent (a guard against
 /// parent-id cycles in malformed traces).
-pub const MAX_FRAME_CHAIN: usize = 256;
+pub(crate) const MAX_FRAME_CHAIN: usize = 256;
 
 /// Small fast hasher for interning (FxHash-style); names are not attacker-chosen keys
 /// whose collisions matter for security, only for speed.
 #[derive(Default, Clone, Copy)]
-pub struct FxHasher {
+pub(crate) struct FxHasher {
     hash: u64,
 }
 
@@ -67,8 +67,8 @@ impl Hasher for FxHasher {
     }
 }
 
-pub type FxBuild = BuildHasherDefault<FxHasher>;
-pub type FxHashMap<K, V> = HashMap<K, V, FxBuild>;
+pub(crate) type FxBuild = BuildHasherDefault<FxHasher>;
+pub(crate) type FxHashMap<K, V> = HashMap<K, V, FxBuild>;
 
 /// Interned strings: every event name, category-free. `get(id)` is O(1).
 #[derive(Default, Debug)]
@@ -343,11 +343,7 @@ pub struct TraceStore {
     pub counts: EventCounts,
 }
 
-/// Names Kineto uses for kernel launches and graph launches.
-pub fn is_launch_name(name: &str) -> bool {
-    name.contains("Launch") || name.contains("launch")
-}
-
+/// Names Kineto uses for graph launches.
 pub fn is_graph_launch_name(name: &str) -> bool {
     name.starts_with("cudaGraphLaunch") || name.starts_with("cuGraphLaunch")
 }
@@ -355,16 +351,6 @@ pub fn is_graph_launch_name(name: &str) -> bool {
 impl TraceStore {
     pub fn name(&self, id: NameId) -> &str {
         self.names.get(id)
-    }
-
-    /// Kernel indices of one (device, stream), in time order.
-    pub fn kernels_on_stream(&self, device: i32, stream: i64) -> Vec<u32> {
-        (0..self.kernels.len() as u32)
-            .filter(|&i| {
-                self.kernels.device[i as usize] == device
-                    && self.kernels.stream[i as usize] == stream
-            })
-            .collect()
     }
 
     /// Distinct (device, stream) pairs with GPU work, with their busy-sum ns, heaviest first.
@@ -472,41 +458,6 @@ impl TraceStore {
         }
         let last = order[n - 1] as usize;
         walk_to_cover(last, t_ns, &a.ts_ns, &a.dur_ns, &a.cpu_parent, 256).ok()
-    }
-
-    /// All CPU user annotations on `thread` containing `t_ns`, outermost first.
-    pub fn cpu_annotations_at(&self, thread: u32, t_ns: i64) -> Vec<usize> {
-        let a = &self.annotations;
-        let n = a.ts_ns.partition_point(|&ts| ts <= t_ns);
-        let mut v: Vec<usize> = (0..n)
-            .filter(|&i| !a.on_gpu[i] && a.thread[i] == thread && a.ts_ns[i] + a.dur_ns[i] >= t_ns)
-            .collect();
-        v.sort_by(|&x, &y| a.dur_ns[y].cmp(&a.dur_ns[x]));
-        v
-    }
-
-    /// Kernel time span (first start, last end) in ns, or None without kernels.
-    pub fn kernel_span(&self) -> Option<(i64, i64)> {
-        if self.kernels.is_empty() {
-            return None;
-        }
-        let start = *self.kernels.ts_ns.iter().min().unwrap();
-        let end = (0..self.kernels.len())
-            .map(|i| self.kernels.end_ns(i))
-            .max()
-            .unwrap();
-        Some((start, end))
-    }
-
-    /// Rough heap bytes held by the store (columns + strings), for reports.
-    pub fn approx_heap_bytes(&self) -> usize {
-        let k = self.kernels.len() * (4 + 8 + 8 + 4 + 4 + 8 + 8 + 8 + 1 + 24 + 4);
-        let c = self.cpu_ops.len() * (4 + 8 + 8 + 4 + 8 + 4 + 4 + 2);
-        let f = self.frames.len() * (4 + 8 + 8 + 4 + 8 + 8 + 4);
-        let l = self.launches.len() * (4 + 8 + 8 + 4 + 8 + 8 + 1 + 12);
-        let fl = self.flows.id.len() * (8 + 8 + 4 + 1 + 4);
-        let s: usize = self.names.strings.iter().map(|s| s.len() * 2 + 48).sum();
-        k + c + f + l + fl + s
     }
 }
 

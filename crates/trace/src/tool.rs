@@ -636,7 +636,7 @@ const ROOT_CAUSE_TITLE: &str = "# Root cause across competitors (profile_tables)
 /// `existing` root-cause.md with `competitor`'s section replaced by `md` (added when new);
 /// the sections of every other competitor are kept. A file without sections (a placeholder,
 /// or written by hand) is replaced.
-pub fn merge_root_cause(existing: Option<&str>, competitor: &str, md: &str) -> String {
+pub(crate) fn merge_root_cause(existing: Option<&str>, competitor: &str, md: &str) -> String {
     let begin = |c: &str| format!("<!-- competitor: {c} -->");
     let end = |c: &str| format!("<!-- end competitor: {c} -->");
     let mut sections: Vec<(String, String)> = Vec::new();
@@ -669,7 +669,7 @@ pub fn merge_root_cause(existing: Option<&str>, competitor: &str, md: &str) -> S
 }
 
 /// analysis/root-cause.md from the stages that have a comparison.
-pub fn render_root_cause(tables: &[StageTables], framework: &str) -> String {
+pub(crate) fn render_root_cause(tables: &[StageTables], framework: &str) -> String {
     let mut o = String::from("# Root cause (profile_tables)\n\n");
     let mut worst: Option<(&StageTables, f64)> = None;
     for t in tables {

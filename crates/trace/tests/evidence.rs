@@ -1,7 +1,7 @@
 //! Small evidence rules of profile_tables on the real fixtures: kernel counts without
 //! copies, one location per kernel across tables, the framework's own flag in advice.
 
-use vllm_sota_trace::golden::fixture_stage;
+use vllm_sota_trace::fixture_stage;
 
 #[test]
 fn the_kernel_count_leaves_memcpy_and_memset_apart() {
@@ -55,7 +55,7 @@ fn graph_advice_names_the_traces_own_framework_flag() {
     assert!(note.contains("--disable-cuda-graph"), "{note}");
     assert!(!note.contains("--enforce-eager"), "{note}");
     assert_eq!(
-        vllm_sota_trace::tables::mapping_hint("vllm"),
+        vllm_sota_trace::mapping_hint("vllm"),
         "For vLLM, capture it with `--enforce-eager`."
     );
 }

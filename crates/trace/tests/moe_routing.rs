@@ -1,7 +1,7 @@
 //! MoE routing kernels are told from sampling kernels by their launch context, on the real
 //! HF Qwen2-MoE prefill and the dense vLLM Llama decode.
 
-use vllm_sota_trace::golden::fixture_stage;
+use vllm_sota_trace::fixture_stage;
 
 #[test]
 fn qwen2moe_router_kernels_are_moe_routing_and_give_no_sampling_note() {

@@ -5,7 +5,7 @@
 use std::path::Path;
 use vllm_sota_core::ToolContext;
 use vllm_sota_core::jobs::{self, JobStatus};
-use vllm_sota_fairbench::preflight::PreflightOptions;
+use vllm_sota_fairbench::PreflightOptions;
 use vllm_sota_fairbench::{FairBenchmarkRequest, start_fair_benchmark};
 
 /// Dry-run then run `req` (its `dry_run` is ignored) for the campaign at `root`; the job

@@ -21,6 +21,9 @@ pub(super) const VALIDATE_SLOT: &str = "- How we will validate:";
 pub(super) const VALIDATE_TODO: &str = "_to fill in (the probe, accuracy eval, shape, dtype or GPU that would catch this risk for our patch, or \"not applicable\" and why)_";
 pub(super) const VANISHED_HEADING: &str = "## PR cards no longer in the source";
 const STATUS_PREFIX: &str = "- Source status:";
+/// Heading prefix of the agent's lines from a generated section this run does not write
+/// (e.g. "Blocker" once the history is read); such a section is the agent's from then on.
+const KEPT_PREFIX: &str = "Kept from the earlier notes:";
 
 /// What a re-run kept from the notes it replaced.
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
@@ -126,6 +129,7 @@ fn kind_of(heading: &str) -> Kind {
         "Validation risks" => Kind::Risks,
         "Decisions influenced" => Kind::Decisions,
         _ if heading.trim() == VANISHED_HEADING => Kind::Vanished,
+        _ if h.starts_with(KEPT_PREFIX) => Kind::Free,
         _ if h.contains(" history: `") => Kind::Framework,
         _ => Kind::Free,
     }
@@ -450,8 +454,11 @@ impl Previous {
     /// do not have (under their old heading).
     pub(super) fn write_free_sections(&mut self, out: &mut String) {
         let extras = std::mem::take(&mut self.section_extras);
-        for (h, v) in extras {
-            self.free_sections.push((h, v));
+        for (h, mut v) in extras {
+            v.insert(0, String::new());
+            let old = h.trim_start_matches("## ").replace('`', "");
+            self.free_sections
+                .push((format!("## {KEPT_PREFIX} {old}"), v));
         }
         for (h, body) in std::mem::take(&mut self.free_sections) {
             let _ = writeln!(out, "{h}");
@@ -514,6 +521,30 @@ fn write_card(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agent_lines_of_a_blocker_section_survive_two_regenerations() {
+        let blocked = "# Model PR history notes: m\n\nWritten by `history_notes` at t.\n\n## Blocker\n\nknowledge root /x does not exist\n\nPhase 0.5 could not read model PR history. The campaign continues.\n\nFound later: vllm#123 fused the norm.\n\n## Decisions influenced\n\n| Item | Decision it influences | Round |\n|---|---|---|\n| (none yet) | | |\n";
+        // Re-run still blocked: the lines stay in the Blocker section.
+        let mut p = Previous::parse(blocked);
+        assert_eq!(
+            p.take_section_extras("## Blocker"),
+            vec!["Found later: vllm#123 fused the norm."]
+        );
+        // Re-run with the history read: no Blocker section, so they become a section of
+        // their own, which a further re-run keeps verbatim.
+        let mut p = Previous::parse(blocked);
+        let mut out = String::new();
+        p.write_free_sections(&mut out);
+        assert_eq!(
+            out,
+            "## Kept from the earlier notes: Blocker\n\nFound later: vllm#123 fused the norm.\n\n"
+        );
+        let mut again = Previous::parse(&format!("# Model PR history notes: m\n\n{out}"));
+        let mut out2 = String::new();
+        again.write_free_sections(&mut out2);
+        assert_eq!(out2, out);
+    }
 
     #[test]
     fn card_keys_and_slots() {

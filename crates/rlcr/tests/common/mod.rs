@@ -241,3 +241,28 @@ pub fn write_baseline_vllm_behind(paths: &CampaignPaths) {
     write_rows(&paths.candidates(), &rows);
     write_written(&paths.history_notes(), HISTORY_NOTES);
 }
+
+/// A campaign ready for `start_rlcr`: a clean checkout with `.humanize*` ignored, the
+/// fixed baseline, history notes, and the real Humanize runtime.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub paths: CampaignPaths,
+    pub checkout: PathBuf,
+    pub rt: humanize::RealRuntime,
+}
+
+/// [`Setup`], or None when the vendored runtime is missing (skipped loudly).
+pub fn setup() -> Option<Setup> {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = humanize::real_runtime(dir.path())?;
+    let Scratch {
+        checkout, paths, ..
+    } = scratch_campaign(dir.path());
+    write_baseline_vllm_behind(&paths);
+    Some(Setup {
+        dir,
+        paths,
+        checkout,
+        rt,
+    })
+}

@@ -24,13 +24,13 @@ pub struct Comparison {
 /// The step-annotation pattern a CPU annotation name belongs to: the label of the first
 /// pattern of `references/trace-step-names.json` it matches (vLLM `execute_context_*`,
 /// `execute_model_step_*`, SGLang `step[*]` and `forward_*`, torch `ProfilerStep#*`), if any.
-pub fn step_pattern(name: &str) -> Option<&'static str> {
+pub(crate) fn step_pattern(name: &str) -> Option<&'static str> {
     crate::names::step_label(name)
 }
 
 /// Engine steps in a trace: the CPU step annotations of its most frequent step pattern,
 /// else 1 (totals per trace).
-pub fn count_steps(s: &TraceStore) -> (u64, String) {
+pub(crate) fn count_steps(s: &TraceStore) -> (u64, String) {
     let a = &s.annotations;
     let mut counts: HashMap<&str, u64> = HashMap::new();
     for i in 0..a.len() {
@@ -48,7 +48,7 @@ pub fn count_steps(s: &TraceStore) -> (u64, String) {
     }
 }
 
-pub fn compare(
+pub(crate) fn compare(
     ours: &KernelTable,
     ours_steps: (u64, String),
     theirs: &KernelTable,
@@ -104,8 +104,4 @@ pub fn compare(
         theirs_ms_per_step: theirs.total_gpu_ms / ts,
         rows,
     }
-}
-
-pub fn graph_summary(m: Option<&GraphMap>) -> Option<GraphMapSummary> {
-    m.map(|m| m.summary.clone())
 }
