@@ -426,7 +426,7 @@ fn qwen2moe_with_a_host_stall_in_a_dense_layer_keeps_gpu_shares_and_flags_the_ga
     });
     v.normalize();
     let a = analyze_on_h200(&v, None, cfg("qwen2moe_config.json"));
-    let dense = |a: &Analysis| type_row(&a, "full_attention + dense").clone();
+    let dense = |a: &Analysis| type_row(a, "full_attention + dense").clone();
     let (d0, d1) = (dense(&clean), dense(&a));
     assert!(
         d1.wall_share_of_pass > 0.5,

@@ -303,11 +303,10 @@ fn compare_competitor(
     ours_steps: (u64, String),
     classifier: &Classifier,
     ctx: &ToolContext,
-) -> Result<(Comparison, String)> {
+) -> Result<(Comparison, &'static str)> {
     ctx.check_cancelled()?;
     let cs = read(path, ctx).with_context(|| "field `competitor_trace`")?;
-    let comp_fw =
-        framework_label(req.competitor_framework.or_else(|| detect_framework(&cs).0)).to_string();
+    let comp_fw = framework_label(req.competitor_framework.or_else(|| detect_framework(&cs).0));
     let csk = StageKernels::heaviest_device(&cs);
     let ckt = kernel_table(&csk, classifier, None, 100.0);
     let theirs_steps = match req.competitor_steps {
