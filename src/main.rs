@@ -124,7 +124,7 @@ fn run(command: Command) -> Result<i32> {
             std::fs::metadata(&input)
                 .with_context(|| format!("selfbench: cannot read {}", input.display()))?;
             if runs == 1 {
-                let report = vllm_sota_trace::selfbench::selfbench(&input)?;
+                let report = vllm_sota_trace::selfbench(&input)?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&report)?);
                 } else {
@@ -167,7 +167,7 @@ fn run(command: Command) -> Result<i32> {
                     eprintln!("run {}/{runs} done", i + 1);
                 }
             }
-            let s = vllm_sota_trace::selfbench::SelfbenchSummary::from_runs(each)?;
+            let s = vllm_sota_trace::SelfbenchSummary::from_runs(each)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {

@@ -34,9 +34,9 @@ macro_rules! for_each_job {
     ($callback:ident) => {
         $callback! {
             vllm_sota_rlcr::START_RLCR_JOB_KIND => vllm_sota_rlcr::run_start_rlcr_job,
-            vllm_sota_fairbench::tools::FAIR_BENCHMARK_KIND => vllm_sota_fairbench::run_fair_benchmark_job,
-            vllm_sota_fairbench::tools::REVALIDATE_KIND => vllm_sota_fairbench::run_revalidate_job,
-            vllm_sota_trace::capture::launch::JOB_KIND => vllm_sota_trace::capture::launch::run_job,
+            vllm_sota_fairbench::FAIR_BENCHMARK_KIND => vllm_sota_fairbench::run_fair_benchmark_job,
+            vllm_sota_fairbench::REVALIDATE_KIND => vllm_sota_fairbench::run_revalidate_job,
+            vllm_sota_trace::PROFILE_LAUNCH_JOB_KIND => vllm_sota_trace::run_profile_launch_job,
         }
     };
 }

@@ -63,34 +63,12 @@ async fn wait_job(client: &Client, campaign: &Path, job: &str, round: Option<u32
     panic!("{job} did not finish");
 }
 
-fn git_commit_all(repo: &git2::Repository, message: &str) -> String {
-    let mut index = repo.index().unwrap();
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = git2::Signature::now("capstone", "capstone@example.com").unwrap();
-    let parents: Vec<git2::Commit> = repo
-        .head()
-        .ok()
-        .and_then(|h| h.peel_to_commit().ok())
-        .into_iter()
-        .collect();
-    let parents: Vec<&git2::Commit> = parents.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
-        .unwrap()
-        .to_string()
-}
-
 /// A vLLM "checkout": its `sim-patch.args` holds extra sim-serve flags, read by vLLM's
 /// server command, so committing a change there is the stand-in for a code patch.
 fn make_checkout(dir: &Path) -> (git2::Repository, PathBuf) {
     let checkout = dir.join("vllm");
     std::fs::create_dir_all(checkout.join("vllm/model_executor/models")).unwrap();
-    let mut opts = git2::RepositoryInitOptions::new();
-    opts.initial_head("main");
-    let repo = git2::Repository::init_opts(&checkout, &opts).unwrap();
+    let repo = common::git::init_main(&checkout);
     std::fs::write(checkout.join(".gitignore"), ".humanize*\n").unwrap();
     std::fs::write(
         checkout.join("vllm/model_executor/models/llama.py"),
@@ -110,7 +88,7 @@ fn make_checkout(dir: &Path) -> (git2::Repository, PathBuf) {
         "__version__ = \"0.0.0+capstone\"\n",
     )
     .unwrap();
-    git_commit_all(&repo, "base");
+    common::git::commit_all(&repo, "base");
     (repo, checkout)
 }
 
@@ -288,7 +266,7 @@ async fn a_whole_campaign_through_mcp() {
         "--sim-cost-profile h200-vllm-0.26 --sim-step-base-us 500\n",
     )
     .unwrap();
-    git_commit_all(&repo, "faster decode step (stand-in for a kernel patch)");
+    common::git::commit_all(&repo, "faster decode step (stand-in for a kernel patch)");
 
     let reval = call(&client, "revalidate", json!({"campaign_dir": campaign, "round": 1, "repeats": 3, "include_leader": true, "wait_s": 5})).await;
     drop(reval);

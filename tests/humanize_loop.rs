@@ -10,20 +10,6 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn git_commit_all(repo: &git2::Repository, msg: &str) {
-    let mut index = repo.index().unwrap();
-    index
-        .add_all(["*"].iter(), git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = git2::Signature::now("t", "t@example.com").unwrap();
-    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, msg, &tree, &parents)
-        .unwrap();
-}
-
 /// Run a tool through the CLI with `PATH`; returns (exit code, JSON report).
 fn cli_path(tool: &str, request: &Value, path: &std::ffi::OsStr) -> (i32, Value) {
     let dir = tempfile::tempdir().unwrap();
@@ -64,12 +50,10 @@ fn the_loop_through_the_cli_on_the_real_runtime() {
     };
     let checkout = tmp.path().join("vllm");
     std::fs::create_dir_all(checkout.join("vllm")).unwrap();
-    let mut opts = git2::RepositoryInitOptions::new();
-    opts.initial_head("main");
-    let repo = git2::Repository::init_opts(&checkout, &opts).unwrap();
+    let repo = common::git::init_main(&checkout);
     std::fs::write(checkout.join(".gitignore"), ".humanize*\n").unwrap();
     std::fs::write(checkout.join("vllm/model.py"), "x = 1\n").unwrap();
-    git_commit_all(&repo, "base");
+    common::git::commit_all(&repo, "base");
     let (ok, init, err) = cli(
         "campaign-init",
         &json!({

@@ -4,6 +4,8 @@
 //! the missing competitor into a win.
 
 mod common;
+#[path = "../crates/fairbench/tests/common/search.rs"]
+mod fair_search;
 
 use common::*;
 use serde_json::json;
@@ -12,8 +14,7 @@ use vllm_sota_core::jobs::{self, JobStatus};
 use vllm_sota_core::layout::CampaignPaths;
 use vllm_sota_core::results::{CandidateRow, RunStatus};
 use vllm_sota_core::{Tool, ToolContext, fsx};
-use vllm_sota_fairbench::preflight::PreflightOptions;
-use vllm_sota_fairbench::{FairBenchmarkRequest, RevalidateRequest, start_fair_benchmark};
+use vllm_sota_fairbench::{FairBenchmarkRequest, RevalidateRequest};
 use vllm_sota_rlcr::{Decision, FinalReport, GapDecision};
 
 /// A git checkout whose `vllm` package is importable with `PYTHONPATH=<checkout>`.
@@ -26,18 +27,7 @@ fn checkout(dir: &Path) -> PathBuf {
         "__version__ = version = '0.0.0+sim'\n",
     )
     .unwrap();
-    let mut opts = git2::RepositoryInitOptions::new();
-    opts.initial_head("main");
-    let repo = git2::Repository::init_opts(&c, &opts).unwrap();
-    let mut index = repo.index().unwrap();
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = git2::Signature::now("sim", "sim@example.com").unwrap();
-    repo.commit(Some("HEAD"), &sig, &sig, "base", &tree, &[])
-        .unwrap();
+    common::git::commit_all(&common::git::init_main(&c), "base");
     c
 }
 
@@ -93,31 +83,16 @@ fn sglang_enabled_but_not_installed_is_never_a_win() {
     .unwrap();
 
     // Phase 1: the fixed benchmark, for real.
-    let req = FairBenchmarkRequest {
-        campaign_dir: root.display().to_string(),
-        config_path: None,
-        config: Some(config(&checkout)),
-        dry_run: true,
-        wait_s: None,
-    };
-    let dry = start_fair_benchmark(
-        req.clone(),
-        &ToolContext::default(),
-        Path::new("/nonexistent"),
-        &PreflightOptions::default(),
-    )
-    .unwrap();
-    assert_eq!(dry.status, "dry_run");
-    let mut live = req;
-    live.dry_run = false;
-    let st = jobs::run_inline(
-        &root.join("benchmark/job.json"),
-        "fair_benchmark",
-        serde_json::to_value(&live).unwrap(),
-        vllm_sota_fairbench::run_fair_benchmark_job,
-    )
-    .unwrap();
-    assert_eq!(st.status, JobStatus::Succeeded, "{:?}", st.error);
+    fair_search::run_fair_benchmark_inline(
+        &root,
+        FairBenchmarkRequest {
+            campaign_dir: root.display().to_string(),
+            config_path: None,
+            config: Some(config(&checkout)),
+            dry_run: false,
+            wait_s: None,
+        },
+    );
     let rows: Vec<CandidateRow> = fsx::read_jsonl(&paths.candidates()).unwrap();
     let measured = |fw: &str| {
         rows.iter()

@@ -14,9 +14,11 @@ use vllm_sota_core::jobs::{self, JobStatus};
 use vllm_sota_core::layout::CampaignPaths;
 use vllm_sota_core::results::{CandidateRow, RunStatus};
 use vllm_sota_core::{ToolContext, fsx};
-use vllm_sota_fairbench::preflight::PreflightOptions;
+use vllm_sota_fairbench::PreflightOptions;
 use vllm_sota_fairbench::{FairBenchmarkRequest, start_fair_benchmark};
-use vllm_sota_trace::capture::launch::{self, ProfileLaunchRequest};
+use vllm_sota_trace::{
+    PROFILE_LAUNCH_JOB_KIND, ProfileLaunchRequest, job_path, launch_plan, run_profile_launch_job,
+};
 
 const CONCURRENCY: u64 = 16;
 
@@ -88,12 +90,12 @@ fn run_launch(root: &Path, fw: &str) -> jobs::JobState {
         "campaign_dir": root, "framework": fw, "timeout_s": 120, "startup_timeout_s": 120
     }))
     .unwrap();
-    let state = launch::job_path(&CampaignPaths::new(root), 0, fw.parse().unwrap());
+    let state = job_path(&CampaignPaths::new(root), 0, req.framework);
     jobs::run_inline(
         &state,
-        launch::JOB_KIND,
+        PROFILE_LAUNCH_JOB_KIND,
         serde_json::to_value(&req).unwrap(),
-        launch::run_job,
+        run_profile_launch_job,
     )
     .unwrap()
 }
@@ -147,7 +149,7 @@ fn profile_launch_captures_both_winners_with_eager_twins_and_resumes() {
             "campaign_dir": root, "framework": fw, "dry_run": true
         }))
         .unwrap();
-        let plan = launch::launch_plan(&dry).unwrap();
+        let plan = launch_plan(&dry).unwrap();
         assert_eq!(plan.concurrency, CONCURRENCY, "{plan:?}");
         assert_eq!((plan.input_len, plan.output_len), (256, 64));
         let variants: Vec<&str> = plan.variants.iter().map(|v| v.variant.as_str()).collect();

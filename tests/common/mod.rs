@@ -5,6 +5,10 @@
 #[path = "../../crates/rlcr/tests/common/humanize.rs"]
 pub mod humanize_runtime;
 
+/// Git helpers (git2), shared with the rlcr tests.
+#[path = "../../crates/rlcr/tests/common/git.rs"]
+pub mod git;
+
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -10,7 +10,7 @@
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use vllm_sota_bench::workload::Prompt;
+use vllm_sota_bench::Prompt;
 use vllm_sota_bench::{LoadConfig, Workload, WorkloadRequest};
 
 fn arg(args: &[String], name: &str) -> Option<String> {
@@ -120,10 +120,7 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(vllm_sota_bench::client::wait_ready(
-        &base,
-        Duration::from_secs(60),
-    ))?;
+    rt.block_on(vllm_sota_bench::wait_ready(&base, Duration::from_secs(60)))?;
 
     println!(
         "streamed-token consumption, one client core (core {client_core}), sim-serve zero-delay on core {server_core}, {output_len} tokens/request, median of {repeats}"

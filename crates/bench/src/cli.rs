@@ -20,7 +20,7 @@ use std::time::Duration;
     name = "vllm-sota bench load",
     about = "Load an OpenAI-compatible server with the vllm-sota client and report TTFT/TPOT/ITL/E2E/throughput"
 )]
-pub struct BenchLoadArgs {
+pub(crate) struct BenchLoadArgs {
     /// Server base URL.
     #[arg(long, default_value = "http://127.0.0.1:8000")]
     pub base_url: String,
@@ -100,7 +100,7 @@ pub struct BenchLoadArgs {
 }
 
 /// Builds a [`LoadConfig`] from parsed arguments (loads the tokenizer, builds the workload).
-pub fn load_config_from_args(a: &BenchLoadArgs, model: String) -> Result<LoadConfig> {
+pub(crate) fn load_config_from_args(a: &BenchLoadArgs, model: String) -> Result<LoadConfig> {
     let endpoint = Endpoint::parse(&a.endpoint)?;
     let tokenizer = a
         .tokenizer
@@ -174,7 +174,7 @@ pub fn load_config_from_args(a: &BenchLoadArgs, model: String) -> Result<LoadCon
 }
 
 /// Markdown summary of a load report.
-pub fn report_markdown(r: &LoadReport) -> String {
+pub(crate) fn report_markdown(r: &LoadReport) -> String {
     let s = &r.summary;
     let row = &s.row;
     let f = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "—".into());
@@ -307,7 +307,7 @@ pub fn bench_load_cli(args: Vec<String>) -> Result<()> {
     Ok(())
 }
 
-pub const SIM_SERVE_HELP: &str = "\
+pub(crate) const SIM_SERVE_HELP: &str = "\
 vllm-sota sim-serve: a serving-engine simulator for tests (OpenAI-compatible, streaming).
 
 usage: vllm-sota sim-serve [--framework vllm|sglang|trtllm] [MODEL] [FLAGS...]
@@ -332,6 +332,7 @@ Virtual GPU and cost model (Llama-3.1-8B on an H200):
   --sim-admit-us-per-seq 0 (cost per sequence admitted into a step)
   (each --sim-* cost flag overrides that one value of the profile)
   --sim-time-scale 1 (0 = zero-delay)
+  --sim-virtual-clock (steps follow the engine's own clock: host overhead between steps does not count)
   --sim-empty-token-fraction 0 (0..1: tokens whose text alone decodes to nothing, by prompt and index)
   --sim-zero-delay (tokens as fast as possible)  --sim-zero-delay-batch 16
   --sim-broken-patch (a patch that changes outputs: from the 3rd token on, tokens and logprobs differ)

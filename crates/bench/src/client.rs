@@ -141,7 +141,10 @@ pub struct LoadReport {
 }
 
 /// Builds the JSON body of one request.
-pub fn request_body(cfg: &LoadConfig, req: &crate::workload::WorkloadRequest) -> Result<Bytes> {
+pub(crate) fn request_body(
+    cfg: &LoadConfig,
+    req: &crate::workload::WorkloadRequest,
+) -> Result<Bytes> {
     use serde_json::{Map, Value, json};
     let mut m = Map::new();
     m.insert("model".into(), json!(cfg.model));
@@ -216,14 +219,14 @@ fn parse_base_url(url: &str) -> Result<Target> {
 
 /// A pool of HTTP/1.1 keep-alive connections to one server: a connection returns to
 /// the pool after its response body was read to the end.
-pub struct ConnectionPool {
+pub(crate) struct ConnectionPool {
     authority: String,
     idle: Mutex<Vec<Conn>>,
     opened: AtomicU64,
 }
 
 impl ConnectionPool {
-    pub fn new(authority: impl Into<String>) -> Arc<Self> {
+    pub(crate) fn new(authority: impl Into<String>) -> Arc<Self> {
         Arc::new(ConnectionPool {
             authority: authority.into(),
             idle: Mutex::new(Vec::new()),
@@ -231,7 +234,7 @@ impl ConnectionPool {
         })
     }
 
-    pub fn opened(&self) -> u64 {
+    pub(crate) fn opened(&self) -> u64 {
         self.opened.load(Ordering::Relaxed)
     }
 
@@ -519,7 +522,7 @@ async fn stream_request(
 }
 
 /// GET `path` on the server; returns (status, body).
-pub async fn http_get(base_url: &str, path: &str) -> Result<(u16, Bytes)> {
+pub(crate) async fn http_get(base_url: &str, path: &str) -> Result<(u16, Bytes)> {
     let target = parse_base_url(base_url)?;
     let mut conn = Conn::connect(&target.authority).await?;
     let req = format!(

@@ -70,7 +70,7 @@ pub struct ImportedRun {
 }
 
 /// Replaces bare `Infinity`, `-Infinity` and `NaN` outside strings (Python's json.dumps).
-pub fn sanitize_python_json(text: &str) -> String {
+pub(crate) fn sanitize_python_json(text: &str) -> String {
     let b = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;

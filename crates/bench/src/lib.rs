@@ -19,15 +19,23 @@
 //! - [`cli`]: `sim_serve_cli` and `bench_load_cli`, the argv entry points the root
 //!   binary exposes as `vllm-sota sim-serve` and `vllm-sota bench load`.
 
-pub mod arrival;
-pub mod cli;
-pub mod client;
-pub mod import;
-pub mod metrics;
-pub mod rng;
+#![warn(unreachable_pub)]
+
+mod arrival;
+mod cli;
+mod client;
+mod import;
+mod metrics;
+mod rng;
 pub mod sim;
-pub mod sse;
-pub mod workload;
+mod sse;
+mod workload;
+
+// The API: what the binary, the other crates, the tests and the examples use.
+pub use arrival::arrival_offsets;
+pub use client::{fetch_model_id, wait_ready};
+pub use metrics::{percentile_sorted, percentile_unsorted};
+pub use workload::{LengthStats, Prompt};
 
 pub use arrival::RequestRate;
 pub use cli::{bench_import_cli, bench_load_cli, sim_serve_cli};

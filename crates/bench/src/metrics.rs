@@ -231,7 +231,7 @@ pub struct LoadSummary {
 }
 
 /// Aggregates measured (non-warmup) records. `wall_s` is the measured duration.
-pub fn summarize(
+pub(crate) fn summarize(
     records: &[RequestRecord],
     wall_s: f64,
     target_rate: Option<f64>,

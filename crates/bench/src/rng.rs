@@ -3,12 +3,12 @@
 //! same workload forever, whatever a dependency upgrade changes.
 
 #[derive(Debug, Clone)]
-pub struct Rng {
+pub(crate) struct Rng {
     s: [u64; 4],
 }
 
 impl Rng {
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         let mut x = seed;
         let mut next = || {
             x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -22,7 +22,7 @@ impl Rng {
         }
     }
 
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         let result = self.s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
         let t = self.s[1] << 17;
         self.s[2] ^= self.s[0];
@@ -35,23 +35,23 @@ impl Rng {
     }
 
     /// Uniform in [0, 1).
-    pub fn f64(&mut self) -> f64 {
+    pub(crate) fn f64(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
     /// Uniform in (0, 1]: safe for `ln`.
-    pub fn f64_open0(&mut self) -> f64 {
+    pub(crate) fn f64_open0(&mut self) -> f64 {
         1.0 - self.f64()
     }
 
     /// Uniform integer in [0, n). `n` must be > 0.
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         // Lemire's multiply-shift; the bias is < n / 2^64, irrelevant here.
         ((self.next_u64() as u128 * n as u128) >> 64) as u64
     }
 
     /// Uniform integer in [lo, hi] inclusive.
-    pub fn range_inclusive(&mut self, lo: u64, hi: u64) -> u64 {
+    pub(crate) fn range_inclusive(&mut self, lo: u64, hi: u64) -> u64 {
         if hi <= lo {
             return lo;
         }
@@ -59,19 +59,14 @@ impl Rng {
     }
 
     /// Standard normal (Box–Muller).
-    pub fn normal(&mut self) -> f64 {
+    pub(crate) fn normal(&mut self) -> f64 {
         let u1 = self.f64_open0();
         let u2 = self.f64();
         (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     }
 
-    /// Exponential with the given mean.
-    pub fn exponential(&mut self, mean: f64) -> f64 {
-        -mean * self.f64_open0().ln()
-    }
-
     /// Gamma(shape, scale) by Marsaglia–Tsang; shape < 1 via the boost u^(1/shape).
-    pub fn gamma(&mut self, shape: f64, scale: f64) -> f64 {
+    pub(crate) fn gamma(&mut self, shape: f64, scale: f64) -> f64 {
         if shape < 1.0 {
             let boost = self.f64_open0().powf(1.0 / shape);
             return self.gamma(shape + 1.0, scale) * boost;

@@ -10,12 +10,12 @@
 
 use memchr::memchr;
 
-pub use vllm_sota_core::sse::{SseEvent, SseParser};
+pub(crate) use vllm_sota_core::sse::{SseEvent, SseParser};
 
 /// The benchmark-relevant fields of one streamed chunk. Strings are raw (still
 /// JSON-escaped) slices of the chunk; an escaped string is empty iff its value is.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct ChunkInfo<'a> {
+pub(crate) struct ChunkInfo<'a> {
     pub id: Option<&'a [u8]>,
     pub object: Option<&'a [u8]>,
     /// Number of elements of `choices`, when the key is present.
@@ -37,7 +37,7 @@ pub struct ChunkInfo<'a> {
 
 impl ChunkInfo<'_> {
     /// Whether this chunk carries generated text or reasoning.
-    pub fn has_generated_text(&self) -> bool {
+    pub(crate) fn has_generated_text(&self) -> bool {
         self.text.is_some_and(|t| !t.is_empty()) || self.reasoning.is_some_and(|t| !t.is_empty())
     }
 
@@ -47,7 +47,7 @@ impl ChunkInfo<'_> {
     /// as `vllm bench serve` counts them. A role-only announcement (`delta.role` with no
     /// text, no reasoning and no finish reason) is not a token: real servers send it with
     /// the first token, but a server may send it on admission, before any prefill.
-    pub fn is_token_chunk(&self) -> bool {
+    pub(crate) fn is_token_chunk(&self) -> bool {
         if self.choices_len.unwrap_or(0) == 0 {
             return false;
         }
@@ -55,7 +55,7 @@ impl ChunkInfo<'_> {
     }
 
     /// Error description if this chunk is an error event.
-    pub fn error_text(&self) -> Option<String> {
+    pub(crate) fn error_text(&self) -> Option<String> {
         if let Some(e) = self.error {
             return Some(String::from_utf8_lossy(e).into_owned());
         }
@@ -72,7 +72,7 @@ impl ChunkInfo<'_> {
 
 /// A JSON syntax problem, with the byte offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScanError {
+pub(crate) struct ScanError {
     pub offset: usize,
     pub what: &'static str,
 }
@@ -301,7 +301,7 @@ impl<'a> Cur<'a> {
 }
 
 /// Reads one chunk's JSON. Exact for the fields in [`ChunkInfo`]; errors on malformed JSON.
-pub fn scan_chunk(json: &[u8]) -> Result<ChunkInfo<'_>, ScanError> {
+pub(crate) fn scan_chunk(json: &[u8]) -> Result<ChunkInfo<'_>, ScanError> {
     let mut c = Cur { b: json, i: 0 };
     let mut info = ChunkInfo::default();
     c.object(|c, key| {
@@ -400,7 +400,7 @@ fn scan_choice<'a>(c: &mut Cur<'a>, info: &mut ChunkInfo<'a>) -> R<()> {
 }
 
 /// Appends the unescaped value of a raw JSON string to `out`.
-pub fn unescape_into(raw: &[u8], out: &mut String) {
+pub(crate) fn unescape_into(raw: &[u8], out: &mut String) {
     let mut i = 0;
     while i < raw.len() {
         let Some(k) = memchr(b'\\', &raw[i..]) else {

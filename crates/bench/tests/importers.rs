@@ -1,6 +1,6 @@
 //! Importers against real `vllm bench serve` files (fixtures) and documented native shapes.
 
-use vllm_sota_bench::import::{NativeFormat, import_native, import_native_file};
+use vllm_sota_bench::{NativeFormat, import_native, import_native_file};
 
 fn bench_dir() -> std::path::PathBuf {
     vllm_sota_core::refs::fixtures_dir().join("h200-vllm-0.26/bench")

@@ -34,6 +34,15 @@ fn load(sim: &Sim, w: Workload) -> LoadConfig {
     c
 }
 
+/// [`load`] on the chat route when `chat`, else on completions.
+fn load_on(sim: &Sim, w: Workload, chat: bool) -> LoadConfig {
+    let mut c = load(sim, w);
+    if chat {
+        c.endpoint = Endpoint::ChatCompletions;
+    }
+    c
+}
+
 #[test]
 fn random_prompts_have_exact_server_counted_lengths_and_outputs() {
     let sim = Sim::start(fast_cfg(Framework::Vllm)).unwrap();
@@ -287,10 +296,7 @@ fn tokens_that_decode_to_nothing_still_count() {
     cfg.empty_token_fraction = 1.0;
     let sim = Sim::start(cfg).unwrap();
     for chat in [false, true] {
-        let mut c = load(&sim, random(80, 1000, 1, chat, 5));
-        if chat {
-            c.endpoint = Endpoint::ChatCompletions;
-        }
+        let mut c = load_on(&sim, random(80, 1000, 1, chat, 5), chat);
         c.max_concurrency = Some(80);
         c.keep_text = true;
         let rep = run_load_blocking(c, 1).unwrap();
@@ -317,10 +323,7 @@ fn tokens_that_decode_to_nothing_still_count() {
     let sim = Sim::start(cfg).unwrap();
     let mut chunk_counts = Vec::new();
     for chat in [false, true] {
-        let mut c = load(&sim, random(12, 64, 40, chat, 6));
-        if chat {
-            c.endpoint = Endpoint::ChatCompletions;
-        }
+        let mut c = load_on(&sim, random(12, 64, 40, chat, 6), chat);
         c.tokenizer = Some(tokenizer());
         let rep = run_load_blocking(c, 1).unwrap();
         assert_eq!(
@@ -345,11 +348,7 @@ fn tokens_that_decode_to_nothing_still_count() {
         }
         chunk_counts.push(rep.records.iter().map(|r| r.token_chunks).sum::<u64>());
         // Same prompts, same empty positions: a second run repeats exactly.
-        let mut again = load(&sim, random(12, 64, 40, chat, 6));
-        if chat {
-            again.endpoint = Endpoint::ChatCompletions;
-        }
-        let rep2 = run_load_blocking(again, 1).unwrap();
+        let rep2 = run_load_blocking(load_on(&sim, random(12, 64, 40, chat, 6), chat), 1).unwrap();
         assert_eq!(
             rep2.records.iter().map(|r| r.token_chunks).sum::<u64>(),
             *chunk_counts.last().unwrap()
@@ -447,13 +446,13 @@ fn slow_start_answers_503_until_ready() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(vllm_sota_bench::client::wait_ready(
+    rt.block_on(vllm_sota_bench::wait_ready(
         &sim.url(),
         Duration::from_secs(10),
     ))
     .unwrap();
     assert_eq!(
-        rt.block_on(vllm_sota_bench::client::fetch_model_id(&sim.url()))
+        rt.block_on(vllm_sota_bench::fetch_model_id(&sim.url()))
             .unwrap(),
         "sim-llama"
     );
@@ -534,7 +533,7 @@ fn ks_exponential(gaps: &[f64], rate: f64) -> f64 {
 
 #[test]
 fn poisson_schedule_passes_ks_and_bursty_schedules_differ() {
-    use vllm_sota_bench::arrival::arrival_offsets;
+    use vllm_sota_bench::arrival_offsets;
     let n = 3000;
     let rate = 50.0;
     let t = arrival_offsets(n, RequestRate::PerSecond(rate), 1.0, 7).unwrap();
@@ -672,7 +671,7 @@ fn timing_matches_ground_truth_within_one_percent_at_1000_streams() {
         si.extend(g.itl_ms());
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let p50 = |v: &[f64]| vllm_sota_bench::metrics::percentile_unsorted(v, 50.0);
+    let p50 = |v: &[f64]| vllm_sota_bench::percentile_unsorted(v, 50.0);
     {
         // Offset-free delays: send → server arrival, server first token → client receipt.
         let mut pre = vec![];
@@ -688,11 +687,11 @@ fn timing_matches_ground_truth_within_one_percent_at_1000_streams() {
         for (n, v) in [("pre-arrival", &pre), ("post-first-token", &post)] {
             eprintln!(
                 "{n}: p0 {:.2} p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}",
-                vllm_sota_bench::metrics::percentile_unsorted(v, 0.0),
+                vllm_sota_bench::percentile_unsorted(v, 0.0),
                 p50(v),
-                vllm_sota_bench::metrics::percentile_unsorted(v, 90.0),
-                vllm_sota_bench::metrics::percentile_unsorted(v, 99.0),
-                vllm_sota_bench::metrics::percentile_unsorted(v, 100.0)
+                vllm_sota_bench::percentile_unsorted(v, 90.0),
+                vllm_sota_bench::percentile_unsorted(v, 99.0),
+                vllm_sota_bench::percentile_unsorted(v, 100.0)
             );
         }
         let q = &rep.summary.distributions["client_queue"];

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use vllm_sota_bench::workload::Prompt;
+use vllm_sota_bench::Prompt;
 use vllm_sota_bench::{Endpoint, LoadConfig, Workload, WorkloadRequest, run_load};
 
 /// One scripted response: (bytes of one HTTP chunk, sleep after it in ms).

@@ -55,7 +55,7 @@ impl Framework {
     }
 
     /// The ids of [`Framework::ALL`], comma-separated (for error messages).
-    pub fn known_list() -> String {
+    pub(crate) fn known_list() -> String {
         Framework::ALL.map(Framework::id).join(", ")
     }
 }

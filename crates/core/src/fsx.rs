@@ -26,7 +26,7 @@ pub fn ensure_parent(path: &Path) -> Result<()> {
 }
 
 /// Atomically replace `path` with `bytes` (no redaction: for binary data and already-clean text).
-pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     ensure_parent(path)?;
     let dir = path
         .parent()
@@ -118,7 +118,7 @@ pub fn append_line(path: &Path, line: &str) -> Result<()> {
 
 /// Rewrite a text file through [`redact`] in place (same inode: a process still appending
 /// to it keeps appending to the redacted file). Missing file: nothing to do.
-pub fn redact_in_place(path: &Path) -> Result<()> {
+pub(crate) fn redact_in_place(path: &Path) -> Result<()> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),

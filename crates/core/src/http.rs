@@ -141,12 +141,12 @@ enum State {
 
 /// Sans-IO response body decoder: feed it what was read, get body data slices back.
 #[derive(Debug, Clone, Copy)]
-pub struct BodyDecoder {
+pub(crate) struct BodyDecoder {
     state: State,
 }
 
 impl BodyDecoder {
-    pub fn new(framing: Framing) -> Self {
+    pub(crate) fn new(framing: Framing) -> Self {
         let state = match framing {
             Framing::Chunked => State::Size,
             Framing::Length(0) => State::Done,
@@ -156,12 +156,12 @@ impl BodyDecoder {
         BodyDecoder { state }
     }
 
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         matches!(self.state, State::Done)
     }
 
     /// The connection closed: `Ok` when that ends a close-delimited body.
-    pub fn at_eof(&self) -> Result<()> {
+    pub(crate) fn at_eof(&self) -> Result<()> {
         match self.state {
             State::UntilClose | State::Done => Ok(()),
             _ => bail!("connection closed before the end of the response body"),
@@ -171,7 +171,7 @@ impl BodyDecoder {
     /// Decodes as much of `avail` as possible, calling `on_data` for every piece of body
     /// data; returns the number of bytes consumed (the rest is an incomplete line).
     #[inline]
-    pub fn decode<F>(&mut self, avail: &[u8], on_data: &mut F) -> Result<usize>
+    pub(crate) fn decode<F>(&mut self, avail: &[u8], on_data: &mut F) -> Result<usize>
     where
         F: FnMut(&[u8]) -> Result<()> + ?Sized,
     {

@@ -17,14 +17,11 @@ use std::path::{Path, PathBuf};
 pub const RLCR_DIR: &str = ".humanize/rlcr";
 
 /// Active state files, in the runtime's precedence (`resolve_active_state_file`).
-pub const ACTIVE_STATE_FILES: &[&str] = &[
+pub(crate) const ACTIVE_STATE_FILES: &[&str] = &[
     "methodology-analysis-state.md",
     "finalize-state.md",
     "state.md",
 ];
-
-/// Terminal reasons (`end_loop` in hooks/lib/loop-common.sh): `<reason>-state.md`.
-pub const TERMINAL_REASONS: &[&str] = &["complete", "cancel", "maxiter", "stop", "unexpected"];
 
 /// Where a loop stands, from its state file's name.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
@@ -52,7 +49,7 @@ pub enum LoopPhase {
 
 impl LoopPhase {
     /// Phase of a state file name, or None when the name is not a state file.
-    pub fn of_file_name(name: &str) -> Option<LoopPhase> {
+    pub(crate) fn of_file_name(name: &str) -> Option<LoopPhase> {
         Some(match name {
             "state.md" => LoopPhase::Active,
             "finalize-state.md" => LoopPhase::Finalize,
@@ -68,7 +65,7 @@ impl LoopPhase {
     }
 
     /// The loop still runs (a hook will act on the next exit attempt).
-    pub fn is_active(&self) -> bool {
+    pub(crate) fn is_active(&self) -> bool {
         matches!(
             self,
             LoopPhase::Active | LoopPhase::Finalize | LoopPhase::MethodologyAnalysis
@@ -89,14 +86,6 @@ pub struct LoopState {
     pub max_iterations: Option<u32>,
     pub base_branch: Option<String>,
     pub plan_file: Option<String>,
-}
-
-impl LoopState {
-    /// `round-<current_round>-<suffix>` in the loop directory.
-    pub fn round_file(&self, suffix: &str) -> Option<PathBuf> {
-        self.current_round
-            .map(|r| self.dir.join(format!("round-{r}-{suffix}")))
-    }
 }
 
 /// The value of `key:` in a state file's YAML front matter (between the first two `---`).
@@ -121,7 +110,7 @@ pub fn front_matter_field(text: &str, key: &str) -> Option<String> {
 
 /// Read one loop directory: active state files first (the runtime's precedence), then
 /// the first terminal `*-state.md` by name. None when the directory has no state file.
-pub fn read_loop(dir: &Path) -> Option<LoopState> {
+pub(crate) fn read_loop(dir: &Path) -> Option<LoopState> {
     let state_file = ACTIVE_STATE_FILES
         .iter()
         .map(|n| dir.join(n))
@@ -259,10 +248,6 @@ mod tests {
                 Some("main"),
                 Some("p.md")
             )
-        );
-        assert_eq!(
-            newest.round_file("summary.md").unwrap(),
-            new.join("round-3-summary.md")
         );
         assert_eq!(active_loops(tmp.path()).len(), 1);
         assert!(loops(&tmp.path().join("nowhere")).is_empty());

@@ -9,7 +9,9 @@
 //!
 //! Nothing here knows about MCP or the command line: adapters live in the root crate.
 
-pub mod framework;
+#![warn(unreachable_pub)]
+
+mod framework;
 pub mod fsx;
 pub mod gpu;
 pub mod http;

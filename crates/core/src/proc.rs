@@ -22,7 +22,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How long a group gets between SIGTERM and SIGKILL unless the caller says otherwise.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(2);
 /// A log line longer than this is written in pieces (each piece redacted on its own).
 const MAX_LOG_LINE: usize = 64 << 10;
 const POLL: Duration = Duration::from_millis(20);
@@ -331,7 +331,7 @@ impl Cmd {
     /// group) with stdout and stderr appended to `log` as they are: the caller redacts
     /// the log when the child finishes. Returns the child's pid; the child is reaped in
     /// the background.
-    pub fn spawn_detached(&self, log: &Path) -> Result<u32> {
+    pub(crate) fn spawn_detached(&self, log: &Path) -> Result<u32> {
         crate::fsx::ensure_parent(log)?;
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -486,7 +486,7 @@ pub fn kill_group(pgid: i32, mut child: Option<&mut Child>, grace: Duration) {
 }
 
 /// SIGTERM to a group (a detached job's session) without waiting.
-pub fn signal_group(pgid: i32) {
+pub(crate) fn signal_group(pgid: i32) {
     if pgid > 1 {
         // SAFETY: sending a signal only.
         unsafe {
@@ -497,7 +497,7 @@ pub fn signal_group(pgid: i32) {
 
 /// True when a process with this pid is running (a zombie, exited but not yet reaped by
 /// its parent, is not).
-pub fn pid_alive(pid: u32) -> bool {
+pub(crate) fn pid_alive(pid: u32) -> bool {
     // SAFETY: kill(pid, 0) only checks for existence; EPERM also means it exists.
     let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
     if rc == 0 {

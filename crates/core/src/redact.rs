@@ -13,10 +13,10 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 
 /// What a redacted secret turns into.
-pub const REDACTED: &str = "<redacted>";
+pub(crate) const REDACTED: &str = "<redacted>";
 
 /// True when an environment variable name denotes a secret.
-pub fn is_secret_name(name: &str) -> bool {
+pub(crate) fn is_secret_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase().replace('-', "_");
     let upper = upper.trim_start_matches('_');
     matches!(
@@ -76,7 +76,7 @@ pub fn redact(text: &str) -> Cow<'_, str> {
 
 /// The values of the secret-named entries of an environment handed to a child process
 /// (they are not in this process's environment, so [`redact`] alone cannot know them).
-pub fn secret_values<'a>(env: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<String> {
+pub(crate) fn secret_values<'a>(env: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<String> {
     let mut values: Vec<String> = env
         .into_iter()
         .filter(|(k, v)| is_secret_name(k) && v.len() >= 6)
@@ -87,7 +87,7 @@ pub fn secret_values<'a>(env: impl IntoIterator<Item = (&'a str, &'a str)>) -> V
 }
 
 /// [`redact`], also replacing each literal of `extra` (see [`secret_values`]).
-pub fn redact_also<'t>(text: &'t str, extra: &[String]) -> Cow<'t, str> {
+pub(crate) fn redact_also<'t>(text: &'t str, extra: &[String]) -> Cow<'t, str> {
     let mut out: Cow<'_, str> = Cow::Borrowed(text);
     for value in extra.iter().chain(env_secret_values()) {
         if out.contains(value.as_str()) {
@@ -123,7 +123,7 @@ pub fn redact_also<'t>(text: &'t str, extra: &[String]) -> Cow<'t, str> {
 }
 
 /// Redact every string inside a JSON value (keys too, values of secret-named keys entirely).
-pub fn redact_json(value: &mut serde_json::Value) {
+pub(crate) fn redact_json(value: &mut serde_json::Value) {
     use serde_json::Value;
     match value {
         Value::String(s) => {

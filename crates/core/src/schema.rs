@@ -55,7 +55,7 @@ const ANNOTATIONS: &[&str] = &[
 ];
 
 /// A JSON object with any members (a tool request, a report, an environment record).
-pub fn json_object(_: &mut SchemaGenerator) -> Schema {
+pub(crate) fn json_object(_: &mut SchemaGenerator) -> Schema {
     json_schema!({"type": "object", "additionalProperties": true})
 }
 
@@ -150,7 +150,7 @@ fn split_type_list(o: &mut Map<String, Value>) {
 
 /// The schemars transform of the rules above.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Portable;
+pub(crate) struct Portable;
 
 impl Transform for Portable {
     fn transform(&mut self, schema: &mut Schema) {

@@ -25,7 +25,7 @@ fn main() {
         }
     };
     let kind = runner.kind();
-    let outcome = if kind == vllm_sota_fairbench::tools::FAIR_BENCHMARK_KIND {
+    let outcome = if kind == vllm_sota_fairbench::FAIR_BENCHMARK_KIND {
         vllm_sota_fairbench::run_fair_benchmark_job(&runner)
     } else {
         Err(anyhow::anyhow!(

@@ -16,7 +16,7 @@ use crate::preflight::Plan;
 use vllm_sota_core::proc::shell_join as display_argv;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct ArtifactPaths {
+pub(crate) struct ArtifactPaths {
     pub candidates: String,
     pub summary: String,
     pub winning_commands: String,
@@ -76,7 +76,7 @@ fn point_text(r: &CandidateRow) -> String {
     format!("{c} @ {q}").trim().to_string()
 }
 
-pub fn write_all(
+pub(crate) fn write_all(
     paths: &CampaignPaths,
     plan: &Plan,
     rows: &[CandidateRow],

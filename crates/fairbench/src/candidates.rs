@@ -121,7 +121,7 @@ fn variations(space: &OrderedMap<Vec<Value>>, tier: u8, cap: usize) -> Vec<Vec<(
 
 /// Baseline first, then the tier's variations; duplicates (including a variation equal to
 /// the baseline) dropped; at most `max_candidates` in all.
-pub fn generate(
+pub(crate) fn generate(
     framework: Framework,
     base: &OrderedMap<Value>,
     space: &OrderedMap<Vec<Value>>,

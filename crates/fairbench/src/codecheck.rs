@@ -18,7 +18,7 @@ const SCRIPT: &str = "import json, vllm; print('VLLM_SOTA_IMPORT ' + json.dumps(
 
 /// What the server's Python imports, next to the campaign's checkout.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VllmImport {
+pub(crate) struct VllmImport {
     pub file: String,
     pub version: Option<String>,
     pub checkout: String,
@@ -29,7 +29,7 @@ pub struct VllmImport {
 
 /// The interpreter argv: `frameworks.vllm.python_command`, else the server command's own
 /// (`python ... -m vllm...`, or the shebang of the server executable).
-pub fn python_argv(cfg: &BenchmarkConfig, fp: &FrameworkPlan) -> Result<Vec<String>> {
+pub(crate) fn python_argv(cfg: &BenchmarkConfig, fp: &FrameworkPlan) -> Result<Vec<String>> {
     if let Some(p) = cfg
         .frameworks
         .get(&fp.framework)
@@ -86,7 +86,7 @@ fn checkout_version(checkout: &Path) -> Option<String> {
 }
 
 /// Ask the server's Python which vllm it imports; refuse a mismatch, naming both.
-pub fn check_vllm_import(
+pub(crate) fn check_vllm_import(
     cfg: &BenchmarkConfig,
     fp: &FrameworkPlan,
     checkout: Option<&Path>,

@@ -11,7 +11,7 @@ use std::path::Path;
 use vllm_sota_core::Framework;
 use vllm_sota_core::results::{RankingMetric, Sla};
 
-pub const CONFIG_SCHEMA_VERSION: u32 = 1;
+pub(crate) const CONFIG_SCHEMA_VERSION: u32 = 1;
 
 /// A map that keeps the order of its keys as written (knob order matters for tiers 1 and 2).
 /// Keys are flag names, or [`Framework`]s for the `frameworks` section.
@@ -612,7 +612,7 @@ pub fn load_config(path: &Path) -> Result<BenchmarkConfig> {
     parse_config_text(&text, &path.display().to_string())
 }
 
-pub fn config_from_value(value: &Value) -> Result<BenchmarkConfig> {
+pub(crate) fn config_from_value(value: &Value) -> Result<BenchmarkConfig> {
     let cfg: BenchmarkConfig = with_path(serde_path_to_error::deserialize(value.clone()))
         .context("config: invalid benchmark config")?;
     validate(&cfg).context("config: invalid benchmark config")?;
@@ -620,7 +620,7 @@ pub fn config_from_value(value: &Value) -> Result<BenchmarkConfig> {
 }
 
 /// Semantic checks serde cannot express. Errors name the key.
-pub fn validate(cfg: &BenchmarkConfig) -> Result<()> {
+pub(crate) fn validate(cfg: &BenchmarkConfig) -> Result<()> {
     if cfg.schema_version != CONFIG_SCHEMA_VERSION {
         bail!(
             "schema_version: {} is not supported (expected {CONFIG_SCHEMA_VERSION})",
@@ -778,7 +778,7 @@ fn validate_rest(cfg: &BenchmarkConfig) -> Result<()> {
 }
 
 /// Stable 64-bit FNV-1a hash (hex), for config identity across runs and Rust versions.
-pub fn stable_hash(bytes: &[u8]) -> String {
+pub(crate) fn stable_hash(bytes: &[u8]) -> String {
     let mut h: u64 = 0xcbf29ce484222325;
     for b in bytes {
         h ^= *b as u64;

@@ -34,7 +34,7 @@ fn norm_precision(s: &str) -> String {
 
 /// The config against `campaign.json`: every mismatch named (config key, campaign field,
 /// both values), all at once.
-pub fn check_against_campaign(cfg: &BenchmarkConfig, c: &Campaign) -> Result<()> {
+pub(crate) fn check_against_campaign(cfg: &BenchmarkConfig, c: &Campaign) -> Result<()> {
     let mut bad: Vec<String> = Vec::new();
     let mut differ = |key: &str, field: &str, got: String, want: String| {
         bad.push(format!(
@@ -132,7 +132,7 @@ pub fn check_against_campaign(cfg: &BenchmarkConfig, c: &Campaign) -> Result<()>
 
 /// The campaign's fairness inputs, as every server must get them.
 #[derive(Debug, Clone)]
-pub struct FairnessInputs {
+pub(crate) struct FairnessInputs {
     pub precision: String,
     /// `--dtype` value.
     pub dtype: String,
@@ -147,7 +147,7 @@ pub struct FairnessInputs {
 }
 
 impl FairnessInputs {
-    pub fn new(
+    pub(crate) fn new(
         cfg: &BenchmarkConfig,
         campaign: Option<&Campaign>,
         facts: &FrameworkFlagsFile,
@@ -205,7 +205,7 @@ impl FairnessInputs {
     /// Put the inputs into `base` in this CLI's spelling, recording how in `record`.
     /// Returns the flags now pinned (never searched); `Err((flag, reason))` rejects the
     /// framework: a conflicting value, or an input this CLI cannot be given.
-    pub fn apply(
+    pub(crate) fn apply(
         &self,
         facts: &FrameworkFacts,
         help: &HelpFlags,
@@ -360,7 +360,7 @@ fn pin(
 
 /// A framework runs its baseline only while another is searched: refused unless
 /// `frameworks.<name>.search_skipped_reason` records why. Fills every plan's `search`.
-pub fn check_search_parity(cfg: &BenchmarkConfig, plan: &mut Plan) -> Result<()> {
+pub(crate) fn check_search_parity(cfg: &BenchmarkConfig, plan: &mut Plan) -> Result<()> {
     let searched: Vec<(Framework, usize)> = plan
         .frameworks
         .iter()
@@ -420,7 +420,11 @@ pub fn check_search_parity(cfg: &BenchmarkConfig, plan: &mut Plan) -> Result<()>
 
 /// JSONL workload: read the file once at preflight for its length percentiles (the
 /// scenario's lengths) and its longest request (the max context every server needs).
-pub fn jsonl_scenario(cfg: &BenchmarkConfig, campaign_dir: &Path, plan: &mut Plan) -> Result<()> {
+pub(crate) fn jsonl_scenario(
+    cfg: &BenchmarkConfig,
+    campaign_dir: &Path,
+    plan: &mut Plan,
+) -> Result<()> {
     let raw = cfg.dataset.path.as_deref().unwrap_or_default();
     let path = crate::preflight::resolve_config_path(campaign_dir, raw);
     let tok = crate::measure::resolve_tokenizer(cfg.model.tokenizer())

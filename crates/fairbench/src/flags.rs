@@ -184,7 +184,7 @@ impl HelpFlags {
 }
 
 /// Make a config key a flag: `max_num_seqs` → `--max_num_seqs` (spelling fixed later).
-pub fn as_flag(key: &str) -> String {
+pub(crate) fn as_flag(key: &str) -> String {
     if key.starts_with('-') {
         key.to_string()
     } else {
@@ -253,7 +253,7 @@ pub fn resolve_flag(
 
 /// argv fragment for one flag: `true` → `--f`, `false` → `--no-f` when the CLI has it
 /// (else omitted), scalars → `--f v`, lists → `--f a b`, objects → `--f '<json>'`.
-pub fn flag_argv(flag: &str, value: &Value, help: Option<&HelpFlags>) -> Vec<String> {
+pub(crate) fn flag_argv(flag: &str, value: &Value, help: Option<&HelpFlags>) -> Vec<String> {
     match value {
         Value::Bool(true) => vec![flag.to_string()],
         Value::Bool(false) => {
@@ -274,7 +274,7 @@ pub fn flag_argv(flag: &str, value: &Value, help: Option<&HelpFlags>) -> Vec<Str
     }
 }
 
-pub fn scalar_text(v: &Value) -> String {
+pub(crate) fn scalar_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
@@ -285,7 +285,7 @@ pub fn scalar_text(v: &Value) -> String {
 }
 
 /// Numeric view of a flag value (`256`, `"256"`).
-pub fn as_f64(v: &Value) -> Option<f64> {
+pub(crate) fn as_f64(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse().ok(),
@@ -294,7 +294,7 @@ pub fn as_f64(v: &Value) -> Option<f64> {
 }
 
 /// All flags of an ordered flag map as argv.
-pub fn flags_argv(flags: &OrderedMap<Value>, help: Option<&HelpFlags>) -> Vec<String> {
+pub(crate) fn flags_argv(flags: &OrderedMap<Value>, help: Option<&HelpFlags>) -> Vec<String> {
     flags
         .iter()
         .flat_map(|(k, v)| flag_argv(k, v, help))

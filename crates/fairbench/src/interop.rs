@@ -11,7 +11,7 @@ use vllm_sota_core::proc::shell_join;
 use vllm_sota_core::results::{CandidateRow, Percentiles, RunStatus};
 
 /// File name of the export, beside `candidates.jsonl` in `benchmark/`.
-pub const EXPORT_FILE: &str = "results.llm-serving-auto-benchmark.jsonl";
+pub(crate) const EXPORT_FILE: &str = "results.llm-serving-auto-benchmark.jsonl";
 
 fn put(o: &mut Map<String, Value>, k: &str, v: Option<Value>) {
     if let Some(v) = v {

@@ -72,7 +72,7 @@ pub fn free_port(host: &str) -> Result<u16> {
 /// Environment for the server: CUDA_VISIBLE_DEVICES for the configured GPUs, then the
 /// framework's `env` (values never written: logs get `describe_env`). No prefix-cache
 /// reset route is needed: every run sends prompts no earlier run sent.
-pub fn server_env(cfg: &BenchmarkConfig, fp: &FrameworkPlan) -> BTreeMap<String, String> {
+pub(crate) fn server_env(cfg: &BenchmarkConfig, fp: &FrameworkPlan) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     let ids: Vec<String> = cfg
         .hardware
@@ -88,7 +88,7 @@ pub fn server_env(cfg: &BenchmarkConfig, fp: &FrameworkPlan) -> BTreeMap<String,
 }
 
 /// Record of the live server so a resumed job can kill a group a `kill -9` left behind.
-pub fn live_file(benchmark_dir: &Path) -> PathBuf {
+pub(crate) fn live_file(benchmark_dir: &Path) -> PathBuf {
     benchmark_dir.join("servers/live.json")
 }
 
@@ -209,7 +209,12 @@ pub fn launch(
 }
 
 /// `/v1/models` answers 200 with a model, then a 1-token request succeeds.
-pub fn probe_ready(host: &str, port: u16, models_route: &str, endpoint: &str) -> Result<String> {
+pub(crate) fn probe_ready(
+    host: &str,
+    port: u16,
+    models_route: &str,
+    endpoint: &str,
+) -> Result<String> {
     let t = Timeouts::new(Duration::from_secs(30));
     let r = request_json("GET", &url_of(host, port, models_route), None, t)?;
     anyhow::ensure!(r.status == 200, "{models_route} answered {}", r.status);
@@ -271,7 +276,7 @@ impl Server {
 }
 
 /// Poll nvidia-smi until no compute process holds the GPUs (or the wait ends). No-op without nvidia-smi.
-pub fn wait_gpu_released(ids: &[u32], wait: Duration) -> bool {
+pub(crate) fn wait_gpu_released(ids: &[u32], wait: Duration) -> bool {
     if !proc::on_path("nvidia-smi") {
         return true;
     }
@@ -305,7 +310,7 @@ const OOM_PATTERNS: &[&str] = &[
 ];
 
 /// Classify a server that exited before it was ready.
-pub fn classify_exit(code: Option<i32>, log: &str) -> (RunStatus, String) {
+pub(crate) fn classify_exit(code: Option<i32>, log: &str) -> (RunStatus, String) {
     if let Some(line) = oom_line(log) {
         return (RunStatus::Oom, line);
     }
@@ -362,7 +367,7 @@ fn is_low_level(line: &str) -> bool {
 }
 
 /// Strip `(EngineCore pid=996) ERROR 11-29 12:55:18 [core.py:1330] `-style prefixes.
-pub fn strip_log_prefix(line: &str) -> &str {
+pub(crate) fn strip_log_prefix(line: &str) -> &str {
     let mut s = line.trim_start();
     if s.starts_with('(')
         && let Some(end) = s.find(") ")
@@ -386,7 +391,7 @@ pub fn strip_log_prefix(line: &str) -> &str {
 
 /// The first line that names an error: a Python exception line (`XError: msg`), else a
 /// line with `error:` / `ERROR`, skipping warnings; `None` when there is none.
-pub fn first_error_line(log: &str) -> Option<String> {
+pub(crate) fn first_error_line(log: &str) -> Option<String> {
     let exc = regex::Regex::new(
         r"^([A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)|panicked at|thread '.*' panicked)\b.*",
     )

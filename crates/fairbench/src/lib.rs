@@ -24,21 +24,37 @@
 //! - [`revalidate`]: the per-round revalidation job ([`run_revalidate_job`]) → `benchmark/revalidation/round-N.jsonl`.
 //! - [`tools`]: the [`FairBenchmark`] and [`Revalidate`] tools (start or resume a job, optional long-poll).
 
-pub mod artifacts;
-pub mod candidates;
-pub mod codecheck;
-pub mod config;
-pub mod fairness;
-pub mod flags;
-pub mod interop;
-pub mod launch;
-pub mod measure;
-pub mod preflight;
-pub mod probe;
-pub mod procs;
-pub mod revalidate;
-pub mod search;
-pub mod tools;
+#![warn(unreachable_pub)]
+
+mod artifacts;
+mod candidates;
+mod codecheck;
+mod config;
+mod fairness;
+mod flags;
+mod interop;
+mod launch;
+mod measure;
+mod preflight;
+mod probe;
+mod procs;
+mod revalidate;
+mod search;
+mod tools;
+
+// The API: what the binary, the other crates, the tests and the examples use.
+pub use artifacts::winners;
+pub use candidates::Candidate;
+pub use config::{BenchmarkConfig, load_config, parse_config_text};
+pub use flags::{HelpFlags, load_framework_flags, resolve_flag};
+pub use interop::{export_jsonl, export_row};
+pub use launch::{free_port, launch as launch_server, reap_stale, server_argv};
+pub use measure::{length_buckets, resolve_tokenizer};
+pub use preflight::{
+    FrameworkPlan, FrameworkStatus, Plan, PreflightOptions, parse_compute_apps, preflight,
+};
+pub use search::{plan_path, planned_row_ids};
+pub use tools::{FAIR_BENCHMARK_KIND, REVALIDATE_KIND};
 
 pub use revalidate::{RevalidateRequest, run_revalidate_job};
 pub use search::run_fair_benchmark_job;

@@ -14,14 +14,14 @@ use vllm_sota_bench::{
     run_load_blocking,
 };
 use vllm_sota_core::results::{
-    LengthBucket, MetricsRow, PrefixCache, ProfileShapes, RankingMetric, Sla, SlaResult,
+    LengthBucket, MetricsRow, PrefixCache, ProfileShapes, RankingMetric, SlaResult,
 };
 
 use crate::config::{BenchmarkConfig, Scenario, stable_hash};
 
 /// One measured load point.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Point {
+pub(crate) struct Point {
     /// `concurrency` or `qps`.
     pub kind: String,
     pub max_concurrency: Option<u64>,
@@ -35,7 +35,7 @@ pub struct Point {
     pub top_error: Option<String>,
     /// Length percentiles of the requests sent (tokens).
     #[serde(default)]
-    pub lengths: Option<vllm_sota_bench::workload::LengthStats>,
+    pub lengths: Option<vllm_sota_bench::LengthStats>,
     #[serde(default)]
     pub length_buckets: Vec<LengthBucket>,
     #[serde(default)]
@@ -46,13 +46,13 @@ pub struct Point {
 }
 
 impl Point {
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.sla.passed == Some(true)
     }
 }
 
 /// Best-first comparison of points (the row ranking rule applied to points).
-pub fn compare_points(a: &Point, b: &Point, metric: RankingMetric) -> std::cmp::Ordering {
+pub(crate) fn compare_points(a: &Point, b: &Point, metric: RankingMetric) -> std::cmp::Ordering {
     let val = |p: &Point, m: RankingMetric| match m {
         RankingMetric::RequestThroughput => p.metrics.request_throughput,
         RankingMetric::OutputThroughput => p.metrics.output_throughput,
@@ -84,7 +84,7 @@ pub fn compare_points(a: &Point, b: &Point, metric: RankingMetric) -> std::cmp::
 }
 
 /// What [`measure`] needs besides the config.
-pub struct MeasureTarget<'a> {
+pub(crate) struct MeasureTarget<'a> {
     pub base_url: String,
     pub model_id: String,
     pub tokenizer: &'a TokenizerHandle,
@@ -99,7 +99,7 @@ pub struct MeasureTarget<'a> {
 
 /// How to read a server's prefix-cache counters (framework-flags.json `prefix_cache`).
 #[derive(Debug, Clone)]
-pub struct CacheProbe {
+pub(crate) struct CacheProbe {
     pub host: String,
     pub port: u16,
     pub source: crate::flags::PrefixCacheSource,
@@ -113,7 +113,7 @@ enum CacheMark {
 }
 
 /// Sum of every series of a Prometheus counter in exposition text; None when absent.
-pub fn prometheus_sum(text: &str, name: &str) -> Option<f64> {
+pub(crate) fn prometheus_sum(text: &str, name: &str) -> Option<f64> {
     let mut found = None;
     for line in text.lines() {
         let Some(rest) = line.strip_prefix(name) else {
@@ -137,7 +137,7 @@ pub fn prometheus_sum(text: &str, name: &str) -> Option<f64> {
 }
 
 /// Sums of the `new` and `cached` groups of every log line matching `re`.
-pub fn log_cache_counts(text: &str, re: &regex::Regex) -> Option<(u64, u64)> {
+pub(crate) fn log_cache_counts(text: &str, re: &regex::Regex) -> Option<(u64, u64)> {
     let mut seen = false;
     let (mut new, mut cached) = (0u64, 0u64);
     for c in re.captures_iter(text) {
@@ -213,7 +213,7 @@ impl CacheProbe {
 }
 
 /// Result of measuring one candidate × scenario.
-pub struct Measured {
+pub(crate) struct Measured {
     pub points: Vec<Point>,
     /// Index of the best point in `points`.
     pub best: Option<usize>,
@@ -288,7 +288,7 @@ fn jsonl_window(
     let mut requests = Vec::with_capacity(n as usize);
     for k in 0..n as usize {
         let r = &file.requests[(start + k) % len];
-        let chat = matches!(r.prompt, vllm_sota_bench::workload::Prompt::Chat(_));
+        let chat = matches!(r.prompt, vllm_sota_bench::Prompt::Chat(_));
         if chat != (ep == Endpoint::ChatCompletions) {
             bail!(
                 "dataset.path: line {} is a {} request but benchmark.endpoint is {}",
@@ -318,7 +318,7 @@ fn jsonl_window(
 /// gives the prefill shape and by p50 TPOT the decode shape.
 pub fn length_buckets(
     records: &[vllm_sota_bench::RequestRecord],
-    stats: &vllm_sota_bench::workload::LengthStats,
+    stats: &vllm_sota_bench::LengthStats,
 ) -> (Vec<LengthBucket>, Option<ProfileShapes>) {
     let (Some(i50), Some(i95)) = (stats.input_p50, stats.input_p95) else {
         return (vec![], None);
@@ -329,7 +329,7 @@ pub fn length_buckets(
             return None;
         }
         v.sort_by(f64::total_cmp);
-        Some(vllm_sota_bench::metrics::percentile_sorted(&v, 50.0))
+        Some(vllm_sota_bench::percentile_sorted(&v, 50.0))
     };
     let mut out = Vec::new();
     for (name, ilen, olen) in [("p50", i50, o50), ("p95", i95, o95)] {
@@ -399,7 +399,7 @@ pub fn length_buckets(
     (out, shapes)
 }
 
-pub fn run_point(
+pub(crate) fn run_point(
     cfg: &BenchmarkConfig,
     t: &MeasureTarget,
     sc: &Scenario,
@@ -442,7 +442,7 @@ pub fn run_point(
 }
 
 /// The warm-up protocol written into every measured row.
-pub fn warmup_record(cfg: &BenchmarkConfig, per: &str) -> vllm_sota_core::results::Warmup {
+pub(crate) fn warmup_record(cfg: &BenchmarkConfig, per: &str) -> vllm_sota_core::results::Warmup {
     let b = &cfg.benchmark;
     let conc = b.max_concurrency.iter().copied().max();
     vllm_sota_core::results::Warmup {
@@ -461,7 +461,7 @@ pub fn warmup_record(cfg: &BenchmarkConfig, per: &str) -> vllm_sota_core::result
 }
 
 /// Warmup on prompts of its own (never measured, never reused).
-pub fn warmup(cfg: &BenchmarkConfig, t: &MeasureTarget, sc: &Scenario) -> Result<()> {
+pub(crate) fn warmup(cfg: &BenchmarkConfig, t: &MeasureTarget, sc: &Scenario) -> Result<()> {
     let b = &cfg.benchmark;
     if b.warmup_prompts > 0 {
         let seed = seed_for(cfg.dataset.seed, &format!("{}/warmup", t.seed_key), 0);
@@ -472,12 +472,12 @@ pub fn warmup(cfg: &BenchmarkConfig, t: &MeasureTarget, sc: &Scenario) -> Result
     Ok(())
 }
 
-pub fn point_seed(cfg: &BenchmarkConfig, key: &str, point: usize) -> u64 {
+pub(crate) fn point_seed(cfg: &BenchmarkConfig, key: &str, point: usize) -> u64 {
     seed_for(cfg.dataset.seed, key, point)
 }
 
 /// Warmup, then the sweep and/or the QPS search. `still_alive` is checked between points.
-pub fn measure(
+pub(crate) fn measure(
     cfg: &BenchmarkConfig,
     t: &MeasureTarget,
     sc: &Scenario,
@@ -549,7 +549,7 @@ pub fn measure(
 }
 
 /// The exact `vllm-sota bench load` command that reproduces one measured point.
-pub fn benchmark_command(
+pub(crate) fn benchmark_command(
     cfg: &BenchmarkConfig,
     base_url: &str,
     model_id: &str,
@@ -640,9 +640,4 @@ pub fn resolve_tokenizer(name: &str) -> Result<PathBuf> {
     bail!(
         "model.tokenizer: no tokenizer.json found for `{name}` (give a local file, a model directory, or a Hugging Face id present in the local cache)"
     )
-}
-
-/// Re-check a SLA verdict from stored metrics (the row's `passed` is always recomputed).
-pub fn recompute_sla(sla: &Sla, metrics: Option<&MetricsRow>) -> SlaResult {
-    sla.evaluate(metrics)
 }

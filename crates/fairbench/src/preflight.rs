@@ -122,7 +122,7 @@ impl Plan {
 }
 
 /// Substitute `{model}`, `{tokenizer}`, `{host}`, `{port}`.
-pub fn fill_template(template: &[String], vars: &BTreeMap<&str, String>) -> Vec<String> {
+pub(crate) fn fill_template(template: &[String], vars: &BTreeMap<&str, String>) -> Vec<String> {
     template
         .iter()
         .map(|a| {
@@ -629,7 +629,7 @@ fn plan_framework(
     Ok(fp)
 }
 
-pub fn template_vars(
+pub(crate) fn template_vars(
     cfg: &BenchmarkConfig,
     host: &str,
     port: u16,
@@ -669,10 +669,10 @@ fn reject_framework(
     fp
 }
 
-pub use vllm_sota_core::layout::relative as rel;
+pub(crate) use vllm_sota_core::layout::relative as rel;
 
 /// `nvidia-smi`: are the GPUs free (no compute process on them)? Skipped when absent.
-pub fn check_gpus_free(ids: &[u32]) -> GpuCheck {
+pub(crate) fn check_gpus_free(ids: &[u32]) -> GpuCheck {
     if !proc::on_path("nvidia-smi") {
         return GpuCheck {
             status: "skipped".into(),
@@ -715,7 +715,7 @@ fn nvsmi(args: &[&str]) -> Result<String> {
 }
 
 /// `GPU <id>: pid <pid> (<MiB> MiB)` for every compute process on the given GPUs.
-pub fn gpu_processes(ids: &[u32]) -> Result<Vec<String>> {
+pub(crate) fn gpu_processes(ids: &[u32]) -> Result<Vec<String>> {
     let gpus = nvsmi(&["--query-gpu=index,uuid", "--format=csv,noheader"])?;
     let uuids: BTreeMap<String, u32> = gpus
         .lines()
@@ -748,25 +748,8 @@ pub fn parse_compute_apps(apps: &str, uuids: &BTreeMap<String, u32>, ids: &[u32]
     busy
 }
 
-/// Used memory (MiB) per requested GPU.
-pub fn gpu_memory_used(ids: &[u32]) -> Result<BTreeMap<u32, u64>> {
-    let text = nvsmi(&[
-        "--query-gpu=index,memory.used",
-        "--format=csv,noheader,nounits",
-    ])?;
-    Ok(text
-        .lines()
-        .filter_map(|l| {
-            let mut it = l.split(',').map(str::trim);
-            let idx: u32 = it.next()?.parse().ok()?;
-            let used: u64 = it.next()?.parse().ok()?;
-            ids.contains(&idx).then_some((idx, used))
-        })
-        .collect())
-}
-
 /// Resolve a config request field: a path (YAML/JSON) relative to the campaign dir, or inline JSON.
-pub fn resolve_config_path(campaign_dir: &Path, path: &str) -> PathBuf {
+pub(crate) fn resolve_config_path(campaign_dir: &Path, path: &str) -> PathBuf {
     let p = PathBuf::from(path);
     if p.is_absolute() {
         p

@@ -10,7 +10,7 @@ use vllm_sota_core::results::Correctness;
 use vllm_sota_core::http::{self, Timeouts, request_json, url_of};
 
 /// Fixed probe prompts: short, varied, deterministic under greedy decoding.
-pub const PROBE_PROMPTS: &[&str] = &[
+pub(crate) const PROBE_PROMPTS: &[&str] = &[
     "The capital of France is",
     "def fibonacci(n):\n    ",
     "Translate to German: The weather is nice today.",
@@ -21,10 +21,10 @@ pub const PROBE_PROMPTS: &[&str] = &[
     "SELECT name FROM users WHERE",
 ];
 
-pub const PROBE_MAX_TOKENS: u64 = 16;
+pub(crate) const PROBE_MAX_TOKENS: u64 = 16;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProbeAnswer {
+pub(crate) struct ProbeAnswer {
     pub prompt: String,
     pub text: String,
     /// Token strings (completions `logprobs.tokens`) when the server returns them.
@@ -36,7 +36,7 @@ pub struct ProbeAnswer {
 
 /// `benchmark/correctness/<framework>/<candidate>.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ProbeReference {
+pub(crate) struct ProbeReference {
     pub framework: vllm_sota_core::Framework,
     pub candidate_id: String,
     pub recorded_at: String,
@@ -100,7 +100,12 @@ fn parse_answer(prompt: &str, v: &Value) -> Result<ProbeAnswer> {
 }
 
 /// Ask every probe prompt, greedily (logprobs requested; retried without when refused).
-pub fn run_probe(host: &str, port: u16, endpoint: &str, model: &str) -> Result<Vec<ProbeAnswer>> {
+pub(crate) fn run_probe(
+    host: &str,
+    port: u16,
+    endpoint: &str,
+    model: &str,
+) -> Result<Vec<ProbeAnswer>> {
     let mut out = Vec::new();
     for prompt in PROBE_PROMPTS {
         let t = Timeouts::new(Duration::from_secs(120));
@@ -122,13 +127,17 @@ pub fn run_probe(host: &str, port: u16, endpoint: &str, model: &str) -> Result<V
 
 /// Largest |Δlogprob| on a matching answer above which the answers count as different
 /// (greedy tokens can survive a numerics change that logprobs reveal).
-pub const MAX_LOGPROB_DIFF: f64 = 0.05;
+pub(crate) const MAX_LOGPROB_DIFF: f64 = 0.05;
 
 /// Compare answers with the reference, prompt by prompt (matched by prompt text, never by
 /// position): tokens when both sides have them, else text; with logprobs on both sides,
 /// a token-wise |Δlogprob| above [`MAX_LOGPROB_DIFF`] is a mismatch. A reference prompt
 /// with no answer counts as a mismatch.
-pub fn compare(reference: &[ProbeAnswer], got: &[ProbeAnswer], min_match_rate: f64) -> Correctness {
+pub(crate) fn compare(
+    reference: &[ProbeAnswer],
+    got: &[ProbeAnswer],
+    min_match_rate: f64,
+) -> Correctness {
     let mut matched = 0u32;
     let mut max_lp_diff: f64 = 0.0;
     let mut first_mismatch = None;

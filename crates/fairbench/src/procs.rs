@@ -2,7 +2,7 @@
 
 /// Expand a launcher template around `argv`: `{argv}` spreads it, `{command}` becomes one
 /// shell-quoted string (for `ssh host '<command>'`).
-pub fn wrap_with_launcher(argv: &[String], launcher: Option<&[String]>) -> Vec<String> {
+pub(crate) fn wrap_with_launcher(argv: &[String], launcher: Option<&[String]>) -> Vec<String> {
     let Some(template) = launcher else {
         return argv.to_vec();
     };

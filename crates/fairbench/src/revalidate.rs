@@ -64,13 +64,13 @@ fn one() -> f64 {
     1.0
 }
 
-pub fn revalidation_job_path(paths: &CampaignPaths, round: u32) -> PathBuf {
+pub(crate) fn revalidation_job_path(paths: &CampaignPaths, round: u32) -> PathBuf {
     paths
         .root
         .join(format!("benchmark/revalidation/round-{round}.job.json"))
 }
 
-pub fn revalidation_row_id(
+pub(crate) fn revalidation_row_id(
     round: u32,
     framework: Framework,
     candidate: &str,
@@ -82,12 +82,16 @@ pub fn revalidation_row_id(
 
 /// One winner to re-run.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     pub baseline_row: CandidateRow,
 }
 
 /// vLLM's winner (and optionally the leader) per scenario.
-pub fn targets(plan: &Plan, rows: &[CandidateRow], req: &RevalidateRequest) -> Result<Vec<Target>> {
+pub(crate) fn targets(
+    plan: &Plan,
+    rows: &[CandidateRow],
+    req: &RevalidateRequest,
+) -> Result<Vec<Target>> {
     let win = winners(rows, plan.config.benchmark.ranking_metric);
     let mut out = Vec::new();
     for sc in &plan.scenarios {
@@ -455,7 +459,7 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 /// verdict. `patch_correct` is the probe's outcome: `false` on any failed vLLM probe,
 /// `true` only when every vLLM group ran it and passed, `null` (with
 /// `correctness_check` saying why) when it was switched off or never ran.
-pub fn summarize(
+pub(crate) fn summarize(
     plan: &Plan,
     baseline: &[CandidateRow],
     rows: &[CandidateRow],

@@ -26,17 +26,17 @@ use crate::preflight::{FrameworkPlan, FrameworkStatus, Plan, rel};
 use crate::probe;
 
 /// Scenario name used by rows that concern every scenario (preflight rejections, gaps).
-pub const ALL_SCENARIOS: &str = "all";
+pub(crate) const ALL_SCENARIOS: &str = "all";
 
 pub fn plan_path(paths: &CampaignPaths) -> PathBuf {
     paths.benchmark_dir().join("plan.json")
 }
 
-pub fn row_id(framework: Framework, candidate: &str, scenario: &str, repeat: u32) -> String {
+pub(crate) fn row_id(framework: Framework, candidate: &str, scenario: &str, repeat: u32) -> String {
     format!("{framework}/{candidate}/{scenario}/r{repeat}")
 }
 
-pub fn hardware(cfg: &BenchmarkConfig) -> Hardware {
+pub(crate) fn hardware(cfg: &BenchmarkConfig) -> Hardware {
     Hardware {
         gpu_count: cfg.hardware.gpu_count,
         gpu_model: cfg.hardware.gpu_model.clone(),
@@ -45,7 +45,11 @@ pub fn hardware(cfg: &BenchmarkConfig) -> Hardware {
     }
 }
 
-pub fn workload(cfg: &BenchmarkConfig, sc: Option<&Scenario>, point: Option<&Point>) -> Workload {
+pub(crate) fn workload(
+    cfg: &BenchmarkConfig,
+    sc: Option<&Scenario>,
+    point: Option<&Point>,
+) -> Workload {
     let lengths = point.and_then(|p| p.lengths.clone());
     Workload {
         dataset_path: cfg
@@ -76,7 +80,7 @@ pub fn workload(cfg: &BenchmarkConfig, sc: Option<&Scenario>, point: Option<&Poi
 
 /// Row skeleton with everything but the outcome.
 #[allow(clippy::too_many_arguments)]
-pub fn blank_row(
+pub(crate) fn blank_row(
     plan: &Plan,
     framework: Framework,
     candidate_id: &str,
@@ -139,7 +143,7 @@ pub fn blank_row(
 
 /// What the benchmark job returns (also the tool's `result` once finished).
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct SearchResult {
+pub(crate) struct SearchResult {
     pub rows_total: usize,
     pub rows_written_this_run: usize,
     pub rows_skipped_as_done: usize,
@@ -172,21 +176,21 @@ extern "C" fn on_sigterm(_: libc::c_int) {
 
 /// In a job process, SIGTERM (what `jobs::cancel` sends) becomes a cancel request, so the
 /// job tears its server group down and records `cancelled` instead of dying mid-run.
-pub fn install_sigterm_flag() {
+pub(crate) fn install_sigterm_flag() {
     unsafe {
         libc::signal(libc::SIGTERM, on_sigterm as *const () as libc::sighandler_t);
     }
 }
 
 /// Cancel file written by `jobs::cancel`, or SIGTERM received.
-pub fn stop_requested(runner: &JobRunner) -> bool {
+pub(crate) fn stop_requested(runner: &JobRunner) -> bool {
     runner.cancelled() || TERM_REQUESTED.load(Ordering::SeqCst)
 }
 
 /// Environment values are redacted in plan.json when their names look secret; take them
 /// again from the config file the request named (inline configs are stored redacted: pass
 /// secrets through the server's own environment instead).
-pub fn restore_env(paths: &CampaignPaths, plan: &mut Plan) {
+pub(crate) fn restore_env(paths: &CampaignPaths, plan: &mut Plan) {
     let Ok(state) = fsx::read_json::<Value>(&paths.benchmark_job()) else {
         return;
     };
@@ -303,7 +307,7 @@ fn rejection_row_id(r: &crate::preflight::Rejection, i: usize) -> String {
     row_id(r.framework, &what, ALL_SCENARIOS, 0)
 }
 
-pub fn execute_plan(
+pub(crate) fn execute_plan(
     paths: &CampaignPaths,
     plan: &Plan,
     runner: &JobRunner,
@@ -557,7 +561,7 @@ fn tokenizer(ctx: &mut Ctx) -> Result<vllm_sota_bench::TokenizerHandle> {
 }
 
 /// The JSONL workload of the plan, loaded once (None for random workloads).
-pub fn load_dataset(
+pub(crate) fn load_dataset(
     plan: &Plan,
     tok: &vllm_sota_bench::TokenizerHandle,
 ) -> Result<Option<vllm_sota_bench::Workload>> {
@@ -571,7 +575,7 @@ pub fn load_dataset(
 }
 
 /// How to read this server's prefix-cache reuse, when its framework reports it.
-pub fn cache_probe(fp: &FrameworkPlan, server: &Server) -> Option<measure::CacheProbe> {
+pub(crate) fn cache_probe(fp: &FrameworkPlan, server: &Server) -> Option<measure::CacheProbe> {
     fp.facts
         .prefix_cache
         .clone()
@@ -583,7 +587,11 @@ pub fn cache_probe(fp: &FrameworkPlan, server: &Server) -> Option<measure::Cache
         })
 }
 
-pub fn reference_path(paths: &CampaignPaths, framework: Framework, candidate: &str) -> PathBuf {
+pub(crate) fn reference_path(
+    paths: &CampaignPaths,
+    framework: Framework,
+    candidate: &str,
+) -> PathBuf {
     paths
         .benchmark_dir()
         .join("correctness")
@@ -772,13 +780,13 @@ fn normalize(row: &mut CandidateRow, ready_s: f64) {
     );
 }
 
-pub fn vllm_commit_of_campaign(paths: &CampaignPaths) -> Option<String> {
+pub(crate) fn vllm_commit_of_campaign(paths: &CampaignPaths) -> Option<String> {
     let c = paths.campaign().ok()?;
     let checkout = c.vllm_checkout?;
     git_head(&checkout).or(c.vllm_base_commit)
 }
 
-pub fn git_head(dir: &Path) -> Option<String> {
+pub(crate) fn git_head(dir: &Path) -> Option<String> {
     let out = vllm_sota_core::proc::Cmd::new("git")
         .arg("-C")
         .arg(dir)

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use vllm_sota_core::jobs::{self, JobState, JobStatus};
 use vllm_sota_core::layout::CampaignPaths;
+use vllm_sota_core::md::{self, Align};
 use vllm_sota_core::results::CandidateRow;
 use vllm_sota_core::{Tool, ToolContext, fsx};
 
@@ -20,7 +21,7 @@ use crate::search::plan_path;
 
 pub const FAIR_BENCHMARK_KIND: &str = "fair_benchmark";
 pub const REVALIDATE_KIND: &str = "revalidate";
-pub const MAX_WAIT_S: f64 = 45.0;
+pub(crate) const MAX_WAIT_S: f64 = 45.0;
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -107,24 +108,23 @@ impl Tool for FairBenchmark {
             r.rows_planned,
             r.rows_already_done
         );
-        if let Some(p) = &r.progress {
-            s.push_str(&format!(
-                "- Progress: {} / {} — {}\n",
-                p.done,
-                p.total.map(|t| t.to_string()).unwrap_or("?".into()),
-                p.message
-            ));
-        }
-        s.push_str("\n| framework | status | candidates | reason |\n|---|---|---:|---|\n");
+        push_progress(&mut s, r.progress.as_ref());
+        let mut t = md::Table::new(&[
+            ("framework", Align::Left),
+            ("status", Align::Left),
+            ("candidates", Align::Right),
+            ("reason", Align::Left),
+        ]);
         for f in &r.frameworks {
-            s.push_str(&format!(
-                "| {} | {} | {} | {} |\n",
-                f.framework,
-                f.status,
-                f.candidates,
-                f.reason.clone().unwrap_or_default()
-            ));
+            t.row(&[
+                f.framework.to_string(),
+                f.status.clone(),
+                f.candidates.to_string(),
+                f.reason.clone().unwrap_or_default(),
+            ]);
         }
+        s.push('\n');
+        s.push_str(&t.render());
         if !r.preflight_rejections.is_empty() {
             s.push_str("\n## Rejected at preflight\n\n");
             for x in &r.preflight_rejections {
@@ -149,15 +149,7 @@ impl Tool for FairBenchmark {
             "\nGPU check: {} ({})\n",
             r.gpu_check.status, r.gpu_check.detail
         ));
-        if let Some(e) = &r.error {
-            s.push_str(&format!("\nError: {e}\n"));
-        }
-        if let Some(res) = &r.result {
-            s.push_str(&format!(
-                "\nResult:\n\n```json\n{}\n```\n",
-                serde_json::to_string_pretty(res).unwrap_or_default()
-            ));
-        }
+        push_outcome(&mut s, r.error.as_deref(), r.result.as_ref(), "\nResult:\n");
         s
     }
 }
@@ -183,11 +175,7 @@ pub fn start_fair_benchmark(
     exe: &Path,
     opts: &PreflightOptions,
 ) -> Result<FairBenchmarkReport> {
-    if let Some(w) = req.wait_s
-        && !(0.0..=MAX_WAIT_S).contains(&w)
-    {
-        bail!("wait_s: {w} must be in [0, {MAX_WAIT_S}]");
-    }
+    check_wait(req.wait_s)?;
     let paths = CampaignPaths::open(&req.campaign_dir)?;
     // Phase 0.5 comes first: the history notes, or the blocker history_notes recorded in them.
     if !CampaignPaths::is_written(&paths.history_notes()) {
@@ -239,7 +227,7 @@ pub fn start_fair_benchmark(
 }
 
 /// Wait up to `wait_s` for the job to finish, forwarding its progress.
-pub fn long_poll(
+pub(crate) fn long_poll(
     state_path: &Path,
     mut st: JobState,
     wait_s: Option<f64>,
@@ -258,11 +246,47 @@ pub fn long_poll(
     Ok(st)
 }
 
-fn status_text(s: JobStatus) -> String {
-    serde_json::to_value(s)
+/// A unit enum's serialized name (`running`, `rejected`, ...).
+fn enum_text(v: impl Serialize) -> String {
+    serde_json::to_value(v)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
+}
+
+/// `wait_s`, when given, is within [0, MAX_WAIT_S].
+fn check_wait(wait_s: Option<f64>) -> Result<()> {
+    if let Some(w) = wait_s
+        && !(0.0..=MAX_WAIT_S).contains(&w)
+    {
+        bail!("wait_s: {w} must be in [0, {MAX_WAIT_S}]");
+    }
+    Ok(())
+}
+
+/// The job's progress line of a tool report.
+fn push_progress(s: &mut String, progress: Option<&jobs::JobProgress>) {
+    if let Some(p) = progress {
+        s.push_str(&format!(
+            "- Progress: {} / {} — {}\n",
+            p.done,
+            p.total.map(|t| t.to_string()).unwrap_or("?".into()),
+            p.message
+        ));
+    }
+}
+
+/// The job's error and result (pretty JSON under `heading`) at the end of a tool report.
+fn push_outcome(s: &mut String, error: Option<&str>, result: Option<&Value>, heading: &str) {
+    if let Some(e) = error {
+        s.push_str(&format!("\nError: {e}\n"));
+    }
+    if let Some(res) = result {
+        s.push_str(&format!(
+            "{heading}\n```json\n{}\n```\n",
+            serde_json::to_string_pretty(res).unwrap_or_default()
+        ));
+    }
 }
 
 fn report(
@@ -284,7 +308,7 @@ fn report(
         state_path: preflight::rel(&paths.root, &paths.benchmark_job()),
         status: st
             .as_ref()
-            .map(|s| status_text(s.status))
+            .map(|s| enum_text(s.status))
             .unwrap_or_else(|| status.to_string()),
         resumed,
         attempts: st.as_ref().map(|s| s.attempts).unwrap_or(0),
@@ -296,10 +320,7 @@ fn report(
             .iter()
             .map(|f| FrameworkSummary {
                 framework: f.framework,
-                status: serde_json::to_value(f.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                status: enum_text(f.status),
                 candidates: f.candidates.len(),
                 reason: f.reason.clone(),
                 notes: f.notes.clone(),
@@ -360,23 +381,8 @@ impl Tool for Revalidate {
             r.rows_file,
             r.targets.join(", ")
         );
-        if let Some(p) = &r.progress {
-            s.push_str(&format!(
-                "- Progress: {} / {} — {}\n",
-                p.done,
-                p.total.map(|t| t.to_string()).unwrap_or("?".into()),
-                p.message
-            ));
-        }
-        if let Some(e) = &r.error {
-            s.push_str(&format!("\nError: {e}\n"));
-        }
-        if let Some(res) = &r.result {
-            s.push_str(&format!(
-                "\n```json\n{}\n```\n",
-                serde_json::to_string_pretty(res).unwrap_or_default()
-            ));
-        }
+        push_progress(&mut s, r.progress.as_ref());
+        push_outcome(&mut s, r.error.as_deref(), r.result.as_ref(), "");
         s
     }
 }
@@ -395,11 +401,7 @@ pub fn start_revalidate(
     if !(0.0..=1.0).contains(&req.min_match_rate) {
         bail!("min_match_rate: {} must be in [0, 1]", req.min_match_rate);
     }
-    if let Some(w) = req.wait_s
-        && !(0.0..=MAX_WAIT_S).contains(&w)
-    {
-        bail!("wait_s: {w} must be in [0, {MAX_WAIT_S}]");
-    }
+    check_wait(req.wait_s)?;
     let paths = CampaignPaths::open(&req.campaign_dir)?;
     let plan: preflight::Plan = fsx::read_json(&plan_path(&paths))
         .context("benchmark/plan.json: run fair_benchmark first")?;
@@ -420,7 +422,7 @@ pub fn start_revalidate(
     Ok(RevalidateReport {
         job_id: st.job_id.clone(),
         state_path: preflight::rel(&paths.root, &state_path),
-        status: status_text(st.status),
+        status: enum_text(st.status),
         resumed,
         attempts: st.attempts,
         rows_file: preflight::rel(&paths.root, &paths.revalidation(req.round)),

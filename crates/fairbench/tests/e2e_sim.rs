@@ -7,18 +7,22 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use vllm_sota_core::jobs::{self, JobStatus};
 use vllm_sota_core::layout::CampaignPaths;
 use vllm_sota_core::results::{CandidateRow, RunStatus};
 use vllm_sota_core::{ToolContext, fsx};
-use vllm_sota_fairbench::preflight::PreflightOptions;
-use vllm_sota_fairbench::{FairBenchmarkRequest, RevalidateRequest, start_fair_benchmark};
+use vllm_sota_fairbench::PreflightOptions;
+use vllm_sota_fairbench::{
+    FairBenchmarkReport, FairBenchmarkRequest, RevalidateRequest, start_fair_benchmark,
+};
 
 /// The e2e config. Each framework is sim-serve with its own flag family and a different
 /// batch capacity, so the simulator predicts the order: vLLM c01 (16 seqs) > SGLang (8) >
-/// vLLM baseline (4) > TensorRT-LLM (2) at concurrency 16.
+/// vLLM baseline (4) > TensorRT-LLM (2) at concurrency 16, on the simulator's uncalibrated
+/// cost model (`--sim-cost-profile none`: the calibrated profiles have their own test in
+/// the bench crate).
 fn config_yaml(dir: &Path, with_all: bool) -> String {
     let sim = q(&example("sim_serve"));
     let checkout = q(&dir.join("vllm-checkout-0.0.0+sim"));
@@ -49,7 +53,7 @@ search: {{tier: 1, max_candidates_per_framework: 4}}
 launch: {{startup_timeout_s: 120, readiness_poll_s: 0.1, shutdown_grace_s: 3}}
 frameworks:
   vllm:
-    server_command: [{sim}, --framework, vllm, "{{model}}"]
+    server_command: [{sim}, --framework, vllm, "{{model}}", --sim-cost-profile, none]
     help_command: [cat, {vh}]
     python_command: [python3]
     env: {{PYTHONPATH: {checkout}}}
@@ -62,20 +66,20 @@ frameworks:
     if with_all {
         y.push_str(&format!(
             r#"  sglang:
-    server_command: [{sim}, --framework, sglang, --model-path, "{{model}}"]
+    server_command: [{sim}, --framework, sglang, --model-path, "{{model}}", --sim-cost-profile, none]
     help_command: [cat, {sh}]
     base_server_flags: {{--max-running-requests: 8, --mem-fraction-static: 0.88}}
     search_space:
       --chunked-prefill-size: [1048576]
   tensorrt_llm:
-    server_command: [{sim}, --framework, trtllm, "{{model}}"]
+    server_command: [{sim}, --framework, trtllm, "{{model}}", --sim-cost-profile, none]
     help_command: [cat, {th}]
     base_server_flags: {{--max_batch_size: 2}}
     search_space:
       --backend: [tensorrt]
     search_skipped_reason: "its one knob (a non-PyTorch backend) is refused at preflight"
   tokenspeed:
-    server_command: [{sim}, --framework, vllm, "{{model}}", --fault-slow-start-s, "1000"]
+    server_command: [{sim}, --framework, vllm, "{{model}}", --sim-cost-profile, none, --fault-slow-start-s, "1000"]
     help_command: [cat, {vh}]
     startup_timeout_s: 4
     search_skipped_reason: "hangs at start-up in this test"
@@ -83,6 +87,53 @@ frameworks:
         ));
     }
     y
+}
+
+/// The e2e config written beside the campaign as `bench.yaml`.
+fn write_config(dir: &Path, with_all: bool) -> PathBuf {
+    let path = dir.join("bench.yaml");
+    std::fs::write(&path, config_yaml(dir, with_all)).unwrap();
+    path
+}
+
+fn request(
+    root: &Path,
+    config_path: String,
+    dry_run: bool,
+    wait_s: Option<f64>,
+) -> FairBenchmarkRequest {
+    FairBenchmarkRequest {
+        campaign_dir: root.display().to_string(),
+        config_path: Some(config_path),
+        config: None,
+        dry_run,
+        wait_s,
+    }
+}
+
+/// fair_benchmark as the tool starts it, with `exe` as the job process.
+fn start(req: FairBenchmarkRequest, exe: &Path) -> FairBenchmarkReport {
+    start_fair_benchmark(
+        req,
+        &ToolContext::default(),
+        exe,
+        &PreflightOptions::default(),
+    )
+    .unwrap()
+}
+
+/// One revalidation round run in this process.
+fn revalidate(root: &Path, req: RevalidateRequest) -> jobs::JobState {
+    jobs::run_inline(
+        &root.join(format!(
+            "benchmark/revalidation/round-{}.job.json",
+            req.round
+        )),
+        "revalidate",
+        serde_json::to_value(req).unwrap(),
+        vllm_sota_fairbench::run_revalidate_job,
+    )
+    .unwrap()
 }
 
 fn rows(root: &Path) -> Vec<CandidateRow> {
@@ -125,55 +176,23 @@ fn assert_rows_valid(path: &Path) {
 }
 
 fn run_search_inline(root: &Path, cfg_path: &Path) -> Value {
-    let req = FairBenchmarkRequest {
-        campaign_dir: root.display().to_string(),
-        config_path: Some(cfg_path.display().to_string()),
-        config: None,
-        dry_run: true,
-        wait_s: None,
-    };
-    let report = start_fair_benchmark(
-        req.clone(),
-        &ToolContext::default(),
-        Path::new("/nonexistent"),
-        &PreflightOptions::default(),
+    search::run_fair_benchmark_inline(
+        root,
+        request(root, cfg_path.display().to_string(), true, None),
     )
-    .unwrap();
-    assert_eq!(report.status, "dry_run");
-    let mut live = req;
-    live.dry_run = false;
-    let st = jobs::run_inline(
-        &root.join("benchmark/job.json"),
-        "fair_benchmark",
-        serde_json::to_value(&live).unwrap(),
-        vllm_sota_fairbench::run_fair_benchmark_job,
-    )
-    .unwrap();
-    assert_eq!(st.status, JobStatus::Succeeded, "{:?}", st.error);
-    st.result.unwrap()
 }
 
 #[test]
 fn full_search_with_sim_serve_then_revalidation() {
     let dir = tempfile::tempdir().unwrap();
     let root = campaign(dir.path());
-    let cfg_path = dir.path().join("bench.yaml");
-    std::fs::write(&cfg_path, config_yaml(dir.path(), true)).unwrap();
+    let cfg_path = write_config(dir.path(), true);
 
     // Preflight (dry run) reports the unknown flag by name and the non-pytorch backend.
-    let report = start_fair_benchmark(
-        FairBenchmarkRequest {
-            campaign_dir: root.display().to_string(),
-            config_path: Some(cfg_path.display().to_string()),
-            config: None,
-            dry_run: true,
-            wait_s: None,
-        },
-        &ToolContext::default(),
+    let report = start(
+        request(&root, cfg_path.display().to_string(), true, None),
         Path::new("/nonexistent"),
-        &PreflightOptions::default(),
-    )
-    .unwrap();
+    );
     let rej: Vec<String> = report
         .preflight_rejections
         .iter()
@@ -238,7 +257,7 @@ fn full_search_with_sim_serve_then_revalidation() {
     assert_eq!(rejected.len(), 2);
 
     // Winners: what the simulator's capacity model predicts, in both scenarios.
-    let winners = vllm_sota_fairbench::artifacts::winners(&rows, Default::default());
+    let winners = vllm_sota_fairbench::winners(&rows, Default::default());
     for sc in ["chat", "summarization"] {
         let order: Vec<String> = winners[sc]
             .iter()
@@ -372,13 +391,7 @@ fn full_search_with_sim_serve_then_revalidation() {
         min_match_rate: 1.0,
         wait_s: None,
     };
-    let st = jobs::run_inline(
-        &root.join("benchmark/revalidation/round-1.job.json"),
-        "revalidate",
-        serde_json::to_value(rv(1)).unwrap(),
-        vllm_sota_fairbench::run_revalidate_job,
-    )
-    .unwrap();
+    let st = revalidate(&root, rv(1));
     assert_eq!(st.status, JobStatus::Succeeded, "{:?}", st.error);
     let res = st.result.unwrap();
     assert_eq!(res["patch_correct"], true, "{res}");
@@ -439,13 +452,7 @@ fn full_search_with_sim_serve_then_revalidation() {
         }
     }
     fsx::write_json(&plan_file, &broken).unwrap();
-    let st = jobs::run_inline(
-        &root.join("benchmark/revalidation/round-2.job.json"),
-        "revalidate",
-        serde_json::to_value(rv(2)).unwrap(),
-        vllm_sota_fairbench::run_revalidate_job,
-    )
-    .unwrap();
+    let st = revalidate(&root, rv(2));
     let res = st.result.unwrap();
     assert_eq!(res["patch_correct"], false, "{res}");
     let r2: Vec<CandidateRow> = fsx::read_jsonl(&paths.revalidation(2)).unwrap();
@@ -457,13 +464,7 @@ fn full_search_with_sim_serve_then_revalidation() {
     // With the probe switched off, the same broken build is "not checked", never correct.
     let mut off = rv(3);
     off.correctness = false;
-    let st = jobs::run_inline(
-        &root.join("benchmark/revalidation/round-3.job.json"),
-        "revalidate",
-        serde_json::to_value(off).unwrap(),
-        vllm_sota_fairbench::run_revalidate_job,
-    )
-    .unwrap();
+    let st = revalidate(&root, off);
     let res = st.result.unwrap();
     assert!(res["patch_correct"].is_null(), "{res}");
     assert!(
@@ -484,13 +485,7 @@ fn full_search_with_sim_serve_then_revalidation() {
     let mut c: Value = fsx::read_json(&cj).unwrap();
     c["vllm_checkout"] = Value::String(other.display().to_string());
     fsx::write_json(&cj, &c).unwrap();
-    let st = jobs::run_inline(
-        &root.join("benchmark/revalidation/round-4.job.json"),
-        "revalidate",
-        serde_json::to_value(rv(4)).unwrap(),
-        vllm_sota_fairbench::run_revalidate_job,
-    )
-    .unwrap();
+    let st = revalidate(&root, rv(4));
     assert_eq!(st.status, JobStatus::Failed);
     let e = st.error.unwrap();
     assert!(
@@ -527,23 +522,10 @@ fn wait_for(mut f: impl FnMut() -> bool, limit: Duration) -> bool {
 fn kill_dash_9_mid_search_then_resume_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let root = campaign(dir.path());
-    let cfg_path = dir.path().join("bench.yaml");
-    std::fs::write(&cfg_path, config_yaml(dir.path(), false)).unwrap();
+    write_config(dir.path(), false);
     let exe = example("fairbench_job");
-    let req = FairBenchmarkRequest {
-        campaign_dir: root.display().to_string(),
-        config_path: Some("../bench.yaml".into()),
-        config: None,
-        dry_run: false,
-        wait_s: Some(0.5),
-    };
-    let report = start_fair_benchmark(
-        req.clone(),
-        &ToolContext::default(),
-        &exe,
-        &PreflightOptions::default(),
-    )
-    .unwrap();
+    let req = request(&root, "../bench.yaml".into(), false, Some(0.5));
+    let report = start(req.clone(), &exe);
     assert!(!report.resumed);
     let state = root.join("benchmark/job.json");
     // Wait for the first measured row, then kill the job process with SIGKILL.
@@ -570,9 +552,9 @@ fn kill_dash_9_mid_search_then_resume_loses_and_duplicates_nothing() {
     ));
     let before = rows_len(&root);
     let planned: Vec<String> = {
-        let plan: vllm_sota_fairbench::preflight::Plan =
+        let plan: vllm_sota_fairbench::Plan =
             fsx::read_json(&root.join("benchmark/plan.json")).unwrap();
-        vllm_sota_fairbench::search::planned_row_ids(&plan)
+        vllm_sota_fairbench::planned_row_ids(&plan)
     };
     assert!(
         before < planned.len(),
@@ -581,13 +563,7 @@ fn kill_dash_9_mid_search_then_resume_loses_and_duplicates_nothing() {
     );
 
     // Resume: same request; completes the rest.
-    let report = start_fair_benchmark(
-        req,
-        &ToolContext::default(),
-        &exe,
-        &PreflightOptions::default(),
-    )
-    .unwrap();
+    let report = start(req, &exe);
     assert!(report.resumed);
     assert_eq!(report.attempts, 2);
     assert!(report.rows_already_done >= before.min(report.rows_planned));
@@ -627,23 +603,12 @@ fn kill_dash_9_mid_search_then_resume_loses_and_duplicates_nothing() {
 fn cancel_stops_the_job_and_its_server_group() {
     let dir = tempfile::tempdir().unwrap();
     let root = campaign(dir.path());
-    let cfg_path = dir.path().join("bench.yaml");
-    std::fs::write(&cfg_path, config_yaml(dir.path(), false)).unwrap();
+    let cfg_path = write_config(dir.path(), false);
     let exe = example("fairbench_job");
-    let req = FairBenchmarkRequest {
-        campaign_dir: root.display().to_string(),
-        config_path: Some(cfg_path.display().to_string()),
-        config: None,
-        dry_run: false,
-        wait_s: None,
-    };
-    start_fair_benchmark(
-        req,
-        &ToolContext::default(),
+    start(
+        request(&root, cfg_path.display().to_string(), false, None),
         &exe,
-        &PreflightOptions::default(),
-    )
-    .unwrap();
+    );
     let state = root.join("benchmark/job.json");
     let live = root.join("benchmark/servers/live.json");
     // Cancel while a server is up (being measured).

@@ -11,8 +11,8 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
 use vllm_sota_core::Framework;
-use vllm_sota_fairbench::config::parse_config_text;
-use vllm_sota_fairbench::preflight::{FrameworkStatus, PreflightOptions, preflight};
+use vllm_sota_fairbench::parse_config_text;
+use vllm_sota_fairbench::{FrameworkStatus, PreflightOptions, preflight};
 
 fn opts(dir: &Path) -> PreflightOptions {
     PreflightOptions {
@@ -251,13 +251,13 @@ fn length_buckets_pick_the_slowest_bucket_for_the_profiling_shapes() {
     for _ in 0..10 {
         recs.push(rec(4000, 400, 300.0, 5.0));
     }
-    let stats = vllm_sota_bench::workload::LengthStats {
+    let stats = vllm_sota_bench::LengthStats {
         input_p50: Some(100.0),
         input_p95: Some(4000.0),
         output_p50: 50.0,
         output_p95: 400.0,
     };
-    let (buckets, shapes) = vllm_sota_fairbench::measure::length_buckets(&recs, &stats);
+    let (buckets, shapes) = vllm_sota_fairbench::length_buckets(&recs, &stats);
     assert_eq!(buckets.len(), 2);
     assert_eq!(
         (buckets[0].bucket.as_str(), buckets[0].requests),

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use vllm_sota_bench::{NativeFormat, import_native};
 use vllm_sota_core::results::*;
-use vllm_sota_fairbench::interop::{export_jsonl, export_row};
+use vllm_sota_fairbench::{export_jsonl, export_row};
 
 /// Field paths (`model`, `metrics.p50_ttft_ms`, `validated_cli_flags.server`...) of the
 /// "Top-level keys" list in result-schema-fields.md.

@@ -5,9 +5,9 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use vllm_sota_core::Framework;
-use vllm_sota_fairbench::config::{self, parse_config_text};
-use vllm_sota_fairbench::flags::{HelpFlags, load_framework_flags, resolve_flag};
-use vllm_sota_fairbench::preflight::{FrameworkStatus, PreflightOptions, preflight};
+use vllm_sota_fairbench::{FrameworkStatus, PreflightOptions, preflight};
+use vllm_sota_fairbench::{HelpFlags, load_framework_flags, resolve_flag};
+use vllm_sota_fairbench::{load_config, parse_config_text};
 
 fn help_texts() -> BTreeMap<Framework, String> {
     BTreeMap::from([
@@ -117,7 +117,7 @@ fn the_three_cookbook_configs_validate_and_preflight_cleanly() {
     assert_eq!(names.len(), 3, "{names:?}");
     let mut gpu_counts = vec![];
     for path in names {
-        let cfg = config::load_config(&path).unwrap();
+        let cfg = load_config(&path).unwrap();
         gpu_counts.push(cfg.hardware.gpu_count);
         assert_eq!(cfg.dataset.scenarios().len(), 2);
         assert_eq!(cfg.dataset.max_total_len(), 9000);
@@ -219,7 +219,7 @@ fn config_errors_name_the_key() {
     assert!(e.contains("enabled") || e.contains("frameworks"), "{e}");
 }
 
-fn plan_for(yaml: &str) -> vllm_sota_fairbench::preflight::Plan {
+fn plan_for(yaml: &str) -> vllm_sota_fairbench::Plan {
     let dir = tempfile::tempdir().unwrap();
     let mut o = opts();
     o.help_texts.insert(
@@ -227,6 +227,17 @@ fn plan_for(yaml: &str) -> vllm_sota_fairbench::preflight::Plan {
         std::fs::read_to_string(trt_help(dir.path())).unwrap(),
     );
     let cfg = parse_config_text(yaml, "t.yaml").unwrap();
+    preflight(&cfg, dir.path(), &o).unwrap()
+}
+
+/// The plan of a config when no help text is given (each framework's help_command runs).
+fn plan_without_help_texts(yaml: &str) -> vllm_sota_fairbench::Plan {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = parse_config_text(yaml, "t.yaml").unwrap();
+    let o = PreflightOptions {
+        skip_gpu_check: true,
+        ..Default::default()
+    };
     preflight(&cfg, dir.path(), &o).unwrap()
 }
 
@@ -355,21 +366,9 @@ fn non_pytorch_trt_backend_rejects_the_framework() {
 
 #[test]
 fn a_missing_framework_is_an_environment_gap() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = parse_config_text(
+    let plan = plan_without_help_texts(
         "schema_version: 1\nmodel: {name: m}\nframeworks:\n  tokenspeed:\n    server_command: [definitely-not-installed-tokenspeed, serve, '{model}']\n",
-        "t.yaml",
-    )
-    .unwrap();
-    let plan = preflight(
-        &cfg,
-        dir.path(),
-        &PreflightOptions {
-            skip_gpu_check: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    );
     assert_eq!(plan.environment_gaps.len(), 1);
     assert!(
         plan.environment_gaps[0]
@@ -384,28 +383,16 @@ fn a_missing_framework_is_an_environment_gap() {
 fn nvidia_smi_compute_apps_are_matched_to_requested_gpus() {
     let uuids = BTreeMap::from([("GPU-aaa".to_string(), 0u32), ("GPU-bbb".to_string(), 1u32)]);
     let apps = "1234, GPU-bbb, 70000\n999, GPU-aaa, 500\n";
-    let busy = vllm_sota_fairbench::preflight::parse_compute_apps(apps, &uuids, &[1]);
+    let busy = vllm_sota_fairbench::parse_compute_apps(apps, &uuids, &[1]);
     assert_eq!(busy, vec!["GPU 1: pid 1234 (70000 MiB)".to_string()]);
-    assert!(vllm_sota_fairbench::preflight::parse_compute_apps("", &uuids, &[0, 1]).is_empty());
+    assert!(vllm_sota_fairbench::parse_compute_apps("", &uuids, &[0, 1]).is_empty());
 }
 
 #[test]
 fn an_unreadable_help_text_rejects_instead_of_guessing() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = parse_config_text(
+    let plan = plan_without_help_texts(
         "schema_version: 1\nmodel: {name: m}\nframeworks:\n  vllm:\n    server_command: [echo, serve]\n    help_command: [echo, 'no flags here']\n",
-        "t.yaml",
-    )
-    .unwrap();
-    let plan = preflight(
-        &cfg,
-        dir.path(),
-        &PreflightOptions {
-            skip_gpu_check: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    );
     let v = plan.framework(Framework::Vllm).unwrap();
     assert_eq!(v.status, FrameworkStatus::Rejected);
     assert!(

@@ -54,10 +54,8 @@ fn field_names(v: &serde_json::Value, out: &mut std::collections::BTreeSet<Strin
 
 #[test]
 fn config_doc_documents_every_key() {
-    let schema = serde_json::to_value(schemars::schema_for!(
-        vllm_sota_fairbench::config::BenchmarkConfig
-    ))
-    .unwrap();
+    let schema =
+        serde_json::to_value(schemars::schema_for!(vllm_sota_fairbench::BenchmarkConfig)).unwrap();
     let mut names = std::collections::BTreeSet::new();
     field_names(&schema, &mut names);
     assert!(names.len() > 40, "{names:?}");

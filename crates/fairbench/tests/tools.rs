@@ -6,7 +6,7 @@ use common::*;
 use serde_json::json;
 use std::path::Path;
 use vllm_sota_core::{Tool, ToolContext};
-use vllm_sota_fairbench::preflight::PreflightOptions;
+use vllm_sota_fairbench::PreflightOptions;
 use vllm_sota_fairbench::{
     FairBenchmark, FairBenchmarkRequest, RevalidateRequest, start_fair_benchmark, start_revalidate,
 };
@@ -86,9 +86,9 @@ fn dry_run_with_inline_config_writes_help_and_plan() {
     )
     .unwrap();
     assert_eq!(r2.rows_planned, 3 * 2 + 1);
-    let plan: vllm_sota_fairbench::preflight::Plan =
+    let plan: vllm_sota_fairbench::Plan =
         vllm_sota_core::fsx::read_json(&root.join("benchmark/plan.json")).unwrap();
-    let ids = vllm_sota_fairbench::search::planned_row_ids(&plan);
+    let ids = vllm_sota_fairbench::planned_row_ids(&plan);
     assert!(
         ids.contains(&"vllm/c02-max-num-seqs=128/chat/r1".to_string()),
         "{ids:?}"

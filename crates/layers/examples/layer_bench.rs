@@ -3,7 +3,7 @@
 //! `cargo run --release -p vllm-sota-layers --example layer_bench -- REPEAT TRACE CONFIG [MAPPING]`
 use std::path::Path;
 use std::time::Instant;
-use vllm_sota_layers::{analyze, config, source};
+use vllm_sota_layers::{Options, analyze, load_rules, load_trace_view, read_config};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -13,27 +13,21 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let repeat: usize = args[0].parse()?;
-    let rules = config::load_rules()?;
+    let rules = load_rules()?;
     let gpu = vllm_sota_core::gpu::find("H200")?;
     let (mut reads, mut analyses) = (vec![], vec![]);
     let mut layers = 0;
     for _ in 0..repeat {
         let t = Instant::now();
-        let view = source::load(Path::new(&args[1]))?;
+        let view = load_trace_view(Path::new(&args[1]))?;
         let mapping = match args.get(3) {
-            Some(p) => Some(source::load(Path::new(p))?),
+            Some(p) => Some(load_trace_view(Path::new(p))?),
             None => None,
         };
         reads.push(t.elapsed().as_secs_f64());
-        let cfg = config::read_config(Path::new(&args[2]), &rules)?;
+        let cfg = read_config(Path::new(&args[2]), &rules)?;
         let t = Instant::now();
-        let a = analyze::analyze(
-            &view,
-            mapping.as_ref(),
-            cfg,
-            &gpu,
-            &analyze::Options::default(),
-        )?;
+        let a = analyze(&view, mapping.as_ref(), cfg, &gpu, &Options::default())?;
         analyses.push(t.elapsed().as_secs_f64());
         layers = a.layers_found;
     }

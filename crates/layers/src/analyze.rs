@@ -682,7 +682,7 @@ fn gap_notes(gaps: &[IdleGap], rows: &[LayerRow], notes: &mut Vec<String>) {
 
 /// What the pass itself says its stage is, and why: a vLLM step's request counts, else
 /// the attention query length of its launching ops (1 = decode, more = prefill).
-pub fn stage_evidence(view: &TraceView, pass: &Pass) -> Option<(&'static str, String)> {
+pub(crate) fn stage_evidence(view: &TraceView, pass: &Pass) -> Option<(&'static str, String)> {
     if let Some(t) = pass.tokens {
         let stage = match (t.context_requests > 0, t.generation_requests > 0) {
             (true, false) => "prefill",
@@ -847,7 +847,7 @@ pub fn analyze(
 
 /// The error for a trace without GPU kernels: an empty profiler window (the workload
 /// did not run while the profiler recorded) or a trace that is not the GPU worker's.
-pub fn no_kernels_message(path: &str) -> String {
+pub(crate) fn no_kernels_message(path: &str) -> String {
     format!(
         "trace {path} has no GPU kernels: either it is not a GPU worker trace (vLLM's API-server `async_llm` trace holds only Python events), or the profiler window held no GPU work — the requests did not run while the profiler was active. vLLM 0.26 records only `active_iterations` engine steps (5 by default) after `delay_iterations`: send the workload while the profiler is active, or start the server with a larger `active_iterations` (e.g. --profiler-config '{{\"profiler\":\"torch\",\"delay_iterations\":0,\"active_iterations\":50}}')"
     )

@@ -136,14 +136,19 @@ pub struct ConfigLayers {
 impl ConfigLayers {
     /// No config: generic table.
     pub fn absent(why: &str) -> Self {
+        Self::untyped(None, vec![], why.to_string())
+    }
+
+    /// No usable layer count: the layers come from the trace alone, untyped.
+    fn untyped(model_type: Option<String>, evidence: Vec<String>, problem: String) -> Self {
         ConfigLayers {
-            model_type: None,
+            model_type,
             num_layers: None,
             types: vec![],
             layer_types: vec![],
             mtp_layers: 0,
-            evidence: vec![],
-            problem: Some(why.to_string()),
+            evidence,
+            problem: Some(problem),
         }
     }
 
@@ -168,7 +173,7 @@ impl ConfigLayers {
 }
 
 /// Sorted layer ids as runs: `0–1, 4, 6–9`.
-pub fn compact_ranges(ids: &[usize]) -> String {
+pub(crate) fn compact_ranges(ids: &[usize]) -> String {
     let mut out: Vec<String> = vec![];
     let mut i = 0;
     while i < ids.len() {
@@ -228,6 +233,33 @@ fn as_count(v: &Value) -> Option<usize> {
     })
 }
 
+/// The first of `keys` set in `cfg`, read as a count (None when it is not one).
+fn first_count<'k>(cfg: &Value, keys: &'k [String]) -> Option<(&'k str, usize)> {
+    first(cfg, keys).and_then(|(k, v)| as_count(v).map(|c| (k, c)))
+}
+
+/// The counts in a JSON list (entries that are not counts are skipped).
+fn counts(list: &[Value]) -> Vec<usize> {
+    list.iter().filter_map(as_count).collect()
+}
+
+/// One kind per layer: `yes` where `pick(layer)`, else `no`.
+fn per_layer(n: usize, yes: &str, no: &str, pick: impl Fn(usize) -> bool) -> Vec<String> {
+    (0..n)
+        .map(|i| if pick(i) { yes } else { no }.to_string())
+        .collect()
+}
+
+/// One interpretation in progress: the decoder config and its layer count with the rules,
+/// and what it has found so far (the keys that decided, the things ignored).
+struct Reading<'a> {
+    cfg: &'a Value,
+    n: usize,
+    rules: &'a LayerRules,
+    evidence: Vec<String>,
+    problems: Vec<String>,
+}
+
 /// Interpret a parsed config object.
 pub fn interpret(root: &Value, rules: &LayerRules) -> ConfigLayers {
     // Multimodal wrappers keep the decoder in a nested config.
@@ -245,18 +277,8 @@ pub fn interpret(root: &Value, rules: &LayerRules) -> ConfigLayers {
         .or_else(|| root.get("model_type"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    // Without a usable layer count the layers come from the trace alone, untyped.
-    let untyped = |model_type, evidence, problem: String| ConfigLayers {
-        model_type,
-        num_layers: None,
-        types: vec![],
-        layer_types: vec![],
-        mtp_layers: 0,
-        evidence,
-        problem: Some(problem),
-    };
     let Some((count_key, count_value)) = first(cfg, &rules.layer_count_keys) else {
-        return untyped(
+        return ConfigLayers::untyped(
             model_type,
             evidence,
             format!(
@@ -266,7 +288,7 @@ pub fn interpret(root: &Value, rules: &LayerRules) -> ConfigLayers {
         );
     };
     let Some(n) = as_count(count_value).filter(|&n| n > 0) else {
-        return untyped(
+        return ConfigLayers::untyped(
             model_type,
             evidence,
             format!(
@@ -275,24 +297,29 @@ pub fn interpret(root: &Value, rules: &LayerRules) -> ConfigLayers {
         );
     };
     evidence.push(format!("{count_key}={n}"));
-    let mut problems: Vec<String> = vec![];
-    let attention = attention_types(cfg, n, rules, &mut evidence, &mut problems);
-    let mlp = mlp_types(cfg, n, rules, &mut evidence, &mut problems);
-    let hash = hash_layers(cfg, n, rules, &mut evidence);
-    let mtp_layers = first(cfg, &rules.draft.mtp_layer_count_keys).and_then(|(k, v)| {
-        let c = as_count(v)?;
+    let mut r = Reading {
+        cfg,
+        n,
+        rules,
+        evidence,
+        problems: vec![],
+    };
+    let attention = attention_types(&mut r);
+    let mlp = mlp_types(&mut r);
+    let hash = hash_layers(&mut r);
+    let mtp_layers = first_count(cfg, &rules.draft.mtp_layer_count_keys).map(|(k, c)| {
         if c > 0 {
-            evidence.push(format!(
+            r.evidence.push(format!(
                 "{k}={c} (MTP/draft layers run in draft passes, not in the main pass)"
             ));
         }
-        Some(c)
+        c
     });
     let types: Vec<LayerType> = (0..n)
         .map(|i| LayerType {
             attention: attention[i].clone(),
             mlp: mlp[i].clone(),
-            hash: hash.get(i).copied().unwrap_or(false),
+            hash: hash[i],
         })
         .collect();
     let mut layer_types = vec![];
@@ -310,25 +337,14 @@ pub fn interpret(root: &Value, rules: &LayerRules) -> ConfigLayers {
         layer_types,
         types,
         mtp_layers: mtp_layers.unwrap_or(0),
-        evidence,
-        problem: if problems.is_empty() {
-            None
-        } else {
-            Some(problems.join("; "))
-        },
+        evidence: r.evidence,
+        problem: (!r.problems.is_empty()).then(|| r.problems.join("; ")),
     }
 }
 
 /// Attention kind per layer: the first source in the config that decides it.
-fn attention_types(
-    cfg: &Value,
-    n: usize,
-    rules: &LayerRules,
-    evidence: &mut Vec<String>,
-    problems: &mut Vec<String>,
-) -> Vec<String> {
-    type Source =
-        fn(&Value, usize, &LayerRules, &mut Vec<String>, &mut Vec<String>) -> Option<Vec<String>>;
+fn attention_types(r: &mut Reading) -> Vec<String> {
+    type Source = fn(&mut Reading) -> Option<Vec<String>>;
     let sources: [Source; 5] = [
         compress_ratio_kinds,
         listed_kinds,
@@ -337,261 +353,185 @@ fn attention_types(
         sliding_window_kinds,
     ];
     for src in sources {
-        if let Some(kinds) = src(cfg, n, rules, evidence, problems) {
+        if let Some(kinds) = src(r) {
             return kinds;
         }
     }
-    vec!["full_attention".into(); n]
+    vec!["full_attention".into(); r.n]
 }
 
 /// Seed-specific compress ratios (DeepSeek-V4 style) decide the attention kind.
-fn compress_ratio_kinds(
-    cfg: &Value,
-    n: usize,
-    rules: &LayerRules,
-    evidence: &mut Vec<String>,
-    problems: &mut Vec<String>,
-) -> Option<Vec<String>> {
-    if let Some((k, Value::Array(ratios))) = first(cfg, &rules.seed_specific.compress_ratio_keys)
-        && !ratios.is_empty()
-    {
-        let mut r: Vec<Option<i64>> = ratios.iter().map(Value::as_i64).collect();
-        if r.len() > n {
-            evidence.push(format!(
-                "{k} has {} entries for {n} layers: the trailing {} (MTP) dropped",
-                r.len(),
-                r.len() - n
-            ));
-            r.truncate(n);
-        } else if r.len() < n {
-            problems.push(format!(
-                "`{k}` has {} entries but there are {n} layers: the rest are untyped",
-                r.len()
-            ));
-        }
-        evidence.push(format!("{k} (per-layer compress ratio)"));
-        return Some(
-            (0..n)
-                .map(|i| match r.get(i).copied().flatten() {
-                    Some(x) => rules
-                        .seed_specific
-                        .compress_ratio_names
-                        .get(&x.to_string())
-                        .cloned()
-                        .unwrap_or_else(|| format!("cr{x}")),
-                    None => "untyped".to_string(),
-                })
-                .collect(),
-        );
+fn compress_ratio_kinds(r: &mut Reading) -> Option<Vec<String>> {
+    let (n, seed) = (r.n, &r.rules.seed_specific);
+    let Some((k, Value::Array(ratios))) = first(r.cfg, &seed.compress_ratio_keys) else {
+        return None;
+    };
+    if ratios.is_empty() {
+        return None;
     }
-    None
+    let mut ratios: Vec<Option<i64>> = ratios.iter().map(Value::as_i64).collect();
+    if ratios.len() > n {
+        r.evidence.push(format!(
+            "{k} has {} entries for {n} layers: the trailing {} (MTP) dropped",
+            ratios.len(),
+            ratios.len() - n
+        ));
+        ratios.truncate(n);
+    } else if ratios.len() < n {
+        r.problems.push(format!(
+            "`{k}` has {} entries but there are {n} layers: the rest are untyped",
+            ratios.len()
+        ));
+    }
+    r.evidence.push(format!("{k} (per-layer compress ratio)"));
+    Some(
+        (0..n)
+            .map(|i| match ratios.get(i).copied().flatten() {
+                Some(x) => seed
+                    .compress_ratio_names
+                    .get(&x.to_string())
+                    .cloned()
+                    .unwrap_or_else(|| format!("cr{x}")),
+                None => "untyped".to_string(),
+            })
+            .collect(),
+    )
 }
 
 /// An explicit per-layer list.
-fn listed_kinds(
-    cfg: &Value,
-    n: usize,
-    rules: &LayerRules,
-    evidence: &mut Vec<String>,
-    problems: &mut Vec<String>,
-) -> Option<Vec<String>> {
-    let a = &rules.attention;
-    if let Some((k, v)) = first(cfg, &a.layer_types_keys) {
-        match v.as_array() {
-            Some(list) if list.len() >= n => {
-                let mut unknown = vec![];
-                let out: Vec<String> = list[..n]
-                    .iter()
-                    .map(|t| {
-                        let raw = t.as_str().unwrap_or("?");
-                        a.layer_type_aliases.get(raw).cloned().unwrap_or_else(|| {
-                            if !unknown.contains(&raw.to_string()) {
-                                unknown.push(raw.to_string());
-                            }
-                            raw.to_string()
-                        })
+fn listed_kinds(r: &mut Reading) -> Option<Vec<String>> {
+    let (n, a) = (r.n, &r.rules.attention);
+    let (k, v) = first(r.cfg, &a.layer_types_keys)?;
+    match v.as_array() {
+        Some(list) if list.len() >= n => {
+            let mut unknown = vec![];
+            let out: Vec<String> = list[..n]
+                .iter()
+                .map(|t| {
+                    let raw = t.as_str().unwrap_or("?");
+                    a.layer_type_aliases.get(raw).cloned().unwrap_or_else(|| {
+                        if !unknown.contains(&raw.to_string()) {
+                            unknown.push(raw.to_string());
+                        }
+                        raw.to_string()
                     })
-                    .collect();
-                if !unknown.is_empty() {
-                    problems.push(format!(
-                        "`{k}` has kinds this tool does not know ({}): shown as given",
-                        unknown.join(", ")
-                    ));
-                }
-                evidence.push(format!("{k} (per-layer attention kind)"));
-                return Some(out);
+                })
+                .collect();
+            if !unknown.is_empty() {
+                r.problems.push(format!(
+                    "`{k}` has kinds this tool does not know ({}): shown as given",
+                    unknown.join(", ")
+                ));
             }
-            Some(list) => problems.push(format!(
-                "`{k}` has {} entries for {n} layers: ignored",
-                list.len()
-            )),
-            None => problems.push(format!("`{k}` is not a list: ignored")),
+            r.evidence.push(format!("{k} (per-layer attention kind)"));
+            return Some(out);
         }
+        Some(list) => r.problems.push(format!(
+            "`{k}` has {} entries for {n} layers: ignored",
+            list.len()
+        )),
+        None => r.problems.push(format!("`{k}` is not a list: ignored")),
     }
     None
 }
 
 /// A hybrid pattern string, one character per layer.
-fn hybrid_pattern_kinds(
-    cfg: &Value,
-    n: usize,
-    rules: &LayerRules,
-    evidence: &mut Vec<String>,
-    problems: &mut Vec<String>,
-) -> Option<Vec<String>> {
-    let a = &rules.attention;
-    if let Some((k, Value::String(pattern))) = first(cfg, &a.hybrid_pattern_keys) {
-        if pattern.chars().count() == n {
-            evidence.push(format!("{k}={pattern}"));
-            return Some(
-                pattern
-                    .chars()
-                    .map(|c| {
-                        a.hybrid_pattern_chars
-                            .get(&c.to_string())
-                            .cloned()
-                            .unwrap_or_else(|| format!("pattern_{c}"))
-                    })
-                    .collect(),
-            );
-        }
-        problems.push(format!(
+fn hybrid_pattern_kinds(r: &mut Reading) -> Option<Vec<String>> {
+    let (n, a) = (r.n, &r.rules.attention);
+    let Some((k, Value::String(pattern))) = first(r.cfg, &a.hybrid_pattern_keys) else {
+        return None;
+    };
+    if pattern.chars().count() != n {
+        r.problems.push(format!(
             "`{k}` has {} characters for {n} layers: ignored",
             pattern.chars().count()
         ));
+        return None;
     }
-    None
+    r.evidence.push(format!("{k}={pattern}"));
+    Some(
+        pattern
+            .chars()
+            .map(|c| {
+                a.hybrid_pattern_chars
+                    .get(&c.to_string())
+                    .cloned()
+                    .unwrap_or_else(|| format!("pattern_{c}"))
+            })
+            .collect(),
+    )
 }
 
 /// Attention every `period` layers (Jamba): others are the named kind.
-fn period_kinds(
-    cfg: &Value,
-    n: usize,
-    rules: &LayerRules,
-    evidence: &mut Vec<String>,
-    _problems: &mut Vec<String>,
-) -> Option<Vec<String>> {
-    let a = &rules.attention;
-    for ap in &a.attention_period_keys {
-        if let Some(period) = cfg.get(&ap.period).and_then(as_count).filter(|&p| p > 0) {
+fn period_kinds(r: &mut Reading) -> Option<Vec<String>> {
+    let cfg = r.cfg;
+    r.rules
+        .attention
+        .attention_period_keys
+        .iter()
+        .find_map(|ap| {
+            let period = cfg.get(&ap.period).and_then(as_count).filter(|&p| p > 0)?;
             let offset = cfg.get(&ap.offset).and_then(as_count).unwrap_or(0);
-            evidence.push(format!("{}={period}, {}={offset}", ap.period, ap.offset));
-            return Some(
-                (0..n)
-                    .map(|i| {
-                        if i % period == offset {
-                            "full_attention".to_string()
-                        } else {
-                            ap.other.clone()
-                        }
-                    })
-                    .collect(),
-            );
-        }
-    }
-    None
+            r.evidence
+                .push(format!("{}={period}, {}={offset}", ap.period, ap.offset));
+            Some(per_layer(r.n, "full_attention", &ap.other, |i| {
+                i % period == offset
+            }))
+        })
 }
 
 /// Sliding window (Qwen2 `use_sliding_window` + `max_window_layers`, Gemma `sliding_window_pattern`, Mistral: a window on every layer).
-fn sliding_window_kinds(
-    cfg: &Value,
-    n: usize,
-    rules: &LayerRules,
-    evidence: &mut Vec<String>,
-    _problems: &mut Vec<String>,
-) -> Option<Vec<String>> {
-    let a = &rules.attention;
-    let window = first(cfg, &a.sliding_window_keys)
-        .and_then(|(_, v)| as_count(v))
-        .filter(|&w| w > 0);
+fn sliding_window_kinds(r: &mut Reading) -> Option<Vec<String>> {
+    let (cfg, n, a) = (r.cfg, r.n, &r.rules.attention);
+    let (_, w) = first_count(cfg, &a.sliding_window_keys).filter(|&(_, w)| w > 0)?;
     let use_sw =
         first(cfg, &a.use_sliding_window_keys).map(|(k, v)| (k, v.as_bool().unwrap_or(false)));
-    if let Some(w) = window {
-        match use_sw {
-            Some((k, false)) => {
-                evidence.push(format!(
-                    "{k}=false: sliding_window={w} unused, full attention"
-                ));
-            }
-            _ => {
-                if let Some((k, pattern)) = first(cfg, &a.sliding_window_pattern_keys)
-                    .and_then(|(k, v)| as_count(v).map(|p| (k, p)))
-                    .filter(|(_, p)| *p > 0)
-                {
-                    evidence.push(format!(
-                        "sliding_window={w}, {k}={pattern} (every {pattern}th layer full)"
-                    ));
-                    return Some(
-                        (0..n)
-                            .map(|i| {
-                                if (i + 1) % pattern == 0 {
-                                    "full_attention".into()
-                                } else {
-                                    "sliding_attention".into()
-                                }
-                            })
-                            .collect(),
-                    );
-                }
-                if let (Some((_, true)), Some((k, mwl))) = (
-                    use_sw,
-                    first(cfg, &a.max_window_layers_keys)
-                        .and_then(|(k, v)| as_count(v).map(|m| (k, m))),
-                ) {
-                    evidence.push(format!("use_sliding_window=true, sliding_window={w}, {k}={mwl} (layers ≥ {mwl} slide)"));
-                    return Some(
-                        (0..n)
-                            .map(|i| {
-                                if i >= mwl {
-                                    "sliding_attention".into()
-                                } else {
-                                    "full_attention".into()
-                                }
-                            })
-                            .collect(),
-                    );
-                }
-                evidence.push(format!("sliding_window={w} on every layer"));
-                return Some(vec!["sliding_attention".into(); n]);
-            }
-        }
+    if let Some((k, false)) = use_sw {
+        r.evidence.push(format!(
+            "{k}=false: sliding_window={w} unused, full attention"
+        ));
+        return None;
     }
-    None
+    if let Some((k, pattern)) =
+        first_count(cfg, &a.sliding_window_pattern_keys).filter(|&(_, p)| p > 0)
+    {
+        r.evidence.push(format!(
+            "sliding_window={w}, {k}={pattern} (every {pattern}th layer full)"
+        ));
+        return Some(per_layer(n, "full_attention", "sliding_attention", |i| {
+            (i + 1) % pattern == 0
+        }));
+    }
+    if let (Some((_, true)), Some((k, mwl))) = (use_sw, first_count(cfg, &a.max_window_layers_keys))
+    {
+        r.evidence.push(format!(
+            "use_sliding_window=true, sliding_window={w}, {k}={mwl} (layers ≥ {mwl} slide)"
+        ));
+        return Some(per_layer(n, "sliding_attention", "full_attention", |i| {
+            i >= mwl
+        }));
+    }
+    r.evidence
+        .push(format!("sliding_window={w} on every layer"));
+    Some(vec!["sliding_attention".into(); n])
 }
 
-fn mlp_types(
-    cfg: &Value,
-    n: usize,
-    rules: &LayerRules,
-    evidence: &mut Vec<String>,
-    problems: &mut Vec<String>,
-) -> Vec<String> {
-    let m = &rules.moe;
-    let experts = first(cfg, &m.expert_count_keys).and_then(|(k, v)| as_count(v).map(|c| (k, c)));
-    let Some((ek, e)) = experts.filter(|(_, c)| *c > 0) else {
+fn mlp_types(r: &mut Reading) -> Vec<String> {
+    let (cfg, n, m) = (r.cfg, r.n, &r.rules.moe);
+    let Some((ek, e)) = first_count(cfg, &m.expert_count_keys).filter(|&(_, c)| c > 0) else {
         return vec!["dense".into(); n];
     };
-    evidence.push(format!("{ek}={e}"));
-    let mut is_moe = vec![true; n];
+    r.evidence.push(format!("{ek}={e}"));
     // An explicit MoE list wins.
     if let Some((k, Value::Array(list))) = first(cfg, &m.moe_layer_list_keys) {
-        let ids: Vec<usize> = list.iter().filter_map(as_count).collect();
-        evidence.push(format!("{k}={ids:?}"));
-        return (0..n)
-            .map(|i| {
-                if ids.contains(&i) {
-                    "moe".into()
-                } else {
-                    "dense".into()
-                }
-            })
-            .collect();
+        let ids = counts(list);
+        r.evidence.push(format!("{k}={ids:?}"));
+        return per_layer(n, "moe", "dense", |i| ids.contains(&i));
     }
-    let first_dense =
-        first(cfg, &m.first_dense_keys).and_then(|(k, v)| as_count(v).map(|c| (k, c)));
-    if let Some((k, c)) = first_dense {
+    let mut is_moe = vec![true; n];
+    if let Some((k, c)) = first_count(cfg, &m.first_dense_keys) {
         if c > 0 {
-            evidence.push(format!("{k}={c}"));
+            r.evidence.push(format!("{k}={c}"));
         }
         for flag in is_moe.iter_mut().take(c.min(n)) {
             *flag = false;
@@ -602,10 +542,10 @@ fn mlp_types(
             continue;
         };
         if step == 0 {
-            problems.push(format!("`{}` is 0: ignored", rule.key));
+            r.problems.push(format!("`{}` is 0: ignored", rule.key));
             continue;
         }
-        evidence.push(format!("{}={step}", rule.key));
+        r.evidence.push(format!("{}={step}", rule.key));
         let offset = rule
             .offset_key
             .as_ref()
@@ -624,30 +564,29 @@ fn mlp_types(
         break;
     }
     if let Some((k, Value::Array(list))) = first(cfg, &m.dense_layer_list_keys) {
-        let ids: Vec<usize> = list.iter().filter_map(as_count).collect();
+        let ids = counts(list);
         if !ids.is_empty() {
-            evidence.push(format!("{k}={ids:?}"));
+            r.evidence.push(format!("{k}={ids:?}"));
         }
         for i in ids {
             if i < n {
                 is_moe[i] = false;
             } else {
-                problems.push(format!("`{k}` names layer {i} but there are {n} layers"));
+                r.problems
+                    .push(format!("`{k}` names layer {i} but there are {n} layers"));
             }
         }
     }
-    is_moe
-        .into_iter()
-        .map(|b| if b { "moe".into() } else { "dense".into() })
-        .collect()
+    per_layer(n, "moe", "dense", |i| is_moe[i])
 }
 
-fn hash_layers(cfg: &Value, n: usize, rules: &LayerRules, evidence: &mut Vec<String>) -> Vec<bool> {
-    let k = first(cfg, &rules.seed_specific.hash_layer_count_keys)
-        .and_then(|(key, v)| as_count(v).map(|c| (key, c)));
-    match k {
+/// Hash layers (DeepSeek-V4 style `num_hash_layers`): the last that many layers.
+fn hash_layers(r: &mut Reading) -> Vec<bool> {
+    let n = r.n;
+    match first_count(r.cfg, &r.rules.seed_specific.hash_layer_count_keys) {
         Some((key, c)) if c > 0 => {
-            evidence.push(format!("{key}={c} (the last {c} layers are hash layers)"));
+            r.evidence
+                .push(format!("{key}={c} (the last {c} layers are hash layers)"));
             (0..n).map(|i| i + c >= n).collect()
         }
         _ => vec![false; n],

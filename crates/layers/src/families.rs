@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 use std::sync::OnceLock;
-use vllm_sota_trace::classify::Classifier;
+use vllm_sota_trace::Classifier;
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, schemars::JsonSchema,
@@ -82,13 +82,13 @@ fn shared() -> &'static Result<Classifier, String> {
 }
 
 /// The shared classifier, when it loaded (see [`ensure_classifier`]).
-pub fn classifier() -> Option<&'static Classifier> {
+pub(crate) fn classifier() -> Option<&'static Classifier> {
     shared().as_ref().ok()
 }
 
 /// Family of a kernel name by the shared classifier (`Other` when it could not be
 /// loaded: the tool refuses to run then, see [`ensure_classifier`]).
-pub fn classify(name: &str) -> Family {
+pub(crate) fn classify(name: &str) -> Family {
     match shared() {
         Ok(c) => Family::from_name(&c.classify(name).name),
         Err(_) => Family::Other,
@@ -97,7 +97,7 @@ pub fn classify(name: &str) -> Family {
 
 /// An error naming the file when the shared classifier cannot be loaded (a broken
 /// `$VLLM_SOTA_REFERENCES/kernel-families.json` override): families would be wrong.
-pub fn ensure_classifier() -> anyhow::Result<()> {
+pub(crate) fn ensure_classifier() -> anyhow::Result<()> {
     match shared() {
         Ok(_) => Ok(()),
         Err(e) => anyhow::bail!("kernel families cannot be classified: {e}"),
@@ -105,7 +105,7 @@ pub fn ensure_classifier() -> anyhow::Result<()> {
 }
 
 /// The one kernel-name shortener ([`vllm_sota_core::kname`]), shared with every tool.
-pub use vllm_sota_core::kname::short as short_name;
+pub(crate) use vllm_sota_core::kname::short as short_name;
 
 #[cfg(test)]
 mod tests {

@@ -19,9 +19,9 @@ use crate::passes::Pass;
 use serde::Serialize;
 
 /// The smallest gap ever flagged (200 µs).
-pub const GAP_FLOOR_NS: i64 = 200_000;
+pub(crate) const GAP_FLOOR_NS: i64 = 200_000;
 /// Gaps listed per pass (the largest first).
-pub const MAX_GAPS: usize = 8;
+pub(crate) const MAX_GAPS: usize = 8;
 
 /// Where in the pass a gap falls.
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
@@ -144,7 +144,11 @@ fn ms(ns: i64) -> f64 {
 
 /// Outlier GPU-idle gaps of `pass` (largest first, at most [`MAX_GAPS`]); `layer_spans`
 /// are the layers' (start, end) in order (empty without layer structure).
-pub fn outlier_gaps(view: &TraceView, pass: &Pass, layer_spans: &[(i64, i64)]) -> Vec<IdleGap> {
+pub(crate) fn outlier_gaps(
+    view: &TraceView,
+    pass: &Pass,
+    layer_spans: &[(i64, i64)],
+) -> Vec<IdleGap> {
     let mut order = pass.kernels.clone();
     order.sort_by_key(|&k| (view.kernels[k].ts_ns, k));
     let Some(&first) = order.first() else {

@@ -155,7 +155,7 @@ impl Segmentation {
 }
 
 /// Layer number of an annotation name such as `model.layers.7.self_attn`.
-pub fn layer_number(name: &str) -> Option<usize> {
+pub(crate) fn layer_number(name: &str) -> Option<usize> {
     crate::names::get()?
         .layer_scope
         .captures(name)
@@ -186,7 +186,7 @@ pub fn segment(view: &TraceView, pass: &Pass, expected: Option<usize>) -> Option
 
 /// Annotations and module scopes only (no sequence analysis); `notes` collects why a
 /// scope source was present but unusable.
-pub fn segment_by_scopes(
+pub(crate) fn segment_by_scopes(
     view: &TraceView,
     pass: &Pass,
     expected: Option<usize>,
@@ -346,7 +346,7 @@ fn by_module_scopes(
 }
 
 /// The busiest stream of the pass (by kernel time).
-pub fn main_stream(view: &TraceView, pass: &Pass) -> (i64, i64) {
+pub(crate) fn main_stream(view: &TraceView, pass: &Pass) -> (i64, i64) {
     let mut per: HashMap<(i64, i64), i64> = HashMap::new();
     for &k in &pass.kernels {
         let kern = &view.kernels[k];
@@ -359,13 +359,17 @@ pub fn main_stream(view: &TraceView, pass: &Pass) -> (i64, i64) {
 }
 
 /// Layers from the repeating kernel sequence of the busiest stream.
-pub fn by_period(view: &TraceView, pass: &Pass, expected: Option<usize>) -> Option<Segmentation> {
+pub(crate) fn by_period(
+    view: &TraceView,
+    pass: &Pass,
+    expected: Option<usize>,
+) -> Option<Segmentation> {
     by_period_groups(view, pass, expected, &[])
 }
 
 /// [`by_period`] that, when one unit does not repeat `expected` times, fits the
 /// config's consecutive groups of same-type layers (`groups`: their sizes in order).
-pub fn by_period_groups(
+pub(crate) fn by_period_groups(
     view: &TraceView,
     pass: &Pass,
     expected: Option<usize>,

@@ -25,21 +25,35 @@
 //! - [`analyze`]: the pure pipeline; [`render`]: its markdown; [`tool`]: the
 //!   `layer_pipeline` tool (request, size-bounded report, markdown and JSON artifacts).
 
-pub mod analyze;
-pub mod config;
-pub mod families;
-pub mod gaps;
-pub mod layers;
-pub mod mapping;
-pub mod model;
-pub mod names;
-pub mod passes;
-pub mod perfetto;
-pub mod period;
-pub mod render;
-pub mod roofline;
-pub mod source;
-pub mod stats;
-pub mod tool;
+#![warn(unreachable_pub)]
+
+mod analyze;
+mod config;
+mod families;
+mod gaps;
+mod layers;
+mod mapping;
+mod model;
+/// The trace names (step, layer and module scopes) are the trace crate's: one loader of
+/// `references/trace-step-names.json` for both tools.
+use vllm_sota_trace::names;
+mod passes;
+mod perfetto;
+mod period;
+mod render;
+mod roofline;
+mod source;
+mod stats;
+mod tool;
+
+// The API: what the binary, the other crates, the tests and the examples use.
+pub use analyze::{Analysis, Options, RepresentativeLayer, TypeRow, analyze};
+pub use config::{ConfigLayers, interpret, load_rules, read_config};
+pub use families::Family;
+pub use gaps::{GapCause, GapPlace};
+pub use layers::{LayerSource, segment};
+pub use model::{HostStallAt, SpanKind, TraceView, ViewBuilder};
+pub use passes::find_passes;
+pub use source::{load as load_trace_view, pick_trace_file};
 
 pub use tool::{LayerPipeline, LayerPipelineReport, LayerPipelineRequest};

@@ -9,13 +9,13 @@ use crate::model::TraceView;
 use crate::passes::Pass;
 
 /// Alignment refused above this many DP cells (memory: one byte per cell).
-pub const MAX_CELLS: usize = 60_000_000;
+pub(crate) const MAX_CELLS: usize = 60_000_000;
 
 /// Fraction of formal kernels that must align for the boundaries to be trusted.
-pub const MIN_MATCHED: f64 = 0.8;
+pub(crate) const MIN_MATCHED: f64 = 0.8;
 
 /// LCS alignment of two sequences: pairs (i in a, j in b).
-pub fn align(a: &[u32], b: &[u32]) -> Option<Vec<(usize, usize)>> {
+pub(crate) fn align(a: &[u32], b: &[u32]) -> Option<Vec<(usize, usize)>> {
     let (n, m) = (a.len(), b.len());
     if n == 0 || m == 0 {
         return Some(vec![]);
@@ -60,17 +60,16 @@ pub fn align(a: &[u32], b: &[u32]) -> Option<Vec<(usize, usize)>> {
 }
 
 /// Result of carrying a mapping pass over to a formal pass.
-pub struct Transfer {
+pub(crate) struct Transfer {
     /// Layer segmentation of the formal pass, when enough kernels aligned.
     pub segmentation: Option<Segmentation>,
     /// Formal kernel index → mapping kernel index, for every aligned pair.
     pub twins: Vec<(usize, usize)>,
-    pub matched_fraction: f64,
     pub note: String,
 }
 
 /// Align `formal_pass` (in `formal`) with `mapping_pass` (in `mapping`, segmented as `mapping_seg`).
-pub fn transfer(
+pub(crate) fn transfer(
     formal: &TraceView,
     formal_pass: &Pass,
     mapping: &TraceView,
@@ -101,7 +100,6 @@ pub fn transfer(
         return Transfer {
             segmentation: None,
             twins: vec![],
-            matched_fraction: 0.0,
             note: format!(
                 "passes too long to align ({} × {} kernels)",
                 a.len(),
@@ -165,7 +163,6 @@ pub fn transfer(
     Transfer {
         segmentation: seg,
         twins,
-        matched_fraction: matched,
         note,
     }
 }

@@ -173,7 +173,7 @@ pub struct ViewBuilder {
     index: HashMap<String, u32>,
 }
 
-pub fn us(x: f64) -> i64 {
+pub(crate) fn us(x: f64) -> i64 {
     (x * 1000.0).round() as i64
 }
 

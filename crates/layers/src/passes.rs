@@ -84,7 +84,7 @@ fn kind_of(name: &str, counter: bool) -> String {
 }
 
 /// Union length of intervals given in time order of start.
-pub fn busy_ns(view: &TraceView, kernels: &[usize]) -> i64 {
+pub(crate) fn busy_ns(view: &TraceView, kernels: &[usize]) -> i64 {
     let mut total = 0;
     let mut cur: Option<(i64, i64)> = None;
     let mut sorted: Vec<(i64, i64)> = kernels
@@ -197,7 +197,7 @@ pub fn find_passes(view: &TraceView) -> Vec<Pass> {
 }
 
 /// Split the GPU timeline at idle gaps much longer than the typical gap.
-pub fn idle_gap_passes(view: &TraceView) -> Vec<Pass> {
+pub(crate) fn idle_gap_passes(view: &TraceView) -> Vec<Pass> {
     if view.kernels.is_empty() {
         return vec![];
     }
@@ -261,7 +261,7 @@ pub struct Selection {
 /// Steady state: among passes of the dominant kind (most passes; ties → more GPU
 /// time), drop the first (warm-up) when others exist and outliers (modified z-score of
 /// GPU wall time > 3.5, with ≥ 5 candidates), then take the median wall time.
-pub fn choose_representative(passes: &[Pass]) -> Option<Selection> {
+pub(crate) fn choose_representative(passes: &[Pass]) -> Option<Selection> {
     if passes.is_empty() {
         return None;
     }

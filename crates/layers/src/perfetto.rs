@@ -36,21 +36,21 @@ pub struct PerfettoRange {
 
 /// Clock facts of one trace.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TraceClock {
+pub(crate) struct TraceClock {
     pub trace_start_ns: i64,
     pub base_time_ns: Option<i64>,
     pub display_time_unit: Option<String>,
 }
 
 /// Seconds with 9 decimals from a nanosecond count, the Perfetto UI's precision.
-pub fn seconds_label(ns: i64) -> String {
+pub(crate) fn seconds_label(ns: i64) -> String {
     let sign = if ns < 0 { "-" } else { "" };
     let a = ns.unsigned_abs();
     format!("{sign}{}.{:09} s", a / 1_000_000_000, a % 1_000_000_000)
 }
 
 /// Duration text in the trace's display unit.
-pub fn duration_label(dur_ns: i64, display_time_unit: Option<&str>) -> String {
+pub(crate) fn duration_label(dur_ns: i64, display_time_unit: Option<&str>) -> String {
     match display_time_unit {
         Some("ns") => format!("{dur_ns} ns"),
         _ => format!("{:.3} ms", dur_ns as f64 / 1e6),
@@ -58,7 +58,7 @@ pub fn duration_label(dur_ns: i64, display_time_unit: Option<&str>) -> String {
 }
 
 /// Unix nanoseconds → `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` (proleptic Gregorian, UTC).
-pub fn rfc3339_utc_ns(unix_ns: i64) -> String {
+pub(crate) fn rfc3339_utc_ns(unix_ns: i64) -> String {
     let secs = unix_ns.div_euclid(1_000_000_000);
     let nanos = unix_ns.rem_euclid(1_000_000_000);
     // The seconds part comes from the one date routine of the workspace; only the fraction is added here.
@@ -67,7 +67,7 @@ pub fn rfc3339_utc_ns(unix_ns: i64) -> String {
 }
 
 /// Build the range for `[start_ns, end_ns)` on the trace clock.
-pub fn range(label: &str, start_ns: i64, end_ns: i64, clock: &TraceClock) -> PerfettoRange {
+pub(crate) fn range(label: &str, start_ns: i64, end_ns: i64, clock: &TraceClock) -> PerfettoRange {
     let origin = clock.trace_start_ns;
     PerfettoRange {
         label: label.to_string(),

@@ -18,10 +18,10 @@
 use crate::families::Family;
 
 /// Fraction of positions in the best window that must match.
-pub const MIN_MATCH: f64 = 0.9;
+pub(crate) const MIN_MATCH: f64 = 0.9;
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct PeriodFit {
+pub(crate) struct PeriodFit {
     /// Kernels per layer.
     pub period: usize,
     /// Index of the first kernel of layer 0.
@@ -36,7 +36,7 @@ pub struct PeriodFit {
 
 impl PeriodFit {
     /// Half-open kernel index range of each layer.
-    pub fn ranges(&self) -> Vec<(usize, usize)> {
+    pub(crate) fn ranges(&self) -> Vec<(usize, usize)> {
         (0..self.layers)
             .map(|l| {
                 (
@@ -71,7 +71,7 @@ fn best_window(seq: &[u32], p: usize, copies: usize) -> Option<(usize, usize, us
 
 /// Fit exactly `layers` repeats into `seq` (kernel name ids of one stream of one pass).
 /// `families` gives the family of each position (same length), used for the phase.
-pub fn fit_period(seq: &[u32], families: &[Family], layers: usize) -> Option<PeriodFit> {
+pub(crate) fn fit_period(seq: &[u32], families: &[Family], layers: usize) -> Option<PeriodFit> {
     let n = seq.len();
     if layers < 2 || n < 2 * layers {
         return None;
@@ -98,12 +98,12 @@ pub fn fit_period(seq: &[u32], families: &[Family], layers: usize) -> Option<Per
 }
 
 /// Longest sequences considered without a layer count (the search is O(n²)).
-pub const MAX_DETECT_LEN: usize = 20_000;
+pub(crate) const MAX_DETECT_LEN: usize = 20_000;
 
 /// Without a layer count: for each period `p` the longest exact run of `s[i] == s[i+p]`
 /// gives `run / p + 1` copies; the period explaining the most kernels (at least 4
 /// copies; on ties the shorter unit, not a multiple of it) is then refined by [`fit_period`] with that count.
-pub fn detect_period(seq: &[u32], families: &[Family]) -> Option<PeriodFit> {
+pub(crate) fn detect_period(seq: &[u32], families: &[Family]) -> Option<PeriodFit> {
     let seq = &seq[..seq.len().min(MAX_DETECT_LEN)];
     let families = &families[..families.len().min(seq.len())];
     let n = seq.len();
@@ -141,7 +141,7 @@ pub fn detect_period(seq: &[u32], families: &[Family]) -> Option<PeriodFit> {
 /// recursively. Kernels between a fitted group and the next are attached to the last
 /// layer of the earlier group (they are its trailing work). Every group needs ≥ 2 layers
 /// (a single layer has no repeat to find). Returns per-layer ranges and the lowest match fraction.
-pub fn fit_groups(
+pub(crate) fn fit_groups(
     seq: &[u32],
     families: &[Family],
     counts: &[usize],

@@ -49,7 +49,7 @@ fn hot_table(out: &mut String, rows: &[HotKernel], share_label: &str) {
 }
 
 /// Markdown for one analysis.
-pub fn render(a: &Analysis, stage: &str, framework: &str, layers_truncated: bool) -> String {
+pub(crate) fn render(a: &Analysis, stage: &str, framework: &str, layers_truncated: bool) -> String {
     let mut o = String::new();
     header(&mut o, a, stage, framework);
     pass_section(&mut o, a);

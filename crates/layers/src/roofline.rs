@@ -23,7 +23,7 @@ pub struct Roofline {
 }
 
 /// Bytes per element of a dtype name (`bf16`, `fp16`, `fp8`, `fp32`, `tf32`).
-pub fn dtype_bytes(dtype: &str) -> f64 {
+pub(crate) fn dtype_bytes(dtype: &str) -> f64 {
     match dtype {
         "fp8" | "int8" => 1.0,
         "fp32" | "tf32" => 4.0,
@@ -33,7 +33,7 @@ pub fn dtype_bytes(dtype: &str) -> f64 {
 }
 
 /// Parse Kineto's "Input Dims" JSON text (`[[64, 4096], [4096, 6144], []]`).
-pub fn parse_input_dims(raw: &str) -> Option<Vec<Vec<i64>>> {
+pub(crate) fn parse_input_dims(raw: &str) -> Option<Vec<Vec<i64>>> {
     let v: serde_json::Value = serde_json::from_str(raw).ok()?;
     let list = v.as_array()?;
     Some(
@@ -48,7 +48,7 @@ pub fn parse_input_dims(raw: &str) -> Option<Vec<Vec<i64>>> {
 }
 
 /// Dtype from Kineto "Input type" strings, when known.
-pub fn dtype_from_type(t: &str) -> Option<&'static str> {
+pub(crate) fn dtype_from_type(t: &str) -> Option<&'static str> {
     let t = t.to_ascii_lowercase();
     if t.contains("bfloat16") {
         Some("bf16")
@@ -78,7 +78,7 @@ fn dims_text(d: &[i64]) -> String {
 }
 
 /// Roofline for one op, `None` when the op or its shapes are not understood.
-pub fn roofline(op: &OpShapes, default_dtype: &str, gpu: &GpuSpec) -> Option<Roofline> {
+pub(crate) fn roofline(op: &OpShapes, default_dtype: &str, gpu: &GpuSpec) -> Option<Roofline> {
     let dims = &op.input_dims;
     let dtype = op
         .input_types

@@ -12,12 +12,10 @@ use crate::roofline::parse_input_dims;
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use vllm_sota_trace::TraceStore;
-use vllm_sota_trace::classify::canonical_name;
-use vllm_sota_trace::discover::{self, Stage};
-use vllm_sota_trace::hoststall;
-use vllm_sota_trace::store::{GpuKind, NONE, is_graph_launch_name};
-use vllm_sota_trace::tables::StageKernels;
+use vllm_sota_trace::{
+    GpuKind, NONE, Stage, StageKernels, TraceStore, canonical_name, host_stalls,
+    is_graph_launch_name, select_traces,
+};
 
 /// Read one trace file into a view.
 pub fn load(path: &Path) -> Result<TraceView> {
@@ -30,7 +28,7 @@ pub fn load(path: &Path) -> Result<TraceView> {
 /// `async_llm` traces skipped, stage directories, multi-rank sets): the chosen trace of
 /// the requested stage when the path holds several stages, rank 0 (smallest) first.
 pub fn pick_trace_file(path: &Path, stage: &str) -> Result<PathBuf> {
-    let sel = discover::select_traces(path)?;
+    let sel = select_traces(path)?;
     let mut chosen = sel.chosen;
     if chosen.is_empty() {
         let why = sel
@@ -65,7 +63,7 @@ pub fn pick_trace_file(path: &Path, stage: &str) -> Result<PathBuf> {
 }
 
 /// Copy the columns the analysis needs out of a store.
-pub fn from_store(s: &TraceStore) -> TraceView {
+pub(crate) fn from_store(s: &TraceStore) -> TraceView {
     let mut v = TraceView {
         path: s.path.display().to_string(),
         base_time_ns: s.meta.base_time_ns,
@@ -165,7 +163,7 @@ pub fn from_store(s: &TraceStore) -> TraceView {
 /// The trace crate's host stalls (one attribution rule for every tool), with their
 /// absolute start so the analysis can place them in layers.
 fn copy_host_stalls(stage: &StageKernels<'_>, v: &mut TraceView) {
-    let stalls = hoststall::host_stalls(stage);
+    let stalls = host_stalls(stage);
     v.host_stalls = stalls
         .stalls
         .into_iter()

@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub count: usize,
     pub mean: f64,
     pub median: f64,
@@ -19,7 +19,7 @@ pub struct Summary {
 }
 
 /// Mean / median / p95 / min / max of `values`; `None` when empty or any value is not finite.
-pub fn summarize(values: &[f64]) -> Option<Summary> {
+pub(crate) fn summarize(values: &[f64]) -> Option<Summary> {
     if values.is_empty() || values.iter().any(|v| !v.is_finite()) {
         return None;
     }
@@ -39,7 +39,7 @@ pub fn summarize(values: &[f64]) -> Option<Summary> {
 }
 
 /// Position (into `values`) of the lower-median element; ties go to the earliest position.
-pub fn median_index(values: &[f64]) -> Option<usize> {
+pub(crate) fn median_index(values: &[f64]) -> Option<usize> {
     if values.is_empty() {
         return None;
     }
@@ -49,7 +49,7 @@ pub fn median_index(values: &[f64]) -> Option<usize> {
 }
 
 /// Median absolute deviation around the median.
-pub fn mad(values: &[f64]) -> Option<f64> {
+pub(crate) fn mad(values: &[f64]) -> Option<f64> {
     let med = summarize(values)?.median;
     let dev: Vec<f64> = values.iter().map(|v| (v - med).abs()).collect();
     Some(summarize(&dev)?.median)

@@ -22,7 +22,7 @@ use vllm_sota_core::{Framework, fsx};
 pub struct LayerPipeline;
 
 /// Rows of the per-layer table kept in the MCP report (the artifact has all).
-pub const MAX_LAYER_ROWS: usize = 128;
+pub(crate) const MAX_LAYER_ROWS: usize = 128;
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -190,7 +190,7 @@ impl Tool for LayerPipeline {
         let mapping_path = req
             .mapping_trace
             .clone()
-            .or_else(|| vllm_sota_trace::discover::eager_twin(&trace_file));
+            .or_else(|| vllm_sota_trace::eager_twin(&trace_file));
         let mapping = match &mapping_path {
             Some(p) => {
                 ctx.progress(1.0, Some(3.0), "reading mapping trace");

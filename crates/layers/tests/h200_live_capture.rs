@@ -5,9 +5,7 @@
 //! these traces, not guessed.
 
 use std::path::PathBuf;
-use vllm_sota_layers::analyze::{Options, analyze};
-use vllm_sota_layers::config;
-use vllm_sota_layers::source;
+use vllm_sota_layers::{ConfigLayers, Options, analyze, load_rules, load_trace_view, read_config};
 
 fn trace(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -15,14 +13,14 @@ fn trace(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn llama_config() -> config::ConfigLayers {
+fn llama_config() -> ConfigLayers {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo/config.json");
-    config::read_config(&p, &config::load_rules().unwrap()).unwrap()
+    read_config(&p, &load_rules().unwrap()).unwrap()
 }
 
 fn layers_of(fw: &str) -> (String, usize, Vec<String>) {
-    let graph = source::load(&trace(&format!("{fw}-decode-graph.trace.json.gz"))).unwrap();
-    let eager = source::load(&trace(&format!("{fw}-decode-eager.trace.json.gz"))).unwrap();
+    let graph = load_trace_view(&trace(&format!("{fw}-decode-graph.trace.json.gz"))).unwrap();
+    let eager = load_trace_view(&trace(&format!("{fw}-decode-eager.trace.json.gz"))).unwrap();
     let gpu = vllm_sota_core::gpu::find("H200").unwrap();
     let a = analyze(
         &graph,

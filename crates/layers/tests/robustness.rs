@@ -2,9 +2,9 @@
 //! durations, kernels without launches, overlapping annotations, layer counts that do
 //! not fit. Deterministic pseudo-random generator, so a failure reproduces.
 
-use vllm_sota_layers::analyze::{Options, analyze};
-use vllm_sota_layers::config::{self, ConfigLayers};
-use vllm_sota_layers::model::{SpanKind, ViewBuilder};
+use vllm_sota_layers::{
+    ConfigLayers, Options, SpanKind, ViewBuilder, analyze, interpret, load_rules,
+};
 
 struct Lcg(u64);
 
@@ -24,7 +24,7 @@ impl Lcg {
 #[test]
 fn random_views_analyze_without_panicking() {
     let gpu = vllm_sota_core::gpu::find("B200").unwrap();
-    let rules = config::load_rules().unwrap();
+    let rules = load_rules().unwrap();
     let names = [
         "rms_norm_kernel",
         "nvjet_gemm",
@@ -75,11 +75,11 @@ fn random_views_analyze_without_panicking() {
         let view = b.finish();
         let cfg = match r.below(3) {
             0 => ConfigLayers::absent("none"),
-            1 => config::interpret(
+            1 => interpret(
                 &serde_json::json!({"num_hidden_layers": 1 + r.below(8)}),
                 &rules,
             ),
-            _ => config::interpret(
+            _ => interpret(
                 &serde_json::json!({"num_hidden_layers": 4, "num_experts": 8, "mlp_only_layers": [0]}),
                 &rules,
             ),

@@ -110,7 +110,7 @@ fn out_dir_mode_writes_stage_files_and_the_report_is_bounded() {
 #[test]
 fn directory_input_picks_the_worker_trace_and_skips_the_api_server_trace() {
     let dir = vllm_sota_core::refs::fixtures_dir().join("h200-vllm-0.26/prefill");
-    let picked = vllm_sota_layers::source::pick_trace_file(&dir, "prefill").unwrap();
+    let picked = vllm_sota_layers::pick_trace_file(&dir, "prefill").unwrap();
     let name = picked.file_name().unwrap().to_str().unwrap();
     assert!(
         name.starts_with("rank0.") && !name.contains("async_llm"),

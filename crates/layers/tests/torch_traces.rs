@@ -5,14 +5,10 @@
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use vllm_sota_layers::analyze::{Analysis, Options, analyze};
-use vllm_sota_layers::config::{self, ConfigLayers};
-use vllm_sota_layers::families::Family;
-use vllm_sota_layers::gaps::{GapCause, GapPlace};
-use vllm_sota_layers::layers::{self, LayerSource};
-use vllm_sota_layers::model::{SpanKind, TraceView};
-use vllm_sota_layers::passes;
-use vllm_sota_layers::source;
+use vllm_sota_layers::{
+    Analysis, ConfigLayers, Family, GapCause, GapPlace, LayerSource, Options, SpanKind, TraceView,
+    analyze, find_passes, load_rules, load_trace_view, read_config, segment,
+};
 
 fn dir() -> PathBuf {
     vllm_sota_core::refs::fixtures_dir().join("h200-torch-traces")
@@ -27,22 +23,54 @@ fn view(name: &str) -> &'static TraceView {
         return v;
     }
     let v: &'static TraceView = Box::leak(Box::new(
-        source::load(&dir().join(name)).expect("fixture trace loads"),
+        load_trace_view(&dir().join(name)).expect("fixture trace loads"),
     ));
     m.lock().unwrap().insert(name.to_string(), v);
     v
 }
 
+fn config_at(path: &std::path::Path) -> ConfigLayers {
+    read_config(path, &load_rules().unwrap()).unwrap()
+}
+
 fn cfg(name: &str) -> ConfigLayers {
-    config::read_config(&dir().join(name), &config::load_rules().unwrap()).unwrap()
+    config_at(&dir().join(name))
+}
+
+/// The analysis of `v` (with its mapping twin) on an H200 with default options.
+fn analyze_on_h200(v: &TraceView, mapping: Option<&TraceView>, c: ConfigLayers) -> Analysis {
+    let gpu = vllm_sota_core::gpu::find("H200").unwrap();
+    analyze(v, mapping, c, &gpu, &Options::default()).unwrap()
 }
 
 fn run(trace: &str, config: Option<&str>, mapping: Option<&str>) -> Analysis {
     let c = config
         .map(cfg)
         .unwrap_or_else(|| ConfigLayers::absent("none"));
-    let gpu = vllm_sota_core::gpu::find("H200").unwrap();
-    analyze(view(trace), mapping.map(view), c, &gpu, &Options::default()).unwrap()
+    analyze_on_h200(view(trace), mapping.map(view), c)
+}
+
+/// The type-table row of one layer type.
+fn type_row<'a>(a: &'a Analysis, layer_type: &str) -> &'a vllm_sota_layers::TypeRow {
+    a.type_table
+        .iter()
+        .find(|t| t.layer_type == layer_type)
+        .unwrap_or_else(|| panic!("{layer_type}: {:?}", a.type_table))
+}
+
+/// The representative layer of one layer type.
+fn representative<'a>(
+    a: &'a Analysis,
+    layer_type: &str,
+) -> &'a vllm_sota_layers::RepresentativeLayer {
+    a.representative_layers
+        .iter()
+        .find(|r| r.layer_type == layer_type)
+        .unwrap_or_else(|| panic!("no representative {layer_type} layer"))
+}
+
+fn layer_source_says(a: &Analysis, text: &str) -> bool {
+    a.layer_source.as_deref().is_some_and(|s| s.contains(text))
 }
 
 #[test]
@@ -130,12 +158,12 @@ fn llama8b_decode_kernel_sequence_alone_finds_the_same_32_layers() {
     // Drop the nn.Module scopes: the repeating kernel sequence must recover 32 layers of
     // the same size as the module scopes give.
     let v = view("llama8b_decode.trace.json.gz");
-    let ps = passes::find_passes(v);
+    let ps = find_passes(v);
     let p = &ps[2];
-    let by_scope = layers::segment(v, p, Some(32)).unwrap();
+    let by_scope = segment(v, p, Some(32)).unwrap();
     let mut stripped = v.clone();
     stripped.spans.retain(|s| s.kind != SpanKind::PythonModule);
-    let by_seq = layers::segment(&stripped, p, Some(32)).unwrap();
+    let by_seq = segment(&stripped, p, Some(32)).unwrap();
     assert!(
         matches!(by_seq.source, LayerSource::Period { .. }),
         "{:?}",
@@ -172,16 +200,8 @@ fn qwen2moe_prefill_types_layers_0_1_dense_and_2_11_moe_with_different_cost_and_
     );
     assert_eq!(a.layers.len(), 12);
     assert_eq!(a.type_table.len(), 2);
-    let dense = a
-        .type_table
-        .iter()
-        .find(|t| t.layer_type == "full_attention + dense")
-        .unwrap();
-    let moe = a
-        .type_table
-        .iter()
-        .find(|t| t.layer_type == "full_attention + moe")
-        .unwrap();
+    let dense = type_row(&a, "full_attention + dense");
+    let moe = type_row(&a, "full_attention + moe");
     assert_eq!((dense.layers.as_str(), dense.count), ("0–1", 2));
     assert_eq!((moe.layers.as_str(), moe.count), ("2–11", 10));
     assert!(
@@ -190,16 +210,8 @@ fn qwen2moe_prefill_types_layers_0_1_dense_and_2_11_moe_with_different_cost_and_
         moe.gpu_median_ms,
         dense.gpu_median_ms
     );
-    let rd = a
-        .representative_layers
-        .iter()
-        .find(|r| r.layer_type == dense.layer_type)
-        .unwrap();
-    let rm = a
-        .representative_layers
-        .iter()
-        .find(|r| r.layer_type == moe.layer_type)
-        .unwrap();
+    let rd = representative(&a, &dense.layer_type);
+    let rm = representative(&a, &moe.layer_type);
     assert!(rd.layer <= 1 && rm.layer >= 2);
     assert!(
         rm.kernels > rd.kernels,
@@ -223,13 +235,7 @@ fn minillama_eager_uses_gpu_layer_annotations_and_the_graph_replay_takes_them_vi
         None,
     );
     assert_eq!(eager.layers.len(), 32);
-    assert!(
-        eager
-            .layer_source
-            .as_deref()
-            .unwrap()
-            .contains("GPU layer annotations")
-    );
+    assert!(layer_source_says(&eager, "GPU layer annotations"));
     let graph = run(
         "minillama_graph_decode.trace.json.gz",
         Some("llama8b_config.json"),
@@ -238,11 +244,7 @@ fn minillama_eager_uses_gpu_layer_annotations_and_the_graph_replay_takes_them_vi
     assert_eq!(graph.passes_found, 5);
     assert_eq!(graph.layers.len(), 32);
     assert!(
-        graph
-            .layer_source
-            .as_deref()
-            .unwrap()
-            .contains("mapping trace"),
+        layer_source_says(&graph, "mapping trace"),
         "{:?}",
         graph.layer_source
     );
@@ -268,13 +270,7 @@ fn minillama_eager_uses_gpu_layer_annotations_and_the_graph_replay_takes_them_vi
         None,
     );
     assert_eq!(alone.layers.len(), 32);
-    assert!(
-        alone
-            .layer_source
-            .as_deref()
-            .unwrap()
-            .contains("repeating kernel sequence")
-    );
+    assert!(layer_source_says(&alone, "repeating kernel sequence"));
 }
 
 #[test]
@@ -286,16 +282,8 @@ fn unknown_config_gives_a_clear_message_and_a_generic_untyped_table() {
         r#"{"model_type": "mystery-net", "depth": 32, "width": 4096}"#,
     )
     .unwrap();
-    let c = config::read_config(&p, &config::load_rules().unwrap()).unwrap();
-    let gpu = vllm_sota_core::gpu::find("H200").unwrap();
-    let a = analyze(
-        view("llama8b_prefill.trace.json.gz"),
-        None,
-        c,
-        &gpu,
-        &Options::default(),
-    )
-    .unwrap();
+    let c = config_at(&p);
+    let a = analyze_on_h200(view("llama8b_prefill.trace.json.gz"), None, c);
     let problem = a.config.problem.as_deref().unwrap();
     assert!(
         problem.contains("no layer count") && problem.contains("untyped"),
@@ -323,15 +311,7 @@ fn heterogeneous_stack_without_scopes_is_fitted_group_by_group() {
     );
     let mut v = view("qwen2moe_prefill.trace.json.gz").clone();
     v.spans.retain(|s| s.kind != SpanKind::PythonModule);
-    let gpu = vllm_sota_core::gpu::find("H200").unwrap();
-    let a = analyze(
-        &v,
-        None,
-        cfg("qwen2moe_config.json"),
-        &gpu,
-        &Options::default(),
-    )
-    .unwrap();
+    let a = analyze_on_h200(&v, None, cfg("qwen2moe_config.json"));
     let sizes: Vec<usize> = a.layers.iter().map(|l| l.kernels).collect();
     let scoped_sizes: Vec<usize> = scoped.layers.iter().map(|l| l.kernels).collect();
     assert_eq!(a.layers_found, 12, "{:?}", a.notes);
@@ -344,16 +324,8 @@ fn heterogeneous_stack_without_scopes_is_fitted_group_by_group() {
         sizes, scoped_sizes,
         "the same kernel count in every layer as the module scopes give"
     );
-    let moe = a
-        .type_table
-        .iter()
-        .find(|t| t.layer_type == "full_attention + moe")
-        .unwrap();
-    let dense = a
-        .type_table
-        .iter()
-        .find(|t| t.layer_type == "full_attention + dense")
-        .unwrap();
+    let moe = type_row(&a, "full_attention + moe");
+    let dense = type_row(&a, "full_attention + dense");
     assert!(moe.gpu_median_ms > dense.gpu_median_ms);
 }
 
@@ -426,8 +398,8 @@ fn qwen2moe_with_a_host_stall_in_a_dense_layer_keeps_gpu_shares_and_flags_the_ga
         None,
     );
     let mut v = view("qwen2moe_prefill.trace.json.gz").clone();
-    let ps = passes::find_passes(&v);
-    let seg = layers::segment(&v, &ps[0], Some(12)).unwrap();
+    let ps = find_passes(&v);
+    let seg = segment(&v, &ps[0], Some(12)).unwrap();
     let layer0 = &seg.layers[0];
     let cut = layer0[layer0.len() / 2];
     let shift = 50_000_000;
@@ -446,29 +418,15 @@ fn qwen2moe_with_a_host_stall_in_a_dense_layer_keeps_gpu_shares_and_flags_the_ga
             s.dur_ns += shift;
         }
     }
-    v.host_stalls.push(vllm_sota_layers::model::HostStallAt {
+    v.host_stalls.push(vllm_sota_layers::HostStallAt {
         start_ns: prev_end,
         dur_ns: cut_ts + shift - prev_end,
         held_by: "aten::held_by_test".into(),
         kind: "cpu_op".into(),
     });
     v.normalize();
-    let gpu = vllm_sota_core::gpu::find("H200").unwrap();
-    let a = analyze(
-        &v,
-        None,
-        cfg("qwen2moe_config.json"),
-        &gpu,
-        &Options::default(),
-    )
-    .unwrap();
-    let dense = |a: &Analysis| {
-        a.type_table
-            .iter()
-            .find(|t| t.layer_type == "full_attention + dense")
-            .unwrap()
-            .clone()
-    };
+    let a = analyze_on_h200(&v, None, cfg("qwen2moe_config.json"));
+    let dense = |a: &Analysis| type_row(a, "full_attention + dense").clone();
     let (d0, d1) = (dense(&clean), dense(&a));
     assert!(
         d1.wall_share_of_pass > 0.5,
@@ -499,22 +457,14 @@ fn qwen2moe_decode_capture_ranks_layer_types_by_gpu_time_and_names_the_cudnn_sta
     // holds a ~66 ms GPU-idle gap while `aten::_cudnn_attention_forward` holds the CPU, so
     // by wall time the two dense layers look like more than half of the pass.
     let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/qwen2moe-decode");
-    let v = source::load(&d.join("qwen2moe_decode.trace.json.gz")).unwrap();
-    let c = config::read_config(
-        &d.join("qwen2moe_config.json"),
-        &config::load_rules().unwrap(),
-    )
-    .unwrap();
-    let gpu = vllm_sota_core::gpu::find("H200").unwrap();
-    let a = analyze(&v, None, c, &gpu, &Options::default()).unwrap();
+    let v = load_trace_view(&d.join("qwen2moe_decode.trace.json.gz")).unwrap();
+    let c = config_at(&d.join("qwen2moe_config.json"));
+    let a = analyze_on_h200(&v, None, c);
     assert_eq!(a.layers.len(), 12);
-    let row = |t: &str| {
-        a.type_table
-            .iter()
-            .find(|r| r.layer_type == t)
-            .unwrap_or_else(|| panic!("{t}: {:?}", a.type_table))
-    };
-    let (dense, moe) = (row("full_attention + dense"), row("full_attention + moe"));
+    let (dense, moe) = (
+        type_row(&a, "full_attention + dense"),
+        type_row(&a, "full_attention + moe"),
+    );
     assert_eq!(
         (dense.layers.as_str(), moe.layers.as_str()),
         ("0–1", "2–11")
@@ -532,11 +482,7 @@ fn qwen2moe_decode_capture_ranks_layer_types_by_gpu_time_and_names_the_cudnn_sta
         matches!(&g.cause, GapCause::HostStall { op: Some(op), .. } if op == "aten::_cudnn_attention_forward"),
         "{g:?}"
     );
-    let rep_dense = a
-        .representative_layers
-        .iter()
-        .find(|r| r.layer_type == dense.layer_type)
-        .unwrap();
+    let rep_dense = representative(&a, &dense.layer_type);
     assert_eq!(
         rep_dense.layer, 1,
         "the median dense layer by GPU time, not the stalled one"

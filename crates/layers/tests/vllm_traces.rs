@@ -4,10 +4,10 @@
 //! seconds even in a test build (4.4 s measured on 2 cores), and the test runs in CI.
 
 use std::path::PathBuf;
-use vllm_sota_layers::analyze::{Options, analyze};
-use vllm_sota_layers::config;
-use vllm_sota_layers::families::Family;
-use vllm_sota_layers::source;
+use vllm_sota_layers::{
+    ConfigLayers, Family, Options, analyze, load_rules, load_trace_view, pick_trace_file,
+    read_config,
+};
 
 fn vllm(rel: &str) -> PathBuf {
     vllm_sota_core::refs::fixtures_dir()
@@ -15,17 +15,17 @@ fn vllm(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-fn llama_config() -> config::ConfigLayers {
+fn llama_config() -> ConfigLayers {
     let p = vllm_sota_core::refs::fixtures_dir().join("dummy-llama-3.1-8b/config.json");
-    config::read_config(&p, &config::load_rules().unwrap()).unwrap()
+    read_config(&p, &load_rules().unwrap()).unwrap()
 }
 
 #[test]
 fn vllm_decode_graph_with_eager_mapping_finds_32_layers_in_a_generation_64_step() {
     let graph =
-        source::load(&source::pick_trace_file(&vllm("decode-graph"), "decode").unwrap()).unwrap();
+        load_trace_view(&pick_trace_file(&vllm("decode-graph"), "decode").unwrap()).unwrap();
     let eager =
-        source::load(&source::pick_trace_file(&vllm("decode-eager"), "decode").unwrap()).unwrap();
+        load_trace_view(&pick_trace_file(&vllm("decode-eager"), "decode").unwrap()).unwrap();
     let gpu = vllm_sota_core::gpu::find("H200").unwrap();
     for mapping in [Some(&eager), None] {
         let a = analyze(&graph, mapping, llama_config(), &gpu, &Options::default()).unwrap();

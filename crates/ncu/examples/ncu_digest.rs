@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use vllm_sota_core::{Tool, ToolContext};
-use vllm_sota_ncu::{NcuDigest, NcuDigestRequest, csvpage, metrics};
+use vllm_sota_ncu::{NcuDigest, NcuDigestRequest, merge_pages, read_page, summarize};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -42,11 +42,11 @@ fn selfbench(n: usize) -> anyhow::Result<()> {
         for pair in files.chunks(2) {
             let pages = pair
                 .iter()
-                .map(|f| csvpage::read_page(&dir.join(f)))
+                .map(|f| read_page(&dir.join(f)))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let launches = csvpage::merge_pages(pages)?;
+            let launches = merge_pages(pages)?;
             let l = launches.values().next().unwrap();
-            std::hint::black_box(metrics::summarize(l, vec![]));
+            std::hint::black_box(summarize(l, vec![]));
         }
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }

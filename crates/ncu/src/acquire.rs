@@ -44,7 +44,7 @@ pub(crate) fn output_dir(req: &NcuDigestRequest) -> Result<PathBuf> {
 }
 
 /// The pages of one side, or why they could not be had.
-pub enum SidePages {
+pub(crate) enum SidePages {
     Pages(Vec<PathBuf>),
     Blocked(String),
 }
@@ -86,7 +86,7 @@ impl Run<'_> {
     }
 
     /// One imported side: its CSV pages, else its `.ncu-rep` exported with ncu.
-    pub fn import_side(
+    pub(crate) fn import_side(
         &mut self,
         ncu: Option<&Path>,
         side: &str,
@@ -156,7 +156,7 @@ impl Run<'_> {
         Ok(SidePages::Pages(pages))
     }
 
-    pub fn capture_side(
+    pub(crate) fn capture_side(
         &mut self,
         ncu: &Path,
         spec: &CaptureSpec,
@@ -229,7 +229,7 @@ impl Run<'_> {
         self.export(ncu, &report, side)
     }
 
-    pub fn harness_timing(
+    pub(crate) fn harness_timing(
         &mut self,
         spec: &CaptureSpec,
         t: &TimingSpec,

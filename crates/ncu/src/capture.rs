@@ -14,17 +14,15 @@ use vllm_sota_core::proc::{Cmd, Exit};
 
 /// Outcome of one child process.
 #[derive(Debug, Clone)]
-pub struct RunOutcome {
+pub(crate) struct RunOutcome {
     /// Exit code; None when killed (timeout / cancel / signal).
     pub code: Option<i32>,
     pub timed_out: bool,
-    /// The log the child's stdout (and stderr unless redirected) went to.
-    pub log: PathBuf,
     pub wall_s: f64,
 }
 
 /// Find `ncu`: an explicit path, else `$PATH`, else the usual install folders.
-pub fn find_ncu(explicit: Option<&Path>) -> Option<PathBuf> {
+pub(crate) fn find_ncu(explicit: Option<&Path>) -> Option<PathBuf> {
     if let Some(p) = explicit {
         return p.is_file().then(|| p.to_path_buf());
     }
@@ -61,7 +59,7 @@ pub fn find_ncu(explicit: Option<&Path>) -> Option<PathBuf> {
 /// SIGKILL at the timeout or on cancel), with `LC_ALL=C`. Without `stdout_to`, stdout and
 /// stderr go to `log`, redacted as written (the log is started afresh). With `stdout_to`
 /// (a CSV export: data, not log), stdout is written there and the redacted stderr to `log`.
-pub fn run_logged(
+pub(crate) fn run_logged(
     argv: &[String],
     cwd: Option<&Path>,
     log: &Path,
@@ -103,14 +101,13 @@ pub fn run_logged(
     Ok(RunOutcome {
         code,
         timed_out,
-        log: log.to_path_buf(),
         wall_s: start.elapsed().as_secs_f64(),
     })
 }
 
 /// The ncu collection command for one side.
 #[allow(clippy::too_many_arguments)]
-pub fn ncu_collect_argv(
+pub(crate) fn ncu_collect_argv(
     ncu: &Path,
     kernel_regex: &str,
     count: u32,
@@ -148,7 +145,7 @@ pub fn ncu_collect_argv(
 }
 
 /// The export command for one page of a saved report.
-pub fn ncu_export_argv(ncu: &Path, report: &Path, page: &str) -> Vec<String> {
+pub(crate) fn ncu_export_argv(ncu: &Path, report: &Path, page: &str) -> Vec<String> {
     vec![
         ncu.display().to_string(),
         "--import".into(),
@@ -162,7 +159,7 @@ pub fn ncu_export_argv(ncu: &Path, report: &Path, page: &str) -> Vec<String> {
 }
 
 /// The report file ncu wrote for `-o <stem>` (`.ncu-rep`, or `.ncu-repz` from 2026.3).
-pub fn report_for_stem(stem: &Path) -> Option<PathBuf> {
+pub(crate) fn report_for_stem(stem: &Path) -> Option<PathBuf> {
     ["ncu-rep", "ncu-repz"]
         .iter()
         .map(|ext| stem.with_extension(ext))
@@ -170,7 +167,7 @@ pub fn report_for_stem(stem: &Path) -> Option<PathBuf> {
 }
 
 /// Last match of `regex` (group 1) as a number in `text`.
-pub fn last_number(text: &str, regex: &regex::Regex) -> Option<f64> {
+pub(crate) fn last_number(text: &str, regex: &regex::Regex) -> Option<f64> {
     regex
         .captures_iter(text)
         .filter_map(|c| c.get(1).and_then(|m| m.as_str().trim().parse::<f64>().ok()))
@@ -178,7 +175,7 @@ pub fn last_number(text: &str, regex: &regex::Regex) -> Option<f64> {
 }
 
 /// Read at most the last `max` bytes of a log (for messages).
-pub fn log_tail(path: &Path, max: usize) -> String {
+pub(crate) fn log_tail(path: &Path, max: usize) -> String {
     let text = std::fs::read(path).unwrap_or_default();
     let start = text.len().saturating_sub(max);
     String::from_utf8_lossy(&text[start..]).into_owned()
@@ -188,58 +185,39 @@ pub fn log_tail(path: &Path, max: usize) -> String {
 mod tests {
     use super::*;
 
+    /// `argv` run through [`run_logged`] into `log`, with `timeout` and no cancel.
+    fn run(argv: &[&str], log: &Path, timeout: Duration) -> RunOutcome {
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        run_logged(&argv, None, log, None, timeout, &ToolContext::new()).unwrap()
+    }
+
     #[test]
     fn children_run_with_c_locale_and_a_timeout_and_never_use_our_stdout() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("a.log");
-        let argv: Vec<String> = ["sh", "-c", "echo out $LC_ALL; echo err >&2; exit 3"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let r = run_logged(
-            &argv,
-            None,
+        let r = run(
+            &["sh", "-c", "echo out $LC_ALL; echo err >&2; exit 3"],
             &log,
-            None,
             Duration::from_secs(20),
-            &ToolContext::new(),
-        )
-        .unwrap();
+        );
         assert_eq!(r.code, Some(3));
         let text = std::fs::read_to_string(&log).unwrap();
         assert!(text.contains("out C") && text.contains("err"), "{text}");
-        let argv: Vec<String> = [
-            "sh",
-            "-c",
-            "echo HF_TOKEN=hf_abcdefghijklmnopqrstuvwxyz0123",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        run_logged(
-            &argv,
-            None,
+        run(
+            &[
+                "sh",
+                "-c",
+                "echo HF_TOKEN=hf_abcdefghijklmnopqrstuvwxyz0123",
+            ],
             &log,
-            None,
             Duration::from_secs(20),
-            &ToolContext::new(),
-        )
-        .unwrap();
+        );
         let text = std::fs::read_to_string(&log).unwrap();
         assert!(
             !text.contains("hf_abcdefghijklmnopqrstuvwxyz0123") && text.contains("HF_TOKEN="),
             "{text}"
         );
-        let argv: Vec<String> = ["sleep", "5"].iter().map(|s| s.to_string()).collect();
-        let r = run_logged(
-            &argv,
-            None,
-            &log,
-            None,
-            Duration::from_millis(300),
-            &ToolContext::new(),
-        )
-        .unwrap();
+        let r = run(&["sleep", "5"], &log, Duration::from_millis(300));
         assert!(r.timed_out && r.code.is_none());
     }
 

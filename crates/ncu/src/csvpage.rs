@@ -143,7 +143,7 @@ pub fn read_page(path: &Path) -> Result<Page> {
 }
 
 /// Parse page text; `path` is only used in messages.
-pub fn parse_page(path: &Path, text: &str) -> Result<Page> {
+pub(crate) fn parse_page(path: &Path, text: &str) -> Result<Page> {
     let file = path.display().to_string();
     if text.trim().is_empty() {
         bail!(

@@ -14,7 +14,7 @@ use crate::rules::{self, RulesFile};
 /// The wording of the edit. A kernel of a closed-source library is `library` whatever
 /// the request says (its source is not the user's to edit); an explicit other language
 /// for it is overridden with a warning.
-pub fn language_of(
+pub(crate) fn language_of(
     req: &NcuDigestRequest,
     kernel_name: Option<&str>,
     lib: Option<&LibraryMatch>,
@@ -57,7 +57,7 @@ pub fn language_of(
 #[allow(clippy::too_many_arguments)]
 /// In single-report mode (no candidate requested) the baseline is the subject: the
 /// correctness gate reads its harness, and there is no regression gate.
-pub fn decide_next_edit(
+pub(crate) fn decide_next_edit(
     rules: &RulesFile,
     req: &NcuDigestRequest,
     summaries: &BTreeMap<&str, KernelSummary>,
@@ -193,4 +193,4 @@ pub fn pick_limiter(f: &BTreeMap<String, f64>) -> Option<&'static str> {
 }
 
 /// A kernel name short enough for a sentence: the one shortener of every tool.
-pub use vllm_sota_core::kname::short as short_kernel;
+pub(crate) use vllm_sota_core::kname::short as short_kernel;

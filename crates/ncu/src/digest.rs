@@ -180,7 +180,7 @@ const HEADLINE: &[(&str, &str, &str, &str, f64)] = &[
     ),
 ];
 
-pub fn headline_rows(
+pub(crate) fn headline_rows(
     base: Option<&BTreeMap<String, f64>>,
     cand: Option<&BTreeMap<String, f64>>,
 ) -> Vec<HeadlineRow> {
@@ -206,7 +206,10 @@ pub fn headline_rows(
 }
 
 /// The verdict of a single-report digest: what was measured, no comparison.
-pub fn single_verdict(base_h: Option<&HarnessResult>, base: Option<&KernelSummary>) -> String {
+pub(crate) fn single_verdict(
+    base_h: Option<&HarnessResult>,
+    base: Option<&KernelSummary>,
+) -> String {
     let mut parts =
         vec!["Single report (no candidate): no delta, no faster/slower verdict".to_string()];
     if let Some(t) = base_h.and_then(|h| h.time_us) {
@@ -224,7 +227,7 @@ pub fn single_verdict(base_h: Option<&HarnessResult>, base: Option<&KernelSummar
 }
 
 /// Faster or slower, by the harness when it timed both sides, else by ncu duration.
-pub fn verdict(
+pub(crate) fn verdict(
     rules: &RulesFile,
     base_h: Option<&HarnessResult>,
     cand_h: Option<&HarnessResult>,
@@ -284,7 +287,7 @@ pub fn verdict(
 }
 
 /// The headline quantity that moved most in the wrong direction, as "name a → b".
-pub fn largest_adverse_move(b: &BTreeMap<String, f64>, c: &BTreeMap<String, f64>) -> String {
+pub(crate) fn largest_adverse_move(b: &BTreeMap<String, f64>, c: &BTreeMap<String, f64>) -> String {
     // (fact, higher is better)
     const WATCH: &[(&str, bool)] = &[
         ("sm_pct", true),
@@ -328,11 +331,12 @@ fn pct_cell(v: Option<f64>) -> String {
         .unwrap_or_else(|| "—".into())
 }
 
+// Markdown table-cell escaping: core::md, the one rule.
 use vllm_sota_core::md::cell as esc;
 
 /// The digest markdown: identity, gate, verdict, class, headline, stalls, roofline,
 /// NCU rule rows, the findings weighed, warnings and the one `Next edit:` line.
-pub fn render(
+pub(crate) fn render(
     r: &NcuDigestReport,
     rules: &RulesFile,
     spec: Option<&vllm_sota_core::gpu::GpuSpec>,

@@ -44,7 +44,7 @@ const SHARE_KEYS: &[&str] = &[
 /// carry a name field and a percent field. A row counts when any of its name fields
 /// (`kernel`, `full_name`, `name`, `kernel_name`, `short_name`, `family`) matches, so a
 /// family regex gives the family's share. Returns (share %, rows matched, rows read).
-pub fn share_from_table(path: &Path, re: &regex::Regex) -> Result<(f64, usize, usize)> {
+pub(crate) fn share_from_table(path: &Path, re: &regex::Regex) -> Result<(f64, usize, usize)> {
     let v: serde_json::Value = vllm_sota_core::fsx::read_json(path)?;
     let rows = v
         .get("kernel_table")
@@ -104,7 +104,7 @@ fn find_rows(v: &serde_json::Value) -> Option<&Vec<serde_json::Value>> {
 }
 
 /// Decide the gate from a share and a gap (either may be unknown).
-pub fn decide(
+pub(crate) fn decide(
     share: Option<f64>,
     gap: Option<f64>,
     share_source: String,

@@ -21,34 +21,40 @@
 //! - [`roofline`], [`eligibility`] (the ≥1% kernel share / >1% gap gate), [`digest`] (the markdown).
 //! - [`run`]: the tool end to end → `kernel/ncu-digests/<version>/digest.{md,json}`.
 
-pub mod acquire;
-pub mod capture;
-pub mod csvpage;
-pub mod decide;
-pub mod digest;
-pub mod eligibility;
-pub mod library;
-pub mod metrics;
-pub mod report;
-pub mod request;
-pub mod roofline;
-pub mod roofs;
-pub mod rules;
-pub mod run;
-pub mod select;
-pub mod units;
+#![warn(unreachable_pub)]
+
+mod acquire;
+mod capture;
+mod csvpage;
+mod decide;
+mod digest;
+mod eligibility;
+mod library;
+mod metrics;
+mod report;
+mod request;
+mod roofline;
+mod roofs;
+mod rules;
+mod run;
+mod select;
+mod units;
+
+// The API: what the binary, the other crates, the tests and the examples use.
+pub use csvpage::{LaunchData, PageKind, merge_pages, read_page};
+pub use metrics::{cross_check, summarize};
+pub use rules::{Context, add_rule_facts, choose, classify, load_rules};
 
 use anyhow::Result;
 
 use vllm_sota_core::{Tool, ToolContext};
 
-pub use decide::{pick_limiter, short_kernel};
+pub use decide::pick_limiter;
 pub use report::{HeadlineRow, NcuDigestReport, Roofline, SideReport};
 pub use request::{
     CaptureSpec, HarnessResult, ImportSpec, MeasuredPeaks, Mode, NcuDigestRequest, ProblemSpec,
     SideFiles, Source, TimingSpec,
 };
-pub use select::select_launch;
 
 /// The `ncu_digest` tool.
 pub struct NcuDigest;

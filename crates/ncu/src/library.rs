@@ -19,7 +19,7 @@ pub struct LibraryMatch {
 
 /// The first library (in file order) with a pattern matching the full kernel name,
 /// case-insensitively.
-pub fn detect(rules: &RulesFile, kernel_name: &str) -> Option<LibraryMatch> {
+pub(crate) fn detect(rules: &RulesFile, kernel_name: &str) -> Option<LibraryMatch> {
     rules.library_kernels.iter().find_map(|l| {
         l.patterns.iter().find_map(|p| {
             let re = regex::RegexBuilder::new(p)

@@ -17,38 +17,33 @@ const LS: &str = "Launch Statistics";
 const SCHED: &str = "Scheduler Statistics";
 const WSS: &str = "Warp State Statistics";
 
-/// One headline quantity: key in the facts map, label, raw metric IDs (first found
-/// wins), details (section, label).
-pub struct MetricDef {
+/// One headline quantity: key in the facts map, raw metric IDs (first found wins),
+/// details (section, label).
+pub(crate) struct MetricDef {
     pub key: &'static str,
-    pub label: &'static str,
     pub raw: &'static [&'static str],
     pub details: Option<(&'static str, &'static str)>,
 }
 
 /// The quantities read directly from the report.
-pub const METRICS: &[MetricDef] = &[
+pub(crate) const METRICS: &[MetricDef] = &[
     MetricDef {
         key: "duration_ns",
-        label: "Duration",
         raw: &["gpu__time_duration.sum"],
         details: Some((SOL, "Duration")),
     },
     MetricDef {
         key: "sm_pct",
-        label: "Compute (SM) throughput % of peak",
         raw: &["sm__throughput.avg.pct_of_peak_sustained_elapsed"],
         details: Some((SOL, "Compute (SM) Throughput")),
     },
     MetricDef {
         key: "mem_pct",
-        label: "Memory throughput % of peak",
         raw: &["gpu__compute_memory_throughput.avg.pct_of_peak_sustained_elapsed"],
         details: Some((SOL, "Memory Throughput")),
     },
     MetricDef {
         key: "dram_pct",
-        label: "DRAM throughput % of peak",
         raw: &[
             "gpu__dram_throughput.avg.pct_of_peak_sustained_elapsed",
             "dram__throughput.avg.pct_of_peak_sustained_elapsed",
@@ -57,247 +52,206 @@ pub const METRICS: &[MetricDef] = &[
     },
     MetricDef {
         key: "l1tex_pct",
-        label: "L1/TEX throughput % of peak",
         raw: &["l1tex__throughput.avg.pct_of_peak_sustained_active"],
         details: Some((SOL, "L1/TEX Cache Throughput")),
     },
     MetricDef {
         key: "l2_pct",
-        label: "L2 throughput % of peak",
         raw: &["lts__throughput.avg.pct_of_peak_sustained_elapsed"],
         details: Some((SOL, "L2 Cache Throughput")),
     },
     MetricDef {
         key: "dram_bytes_per_s",
-        label: "DRAM bandwidth",
         raw: &["dram__bytes.sum.per_second"],
         details: Some((MWA, "Memory Throughput")),
     },
     MetricDef {
         key: "dram_bytes_total",
-        label: "DRAM bytes",
         raw: &["dram__bytes.sum"],
         details: None,
     },
     MetricDef {
         key: "dram_bytes_read",
-        label: "DRAM bytes read",
         raw: &["dram__bytes_read.sum"],
         details: None,
     },
     MetricDef {
         key: "dram_bytes_write",
-        label: "DRAM bytes written",
         raw: &["dram__bytes_write.sum"],
         details: None,
     },
     MetricDef {
         key: "dram_peak_bytes_per_cycle",
-        label: "DRAM peak bytes/cycle",
         raw: &["dram__bytes.sum.peak_sustained"],
         details: None,
     },
     MetricDef {
         key: "dram_hz",
-        label: "DRAM frequency",
         raw: &["dram__cycles_elapsed.avg.per_second"],
         details: Some((SOL, "DRAM Frequency")),
     },
     MetricDef {
         key: "sm_hz",
-        label: "SM frequency",
         raw: &["gpc__cycles_elapsed.avg.per_second"],
         details: Some((SOL, "SM Frequency")),
     },
     MetricDef {
         key: "achieved_occupancy_pct",
-        label: "Achieved occupancy %",
         raw: &["sm__warps_active.avg.pct_of_peak_sustained_active"],
         details: Some((OCC, "Achieved Occupancy")),
     },
     MetricDef {
         key: "theoretical_occupancy_pct",
-        label: "Theoretical occupancy %",
         raw: &["sm__maximum_warps_per_active_cycle_pct"],
         details: Some((OCC, "Theoretical Occupancy")),
     },
     MetricDef {
         key: "waves_per_sm",
-        label: "Waves per SM",
         raw: &["launch__waves_per_multiprocessor"],
         details: Some((LS, "Waves Per SM")),
     },
     MetricDef {
         key: "l1_hit_pct",
-        label: "L1/TEX hit rate %",
         raw: &["l1tex__t_sector_hit_rate.pct"],
         details: Some((MWA, "L1/TEX Hit Rate")),
     },
     MetricDef {
         key: "l2_hit_pct",
-        label: "L2 hit rate %",
         raw: &["lts__t_sector_hit_rate.pct"],
         details: Some((MWA, "L2 Hit Rate")),
     },
     MetricDef {
         key: "issue_active_pct",
-        label: "Issue slots used % (one or more eligible)",
         raw: &["smsp__issue_active.avg.pct_of_peak_sustained_active"],
         details: Some((SCHED, "One or More Eligible")),
     },
     MetricDef {
         key: "eligible_warps",
-        label: "Eligible warps per scheduler",
         raw: &["smsp__warps_eligible.avg.per_cycle_active"],
         details: Some((SCHED, "Eligible Warps Per Scheduler")),
     },
     MetricDef {
         key: "active_warps",
-        label: "Active warps per scheduler",
         raw: &["smsp__warps_active.avg.per_cycle_active"],
         details: Some((SCHED, "Active Warps Per Scheduler")),
     },
     MetricDef {
         key: "cpi",
-        label: "Warp cycles per issued instruction",
         raw: &["smsp__average_warp_latency_per_inst_issued.ratio"],
         details: Some((WSS, "Warp Cycles Per Issued Instruction")),
     },
     MetricDef {
         key: "threads_per_warp",
-        label: "Active threads per warp",
         raw: &["smsp__thread_inst_executed_per_inst_executed.ratio"],
         details: Some((WSS, "Avg. Active Threads Per Warp")),
     },
     MetricDef {
         key: "tensor_pipe_pct",
-        label: "Tensor pipe % of peak",
         raw: &["sm__pipe_tensor_cycles_active.avg.pct_of_peak_sustained_elapsed"],
         details: None,
     },
     MetricDef {
         key: "gmma_pipe_pct",
-        label: "Tensor (warp group, GMMA) % of peak",
         raw: &["sm__inst_executed_pipe_tensor_op_gmma.avg.pct_of_peak_sustained_active"],
         details: None,
     },
     MetricDef {
         key: "fma_pipe_pct",
-        label: "FMA pipe % of peak",
         raw: &["sm__inst_executed_pipe_fma.avg.pct_of_peak_sustained_active"],
         details: None,
     },
     MetricDef {
         key: "registers_per_thread",
-        label: "Registers per thread",
         raw: &["launch__registers_per_thread"],
         details: Some((LS, "Registers Per Thread")),
     },
     MetricDef {
         key: "block_size",
-        label: "Block size (threads)",
         raw: &["launch__block_size"],
         details: Some((LS, "Block Size")),
     },
     MetricDef {
         key: "grid_blocks",
-        label: "Grid size (blocks)",
         raw: &["launch__grid_size"],
         details: Some((LS, "Grid Size")),
     },
     MetricDef {
         key: "smem_static_bytes",
-        label: "Static shared memory per block",
         raw: &["launch__shared_mem_per_block_static"],
         details: Some((LS, "Static Shared Memory Per Block")),
     },
     MetricDef {
         key: "smem_dynamic_bytes",
-        label: "Dynamic shared memory per block",
         raw: &["launch__shared_mem_per_block_dynamic"],
         details: Some((LS, "Dynamic Shared Memory Per Block")),
     },
     MetricDef {
         key: "sm_count",
-        label: "SMs",
         raw: &["launch__sm_count", "device__attribute_multiprocessor_count"],
         details: Some((LS, "# SMs")),
     },
     MetricDef {
         key: "max_warps_per_sm",
-        label: "Max warps per SM",
         raw: &["device__attribute_max_warps_per_multiprocessor"],
         details: None,
     },
     MetricDef {
         key: "l2_cache_bytes",
-        label: "L2 cache size",
         raw: &["device__attribute_l2_cache_size"],
         details: None,
     },
     MetricDef {
         key: "spill_requests",
-        label: "Local-memory spilling requests",
         raw: &["derived__local_spilling_requests"],
         details: Some((MWA, "Local Memory Spilling Requests")),
     },
     MetricDef {
         key: "spill_overhead_pct",
-        label: "Spilling request overhead %",
         raw: &["derived__local_spilling_requests_pct"],
         details: Some((MWA, "Local Memory Spilling Request Overhead")),
     },
     MetricDef {
         key: "local_ld_inst",
-        label: "Local loads (SASS)",
         raw: &["smsp__sass_inst_executed_op_local_ld.sum"],
         details: None,
     },
     MetricDef {
         key: "local_st_inst",
-        label: "Local stores (SASS)",
         raw: &["smsp__sass_inst_executed_op_local_st.sum"],
         details: None,
     },
     MetricDef {
         key: "ld_bytes_per_sector",
-        label: "Global load bytes used per sector",
         raw: &["smsp__sass_average_data_bytes_per_sector_mem_global_op_ld.ratio"],
         details: None,
     },
     MetricDef {
         key: "st_bytes_per_sector",
-        label: "Global store bytes used per sector",
         raw: &["smsp__sass_average_data_bytes_per_sector_mem_global_op_st.ratio"],
         details: None,
     },
     MetricDef {
         key: "ld_sectors",
-        label: "Global load sectors through L1 (LSU)",
         raw: &["l1tex__t_sectors_pipe_lsu_mem_global_op_ld.sum"],
         details: None,
     },
     MetricDef {
         key: "st_sectors",
-        label: "Global store sectors through L1 (LSU)",
         raw: &["l1tex__t_sectors_pipe_lsu_mem_global_op_st.sum"],
         details: None,
     },
     MetricDef {
         key: "ld_requests",
-        label: "Global load requests (LSU)",
         raw: &["l1tex__t_requests_pipe_lsu_mem_global_op_ld.sum"],
         details: None,
     },
     MetricDef {
         key: "st_requests",
-        label: "Global store requests (LSU)",
         raw: &["l1tex__t_requests_pipe_lsu_mem_global_op_st.sum"],
         details: None,
     },
     MetricDef {
         key: "tma_ld_inst",
-        label: "TMA load instructions",
         raw: &[
             "smsp__sass_inst_executed_op_tma_ld.sum",
             "smsp__inst_executed_op_tma_ld.sum",
@@ -306,62 +260,53 @@ pub const METRICS: &[MetricDef] = &[
     },
     MetricDef {
         key: "smem_conflicts_ld",
-        label: "Shared load bank conflicts",
         raw: &["l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum"],
         details: None,
     },
     MetricDef {
         key: "smem_conflicts_st",
-        label: "Shared store bank conflicts",
         raw: &["l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_st.sum"],
         details: None,
     },
     MetricDef {
         key: "smem_wavefronts_ld",
-        label: "Shared load wavefronts",
         raw: &["l1tex__data_pipe_lsu_wavefronts_mem_shared_op_ld.sum"],
         details: None,
     },
     MetricDef {
         key: "smem_wavefronts_st",
-        label: "Shared store wavefronts",
         raw: &["l1tex__data_pipe_lsu_wavefronts_mem_shared_op_st.sum"],
         details: None,
     },
     MetricDef {
         key: "limit_registers",
-        label: "Block limit: registers",
         raw: &["launch__occupancy_limit_registers"],
         details: Some((OCC, "Block Limit Registers")),
     },
     MetricDef {
         key: "limit_shared_mem",
-        label: "Block limit: shared memory",
         raw: &["launch__occupancy_limit_shared_mem"],
         details: Some((OCC, "Block Limit Shared Mem")),
     },
     MetricDef {
         key: "limit_warps",
-        label: "Block limit: warps",
         raw: &["launch__occupancy_limit_warps"],
         details: Some((OCC, "Block Limit Warps")),
     },
     MetricDef {
         key: "limit_blocks",
-        label: "Block limit: blocks per SM",
         raw: &["launch__occupancy_limit_blocks"],
         details: Some((OCC, "Block Limit SM")),
     },
     MetricDef {
         key: "limit_barriers",
-        label: "Block limit: barriers",
         raw: &["launch__occupancy_limit_barriers"],
         details: Some((OCC, "Block Limit Barriers")),
     },
 ];
 
 /// Aggregate stall reasons (`smsp__average_warps_issue_stalled_<r>_per_issue_active.ratio`).
-pub const STALL_REASONS: &[&str] = &[
+pub(crate) const STALL_REASONS: &[&str] = &[
     "long_scoreboard",
     "short_scoreboard",
     "wait",
@@ -460,7 +405,7 @@ fn drop_degenerate(f: &mut BTreeMap<String, f64>) -> Vec<String> {
 }
 
 /// Look a definition up in a launch: raw first, then details.
-pub fn lookup(l: &LaunchData, def: &MetricDef) -> Option<f64> {
+pub(crate) fn lookup(l: &LaunchData, def: &MetricDef) -> Option<f64> {
     def.raw
         .iter()
         .find_map(|id| l.raw.get(*id).and_then(|m| m.value))
@@ -474,7 +419,7 @@ pub fn lookup(l: &LaunchData, def: &MetricDef) -> Option<f64> {
 }
 
 /// The duration of a launch in ns, for launch selection.
-pub fn duration_ns(l: &LaunchData) -> Option<f64> {
+pub(crate) fn duration_ns(l: &LaunchData) -> Option<f64> {
     lookup(l, &METRICS[0])
 }
 
@@ -648,7 +593,7 @@ fn derive_facts(f: &mut BTreeMap<String, f64>) {
 }
 
 /// The binding occupancy limiter(s), by name, e.g. "blocks per SM".
-pub fn limiter_names(f: &BTreeMap<String, f64>) -> Vec<&'static str> {
+pub(crate) fn limiter_names(f: &BTreeMap<String, f64>) -> Vec<&'static str> {
     let named = [
         ("limit_registers", "registers"),
         ("limit_shared_mem", "shared memory"),

@@ -114,7 +114,7 @@ pub struct NcuDigestReport {
 
 /// `digest.json`: the report plus every fact of each side.
 #[derive(Serialize)]
-pub struct DigestFile<'a> {
+pub(crate) struct DigestFile<'a> {
     #[serde(flatten)]
     pub report: &'a NcuDigestReport,
     pub baseline_facts: Option<&'a BTreeMap<String, f64>>,

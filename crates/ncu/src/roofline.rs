@@ -6,7 +6,7 @@ use crate::report::Roofline;
 use crate::request::{MeasuredPeaks, ProblemSpec};
 use crate::rules;
 
-pub fn add_problem_facts(f: &mut BTreeMap<String, f64>, p: Option<&ProblemSpec>) {
+pub(crate) fn add_problem_facts(f: &mut BTreeMap<String, f64>, p: Option<&ProblemSpec>) {
     let get = |f: &BTreeMap<String, f64>, k: &str| f.get(k).copied();
     if let Some(b) = get(f, "dram_bytes_total") {
         f.insert("dram_mb".into(), b / 1e6);
@@ -58,7 +58,7 @@ pub fn add_problem_facts(f: &mut BTreeMap<String, f64>, p: Option<&ProblemSpec>)
     }
 }
 
-pub fn roofline(
+pub(crate) fn roofline(
     f: &BTreeMap<String, f64>,
     spec: Option<&vllm_sota_core::gpu::GpuSpec>,
     measured: Option<&MeasuredPeaks>,

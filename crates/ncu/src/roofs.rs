@@ -14,7 +14,7 @@ const ROOF_PCT: f64 = 80.0;
 /// Add `roof_<id>_pct` for every unit measured in this launch and `<class>_pct` for
 /// every roof class (the largest of its units). A unit whose `only_when` does not hold,
 /// or with no metric in the report, adds nothing: an unmeasured roof is never 0.
-pub fn add_roof_facts(rules: &RulesFile, l: &LaunchData, facts: &mut BTreeMap<String, f64>) {
+pub(crate) fn add_roof_facts(rules: &RulesFile, l: &LaunchData, facts: &mut BTreeMap<String, f64>) {
     let mut by_class: BTreeMap<String, f64> = BTreeMap::new();
     for roof in &rules.roofs {
         if !roof.only_when.iter().all(|c| rules::holds(facts, c)) {
@@ -38,7 +38,7 @@ pub fn add_roof_facts(rules: &RulesFile, l: &LaunchData, facts: &mut BTreeMap<St
 
 /// Name the saturated unit of an at-roof class: the hottest unit of that class, and
 /// every other unit at or above the same 80% line beside it.
-pub fn name_roof(rules: &RulesFile, facts: &BTreeMap<String, f64>, b: &mut BoundClass) {
+pub(crate) fn name_roof(rules: &RulesFile, facts: &BTreeMap<String, f64>, b: &mut BoundClass) {
     let measured: Vec<(&str, &str, f64)> = rules
         .roofs
         .iter()

@@ -258,7 +258,7 @@ impl RulesFile {
 }
 
 /// Evaluate one condition; a missing fact makes it false.
-pub fn holds(facts: &BTreeMap<String, f64>, c: &Cond) -> bool {
+pub(crate) fn holds(facts: &BTreeMap<String, f64>, c: &Cond) -> bool {
     let Some(&lhs) = facts.get(&c.0) else {
         return false;
     };
@@ -415,7 +415,7 @@ pub struct Context<'a> {
 }
 
 /// Format a number for a template: integers plain, else 1 decimal above 10, 2 below.
-pub fn fmt_num(v: f64) -> String {
+pub(crate) fn fmt_num(v: f64) -> String {
     if (v - v.round()).abs() < 1e-9 && v.abs() < 1e15 {
         format!("{}", v.round() as i64)
     } else if v.abs() >= 10.0 {
@@ -426,7 +426,7 @@ pub fn fmt_num(v: f64) -> String {
 }
 
 /// Fill `{name}` placeholders from the facts (numbers) and the context (names).
-pub fn fill(template: &str, facts: &BTreeMap<String, f64>, cx: &Context) -> String {
+pub(crate) fn fill(template: &str, facts: &BTreeMap<String, f64>, cx: &Context) -> String {
     let re = regex::Regex::new(r"\{([a-zA-Z0-9_]+)\}").expect("static regex");
     re.replace_all(template, |c: &regex::Captures| {
         let name = &c[1];

@@ -29,7 +29,7 @@ struct Parsed {
     cross_checks: Vec<String>,
 }
 
-pub fn run_digest(req: NcuDigestRequest, ctx: &ToolContext) -> Result<NcuDigestReport> {
+pub(crate) fn run_digest(req: NcuDigestRequest, ctx: &ToolContext) -> Result<NcuDigestReport> {
     acquire::check_version(&req.version)?;
     let re = regex::Regex::new(&req.kernel_regex)
         .with_context(|| format!("kernel_regex '{}' is not a valid regex", req.kernel_regex))?;

@@ -8,7 +8,7 @@ use crate::metrics;
 
 /// Select the launch to digest among those matching the regex.
 #[allow(clippy::type_complexity)]
-pub fn select_launch<'a>(
+pub(crate) fn select_launch<'a>(
     launches: &'a BTreeMap<u64, LaunchData>,
     re: &regex::Regex,
     how: Option<&str>,

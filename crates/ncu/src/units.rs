@@ -85,7 +85,7 @@ fn scale(value: f64, factor: f64) -> f64 {
 }
 
 /// Normalise `value` printed in `unit`: returns (value in the base unit, base unit).
-pub fn normalise(value: f64, unit: &str) -> (f64, String) {
+pub(crate) fn normalise(value: f64, unit: &str) -> (f64, String) {
     let unit = unit.trim();
     if unit.is_empty() || unit == "%" {
         return (value, unit.to_string());
@@ -112,7 +112,7 @@ pub fn normalise(value: f64, unit: &str) -> (f64, String) {
 /// Parse an ncu number: trims, strips `,` thousands separators; `n/a`, `nan`, `-`
 /// and empty are absent (never 0). A value with two or more `.` (a European
 /// grouping such as `27.595.520`) is refused rather than guessed.
-pub fn parse_number(text: &str) -> Option<f64> {
+pub(crate) fn parse_number(text: &str) -> Option<f64> {
     let t = text.trim();
     if t.is_empty() || t.eq_ignore_ascii_case("n/a") || t.eq_ignore_ascii_case("nan") || t == "-" {
         return None;
@@ -127,7 +127,7 @@ pub fn parse_number(text: &str) -> Option<f64> {
 
 /// Half a unit in the last printed decimal place, in the base unit: how far a
 /// rounded display may sit from the exact value.
-pub fn display_tolerance(text: &str, unit: &str) -> f64 {
+pub(crate) fn display_tolerance(text: &str, unit: &str) -> f64 {
     let t = text.trim();
     let decimals = t
         .split_once('.')

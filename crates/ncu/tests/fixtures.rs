@@ -5,8 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use vllm_sota_core::{Tool, ToolContext};
-use vllm_sota_ncu::csvpage::{self, PageKind};
-use vllm_sota_ncu::{NcuDigest, NcuDigestRequest, metrics};
+use vllm_sota_ncu::{
+    LaunchData, NcuDigest, NcuDigestRequest, PageKind, cross_check, merge_pages, read_page,
+    summarize,
+};
 
 fn fx(name: &str) -> PathBuf {
     vllm_sota_core::refs::fixtures_dir()
@@ -14,23 +16,23 @@ fn fx(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn launch(details: &str, raw: &str) -> csvpage::LaunchData {
+fn launch(details: &str, raw: &str) -> LaunchData {
     let pages = vec![
-        csvpage::read_page(&fx(details)).unwrap(),
-        csvpage::read_page(&fx(raw)).unwrap(),
+        read_page(&fx(details)).unwrap(),
+        read_page(&fx(raw)).unwrap(),
     ];
-    let mut l = csvpage::merge_pages(pages).unwrap();
+    let mut l = merge_pages(pages).unwrap();
     assert_eq!(l.len(), 1, "one launch per fixture report");
     l.remove(&0).unwrap()
 }
 
-fn detail(l: &csvpage::LaunchData, sec: &str, name: &str) -> f64 {
+fn detail(l: &LaunchData, sec: &str, name: &str) -> f64 {
     l.details[&(sec.to_string(), name.to_string())]
         .value
         .unwrap()
 }
 
-fn raw(l: &csvpage::LaunchData, id: &str) -> f64 {
+fn raw(l: &LaunchData, id: &str) -> f64 {
     l.raw[id].value.unwrap()
 }
 
@@ -77,7 +79,7 @@ fn both_kernels_parse_from_details_and_raw_with_matching_values() {
         );
         assert_eq!(l.raw["device__attribute_display_name"].text, "NVIDIA H200");
         // Every quantity present on both pages agrees within print rounding.
-        let checks = metrics::cross_check(&l);
+        let checks = cross_check(&l);
         assert!(checks.len() >= 25, "{} cross-checked", checks.len());
         let bad: Vec<_> = checks.iter().filter(|c| !c.agrees).collect();
         assert!(bad.is_empty(), "{bad:?}");
@@ -87,8 +89,8 @@ fn both_kernels_parse_from_details_and_raw_with_matching_values() {
 #[test]
 fn auto_scaled_details_page_matches_the_base_unit_page() {
     // rms_base_details.csv prints Duration "us" "46.34" and DRAM Frequency "Ghz" "3.20".
-    let auto = csvpage::read_page(&fx("rms_base_details.csv")).unwrap();
-    let base = csvpage::read_page(&fx("rms_base_details_base.csv")).unwrap();
+    let auto = read_page(&fx("rms_base_details.csv")).unwrap();
+    let base = read_page(&fx("rms_base_details_base.csv")).unwrap();
     assert_eq!(auto.kind, PageKind::Details);
     let (a, b) = (&auto.launches[&0], &base.launches[&0]);
     let key = |s: &str, n: &str| (s.to_string(), n.to_string());
@@ -116,7 +118,7 @@ fn auto_scaled_details_page_matches_the_base_unit_page() {
         (lc.speedup_type.as_str(), lc.speedup_pct),
         ("global", Some(50.0))
     );
-    let raw = csvpage::read_page(&fx("rms_cand_raw.csv")).unwrap();
+    let raw = read_page(&fx("rms_cand_raw.csv")).unwrap();
     assert_eq!(raw.kind, PageKind::Raw);
     // raw page units row: "Tbyte/s" 3.505166 → bytes/s; details: 3,505,166,156,982.67 byte/s.
     assert!(
@@ -425,7 +427,7 @@ fn malformed_fixture_derived_csvs_name_the_file_and_line() {
     let cut_at = text.match_indices('\n').nth(38).unwrap().0 + 30;
     let p = dir.path().join("cut_details.csv");
     std::fs::write(&p, &text[..cut_at]).unwrap();
-    let err = csvpage::read_page(&p).unwrap_err().to_string();
+    let err = read_page(&p).unwrap_err().to_string();
     assert!(err.starts_with(&format!("{}:40: ", p.display())), "{err}");
     // Truncated raw page: header and units row only, the launch row cut.
     let raw = std::fs::read_to_string(fx("rms_base_raw.csv")).unwrap();
@@ -436,13 +438,13 @@ fn malformed_fixture_derived_csvs_name_the_file_and_line() {
         format!("{}\n", &raw[..third + 500].trim_end_matches(|c| c != ',')),
     )
     .unwrap();
-    let err = csvpage::read_page(&p).unwrap_err().to_string();
+    let err = read_page(&p).unwrap_err().to_string();
     assert!(
         err.starts_with(&format!("{}:3: row has", p.display())),
         "{err}"
     );
     // Wrong columns: the source page is not a details/raw page.
-    let err = csvpage::read_page(&fx("rms_base_source_sass.csv"))
+    let err = read_page(&fx("rms_base_source_sass.csv"))
         .unwrap_err()
         .to_string();
     assert!(
@@ -452,7 +454,7 @@ fn malformed_fixture_derived_csvs_name_the_file_and_line() {
     // Empty.
     let p = dir.path().join("empty.csv");
     std::fs::write(&p, "").unwrap();
-    let err = csvpage::read_page(&p).unwrap_err().to_string();
+    let err = read_page(&p).unwrap_err().to_string();
     assert!(
         err.starts_with(&format!("{}: empty file", p.display())),
         "{err}"
@@ -545,21 +547,21 @@ fn baseline_alone_gets_the_tail_edit_and_the_limiter_wording_follows_its_blocks(
     // Without the tail finding, the occupancy limiter (TheoreticalOccupancy 35.25, tied with
     // CPIStall 35.25) wins the tie by precedence; 1-warp blocks → the blocks-per-SM wording.
     let l = launch("rms_base_details_base.csv", "rms_base_raw.csv");
-    let mut s = metrics::summarize(&l, vec![]);
-    let rules = vllm_sota_ncu::rules::load_rules().unwrap();
+    let mut s = summarize(&l, vec![]);
+    let rules = vllm_sota_ncu::load_rules().unwrap();
     s.rules.retain(|r| r.rule != "LaunchConfiguration");
-    vllm_sota_ncu::rules::add_rule_facts(&rules, &s.rules, &mut s.facts);
-    let class = vllm_sota_ncu::rules::classify(&rules, &s.facts);
+    vllm_sota_ncu::add_rule_facts(&rules, &s.rules, &mut s.facts);
+    let class = vllm_sota_ncu::classify(&rules, &s.facts);
     assert_eq!(class.class, "memory");
     let limiter = vllm_sota_ncu::pick_limiter(&s.facts);
     assert_eq!(limiter, Some("blocks per SM"));
-    let cx = vllm_sota_ncu::rules::Context {
+    let cx = vllm_sota_ncu::Context {
         kernel: "rms_base",
         language: "triton",
         limiter,
         library: None,
     };
-    let d = vllm_sota_ncu::rules::choose(&rules, &class, &s.facts, None, &s.rules, &cx);
+    let d = vllm_sota_ncu::choose(&rules, &class, &s.facts, None, &s.rules, &cx);
     assert_eq!(d.chosen_by, "finding:occupancy_limiter");
     assert!(
         d.line.starts_with("Next edit: raise rms_base's num_warps from 1 to 4: at 32 programs per SM only 32 of 64 warps can be resident"),

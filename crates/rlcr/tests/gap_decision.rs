@@ -23,6 +23,13 @@ fn setup(baseline: &[vllm_sota_core::results::CandidateRow]) -> (tempfile::TempD
     (dir, paths)
 }
 
+/// The fixed baseline of one chat scenario: SGLang and vLLM repeats (candidates `sg`, `vl`).
+fn sg_vs_vl(sglang: &[f64], vllm: &[f64]) -> Vec<vllm_sota_core::results::CandidateRow> {
+    let mut base = repeats("sg", "sglang", "sg", "chat", sglang);
+    base.extend(repeats("vl", "vllm", "vl", "chat", vllm));
+    base
+}
+
 fn request(paths: &CampaignPaths, round: u32, current_files: &[&str]) -> GapDecisionRequest {
     serde_json::from_value(json!({
         "campaign_dir": paths.root,
@@ -124,8 +131,7 @@ fn vllm_failing_sla_where_leader_passes_is_patch() {
 
 #[test]
 fn ahead_beyond_threshold_after_repeats_is_stop_beats() {
-    let mut base = repeats("sg", "sglang", "sg", "chat", &[10.0, 10.02, 9.98]);
-    base.extend(repeats("vl", "vllm", "vl", "chat", &[10.5, 10.52, 10.48]));
+    let base = sg_vs_vl(&[10.0, 10.02, 9.98], &[10.5, 10.52, 10.48]);
     let (_d, paths) = setup(&base);
     let r = decide(request(&paths, 1, &[]));
     assert_eq!(
@@ -142,8 +148,7 @@ fn ahead_beyond_threshold_after_repeats_is_stop_beats() {
 
 #[test]
 fn inside_threshold_after_repeats_is_stop_tied() {
-    let mut base = repeats("sg", "sglang", "sg", "chat", &[10.0, 10.01, 9.99]);
-    base.extend(repeats("vl", "vllm", "vl", "chat", &[10.02, 10.0, 9.98]));
+    let base = sg_vs_vl(&[10.0, 10.01, 9.99], &[10.02, 10.0, 9.98]);
     let (_d, paths) = setup(&base);
     let r = decide(request(&paths, 1, &[]));
     let s = &r.scenarios[0];
@@ -196,8 +201,7 @@ fn single_runs_inside_threshold_rerun_to_min_repeats() {
 fn wide_spread_reruns_with_the_computed_number_of_runs() {
     let leader = [10.0, 10.05, 9.95];
     let vllm = [10.0, 10.08, 9.92];
-    let mut base = repeats("sg", "sglang", "sg", "chat", &leader);
-    base.extend(repeats("vl", "vllm", "vl", "chat", &vllm));
+    let base = sg_vs_vl(&leader, &vllm);
     let (_d, paths) = setup(&base);
     let r = decide(request(&paths, 1, &[]));
     let s = &r.scenarios[0];
@@ -232,8 +236,7 @@ fn wide_spread_reruns_with_the_computed_number_of_runs() {
 #[test]
 fn gap_sitting_on_the_threshold_is_unresolvable_within_the_cap() {
     // vLLM exactly 1 % behind with spread: no number of runs separates it from the boundary.
-    let mut base = repeats("sg", "sglang", "sg", "chat", &[10.0, 10.2, 9.8]);
-    base.extend(repeats("vl", "vllm", "vl", "chat", &[9.9, 10.1, 9.7]));
+    let base = sg_vs_vl(&[10.0, 10.2, 9.8], &[9.9, 10.1, 9.7]);
     let (_d, paths) = setup(&base);
     let s = &decide(request(&paths, 1, &[])).scenarios[0];
     assert_eq!(s.decision, Decision::Rerun);
@@ -301,10 +304,18 @@ fn seed_lineage(paths: &CampaignPaths, rows: &[Value]) {
     }
 }
 
+/// Round 2's revalidation rows (vLLM at `values`), then round 3's decision on them.
+fn round_3_after_round_2(values: &[f64], paths: &CampaignPaths) -> GapDecisionReport {
+    write_rows(
+        &paths.revalidation(2),
+        &repeats("vl2", "vllm", "vl", "chat", values),
+    );
+    decide(request(paths, 3, &["benchmark/revalidation/round-2.jsonl"]))
+}
+
 #[test]
 fn two_consecutive_weak_rounds_expand_research() {
-    let mut base = repeats("sg", "sglang", "sg", "chat", &[12.0, 12.01, 11.99]);
-    base.extend(repeats("vl0", "vllm", "vl", "chat", &[10.0, 10.01, 9.99]));
+    let base = sg_vs_vl(&[12.0, 12.01, 11.99], &[10.0, 10.01, 9.99]);
     let (_d, paths) = setup(&base);
     // Round 2's decision measured +0.4 % with vLLM at 10.0.
     seed_lineage(
@@ -315,15 +326,7 @@ fn two_consecutive_weak_rounds_expand_research() {
         ],
     );
     // Round 3: vLLM at 10.05, +0.5 % over the prior best 10.0.
-    write_rows(
-        &paths.revalidation(2),
-        &repeats("vl2", "vllm", "vl", "chat", &[10.05, 10.06, 10.04]),
-    );
-    let r = decide(request(
-        &paths,
-        3,
-        &["benchmark/revalidation/round-2.jsonl"],
-    ));
+    let r = round_3_after_round_2(&[10.05, 10.06, 10.04], &paths);
     assert!(
         (r.geomean_improvement_pct.unwrap() - 0.5).abs() < 1e-9,
         "{:?}",
@@ -340,8 +343,7 @@ fn two_consecutive_weak_rounds_expand_research() {
 
 #[test]
 fn a_strong_previous_round_or_a_gap_in_rounds_resets_the_rule() {
-    let mut base = repeats("sg", "sglang", "sg", "chat", &[12.0, 12.01, 11.99]);
-    base.extend(repeats("vl0", "vllm", "vl", "chat", &[10.0, 10.01, 9.99]));
+    let base = sg_vs_vl(&[12.0, 12.01, 11.99], &[10.0, 10.01, 9.99]);
     let (_d, paths) = setup(&base);
     seed_lineage(
         &paths,
@@ -350,15 +352,7 @@ fn a_strong_previous_round_or_a_gap_in_rounds_resets_the_rule() {
         "geomean_improvement_pct": 3.0, "scenarios": [{"scenario": "chat", "vllm_mean": 10.3}]}),
         ],
     );
-    write_rows(
-        &paths.revalidation(2),
-        &repeats("vl2", "vllm", "vl", "chat", &[10.32, 10.33, 10.31]),
-    );
-    let r = decide(request(
-        &paths,
-        3,
-        &["benchmark/revalidation/round-2.jsonl"],
-    ));
+    let r = round_3_after_round_2(&[10.32, 10.33, 10.31], &paths);
     // Prior best is round 2's 10.3: +0.194 %, weak, but round 2 was strong.
     assert!((r.geomean_improvement_pct.unwrap() - (10.32 / 10.3 - 1.0) * 100.0).abs() < 1e-9);
     assert!(!r.expand_research);
@@ -372,24 +366,12 @@ fn a_strong_previous_round_or_a_gap_in_rounds_resets_the_rule() {
         "geomean_improvement_pct": 0.1, "scenarios": [{"scenario": "chat", "vllm_mean": 10.0}]}),
         ],
     );
-    write_rows(
-        &paths2.revalidation(2),
-        &repeats("vl2", "vllm", "vl", "chat", &[10.02, 10.03, 10.01]),
-    );
-    assert!(
-        !decide(request(
-            &paths2,
-            3,
-            &["benchmark/revalidation/round-2.jsonl"]
-        ))
-        .expand_research
-    );
+    assert!(!round_3_after_round_2(&[10.02, 10.03, 10.01], &paths2).expand_research);
 }
 
 #[test]
 fn explicit_row_refs_select_the_current_rows() {
-    let mut base = repeats("sg", "sglang", "sg", "chat", &[10.0, 10.01, 9.99]);
-    base.extend(repeats("vl0", "vllm", "vl", "chat", &[9.0, 9.01, 8.99]));
+    let base = sg_vs_vl(&[10.0, 10.01, 9.99], &[9.0, 9.01, 8.99]);
     let (_d, paths) = setup(&base);
     let mut reval = repeats("a", "vllm", "vl", "chat", &[11.0, 11.01, 10.99]);
     reval.extend(repeats("b", "vllm", "vl-other", "chat", &[5.0]));
@@ -420,22 +402,36 @@ fn explicit_row_refs_select_the_current_rows() {
     assert!(e.contains("nope") && e.contains("round-1.jsonl"), "{e}");
 }
 
+/// Round 1's decision with a stop claim of `kind` resting on `evidence` files.
+fn decide_with_claim(
+    paths: &CampaignPaths,
+    kind: StopClaimKind,
+    reason: &str,
+    evidence: &[&str],
+) -> GapDecisionReport {
+    let mut req = request(paths, 1, &[]);
+    req.stop_claim = Some(StopClaim {
+        kind,
+        reason: reason.into(),
+        evidence: evidence.iter().map(|e| e.to_string()).collect(),
+    });
+    decide(req)
+}
+
 #[test]
 fn stop_claims_need_existing_evidence() {
-    let mut base = repeats("sg", "sglang", "sg", "chat", &[10.0, 10.01, 9.99]);
-    base.extend(repeats("vl", "vllm", "vl", "chat", &[9.0, 9.01, 8.99]));
+    let base = sg_vs_vl(&[10.0, 10.01, 9.99], &[9.0, 9.01, 8.99]);
     let (_d, paths) = setup(&base);
     write_written(
         &paths.root.join("benchmark/logs/trtllm-unsupported.log"),
         "TensorRT-LLM pytorch backend: model unsupported\n",
     );
-    let mut req = request(&paths, 1, &[]);
-    req.stop_claim = Some(StopClaim {
-        kind: StopClaimKind::External,
-        reason: "FP8 kernels unavailable on this driver".into(),
-        evidence: vec!["benchmark/logs/trtllm-unsupported.log".into()],
-    });
-    let r = decide(req);
+    let r = decide_with_claim(
+        &paths,
+        StopClaimKind::External,
+        "FP8 kernels unavailable on this driver",
+        &["benchmark/logs/trtllm-unsupported.log"],
+    );
     assert_eq!(r.decision, Decision::StopExternal);
     assert_eq!(
         r.scenarios[0].decision,
@@ -445,16 +441,15 @@ fn stop_claims_need_existing_evidence() {
     assert!(r.stop_claim.as_ref().unwrap().accepted);
 
     // at_limit with evidence outside profiles/analysis/ncu, and a missing file: rejected.
-    let mut req = request(&paths, 1, &[]);
-    req.stop_claim = Some(StopClaim {
-        kind: StopClaimKind::AtLimit,
-        reason: "at the HBM roofline".into(),
-        evidence: vec![
-            "benchmark/logs/trtllm-unsupported.log".into(),
-            "profiles/round-1/vllm/decode/tables.md".into(),
+    let r = decide_with_claim(
+        &paths,
+        StopClaimKind::AtLimit,
+        "at the HBM roofline",
+        &[
+            "benchmark/logs/trtllm-unsupported.log",
+            "profiles/round-1/vllm/decode/tables.md",
         ],
-    });
-    let r = decide(req);
+    );
     assert_eq!(r.decision, Decision::Patch);
     let v = r.stop_claim.unwrap();
     assert!(!v.accepted);
@@ -472,13 +467,12 @@ fn stop_claims_need_existing_evidence() {
             .join("tables.md"),
         "| Kernel | GPU time % |\n|---|---|\n| nvjet | 61.0 |\n",
     );
-    let mut req = request(&paths, 1, &[]);
-    req.stop_claim = Some(StopClaim {
-        kind: StopClaimKind::AtLimit,
-        reason: "decode GEMMs at 92% of HBM bandwidth".into(),
-        evidence: vec!["profiles/round-1/vllm/decode/tables.md".into()],
-    });
-    let r = decide(req);
+    let r = decide_with_claim(
+        &paths,
+        StopClaimKind::AtLimit,
+        "decode GEMMs at 92% of HBM bandwidth",
+        &["profiles/round-1/vllm/decode/tables.md"],
+    );
     assert_eq!(r.decision, Decision::StopAtLimit);
     assert!(
         r.reason.contains("decode GEMMs at 92% of HBM bandwidth"),
@@ -488,17 +482,10 @@ fn stop_claims_need_existing_evidence() {
     assert_eq!(lineage(&paths).last().unwrap()["decision"], "stop_at_limit");
 
     // A claim is not used when the data already says stop.
-    let mut base = repeats("sg", "sglang", "sg", "chat", &[10.0, 10.01, 9.99]);
-    base.extend(repeats("vl", "vllm", "vl", "chat", &[11.0, 11.01, 10.99]));
+    let base = sg_vs_vl(&[10.0, 10.01, 9.99], &[11.0, 11.01, 10.99]);
     let (_d2, paths2) = setup(&base);
     write_written(&paths2.root.join("analysis/limit.md"), "roofline\n");
-    let mut req = request(&paths2, 1, &[]);
-    req.stop_claim = Some(StopClaim {
-        kind: StopClaimKind::AtLimit,
-        reason: "r".into(),
-        evidence: vec!["analysis/limit.md".into()],
-    });
-    let r = decide(req);
+    let r = decide_with_claim(&paths2, StopClaimKind::AtLimit, "r", &["analysis/limit.md"]);
     assert_eq!(r.decision, Decision::StopBeats);
     assert!(r.stop_claim.unwrap().detail.contains("not needed"));
 }

@@ -501,3 +501,41 @@ fn query_script_is_used_when_slug_and_fuzzy_matching_fail() {
     assert_eq!(r.match_method.as_deref(), Some("query.py"));
     assert_eq!(r.family.as_deref(), Some("llama31"));
 }
+
+#[test]
+fn sglang_history_added_when_sglang_starts_leading_keeps_the_vllm_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = make_campaign(
+        dir.path(),
+        &campaign_record(None, None, &["vllm", "tensorrt_llm"]),
+    );
+    assert_eq!(run(&paths, json!({})).unwrap().docs_read.len(), 1);
+    edit(&paths.history_notes(), |t| {
+        t.replacen(
+            &format!(
+                "{TODO_DECISION} (profile row, patch target or ruling this PR informs, or \"none\")_"
+            ),
+            "- Decision it influences: tool-call template ruled out in round 1",
+            1,
+        )
+    });
+    // SGLang now leads the fixed baseline: the re-run adds its history without `overwrite`.
+    write_rows(
+        &paths.candidates(),
+        &[
+            row("s", "sglang", "s", "chat", 12.0, 12.0),
+            row("v", "vllm", "v", "chat", 10.0, 12.0),
+        ],
+    );
+    let r = run(&paths, json!({})).unwrap();
+    assert_eq!(r.docs_read.len(), 2);
+    let m = r.merged.unwrap();
+    assert_eq!(m.kept_decisions, vec!["vllm-project/vllm#8343"]);
+    assert!(m.no_longer_in_source.is_empty(), "{m:?}");
+    let notes = std::fs::read_to_string(paths.history_notes()).unwrap();
+    assert!(notes.contains("## SGLang history: `sglang/llama31/README.en.md`"));
+    assert!(
+        block(&notes, "#### vllm-project/vllm#8343 ")
+            .contains("- Decision it influences: tool-call template ruled out in round 1")
+    );
+}

@@ -5,31 +5,21 @@
 
 mod common;
 
-use common::humanize::{RealRuntime, real_runtime};
 use common::*;
 use serde_json::json;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use vllm_sota_core::humanize::newest_loop;
-use vllm_sota_core::layout::CampaignPaths;
 use vllm_sota_core::{Tool, ToolContext};
 use vllm_sota_rlcr::{self as start, Checkpoint, SCAFFOLD_MARKER, StartStatus};
 
-struct Loop {
-    dir: tempfile::TempDir,
-    paths: CampaignPaths,
-    checkout: PathBuf,
-    rt: RealRuntime,
-}
+/// A started loop: [`Setup`] after a successful `start_rlcr`.
+type Loop = Setup;
 
 fn started() -> Option<Loop> {
-    let dir = tempfile::tempdir().unwrap();
-    let rt = real_runtime(dir.path())?;
-    let Scratch {
-        checkout, paths, ..
-    } = scratch_campaign(dir.path());
-    write_baseline_vllm_behind(&paths);
+    let s = setup()?;
+    let (paths, rt) = (&s.paths, &s.rt);
     let r = start::run_start_rlcr_with_path(
         serde_json::from_value(json!({"campaign_dir": paths.root, "runtime_root": rt.root}))
             .unwrap(),
@@ -44,12 +34,7 @@ fn started() -> Option<Loop> {
         r.failure,
         r.stderr_tail
     );
-    Some(Loop {
-        dir,
-        paths,
-        checkout,
-        rt,
-    })
+    Some(s)
 }
 
 fn bash(

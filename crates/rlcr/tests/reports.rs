@@ -11,6 +11,20 @@ use vllm_sota_core::layout::CampaignPaths;
 use vllm_sota_core::{Tool, ToolContext};
 use vllm_sota_rlcr::{Checkpoint, Decision, FinalReport, GapDecision};
 
+fn checkpoint(paths: &CampaignPaths) -> anyhow::Result<vllm_sota_rlcr::CheckpointReport> {
+    Checkpoint::run(
+        serde_json::from_value(json!({"campaign_dir": paths.root})).unwrap(),
+        &ToolContext::new(),
+    )
+}
+
+fn final_report(paths: &CampaignPaths) -> anyhow::Result<<FinalReport as Tool>::Report> {
+    FinalReport::run(
+        serde_json::from_value(json!({"campaign_dir": paths.root})).unwrap(),
+        &ToolContext::new(),
+    )
+}
+
 struct Built {
     _dir: tempfile::TempDir,
     paths: CampaignPaths,
@@ -128,12 +142,7 @@ fn final_report_refuses_an_incomplete_campaign_listing_what_is_missing() {
         dir.path(),
         &campaign_record(None, None, &["vllm", "sglang"]),
     );
-    let e = FinalReport::run(
-        serde_json::from_value(json!({"campaign_dir": paths.root})).unwrap(),
-        &ToolContext::new(),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = final_report(&paths).unwrap_err().to_string();
     for needle in [
         "final_report refused",
         "benchmark/candidates.jsonl",
@@ -249,11 +258,7 @@ fn final_report_on_a_complete_campaign() {
 #[test]
 fn checkpoint_is_rebuilt_from_the_records() {
     let b = build_complete();
-    let r = Checkpoint::run(
-        serde_json::from_value(json!({"campaign_dir": b.paths.root})).unwrap(),
-        &ToolContext::new(),
-    )
-    .unwrap();
+    let r = checkpoint(&b.paths).unwrap();
     assert_eq!(r.vllm_branch.as_deref(), Some("main"));
     let head = git2::Repository::open(&b.checkout)
         .unwrap()
@@ -331,11 +336,7 @@ fn checkpoint_is_rebuilt_from_the_records() {
 fn checkpoint_on_a_fresh_campaign_says_what_is_not_there_yet() {
     let dir = tempfile::tempdir().unwrap();
     let paths = make_campaign(dir.path(), &campaign_record(None, None, &["vllm"]));
-    let r = Checkpoint::run(
-        serde_json::from_value(json!({"campaign_dir": paths.root})).unwrap(),
-        &ToolContext::new(),
-    )
-    .unwrap();
+    let r = checkpoint(&paths).unwrap();
     assert!(
         r.not_yet_available
             .iter()
@@ -358,27 +359,13 @@ fn bad_ledger_line_is_an_error_naming_file_and_line() {
     let p = b.paths.attempt_ledger().with_extension("jsonl");
     let text = std::fs::read_to_string(&p).unwrap();
     std::fs::write(&p, format!("{text}[1, 2]\n")).unwrap();
-    let e = format!(
-        "{:#}",
-        Checkpoint::run(
-            serde_json::from_value(json!({"campaign_dir": b.paths.root})).unwrap(),
-            &ToolContext::new()
-        )
-        .unwrap_err()
-    );
+    let e = format!("{:#}", checkpoint(&b.paths).unwrap_err());
     assert!(
         e.contains("attempt-ledger.jsonl") && e.contains("row 4 is not a JSON object"),
         "{e}"
     );
     std::fs::write(&p, format!("{text}{{not json\n{{\"a\": 1}}\n")).unwrap();
-    let e = format!(
-        "{:#}",
-        Checkpoint::run(
-            serde_json::from_value(json!({"campaign_dir": b.paths.root})).unwrap(),
-            &ToolContext::new()
-        )
-        .unwrap_err()
-    );
+    let e = format!("{:#}", checkpoint(&b.paths).unwrap_err());
     assert!(e.contains("attempt-ledger.jsonl:4"), "{e}");
 }
 
@@ -394,16 +381,8 @@ fn secrets_in_recorded_commands_never_reach_the_documents() {
         ]);
     }
     write_rows(&b.paths.candidates(), &rows);
-    Checkpoint::run(
-        serde_json::from_value(json!({"campaign_dir": b.paths.root})).unwrap(),
-        &ToolContext::new(),
-    )
-    .unwrap();
-    FinalReport::run(
-        serde_json::from_value(json!({"campaign_dir": b.paths.root})).unwrap(),
-        &ToolContext::new(),
-    )
-    .unwrap();
+    checkpoint(&b.paths).unwrap();
+    final_report(&b.paths).unwrap();
     for p in [b.paths.checkpoint(), b.paths.final_report()] {
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(

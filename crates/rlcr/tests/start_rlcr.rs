@@ -3,38 +3,12 @@
 
 mod common;
 
-use common::humanize::{RealRuntime, real_runtime};
 use common::*;
 use serde_json::json;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use vllm_sota_core::ToolContext;
-use vllm_sota_core::layout::CampaignPaths;
 use vllm_sota_rlcr::{self as start, PLAN_REL, StartRlcrReport, StartRlcrRequest, StartStatus};
-
-struct Setup {
-    dir: tempfile::TempDir,
-    paths: CampaignPaths,
-    checkout: PathBuf,
-    rt: RealRuntime,
-}
-
-/// A ready campaign: clean repo with `.humanize*` ignored, fixed benchmark, history
-/// notes, the real runtime. None when the vendored runtime is missing (skipped loudly).
-fn setup() -> Option<Setup> {
-    let dir = tempfile::tempdir().unwrap();
-    let rt = real_runtime(dir.path())?;
-    let Scratch {
-        checkout, paths, ..
-    } = scratch_campaign(dir.path());
-    write_baseline_vllm_behind(&paths);
-    Some(Setup {
-        dir,
-        paths,
-        checkout,
-        rt,
-    })
-}
 
 fn request(s: &Setup, runtime: &Path, extra: serde_json::Value) -> StartRlcrRequest {
     let mut req = json!({"campaign_dir": s.paths.root, "runtime_root": runtime});

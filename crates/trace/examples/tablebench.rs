@@ -3,8 +3,8 @@
 //! `cargo run --release --example tablebench -p vllm-sota-trace -- <trace> [mapping-trace] [runs]`
 //! With a mapping trace, the kernel and overlap tables also run in graph-mapped mode.
 use std::time::Instant;
-use vllm_sota_trace::classify::Classifier;
-use vllm_sota_trace::tables::*;
+use vllm_sota_trace::Classifier;
+use vllm_sota_trace::*;
 
 thread_local! {
     static FRESH_MS: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -47,13 +47,11 @@ fn main() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("usage: tablebench <trace> [mapping-trace] [runs]"))?;
     let mapping = args.get(1).filter(|a| a.as_str() != "-");
     let runs: usize = args.get(2).map(|r| r.parse()).transpose()?.unwrap_or(7);
-    let store = vllm_sota_trace::reader::read_trace(std::path::Path::new(path))?;
+    let store = vllm_sota_trace::read_trace(std::path::Path::new(path))?;
     let classifier = Classifier::load()?;
     let catalog = FuseCatalog::load(&classifier)?;
     let sk = StageKernels::heaviest_device(&store);
-    let fw = vllm_sota_trace::discover::framework_label(
-        vllm_sota_trace::discover::detect_framework(&store).0,
-    );
+    let fw = vllm_sota_trace::framework_label(vllm_sota_trace::detect_framework(&store).0);
     println!(
         "{path}: {} kernels on device {}",
         sk.kernels.len(),
@@ -98,8 +96,8 @@ fn main() -> anyhow::Result<()> {
         overlap_table(&sk, &classifier, None, 0.0)
     });
     if let Some(m) = mapping {
-        let eager = vllm_sota_trace::reader::read_trace(std::path::Path::new(m))?;
-        let map = vllm_sota_trace::graph::map_graph_kernels(&store, &eager, &classifier);
+        let eager = vllm_sota_trace::read_trace(std::path::Path::new(m))?;
+        let map = vllm_sota_trace::map_graph_kernels(&store, &eager, &classifier);
         bench("kernel_table mapped", runs, || {
             kernel_table(&sk, &classifier, Some(&map), 1.0)
         });

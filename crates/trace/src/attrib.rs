@@ -59,7 +59,7 @@ pub fn attribute_kernel(s: &TraceStore, k: usize) -> Attribution {
 
 /// Per-store cache of frame priorities and normalized names (by frame-name id).
 #[derive(Default)]
-pub struct FrameCache {
+pub(crate) struct FrameCache {
     info: FxHashMap<NameId, (i32, Arc<str>)>,
 }
 
@@ -76,12 +76,16 @@ impl FrameCache {
 }
 
 /// Attribute a launch call (shared by all kernels of one graph replay).
-pub fn attribute_launch(s: &TraceStore, l: usize) -> Attribution {
+pub(crate) fn attribute_launch(s: &TraceStore, l: usize) -> Attribution {
     attribute_launch_cached(s, l, &mut FrameCache::default())
 }
 
 /// [`attribute_launch`] with a frame cache shared across calls on the same store.
-pub fn attribute_launch_cached(s: &TraceStore, l: usize, cache: &mut FrameCache) -> Attribution {
+pub(crate) fn attribute_launch_cached(
+    s: &TraceStore,
+    l: usize,
+    cache: &mut FrameCache,
+) -> Attribution {
     let launch_name = s.name(s.launches.name[l]).to_string();
     let via = if is_graph_launch_name(&launch_name) {
         Via::GraphLaunch
@@ -123,7 +127,7 @@ pub fn attribute_launch_cached(s: &TraceStore, l: usize, cache: &mut FrameCache)
 /// The parts of a launch's attribution that per-kernel tallies use, borrowed from the store:
 /// no CPU-op chain and no stack text, so it costs a fraction of [`attribute_launch_cached`]
 /// on traces where every kernel has its own launch. Fields agree with that function's.
-pub struct LaunchSite<'s> {
+pub(crate) struct LaunchSite<'s> {
     pub via: Via,
     /// The launch call name.
     pub launch: &'s str,
@@ -136,7 +140,7 @@ pub struct LaunchSite<'s> {
 }
 
 /// [`LaunchSite`] of launch `l`, with a frame cache shared across calls on the same store.
-pub fn launch_site_cached<'s>(
+pub(crate) fn launch_site_cached<'s>(
     s: &'s TraceStore,
     l: usize,
     cache: &mut FrameCache,
@@ -201,7 +205,7 @@ const MARKERS: &[(&str, &str)] = &[
 
 /// `PATH(LINE): FUNC` → `repo/relative/path.py:LINE FUNC`. The path is cut at the LAST
 /// occurrence of a known package marker (so `/workspace/vllm/vllm/x.py` → `vllm/x.py`).
-pub fn normalize_frame(raw: &str) -> String {
+pub(crate) fn normalize_frame(raw: &str) -> String {
     let (path, rest) = match raw.find("): ") {
         Some(i) => match raw[..i].rfind('(') {
             Some(p) => (&raw[..p], Some((&raw[p + 1..i], &raw[i + 3..]))),
@@ -267,7 +271,7 @@ fn is_low_signal(norm: &str, raw: &str) -> bool {
 }
 
 /// Priority of a frame as a source location (higher is better).
-pub fn frame_priority(raw: &str) -> i32 {
+pub(crate) fn frame_priority(raw: &str) -> i32 {
     const NOISE: &[&str] = &[
         "threading.py(",
         "multiprocessing/",
@@ -315,11 +319,7 @@ pub fn frame_priority(raw: &str) -> i32 {
 }
 
 /// Best location and a short stack from a frame chain (innermost frame index).
-pub fn best_location(s: &TraceStore, innermost: usize) -> (Option<String>, Option<String>) {
-    best_location_cached(s, innermost, &mut FrameCache::default())
-}
-
-pub fn best_location_cached(
+pub(crate) fn best_location_cached(
     s: &TraceStore,
     innermost: usize,
     cache: &mut FrameCache,

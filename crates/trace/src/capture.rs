@@ -16,9 +16,9 @@
 //! waiting for the trace, window analysis, vLLM profiler config), [`launch`] (the
 //! `profile_launch` job: the winning command with the profiler on, plus the eager twin).
 
-pub mod launch;
-pub mod load;
-pub mod window;
+pub(crate) mod launch;
+pub(crate) mod load;
+pub(crate) mod window;
 
 use anyhow::{Context, Result, bail};
 use schemars::JsonSchema;
@@ -28,8 +28,7 @@ use std::time::{Duration, SystemTime};
 use vllm_sota_core::Framework;
 use vllm_sota_core::tool::{Tool, ToolContext};
 
-pub use launch::{ProfileLaunch, ProfileLaunchRequest};
-pub use window::{StepSample, WindowAnalysis, analyze_window};
+pub(crate) use window::{WindowAnalysis, analyze_window};
 
 pub struct ProfileCapture;
 
@@ -44,11 +43,11 @@ fn d_decode_in() -> u64 {
 }
 
 /// Default window length in engine steps per stage.
-pub const DEFAULT_DECODE_STEPS: u64 = 8;
-pub const DEFAULT_PREFILL_STEPS: u64 = 2;
+pub(crate) const DEFAULT_DECODE_STEPS: u64 = 8;
+pub(crate) const DEFAULT_PREFILL_STEPS: u64 = 2;
 /// A window whose batch differs from the requested concurrency by more than this is not
 /// representative.
-pub const BATCH_TOLERANCE: f64 = 0.20;
+pub(crate) const BATCH_TOLERANCE: f64 = 0.20;
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -144,7 +143,7 @@ pub struct ProfileCaptureReport {
 
 /// Resolved shapes of a capture.
 #[derive(Debug, Clone, Copy)]
-pub struct Shapes {
+pub(crate) struct Shapes {
     pub concurrency: u64,
     pub input_len: u64,
     pub output_len: u64,
@@ -180,7 +179,7 @@ fn resolve_shapes(req: &ProfileCaptureRequest) -> Result<Shapes> {
     Ok(s)
 }
 
-pub fn validate(req: &ProfileCaptureRequest) -> Result<()> {
+pub(crate) fn validate(req: &ProfileCaptureRequest) -> Result<()> {
     if req.framework == Framework::TensorrtLlm {
         bail!(
             "field `framework` ({}): live capture supports vllm, sglang and tokenspeed; for TensorRT-LLM set TLLM_PROFILE_START_STOP and TLLM_TORCH_PROFILE_TRACE and analyze the written traces with profile_tables",
@@ -385,7 +384,7 @@ fn capture_stage(
 
 /// The launch flag that turns CUDA graphs off, per framework (the eager mapping twin);
 /// `None` is a trace of no known serving framework.
-pub fn graph_off_flag(framework: Option<Framework>) -> &'static str {
+pub(crate) fn graph_off_flag(framework: Option<Framework>) -> &'static str {
     match framework {
         Some(Framework::Vllm) => "vLLM --enforce-eager",
         Some(Framework::Sglang | Framework::Tokenspeed) => "SGLang --disable-cuda-graph",
@@ -453,7 +452,7 @@ impl Tool for ProfileCapture {
     }
 }
 
-pub fn stage_markdown(s: &CapturedStage) -> String {
+pub(crate) fn stage_markdown(s: &CapturedStage) -> String {
     let batch = s
         .window
         .window_batch

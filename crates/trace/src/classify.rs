@@ -250,7 +250,7 @@ fn matching_open_paren(s: &str) -> Option<usize> {
 }
 
 /// The one kernel-name shortener ([`vllm_sota_core::kname`]), shared with every tool.
-pub use vllm_sota_core::kname::short as short_name;
+pub(crate) use vllm_sota_core::kname::short as short_name;
 
 #[cfg(test)]
 mod tests {

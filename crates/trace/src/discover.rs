@@ -48,7 +48,7 @@ pub struct Selection {
 
 /// Name-based trace test: `*.trace.json(.gz)`, `*.pt.trace.json(.gz)`, or any `.json(.gz)`
 /// other than well-known config files.
-pub fn looks_like_trace(p: &Path) -> bool {
+pub(crate) fn looks_like_trace(p: &Path) -> bool {
     let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
     if matches!(
         n,
@@ -60,7 +60,7 @@ pub fn looks_like_trace(p: &Path) -> bool {
 }
 
 /// A vLLM API-server (`AsyncLLM`) trace: Python only, no GPU kernels.
-pub fn is_api_server_trace(p: &Path) -> bool {
+pub(crate) fn is_api_server_trace(p: &Path) -> bool {
     let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
     n.contains(".async_llm.") || n.contains("async_llm")
 }
@@ -68,7 +68,7 @@ pub fn is_api_server_trace(p: &Path) -> bool {
 /// Stage from the path: file-name suffix markers first (`-EXTEND`, `-prefill`, `_decode`),
 /// then the nearest directory named `prefill`/`extend`/`decode` (nearest wins, unlike the
 /// Python tool which let any ancestor `*_prefill*` win).
-pub fn stage_of_path(p: &Path) -> Stage {
+pub(crate) fn stage_of_path(p: &Path) -> Stage {
     let name = p
         .file_name()
         .and_then(|n| n.to_str())
@@ -112,7 +112,7 @@ pub fn stage_of_path(p: &Path) -> Stage {
 }
 
 /// Rank from a file name: `rank<N>`, `tp<N>`, `TP-<N>`, `worker<N>` delimited by `_ - .` or ends.
-pub fn rank_of_path(p: &Path) -> Option<u32> {
+pub(crate) fn rank_of_path(p: &Path) -> Option<u32> {
     let n = p.file_name()?.to_str()?.to_lowercase();
     let b = n.as_bytes();
     for key in ["rank", "tp-", "tp", "worker"] {
@@ -150,7 +150,7 @@ fn list_traces(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// A `<stage>-eager` directory: the CUDA-graphs-off capture of `<stage>/` (profile_launch).
-pub fn is_eager_twin_dir(d: &Path) -> bool {
+pub(crate) fn is_eager_twin_dir(d: &Path) -> bool {
     d.file_name()
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.to_ascii_lowercase().ends_with("-eager") && n.len() > 6)

@@ -6,7 +6,7 @@
 //! `cargo run -p vllm-sota-trace --example golden [-- <fixtures dir>]`, after a change whose
 //! output difference is intended (the diff is then reviewed in the commit).
 
-use crate::tool::{ProfileTablesRequest, run_tables};
+use crate::tool::{ProfileTablesReport, ProfileTablesRequest, StageTables, run_tables};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 use vllm_sota_core::tool::ToolContext;
@@ -45,6 +45,26 @@ pub const CASES: &[GoldenCase] = &[
     },
 ];
 
+/// profile_tables with default options (no files written) on a trace under `fixtures` and
+/// its optional eager mapping twin: the one way the goldens and the fixture tests load tables.
+pub fn fixture_tables(
+    fixtures: &Path,
+    trace: &str,
+    mapping: Option<&str>,
+) -> Result<(ProfileTablesReport, Vec<StageTables>)> {
+    let req =
+        ProfileTablesRequest::for_trace(fixtures.join(trace), mapping.map(|m| fixtures.join(m)));
+    run_tables(&req, &ToolContext::new())
+}
+
+/// The first stage's tables of a trace under the fixtures directory
+/// ([`vllm_sota_core::refs::fixtures_dir`]), for tests that assert facts of one stage.
+pub fn fixture_stage(trace: &str, mapping: Option<&str>) -> Result<StageTables> {
+    let (_, mut stages) = fixture_tables(&vllm_sota_core::refs::fixtures_dir(), trace, mapping)?;
+    anyhow::ensure!(!stages.is_empty(), "{trace}: no stage");
+    Ok(stages.remove(0))
+}
+
 /// Where the golden files live (in the source tree).
 pub fn golden_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden"))
@@ -53,21 +73,7 @@ pub fn golden_dir() -> PathBuf {
 /// The golden JSON of one case: per stage, the framework label, the three tables at the
 /// default cutoff (1%) and the host stalls (groups, count and the first twelve), pretty-printed. No file paths of this machine appear in it.
 pub fn render(case: &GoldenCase, fixtures: &Path) -> Result<String> {
-    let req = ProfileTablesRequest {
-        trace: fixtures.join(case.trace),
-        mapping_trace: case.mapping.map(|m| fixtures.join(m)),
-        competitor_trace: None,
-        competitor_framework: None,
-        steps: None,
-        competitor_steps: None,
-        framework: None,
-        share_cutoff_pct: 1.0,
-        top_rows: 15,
-        campaign_dir: None,
-        round: None,
-        out_dir: None,
-    };
-    let (_, tables) = run_tables(&req, &ToolContext::new())?;
+    let (_, tables) = fixture_tables(fixtures, case.trace, case.mapping)?;
     let stages: Vec<serde_json::Value> = tables
         .iter()
         .map(|t| {

@@ -78,18 +78,12 @@ impl Vocab {
     }
 }
 
-/// Step windows in the eager trace: CPU annotations that mark engine steps; empty if none.
+/// Step windows in the eager trace: CPU annotations that mark engine steps (a step pattern
+/// of `references/trace-step-names.json`); empty if none.
 fn step_windows(s: &TraceStore) -> Vec<(i64, i64, u32)> {
     let a = &s.annotations;
     let mut v: Vec<(i64, i64, u32)> = (0..a.len())
-        .filter(|&i| !a.on_gpu[i])
-        .filter(|&i| {
-            let n = s.name(a.name[i]);
-            n.starts_with("execute_context_")
-                || n.starts_with("execute_model_step")
-                || n.starts_with("ProfilerStep#")
-                || n.starts_with("execute_model")
-        })
+        .filter(|&i| !a.on_gpu[i] && crate::names::step_label(s.name(a.name[i])).is_some())
         .map(|i| (a.ts_ns[i], a.ts_ns[i] + a.dur_ns[i], a.thread[i]))
         .collect();
     v.sort();

@@ -25,9 +25,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// An idle interval shorter than this is not a stall (launch latency is a few µs).
-pub const MIN_STALL_NS: i64 = 100_000;
+pub(crate) const MIN_STALL_NS: i64 = 100_000;
 /// ...nor one below this share of its step's wall time.
-pub const MIN_STALL_SHARE_PCT: f64 = 1.0;
+pub(crate) const MIN_STALL_SHARE_PCT: f64 = 1.0;
 
 /// One stall: one GPU idle interval inside one step.
 #[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
@@ -324,7 +324,7 @@ fn group(stalls: &[HostStall]) -> Vec<HostStallGroup> {
 }
 
 /// The host-stall section of `tables.md`.
-pub fn render_host_stalls_md(h: &HostStalls, top: usize) -> String {
+pub(crate) fn render_host_stalls_md(h: &HostStalls, top: usize) -> String {
     use crate::tool::esc;
     let mut o =
         String::from("\n### Host stalls (GPU idle inside a step while the host is busy)\n\n");

@@ -418,7 +418,7 @@ const PARALLEL_FRAMES: usize = 100_000;
 const PARALLEL_LAUNCHES: usize = 16_384;
 
 /// Sorts every table and derives the links; called once after parsing.
-pub fn finish(s: &mut TraceStore) {
+pub(crate) fn finish(s: &mut TraceStore) {
     let n_threads = s.threads.len();
     // The frames (the biggest table of with_stack traces) do not depend on the other
     // tables: they are finished on a second thread meanwhile, taken out of the store so

@@ -12,17 +12,17 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 /// Index of an interned string in [`Interner`].
-pub type NameId = u32;
+pub(crate) type NameId = u32;
 /// "No link" value for every `u32` index column.
 pub const NONE: u32 = u32::MAX;
 /// Longest Python frame chain walked from a frame to its outermost parent (a guard against
 /// parent-id cycles in malformed traces).
-pub const MAX_FRAME_CHAIN: usize = 256;
+pub(crate) const MAX_FRAME_CHAIN: usize = 256;
 
 /// Small fast hasher for interning (FxHash-style); names are not attacker-chosen keys
 /// whose collisions matter for security, only for speed.
 #[derive(Default, Clone, Copy)]
-pub struct FxHasher {
+pub(crate) struct FxHasher {
     hash: u64,
 }
 
@@ -67,8 +67,8 @@ impl Hasher for FxHasher {
     }
 }
 
-pub type FxBuild = BuildHasherDefault<FxHasher>;
-pub type FxHashMap<K, V> = HashMap<K, V, FxBuild>;
+pub(crate) type FxBuild = BuildHasherDefault<FxHasher>;
+pub(crate) type FxHashMap<K, V> = HashMap<K, V, FxBuild>;
 
 /// Interned strings: every event name, category-free. `get(id)` is O(1).
 #[derive(Default, Debug)]
@@ -146,6 +146,29 @@ pub struct ThreadInfo {
     pub thread_name: Option<String>,
 }
 
+/// The span columns every timed table shares (`name`, `ts_ns`, `dur_ns`, `thread`): `len` /
+/// `is_empty` (the row count is the length of the `name` column; every column holds one value
+/// per row) and `push_span`, which the reader calls before pushing the table's own columns.
+macro_rules! span_columns {
+    ($t:ty) => {
+        impl $t {
+            pub fn len(&self) -> usize {
+                self.name.len()
+            }
+            pub fn is_empty(&self) -> bool {
+                self.name.is_empty()
+            }
+            #[inline]
+            pub(crate) fn push_span(&mut self, name: NameId, ts_ns: i64, dur_ns: i64, thread: u32) {
+                self.name.push(name);
+                self.ts_ns.push(ts_ns);
+                self.dur_ns.push(dur_ns);
+                self.thread.push(thread);
+            }
+        }
+    };
+}
+
 /// What a GPU activity row is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[repr(u8)]
@@ -179,13 +202,9 @@ pub struct Kernels {
     pub launch: Vec<u32>,
 }
 
+span_columns!(Kernels);
+
 impl Kernels {
-    pub fn len(&self) -> usize {
-        self.name.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.name.is_empty()
-    }
     pub fn end_ns(&self, i: usize) -> i64 {
         self.ts_ns[i] + self.dur_ns[i]
     }
@@ -210,14 +229,7 @@ pub struct CpuOps {
     pub thread_ranges: Vec<Range<u32>>,
 }
 
-impl CpuOps {
-    pub fn len(&self) -> usize {
-        self.name.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.name.is_empty()
-    }
-}
+span_columns!(CpuOps);
 
 /// User annotations: CPU `user_annotation` (record_function scopes: vLLM
 /// `execute_context_0(0)_generation_64(64)`, `execute_model_step_N`, `layers.N`) and
@@ -239,14 +251,7 @@ pub struct Annotations {
     pub cpu_thread_ranges: Vec<Range<u32>>,
 }
 
-impl Annotations {
-    pub fn len(&self) -> usize {
-        self.name.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.name.is_empty()
-    }
-}
+span_columns!(Annotations);
 
 /// CUDA runtime / driver API calls (cat `cuda_runtime`, `cuda_driver`): launches
 /// (`cudaLaunchKernel`, `cudaLaunchKernelExC`, `cuLaunchKernel(Ex)`, `cudaGraphLaunch`, ...)
@@ -268,14 +273,7 @@ pub struct Launches {
     pub annotation: Vec<u32>,
 }
 
-impl Launches {
-    pub fn len(&self) -> usize {
-        self.name.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.name.is_empty()
-    }
-}
+span_columns!(Launches);
 
 /// Flow events (`ph` `s`/`t`/`f`, cat `ac2g` = async CPU → GPU): in order of appearance.
 #[derive(Debug, Default)]
@@ -304,14 +302,7 @@ pub struct Frames {
     pub thread_ranges: Vec<Range<u32>>,
 }
 
-impl Frames {
-    pub fn len(&self) -> usize {
-        self.name.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.name.is_empty()
-    }
-}
+span_columns!(Frames);
 
 /// Event counts by kind as read (before any filtering).
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -352,11 +343,7 @@ pub struct TraceStore {
     pub counts: EventCounts,
 }
 
-/// Names Kineto uses for kernel launches and graph launches.
-pub fn is_launch_name(name: &str) -> bool {
-    name.contains("Launch") || name.contains("launch")
-}
-
+/// Names Kineto uses for graph launches.
 pub fn is_graph_launch_name(name: &str) -> bool {
     name.starts_with("cudaGraphLaunch") || name.starts_with("cuGraphLaunch")
 }
@@ -364,16 +351,6 @@ pub fn is_graph_launch_name(name: &str) -> bool {
 impl TraceStore {
     pub fn name(&self, id: NameId) -> &str {
         self.names.get(id)
-    }
-
-    /// Kernel indices of one (device, stream), in time order.
-    pub fn kernels_on_stream(&self, device: i32, stream: i64) -> Vec<u32> {
-        (0..self.kernels.len() as u32)
-            .filter(|&i| {
-                self.kernels.device[i as usize] == device
-                    && self.kernels.stream[i as usize] == stream
-            })
-            .collect()
     }
 
     /// Distinct (device, stream) pairs with GPU work, with their busy-sum ns, heaviest first.
@@ -413,88 +390,61 @@ impl TraceStore {
         None
     }
 
-    /// Chain of CPU ops from `op` outwards (innermost first).
+    /// Chain of CPU ops from `op` outwards (innermost first), at most 64 long.
     pub fn cpu_op_chain(&self, op: usize) -> Vec<usize> {
-        let mut out = vec![op];
-        let mut cur = self.cpu_ops.parent[op];
-        while cur != NONE && out.len() < 64 {
-            out.push(cur as usize);
-            cur = self.cpu_ops.parent[cur as usize];
-        }
-        out
+        parent_chain(&self.cpu_ops.parent, op, 64)
     }
 
     /// Python frame chain from `frame` outwards (innermost first), via Python parent ids.
     pub fn frame_chain(&self, frame: usize) -> Vec<usize> {
-        let mut out = vec![frame];
-        let mut cur = self.frames.parent[frame];
-        while cur != NONE && out.len() < MAX_FRAME_CHAIN {
-            out.push(cur as usize);
-            cur = self.frames.parent[cur as usize];
-        }
-        out
+        parent_chain(&self.frames.parent, frame, MAX_FRAME_CHAIN)
     }
 
     /// Innermost Python frame on `thread` whose [ts, ts+dur] contains `t_ns`.
     pub fn frame_at(&self, thread: u32, t_ns: i64) -> Option<usize> {
-        let r = self.frames.thread_ranges.get(thread as usize)?.clone();
-        let slice = &self.frames.ts_ns[r.start as usize..r.end as usize];
-        // last frame starting at or before t
-        let n = slice.partition_point(|&ts| ts <= t_ns);
+        let f = &self.frames;
+        let r = f.thread_ranges.get(thread as usize)?.clone();
+        // The last frame starting at or before t: sorting puts the innermost latest-started
+        // frame last.
+        let n = f.ts_ns[r.start as usize..r.end as usize].partition_point(|&ts| ts <= t_ns);
         if n == 0 {
             return None;
         }
-        let mut cur = r.start + n as u32 - 1;
-        // Walk up parents until one contains t. Sorting puts the innermost latest-started frame last.
-        let mut steps = 0;
-        loop {
-            let i = cur as usize;
-            if self.frames.ts_ns[i] + self.frames.dur_ns[i] >= t_ns {
-                return Some(i);
-            }
-            let p = self.frames.parent[i];
-            if p == NONE || steps > 512 {
-                // Frames without parent links: fall back to a short backwards scan.
-                let mut j = i;
-                let mut k = 0;
-                while j > r.start as usize && k < 4096 {
-                    j -= 1;
-                    k += 1;
-                    if self.frames.ts_ns[j] <= t_ns
-                        && self.frames.ts_ns[j] + self.frames.dur_ns[j] >= t_ns
-                    {
-                        return Some(j);
-                    }
-                }
-                return None;
-            }
-            cur = p;
-            steps += 1;
-        }
+        let stop = match walk_to_cover(
+            r.start as usize + n - 1,
+            t_ns,
+            &f.ts_ns,
+            &f.dur_ns,
+            &f.parent,
+            513,
+        ) {
+            Ok(i) => return Some(i),
+            Err(stop) => stop,
+        };
+        // Frames without parent links: fall back to a short backwards scan.
+        (r.start as usize..stop)
+            .rev()
+            .take(4096)
+            .find(|&j| f.ts_ns[j] <= t_ns && f.ts_ns[j] + f.dur_ns[j] >= t_ns)
     }
 
     /// Innermost CPU op on `thread` whose interval contains `t_ns`.
     pub fn cpu_op_at(&self, thread: u32, t_ns: i64) -> Option<usize> {
-        let r = self.cpu_ops.thread_ranges.get(thread as usize)?.clone();
-        let slice = &self.cpu_ops.ts_ns[r.start as usize..r.end as usize];
-        let n = slice.partition_point(|&ts| ts <= t_ns);
+        let c = &self.cpu_ops;
+        let r = c.thread_ranges.get(thread as usize)?.clone();
+        let n = c.ts_ns[r.start as usize..r.end as usize].partition_point(|&ts| ts <= t_ns);
         if n == 0 {
             return None;
         }
-        let mut cur = r.start + n as u32 - 1;
-        let mut steps = 0;
-        loop {
-            let i = cur as usize;
-            if self.cpu_ops.ts_ns[i] + self.cpu_ops.dur_ns[i] >= t_ns {
-                return Some(i);
-            }
-            let p = self.cpu_ops.parent[i];
-            if p == NONE || steps > 256 {
-                return None;
-            }
-            cur = p;
-            steps += 1;
-        }
+        walk_to_cover(
+            r.start as usize + n - 1,
+            t_ns,
+            &c.ts_ns,
+            &c.dur_ns,
+            &c.parent,
+            257,
+        )
+        .ok()
     }
 
     /// Innermost CPU user annotation on `thread` containing `t_ns`.
@@ -506,53 +456,45 @@ impl TraceStore {
         if n == 0 {
             return None;
         }
-        let mut cur = order[n - 1];
-        let mut steps = 0;
-        loop {
-            let i = cur as usize;
-            if a.ts_ns[i] + a.dur_ns[i] >= t_ns {
-                return Some(i);
-            }
-            cur = a.cpu_parent[i];
-            steps += 1;
-            if cur == NONE || steps > 256 {
-                return None;
-            }
+        let last = order[n - 1] as usize;
+        walk_to_cover(last, t_ns, &a.ts_ns, &a.dur_ns, &a.cpu_parent, 256).ok()
+    }
+}
+
+/// `start` and its ancestors through `parent` links (innermost first), at most `cap` long (a
+/// guard against cycles in malformed traces).
+fn parent_chain(parent: &[u32], start: usize, cap: usize) -> Vec<usize> {
+    let mut out = vec![start];
+    let mut cur = parent[start];
+    while cur != NONE && out.len() < cap {
+        out.push(cur as usize);
+        cur = parent[cur as usize];
+    }
+    out
+}
+
+/// From `first` (the latest interval starting at or before `t_ns`) up the `parent` links to the
+/// first interval whose end reaches `t_ns`, following at most `max_hops` links. `Err` carries
+/// the interval where the walk stopped (no parent, or the hop limit): nested intervals start
+/// no earlier than their parent, so the first covering ancestor is the innermost cover.
+fn walk_to_cover(
+    first: usize,
+    t_ns: i64,
+    ts_ns: &[i64],
+    dur_ns: &[i64],
+    parent: &[u32],
+    max_hops: usize,
+) -> Result<usize, usize> {
+    let mut i = first;
+    for hop in 0..=max_hops {
+        if ts_ns[i] + dur_ns[i] >= t_ns {
+            return Ok(i);
         }
-    }
-
-    /// All CPU user annotations on `thread` containing `t_ns`, outermost first.
-    pub fn cpu_annotations_at(&self, thread: u32, t_ns: i64) -> Vec<usize> {
-        let a = &self.annotations;
-        let n = a.ts_ns.partition_point(|&ts| ts <= t_ns);
-        let mut v: Vec<usize> = (0..n)
-            .filter(|&i| !a.on_gpu[i] && a.thread[i] == thread && a.ts_ns[i] + a.dur_ns[i] >= t_ns)
-            .collect();
-        v.sort_by(|&x, &y| a.dur_ns[y].cmp(&a.dur_ns[x]));
-        v
-    }
-
-    /// Kernel time span (first start, last end) in ns, or None without kernels.
-    pub fn kernel_span(&self) -> Option<(i64, i64)> {
-        if self.kernels.is_empty() {
-            return None;
+        let p = parent[i];
+        if p == NONE || hop == max_hops {
+            return Err(i);
         }
-        let start = *self.kernels.ts_ns.iter().min().unwrap();
-        let end = (0..self.kernels.len())
-            .map(|i| self.kernels.end_ns(i))
-            .max()
-            .unwrap();
-        Some((start, end))
+        i = p as usize;
     }
-
-    /// Rough heap bytes held by the store (columns + strings), for reports.
-    pub fn approx_heap_bytes(&self) -> usize {
-        let k = self.kernels.len() * (4 + 8 + 8 + 4 + 4 + 8 + 8 + 8 + 1 + 24 + 4);
-        let c = self.cpu_ops.len() * (4 + 8 + 8 + 4 + 8 + 4 + 4 + 2);
-        let f = self.frames.len() * (4 + 8 + 8 + 4 + 8 + 8 + 4);
-        let l = self.launches.len() * (4 + 8 + 8 + 4 + 8 + 8 + 1 + 12);
-        let fl = self.flows.id.len() * (8 + 8 + 4 + 1 + 4);
-        let s: usize = self.names.strings.iter().map(|s| s.len() * 2 + 48).sum();
-        k + c + f + l + fl + s
-    }
+    Err(i)
 }

@@ -2,7 +2,7 @@
 
 use crate::classify::Classifier;
 use crate::discover::{
-    ChosenTrace, SkippedTrace, Stage, detect_framework, framework_label, select_traces,
+    ChosenTrace, Selection, SkippedTrace, Stage, detect_framework, framework_label, select_traces,
 };
 use crate::graph::{GraphMap, GraphMapSummary, map_graph_kernels};
 use crate::hoststall::{HostStallGroup, HostStalls, host_stalls, render_host_stalls_md};
@@ -69,6 +69,27 @@ pub struct ProfileTablesRequest {
     /// Output directory when there is no campaign: <out_dir>/<stage>/tables.md + .json.
     #[serde(default)]
     pub out_dir: Option<PathBuf>,
+}
+
+impl ProfileTablesRequest {
+    /// A request for `trace` (and its eager mapping twin) with every other field at its
+    /// default: no competitor, steps and framework detected, 1% cutoff, 15 rows, no files.
+    pub fn for_trace(trace: PathBuf, mapping_trace: Option<PathBuf>) -> Self {
+        ProfileTablesRequest {
+            trace,
+            mapping_trace,
+            competitor_trace: None,
+            competitor_framework: None,
+            steps: None,
+            competitor_steps: None,
+            framework: None,
+            share_cutoff_pct: default_cutoff(),
+            top_rows: default_top(),
+            campaign_dir: None,
+            round: None,
+            out_dir: None,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -159,6 +180,171 @@ fn pick_stage(sel: &[ChosenTrace], stage: Stage) -> Option<&ChosenTrace> {
         .or(if sel.len() == 1 { sel.first() } else { None })
 }
 
+/// tables.md and tables.json of one stage, in the campaign (profiles/round-N/<framework>/
+/// <stage>/) or under `out_dir/<stage>/`; none without either.
+fn write_stage_files(
+    req: &ProfileTablesRequest,
+    fw: &str,
+    t: &StageTables,
+) -> Result<(Option<PathBuf>, Option<PathBuf>)> {
+    let dir = match (&req.campaign_dir, &req.out_dir) {
+        (Some(c), _) => Some(
+            vllm_sota_core::layout::CampaignPaths::new(c).profile_stage_dir(
+                req.round.unwrap_or(0),
+                fw,
+                &t.stage,
+            ),
+        ),
+        (None, Some(o)) => Some(o.join(&t.stage)),
+        _ => None,
+    };
+    Ok(match &dir {
+        Some(d) => {
+            let md = d.join("tables.md");
+            let js = d.join("tables.json");
+            vllm_sota_core::fsx::write_text(
+                &md,
+                &render_stage_md(t, req.share_cutoff_pct, usize::MAX),
+            )?;
+            vllm_sota_core::fsx::write_json(&js, t)?;
+            (Some(md), Some(js))
+        }
+        None => (None, None),
+    })
+}
+
+/// The tool result's summary of one stage: the top rows of each table and where the files are.
+fn stage_report(
+    t: &StageTables,
+    events: u64,
+    top: usize,
+    md_path: Option<PathBuf>,
+    json_path: Option<PathBuf>,
+) -> StageReport {
+    StageReport {
+        stage: t.stage.clone(),
+        trace: t.trace.clone(),
+        mapping_trace: t.mapping_trace.clone(),
+        events,
+        kernels: t.kernel_table.kernel_count,
+        total_gpu_ms: t.kernel_table.total_gpu_ms,
+        kernel_rows: t.kernel_table.rows.iter().take(top).cloned().collect(),
+        families: t.kernel_table.families.iter().take(top).cloned().collect(),
+        hidden_rows: t.kernel_table.hidden_rows,
+        hidden_share_pct: t.kernel_table.hidden_share_pct,
+        graph_note: t.kernel_table.graph_note.clone(),
+        graph_map: t.graph_map.clone(),
+        overlap: OverlapSummary {
+            wall_ms: t.overlap_table.wall_ms,
+            gpu_busy_ms: t.overlap_table.gpu_busy_ms,
+            busy_pct_of_wall: t.overlap_table.busy_pct_of_wall,
+            idle_gaps: t.overlap_table.idle_gaps,
+            largest_gap_us: t.overlap_table.largest_gap_us,
+            launch_bound: t.overlap_table.launch_bound.clone(),
+            streams: t.overlap_table.streams.len(),
+            exposed_communication_ms: t.overlap_table.exposed_communication_ms,
+            exposed_memory_ms: t.overlap_table.exposed_memory_ms,
+        },
+        overlap_rows: t.overlap_table.rows.iter().take(top).cloned().collect(),
+        host_stalls: t.host_stalls.groups.iter().take(top).cloned().collect(),
+        fuse_rows: t.fuse_table.rows.iter().take(top).cloned().collect(),
+        similarity: t.fuse_table.similarity.clone(),
+        comparison: t.comparison.clone().map(|mut c| {
+            c.rows.truncate(top);
+            c
+        }),
+        tables_md: md_path,
+        tables_json: json_path,
+    }
+}
+
+/// root-cause.md when a competitor was compared: in the campaign (one section per
+/// competitor, the round's file and the campaign's), or under `out_dir`.
+fn write_root_cause(
+    req: &ProfileTablesRequest,
+    tables: &[StageTables],
+    fw: &str,
+) -> Result<Option<PathBuf>> {
+    if !tables.iter().any(|t| t.comparison.is_some()) {
+        return Ok(None);
+    }
+    let md = render_root_cause(tables, fw);
+    let competitor = tables
+        .iter()
+        .find_map(|t| t.competitor_framework.clone())
+        .unwrap_or_else(|| "competitor".into());
+    match (&req.campaign_dir, &req.out_dir) {
+        (Some(c), _) => {
+            let paths = vllm_sota_core::layout::CampaignPaths::new(c);
+            let round = req.round.unwrap_or(0);
+            // One section per competitor: a call for another competitor keeps the others.
+            for p in [paths.round_root_cause(round), paths.root_cause()] {
+                let old = std::fs::read_to_string(&p).ok();
+                let merged = merge_root_cause(old.as_deref(), &competitor, &md);
+                vllm_sota_core::fsx::write_text(&p, &merged)?;
+            }
+            Ok(Some(paths.round_root_cause(round)))
+        }
+        (None, Some(o)) => {
+            let p = o.join("root-cause.md");
+            vllm_sota_core::fsx::write_text(&p, &md)?;
+            Ok(Some(p))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Our stage's kernel table against the same stage of the competitor's trace: per-family
+/// ms per step, and the competitor's framework (given, else detected).
+fn compare_competitor(
+    req: &ProfileTablesRequest,
+    path: &Path,
+    kt: &KernelTable,
+    ours_steps: (u64, String),
+    classifier: &Classifier,
+    ctx: &ToolContext,
+) -> Result<(Comparison, &'static str)> {
+    ctx.check_cancelled()?;
+    let cs = read(path, ctx).with_context(|| "field `competitor_trace`")?;
+    let comp_fw = framework_label(req.competitor_framework.or_else(|| detect_framework(&cs).0));
+    let csk = StageKernels::heaviest_device(&cs);
+    let ckt = kernel_table(&csk, classifier, None, 100.0);
+    let theirs_steps = match req.competitor_steps {
+        Some(n) => (n.max(1), format!("{n} steps (given)")),
+        None => count_steps(&cs),
+    };
+    Ok((compare(kt, ours_steps, &ckt, theirs_steps), comp_fw))
+}
+
+/// The stage's mapping trace (`mapping_trace`, else the eager twin beside the trace,
+/// `<stage>-eager/`) and the graph map of our store onto it.
+fn stage_mapping(
+    map_sel: Option<&Selection>,
+    chosen: &ChosenTrace,
+    store: &TraceStore,
+    classifier: &Classifier,
+    ctx: &ToolContext,
+) -> Result<(Option<PathBuf>, Option<GraphMap>)> {
+    // Without `mapping_trace`, the eager twin beside the trace (`<stage>-eager/`).
+    let twin_sel = match (map_sel, crate::discover::eager_twin(&chosen.path)) {
+        (None, Some(t)) => Some(select_traces(&t)?),
+        _ => None,
+    };
+    let mapping = map_sel
+        .or(twin_sel.as_ref())
+        .and_then(|m| pick_stage(&m.chosen, chosen.stage))
+        .map(|c| c.path.clone());
+    let graph_map: Option<GraphMap> = match &mapping {
+        Some(mp) => {
+            ctx.check_cancelled()?;
+            let eager = read(mp, ctx).with_context(|| "field `mapping_trace`")?;
+            Some(map_graph_kernels(store, &eager, classifier))
+        }
+        None => None,
+    };
+    Ok((mapping, graph_map))
+}
+
 /// Run the whole analysis.
 pub fn run_tables(
     req: &ProfileTablesRequest,
@@ -171,6 +357,7 @@ pub fn run_tables(
     if req.campaign_dir.is_some() && req.round.is_none() {
         bail!("round is required with campaign_dir (0 = baseline)");
     }
+    crate::names::ensure_loaded()?;
     let classifier = Classifier::load()?;
     let catalog = FuseCatalog::load(&classifier)?;
     let sel = select_traces(&req.trace)
@@ -201,24 +388,8 @@ pub fn run_tables(
         }
         let fw_id = framework.as_ref().and_then(|f| f.0);
         let fw = framework_label(fw_id);
-        // Without `mapping_trace`, the eager twin beside the trace (`<stage>-eager/`).
-        let twin_sel = match (&map_sel, crate::discover::eager_twin(&chosen.path)) {
-            (None, Some(t)) => Some(select_traces(&t)?),
-            _ => None,
-        };
-        let mapping = map_sel
-            .as_ref()
-            .or(twin_sel.as_ref())
-            .and_then(|m| pick_stage(&m.chosen, chosen.stage))
-            .map(|c| c.path.clone());
-        let graph_map: Option<GraphMap> = match &mapping {
-            Some(mp) => {
-                ctx.check_cancelled()?;
-                let eager = read(mp, ctx).with_context(|| "field `mapping_trace`")?;
-                Some(map_graph_kernels(&store, &eager, &classifier))
-            }
-            None => None,
-        };
+        let (mapping, graph_map) =
+            stage_mapping(map_sel.as_ref(), chosen, &store, &classifier, ctx)?;
         ctx.progress(0.5, None, "tables");
         let sk = StageKernels::heaviest_device(&store);
         let (mut kt, mut ot, ft) = stage_tables(
@@ -243,26 +414,16 @@ pub fn run_tables(
         let events = store.counts.total;
         drop(sk);
         drop(store);
-        let mut comp_fw = None;
-        let comparison = match comp_sel
+        let (comparison, comp_fw) = match comp_sel
             .as_ref()
             .and_then(|c| pick_stage(&c.chosen, chosen.stage))
         {
             Some(c) => {
-                ctx.check_cancelled()?;
-                let cs = read(&c.path, ctx).with_context(|| "field `competitor_trace`")?;
-                comp_fw = Some(framework_label(
-                    req.competitor_framework.or_else(|| detect_framework(&cs).0),
-                ));
-                let csk = StageKernels::heaviest_device(&cs);
-                let ckt = kernel_table(&csk, &classifier, None, 100.0);
-                let theirs_steps = match req.competitor_steps {
-                    Some(n) => (n.max(1), format!("{n} steps (given)")),
-                    None => count_steps(&cs),
-                };
-                Some(compare(&kt, ours_steps, &ckt, theirs_steps))
+                let (cmp, cfw) =
+                    compare_competitor(req, &c.path, &kt, ours_steps, &classifier, ctx)?;
+                (Some(cmp), Some(cfw))
             }
-            None => None,
+            None => (None, None),
         };
         tables.push(StageTables {
             stage: chosen.stage.as_str().into(),
@@ -285,94 +446,10 @@ pub fn run_tables(
     // Outputs.
     let mut stage_reports = Vec::new();
     for (t, events) in tables.iter().zip(stages) {
-        let dir = match (&req.campaign_dir, &req.out_dir) {
-            (Some(c), _) => Some(
-                vllm_sota_core::layout::CampaignPaths::new(c).profile_stage_dir(
-                    req.round.unwrap_or(0),
-                    &fw,
-                    &t.stage,
-                ),
-            ),
-            (None, Some(o)) => Some(o.join(&t.stage)),
-            _ => None,
-        };
-        let (md_path, json_path) = match &dir {
-            Some(d) => {
-                let md = d.join("tables.md");
-                let js = d.join("tables.json");
-                vllm_sota_core::fsx::write_text(
-                    &md,
-                    &render_stage_md(t, req.share_cutoff_pct, usize::MAX),
-                )?;
-                vllm_sota_core::fsx::write_json(&js, t)?;
-                (Some(md), Some(js))
-            }
-            None => (None, None),
-        };
-        let top = req.top_rows;
-        stage_reports.push(StageReport {
-            stage: t.stage.clone(),
-            trace: t.trace.clone(),
-            mapping_trace: t.mapping_trace.clone(),
-            events,
-            kernels: t.kernel_table.kernel_count,
-            total_gpu_ms: t.kernel_table.total_gpu_ms,
-            kernel_rows: t.kernel_table.rows.iter().take(top).cloned().collect(),
-            families: t.kernel_table.families.iter().take(top).cloned().collect(),
-            hidden_rows: t.kernel_table.hidden_rows,
-            hidden_share_pct: t.kernel_table.hidden_share_pct,
-            graph_note: t.kernel_table.graph_note.clone(),
-            graph_map: t.graph_map.clone(),
-            overlap: OverlapSummary {
-                wall_ms: t.overlap_table.wall_ms,
-                gpu_busy_ms: t.overlap_table.gpu_busy_ms,
-                busy_pct_of_wall: t.overlap_table.busy_pct_of_wall,
-                idle_gaps: t.overlap_table.idle_gaps,
-                largest_gap_us: t.overlap_table.largest_gap_us,
-                launch_bound: t.overlap_table.launch_bound.clone(),
-                streams: t.overlap_table.streams.len(),
-                exposed_communication_ms: t.overlap_table.exposed_communication_ms,
-                exposed_memory_ms: t.overlap_table.exposed_memory_ms,
-            },
-            overlap_rows: t.overlap_table.rows.iter().take(top).cloned().collect(),
-            host_stalls: t.host_stalls.groups.iter().take(top).cloned().collect(),
-            fuse_rows: t.fuse_table.rows.iter().take(top).cloned().collect(),
-            similarity: t.fuse_table.similarity.clone(),
-            comparison: t.comparison.clone().map(|mut c| {
-                c.rows.truncate(top);
-                c
-            }),
-            tables_md: md_path,
-            tables_json: json_path,
-        });
+        let (md_path, json_path) = write_stage_files(req, &fw, t)?;
+        stage_reports.push(stage_report(t, events, req.top_rows, md_path, json_path));
     }
-    let mut root_cause_md = None;
-    if tables.iter().any(|t| t.comparison.is_some()) {
-        let md = render_root_cause(&tables, &fw);
-        let competitor = tables
-            .iter()
-            .find_map(|t| t.competitor_framework.clone())
-            .unwrap_or_else(|| "competitor".into());
-        match (&req.campaign_dir, &req.out_dir) {
-            (Some(c), _) => {
-                let paths = vllm_sota_core::layout::CampaignPaths::new(c);
-                let round = req.round.unwrap_or(0);
-                // One section per competitor: a call for another competitor keeps the others.
-                for p in [paths.round_root_cause(round), paths.root_cause()] {
-                    let old = std::fs::read_to_string(&p).ok();
-                    let merged = merge_root_cause(old.as_deref(), &competitor, &md);
-                    vllm_sota_core::fsx::write_text(&p, &merged)?;
-                }
-                root_cause_md = Some(paths.round_root_cause(round));
-            }
-            (None, Some(o)) => {
-                let p = o.join("root-cause.md");
-                vllm_sota_core::fsx::write_text(&p, &md)?;
-                root_cause_md = Some(p);
-            }
-            _ => {}
-        }
-    }
+    let root_cause_md = write_root_cause(req, &tables, &fw)?;
     Ok((
         ProfileTablesReport {
             framework: fw,
@@ -392,7 +469,6 @@ pub(crate) use vllm_sota_core::md::cell as esc;
 /// Markdown for one stage: the three tables, similarity note, comparison.
 pub fn render_stage_md(t: &StageTables, cutoff: f64, top: usize) -> String {
     let mut o = String::new();
-    let kt = &t.kernel_table;
     o.push_str(&format!(
         "## {} — {} ({})\n\n",
         t.stage,
@@ -402,6 +478,18 @@ pub fn render_stage_md(t: &StageTables, cutoff: f64, top: usize) -> String {
     if let Some(m) = &t.mapping_trace {
         o.push_str(&format!("Mapping trace (eager twin): {}\n\n", m.display()));
     }
+    kernel_md(&mut o, &t.kernel_table, cutoff, top);
+    overlap_md(&mut o, &t.overlap_table, cutoff, top);
+    o.push_str(&render_host_stalls_md(&t.host_stalls, top));
+    fuse_md(&mut o, &t.fuse_table, top);
+    if let Some(c) = &t.comparison {
+        comparison_md(&mut o, c, t.competitor_framework.as_deref(), top);
+    }
+    o
+}
+
+/// The kernel table section of a stage's markdown.
+fn kernel_md(o: &mut String, kt: &KernelTable, cutoff: f64, top: usize) {
     o.push_str(&format!(
         "### Kernel table\n\nStage GPU time {:.2} ms over {} kernel calls ({} memcpy and {} memset apart).\n\n",
         kt.total_gpu_ms, kt.kernel_count, kt.memcpy_count, kt.memset_count
@@ -448,8 +536,11 @@ pub fn render_stage_md(t: &StageTables, cutoff: f64, top: usize) -> String {
             .collect::<Vec<_>>()
             .join(", "),
     );
+}
+
+/// The overlap-opportunity section of a stage's markdown.
+fn overlap_md(o: &mut String, ot: &OverlapTable, cutoff: f64, top: usize) {
     o.push_str("\n\n### Overlap-opportunity table\n\n");
-    let ot = &t.overlap_table;
     o.push_str(&format!(
         "Kernel wall {:.2} ms, GPU busy {:.2} ms ({:.1}%), {} idle gaps totalling {:.2} ms (largest {:.1} µs, median {:.1} µs). {}.\n\n",
         ot.wall_ms, ot.gpu_busy_ms, ot.busy_pct_of_wall, ot.idle_gaps, ot.idle_total_ms, ot.largest_gap_us, ot.median_gap_us, ot.launch_bound
@@ -487,9 +578,11 @@ pub fn render_stage_md(t: &StageTables, cutoff: f64, top: usize) -> String {
     if ot.rows.is_empty() {
         o.push_str(&format!("| No exposed non-compute kernel at or above {cutoff:.1}% share. | - | - | - | - | - | - | - | - | - |\n"));
     }
-    o.push_str(&render_host_stalls_md(&t.host_stalls, top));
+}
+
+/// The fuse-pattern section (and the similarity note) of a stage's markdown.
+fn fuse_md(o: &mut String, ft: &FuseTable, top: usize) {
     o.push_str("\n### Fuse-pattern table\n\n| Pattern | Status | Evidence kernels | Split occurrences | Split share | Fused share | Source |\n|---|---|---|---:|---:|---:|---|\n");
-    let ft = &t.fuse_table;
     for r in ft.rows.iter().take(top) {
         o.push_str(&format!(
             "| {} | {} | {} | {} | {:.1}% | {:.1}% | {} |\n",
@@ -519,22 +612,23 @@ pub fn render_stage_md(t: &StageTables, cutoff: f64, top: usize) -> String {
             ));
         }
     }
-    if let Some(c) = &t.comparison {
-        o.push_str(&format!(
+}
+
+/// The cross-trace comparison section of a stage's markdown.
+fn comparison_md(o: &mut String, c: &Comparison, competitor: Option<&str>, top: usize) {
+    o.push_str(&format!(
             "\n### Cross-trace comparison (vs {})\n\nPer step: ours {:.3} ms, theirs {:.3} ms ({}).\n\n| Family | Ours ms/step | Theirs ms/step | Diff ms/step |\n|---|---:|---:|---:|\n",
-            t.competitor_framework.as_deref().unwrap_or("competitor"),
+            competitor.unwrap_or("competitor"),
             c.ours_ms_per_step,
             c.theirs_ms_per_step,
             c.step_basis
         ));
-        for r in c.rows.iter().take(top) {
-            o.push_str(&format!(
-                "| {} | {:.3} | {:.3} | {:+.3} |\n",
-                r.family, r.ours_ms_per_step, r.theirs_ms_per_step, r.diff_ms_per_step
-            ));
-        }
+    for r in c.rows.iter().take(top) {
+        o.push_str(&format!(
+            "| {} | {:.3} | {:.3} | {:+.3} |\n",
+            r.family, r.ours_ms_per_step, r.theirs_ms_per_step, r.diff_ms_per_step
+        ));
     }
-    o
 }
 
 const ROOT_CAUSE_TITLE: &str = "# Root cause across competitors (profile_tables)";
@@ -542,7 +636,7 @@ const ROOT_CAUSE_TITLE: &str = "# Root cause across competitors (profile_tables)
 /// `existing` root-cause.md with `competitor`'s section replaced by `md` (added when new);
 /// the sections of every other competitor are kept. A file without sections (a placeholder,
 /// or written by hand) is replaced.
-pub fn merge_root_cause(existing: Option<&str>, competitor: &str, md: &str) -> String {
+pub(crate) fn merge_root_cause(existing: Option<&str>, competitor: &str, md: &str) -> String {
     let begin = |c: &str| format!("<!-- competitor: {c} -->");
     let end = |c: &str| format!("<!-- end competitor: {c} -->");
     let mut sections: Vec<(String, String)> = Vec::new();
@@ -575,7 +669,7 @@ pub fn merge_root_cause(existing: Option<&str>, competitor: &str, md: &str) -> S
 }
 
 /// analysis/root-cause.md from the stages that have a comparison.
-pub fn render_root_cause(tables: &[StageTables], framework: &str) -> String {
+pub(crate) fn render_root_cause(tables: &[StageTables], framework: &str) -> String {
     let mut o = String::from("# Root cause (profile_tables)\n\n");
     let mut worst: Option<(&StageTables, f64)> = None;
     for t in tables {

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vllm_sota_bench::sim::{Framework, SimConfig, SimServer};
 use vllm_sota_core::tool::ToolContext;
-use vllm_sota_trace::capture::{self, ProfileCaptureRequest, window};
+use vllm_sota_trace::{
+    CaptureServer, ProfileCaptureRequest, StagePlan, run_capture, run_window, start_stage_load,
+};
 
 fn tokenizer_path() -> PathBuf {
     vllm_sota_core::refs::fixtures_dir().join("dummy-llama-3.1-8b/tokenizer.json")
@@ -95,7 +97,7 @@ fn sglang_decode_capture_at_concurrency_64_sees_a_batch_of_64_in_the_window() {
     let dir = tempfile::tempdir().unwrap();
     let sim = Sim::start(cfg(Framework::Sglang, &dir.path().join("server")));
     let req = request(&sim, "sglang", dir.path(), "decode", 64);
-    let r = capture::run_capture(&req, &ToolContext::new()).unwrap();
+    let r = run_capture(&req, &ToolContext::new()).unwrap();
     let s = &r.stages[0];
     let b = s.window.window_batch.expect("batch from step annotations");
     assert!(
@@ -125,7 +127,7 @@ fn vllm_decode_capture_is_bounded_by_max_iterations_and_sees_the_batch() {
         serde_json::json!({"profiler": "torch", "torch_profiler_dir": prof, "max_iterations": 8})
             .to_string(),
     ]);
-    let r = capture::run_capture(&req, &ToolContext::new()).unwrap();
+    let r = run_capture(&req, &ToolContext::new()).unwrap();
     let s = &r.stages[0];
     assert_eq!(s.window.steps, 8, "{:?}", s.window);
     let b = s.window.window_batch.unwrap();
@@ -150,7 +152,7 @@ fn prefill_capture_is_concurrent_not_one_request_after_another() {
     let sim = Sim::start(cfg(Framework::Sglang, &dir.path().join("server")));
     let mut req = request(&sim, "sglang", dir.path(), "prefill", 32);
     req.input_len = Some(1000);
-    let r = capture::run_capture(&req, &ToolContext::new()).unwrap();
+    let r = run_capture(&req, &ToolContext::new()).unwrap();
     let s = &r.stages[0];
     // 32 prompts of 1000 tokens in flight keep every 8192-token step full: 8 or 9
     // sequences (8 whole prompts and maybe a chunk), where one request after another gives 1.
@@ -178,7 +180,7 @@ fn an_unbounded_vllm_window_is_stopped_by_the_client_and_the_flag_to_add_is_name
         "--profiler-config".into(),
         c.profiler_config.clone().unwrap(),
     ]);
-    let r = capture::run_capture(&req, &ToolContext::new()).unwrap();
+    let r = run_capture(&req, &ToolContext::new()).unwrap();
     let s = &r.stages[0];
     assert!(
         s.notes
@@ -208,7 +210,7 @@ fn a_stop_that_takes_20_s_is_waited_for_and_a_shorter_timeout_names_the_director
     let sim = Sim::start(c);
     let req = request(&sim, "vllm", dir.path(), "decode", 8);
     let t0 = Instant::now();
-    let r = capture::run_capture(&req, &ToolContext::new()).unwrap();
+    let r = run_capture(&req, &ToolContext::new()).unwrap();
     let s = &r.stages[0];
     assert!(s.trace_wait_s >= 20.0, "waited {} s", s.trace_wait_s);
     assert!(t0.elapsed() >= Duration::from_secs(20));
@@ -219,7 +221,7 @@ fn a_stop_that_takes_20_s_is_waited_for_and_a_shorter_timeout_names_the_director
     short.out_dir = dir.path().join("out2");
     let e = format!(
         "{:#}",
-        capture::run_capture(&short, &ToolContext::new()).unwrap_err()
+        run_capture(&short, &ToolContext::new()).unwrap_err()
     );
     assert!(
         e.contains("/stop_profile") && e.contains(&prof.display().to_string()),
@@ -233,16 +235,16 @@ fn a_window_that_sees_no_step_never_closes_and_the_capture_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let prof = dir.path().join("server");
     let sim = Sim::start(cfg(Framework::Sglang, &prof));
-    let server = window::Server::parse(&sim.url()).unwrap();
+    let server = CaptureServer::parse(&sim.url()).unwrap();
     // A load that ends at once: 4 one-token prefills.
-    let plan = capture::load::StagePlan {
+    let plan = StagePlan {
         concurrency: 4,
         input_len: 50,
         output_len: 1,
         requests: 4,
         decode: false,
     };
-    let running = capture::load::start(
+    let running = start_stage_load(
         &sim.url(),
         "sim-llama",
         None,
@@ -258,7 +260,7 @@ fn a_window_that_sees_no_step_never_closes_and_the_capture_says_so() {
     };
     assert_eq!(sent, 4);
     let since = std::time::SystemTime::now();
-    let e = window::run_window(
+    let e = run_window(
         &server,
         vllm_sota_core::Framework::Sglang,
         &prof,
@@ -306,19 +308,19 @@ fn zero_steps_and_wrong_fields_are_refused_before_anything_runs() {
         "steps": 0
     }))
     .unwrap();
-    let e = capture::run_capture(&req, &ToolContext::new())
+    let e = run_capture(&req, &ToolContext::new())
         .unwrap_err()
         .to_string();
     assert!(e.contains("`steps`") && e.contains("zero"), "{e}");
     req.steps = Some(4);
     req.framework = vllm_sota_core::Framework::TensorrtLlm;
-    let e = capture::run_capture(&req, &ToolContext::new())
+    let e = run_capture(&req, &ToolContext::new())
         .unwrap_err()
         .to_string();
     assert!(e.contains("`framework`"), "{e}");
     req.framework = vllm_sota_core::Framework::Vllm;
     req.concurrency = None;
-    let e = capture::run_capture(&req, &ToolContext::new())
+    let e = run_capture(&req, &ToolContext::new())
         .unwrap_err()
         .to_string();
     assert!(e.contains("`concurrency`"), "{e}");
@@ -331,9 +333,6 @@ fn a_vllm_server_without_a_profiler_config_is_refused_with_the_flag() {
     c.profiler_config = None;
     let sim = Sim::start(c);
     let req = request(&sim, "vllm", dir.path(), "decode", 4);
-    let e = format!(
-        "{:#}",
-        capture::run_capture(&req, &ToolContext::new()).unwrap_err()
-    );
+    let e = format!("{:#}", run_capture(&req, &ToolContext::new()).unwrap_err());
     assert!(e.contains("404") && e.contains("--profiler-config"), "{e}");
 }

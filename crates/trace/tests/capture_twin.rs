@@ -3,8 +3,10 @@
 
 use std::path::PathBuf;
 use vllm_sota_core::Framework;
-use vllm_sota_trace::capture::{self, launch, window};
-use vllm_sota_trace::discover;
+use vllm_sota_trace::{
+    analyze_samples, eager_twin, parse_step, profiled_argv, select_traces, step_samples,
+    twin_advice,
+};
 
 fn fx(rel: &str) -> PathBuf {
     vllm_sota_core::refs::fixtures_dir().join(rel)
@@ -21,7 +23,7 @@ fn the_eager_twin_beside_a_stage_is_found_and_never_analysed_as_the_stage() {
         )
         .unwrap();
     }
-    let sel = discover::select_traces(d.path()).unwrap();
+    let sel = select_traces(d.path()).unwrap();
     let chosen: Vec<String> = sel
         .chosen
         .iter()
@@ -44,13 +46,10 @@ fn the_eager_twin_beside_a_stage_is_found_and_never_analysed_as_the_stage() {
         "{sel:?}"
     );
     let decode = d.path().join("decode/rank0.1.pt.trace.json");
-    assert_eq!(
-        discover::eager_twin(&decode),
-        Some(d.path().join("decode-eager"))
-    );
+    assert_eq!(eager_twin(&decode), Some(d.path().join("decode-eager")));
     // Missing twin: nothing is invented.
     assert_eq!(
-        discover::eager_twin(&d.path().join("prefill/rank0.1.pt.trace.json")),
+        eager_twin(&d.path().join("prefill/rank0.1.pt.trace.json")),
         None
     );
 }
@@ -58,12 +57,12 @@ fn the_eager_twin_beside_a_stage_is_found_and_never_analysed_as_the_stage() {
 #[test]
 fn graph_advice_names_the_flag_of_the_traces_framework() {
     let note = "1616 of 2076 kernel calls were replayed from CUDA graphs (attribution `graph_unattributed`). Pass a mapping trace of the same workload without graphs (vLLM --enforce-eager) to attribute them.";
-    let s = capture::twin_advice(note, Some(Framework::Sglang));
+    let s = twin_advice(note, Some(Framework::Sglang));
     assert!(
         s.contains("--disable-cuda-graph") && !s.contains("enforce-eager"),
         "{s}"
     );
-    let v = capture::twin_advice(note, Some(Framework::Vllm));
+    let v = twin_advice(note, Some(Framework::Vllm));
     assert!(
         v.contains("--enforce-eager") && !v.contains("disable-cuda-graph"),
         "{v}"
@@ -73,14 +72,13 @@ fn graph_advice_names_the_flag_of_the_traces_framework() {
 #[test]
 fn profile_tables_on_the_sglang_fixture_gives_sglang_advice() {
     let d = tempfile::tempdir().unwrap();
-    let req: vllm_sota_trace::tool::ProfileTablesRequest =
-        serde_json::from_value(serde_json::json!({
-            "trace": fx("h200-sglang-0.5.17/prefill"),
-            "out_dir": d.path(),
-        }))
-        .unwrap();
+    let req: vllm_sota_trace::ProfileTablesRequest = serde_json::from_value(serde_json::json!({
+        "trace": fx("h200-sglang-0.5.17/prefill"),
+        "out_dir": d.path(),
+    }))
+    .unwrap();
     let (rep, _) =
-        vllm_sota_trace::tool::run_tables(&req, &vllm_sota_core::tool::ToolContext::new()).unwrap();
+        vllm_sota_trace::run_tables(&req, &vllm_sota_core::tool::ToolContext::new()).unwrap();
     assert_eq!(rep.framework, "sglang", "{}", rep.framework_reason);
     let note = rep.stages[0]
         .graph_note
@@ -105,7 +103,7 @@ fn launch_argv_turns_the_profiler_on_and_graphs_off_per_framework() {
         .split(' ')
         .map(String::from)
         .collect();
-    let g = launch::profiled_argv(Framework::Vllm, &base, &dir, 8, false);
+    let g = profiled_argv(Framework::Vllm, &base, &dir, 8, false);
     let i = g.iter().position(|a| a == "--profiler-config").unwrap();
     assert_eq!(
         g.iter().filter(|a| *a == "--profiler-config").count(),
@@ -116,36 +114,33 @@ fn launch_argv_turns_the_profiler_on_and_graphs_off_per_framework() {
     assert_eq!(cfg["max_iterations"], 8);
     assert_eq!(cfg["torch_profiler_dir"], "/p/server-graph");
     assert!(!g.contains(&"--enforce-eager".to_string()));
-    let e = launch::profiled_argv(Framework::Vllm, &base, &dir, 8, true);
+    let e = profiled_argv(Framework::Vllm, &base, &dir, 8, true);
     assert!(e.contains(&"--enforce-eager".to_string()));
     let s: Vec<String> = "python3 -m sglang.launch_server --model-path /m"
         .split(' ')
         .map(String::from)
         .collect();
-    let se = launch::profiled_argv(Framework::Sglang, &s, &dir, 8, true);
+    let se = profiled_argv(Framework::Sglang, &s, &dir, 8, true);
     assert_eq!(se.last().unwrap(), "--disable-cuda-graph");
-    assert_eq!(
-        launch::profiled_argv(Framework::Sglang, &s, &dir, 8, false),
-        s
-    );
+    assert_eq!(profiled_argv(Framework::Sglang, &s, &dir, 8, false), s);
 }
 
 #[test]
 fn step_annotations_of_real_traces_give_the_batch() {
-    let v = window::parse_step("execute_context_0(0)_generation_64(64)").unwrap();
+    let v = parse_step("execute_context_0(0)_generation_64(64)").unwrap();
     assert_eq!((v.prefill_seqs, v.decode_seqs), (0, 64));
-    let v = window::parse_step("execute_context_10(160)_generation_54(54)").unwrap();
+    let v = parse_step("execute_context_10(160)_generation_54(54)").unwrap();
     assert_eq!(
         (v.prefill_seqs, v.prefill_tokens, v.decode_seqs),
         (10, 160, 54)
     );
     // The real SGLang 0.5.17 prefill capture: step[EXTEND bs=1 toks=8000] then
     // step[DECODE bs=1], twice (one request after another: batch 1).
-    let store = vllm_sota_trace::reader::read_trace(&fx(
+    let store = vllm_sota_trace::read_trace(&fx(
         "h200-sglang-0.5.17/prefill/capture-prefill-TP-0.trace.json.gz",
     ))
     .unwrap();
-    let steps = window::step_samples(&store);
+    let steps = step_samples(&store);
     let extend: Vec<_> = steps.iter().filter(|s| s.prefill_seqs > 0).collect();
     assert_eq!(extend.len(), 2, "{steps:?}");
     assert!(
@@ -155,8 +150,8 @@ fn step_annotations_of_real_traces_give_the_batch() {
     );
     assert_eq!(steps.len(), 4, "{steps:?}");
     // That sequential capture is what a concurrency-80 window must not look like.
-    let a = window::analyze_samples(&steps, false, 80, 9, 2);
+    let a = analyze_samples(&steps, false, 80, 9, 2);
     assert!(!a.representative, "{a:?}");
-    let d = window::analyze_samples(&steps, true, 64, 64, 8);
+    let d = analyze_samples(&steps, true, 64, 64, 8);
     assert!(!d.representative && d.window_batch == Some(1.0), "{d:?}");
 }

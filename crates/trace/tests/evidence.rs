@@ -1,35 +1,16 @@
 //! Small evidence rules of profile_tables on the real fixtures: kernel counts without
 //! copies, one location per kernel across tables, the framework's own flag in advice.
 
-use vllm_sota_core::tool::ToolContext;
-use vllm_sota_trace::tool::{ProfileTablesRequest, StageTables, run_tables};
-
-fn tables(trace: &str, mapping: Option<&str>) -> StageTables {
-    let fx = vllm_sota_core::refs::fixtures_dir();
-    let req = ProfileTablesRequest {
-        trace: fx.join(trace),
-        mapping_trace: mapping.map(|m| fx.join(m)),
-        competitor_trace: None,
-        competitor_framework: None,
-        steps: None,
-        competitor_steps: None,
-        framework: None,
-        share_cutoff_pct: 1.0,
-        top_rows: 15,
-        campaign_dir: None,
-        round: None,
-        out_dir: None,
-    };
-    run_tables(&req, &ToolContext::new()).unwrap().1.remove(0)
-}
+use vllm_sota_trace::fixture_stage;
 
 #[test]
 fn the_kernel_count_leaves_memcpy_and_memset_apart() {
     // The fixtures README: 53,534 kernels in the vLLM decode-graph window.
-    let t = tables(
+    let t = fixture_stage(
         "h200-vllm-0.26/decode-graph",
         Some("h200-vllm-0.26/decode-eager"),
-    );
+    )
+    .unwrap();
     let kt = &t.kernel_table;
     assert_eq!(kt.kernel_count, 53_534);
     assert_eq!((kt.memcpy_count, kt.memset_count), (697, 70));
@@ -46,7 +27,7 @@ fn an_overlap_row_has_the_kernel_tables_location() {
             Some("h200-vllm-0.26/decode-eager"),
         ),
     ] {
-        let t = tables(trace, mapping);
+        let t = fixture_stage(trace, mapping).unwrap();
         assert!(!t.overlap_table.rows.is_empty(), "{trace}");
         for r in &t.overlap_table.rows {
             let k = t
@@ -68,13 +49,13 @@ fn an_overlap_row_has_the_kernel_tables_location() {
 
 #[test]
 fn graph_advice_names_the_traces_own_framework_flag() {
-    let t = tables("h200-sglang-0.5.17/prefill", None);
+    let t = fixture_stage("h200-sglang-0.5.17/prefill", None).unwrap();
     assert_eq!(t.framework, "sglang");
     let note = t.kernel_table.graph_note.as_deref().unwrap();
     assert!(note.contains("--disable-cuda-graph"), "{note}");
     assert!(!note.contains("--enforce-eager"), "{note}");
     assert_eq!(
-        vllm_sota_trace::tables::mapping_hint("vllm"),
+        vllm_sota_trace::mapping_hint("vllm"),
         "For vLLM, capture it with `--enforce-eager`."
     );
 }

@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 use vllm_sota_core::tool::ToolContext;
-use vllm_sota_trace::classify::Classifier;
-use vllm_sota_trace::discover::{Stage, select_traces};
-use vllm_sota_trace::graph::map_graph_kernels;
-use vllm_sota_trace::tables::*;
-use vllm_sota_trace::tool::{ProfileTablesRequest, run_tables};
+use vllm_sota_trace::Classifier;
+use vllm_sota_trace::map_graph_kernels;
+use vllm_sota_trace::*;
+use vllm_sota_trace::{ProfileTablesRequest, run_tables};
+use vllm_sota_trace::{Stage, select_traces};
 use vllm_sota_trace::{read_trace, read_trace_bytes};
 
 fn fx(rel: &str) -> PathBuf {
@@ -15,20 +15,7 @@ fn fx(rel: &str) -> PathBuf {
 }
 
 fn request(trace: PathBuf) -> ProfileTablesRequest {
-    ProfileTablesRequest {
-        trace,
-        mapping_trace: None,
-        competitor_trace: None,
-        competitor_framework: None,
-        steps: None,
-        competitor_steps: None,
-        framework: None,
-        share_cutoff_pct: 1.0,
-        top_rows: 15,
-        campaign_dir: None,
-        round: None,
-        out_dir: None,
-    }
+    ProfileTablesRequest::for_trace(trace, None)
 }
 
 #[test]
@@ -122,7 +109,7 @@ fn prefill_worker_trace_counts_match_the_file() {
             .any(|i| s.name(s.annotations.name[i]) == "execute_context_1(16)_generation_0(0)")
     );
     assert_eq!(
-        vllm_sota_trace::discover::detect_framework(&s).0,
+        vllm_sota_trace::detect_framework(&s).0,
         Some(vllm_sota_core::Framework::Vllm)
     );
     // Python frames carry parent links.

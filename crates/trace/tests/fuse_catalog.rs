@@ -1,9 +1,9 @@
 //! Every fuse-pattern catalog entry: its split signature is found by same-stream adjacency
 //! and its fused signature is recognized, on small synthetic traces with real kernel names.
 
-use vllm_sota_trace::classify::Classifier;
+use vllm_sota_trace::Classifier;
 use vllm_sota_trace::read_trace_bytes;
-use vllm_sota_trace::tables::{FuseCatalog, StageKernels, fuse_table};
+use vllm_sota_trace::{FuseCatalog, StageKernels, fuse_table};
 
 /// Kernels back to back on one stream; with `context`, each is launched (`cudaLaunchKernel`)
 /// inside a CPU op of that name, as a module's forward would launch them.
@@ -204,7 +204,7 @@ fn softmax_and_topk_are_moe_routing_only_when_launched_from_an_moe_block() {
     let family = |context: Option<&str>| {
         let s = trace_in(&[SOFTMAX, GATHER_TOPK], context);
         let sk = StageKernels::heaviest_device(&s);
-        let t = vllm_sota_trace::tables::kernel_table(&sk, c, None, 0.0);
+        let t = vllm_sota_trace::kernel_table(&sk, c, None, 0.0);
         t.rows.iter().map(|r| r.family.clone()).collect::<Vec<_>>()
     };
     assert_eq!(

@@ -1,7 +1,7 @@
 //! The three tables on the real fixtures equal the golden files byte for byte
 //! (`tests/golden/<case>.json`, written only by `--example golden`, never by a test).
 
-use vllm_sota_trace::golden::{CASES, golden_dir, render};
+use vllm_sota_trace::{CASES, golden_dir, render_golden};
 
 #[test]
 fn tables_on_the_fixtures_equal_the_golden_files() {
@@ -16,7 +16,7 @@ fn tables_on_the_fixtures_equal_the_golden_files() {
         let path = golden_dir().join(format!("{}.json", case.name));
         let want = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("cannot read golden file {}: {e}", path.display()));
-        let got = render(case, &fixtures).unwrap();
+        let got = render_golden(case, &fixtures).unwrap();
         if got != want {
             let line = got
                 .lines()

@@ -1,11 +1,9 @@
 //! Host stalls: GPU idle inside a step while the launching thread is busy, attributed to
 //! what holds the host; on the real HF Llama decode trace and on small synthetic traces.
 
-use vllm_sota_core::tool::ToolContext;
-use vllm_sota_trace::hoststall::host_stalls;
+use vllm_sota_trace::StageKernels;
+use vllm_sota_trace::host_stalls;
 use vllm_sota_trace::read_trace_bytes;
-use vllm_sota_trace::tables::StageKernels;
-use vllm_sota_trace::tool::{ProfileTablesRequest, run_tables};
 
 const SDPA: &str = "cudnn_generated_fort_native_sdpa_sm80_flash_fprop_wmma_f16_knob_35";
 const GEMM: &str = "nvjet_sm90_tst_256x64_64x5_4x1_v_bz_TNT";
@@ -151,23 +149,13 @@ fn without_step_annotations_no_stall_is_claimed() {
 
 #[test]
 fn hf_llama_decode_cudnn_attention_holds_the_host_once_per_step() {
-    let trace =
-        vllm_sota_core::refs::fixtures_dir().join("h200-torch-traces/llama8b_decode.trace.json.gz");
-    let req = ProfileTablesRequest {
-        trace,
-        mapping_trace: None,
-        competitor_trace: None,
-        competitor_framework: None,
-        steps: None,
-        competitor_steps: None,
-        framework: None,
-        share_cutoff_pct: 1.0,
-        top_rows: 15,
-        campaign_dir: None,
-        round: None,
-        out_dir: None,
-    };
-    let (report, tables) = run_tables(&req, &ToolContext::new()).unwrap();
+    let fx = vllm_sota_core::refs::fixtures_dir();
+    let (report, tables) = vllm_sota_trace::fixture_tables(
+        &fx,
+        "h200-torch-traces/llama8b_decode.trace.json.gz",
+        None,
+    )
+    .unwrap();
     let h = &tables[0].host_stalls;
     assert_eq!(h.steps, 5);
     assert_eq!(h.stalls.len(), 5, "{:#?}", h.stalls);

@@ -1,31 +1,11 @@
 //! MoE routing kernels are told from sampling kernels by their launch context, on the real
 //! HF Qwen2-MoE prefill and the dense vLLM Llama decode.
 
-use vllm_sota_core::tool::ToolContext;
-use vllm_sota_trace::tool::{ProfileTablesRequest, StageTables, run_tables};
-
-fn tables(trace: &str, mapping: Option<&str>) -> StageTables {
-    let fx = vllm_sota_core::refs::fixtures_dir();
-    let req = ProfileTablesRequest {
-        trace: fx.join(trace),
-        mapping_trace: mapping.map(|m| fx.join(m)),
-        competitor_trace: None,
-        competitor_framework: None,
-        steps: None,
-        competitor_steps: None,
-        framework: None,
-        share_cutoff_pct: 1.0,
-        top_rows: 15,
-        campaign_dir: None,
-        round: None,
-        out_dir: None,
-    };
-    run_tables(&req, &ToolContext::new()).unwrap().1.remove(0)
-}
+use vllm_sota_trace::fixture_stage;
 
 #[test]
 fn qwen2moe_router_kernels_are_moe_routing_and_give_no_sampling_note() {
-    let t = tables("h200-torch-traces/qwen2moe_prefill.trace.json.gz", None);
+    let t = fixture_stage("h200-torch-traces/qwen2moe_prefill.trace.json.gz", None).unwrap();
     let fams: Vec<&str> = t
         .kernel_table
         .families
@@ -58,10 +38,11 @@ fn qwen2moe_router_kernels_are_moe_routing_and_give_no_sampling_note() {
 
 #[test]
 fn dense_vllm_llama_decode_has_sampling_and_no_moe_router_note() {
-    let t = tables(
+    let t = fixture_stage(
         "h200-vllm-0.26/decode-graph",
         Some("h200-vllm-0.26/decode-eager"),
-    );
+    )
+    .unwrap();
     let fams: Vec<&str> = t
         .kernel_table
         .families

@@ -1,9 +1,9 @@
 //! The multi-stream overlap logic of the overlap-opportunity table, on small synthetic
 //! traces whose every figure can be worked out by hand (times in µs).
 
-use vllm_sota_trace::classify::Classifier;
+use vllm_sota_trace::Classifier;
 use vllm_sota_trace::read_trace_bytes;
-use vllm_sota_trace::tables::{StageKernels, overlap_table};
+use vllm_sota_trace::{StageKernels, overlap_table};
 
 const GEMM: &str = "nvjet_sm90_tst_256x64_64x5_4x1_v_bz_TNT";
 const AR: &str = "void vllm::cross_device_reduce_1stage<__nv_bfloat16, 8>";

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use vllm_sota_trace::TraceStore;
-use vllm_sota_trace::reader::{
+use vllm_sota_trace::{
     ReadOptions, read_trace_bytes_with, read_trace_bytes_with_workers, read_trace_parallel_strict,
     read_trace_with, read_trace_with_workers,
 };

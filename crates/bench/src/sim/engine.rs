@@ -155,11 +155,12 @@ pub async fn run_engine(
     let mut running: Vec<Seq> = Vec::new();
     let mut kv_used: u64 = 0;
     let mut steps: u64 = 0;
-    // The engine's clock: the end of the previous step (None when idle or resynced). A
-    // step starts when the previous one ended, not when the host got round to it, so the
-    // host's own work between steps (formatting a step's tokens for every stream, other
-    // tests on a loaded machine) does not stretch the simulated timeline; a host more than
-    // `MAX_LAG` behind resyncs the clock, and the lag then shows.
+    // With `virtual_clock`, the engine's clock: the end of the previous step (None when idle
+    // or resynced). A step starts when the previous one ended, not when the host got round
+    // to it, so the host's own work between steps (formatting a step's tokens for every
+    // stream, other tests on a loaded machine) does not stretch the simulated timeline; a
+    // host more than `MAX_LAG` behind resyncs the clock, and the lag then shows. Without
+    // it, a step starts when the host starts it (the host's work counts as engine time).
     let mut clock: Option<Instant> = None;
     loop {
         if *dead.borrow() {
@@ -187,7 +188,7 @@ pub async fn run_engine(
             clock = None;
         }
         let step_start = match clock {
-            Some(c) if now.saturating_duration_since(c) <= MAX_LAG => c,
+            Some(c) if cfg.virtual_clock && now.saturating_duration_since(c) <= MAX_LAG => c,
             _ => now,
         };
         let mut budget = cfg.max_num_batched_tokens as u64;

@@ -116,6 +116,11 @@ pub struct SimConfig {
     /// The cost-model profile applied (`references/sim-cost-profiles.json`), if any.
     #[serde(default)]
     pub cost_profile: Option<String>,
+    /// `--sim-virtual-clock`: a step starts when the previous one ended on the engine's own
+    /// clock, so the host's work between steps (slow in debug builds, on loaded machines)
+    /// does not stretch the timeline; off, the host's time counts as engine time.
+    #[serde(default)]
+    pub virtual_clock: bool,
     /// Fraction (0..=1) of output tokens whose text decodes to nothing on its own (a
     /// partial UTF-8 sequence or a special token, common with dummy weights): their
     /// completions chunks carry `"text":""`, and in chat they send no chunk at all unless
@@ -185,6 +190,7 @@ impl SimConfig {
             admit_us_per_seq: 0.0,
             cost_profile: None,
             empty_token_fraction: 0.0,
+            virtual_clock: false,
             time_scale: 1.0,
             zero_delay_batch: 16,
             reasoning_tokens: 0,
@@ -381,6 +387,7 @@ impl SimConfig {
             cfg.time_scale = 0.0;
         }
         cfg.broken_patch = args.iter().any(|a| a == "--sim-broken-patch");
+        cfg.virtual_clock = args.iter().any(|a| a == "--sim-virtual-clock");
         // `vllm serve <model>` / `trtllm-serve <model>`: one positional model.
         match (positional.len(), framework) {
             (0, _) => {}
@@ -435,7 +442,7 @@ impl SimConfig {
                 self.empty_token_fraction
             );
         }
-        if !(self.admit_us_per_seq >= 0.0) {
+        if self.admit_us_per_seq.is_nan() || self.admit_us_per_seq < 0.0 {
             bail!(
                 "--sim-admit-us-per-seq must be >= 0, got {}",
                 self.admit_us_per_seq
@@ -592,7 +599,7 @@ fn flag_kind(fw: Framework, flag: &str) -> Option<Knob> {
         "--sim-attn-us-per-ctx-token" => Some(Attn),
         "--sim-output-us-per-seq" => Some(OutputSpread),
         "--sim-time-scale" => Some(TimeScale),
-        "--sim-zero-delay" | "--sim-broken-patch" => Some(Switch),
+        "--sim-zero-delay" | "--sim-broken-patch" | "--sim-virtual-clock" => Some(Switch),
         "--sim-zero-delay-batch" => Some(ZeroBatch),
         "--sim-reasoning-tokens" => Some(Reasoning),
         "--sim-comment-every" => Some(CommentEvery),

@@ -1,6 +1,8 @@
 #![allow(dead_code)]
 //! Shared test helpers: fixture paths, the example binaries, a minimal campaign dir.
 
+pub mod search;
+
 use std::path::{Path, PathBuf};
 
 pub fn fixtures() -> PathBuf {

@@ -21,6 +21,9 @@ pub(super) const VALIDATE_SLOT: &str = "- How we will validate:";
 pub(super) const VALIDATE_TODO: &str = "_to fill in (the probe, accuracy eval, shape, dtype or GPU that would catch this risk for our patch, or \"not applicable\" and why)_";
 pub(super) const VANISHED_HEADING: &str = "## PR cards no longer in the source";
 const STATUS_PREFIX: &str = "- Source status:";
+/// Heading prefix of the agent's lines from a generated section this run does not write
+/// (e.g. "Blocker" once the history is read); such a section is the agent's from then on.
+const KEPT_PREFIX: &str = "Kept from the earlier notes:";
 
 /// What a re-run kept from the notes it replaced.
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
@@ -126,6 +129,7 @@ fn kind_of(heading: &str) -> Kind {
         "Validation risks" => Kind::Risks,
         "Decisions influenced" => Kind::Decisions,
         _ if heading.trim() == VANISHED_HEADING => Kind::Vanished,
+        _ if h.starts_with(KEPT_PREFIX) => Kind::Free,
         _ if h.contains(" history: `") => Kind::Framework,
         _ => Kind::Free,
     }
@@ -351,46 +355,25 @@ impl Previous {
             .any(|(k, c)| k == key && c.has_content())
     }
 
-    /// Write a PR card: the regenerated lines, then what the agent wrote under it before.
-    pub(super) fn write_pr_card(
+    /// Write a card of this run (a PR card, or with `risk` a validation-risk card): the
+    /// regenerated lines, then what the agent wrote under the same PR's card before.
+    pub(super) fn write_card(
         &mut self,
         out: &mut String,
         key: &str,
         heading: &str,
         generated: &[String],
+        risk: bool,
     ) {
-        let prev = Self::take_card(&mut self.pr_cards, key);
-        write_card(
-            out,
-            heading,
-            generated,
-            None,
-            prev.as_ref(),
-            DECISION_SLOT,
-            DECISION_TODO,
-        );
-        self.note_card(key, prev.as_ref(), false);
-    }
-
-    /// Write a risk card with its "How we will validate" slot (carried when filled).
-    pub(super) fn write_risk_card(
-        &mut self,
-        out: &mut String,
-        key: &str,
-        heading: &str,
-        generated: &[String],
-    ) {
-        let prev = Self::take_card(&mut self.risk_cards, key);
-        write_card(
-            out,
-            heading,
-            generated,
-            None,
-            prev.as_ref(),
-            VALIDATE_SLOT,
-            VALIDATE_TODO,
-        );
-        self.note_card(key, prev.as_ref(), true);
+        let list = if risk {
+            &mut self.risk_cards
+        } else {
+            &mut self.pr_cards
+        };
+        let prev = Self::take_card(list, key);
+        let (slot, todo) = slot_of(risk);
+        write_card(out, heading, generated, None, prev.as_ref(), slot, todo);
+        self.note_card(key, prev.as_ref(), risk);
     }
 
     fn note_card(&mut self, key: &str, prev: Option<&Card>, risk: bool) {
@@ -410,6 +393,21 @@ impl Previous {
         }
     }
 
+    /// A card of the earlier notes written again as it was, with a status line.
+    fn write_kept_card(&mut self, out: &mut String, key: &str, c: &Card, status: &str, risk: bool) {
+        let (slot, todo) = slot_of(risk);
+        write_card(
+            out,
+            &c.heading,
+            &c.generated,
+            Some(status),
+            Some(c),
+            slot,
+            todo,
+        );
+        self.note_card(key, Some(c), risk);
+    }
+
     /// Risk cards with a filled plan (or notes) whose risk the documents no longer name:
     /// kept under "Validation risks" with their old lines and a status line.
     pub(super) fn write_orphan_risk_cards(&mut self, out: &mut String, status: &str) {
@@ -418,17 +416,7 @@ impl Previous {
             .filter(|(_, c)| c.has_content())
             .collect();
         for (key, c) in cards {
-            let generated = c.generated.clone();
-            write_card(
-                out,
-                &c.heading,
-                &generated,
-                Some(status),
-                Some(&c),
-                VALIDATE_SLOT,
-                VALIDATE_TODO,
-            );
-            self.note_card(&key, Some(&c), true);
+            self.write_kept_card(out, &key, &c, status, true);
         }
     }
 
@@ -443,17 +431,7 @@ impl Previous {
             "{VANISHED_HEADING}\n\nCards of PRs that the documents read by this run no longer mention, kept from the earlier notes.\n"
         );
         for (key, c) in cards {
-            let generated = c.generated.clone();
-            write_card(
-                out,
-                &c.heading,
-                &generated,
-                Some(status),
-                Some(&c),
-                DECISION_SLOT,
-                DECISION_TODO,
-            );
-            self.note_card(&key, Some(&c), false);
+            self.write_kept_card(out, &key, &c, status, false);
             self.report.no_longer_in_source.push(key);
         }
     }
@@ -476,8 +454,11 @@ impl Previous {
     /// do not have (under their old heading).
     pub(super) fn write_free_sections(&mut self, out: &mut String) {
         let extras = std::mem::take(&mut self.section_extras);
-        for (h, v) in extras {
-            self.free_sections.push((h, v));
+        for (h, mut v) in extras {
+            v.insert(0, String::new());
+            let old = h.trim_start_matches("## ").replace('`', "");
+            self.free_sections
+                .push((format!("## {KEPT_PREFIX} {old}"), v));
         }
         for (h, body) in std::mem::take(&mut self.free_sections) {
             let _ = writeln!(out, "{h}");
@@ -492,12 +473,18 @@ impl Previous {
 
 /// A card of a first run (or `overwrite: true`): generated lines and the empty slot.
 pub(super) fn write_fresh_card(out: &mut String, heading: &str, generated: &[String], risk: bool) {
-    let (slot, todo) = if risk {
+    let (slot, todo) = slot_of(risk);
+    write_card(out, heading, generated, None, None, slot, todo);
+}
+
+/// The slot line of a card and its placeholder: a risk card's validation plan, else the
+/// decision a PR influences.
+fn slot_of(risk: bool) -> (&'static str, &'static str) {
+    if risk {
         (VALIDATE_SLOT, VALIDATE_TODO)
     } else {
         (DECISION_SLOT, DECISION_TODO)
-    };
-    write_card(out, heading, generated, None, None, slot, todo);
+    }
 }
 
 fn write_card(
@@ -534,6 +521,30 @@ fn write_card(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agent_lines_of_a_blocker_section_survive_two_regenerations() {
+        let blocked = "# Model PR history notes: m\n\nWritten by `history_notes` at t.\n\n## Blocker\n\nknowledge root /x does not exist\n\nPhase 0.5 could not read model PR history. The campaign continues.\n\nFound later: vllm#123 fused the norm.\n\n## Decisions influenced\n\n| Item | Decision it influences | Round |\n|---|---|---|\n| (none yet) | | |\n";
+        // Re-run still blocked: the lines stay in the Blocker section.
+        let mut p = Previous::parse(blocked);
+        assert_eq!(
+            p.take_section_extras("## Blocker"),
+            vec!["Found later: vllm#123 fused the norm."]
+        );
+        // Re-run with the history read: no Blocker section, so they become a section of
+        // their own, which a further re-run keeps verbatim.
+        let mut p = Previous::parse(blocked);
+        let mut out = String::new();
+        p.write_free_sections(&mut out);
+        assert_eq!(
+            out,
+            "## Kept from the earlier notes: Blocker\n\nFound later: vllm#123 fused the norm.\n\n"
+        );
+        let mut again = Previous::parse(&format!("# Model PR history notes: m\n\n{out}"));
+        let mut out2 = String::new();
+        again.write_free_sections(&mut out2);
+        assert_eq!(out2, out);
+    }
 
     #[test]
     fn card_keys_and_slots() {

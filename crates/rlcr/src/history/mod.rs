@@ -578,7 +578,7 @@ fn write_doc_section(
         let heading = card_heading(p);
         let lines = pr_card_lines(p);
         match prev.as_deref_mut() {
-            Some(pv) => pv.write_pr_card(s, &key, &heading, &lines),
+            Some(pv) => pv.write_card(s, &key, &heading, &lines, false),
             None => merge::write_fresh_card(s, &heading, &lines, false),
         }
     }
@@ -629,7 +629,7 @@ fn write_risk_section(
             }
             let heading = card_heading(listed[k]);
             match prev.as_deref_mut() {
-                Some(pv) => pv.write_risk_card(s, &key_str(k), &heading, &lines),
+                Some(pv) => pv.write_card(s, &key_str(k), &heading, &lines, true),
                 None => merge::write_fresh_card(s, &heading, &lines, true),
             }
         }

@@ -2,9 +2,12 @@
 //! and the real Humanize runtime ([`humanize`]).
 #![allow(dead_code)]
 
+pub mod git;
 pub mod humanize;
 
-use git2::{Repository, Signature};
+pub use git::{commit_all, init_main};
+
+use git2::Repository;
 use std::path::{Path, PathBuf};
 use vllm_sota_core::fsx;
 use vllm_sota_core::layout::{
@@ -176,30 +179,9 @@ pub fn write_written(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
-fn sig() -> Signature<'static> {
-    Signature::now("Test", "test@example.com").unwrap()
-}
-
-/// Commit every file in the working tree (like `git add -A && git commit`).
-pub fn commit_all(repo: &Repository, message: &str) -> String {
-    let mut index = repo.index().unwrap();
-    index
-        .add_all(["*"].iter(), git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &sig(), &sig(), message, &tree, &parents)
-        .unwrap()
-        .to_string()
-}
-
 /// A repository on branch `main` with one commit (README, a source file and, optionally, `.humanize*` ignored).
 pub fn make_repo(dir: &Path, ignore_humanize: bool) -> (Repository, String) {
-    let mut opts = git2::RepositoryInitOptions::new();
-    opts.initial_head("main");
-    let repo = Repository::init_opts(dir, &opts).unwrap();
+    let repo = init_main(dir);
     std::fs::write(dir.join("README.md"), "# vLLM (test checkout)\n").unwrap();
     std::fs::create_dir_all(dir.join("vllm/model_executor/models")).unwrap();
     std::fs::write(
@@ -258,4 +240,29 @@ pub fn write_baseline_vllm_behind(paths: &CampaignPaths) {
     ));
     write_rows(&paths.candidates(), &rows);
     write_written(&paths.history_notes(), HISTORY_NOTES);
+}
+
+/// A campaign ready for `start_rlcr`: a clean checkout with `.humanize*` ignored, the
+/// fixed baseline, history notes, and the real Humanize runtime.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub paths: CampaignPaths,
+    pub checkout: PathBuf,
+    pub rt: humanize::RealRuntime,
+}
+
+/// [`Setup`], or None when the vendored runtime is missing (skipped loudly).
+pub fn setup() -> Option<Setup> {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = humanize::real_runtime(dir.path())?;
+    let Scratch {
+        checkout, paths, ..
+    } = scratch_campaign(dir.path());
+    write_baseline_vllm_behind(&paths);
+    Some(Setup {
+        dir,
+        paths,
+        checkout,
+        rt,
+    })
 }

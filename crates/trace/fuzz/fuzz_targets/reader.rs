@@ -7,7 +7,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(store) = vllm_sota_trace::read_trace_bytes(data, "fuzz") {
         // Exercise the derived links on whatever parsed.
         for k in 0..store.kernels.len().min(64) {
-            let _ = vllm_sota_trace::attrib::attribute_kernel(&store, k);
+            let _ = vllm_sota_trace::attribute_kernel(&store, k);
         }
     }
 });

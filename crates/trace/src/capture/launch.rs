@@ -22,17 +22,16 @@ use vllm_sota_core::layout::CampaignPaths;
 use vllm_sota_core::results::CandidateRow;
 use vllm_sota_core::tool::{Tool, ToolContext};
 use vllm_sota_core::{Framework, fsx};
-use vllm_sota_fairbench::artifacts::winners;
-use vllm_sota_fairbench::launch as fb_launch;
-use vllm_sota_fairbench::preflight::{FrameworkPlan, Plan};
-use vllm_sota_fairbench::search::plan_path;
+use vllm_sota_fairbench::{
+    FrameworkPlan, Plan, free_port, launch_server, plan_path, reap_stale, server_argv, winners,
+};
 
 use super::{CapturedStage, ProfileCaptureRequest, Shapes};
 
 pub const JOB_KIND: &str = "profile_launch";
 
 /// The winning row of `framework` for `scenario` (default: the first scenario with one).
-pub fn winner_row(
+pub(crate) fn winner_row(
     paths: &CampaignPaths,
     plan: &Plan,
     framework: Framework,
@@ -76,7 +75,11 @@ fn load_plan(paths: &CampaignPaths) -> Result<Plan> {
 }
 
 /// Concurrency and lengths of the framework's winning row.
-pub fn winner_shapes(dir: &Path, framework: Framework, scenario: Option<&str>) -> Result<Shapes> {
+pub(crate) fn winner_shapes(
+    dir: &Path,
+    framework: Framework,
+    scenario: Option<&str>,
+) -> Result<Shapes> {
     let paths = CampaignPaths::new(dir);
     let plan = load_plan(&paths)?;
     let row = winner_row(&paths, &plan, framework, scenario)?;
@@ -292,10 +295,7 @@ fn candidate<'a>(
     plan: &'a Plan,
     fw: Framework,
     id: &str,
-) -> Result<(
-    &'a FrameworkPlan,
-    &'a vllm_sota_fairbench::candidates::Candidate,
-)> {
+) -> Result<(&'a FrameworkPlan, &'a vllm_sota_fairbench::Candidate)> {
     let fp = plan
         .framework(fw)
         .with_context(|| format!("benchmark/plan.json has no framework {fw}"))?;
@@ -314,14 +314,8 @@ fn base_argv(r: &Resolved, fw: Framework, port: u16) -> Result<Vec<String>> {
         .help_file
         .as_ref()
         .and_then(|f| std::fs::read_to_string(r.paths.root.join(f)).ok())
-        .map(|t| vllm_sota_fairbench::flags::HelpFlags::parse(&t));
-    Ok(fb_launch::server_argv(
-        &r.plan.config,
-        fp,
-        cand,
-        help.as_ref(),
-        port,
-    ))
+        .map(|t| vllm_sota_fairbench::HelpFlags::parse(&t));
+    Ok(server_argv(&r.plan.config, fp, cand, help.as_ref(), port))
 }
 
 /// What the job will do (also the dry-run answer).
@@ -331,7 +325,7 @@ pub fn launch_plan(req: &ProfileLaunchRequest) -> Result<LaunchPlan> {
     // The job picks its own free port at launch; the plan shows one free now.
     let port = match r.plan.config.launch.port {
         Some(p) => p,
-        None => fb_launch::free_port(&r.plan.config.launch.host)?,
+        None => free_port(&r.plan.config.launch.host)?,
     };
     let base = base_argv(&r, req.framework, port)?;
     let mut variants = Vec::new();
@@ -393,10 +387,10 @@ pub fn run_job(runner: &JobRunner) -> Result<serde_json::Value> {
     let r = resolve(&req)?;
     let plan = launch_plan(&req)?;
     let dir = fw_dir(&r.paths, req.round, req.framework);
-    fb_launch::reap_stale(&dir);
+    reap_stale(&dir);
     let cfg = &r.plan.config;
     // Exact prompt lengths with the campaign's tokenizer; approximate ones without it.
-    let tokenizer = vllm_sota_fairbench::measure::resolve_tokenizer(cfg.model.tokenizer()).ok();
+    let tokenizer = vllm_sota_fairbench::resolve_tokenizer(cfg.model.tokenizer()).ok();
     let mut done: Vec<CapturedStage> = Vec::new();
     let total = plan.variants.iter().map(|v| v.stages.len()).sum::<usize>() as f64;
     let mut count = 0.0;
@@ -412,7 +406,7 @@ pub fn run_job(runner: &JobRunner) -> Result<serde_json::Value> {
         let eager = v.variant == "eager";
         let port = match cfg.launch.port {
             Some(p) => p,
-            None => fb_launch::free_port(&cfg.launch.host)?,
+            None => free_port(&cfg.launch.host)?,
         };
         let base = base_argv(&r, req.framework, port)?;
         let argv = profiled_argv(
@@ -435,7 +429,7 @@ pub fn run_job(runner: &JobRunner) -> Result<serde_json::Value> {
             Some(total),
             &format!("launching {} ({})", req.framework, v.variant),
         );
-        let server = fb_launch::launch(cfg, &fp, argv.clone(), port, &log, &dir, &|| {
+        let server = launch_server(cfg, &fp, argv.clone(), port, &log, &dir, &|| {
             runner.cancelled()
         })
         .map_err(|f| {

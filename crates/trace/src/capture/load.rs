@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use vllm_sota_bench::workload::Prompt;
+use vllm_sota_bench::Prompt;
 use vllm_sota_bench::{
     LiveCounters, LoadConfig, LoadReport, RandomDatasetConfig, TokenizerHandle, Workload,
     WorkloadRequest, random_workload, run_load_blocking,
@@ -16,7 +16,7 @@ use vllm_sota_core::tool::ToolContext;
 
 /// What the calibration load measured at the capture's concurrency.
 #[derive(Debug, Clone, Copy)]
-pub struct Calibration {
+pub(crate) struct Calibration {
     /// Engine step time (decode: median inter-token gap; prefill: fastest TTFT).
     pub step_ms: f64,
     /// Slowest time to first token: how long until every sequence is past prefill.
@@ -48,7 +48,7 @@ fn fresh_seed() -> u64 {
 }
 
 /// `n` unique prompts of `input` tokens (exact with a tokenizer; about right without).
-pub fn workload(
+pub(crate) fn workload(
     tok: Option<&TokenizerHandle>,
     n: u64,
     input: u64,
@@ -117,7 +117,7 @@ fn failures(r: &LoadReport) -> Option<String> {
 
 /// One wave of `c` concurrent requests (decode: 16 tokens; prefill: 1 token): warms the
 /// server up and measures the step time at this concurrency.
-pub fn calibrate(
+pub(crate) fn calibrate(
     base_url: &str,
     model: &str,
     tok: Option<&TokenizerHandle>,
@@ -143,7 +143,7 @@ pub fn calibrate(
         if gaps.is_empty() {
             bail!("calibration load: no inter-token gaps measured (did the server stream tokens?)");
         }
-        vllm_sota_bench::metrics::percentile_unsorted(&gaps, 50.0)
+        vllm_sota_bench::percentile_unsorted(&gaps, 50.0)
     } else {
         ttft.iter().cloned().fold(f64::INFINITY, f64::min).max(0.1)
     };
@@ -158,7 +158,7 @@ pub fn calibrate(
 /// covers the time to steady state (twice the slowest TTFT), the start latency and the
 /// window (4× its steps) with a margin; prefill keeps `c` requests in flight for at
 /// least 3 s plus 4× the window at the measured rate (3 to 20 waves of `c`).
-pub fn size_stage(
+pub(crate) fn size_stage(
     cal: &Calibration,
     decode: bool,
     c: u64,

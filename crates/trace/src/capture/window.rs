@@ -75,8 +75,11 @@ impl Server {
 
 /// The value of the framework's max-length flag (framework-flags.json `max_len_flag`:
 /// vLLM `--max-model-len`, SGLang `--context-length`) in a launch argv.
-pub fn max_len_from_argv(framework: vllm_sota_core::Framework, argv: &[String]) -> Option<u64> {
-    let flags = vllm_sota_fairbench::flags::load_framework_flags().ok()?;
+pub(crate) fn max_len_from_argv(
+    framework: vllm_sota_core::Framework,
+    argv: &[String],
+) -> Option<u64> {
+    let flags = vllm_sota_fairbench::load_framework_flags().ok()?;
     let flag = flags.facts(framework).ok()?.max_len_flag.clone()?;
     let eq = format!("{flag}=");
     argv.iter().enumerate().find_map(|(i, a)| {
@@ -96,7 +99,7 @@ pub struct VllmWindow {
 }
 
 /// Reads `--profiler-config` from a launch argv (`--profiler-config JSON` or `=JSON`).
-pub fn vllm_profiler_config(cmd: Option<&[String]>) -> Result<Option<VllmWindow>> {
+pub(crate) fn vllm_profiler_config(cmd: Option<&[String]>) -> Result<Option<VllmWindow>> {
     let Some(cmd) = cmd else { return Ok(None) };
     let mut text = None;
     for (i, a) in cmd.iter().enumerate() {
@@ -115,7 +118,7 @@ pub fn vllm_profiler_config(cmd: Option<&[String]>) -> Result<Option<VllmWindow>
 }
 
 /// The `--profiler-config` that bounds a window to `steps` engine steps.
-pub fn vllm_flag(steps: u64, dir: &Path) -> String {
+pub(crate) fn vllm_flag(steps: u64, dir: &Path) -> String {
     format!(
         "--profiler-config '{}'",
         json!({"profiler": "torch", "torch_profiler_dir": dir, "delay_iterations": 0, "max_iterations": steps})
@@ -123,7 +126,7 @@ pub fn vllm_flag(steps: u64, dir: &Path) -> String {
 }
 
 /// What the vLLM server's config will do to a window of `steps` steps, when it is not that.
-pub fn vllm_window_note(
+pub(crate) fn vllm_window_note(
     framework: Framework,
     w: Option<&VllmWindow>,
     steps: u64,
@@ -153,7 +156,7 @@ pub fn vllm_window_note(
 }
 
 /// A window that recorded many more steps than asked.
-pub fn vllm_unbounded_note(steps: u64, dir: &Path, seen: u64) -> Option<String> {
+pub(crate) fn vllm_unbounded_note(steps: u64, dir: &Path, seen: u64) -> Option<String> {
     Some(format!(
         "the window recorded {seen} steps for {steps} asked: vLLM's window was not bounded by steps; start the server with {}",
         vllm_flag(steps, dir)
@@ -360,7 +363,7 @@ fn vllm_window(
 /// `POST /stop_profile`, waited for with progress: the server answers once the trace is
 /// written, which takes long for a big window. After `timeout` a clear error names the
 /// server's profiler directory.
-pub fn stop_and_wait(
+pub(crate) fn stop_and_wait(
     server: &Server,
     trace_dir: &Path,
     timeout: Duration,
@@ -469,7 +472,7 @@ fn sizes(files: &[PathBuf]) -> Vec<u64> {
 
 /// A trace file written to its end: a gzip stream that decodes to its trailer, or JSON
 /// that ends with its closing bracket.
-pub fn complete(p: &Path) -> bool {
+pub(crate) fn complete(p: &Path) -> bool {
     let Ok(f) = std::fs::File::open(p) else {
         return false;
     };
@@ -593,7 +596,7 @@ fn median_u(v: &mut [u64]) -> Option<f64> {
 }
 
 /// Window analysis of a captured stage.
-pub fn analyze_window(
+pub(crate) fn analyze_window(
     store: &TraceStore,
     decode: bool,
     concurrency: u64,

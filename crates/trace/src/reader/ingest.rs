@@ -123,179 +123,191 @@ impl<'s> Parser<'s> {
         idx
     }
 
-    /// Store one event by its phase. Longer than 120 lines for a reason: one `match` on the
-    /// phase, each arm a handful of column pushes; it runs once per event (over a million
-    /// per trace), and keeping the arms in one function keeps them inlined together.
+    /// Store one event by its phase.
     pub(super) fn ingest(&mut self, ev: Ev<'_>) -> std::result::Result<(), String> {
-        let opt_i = |s: Option<&[u8]>| s.and_then(parse_i64).unwrap_or(-1);
         match ev.ph {
-            b'X' => {
-                let ts = match time_of(ev.ts) {
-                    Some(t) => t.ok_or("field \"ts\" is not a number of microseconds")?,
-                    None => {
-                        self.store.counts.other += 1;
-                        return Ok(());
-                    }
-                };
-                let dur = match time_of(ev.dur) {
-                    Some(d) => d.ok_or("field \"dur\" is not a number of microseconds")?,
-                    None => 0,
-                };
-                let cat = ev.cat;
-                let gpu_kind = match cat {
-                    b"kernel" => Some(GpuKind::Kernel),
-                    b"gpu_memcpy" | b"Memcpy" => Some(GpuKind::Memcpy),
-                    b"gpu_memset" | b"Memset" => Some(GpuKind::Memset),
-                    b"" if ev.stream.is_some() => Some(GpuKind::Kernel),
-                    _ => None,
-                };
-                if let Some(kind) = gpu_kind {
-                    let name = self.intern_val(ev.name)?;
-                    let thread = self.thread_of(&ev)?;
-                    let k = &mut self.store.kernels;
-                    k.name.push(name);
-                    k.ts_ns.push(ts);
-                    k.dur_ns.push(dur);
-                    k.thread.push(thread);
-                    k.device.push(opt_i(ev.device) as i32);
-                    k.stream.push(opt_i(ev.stream));
-                    k.correlation.push(opt_i(ev.correlation));
-                    k.external_id.push(opt_i(ev.external_id));
-                    k.kind.push(kind);
-                    k.grid.push(dim3(ev.grid));
-                    k.block.push(dim3(ev.block));
-                    let c = &mut self.store.counts;
-                    match kind {
-                        GpuKind::Kernel => c.kernels += 1,
-                        GpuKind::Memcpy => c.memcpy += 1,
-                        GpuKind::Memset => c.memset += 1,
-                    }
-                    return Ok(());
-                }
-                match cat {
-                    b"python_function" => {
-                        let name = self.intern_val(ev.name)?;
-                        let thread = self.thread_of(&ev)?;
-                        let f = &mut self.store.frames;
-                        f.name.push(name);
-                        f.ts_ns.push(ts);
-                        f.dur_ns.push(dur);
-                        f.thread.push(thread);
-                        f.python_id.push(opt_i(ev.python_id));
-                        f.parent_python_id.push(opt_i(ev.python_parent));
-                        self.store.counts.python_functions += 1;
-                    }
-                    b"cpu_op" => {
-                        let name = self.intern_val(ev.name)?;
-                        let thread = self.thread_of(&ev)?;
-                        let dims = match ev.input_dims {
-                            Some(raw) => {
-                                let s = std::str::from_utf8(raw)
-                                    .map_err(|_| "Input Dims is not UTF-8")?;
-                                self.store.names.intern(s)
-                            }
-                            None => NONE,
-                        };
-                        let c = &mut self.store.cpu_ops;
-                        c.name.push(name);
-                        c.ts_ns.push(ts);
-                        c.dur_ns.push(dur);
-                        c.thread.push(thread);
-                        c.external_id.push(opt_i(ev.external_id));
-                        c.input_dims.push(dims);
-                        self.store.counts.cpu_ops += 1;
-                    }
-                    b"user_annotation" | b"gpu_user_annotation" => {
-                        let name = self.intern_val(ev.name)?;
-                        let thread = self.thread_of(&ev)?;
-                        let on_gpu = cat == b"gpu_user_annotation";
-                        let a = &mut self.store.annotations;
-                        a.name.push(name);
-                        a.ts_ns.push(ts);
-                        a.dur_ns.push(dur);
-                        a.thread.push(thread);
-                        a.external_id.push(opt_i(ev.external_id));
-                        a.on_gpu.push(on_gpu);
-                        if on_gpu {
-                            self.store.counts.gpu_user_annotations += 1
-                        } else {
-                            self.store.counts.user_annotations += 1
-                        }
-                    }
-                    b"cuda_runtime" | b"cuda_driver" => {
-                        let name = self.intern_val(ev.name)?;
-                        let thread = self.thread_of(&ev)?;
-                        let is_driver = cat == b"cuda_driver";
-                        let l = &mut self.store.launches;
-                        l.name.push(name);
-                        l.ts_ns.push(ts);
-                        l.dur_ns.push(dur);
-                        l.thread.push(thread);
-                        l.correlation.push(opt_i(ev.correlation));
-                        l.external_id.push(opt_i(ev.external_id));
-                        l.is_driver.push(is_driver);
-                        if is_driver {
-                            self.store.counts.driver += 1
-                        } else {
-                            self.store.counts.runtime += 1
-                        }
-                    }
-                    _ => self.store.counts.other += 1,
-                }
-            }
-            b's' | b'f' | b't' => {
-                let ts = time_of(ev.ts).flatten().unwrap_or(0);
-                let id = match ev.id {
-                    Some(Val::Num(n)) => parse_i64(n).unwrap_or(-1),
-                    Some(Val::Str(s, _)) => parse_i64(s).unwrap_or(-1),
-                    _ => -1,
-                };
-                let thread = self.thread_of(&ev)?;
-                let cat = if ev.cat.is_empty() {
-                    NONE
-                } else {
-                    self.store
-                        .names
-                        .intern(std::str::from_utf8(ev.cat).unwrap_or("?"))
-                };
-                let f = &mut self.store.flows;
-                f.id.push(id);
-                f.ts_ns.push(ts);
-                f.thread.push(thread);
-                f.phase.push(ev.ph);
-                f.cat.push(cat);
-                self.store.counts.flows += 1;
-            }
-            b'M' => {
-                self.store.counts.metadata += 1;
-                let name = self.text_of(ev.name)?.unwrap_or_default();
-                match name.as_str() {
-                    "thread_name" => {
-                        let t = self.thread_of(&ev)?;
-                        let label = self.text_of(ev.arg_name)?;
-                        match &mut self.log {
-                            Some(log) => log.thread_names.push((t, label)),
-                            None => self.store.threads[t as usize].thread_name = label,
-                        }
-                    }
-                    "process_name" => {
-                        let (pid, _) = self.id_of(ev.pid)?;
-                        if let Some(l) = self.text_of(ev.arg_name)? {
-                            self.store.process_names.push((pid, l));
-                        }
-                    }
-                    "process_labels" => {
-                        let (pid, _) = self.id_of(ev.pid)?;
-                        if let Some(l) = self.text_of(ev.arg_labels)? {
-                            self.store.process_labels.push((pid, l));
-                        }
-                    }
-                    _ => {}
-                }
-            }
+            b'X' => self.ingest_complete(ev)?,
+            b's' | b'f' | b't' => self.ingest_flow(ev)?,
+            b'M' => self.ingest_metadata(ev)?,
             _ => self.store.counts.other += 1,
         }
-        let _ = ev.bp;
         Ok(())
     }
+
+    /// The name and thread of a complete event (interned, looked up).
+    #[inline]
+    fn name_and_thread(&mut self, ev: &Ev<'_>) -> std::result::Result<(NameId, u32), String> {
+        Ok((self.intern_val(ev.name)?, self.thread_of(ev)?))
+    }
+
+    /// A complete event (`ph` `X`): a GPU activity, Python frame, CPU op, annotation or CUDA
+    /// API call by its category; other categories are only counted.
+    #[inline]
+    fn ingest_complete(&mut self, ev: Ev<'_>) -> std::result::Result<(), String> {
+        let opt_i = |s: Option<&[u8]>| s.and_then(parse_i64).unwrap_or(-1);
+        let ts = match time_of(ev.ts) {
+            Some(t) => t.ok_or("field \"ts\" is not a number of microseconds")?,
+            None => {
+                self.store.counts.other += 1;
+                return Ok(());
+            }
+        };
+        let dur = match time_of(ev.dur) {
+            Some(d) => d.ok_or("field \"dur\" is not a number of microseconds")?,
+            None => 0,
+        };
+        let cat = ev.cat;
+        let gpu_kind = match cat {
+            b"kernel" => Some(GpuKind::Kernel),
+            b"gpu_memcpy" | b"Memcpy" => Some(GpuKind::Memcpy),
+            b"gpu_memset" | b"Memset" => Some(GpuKind::Memset),
+            b"" if ev.stream.is_some() => Some(GpuKind::Kernel),
+            _ => None,
+        };
+        let table = match (gpu_kind, cat) {
+            (Some(kind), _) => Table::Gpu(kind),
+            (None, b"python_function") => Table::Frames,
+            (None, b"cpu_op") => Table::CpuOps,
+            (None, b"user_annotation") => Table::Annotations { on_gpu: false },
+            (None, b"gpu_user_annotation") => Table::Annotations { on_gpu: true },
+            (None, b"cuda_runtime") => Table::Launches { is_driver: false },
+            (None, b"cuda_driver") => Table::Launches { is_driver: true },
+            _ => {
+                self.store.counts.other += 1;
+                return Ok(());
+            }
+        };
+        let (name, thread) = self.name_and_thread(&ev)?;
+        let store = &mut self.store;
+        let counts = &mut store.counts;
+        match table {
+            Table::Gpu(kind) => {
+                let k = &mut store.kernels;
+                k.push_span(name, ts, dur, thread);
+                k.device.push(opt_i(ev.device) as i32);
+                k.stream.push(opt_i(ev.stream));
+                k.correlation.push(opt_i(ev.correlation));
+                k.external_id.push(opt_i(ev.external_id));
+                k.kind.push(kind);
+                k.grid.push(dim3(ev.grid));
+                k.block.push(dim3(ev.block));
+                *match kind {
+                    GpuKind::Kernel => &mut counts.kernels,
+                    GpuKind::Memcpy => &mut counts.memcpy,
+                    GpuKind::Memset => &mut counts.memset,
+                } += 1;
+            }
+            Table::Frames => {
+                let f = &mut store.frames;
+                f.push_span(name, ts, dur, thread);
+                f.python_id.push(opt_i(ev.python_id));
+                f.parent_python_id.push(opt_i(ev.python_parent));
+                counts.python_functions += 1;
+            }
+            Table::CpuOps => {
+                let dims = match ev.input_dims {
+                    Some(raw) => {
+                        let s = std::str::from_utf8(raw).map_err(|_| "Input Dims is not UTF-8")?;
+                        store.names.intern(s)
+                    }
+                    None => NONE,
+                };
+                let c = &mut store.cpu_ops;
+                c.push_span(name, ts, dur, thread);
+                c.external_id.push(opt_i(ev.external_id));
+                c.input_dims.push(dims);
+                counts.cpu_ops += 1;
+            }
+            Table::Annotations { on_gpu } => {
+                let a = &mut store.annotations;
+                a.push_span(name, ts, dur, thread);
+                a.external_id.push(opt_i(ev.external_id));
+                a.on_gpu.push(on_gpu);
+                *if on_gpu {
+                    &mut counts.gpu_user_annotations
+                } else {
+                    &mut counts.user_annotations
+                } += 1;
+            }
+            Table::Launches { is_driver } => {
+                let l = &mut store.launches;
+                l.push_span(name, ts, dur, thread);
+                l.correlation.push(opt_i(ev.correlation));
+                l.external_id.push(opt_i(ev.external_id));
+                l.is_driver.push(is_driver);
+                *if is_driver {
+                    &mut counts.driver
+                } else {
+                    &mut counts.runtime
+                } += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// A flow event (`ph` `s`/`t`/`f`).
+    #[inline]
+    fn ingest_flow(&mut self, ev: Ev<'_>) -> std::result::Result<(), String> {
+        let ts = time_of(ev.ts).flatten().unwrap_or(0);
+        let id = match ev.id {
+            Some(Val::Num(n)) => parse_i64(n).unwrap_or(-1),
+            Some(Val::Str(s, _)) => parse_i64(s).unwrap_or(-1),
+            _ => -1,
+        };
+        let thread = self.thread_of(&ev)?;
+        let cat = if ev.cat.is_empty() {
+            NONE
+        } else {
+            self.store
+                .names
+                .intern(std::str::from_utf8(ev.cat).unwrap_or("?"))
+        };
+        let f = &mut self.store.flows;
+        f.id.push(id);
+        f.ts_ns.push(ts);
+        f.thread.push(thread);
+        f.phase.push(ev.ph);
+        f.cat.push(cat);
+        self.store.counts.flows += 1;
+        Ok(())
+    }
+
+    /// A metadata event (`ph` `M`): thread and process names, process labels.
+    fn ingest_metadata(&mut self, ev: Ev<'_>) -> std::result::Result<(), String> {
+        self.store.counts.metadata += 1;
+        let name = self.text_of(ev.name)?.unwrap_or_default();
+        match name.as_str() {
+            "thread_name" => {
+                let t = self.thread_of(&ev)?;
+                let label = self.text_of(ev.arg_name)?;
+                match &mut self.log {
+                    Some(log) => log.thread_names.push((t, label)),
+                    None => self.store.threads[t as usize].thread_name = label,
+                }
+            }
+            "process_name" => {
+                let (pid, _) = self.id_of(ev.pid)?;
+                if let Some(l) = self.text_of(ev.arg_name)? {
+                    self.store.process_names.push((pid, l));
+                }
+            }
+            "process_labels" => {
+                let (pid, _) = self.id_of(ev.pid)?;
+                if let Some(l) = self.text_of(ev.arg_labels)? {
+                    self.store.process_labels.push((pid, l));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The table a complete event goes to, decided by its category.
+enum Table {
+    Gpu(GpuKind),
+    Frames,
+    CpuOps,
+    Annotations { on_gpu: bool },
+    Launches { is_driver: bool },
 }

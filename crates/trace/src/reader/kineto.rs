@@ -5,41 +5,41 @@ use super::*;
 
 /// Literal runs of Kineto's `ChromeTraceLogger` layout (see [`scan_event_kineto`]).
 mod layout {
-    pub const HEAD_X: &[u8] = b"{\n    \"ph\": \"X\", \"cat\": \"";
-    pub const HEAD_PYTHON: &[u8] =
+    pub(super) const HEAD_X: &[u8] = b"{\n    \"ph\": \"X\", \"cat\": \"";
+    pub(super) const HEAD_PYTHON: &[u8] =
         b"{\n    \"ph\": \"X\", \"cat\": \"python_function\", \"name\": \"";
-    pub const NAME: &[u8] = b"\", \"name\": \"";
-    pub const PID: &[u8] = b"\", \"pid\": ";
-    pub const TID: &[u8] = b", \"tid\": ";
-    pub const TS: &[u8] = b",\n    \"ts\": ";
-    pub const DUR: &[u8] = b", \"dur\": ";
-    pub const ARGS: &[u8] = b",\n    \"args\": ";
-    pub const PY_PARENT: &[u8] = b"{\n      \"Python parent id\": ";
-    pub const PY_ID: &[u8] = b", \"Python id\": ";
-    pub const EV_IDX: &[u8] = b", \"Ev Idx\": ";
+    pub(super) const NAME: &[u8] = b"\", \"name\": \"";
+    pub(super) const PID: &[u8] = b"\", \"pid\": ";
+    pub(super) const TID: &[u8] = b", \"tid\": ";
+    pub(super) const TS: &[u8] = b",\n    \"ts\": ";
+    pub(super) const DUR: &[u8] = b", \"dur\": ";
+    pub(super) const ARGS: &[u8] = b",\n    \"args\": ";
+    pub(super) const PY_PARENT: &[u8] = b"{\n      \"Python parent id\": ";
+    pub(super) const PY_ID: &[u8] = b", \"Python id\": ";
+    pub(super) const EV_IDX: &[u8] = b", \"Ev Idx\": ";
     /// Closes the args object and the event.
-    pub const ARGS_TAIL: &[u8] = b"\n    }\n  }";
+    pub(super) const ARGS_TAIL: &[u8] = b"\n    }\n  }";
     // Kernel args (the other bulky event: long names, a dozen args).
-    pub const K_EXTERNAL: &[u8] = b"{\n      \"External id\": ";
-    pub const K_QUEUED: &[u8] = b",      \"queued\": ";
-    pub const K_DEVICE: &[u8] = b", \"device\": ";
-    pub const K_CONTEXT: &[u8] = b", \"context\": ";
-    pub const K_STREAM: &[u8] = b",      \"stream\": ";
-    pub const K_CORRELATION: &[u8] = b", \"correlation\": ";
-    pub const K_REGISTERS: &[u8] = b",      \"registers per thread\": ";
-    pub const K_SHARED: &[u8] = b",      \"shared memory\": ";
-    pub const K_BLOCKS_SM: &[u8] = b",      \"blocks per SM\": ";
-    pub const K_WARPS_SM: &[u8] = b",      \"warps per SM\": ";
-    pub const K_GRID: &[u8] = b",      \"grid\": ";
-    pub const K_BLOCK: &[u8] = b",      \"block\": ";
-    pub const K_OCCUPANCY: &[u8] = b",      \"est. achieved occupancy %\": ";
+    pub(super) const K_EXTERNAL: &[u8] = b"{\n      \"External id\": ";
+    pub(super) const K_QUEUED: &[u8] = b",      \"queued\": ";
+    pub(super) const K_DEVICE: &[u8] = b", \"device\": ";
+    pub(super) const K_CONTEXT: &[u8] = b", \"context\": ";
+    pub(super) const K_STREAM: &[u8] = b",      \"stream\": ";
+    pub(super) const K_CORRELATION: &[u8] = b", \"correlation\": ";
+    pub(super) const K_REGISTERS: &[u8] = b",      \"registers per thread\": ";
+    pub(super) const K_SHARED: &[u8] = b",      \"shared memory\": ";
+    pub(super) const K_BLOCKS_SM: &[u8] = b",      \"blocks per SM\": ";
+    pub(super) const K_WARPS_SM: &[u8] = b",      \"warps per SM\": ";
+    pub(super) const K_GRID: &[u8] = b",      \"grid\": ";
+    pub(super) const K_BLOCK: &[u8] = b",      \"block\": ";
+    pub(super) const K_OCCUPANCY: &[u8] = b",      \"est. achieved occupancy %\": ";
     // Flow events (`s`/`f`, cat `ac2g`).
-    pub const FLOW_ID: &[u8] = b"\", \"id\": ";
-    pub const FLOW_PID: &[u8] = b", \"pid\": ";
-    pub const FLOW_TS: &[u8] = b", \"ts\": ";
-    pub const FLOW_CAT: &[u8] = b",\n    \"cat\": \"";
-    pub const FLOW_BP: &[u8] = b"\", \"bp\": \"";
-    pub const EVENT_TAIL: &[u8] = b"\n  }";
+    pub(super) const FLOW_ID: &[u8] = b"\", \"id\": ";
+    pub(super) const FLOW_PID: &[u8] = b", \"pid\": ";
+    pub(super) const FLOW_TS: &[u8] = b", \"ts\": ";
+    pub(super) const FLOW_CAT: &[u8] = b",\n    \"cat\": \"";
+    pub(super) const FLOW_BP: &[u8] = b"\", \"bp\": \"";
+    pub(super) const EVENT_TAIL: &[u8] = b"\n  }";
 }
 
 /// `b[j..]` starts with `l`: the index after it. Compared eight bytes at a time (the
@@ -305,10 +305,7 @@ impl<'s> Parser<'s> {
         let name = self.intern_cached(name)?;
         let thread = self.numeric_thread(pid, tid);
         let f = &mut self.store.frames;
-        f.name.push(name);
-        f.ts_ns.push(ts);
-        f.dur_ns.push(dur);
-        f.thread.push(thread);
+        f.push_span(name, ts, dur, thread);
         f.python_id.push(python_id);
         f.parent_python_id.push(parent);
         self.store.counts.python_functions += 1;

@@ -94,7 +94,7 @@ pub fn read_trace(path: &Path) -> Result<TraceStore> {
 /// core left over by the decompression thread, at most 4; below 2 the reader is sequential
 /// (on two cores, decompression plus one parser already fill both, and the parallel pass
 /// would only add its merge).
-pub fn default_workers() -> usize {
+pub(crate) fn default_workers() -> usize {
     if let Some(n) = std::env::var("VLLM_SOTA_TRACE_WORKERS")
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())

@@ -21,27 +21,16 @@ pub struct Comparison {
     pub rows: Vec<CompareRow>,
 }
 
-/// Engine steps in a trace: step annotations (vLLM `execute_context_*`, `execute_model_step*`,
-/// `ProfilerStep#*`, SGLang `forward_*`), else 1.
-/// The step-annotation pattern a CPU annotation name belongs to (vLLM
-/// `execute_context_*`, `execute_model_step_*`, torch `ProfilerStep#*`), if any.
-pub fn step_pattern(name: &str) -> Option<&'static str> {
-    if name.starts_with("execute_context_") {
-        Some("execute_context_*")
-    } else if name.starts_with("execute_model_step") {
-        Some("execute_model_step_*")
-    } else if name.starts_with("ProfilerStep#") {
-        Some("ProfilerStep#*")
-    } else if name.starts_with("step[") && name.ends_with(']') {
-        // SGLang 0.5.17's scheduler steps, as its real traces name them:
-        // `step[DECODE bs=80]`, `step[EXTEND bs=1 toks=8000]`.
-        Some("step[*]")
-    } else {
-        None
-    }
+/// The step-annotation pattern a CPU annotation name belongs to: the label of the first
+/// pattern of `references/trace-step-names.json` it matches (vLLM `execute_context_*`,
+/// `execute_model_step_*`, SGLang `step[*]` and `forward_*`, torch `ProfilerStep#*`), if any.
+pub(crate) fn step_pattern(name: &str) -> Option<&'static str> {
+    crate::names::step_label(name)
 }
 
-pub fn count_steps(s: &TraceStore) -> (u64, String) {
+/// Engine steps in a trace: the CPU step annotations of its most frequent step pattern,
+/// else 1 (totals per trace).
+pub(crate) fn count_steps(s: &TraceStore) -> (u64, String) {
     let a = &s.annotations;
     let mut counts: HashMap<&str, u64> = HashMap::new();
     for i in 0..a.len() {
@@ -59,7 +48,7 @@ pub fn count_steps(s: &TraceStore) -> (u64, String) {
     }
 }
 
-pub fn compare(
+pub(crate) fn compare(
     ours: &KernelTable,
     ours_steps: (u64, String),
     theirs: &KernelTable,
@@ -115,8 +104,4 @@ pub fn compare(
         theirs_ms_per_step: theirs.total_gpu_ms / ts,
         rows,
     }
-}
-
-pub fn graph_summary(m: Option<&GraphMap>) -> Option<GraphMapSummary> {
-    m.map(|m| m.summary.clone())
 }

@@ -150,23 +150,27 @@ pub struct FuseTable {
     pub note: String,
 }
 
-/// Fuse-pattern table: adjacency on each stream's time-ordered kernel sequence.
-pub fn fuse_table(
+/// What a pattern step looks at depends only on the kernel name: the stage's distinct names,
+/// numbered densely (first appearance) and classified once.
+struct NameInfo {
+    family: usize,
+    canonical: String,
+    total_ns: i64,
+}
+
+/// One stream's kernels in time order, as (kernel, dense name) columns.
+struct StreamSeq {
+    kernels: Vec<u32>,
+    names: Vec<u32>,
+}
+
+/// The stage's distinct kernel names and each stream's SM-kernel sequence over them.
+fn stage_sequences(
     sk: &StageKernels<'_>,
     classifier: &Classifier,
-    catalog: &FuseCatalog,
-    framework: &str,
-) -> FuseTable {
+) -> (Vec<NameInfo>, Vec<StreamSeq>) {
     let s = sk.store;
     let k = &s.kernels;
-    let total = sk.total_ns().max(1);
-    // Everything a pattern step looks at depends only on the kernel name: number the stage's
-    // distinct names densely (first appearance) and classify each once.
-    struct NameInfo {
-        family: usize,
-        canonical: String,
-        total_ns: i64,
-    }
     let mut dense_of_name = vec![NONE; s.names.len()];
     let mut names: Vec<NameInfo> = Vec::new();
     for &i in &sk.kernels {
@@ -181,17 +185,6 @@ pub fn fuse_table(
             });
         }
         names[dense_of_name[n] as usize].total_ns += k.dur_ns[i as usize];
-    }
-    let mut short_names: Vec<Option<String>> = vec![None; names.len()];
-    let mut short_of = |d: usize| -> String {
-        short_names[d]
-            .get_or_insert_with(|| short_name(&names[d].canonical))
-            .clone()
-    };
-    // Each stream's kernels in time order, as (kernel, dense name) columns.
-    struct StreamSeq {
-        kernels: Vec<u32>,
-        names: Vec<u32>,
     }
     let mut stream_slot: FxHashMap<i64, usize> = FxHashMap::default();
     let mut streams: Vec<StreamSeq> = Vec::new();
@@ -211,10 +204,192 @@ pub fn fuse_table(
                 .push(dense_of_name[k.name[i as usize] as usize]);
         }
     }
+    (names, streams)
+}
+
+/// One catalog entry's split chain over the stage's streams.
+#[derive(Default)]
+struct SplitScan {
+    /// Full chains matched by name.
+    occurrences: u64,
+    /// GPU time of their kernels, in total and per dense name (None: never part of one).
+    split_ns: i64,
+    split_by_name: Vec<Option<i64>>,
+    /// Longest family-level prefix of the chain, and full family-level chains whose names
+    /// do not match.
+    best_partial: usize,
+    family_only_full: u64,
+}
+
+/// Find the split chain `steps` (step j+1 within `gap` kernels after step j on one stream).
+fn scan_split(
+    steps: &[CompiledStep],
+    gap: usize,
+    names: &[NameInfo],
+    streams: &[StreamSeq],
+    dur_ns: &[i64],
+) -> SplitScan {
+    // (matches by name, matches by family) per step and dense name: [step * names + name].
+    let step_matches: Vec<(bool, bool)> = steps
+        .iter()
+        .flat_map(|st| {
+            names.iter().map(move |info| {
+                let fam_ok = st.family.map(|f| f == info.family).unwrap_or(false);
+                let fam_gate = st.family.map(|f| f == info.family).unwrap_or(true);
+                let name_ok = st
+                    .name
+                    .as_ref()
+                    .map(|r| r.is_match(&info.canonical))
+                    .unwrap_or(true);
+                (fam_gate && name_ok, fam_ok)
+            })
+        })
+        .collect();
+    let step_match = |j: usize, d: u32| step_matches[j * names.len() + d as usize];
+    let mut scan = SplitScan {
+        split_by_name: vec![None; names.len()],
+        ..SplitScan::default()
+    };
+    let mut picked: Vec<usize> = Vec::new();
+    for seq in streams {
+        let seq_names = &seq.names[..];
+        // Positions of the longest chain of pattern steps starting at seq[i] (into
+        // `picked`): step j+1 within `gap` kernels after step j, matched by name (exact)
+        // or by family only.
+        let chain = |i: usize, exact: bool, picked: &mut Vec<usize>| {
+            picked.clear();
+            let mut pos = i;
+            for j in 0..steps.len() {
+                let (from, lim) = if j == 0 {
+                    (i, i + 1)
+                } else {
+                    (pos + 1, (pos + 2 + gap).min(seq_names.len()))
+                };
+                let hit = |q: usize| {
+                    let (by_name, by_family) = step_match(j, seq_names[q]);
+                    if exact { by_name } else { by_family }
+                };
+                match (from..lim).find(|&q| hit(q)) {
+                    Some(q) => {
+                        picked.push(q);
+                        pos = q;
+                    }
+                    None => break,
+                }
+            }
+            picked.len()
+        };
+        let mut i = 0;
+        while i < seq_names.len() {
+            let (first_by_name, first_by_family) = step_match(0, seq_names[i]);
+            // Most positions start neither chain: both would be empty.
+            if !first_by_name && !first_by_family {
+                i += 1;
+                continue;
+            }
+            if first_by_name && chain(i, true, &mut picked) == steps.len() {
+                scan.occurrences += 1;
+                for &q in &picked {
+                    let kk = seq.kernels[q] as usize;
+                    scan.split_ns += dur_ns[kk];
+                    *scan.split_by_name[seq_names[q] as usize].get_or_insert(0) += dur_ns[kk];
+                }
+                i = picked[picked.len() - 1] + 1;
+                continue;
+            }
+            // Family-level chain (names ignored) for the similarity note.
+            let fam_prefix = if first_by_family {
+                chain(i, false, &mut picked)
+            } else {
+                0
+            };
+            if fam_prefix == steps.len() && steps.iter().any(|s| s.name.is_some()) {
+                scan.family_only_full += 1;
+            }
+            scan.best_partial = scan.best_partial.max(fam_prefix);
+            i += 1;
+        }
+    }
+    scan
+}
+
+/// The similarity note of a pattern that is neither fused nor split in the stage: its
+/// families occur adjacently (all steps, or most of them), its names do not.
+fn similarity_note(e: &FuseEntry, steps: usize, scan: &SplitScan) -> Option<SimilarityNote> {
+    if scan.family_only_full > 0 {
+        Some(SimilarityNote {
+            level: "high".into(),
+            pattern: e.name.clone(),
+            reason: format!(
+                "{} adjacent runs match the pattern's kernel families ({}) on one stream, but not its kernel names",
+                scan.family_only_full,
+                e.split_signature
+                    .iter()
+                    .map(|s| s
+                        .family
+                        .clone()
+                        .unwrap_or_else(|| s.name.clone().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            ),
+        })
+    } else if scan.best_partial >= 2 && scan.best_partial < steps {
+        Some(SimilarityNote {
+            level: if scan.best_partial + 1 == steps {
+                "medium".into()
+            } else {
+                "low".into()
+            },
+            pattern: e.name.clone(),
+            reason: format!(
+                "{} of {steps} steps of the split chain occur adjacently by family",
+                scan.best_partial
+            ),
+        })
+    } else {
+        None
+    }
+}
+
+/// The evidence kernels of a row: split names, then fused names, each in name order before
+/// the stable sort by time (equal times keep a fixed order; hash-map order made them vary
+/// between runs); the four heaviest, with their share of stage time.
+fn evidence_kernels(
+    split_names: FxHashMap<String, i64>,
+    fused_names: FxHashMap<String, i64>,
+    total: i64,
+) -> Vec<String> {
+    let mut split_names: Vec<(String, i64)> = split_names.into_iter().collect();
+    split_names.sort_unstable();
+    let mut fused_names: Vec<(String, i64)> = fused_names.into_iter().collect();
+    fused_names.sort_unstable();
+    let mut ev: Vec<(String, i64)> = split_names.into_iter().chain(fused_names).collect();
+    ev.sort_by_key(|x| std::cmp::Reverse(x.1));
+    ev.dedup_by(|a, b| a.0 == b.0);
+    ev.into_iter()
+        .take(4)
+        .map(|x| format!("{} ({:.1}%)", x.0, 100.0 * x.1 as f64 / total as f64))
+        .collect()
+}
+
+/// Fuse-pattern table: adjacency on each stream's time-ordered kernel sequence.
+pub fn fuse_table(
+    sk: &StageKernels<'_>,
+    classifier: &Classifier,
+    catalog: &FuseCatalog,
+    framework: &str,
+) -> FuseTable {
+    let total = sk.total_ns().max(1);
+    let (names, streams) = stage_sequences(sk, classifier);
+    let mut short_names: Vec<Option<String>> = vec![None; names.len()];
+    let mut short_of = |d: usize| -> String {
+        short_names[d]
+            .get_or_insert_with(|| short_name(&names[d].canonical))
+            .clone()
+    };
     let mut rows = Vec::new();
     let mut not_applicable = Vec::new();
     let mut similarity = Vec::new();
-    let mut picked: Vec<usize> = Vec::new();
     for (ei, e) in catalog.entries.iter().enumerate() {
         let applies =
             e.frameworks.iter().any(|f| f == "any" || f == framework) || framework == "pytorch";
@@ -232,96 +407,20 @@ pub fn fuse_table(
         }
         // split evidence: adjacent occurrences
         let steps = &catalog.split[ei];
-        // (matches by name, matches by family) per step and dense name: [step * names + name].
-        let step_matches: Vec<(bool, bool)> = steps
-            .iter()
-            .flat_map(|st| {
-                names.iter().map(move |info| {
-                    let fam_ok = st.family.map(|f| f == info.family).unwrap_or(false);
-                    let fam_gate = st.family.map(|f| f == info.family).unwrap_or(true);
-                    let name_ok = st
-                        .name
-                        .as_ref()
-                        .map(|r| r.is_match(&info.canonical))
-                        .unwrap_or(true);
-                    (fam_gate && name_ok, fam_ok)
-                })
-            })
-            .collect();
-        let step_match = |j: usize, d: u32| step_matches[j * names.len() + d as usize];
-        let mut occ = 0u64;
-        let mut split_t = 0i64;
-        // GPU time of the split kernels per dense name (None: never part of an occurrence).
-        let mut split_by_name: Vec<Option<i64>> = vec![None; names.len()];
-        let mut best_partial = 0usize; // longest family-level prefix
-        let mut family_only_full = 0u64;
-        let gap = e.max_between;
-        for seq in &streams {
-            let seq_names = &seq.names[..];
-            // Positions of the longest chain of pattern steps starting at seq[i] (into
-            // `picked`): step j+1 within `gap` kernels after step j, matched by name (exact)
-            // or by family only.
-            let chain = |i: usize, exact: bool, picked: &mut Vec<usize>| {
-                picked.clear();
-                let mut pos = i;
-                for j in 0..steps.len() {
-                    let (from, lim) = if j == 0 {
-                        (i, i + 1)
-                    } else {
-                        (pos + 1, (pos + 2 + gap).min(seq_names.len()))
-                    };
-                    let hit = |q: usize| {
-                        let (by_name, by_family) = step_match(j, seq_names[q]);
-                        if exact { by_name } else { by_family }
-                    };
-                    match (from..lim).find(|&q| hit(q)) {
-                        Some(q) => {
-                            picked.push(q);
-                            pos = q;
-                        }
-                        None => break,
-                    }
-                }
-                picked.len()
-            };
-            let mut i = 0;
-            while i < seq_names.len() {
-                let (first_by_name, first_by_family) = step_match(0, seq_names[i]);
-                // Most positions start neither chain: both would be empty.
-                if !first_by_name && !first_by_family {
-                    i += 1;
-                    continue;
-                }
-                if first_by_name && chain(i, true, &mut picked) == steps.len() {
-                    occ += 1;
-                    for &q in &picked {
-                        let kk = seq.kernels[q] as usize;
-                        split_t += k.dur_ns[kk];
-                        *split_by_name[seq_names[q] as usize].get_or_insert(0) += k.dur_ns[kk];
-                    }
-                    i = picked[picked.len() - 1] + 1;
-                    continue;
-                }
-                // Family-level chain (names ignored) for the similarity note.
-                let fam_prefix = if first_by_family {
-                    chain(i, false, &mut picked)
-                } else {
-                    0
-                };
-                if fam_prefix == steps.len() && steps.iter().any(|s| s.name.is_some()) {
-                    family_only_full += 1;
-                }
-                best_partial = best_partial.max(fam_prefix);
-                i += 1;
-            }
-        }
+        let scan = scan_split(
+            steps,
+            e.max_between,
+            &names,
+            &streams,
+            &sk.store.kernels.dur_ns,
+        );
         let mut split_names: FxHashMap<String, i64> = FxHashMap::default();
-        for (d, t) in split_by_name.iter().enumerate() {
+        for (d, t) in scan.split_by_name.iter().enumerate() {
             if let Some(t) = t {
                 *split_names.entry(short_of(d)).or_default() += t;
             }
         }
-        let status = match (fused_t > 0, occ > 0) {
+        let status = match (fused_t > 0, scan.occurrences > 0) {
             (true, true) => "both",
             (true, false) => "already fused",
             (false, true) => "split present",
@@ -330,34 +429,10 @@ pub fn fuse_table(
         if status == "not applicable" {
             not_applicable.push(e.id.clone());
             if applies && steps.len() >= 2 {
-                if family_only_full > 0 {
-                    similarity.push(SimilarityNote {
-                        level: "high".into(),
-                        pattern: e.name.clone(),
-                        reason: format!(
-                            "{family_only_full} adjacent runs match the pattern's kernel families ({}) on one stream, but not its kernel names",
-                            e.split_signature.iter().map(|s| s.family.clone().unwrap_or_else(|| s.name.clone().unwrap_or_default())).collect::<Vec<_>>().join(" → ")
-                        ),
-                    });
-                } else if best_partial >= 2 && best_partial < steps.len() {
-                    similarity.push(SimilarityNote {
-                        level: if best_partial + 1 == steps.len() { "medium".into() } else { "low".into() },
-                        pattern: e.name.clone(),
-                        reason: format!("{best_partial} of {} steps of the split chain occur adjacently by family", steps.len()),
-                    });
-                }
+                similarity.extend(similarity_note(e, steps.len(), &scan));
             }
             continue;
         }
-        // Split names, then fused names, each in name order before the stable sort by time:
-        // equal times keep a fixed order (hash-map order made them vary between runs).
-        let mut split_names: Vec<(String, i64)> = split_names.into_iter().collect();
-        split_names.sort_unstable();
-        let mut fused_names: Vec<(String, i64)> = fused_names.into_iter().collect();
-        fused_names.sort_unstable();
-        let mut ev: Vec<(String, i64)> = split_names.into_iter().chain(fused_names).collect();
-        ev.sort_by_key(|x| std::cmp::Reverse(x.1));
-        ev.dedup_by(|a, b| a.0 == b.0);
         let src = match &e.source.pr {
             Some(pr) => format!("{} ({}, {pr})", e.source.path, e.source.origin),
             None => format!("{} ({})", e.source.path, e.source.origin),
@@ -366,13 +441,9 @@ pub fn fuse_table(
             id: e.id.clone(),
             pattern: e.name.clone(),
             status: status.into(),
-            evidence_kernels: ev
-                .into_iter()
-                .take(4)
-                .map(|x| format!("{} ({:.1}%)", x.0, 100.0 * x.1 as f64 / total as f64))
-                .collect(),
-            split_occurrences: occ,
-            split_share_pct: 100.0 * split_t as f64 / total as f64,
+            evidence_kernels: evidence_kernels(split_names, fused_names, total),
+            split_occurrences: scan.occurrences,
+            split_share_pct: 100.0 * scan.split_ns as f64 / total as f64,
             fused_share_pct: 100.0 * fused_t as f64 / total as f64,
             source: if applies {
                 src

@@ -114,28 +114,52 @@ impl TopLabel {
     }
 }
 
-/// Build the kernel table.
-pub fn kernel_table(
-    sk: &StageKernels<'_>,
-    classifier: &Classifier,
-    graph_map: Option<&GraphMap>,
-    cutoff_pct: f64,
-) -> KernelTable {
-    let s = sk.store;
-    struct Acc {
-        name: String,
-        total: i64,
-        calls: u64,
-        graph_calls: u64,
-        ops: TopLabel,
-        locs: TopLabel,
-        anns: TopLabel,
-        q_exact: u64,
-        q_family: u64,
-        q_name: u64,
-        unlinked: u64,
+/// One kernel-table row being accumulated: a canonical kernel name's calls and time, its
+/// graph replays and their eager-twin match quality, and its launch-site label tallies.
+struct RowAcc {
+    name: String,
+    total: i64,
+    calls: u64,
+    graph_calls: u64,
+    ops: TopLabel,
+    locs: TopLabel,
+    anns: TopLabel,
+    q_exact: u64,
+    q_family: u64,
+    q_name: u64,
+    unlinked: u64,
+}
+
+impl RowAcc {
+    fn new(name: String) -> Self {
+        RowAcc {
+            name,
+            total: 0,
+            calls: 0,
+            graph_calls: 0,
+            ops: TopLabel::default(),
+            locs: TopLabel::default(),
+            anns: TopLabel::default(),
+            q_exact: 0,
+            q_family: 0,
+            q_name: 0,
+            unlinked: 0,
+        }
     }
-    let mut accs: Vec<Acc> = Vec::new();
+}
+
+/// The rows of a stage (unsorted) with their labels tallied, and the strings of the labels.
+struct Accumulated {
+    accs: Vec<RowAcc>,
+    strings: Interner,
+}
+
+/// One pass over the stage's kernels: each canonical name's calls and time, and the weight
+/// of each launch site (its own, or its eager twin's for a graph replay) per row; then each
+/// row's CPU-op, location and annotation tallies from those weights.
+fn accumulate(sk: &StageKernels<'_>, graph_map: Option<&GraphMap>) -> Accumulated {
+    let s = sk.store;
+    let mut accs: Vec<RowAcc> = Vec::new();
     let mut by_canon: FxHashMap<String, usize> = FxHashMap::default();
     // Row of each kernel name id (dense: name ids are small integers), canonicalized once.
     let mut row_of_name: Vec<u32> = vec![NONE; s.names.len()];
@@ -148,7 +172,6 @@ pub fn kernel_table(
     let mut frames = FrameCache::default();
     // Σ max(dur, 1) per (row, site): the per-row label tallies are built from these at the end.
     let mut site_weight: FxHashMap<(u32, u32), i64> = FxHashMap::default();
-    let total = sk.total_ns();
     for &k in &sk.kernels {
         let nid = s.kernels.name[k as usize];
         let mut idx = row_of_name[nid as usize];
@@ -156,19 +179,7 @@ pub fn kernel_table(
             let c = canonical_name(s.name(nid));
             let n = by_canon.len();
             idx = *by_canon.entry(c).or_insert_with_key(|c| {
-                accs.push(Acc {
-                    name: c.clone(),
-                    total: 0,
-                    calls: 0,
-                    graph_calls: 0,
-                    ops: TopLabel::default(),
-                    locs: TopLabel::default(),
-                    anns: TopLabel::default(),
-                    q_exact: 0,
-                    q_family: 0,
-                    q_name: 0,
-                    unlinked: 0,
-                });
+                accs.push(RowAcc::new(c.clone()));
                 n
             }) as u32;
             row_of_name[nid as usize] = idx;
@@ -232,11 +243,21 @@ pub fn kernel_table(
         };
         *site_weight.entry((idx, site)).or_default() += dur.max(1);
     }
-    // Per (row, label) weights, then each row's heaviest label.
+    tally_labels(&mut accs, &strings, &sites, &site_weight);
+    Accumulated { accs, strings }
+}
+
+/// Per (row, label) weights from the site weights, then each row's heaviest label.
+fn tally_labels(
+    accs: &mut [RowAcc],
+    strings: &Interner,
+    sites: &[SiteIds],
+    site_weight: &FxHashMap<(u32, u32), i64>,
+) {
     let mut op_weight: FxHashMap<(u32, u32), i64> = FxHashMap::default();
     let mut loc_weight: FxHashMap<(u32, u32), i64> = FxHashMap::default();
     let mut ann_weight: FxHashMap<(u32, u32), i64> = FxHashMap::default();
-    for (&(row, site), &w) in &site_weight {
+    for (&(row, site), &w) in site_weight {
         let site = sites[site as usize];
         *op_weight.entry((row, site.op)).or_default() += w;
         *loc_weight.entry((row, site.location)).or_default() += w;
@@ -245,14 +266,132 @@ pub fn kernel_table(
         }
     }
     for (&(row, label), &w) in &op_weight {
-        accs[row as usize].ops.add(&strings, label, w);
+        accs[row as usize].ops.add(strings, label, w);
     }
     for (&(row, label), &w) in &loc_weight {
-        accs[row as usize].locs.add(&strings, label, w);
+        accs[row as usize].locs.add(strings, label, w);
     }
     for (&(row, label), &w) in &ann_weight {
-        accs[row as usize].anns.add(&strings, label, w);
+        accs[row as usize].anns.add(strings, label, w);
     }
+}
+
+/// The table row of an accumulated kernel name with its family, share and cumulative share.
+fn kernel_row(
+    a: &RowAcc,
+    strings: &Interner,
+    family: String,
+    share: f64,
+    cum: f64,
+    mapped: bool,
+) -> KernelRow {
+    let matched = a.q_exact + a.q_family + a.q_name;
+    // A graph row is attributed through its eager twin only when most of its graph
+    // calls found one; otherwise its op and location are mostly the graph launch's.
+    let attribution = if a.graph_calls > 0 {
+        if matched > 0 && 2 * matched >= a.graph_calls {
+            "graph_twin"
+        } else {
+            "graph_unattributed"
+        }
+    } else if a.unlinked == a.calls {
+        "unlinked"
+    } else {
+        "launch"
+    };
+    let match_quality = (a.graph_calls > 0 && mapped).then(|| {
+        let g = a.graph_calls.max(1) as f64;
+        format!(
+            "{:.0}% exact, {:.0}% family, {:.0}% name-only, {:.0}% without an eager twin",
+            100.0 * a.q_exact as f64 / g,
+            100.0 * a.q_family as f64 / g,
+            100.0 * a.q_name as f64 / g,
+            100.0 * (a.graph_calls - matched) as f64 / g
+        )
+    });
+    let location = match a.locs.get(strings) {
+        Some((l, w, n)) if n > 1 => format!("{l} (site share {:.0}%)", 100.0 * w),
+        Some((l, _, _)) => l,
+        None => "unresolved".into(),
+    };
+    KernelRow {
+        family,
+        kernel: short_name(&a.name),
+        full_name: a.name.clone(),
+        calls: a.calls,
+        total_ms: a.total as f64 / 1e6,
+        avg_us: a.total as f64 / 1e3 / a.calls.max(1) as f64,
+        share_pct: share,
+        cumulative_pct: cum,
+        cpu_op: a
+            .ops
+            .get(strings)
+            .map(|x| x.0)
+            .unwrap_or_else(|| "-".into()),
+        location,
+        annotation: a.anns.get(strings).map(|(top, _, n)| {
+            if n > 1 {
+                format!("{top} (+{} more)", n - 1)
+            } else {
+                top
+            }
+        }),
+        graph_replayed_calls: a.graph_calls,
+        attribution: attribution.into(),
+        match_quality,
+    }
+}
+
+/// Family rows (calls, time, share of the stage), heaviest first.
+fn family_rows(fam_acc: FxHashMap<String, (u64, i64)>, total: i64) -> Vec<FamilyRow> {
+    let mut families: Vec<FamilyRow> = fam_acc
+        .into_iter()
+        .map(|(family, (calls, t))| FamilyRow {
+            family,
+            calls,
+            total_ms: t as f64 / 1e6,
+            share_pct: if total > 0 {
+                100.0 * t as f64 / total as f64
+            } else {
+                0.0
+            },
+        })
+        .collect();
+    families.sort_by(|a, b| {
+        b.total_ms
+            .total_cmp(&a.total_ms)
+            .then(a.family.cmp(&b.family))
+    });
+    families
+}
+
+/// What the table says about CUDA-graph replays, when the stage has any.
+fn graph_note(
+    graph_calls: u64,
+    kernel_calls: usize,
+    graph_map: Option<&GraphMap>,
+) -> Option<String> {
+    (graph_calls > 0).then(|| match graph_map {
+        Some(m) => format!(
+            "{graph_calls} of {kernel_calls} kernel calls were replayed from CUDA graphs; their CPU op and source come from the eager mapping trace: {}",
+            m.summary.note
+        ),
+        None => format!(
+            "{graph_calls} of {kernel_calls} kernel calls were replayed from CUDA graphs (attribution `graph_unattributed`): their CPU side is only `cudaGraphLaunch`, so the CPU op and Python location shown are the graph launch's. Pass a mapping trace of the same workload without CUDA graphs to attribute them."
+        ),
+    })
+}
+
+/// Build the kernel table.
+pub fn kernel_table(
+    sk: &StageKernels<'_>,
+    classifier: &Classifier,
+    graph_map: Option<&GraphMap>,
+    cutoff_pct: f64,
+) -> KernelTable {
+    let s = sk.store;
+    let Accumulated { mut accs, strings } = accumulate(sk, graph_map);
+    let total = sk.total_ns();
     accs.sort_by(|a, b| b.total.cmp(&a.total).then(a.name.cmp(&b.name)));
     let mut rows = Vec::new();
     let mut cum = 0.0;
@@ -278,92 +417,16 @@ pub fn kernel_table(
             hidden_share += share;
             continue;
         }
-        let matched = a.q_exact + a.q_family + a.q_name;
-        // A graph row is attributed through its eager twin only when most of its graph
-        // calls found one; otherwise its op and location are mostly the graph launch's.
-        let attribution = if a.graph_calls > 0 {
-            if matched > 0 && 2 * matched >= a.graph_calls {
-                "graph_twin"
-            } else {
-                "graph_unattributed"
-            }
-        } else if a.unlinked == a.calls {
-            "unlinked"
-        } else {
-            "launch"
-        };
-        let match_quality = (a.graph_calls > 0 && graph_map.is_some()).then(|| {
-            let g = a.graph_calls.max(1) as f64;
-            format!(
-                "{:.0}% exact, {:.0}% family, {:.0}% name-only, {:.0}% without an eager twin",
-                100.0 * a.q_exact as f64 / g,
-                100.0 * a.q_family as f64 / g,
-                100.0 * a.q_name as f64 / g,
-                100.0 * (a.graph_calls - matched) as f64 / g
-            )
-        });
-        let location = match a.locs.get(&strings) {
-            Some((l, w, n)) if n > 1 => format!("{l} (site share {:.0}%)", 100.0 * w),
-            Some((l, _, _)) => l,
-            None => "unresolved".into(),
-        };
-        rows.push(KernelRow {
-            family: fam,
-            kernel: short_name(&a.name),
-            full_name: a.name.clone(),
-            calls: a.calls,
-            total_ms: a.total as f64 / 1e6,
-            avg_us: a.total as f64 / 1e3 / a.calls.max(1) as f64,
-            share_pct: share,
-            cumulative_pct: cum,
-            cpu_op: a
-                .ops
-                .get(&strings)
-                .map(|x| x.0)
-                .unwrap_or_else(|| "-".into()),
-            location,
-            annotation: a.anns.get(&strings).map(|(top, _, n)| {
-                if n > 1 {
-                    format!("{top} (+{} more)", n - 1)
-                } else {
-                    top
-                }
-            }),
-            graph_replayed_calls: a.graph_calls,
-            attribution: attribution.into(),
-            match_quality,
-        });
+        rows.push(kernel_row(
+            a,
+            &strings,
+            fam,
+            share,
+            cum,
+            graph_map.is_some(),
+        ));
     }
-    let mut families: Vec<FamilyRow> = fam_acc
-        .into_iter()
-        .map(|(family, (calls, t))| FamilyRow {
-            family,
-            calls,
-            total_ms: t as f64 / 1e6,
-            share_pct: if total > 0 {
-                100.0 * t as f64 / total as f64
-            } else {
-                0.0
-            },
-        })
-        .collect();
-    families.sort_by(|a, b| {
-        b.total_ms
-            .total_cmp(&a.total_ms)
-            .then(a.family.cmp(&b.family))
-    });
     let graph_calls: u64 = accs.iter().map(|a| a.graph_calls).sum();
-    let graph_note = (graph_calls > 0).then(|| match graph_map {
-        Some(m) => format!(
-            "{graph_calls} of {} kernel calls were replayed from CUDA graphs; their CPU op and source come from the eager mapping trace: {}",
-            sk.kernels.len(),
-            m.summary.note
-        ),
-        None => format!(
-            "{graph_calls} of {} kernel calls were replayed from CUDA graphs (attribution `graph_unattributed`): their CPU side is only `cudaGraphLaunch`, so the CPU op and Python location shown are the graph launch's. Pass a mapping trace of the same workload without CUDA graphs to attribute them.",
-            sk.kernels.len()
-        ),
-    });
     let count = |kind: GpuKind| {
         sk.kernels
             .iter()
@@ -376,10 +439,10 @@ pub fn kernel_table(
         memcpy_count: count(GpuKind::Memcpy),
         memset_count: count(GpuKind::Memset),
         rows,
-        families,
+        families: family_rows(fam_acc, total),
         share_cutoff_pct: cutoff_pct,
         hidden_rows,
         hidden_share_pct: hidden_share,
-        graph_note,
+        graph_note: graph_note(graph_calls, sk.kernels.len(), graph_map),
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::attrib::{Attribution, FrameCache, Via, attribute_launch_cached, launch_site_cached};
 use crate::classify::{Classifier, OverlapClass, canonical_name, short_name};
-use crate::graph::{GraphMap, GraphMapSummary, MatchQuality};
+use crate::graph::{GraphMap, MatchQuality};
 use crate::store::*;
 use anyhow::{Context, Result};
 use regex::Regex;
@@ -17,7 +17,7 @@ mod fuse;
 mod kernel;
 mod overlap;
 
-pub use compare::*;
+pub(crate) use compare::*;
 pub use fuse::*;
 pub use kernel::*;
 pub use overlap::*;
@@ -147,7 +147,7 @@ fn launch_in_context(s: &TraceStore, l: usize, classifier: &Classifier, f: usize
 }
 
 /// Per-kernel-instance attribution, cached per launch.
-pub struct Attributor<'a> {
+pub(crate) struct Attributor<'a> {
     store: &'a TraceStore,
     graph_map: Option<&'a GraphMap>,
     cache: FxHashMap<u32, Arc<Attribution>>,
@@ -155,7 +155,7 @@ pub struct Attributor<'a> {
 }
 
 impl<'a> Attributor<'a> {
-    pub fn new(store: &'a TraceStore, graph_map: Option<&'a GraphMap>) -> Self {
+    pub(crate) fn new(store: &'a TraceStore, graph_map: Option<&'a GraphMap>) -> Self {
         Self {
             store,
             graph_map,
@@ -164,7 +164,7 @@ impl<'a> Attributor<'a> {
         }
     }
     /// (attribution, graph quality if from a twin)
-    pub fn of(&mut self, k: u32) -> (Option<Arc<Attribution>>, Option<MatchQuality>, bool) {
+    pub(crate) fn of(&mut self, k: u32) -> (Option<Arc<Attribution>>, Option<MatchQuality>, bool) {
         let l = self.store.kernels.launch[k as usize];
         if l == NONE {
             return (None, None, false);
@@ -191,7 +191,7 @@ impl<'a> Attributor<'a> {
 /// One attribution for both tables: each overlap row takes the location of the kernel
 /// table's row of the same kernel (weighted over all its calls; the overlap sweep alone
 /// only knows its longest instance), marked when it is a CUDA-graph launch site.
-pub fn align_locations(ot: &mut OverlapTable, kt: &KernelTable) {
+pub(crate) fn align_locations(ot: &mut OverlapTable, kt: &KernelTable) {
     for r in &mut ot.rows {
         if let Some(k) = kt.rows.iter().find(|k| k.full_name == r.full_name) {
             r.location = if k.attribution == "graph_unattributed" {
@@ -230,7 +230,7 @@ pub fn mapping_hint(framework: &str) -> String {
 
 /// The kernel, overlap-opportunity and fuse-pattern tables of one stage. They read the
 /// store independently, so the kernel table is built on a second thread meanwhile.
-pub fn stage_tables(
+pub(crate) fn stage_tables(
     sk: &StageKernels<'_>,
     classifier: &Classifier,
     graph_map: Option<&GraphMap>,

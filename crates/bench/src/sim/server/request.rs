@@ -128,14 +128,14 @@ struct Parsed {
 /// A refused request: the answer, and the status and fault to record as ground truth
 /// (None: the engine never saw it, as with a body that is not JSON).
 struct Refusal {
-    resp: Response<RespBody>,
+    resp: Box<Response<RespBody>>,
     recorded: Option<(u16, &'static str)>,
 }
 
 impl Refusal {
     fn bad(msg: &str) -> Refusal {
         Refusal {
-            resp: bad_request(msg),
+            resp: Box::new(bad_request(msg)),
             recorded: None,
         }
     }
@@ -159,9 +159,9 @@ fn parse(st: &State, body: &[u8], chat: bool) -> Result<Parsed, Refusal> {
         && let Some(k) = obj.keys().find(|k| !trtllm_accepts(chat, k))
     {
         return Err(Refusal {
-            resp: bad_request(&format!(
+            resp: Box::new(bad_request(&format!(
                 "1 validation error: [{{'type': 'extra_forbidden', 'loc': ('body', '{k}'), 'msg': 'Extra inputs are not permitted'}}]"
-            )),
+            ))),
             recorded: Some((400, "extra_forbidden")),
         });
     }
@@ -169,11 +169,11 @@ fn parse(st: &State, body: &[u8], chat: bool) -> Result<Parsed, Refusal> {
         && m != st.cfg.model
     {
         return Err(Refusal {
-            resp: json_error(
+            resp: Box::new(json_error(
                 StatusCode::NOT_FOUND,
                 &format!("The model `{m}` does not exist."),
                 "NotFoundError",
-            ),
+            )),
             recorded: Some((404, "unknown_model")),
         });
     }
@@ -222,10 +222,10 @@ fn parse(st: &State, body: &[u8], chat: bool) -> Result<Parsed, Refusal> {
     }
     if prompt_tokens + max_tokens > max_len {
         return Err(Refusal {
-            resp: bad_request(&format!(
+            resp: Box::new(bad_request(&format!(
                 "This model's maximum context length is {max_len} tokens. However, you requested {} tokens ({prompt_tokens} in the messages, {max_tokens} in the completion). Please reduce the length of the messages or completion.",
                 prompt_tokens + max_tokens
-            )),
+            ))),
             recorded: Some((400, "context_length")),
         });
     }
@@ -280,7 +280,7 @@ pub(super) async fn generate(
             if let Some((status, fault)) = r.recorded {
                 st.push_gt(refused(status, fault));
             }
-            return r.resp;
+            return *r.resp;
         }
     };
     if st

@@ -1,7 +1,8 @@
-//! The trace names the pipeline recognises (step annotations, vLLM token counts in a
-//! step name, layer scopes, nn.Module scopes), read from
-//! `references/trace-step-names.json` (embedded; `$VLLM_SOTA_REFERENCES` overrides).
-//! There is no built-in copy: when the file cannot be loaded, the tool refuses to run
+//! The trace names the tools recognise (step annotations, vLLM token counts in a step
+//! name, layer scopes, nn.Module scopes), read from `references/trace-step-names.json`
+//! (embedded; `$VLLM_SOTA_REFERENCES` overrides): the one copy of these rules for
+//! profile_tables (step counts, host stalls) and layer_pipeline (passes, layers).
+//! There is no built-in copy: when the file cannot be loaded, the tools refuse to run
 //! ([`ensure_loaded`]) and the pure functions see no patterns.
 
 use anyhow::{Context, Result};
@@ -20,6 +21,7 @@ struct File {
 #[derive(Debug, Deserialize)]
 struct StepPatternText {
     regex: String,
+    label: String,
     counter: bool,
 }
 
@@ -27,6 +29,8 @@ struct StepPatternText {
 #[derive(Debug)]
 pub struct StepPattern {
     pub regex: Regex,
+    /// How reports name the pattern, e.g. `execute_context_*`.
+    pub label: String,
     /// Strip a trailing `_N` / `#N` counter to form the pass kind.
     pub counter: bool,
 }
@@ -54,6 +58,7 @@ pub fn parse(text: &str, origin: &str) -> Result<TraceNames> {
     for (i, p) in f.step_patterns.iter().enumerate() {
         step_patterns.push(StepPattern {
             regex: re(&format!("step_patterns[{i}].regex"), &p.regex)?,
+            label: p.label.clone(),
             counter: p.counter,
         });
     }
@@ -93,6 +98,15 @@ pub fn get() -> Option<&'static TraceNames> {
     loaded().as_ref().ok()
 }
 
+/// The label of the first step pattern `name` matches (most specific first), if any.
+pub fn step_label(name: &str) -> Option<&'static str> {
+    get()?
+        .step_patterns
+        .iter()
+        .find(|p| p.regex.is_match(name))
+        .map(|p| p.label.as_str())
+}
+
 /// An error naming the file when the names cannot be loaded.
 pub fn ensure_loaded() -> Result<()> {
     match loaded() {
@@ -116,8 +130,23 @@ mod tests {
                 .is_match("execute_context_0(0)_generation_64(64)")
         );
         assert!(n.layer_scope.is_match("model.layers.7.self_attn"));
+        for (name, label) in [
+            (
+                "execute_context_0(0)_generation_64(64)",
+                Some("execute_context_*"),
+            ),
+            ("execute_model_step_3", Some("execute_model_step_*")),
+            ("ProfilerStep#12", Some("ProfilerStep#*")),
+            ("step[DECODE bs=80]", Some("step[*]")),
+            ("forward_extend", Some("forward_*")),
+            ("execute_context_", None),
+            ("step[weird]", None),
+            ("aten::mm", None),
+        ] {
+            assert_eq!(step_label(name), label, "{name}");
+        }
         let e = parse(
-            r#"{"step_patterns": [{"regex": "(", "counter": true}], "step_tokens": "", "layer_scope": "", "module_scope_prefix": ""}"#,
+            r#"{"step_patterns": [{"regex": "(", "label": "x", "counter": true}], "step_tokens": "", "layer_scope": "", "module_scope_prefix": ""}"#,
             "x.json",
         )
         .unwrap_err();
