@@ -64,23 +64,11 @@ fn config(checkout: &Path) -> serde_json::Value {
 fn sglang_enabled_but_not_installed_is_never_a_win() {
     let tmp = tempfile::tempdir().unwrap();
     let checkout = checkout(tmp.path());
-    let (ok, init, err) = cli(
-        "campaign-init",
-        &json!({
-            "model": fixtures().join("dummy-llama-3.1-8b"), "artifact_root": tmp.path().join("artifacts"),
-            "gpu_ids": [0], "vllm_checkout": checkout, "frameworks": ["vllm", "sglang"]
-        }),
+    let root = sim_campaign(
+        &tmp.path().join("artifacts"),
+        json!({"vllm_checkout": checkout}),
     );
-    assert!(ok, "campaign-init failed: {err}");
-    let root = PathBuf::from(init["campaign_dir"].as_str().unwrap());
     let paths = CampaignPaths::new(&root);
-    // Phase 0.5 done with a recorded blocker (no knowledge root in this test).
-    std::fs::create_dir_all(paths.history_notes().parent().unwrap()).unwrap();
-    std::fs::write(
-        paths.history_notes(),
-        "# Model PR history notes: dummy\n\n## Blocker\n\nno knowledge root\n",
-    )
-    .unwrap();
 
     // Phase 1: the fixed benchmark, for real.
     fair_search::run_fair_benchmark_inline(

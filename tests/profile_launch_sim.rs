@@ -6,16 +6,17 @@
 //! stage is done, nothing is launched and nothing is rewritten.
 
 mod common;
+#[path = "../crates/fairbench/tests/common/search.rs"]
+mod fair_search;
 
 use common::*;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
+use vllm_sota_core::fsx;
 use vllm_sota_core::jobs::{self, JobStatus};
 use vllm_sota_core::layout::CampaignPaths;
 use vllm_sota_core::results::{CandidateRow, RunStatus};
-use vllm_sota_core::{ToolContext, fsx};
-use vllm_sota_fairbench::PreflightOptions;
-use vllm_sota_fairbench::{FairBenchmarkRequest, start_fair_benchmark};
+use vllm_sota_fairbench::FairBenchmarkRequest;
 use vllm_sota_trace::{
     PROFILE_LAUNCH_JOB_KIND, ProfileLaunchRequest, job_path, launch_plan, run_profile_launch_job,
 };
@@ -50,31 +51,16 @@ fn config() -> Value {
 }
 
 fn fair_benchmark(root: &Path) {
-    let req = FairBenchmarkRequest {
-        campaign_dir: root.display().to_string(),
-        config_path: None,
-        config: Some(config()),
-        dry_run: true,
-        wait_s: None,
-    };
-    let dry = start_fair_benchmark(
-        req.clone(),
-        &ToolContext::default(),
-        Path::new("/nonexistent"),
-        &PreflightOptions::default(),
-    )
-    .unwrap();
-    assert_eq!(dry.status, "dry_run");
-    let mut live = req;
-    live.dry_run = false;
-    let st = jobs::run_inline(
-        &root.join("benchmark/job.json"),
-        "fair_benchmark",
-        serde_json::to_value(&live).unwrap(),
-        vllm_sota_fairbench::run_fair_benchmark_job,
-    )
-    .unwrap();
-    assert_eq!(st.status, JobStatus::Succeeded, "{:?}", st.error);
+    fair_search::run_fair_benchmark_inline(
+        root,
+        FairBenchmarkRequest {
+            campaign_dir: root.display().to_string(),
+            config_path: None,
+            config: Some(config()),
+            dry_run: false,
+            wait_s: None,
+        },
+    );
     let rows: Vec<CandidateRow> = fsx::read_jsonl(&CampaignPaths::new(root).candidates()).unwrap();
     for fw in ["vllm", "sglang"] {
         assert!(
@@ -125,22 +111,8 @@ fn trace_in(dir: &Path) -> PathBuf {
 #[test]
 fn profile_launch_captures_both_winners_with_eager_twins_and_resumes() {
     let tmp = tempfile::tempdir().unwrap();
-    let (ok, init, err) = cli(
-        "campaign-init",
-        &json!({
-            "model": fixtures().join("dummy-llama-3.1-8b"), "artifact_root": tmp.path().join("artifacts"),
-            "gpu_ids": [0], "frameworks": ["vllm", "sglang"]
-        }),
-    );
-    assert!(ok, "campaign-init failed: {err}");
-    let root = PathBuf::from(init["campaign_dir"].as_str().unwrap());
+    let root = sim_campaign(&tmp.path().join("artifacts"), json!({}));
     let paths = CampaignPaths::new(&root);
-    std::fs::create_dir_all(paths.history_notes().parent().unwrap()).unwrap();
-    std::fs::write(
-        paths.history_notes(),
-        "# Model PR history notes: dummy\n\n## Blocker\n\nno knowledge root\n",
-    )
-    .unwrap();
     fair_benchmark(&root);
 
     for fw in ["vllm", "sglang"] {

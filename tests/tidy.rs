@@ -3,6 +3,8 @@
 //!   nowhere else in non-test source);
 //! - raw TCP HTTP only in `crates/core/src/http.rs` (`TcpStream` nowhere else);
 //! - no non-test source file over 1,000 lines;
+//! - no non-test function over 120 lines unless the comment above it says why
+//!   ("Longer than 120 lines …");
 //! - no secret-looking literal (a Hugging Face, OpenAI, GitHub or Slack token shape) in any
 //!   committed text file outside test code.
 
@@ -179,4 +181,65 @@ fn no_secret_looking_literal_outside_test_code() {
         "secret-looking literal(s):\n{}",
         bad.join("\n")
     );
+}
+
+/// Functions of `code` as (first line, name, length in lines). The source is rustfmt-formatted,
+/// so a function ends at the first later line that is its own indentation plus `}`.
+fn functions(code: &str) -> Vec<(usize, String, usize)> {
+    let re = regex::Regex::new(
+        r"^(\s*)(?:pub(?:\([a-z]+\))? )?(?:const )?(?:async )?(?:unsafe )?fn (\w+)",
+    )
+    .unwrap();
+    let lines: Vec<&str> = code.lines().collect();
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let Some(c) = re.captures(l) else { continue };
+        let close = format!("{}}}", &c[1]);
+        let header_end = lines[i..]
+            .iter()
+            .position(|l| l.contains('{') || l.trim_end().ends_with(';'));
+        if header_end.is_some_and(|k| !lines[i + k].contains('{')) {
+            continue; // a declaration without a body (trait method)
+        }
+        if let Some(k) = lines[i..].iter().position(|l| *l == close) {
+            out.push((i, c[2].to_string(), k + 1));
+        }
+    }
+    out
+}
+
+#[test]
+fn no_function_over_120_lines_without_a_reason() {
+    let mut bad = Vec::new();
+    for (path, code) in non_test_sources() {
+        let lines: Vec<&str> = code.lines().collect();
+        for (first, name, len) in functions(&code) {
+            if len <= 120 {
+                continue;
+            }
+            let reason = lines[..first]
+                .iter()
+                .rev()
+                .take_while(|l| {
+                    let t = l.trim_start();
+                    t.starts_with("//") || t.starts_with("#[")
+                })
+                .any(|l| l.contains("Longer than 120 lines"));
+            if !reason {
+                bad.push(format!("{path}:{} {name}: {len} lines", first + 1));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "split these, or say above each why it is one function (\"Longer than 120 lines …\"):\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn the_function_length_rule_sees_bodies_and_skips_declarations() {
+    let code = "fn a() {\n    let x = 1;\n}\n\ntrait T {\n    fn b(&self);\n    fn c(&self) {\n        x();\n    }\n}\n";
+    let f = functions(code);
+    assert_eq!(f, vec![(0, "a".to_string(), 3), (6, "c".to_string(), 3)]);
 }

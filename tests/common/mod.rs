@@ -42,6 +42,30 @@ pub fn cli_env(tool: &str, request: &Value, env: &[(&str, &str)]) -> (bool, Valu
     (out.status.success(), value, stderr)
 }
 
+/// A campaign of the dummy Llama fixture under `artifacts` comparing vLLM and SGLang
+/// (`extra` is merged into the campaign_init request), with Phase 0.5 done as a recorded
+/// blocker (no knowledge root in tests). Returns the campaign directory.
+pub fn sim_campaign(artifacts: &Path, extra: Value) -> PathBuf {
+    let mut req = json!({
+        "model": fixtures().join("dummy-llama-3.1-8b"), "artifact_root": artifacts,
+        "gpu_ids": [0], "frameworks": ["vllm", "sglang"]
+    });
+    if let (Some(r), Value::Object(e)) = (req.as_object_mut(), extra) {
+        r.extend(e);
+    }
+    let (ok, init, err) = cli("campaign-init", &req);
+    assert!(ok, "campaign-init failed: {err}");
+    let root = PathBuf::from(init["campaign_dir"].as_str().unwrap());
+    let notes = root.join("history/model-pr-history-notes.md");
+    std::fs::create_dir_all(notes.parent().unwrap()).unwrap();
+    std::fs::write(
+        notes,
+        "# Model PR history notes: dummy\n\n## Blocker\n\nno knowledge root\n",
+    )
+    .unwrap();
+    root
+}
+
 /// A fresh campaign for the dummy Llama fixture; returns (tempdir guard, campaign_dir).
 pub fn new_campaign() -> (tempfile::TempDir, PathBuf) {
     let root = tempfile::tempdir().unwrap();
