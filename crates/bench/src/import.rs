@@ -144,6 +144,24 @@ fn percentiles(
         p95: num(o, &format!("p95_{metric}_ms")),
         p99: num(o, &format!("p99_{metric}_ms")),
     };
+    measured(
+        p,
+        || {
+            format!(
+                "{metric}: every statistic is 0 (the native client's `or 0` for an empty list): treated as not measured"
+            )
+        },
+        notes,
+    )
+}
+
+/// `p` when it holds a statistic and not only zeros (a client's placeholder for an empty
+/// list); otherwise absent, with the note `zero_note` for the all-zero case.
+fn measured(
+    p: Percentiles,
+    zero_note: impl FnOnce() -> String,
+    notes: &mut Vec<String>,
+) -> Option<Percentiles> {
     let vals: Vec<f64> = [p.mean, p.p50, p.p90, p.p95, p.p99]
         .into_iter()
         .flatten()
@@ -152,7 +170,7 @@ fn percentiles(
         return None;
     }
     if vals.iter().all(|v| *v == 0.0) {
-        notes.push(format!("{metric}: every statistic is 0 (the native client's `or 0` for an empty list): treated as not measured"));
+        notes.push(zero_note());
         return None;
     }
     Some(p)
@@ -322,18 +340,11 @@ fn aiperf_percentiles(
         p95: g("p95"),
         p99: g("p99"),
     };
-    let vals: Vec<f64> = [p.mean, p.p50, p.p90, p.p95, p.p99]
-        .into_iter()
-        .flatten()
-        .collect();
-    if vals.is_empty() {
-        return None;
-    }
-    if vals.iter().all(|v| *v == 0.0) {
-        notes.push(format!("{tag}: all statistics 0: treated as not measured"));
-        return None;
-    }
-    Some(p)
+    measured(
+        p,
+        || format!("{tag}: all statistics 0: treated as not measured"),
+        notes,
+    )
 }
 
 fn import_aiperf(root: &Map<String, Value>, notes: &mut Vec<String>) -> MetricsRow {

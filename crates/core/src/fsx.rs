@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::redact::{redact, redact_json};
 
@@ -76,6 +76,20 @@ pub fn write_text_if_absent(path: &Path, text: &str) -> Result<bool> {
 }
 
 /// Read a UTF-8 file, naming it in the error.
+/// Entries of `dir` that `keep` accepts, in name order; an unreadable or missing
+/// directory has none.
+pub fn sorted_entries(dir: &Path, keep: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| keep(p))
+        .collect();
+    out.sort();
+    out
+}
+
 pub fn read_text(path: &Path) -> Result<String> {
     fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }

@@ -148,15 +148,10 @@ pub(crate) fn read_loop(dir: &Path) -> Option<LoopState> {
 /// Every loop under `<checkout>/.humanize/rlcr/`, oldest first (directory names are
 /// timestamps, so name order is time order).
 pub fn loops(checkout: &Path) -> Vec<LoopState> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(checkout.join(RLCR_DIR))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    dirs.iter().filter_map(|d| read_loop(d)).collect()
+    crate::fsx::sorted_entries(&checkout.join(RLCR_DIR), |p| p.is_dir())
+        .iter()
+        .filter_map(|d| read_loop(d))
+        .collect()
 }
 
 /// The newest loop with a state file (the one the runtime's hooks act on).

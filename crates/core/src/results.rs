@@ -404,6 +404,13 @@ impl CandidateRow {
     pub fn passed_sla(&self) -> bool {
         self.status == RunStatus::Ok && self.sla.passed == Some(true)
     }
+    /// The run status with its failure reason, e.g. `Failed (server exited)`.
+    pub fn status_text(&self) -> String {
+        match &self.failure_reason {
+            Some(r) => format!("{:?} ({r})", self.status),
+            None => format!("{:?}", self.status),
+        }
+    }
     fn metric(&self, f: impl Fn(&MetricsRow) -> Option<f64>) -> Option<f64> {
         self.metrics.as_ref().and_then(f)
     }

@@ -80,6 +80,26 @@ pub(crate) struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// Run one side's command, recorded in the report, its output logged to `log` (an
+    /// artifact), under the spec's working directory and timeout (default 900 s).
+    fn run_side(
+        &mut self,
+        argv: &[String],
+        spec: &CaptureSpec,
+        log: &Path,
+    ) -> Result<capture::RunOutcome> {
+        self.record(argv);
+        self.artifacts.push(log.to_path_buf());
+        capture::run_logged(
+            argv,
+            spec.cwd.as_deref(),
+            log,
+            None,
+            Duration::from_secs(spec.timeout_s.unwrap_or(900)),
+            self.ctx,
+        )
+    }
+
     fn record(&mut self, argv: &[String]) {
         self.commands
             .push(vllm_sota_core::redact::redact(&shell_join(argv)).into_owned());
@@ -177,17 +197,8 @@ impl Run<'_> {
             &stem,
             argv,
         );
-        self.record(&collect);
         let log = self.out.join(format!("{side}_ncu.log"));
-        self.artifacts.push(log.clone());
-        let r = capture::run_logged(
-            &collect,
-            spec.cwd.as_deref(),
-            &log,
-            None,
-            Duration::from_secs(spec.timeout_s.unwrap_or(900)),
-            self.ctx,
-        )?;
+        let r = self.run_side(&collect, spec, &log)?;
         let log_text = capture::log_tail(&log, 20_000);
         if r.timed_out {
             return Ok(SidePages::Blocked(format!(
@@ -251,16 +262,7 @@ impl Run<'_> {
             );
         }
         let log = self.out.join(format!("{side}_harness.log"));
-        self.record(argv);
-        let r = capture::run_logged(
-            argv,
-            spec.cwd.as_deref(),
-            &log,
-            None,
-            Duration::from_secs(spec.timeout_s.unwrap_or(900)),
-            self.ctx,
-        )?;
-        self.artifacts.push(log.clone());
+        let r = self.run_side(argv, spec, &log)?;
         let text = capture::log_tail(&log, 200_000);
         let time_us = capture::last_number(&text, &time_re)
             .map(|v| units::normalise(v, &t.time_unit).0 / 1e3);

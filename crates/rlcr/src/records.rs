@@ -155,15 +155,7 @@ pub(crate) fn ncu_digests(paths: &CampaignPaths) -> Vec<PathBuf> {
 
 /// Files in `patches/`, sorted.
 pub(crate) fn patch_files(paths: &CampaignPaths) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(paths.patches_dir())
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files
+    fsx::sorted_entries(&paths.patches_dir(), |p| p.is_file())
 }
 
 /// Revalidation rounds that have a `benchmark/revalidation/round-N.jsonl`, ascending.

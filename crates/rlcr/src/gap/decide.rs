@@ -242,16 +242,7 @@ fn classify_competitors<'a>(
         if s.row.status != RunStatus::Ok {
             why.entry(s.row.framework.clone())
                 .or_default()
-                .push(format!(
-                    "{}: {:?}{}",
-                    s.row.row_id,
-                    s.row.status,
-                    s.row
-                        .failure_reason
-                        .as_deref()
-                        .map(|r| format!(" ({r})"))
-                        .unwrap_or_default()
-                ));
+                .push(format!("{}: {}", s.row.row_id, s.row.status_text()));
         }
     }
     for fw in &inp.enabled_competitors {

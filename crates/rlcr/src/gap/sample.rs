@@ -120,16 +120,7 @@ impl Group {
         for s in &self.rows {
             if !s.row.passed_sla() {
                 let why = if s.row.status != RunStatus::Ok {
-                    format!(
-                        "{}: status {:?}{}",
-                        s.row.row_id,
-                        s.row.status,
-                        s.row
-                            .failure_reason
-                            .as_deref()
-                            .map(|r| format!(" ({r})"))
-                            .unwrap_or_default()
-                    )
+                    format!("{}: status {}", s.row.row_id, s.row.status_text())
                 } else if s.row.sla.reasons.is_empty() {
                     format!("{}: SLA not passed", s.row.row_id)
                 } else {
