@@ -586,22 +586,7 @@ pub async fn run_load(cfg: LoadConfig) -> Result<LoadReport> {
         bail!("max_concurrency must be >= 1");
     }
     let target = parse_base_url(&cfg.base_url)?;
-    let path = format!("{}{}", target.prefix, cfg.endpoint.path());
-    if path.bytes().any(|b| b <= b' ' || b == 0x7f)
-        || target.authority.bytes().any(|b| b <= b' ' || b == 0x7f)
-    {
-        bail!("base URL {:?}: spaces or control characters", cfg.base_url);
-    }
-    let mut head_prefix = format!(
-        "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\naccept: text/event-stream\r\n",
-        target.authority
-    );
-    if let Some(k) = &cfg.api_key {
-        if k.bytes().any(|b| b == b'\r' || b == b'\n') {
-            bail!("api key: contains a line break");
-        }
-        head_prefix.push_str(&format!("authorization: Bearer {k}\r\n"));
-    }
+    let head_prefix = request_head_prefix(&cfg, &target)?;
     let bodies: Vec<Bytes> = cfg
         .workload
         .requests
@@ -620,43 +605,103 @@ pub async fn run_load(cfg: LoadConfig) -> Result<LoadReport> {
     let semaphore = cfg
         .max_concurrency
         .map(|c| Arc::new(tokio::sync::Semaphore::new(c)));
+
+    let mut records: Vec<RequestRecord> = Vec::with_capacity(n + cfg.warmup_requests);
+    run_warmup(&cfg, &shared, &bodies, &semaphore, &mut records).await?;
+    let wall_s = run_measured(&cfg, &shared, bodies, &offsets, &semaphore, &mut records).await?;
+    records.sort_by_key(|r| (!r.warmup, r.index));
+    finish_texts(&cfg, &mut records)?;
+    let summary = summarize(&records, wall_s, cfg.request_rate.per_second(), &cfg.sla);
+    Ok(LoadReport {
+        summary,
+        workload_stats: cfg.workload.length_stats(),
+        workload_source: cfg.workload.source.clone(),
+        endpoint: cfg.endpoint,
+        model: cfg.model.clone(),
+        connections_opened: shared.pool.opened(),
+        records,
+    })
+}
+
+/// The request line and headers every request shares, up to (not including)
+/// `content-length`; refuses a URL or API key that would break the head.
+fn request_head_prefix(cfg: &LoadConfig, target: &Target) -> Result<String> {
+    let path = format!("{}{}", target.prefix, cfg.endpoint.path());
+    if path.bytes().any(|b| b <= b' ' || b == 0x7f)
+        || target.authority.bytes().any(|b| b <= b' ' || b == 0x7f)
+    {
+        bail!("base URL {:?}: spaces or control characters", cfg.base_url);
+    }
+    let mut head_prefix = format!(
+        "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\naccept: text/event-stream\r\n",
+        target.authority
+    );
+    if let Some(k) = &cfg.api_key {
+        if k.bytes().any(|b| b == b'\r' || b == b'\n') {
+            bail!("api key: contains a line break");
+        }
+        head_prefix.push_str(&format!("authorization: Bearer {k}\r\n"));
+    }
+    Ok(head_prefix)
+}
+
+/// Warmup: the first workload requests (cycled), same cap, awaited before measuring; their
+/// records are appended to `records`.
+async fn run_warmup(
+    cfg: &LoadConfig,
+    shared: &Arc<Shared>,
+    bodies: &[Bytes],
+    semaphore: &Option<Arc<tokio::sync::Semaphore>>,
+    records: &mut Vec<RequestRecord>,
+) -> Result<()> {
+    if cfg.warmup_requests == 0 {
+        return Ok(());
+    }
+    let n = bodies.len();
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..cfg.warmup_requests {
+        let i = w % n;
+        let shared = shared.clone();
+        let body = bodies[i].clone();
+        let sem = semaphore.clone();
+        let rec = RequestRecord {
+            index: i,
+            warmup: true,
+            expected_input_len: cfg.workload.requests[i].input_len,
+            expected_output_len: cfg.workload.requests[i].output_len,
+            ..Default::default()
+        };
+        tasks.spawn(async move {
+            let _permit = match &sem {
+                Some(s) => Some(s.clone().acquire_owned().await.expect("semaphore closed")),
+                None => None,
+            };
+            one_request(&shared, body, rec, start).await
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        records.push(r.context("warmup task panicked")?);
+    }
+    Ok(())
+}
+
+/// The measured requests, each sent at its arrival offset (and under the concurrency cap)
+/// until the run is cancelled; their records are appended to `records`. Returns the
+/// measured wall time in seconds: the run's start to the last request's end.
+async fn run_measured(
+    cfg: &LoadConfig,
+    shared: &Arc<Shared>,
+    bodies: Vec<Bytes>,
+    offsets: &[f64],
+    semaphore: &Option<Arc<tokio::sync::Semaphore>>,
+    records: &mut Vec<RequestRecord>,
+) -> Result<f64> {
     let cancelled = || {
         cfg.cancel
             .as_ref()
             .is_some_and(|c| c.load(Ordering::Relaxed))
     };
-
-    let mut records: Vec<RequestRecord> = Vec::with_capacity(n + cfg.warmup_requests);
-
-    // Warmup: the first workload requests (cycled), same cap, awaited before measuring.
-    if cfg.warmup_requests > 0 {
-        let start = Instant::now();
-        let mut tasks = tokio::task::JoinSet::new();
-        for w in 0..cfg.warmup_requests {
-            let i = w % n;
-            let shared = shared.clone();
-            let body = bodies[i].clone();
-            let sem = semaphore.clone();
-            let rec = RequestRecord {
-                index: i,
-                warmup: true,
-                expected_input_len: cfg.workload.requests[i].input_len,
-                expected_output_len: cfg.workload.requests[i].output_len,
-                ..Default::default()
-            };
-            tasks.spawn(async move {
-                let _permit = match &sem {
-                    Some(s) => Some(s.clone().acquire_owned().await.expect("semaphore closed")),
-                    None => None,
-                };
-                one_request(&shared, body, rec, start).await
-            });
-        }
-        while let Some(r) = tasks.join_next().await {
-            records.push(r.context("warmup task panicked")?);
-        }
-    }
-
     let run_start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for (i, body) in bodies.into_iter().enumerate() {
@@ -668,7 +713,7 @@ pub async fn run_load(cfg: LoadConfig) -> Result<LoadReport> {
             tokio::time::sleep_until(due.into()).await;
         }
         let schedule_lag_ms = ms(Instant::now().saturating_duration_since(due));
-        let permit = match &semaphore {
+        let permit = match semaphore {
             Some(s) => Some(s.clone().acquire_owned().await.expect("semaphore closed")),
             None => None,
         };
@@ -697,10 +742,12 @@ pub async fn run_load(cfg: LoadConfig) -> Result<LoadReport> {
         last_end = last_end.max(end);
         records.push(r);
     }
-    let wall_s = (last_end - run_start).as_secs_f64();
-    records.sort_by_key(|r| (!r.warmup, r.index));
+    Ok((last_end - run_start).as_secs_f64())
+}
 
-    // Re-tokenizing cross-check, after the run so it never competes with the stream.
+/// The re-tokenizing cross-check, after the run so it never competes with the stream; the
+/// generated texts are then dropped unless `keep_text`.
+fn finish_texts(cfg: &LoadConfig, records: &mut [RequestRecord]) -> Result<()> {
     if let Some(tok) = &cfg.tokenizer {
         for r in records.iter_mut() {
             if let Some(t) = &r.generated_text {
@@ -713,16 +760,7 @@ pub async fn run_load(cfg: LoadConfig) -> Result<LoadReport> {
             r.generated_text = None;
         }
     }
-    let summary = summarize(&records, wall_s, cfg.request_rate.per_second(), &cfg.sla);
-    Ok(LoadReport {
-        summary,
-        workload_stats: cfg.workload.length_stats(),
-        workload_source: cfg.workload.source.clone(),
-        endpoint: cfg.endpoint,
-        model: cfg.model.clone(),
-        connections_opened: shared.pool.opened(),
-        records,
-    })
+    Ok(())
 }
 
 /// Blocking wrapper: runs [`run_load`] on its own runtime (`worker_threads` = 1 gives a

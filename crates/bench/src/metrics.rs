@@ -242,6 +242,60 @@ pub(crate) fn summarize(
     let num = measured.len() as u64;
     let completed = ok.len() as u64;
 
+    let distributions = distributions(&measured, &ok);
+    let duration = (wall_s > 0.0).then_some(wall_s);
+    let tokens = TokenTotals::of(&ok);
+    let token_count_mismatches = token_count_mismatches(&ok);
+    let input_len_mismatches = input_len_mismatches(&ok);
+    let good = if sla.is_empty() {
+        None
+    } else {
+        Some(measured.iter().filter(|r| sla.good(r)).count() as f64)
+    };
+    let peak = peak_concurrency(&measured);
+    let achieved_send_rate = achieved_send_rate(&measured);
+    let errors = error_counts(&measured);
+    let extra = row_extra(&distributions, achieved_send_rate, target_rate, peak);
+
+    let (total_input, total_output) = (tokens.input, tokens.output);
+    let row = MetricsRow {
+        num_requests: num,
+        completed: Some(completed),
+        failed: Some(num - completed),
+        success_rate: (num > 0).then(|| completed as f64 / num as f64),
+        duration_s: duration,
+        total_input_tokens: total_input,
+        total_output_tokens: total_output,
+        request_throughput: duration.map(|d| completed as f64 / d),
+        output_throughput: duration.and_then(|d| total_output.map(|o| o as f64 / d)),
+        total_token_throughput: duration
+            .and_then(|d| Some((total_output? + total_input?) as f64 / d)),
+        request_goodput: duration.and_then(|d| good.map(|g| g / d)),
+        ttft_ms: distributions.get("ttft").map(DistStats::percentiles),
+        tpot_ms: distributions.get("tpot").map(DistStats::percentiles),
+        itl_ms: distributions.get("itl").map(DistStats::percentiles),
+        e2e_ms: distributions.get("e2e").map(DistStats::percentiles),
+        provenance: provenance(tokens.source, tokens.per_token),
+        extra,
+    };
+    LoadSummary {
+        row,
+        distributions,
+        target_rate,
+        achieved_send_rate,
+        peak_concurrency: peak as u64,
+        token_count_mismatches,
+        input_len_mismatches,
+        errors,
+    }
+}
+
+/// Full distributions of the successful requests' ttft, tpot, itl, e2e and first_byte and
+/// of every measured request's client_queue and schedule_lag; empty ones are left out.
+fn distributions(
+    measured: &[&RequestRecord],
+    ok: &[&RequestRecord],
+) -> BTreeMap<String, DistStats> {
     let col = |f: &dyn Fn(&RequestRecord) -> Option<f64>| -> Vec<f64> {
         ok.iter().filter_map(|r| f(r)).collect()
     };
@@ -267,53 +321,75 @@ pub(crate) fn summarize(
             distributions.insert(name.to_string(), d);
         }
     }
-    let duration = (wall_s > 0.0).then_some(wall_s);
+    distributions
+}
 
-    let outs: Vec<(u64, &str)> = ok.iter().filter_map(|r| r.output_tokens()).collect();
-    let all_have_out = outs.len() == ok.len() && !ok.is_empty();
-    let total_output: Option<u64> = all_have_out.then(|| outs.iter().map(|(n, _)| n).sum());
-    let mut sources: Vec<&str> = outs.iter().map(|(_, s)| *s).collect();
-    sources.sort();
-    sources.dedup();
-    let token_source = match sources.as_slice() {
-        [one] => one.to_string(),
-        [] => "none".to_string(),
-        many => many.join("+"),
-    };
-    let ins: Option<Vec<u64>> = ok
-        .iter()
-        .map(|r| r.prompt_tokens.or(r.expected_input_len))
-        .collect();
-    let total_input: Option<u64> = ins.filter(|_| !ok.is_empty()).map(|v| v.iter().sum());
+/// Token totals of the successful requests and how they were counted.
+struct TokenTotals {
+    /// Prompt tokens (usage, else the workload's length); None when one is unknown.
+    input: Option<u64>,
+    /// Output tokens; None when one request has no count.
+    output: Option<u64>,
+    /// The output-count sources used (`usage`, `chunk_count`, `retokenized`), `+`-joined.
+    source: String,
+    /// Every chunk carried exactly one token (usage equals the chunk count).
+    per_token: bool,
+}
 
-    let per_token = !ok.is_empty()
-        && ok
+impl TokenTotals {
+    fn of(ok: &[&RequestRecord]) -> TokenTotals {
+        let outs: Vec<(u64, &str)> = ok.iter().filter_map(|r| r.output_tokens()).collect();
+        let all_have_out = outs.len() == ok.len() && !ok.is_empty();
+        let output: Option<u64> = all_have_out.then(|| outs.iter().map(|(n, _)| n).sum());
+        let mut sources: Vec<&str> = outs.iter().map(|(_, s)| *s).collect();
+        sources.sort();
+        sources.dedup();
+        let source = match sources.as_slice() {
+            [one] => one.to_string(),
+            [] => "none".to_string(),
+            many => many.join("+"),
+        };
+        let ins: Option<Vec<u64>> = ok
             .iter()
-            .all(|r| r.completion_tokens.is_some_and(|c| c == r.token_chunks));
+            .map(|r| r.prompt_tokens.or(r.expected_input_len))
+            .collect();
+        let input: Option<u64> = ins.filter(|_| !ok.is_empty()).map(|v| v.iter().sum());
+        let per_token = !ok.is_empty()
+            && ok
+                .iter()
+                .all(|r| r.completion_tokens.is_some_and(|c| c == r.token_chunks));
+        TokenTotals {
+            input,
+            output,
+            source,
+            per_token,
+        }
+    }
+}
 
-    let token_count_mismatches = ok
-        .iter()
+/// Successful requests whose usage and re-tokenized output counts differ by > 1%.
+fn token_count_mismatches(ok: &[&RequestRecord]) -> u64 {
+    ok.iter()
         .filter(
             |r| match (r.completion_tokens, r.retokenized_output_tokens) {
                 (Some(u), Some(t)) => (u as f64 - t as f64).abs() > 0.01 * u.max(1) as f64,
                 _ => false,
             },
         )
-        .count() as u64;
-    let input_len_mismatches = ok
-        .iter()
+        .count() as u64
+}
+
+/// Successful requests whose usage.prompt_tokens differs from the workload's expected length.
+fn input_len_mismatches(ok: &[&RequestRecord]) -> u64 {
+    ok.iter()
         .filter(|r| matches!((r.prompt_tokens, r.expected_input_len), (Some(p), Some(e)) if p != e))
-        .count() as u64;
+        .count() as u64
+}
 
-    let good = if sla.is_empty() {
-        None
-    } else {
-        Some(measured.iter().filter(|r| sla.good(r)).count() as f64)
-    };
-
-    // Peak concurrency: sweep over [sent, sent + end] intervals of measured requests.
+/// Peak concurrency: sweep over [sent, sent + end] intervals of measured requests.
+fn peak_concurrency(measured: &[&RequestRecord]) -> i64 {
     let mut edges: Vec<(f64, i64)> = Vec::with_capacity(measured.len() * 2);
-    for r in &measured {
+    for r in measured {
         let end = r.stream_end_ms.or(r.e2e_ms).unwrap_or(0.0);
         edges.push((r.sent_s, 1));
         edges.push((r.sent_s + end / 1e3, -1));
@@ -324,15 +400,22 @@ pub(crate) fn summarize(
         cur += d;
         peak = peak.max(cur);
     }
+    peak
+}
 
+/// Measured sends / (last send − first send), when ≥ 2 requests were sent at different times.
+fn achieved_send_rate(measured: &[&RequestRecord]) -> Option<f64> {
     let mut sends: Vec<f64> = measured.iter().map(|r| r.sent_s).collect();
     sends.sort_by(|a, b| a.total_cmp(b));
-    let achieved_send_rate = if sends.len() >= 2 && sends[sends.len() - 1] > sends[0] {
+    if sends.len() >= 2 && sends[sends.len() - 1] > sends[0] {
         Some((sends.len() - 1) as f64 / (sends[sends.len() - 1] - sends[0]))
     } else {
         None
-    };
+    }
+}
 
+/// Failed requests by error message (first 200 characters).
+fn error_counts(measured: &[&RequestRecord]) -> BTreeMap<String, u64> {
     let mut errors = BTreeMap::new();
     for r in measured.iter().filter(|r| !r.success) {
         let e: String = r
@@ -344,7 +427,16 @@ pub(crate) fn summarize(
             .collect();
         *errors.entry(e).or_insert(0) += 1;
     }
+    errors
+}
 
+/// The row's `extra` values: client-side percentiles, send rates and peak concurrency.
+fn row_extra(
+    distributions: &BTreeMap<String, DistStats>,
+    achieved_send_rate: Option<f64>,
+    target_rate: Option<f64>,
+    peak: i64,
+) -> BTreeMap<String, f64> {
     let mut extra = BTreeMap::new();
     if let Some(d) = distributions.get("first_byte") {
         extra.insert("first_byte_p50_ms".into(), d.p50);
@@ -364,48 +456,22 @@ pub(crate) fn summarize(
         extra.insert("target_rate".into(), r);
     }
     extra.insert("peak_concurrency".into(), peak as f64);
+    extra
+}
 
-    let row = MetricsRow {
-        num_requests: num,
-        completed: Some(completed),
-        failed: Some(num - completed),
-        success_rate: (num > 0).then(|| completed as f64 / num as f64),
-        duration_s: duration,
-        total_input_tokens: total_input,
-        total_output_tokens: total_output,
-        request_throughput: duration.map(|d| completed as f64 / d),
-        output_throughput: duration.and_then(|d| total_output.map(|o| o as f64 / d)),
-        total_token_throughput: duration
-            .and_then(|d| Some((total_output? + total_input?) as f64 / d)),
-        request_goodput: duration.and_then(|d| good.map(|g| g / d)),
-        ttft_ms: distributions.get("ttft").map(DistStats::percentiles),
-        tpot_ms: distributions.get("tpot").map(DistStats::percentiles),
-        itl_ms: distributions.get("itl").map(DistStats::percentiles),
-        e2e_ms: distributions.get("e2e").map(DistStats::percentiles),
-        provenance: Provenance {
-            client: "vllm-sota".into(),
-            client_version: Some(env!("CARGO_PKG_VERSION").into()),
-            token_count_source: token_source,
-            itl_granularity: if per_token {
-                "per_token".into()
-            } else {
-                "per_chunk".into()
-            },
-            duration_definition:
-                "first measured request sent -> last measured request finished (warmup excluded)"
-                    .into(),
+/// How the row was measured (the definitions of the module docs).
+fn provenance(token_count_source: String, per_token: bool) -> Provenance {
+    Provenance {
+        client: "vllm-sota".into(),
+        client_version: Some(env!("CARGO_PKG_VERSION").into()),
+        token_count_source,
+        itl_granularity: if per_token {
+            "per_token".into()
+        } else {
+            "per_chunk".into()
         },
-        extra,
-    };
-    LoadSummary {
-        row,
-        distributions,
-        target_rate,
-        achieved_send_rate,
-        peak_concurrency: peak as u64,
-        token_count_mismatches,
-        input_len_mismatches,
-        errors,
+        duration_definition:
+            "first measured request sent -> last measured request finished (warmup excluded)".into(),
     }
 }
 

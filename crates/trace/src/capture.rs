@@ -283,26 +283,7 @@ fn capture_stage(
     let cal = load::calibrate(&server.base_url, model, tok, c, input, decode, timeout)?;
     let mut plan = load::size_stage(&cal, decode, c, input, shapes.output_len, steps);
     if plan.output_len > shapes.output_len && decode {
-        notes.push(format!(
-            "decode output length raised from {} to {} tokens so the load outlasts the window (measured step {:.2} ms, steady state after {:.0} ms)",
-            shapes.output_len, plan.output_len, cal.step_ms, cal.ttft_max_ms
-        ));
-        // The server refuses a prompt + output over its maximum length (HTTP 400): the
-        // raised output stops there, never below the scenario's own output length.
-        let max_len = server.max_model_len().or_else(|| {
-            req.server_command
-                .as_deref()
-                .and_then(|a| window::max_len_from_argv(req.framework, a))
-        });
-        if let Some(m) = max_len
-            && input + plan.output_len > m
-        {
-            let cap = m.saturating_sub(input).max(shapes.output_len);
-            notes.push(format!(
-                "decode output length capped at {cap} tokens by the server's maximum length {m} (prompt {input}); if the window does not close, start the server with a longer maximum length"
-            ));
-            plan.output_len = cap;
-        }
+        notes.extend(fit_raised_output(req, server, &cal, &mut plan, shapes));
     }
     let started_wall = SystemTime::now() - Duration::from_secs(1);
     let running = load::start(&server.base_url, model, tok, &plan, ctx.cancel_flag())?;
@@ -329,7 +310,78 @@ fn capture_stage(
     let (sent, ok) = sent_ok?;
     let stage_dir = req.out_dir.join(format!("{stage}{}", req.stage_dir_suffix));
     let moved = move_files(&win.files, &stage_dir)?;
-    let sel = crate::discover::select_traces(&stage_dir)
+    let checked = check_stage_trace(req, &stage_dir, stage, &plan, steps)?;
+    notes.extend(checked.notes);
+    let report = CapturedStage {
+        stage: stage.to_string(),
+        traces: moved,
+        worker_trace: checked.worker,
+        kernels: checked.kernels,
+        concurrency: c,
+        input_len: input,
+        output_len: plan.output_len,
+        steps_requested: steps,
+        window: checked.analysis,
+        step_ms: cal.step_ms,
+        trace_wait_s: win.trace_wait_s,
+        requests_sent: sent,
+        requests_ok: ok,
+        notes,
+    };
+    vllm_sota_core::fsx::write_json(&stage_dir.join("capture.json"), &report)?;
+    Ok(report)
+}
+
+/// A decode output length raised by [`load::size_stage`] so the load outlasts the window:
+/// say so, and cap it at the server's maximum length (prompt + output over it is refused
+/// with HTTP 400), never below the scenario's own output length. Returns the notes.
+fn fit_raised_output(
+    req: &ProfileCaptureRequest,
+    server: &window::Server,
+    cal: &load::Calibration,
+    plan: &mut load::StagePlan,
+    shapes: Shapes,
+) -> Vec<String> {
+    let input = plan.input_len;
+    let mut notes = vec![format!(
+        "decode output length raised from {} to {} tokens so the load outlasts the window (measured step {:.2} ms, steady state after {:.0} ms)",
+        shapes.output_len, plan.output_len, cal.step_ms, cal.ttft_max_ms
+    )];
+    let max_len = server.max_model_len().or_else(|| {
+        req.server_command
+            .as_deref()
+            .and_then(|a| window::max_len_from_argv(req.framework, a))
+    });
+    if let Some(m) = max_len
+        && input + plan.output_len > m
+    {
+        let cap = m.saturating_sub(input).max(shapes.output_len);
+        notes.push(format!(
+            "decode output length capped at {cap} tokens by the server's maximum length {m} (prompt {input}); if the window does not close, start the server with a longer maximum length"
+        ));
+        plan.output_len = cap;
+    }
+    notes
+}
+
+/// What the captured worker trace of a stage holds.
+struct CheckedTrace {
+    worker: PathBuf,
+    kernels: u64,
+    analysis: WindowAnalysis,
+    notes: Vec<String>,
+}
+
+/// Read the stage's worker trace from `stage_dir` and check its window: kernels present,
+/// engine steps seen, the batch against the requested concurrency.
+fn check_stage_trace(
+    req: &ProfileCaptureRequest,
+    stage_dir: &Path,
+    stage: &str,
+    plan: &load::StagePlan,
+    steps: u64,
+) -> Result<CheckedTrace> {
+    let sel = crate::discover::select_traces(stage_dir)
         .with_context(|| format!("captured {stage} traces in {}", stage_dir.display()))?;
     let worker = sel
         .chosen
@@ -344,6 +396,7 @@ fn capture_stage(
             worker.display()
         );
     }
+    let (decode, c, input) = (plan.decode, plan.concurrency, plan.input_len);
     let expected = if decode {
         c
     } else {
@@ -355,31 +408,19 @@ fn capture_stage(
             "the {stage} window holds kernels but no engine step annotation: a window of zero steps"
         );
     }
-    notes.extend(analysis.notes.iter().cloned());
+    let mut notes = analysis.notes.clone();
     if req.framework == Framework::Vllm
         && analysis.steps > steps.saturating_mul(2) + 2
         && let Some(n) = window::vllm_unbounded_note(steps, &req.trace_dir, analysis.steps)
     {
         notes.push(n);
     }
-    let report = CapturedStage {
-        stage: stage.to_string(),
-        traces: moved,
-        worker_trace: worker,
+    Ok(CheckedTrace {
+        worker,
         kernels: store.kernels.len() as u64,
-        concurrency: c,
-        input_len: input,
-        output_len: plan.output_len,
-        steps_requested: steps,
-        window: analysis,
-        step_ms: cal.step_ms,
-        trace_wait_s: win.trace_wait_s,
-        requests_sent: sent,
-        requests_ok: ok,
+        analysis,
         notes,
-    };
-    vllm_sota_core::fsx::write_json(&stage_dir.join("capture.json"), &report)?;
-    Ok(report)
+    })
 }
 
 /// The launch flag that turns CUDA graphs off, per framework (the eager mapping twin);

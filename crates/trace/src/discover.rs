@@ -184,7 +184,20 @@ pub fn select_traces(path: &Path) -> Result<Selection> {
         bail!("trace path {} does not exist", path.display());
     }
     let mut skipped = Vec::new();
-    let candidates: Vec<PathBuf> = if path.is_file() {
+    let candidates = candidate_traces(path, &mut skipped)?;
+    let workers = worker_traces(candidates, &mut skipped);
+    if workers.is_empty() {
+        return Err(no_worker_traces(path, &skipped));
+    }
+    let chosen = lowest_rank(workers, &mut skipped);
+    let chosen = newest_per_stage(chosen, &mut skipped);
+    Ok(Selection { chosen, skipped })
+}
+
+/// Every trace file `path` names: the file itself, the traces directly in the directory,
+/// or else those of its stage subdirectories.
+fn candidate_traces(path: &Path, skipped: &mut Vec<SkippedTrace>) -> Result<Vec<PathBuf>> {
+    if path.is_file() {
         if is_api_server_trace(path) {
             bail!(
                 "{} is a vLLM API-server (AsyncLLM) trace: it holds only Python events, no GPU kernels; \
@@ -192,50 +205,57 @@ pub fn select_traces(path: &Path) -> Result<Selection> {
                 path.display()
             );
         }
-        vec![path.to_path_buf()]
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let direct = list_traces(path)?;
+    if direct.is_empty() {
+        stage_layout_traces(path, skipped)
     } else {
-        let direct = list_traces(path)?;
-        if direct.is_empty() {
-            // Stage layout: prefill/ decode/ (or any subdirectories holding traces).
-            let mut all = Vec::new();
-            let mut subs: Vec<PathBuf> = std::fs::read_dir(path)?
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.is_dir())
-                .collect();
-            subs.sort();
-            for d in subs {
-                // `<stage>-eager/` is the CUDA-graphs-off mapping twin of `<stage>/`: used as
-                // the mapping trace, never as the trace analyzed.
-                if is_eager_twin_dir(&d) {
-                    for t in list_traces(&d)? {
-                        skipped.push(SkippedTrace {
-                            path: t,
-                            reason: "eager mapping twin (CUDA graphs off): used as the mapping trace of its stage".into(),
-                        });
-                    }
-                    continue;
-                }
-                // one more level (e.g. <stage>/<unix-time>/)
-                let mut here = list_traces(&d)?;
-                if here.is_empty() {
-                    let mut inner: Vec<PathBuf> = std::fs::read_dir(&d)?
-                        .flatten()
-                        .map(|e| e.path())
-                        .filter(|p| p.is_dir())
-                        .collect();
-                    inner.sort();
-                    for i in inner {
-                        here.extend(list_traces(&i)?);
-                    }
-                }
-                all.extend(here);
+        Ok(direct)
+    }
+}
+
+/// Subdirectories of `dir`, sorted.
+fn sorted_subdirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut subs: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    subs.sort();
+    Ok(subs)
+}
+
+/// Stage layout: prefill/ decode/ (or any subdirectories holding traces), each possibly one
+/// level deeper (e.g. `<stage>/<unix-time>/`). Eager mapping twins are skipped.
+fn stage_layout_traces(path: &Path, skipped: &mut Vec<SkippedTrace>) -> Result<Vec<PathBuf>> {
+    let mut all = Vec::new();
+    for d in sorted_subdirs(path)? {
+        // `<stage>-eager/` is the CUDA-graphs-off mapping twin of `<stage>/`: used as
+        // the mapping trace, never as the trace analyzed.
+        if is_eager_twin_dir(&d) {
+            for t in list_traces(&d)? {
+                skipped.push(SkippedTrace {
+                    path: t,
+                    reason: "eager mapping twin (CUDA graphs off): used as the mapping trace of its stage".into(),
+                });
             }
-            all
-        } else {
-            direct
+            continue;
         }
-    };
+        // one more level (e.g. <stage>/<unix-time>/)
+        let mut here = list_traces(&d)?;
+        if here.is_empty() {
+            for i in sorted_subdirs(&d)? {
+                here.extend(list_traces(&i)?);
+            }
+        }
+        all.extend(here);
+    }
+    Ok(all)
+}
+
+/// The GPU worker traces among the candidates; API-server and merged traces are skipped.
+fn worker_traces(candidates: Vec<PathBuf>, skipped: &mut Vec<SkippedTrace>) -> Vec<PathBuf> {
     let mut workers = Vec::new();
     for p in candidates {
         let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -253,33 +273,39 @@ pub fn select_traces(path: &Path) -> Result<Selection> {
             workers.push(p);
         }
     }
-    if workers.is_empty() {
-        if skipped
-            .iter()
-            .any(|s| s.reason.starts_with("vLLM API-server"))
-        {
-            bail!(
-                "{} holds only vLLM API-server traces ({}), which have no GPU kernels; the GPU worker writes \
-                 rank<N>.*.pt.trace.json.gz — check the server's torch_profiler_dir",
-                path.display(),
-                skipped
-                    .iter()
-                    .map(|s| s
-                        .path
-                        .file_name()
-                        .unwrap_or_default()
-                        .to_string_lossy()
-                        .into_owned())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-        bail!(
-            "no trace files (*.json, *.json.gz) under {}",
-            path.display()
+    workers
+}
+
+/// The error when no worker trace is left: names the API-server traces found, if any.
+fn no_worker_traces(path: &Path, skipped: &[SkippedTrace]) -> anyhow::Error {
+    if skipped
+        .iter()
+        .any(|s| s.reason.starts_with("vLLM API-server"))
+    {
+        return anyhow::anyhow!(
+            "{} holds only vLLM API-server traces ({}), which have no GPU kernels; the GPU worker writes \
+             rank<N>.*.pt.trace.json.gz — check the server's torch_profiler_dir",
+            path.display(),
+            skipped
+                .iter()
+                .map(|s| s
+                    .path
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
-    // Rank filter: keep rank 0 (or the smallest) when ranks are present.
+    anyhow::anyhow!(
+        "no trace files (*.json, *.json.gz) under {}",
+        path.display()
+    )
+}
+
+/// Rank filter: keep rank 0 (or the smallest) when ranks are present.
+fn lowest_rank(workers: Vec<PathBuf>, skipped: &mut Vec<SkippedTrace>) -> Vec<ChosenTrace> {
     let ranks: Vec<Option<u32>> = workers.iter().map(|p| rank_of_path(p)).collect();
     let min_rank = ranks.iter().flatten().min().copied();
     let mut chosen = Vec::new();
@@ -300,7 +326,14 @@ pub fn select_traces(path: &Path) -> Result<Selection> {
             }),
         }
     }
-    // One trace per stage: the newest (mtime), others skipped with a reason.
+    chosen
+}
+
+/// One trace per stage: the newest (mtime), others skipped with a reason.
+fn newest_per_stage(
+    mut chosen: Vec<ChosenTrace>,
+    skipped: &mut Vec<SkippedTrace>,
+) -> Vec<ChosenTrace> {
     chosen.sort_by(|a, b| {
         a.stage
             .cmp(&b.stage)
@@ -321,10 +354,7 @@ pub fn select_traces(path: &Path) -> Result<Selection> {
             out.push(c);
         }
     }
-    Ok(Selection {
-        chosen: out,
-        skipped,
-    })
+    out
 }
 
 fn mtime(p: &Path) -> std::time::SystemTime {

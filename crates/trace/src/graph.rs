@@ -155,22 +155,8 @@ fn align(a: &[u32], b: &[u32], fam: &[u16]) -> Vec<(usize, usize, bool)> {
 
 const MAX_CELLS: usize = 12_000_000;
 
-/// Map graph-replayed kernels of `graph` to their eager twins in `eager`.
-pub fn map_graph_kernels(
-    graph: &TraceStore,
-    eager: &TraceStore,
-    classifier: &Classifier,
-) -> GraphMap {
-    let mut vocab = Vocab {
-        ids: HashMap::new(),
-        family: Vec::new(),
-    };
-    let g_ids = vocab.map_store(graph, classifier);
-    let e_ids = vocab.map_store(eager, classifier);
-    let mut summary = GraphMapSummary::default();
-    let mut per_kernel: Vec<Option<TwinAttribution>> = vec![None; graph.kernels.len()];
-
-    // Replay sequences: graph kernels grouped by their graph launch.
+/// Replay sequences: graph kernels grouped by the graph launch that replayed them.
+fn replays_by_launch(graph: &TraceStore) -> HashMap<u32, Vec<u32>> {
     let mut by_launch: HashMap<u32, Vec<u32>> = HashMap::new();
     for k in 0..graph.kernels.len() {
         let l = graph.kernels.launch[k];
@@ -178,17 +164,22 @@ pub fn map_graph_kernels(
             by_launch.entry(l).or_default().push(k as u32);
         }
     }
-    summary.graph_launches = by_launch.len();
-    summary.graph_kernels = by_launch.values().map(|v| v.len()).sum();
-    if by_launch.is_empty() {
-        summary.note = "no CUDA-graph replays in the trace".into();
-        return GraphMap {
-            per_kernel,
-            summary,
-        };
-    }
+    by_launch
+}
 
-    // Eager step sequences (kernels by launch time within step windows on the same thread).
+/// The eager trace's engine steps: kernels by launch time within step windows on the same
+/// thread (one step of every kernel without windows), their canonical-name sequences and
+/// the multiset of each sequence.
+struct EagerSteps {
+    /// Eager kernel indices per step, by kernel start time.
+    kernels: Vec<Vec<u32>>,
+    /// Canonical-name ids per step, parallel to `kernels`.
+    seqs: Vec<Vec<u32>>,
+    /// Occurrences of each canonical-name id per step.
+    counts: Vec<HashMap<u32, u32>>,
+}
+
+fn eager_steps(eager: &TraceStore, e_ids: &[u32]) -> EagerSteps {
     let windows = step_windows(eager);
     let mut steps: Vec<Vec<u32>> = vec![Vec::new(); windows.len().max(1)];
     for k in 0..eager.kernels.len() {
@@ -210,8 +201,7 @@ pub fn map_graph_kernels(
         s.sort_by_key(|&k| eager.kernels.ts_ns[k as usize]);
     }
     steps.retain(|s| !s.is_empty());
-    summary.eager_steps = steps.len();
-    let step_seqs: Vec<Vec<u32>> = steps
+    let seqs: Vec<Vec<u32>> = steps
         .iter()
         .map(|s| {
             s.iter()
@@ -219,33 +209,62 @@ pub fn map_graph_kernels(
                 .collect()
         })
         .collect();
-    let step_counts: Vec<HashMap<u32, u32>> = step_seqs
-        .iter()
-        .map(|seq| {
-            let mut m = HashMap::new();
-            for &x in seq {
-                *m.entry(x).or_insert(0) += 1;
-            }
-            m
-        })
-        .collect();
+    let counts = seqs.iter().map(|seq| multiset(seq)).collect();
+    EagerSteps {
+        kernels: steps,
+        seqs,
+        counts,
+    }
+}
 
-    // Cache eager attributions.
-    let mut cache: HashMap<u32, Arc<Attribution>> = HashMap::new();
-    let mut frames = FrameCache::default();
-    let unlinked = Arc::new(Attribution::unlinked());
-    let mut attr_of = |k: u32| -> Arc<Attribution> {
-        let l = eager.kernels.launch[k as usize];
-        if l == NONE {
-            return unlinked.clone();
+/// Occurrences of each id in `seq`.
+fn multiset(seq: &[u32]) -> HashMap<u32, u32> {
+    let mut m = HashMap::new();
+    for &x in seq {
+        *m.entry(x).or_insert(0) += 1;
+    }
+    m
+}
+
+/// Attributions of eager kernels, cached per launch.
+struct EagerAttributions<'a> {
+    eager: &'a TraceStore,
+    cache: HashMap<u32, Arc<Attribution>>,
+    frames: FrameCache,
+    unlinked: Arc<Attribution>,
+}
+
+impl<'a> EagerAttributions<'a> {
+    fn new(eager: &'a TraceStore) -> Self {
+        EagerAttributions {
+            eager,
+            cache: HashMap::new(),
+            frames: FrameCache::default(),
+            unlinked: Arc::new(Attribution::unlinked()),
         }
-        cache
-            .entry(l)
-            .or_insert_with(|| Arc::new(attribute_launch_cached(eager, l as usize, &mut frames)))
-            .clone()
-    };
+    }
 
-    // Unique replay sequences.
+    fn of(&mut self, k: u32) -> Arc<Attribution> {
+        let l = self.eager.kernels.launch[k as usize];
+        if l == NONE {
+            return self.unlinked.clone();
+        }
+        let (eager, frames) = (self.eager, &mut self.frames);
+        self.cache
+            .entry(l)
+            .or_insert_with(|| Arc::new(attribute_launch_cached(eager, l as usize, frames)))
+            .clone()
+    }
+}
+
+/// Distinct replay sequences (canonical-name ids) with the launches that replayed each, and
+/// every launch's kernels by start time.
+struct Replays {
+    unique: HashMap<Vec<u32>, Vec<u32>>,
+    launch_kernels: HashMap<u32, Vec<u32>>,
+}
+
+fn unique_replays(graph: &TraceStore, g_ids: &[u32], by_launch: HashMap<u32, Vec<u32>>) -> Replays {
     let mut unique: HashMap<Vec<u32>, Vec<u32>> = HashMap::new(); // seq -> launches
     let mut launch_kernels: HashMap<u32, Vec<u32>> = HashMap::new();
     for (l, mut ks) in by_launch {
@@ -257,56 +276,72 @@ pub fn map_graph_kernels(
         unique.entry(seq).or_default().push(l);
         launch_kernels.insert(l, ks);
     }
-    summary.unique_graphs = unique.len();
+    Replays {
+        unique,
+        launch_kernels,
+    }
+}
 
-    for (seq, launches) in &unique {
-        // Best eager step: most shared kernels (multiset), then closest length.
-        let mut seq_counts: HashMap<u32, u32> = HashMap::new();
-        for &x in seq {
-            *seq_counts.entry(x).or_insert(0) += 1;
+/// Best eager step for a replay sequence: most shared kernels (multiset), then closest length.
+fn best_step(seq: &[u32], steps: &EagerSteps) -> Option<usize> {
+    let seq_counts = multiset(seq);
+    (0..steps.seqs.len()).max_by_key(|&i| {
+        let common: u32 = seq_counts
+            .iter()
+            .map(|(k, &c)| c.min(*steps.counts[i].get(k).unwrap_or(&0)))
+            .sum();
+        (
+            common,
+            std::cmp::Reverse((steps.seqs[i].len() as i64 - seq.len() as i64).unsigned_abs()),
+        )
+    })
+}
+
+/// [`align`], in windows of the eager sequence when one table would exceed [`MAX_CELLS`].
+fn align_bounded(seq: &[u32], eseq: &[u32], fam: &[u16]) -> Vec<(usize, usize, bool)> {
+    if seq.len() * eseq.len() <= MAX_CELLS {
+        return align(seq, eseq, fam);
+    }
+    let mut out = Vec::new();
+    let chunk = (MAX_CELLS / seq.len().max(1)).max(1);
+    let mut start_e = 0;
+    let mut start_g = 0;
+    while start_g < seq.len() && start_e < eseq.len() {
+        let g_end = (start_g + chunk / 2).min(seq.len());
+        let e_end = (start_e + chunk).min(eseq.len());
+        let p = align(&seq[start_g..g_end], &eseq[start_e..e_end], fam);
+        let last = p.last().copied();
+        out.extend(p.into_iter().map(|(i, j, x)| (i + start_g, j + start_e, x)));
+        match last {
+            Some((_, j, _)) => start_e += j + 1,
+            None => start_e = e_end,
         }
-        let best = (0..step_seqs.len()).max_by_key(|&i| {
-            let common: u32 = seq_counts
-                .iter()
-                .map(|(k, &c)| c.min(*step_counts[i].get(k).unwrap_or(&0)))
-                .sum();
-            (
-                common,
-                std::cmp::Reverse((step_seqs[i].len() as i64 - seq.len() as i64).unsigned_abs()),
-            )
-        });
-        let Some(best) = best else { continue };
-        let eseq = &step_seqs[best];
-        let pairs = if seq.len() * eseq.len() <= MAX_CELLS {
-            align(seq, eseq, &vocab.family)
-        } else {
-            // Too long to align in one table: align in windows of the eager sequence.
-            let mut out = Vec::new();
-            let chunk = (MAX_CELLS / seq.len().max(1)).max(1);
-            let mut start_e = 0;
-            let mut start_g = 0;
-            while start_g < seq.len() && start_e < eseq.len() {
-                let g_end = (start_g + chunk / 2).min(seq.len());
-                let e_end = (start_e + chunk).min(eseq.len());
-                let p = align(&seq[start_g..g_end], &eseq[start_e..e_end], &vocab.family);
-                let last = p.last().copied();
-                out.extend(p.into_iter().map(|(i, j, x)| (i + start_g, j + start_e, x)));
-                match last {
-                    Some((_, j, _)) => start_e += j + 1,
-                    None => start_e = e_end,
-                }
-                start_g = g_end;
-            }
-            out
+        start_g = g_end;
+    }
+    out
+}
+
+/// Give every replayed kernel the attribution of the eager kernel its sequence aligned to.
+fn attribute_aligned(
+    replays: &Replays,
+    steps: &EagerSteps,
+    family: &[u16],
+    attrs: &mut EagerAttributions,
+    per_kernel: &mut [Option<TwinAttribution>],
+) {
+    for (seq, launches) in &replays.unique {
+        let Some(best) = best_step(seq, steps) else {
+            continue;
         };
+        let pairs = align_bounded(seq, &steps.seqs[best], family);
         let matched = pairs.len() as f32 / seq.len().max(1) as f32;
         for &l in launches {
-            let ks = &launch_kernels[&l];
+            let ks = &replays.launch_kernels[&l];
             for &(i, j, exact) in &pairs {
-                let ek = steps[best][j];
+                let ek = steps.kernels[best][j];
                 per_kernel[ks[i] as usize] = Some(TwinAttribution {
                     eager_kernel: ek,
-                    attribution: attr_of(ek),
+                    attribution: attrs.of(ek),
                     quality: if exact {
                         MatchQuality::Exact
                     } else {
@@ -317,18 +352,28 @@ pub fn map_graph_kernels(
             }
         }
     }
+}
 
-    // Name-only fallback for kernels the alignment missed.
+/// Name-only fallback for kernels the alignment missed: the first eager kernel with the
+/// same canonical name.
+fn attribute_by_name(
+    graph: &TraceStore,
+    eager: &TraceStore,
+    ids: (&[u32], &[u32]),
+    replays: &Replays,
+    attrs: &mut EagerAttributions,
+    per_kernel: &mut [Option<TwinAttribution>],
+) {
+    let (g_ids, e_ids) = ids;
     let mut by_name: HashMap<u32, u32> = HashMap::new(); // canon id -> first eager kernel with that name
     for k in 0..eager.kernels.len() {
         by_name
             .entry(e_ids[eager.kernels.name[k] as usize])
             .or_insert(k as u32);
     }
-    for (seq, launches) in &unique {
-        let _ = seq;
+    for launches in replays.unique.values() {
         for &l in launches {
-            for &k in &launch_kernels[&l] {
+            for &k in &replays.launch_kernels[&l] {
                 let slot = &mut per_kernel[k as usize];
                 if slot.is_some() {
                     continue;
@@ -336,7 +381,7 @@ pub fn map_graph_kernels(
                 if let Some(&ek) = by_name.get(&g_ids[graph.kernels.name[k as usize] as usize]) {
                     *slot = Some(TwinAttribution {
                         eager_kernel: ek,
-                        attribution: attr_of(ek),
+                        attribution: attrs.of(ek),
                         quality: MatchQuality::NameOnly,
                         sequence_match: 0.0,
                     });
@@ -344,6 +389,10 @@ pub fn map_graph_kernels(
             }
         }
     }
+}
+
+/// Count the outcome per quality and write the summary's rates and note.
+fn finish_summary(summary: &mut GraphMapSummary, per_kernel: &[Option<TwinAttribution>]) {
     for t in per_kernel.iter().flatten() {
         match t.quality {
             MatchQuality::Exact => summary.aligned_exact += 1,
@@ -367,6 +416,49 @@ pub fn map_graph_kernels(
         summary.name_only,
         summary.unattributed
     );
+}
+
+/// Map graph-replayed kernels of `graph` to their eager twins in `eager`.
+pub fn map_graph_kernels(
+    graph: &TraceStore,
+    eager: &TraceStore,
+    classifier: &Classifier,
+) -> GraphMap {
+    let mut vocab = Vocab {
+        ids: HashMap::new(),
+        family: Vec::new(),
+    };
+    let g_ids = vocab.map_store(graph, classifier);
+    let e_ids = vocab.map_store(eager, classifier);
+    let mut summary = GraphMapSummary::default();
+    let mut per_kernel: Vec<Option<TwinAttribution>> = vec![None; graph.kernels.len()];
+
+    let by_launch = replays_by_launch(graph);
+    summary.graph_launches = by_launch.len();
+    summary.graph_kernels = by_launch.values().map(|v| v.len()).sum();
+    if by_launch.is_empty() {
+        summary.note = "no CUDA-graph replays in the trace".into();
+        return GraphMap {
+            per_kernel,
+            summary,
+        };
+    }
+
+    let steps = eager_steps(eager, &e_ids);
+    summary.eager_steps = steps.kernels.len();
+    let mut attrs = EagerAttributions::new(eager);
+    let replays = unique_replays(graph, &g_ids, by_launch);
+    summary.unique_graphs = replays.unique.len();
+    attribute_aligned(&replays, &steps, &vocab.family, &mut attrs, &mut per_kernel);
+    attribute_by_name(
+        graph,
+        eager,
+        (&g_ids, &e_ids),
+        &replays,
+        &mut attrs,
+        &mut per_kernel,
+    );
+    finish_summary(&mut summary, &per_kernel);
     GraphMap {
         per_kernel,
         summary,

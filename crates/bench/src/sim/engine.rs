@@ -151,33 +151,29 @@ pub async fn run_engine(
     stats: std::sync::Arc<std::sync::Mutex<EngineStats>>,
     profiler: std::sync::Arc<super::profiler::SimProfiler>,
 ) {
-    let mut waiting: VecDeque<EngineRequest> = VecDeque::new();
-    let mut running: Vec<Seq> = Vec::new();
-    let mut kv_used: u64 = 0;
-    let mut steps: u64 = 0;
-    // With `virtual_clock`, the engine's clock: the end of the previous step (None when idle
-    // or resynced). A step starts when the previous one ended, not when the host got round
-    // to it, so the host's own work between steps (formatting a step's tokens for every
-    // stream, other tests on a loaded machine) does not stretch the simulated timeline; a
-    // host more than `MAX_LAG` behind resyncs the clock, and the lag then shows. Without
-    // it, a step starts when the host starts it (the host's work counts as engine time).
-    let mut clock: Option<Instant> = None;
+    let mut e = Engine {
+        waiting: VecDeque::new(),
+        running: Vec::new(),
+        kv_used: 0,
+        steps: 0,
+        clock: None,
+    };
     loop {
         if *dead.borrow() {
             return;
         }
-        if running.is_empty() && waiting.is_empty() {
-            clock = None;
+        if e.running.is_empty() && e.waiting.is_empty() {
+            e.clock = None;
             tokio::select! {
                 r = rx.recv() => match r {
-                    Some(r) => waiting.push_back(r),
+                    Some(r) => e.waiting.push_back(r),
                     None => return,
                 },
                 _ = dead.changed() => return,
             }
         }
         while let Ok(r) = rx.try_recv() {
-            waiting.push_back(r);
+            e.waiting.push_back(r);
         }
         // A profiler trace being written holds the engine (it exports on this thread): a
         // real stall, so the clock resyncs after it.
@@ -185,53 +181,142 @@ pub async fn run_engine(
         profiler.wait_not_writing().await;
         let now = Instant::now();
         if now - before > Duration::from_millis(1) {
-            clock = None;
+            e.clock = None;
         }
-        let step_start = match clock {
+        let step_start = match e.clock {
             Some(c) if cfg.virtual_clock && now.saturating_duration_since(c) <= MAX_LAG => c,
             _ => now,
         };
+        let batch = e.schedule(&cfg, kv_capacity, step_start);
+        let cost_us = step_cost_us(
+            &cfg,
+            batch.prefill_tokens,
+            batch.decode_seqs,
+            batch.context,
+            batch.admitted,
+        ) * cfg.time_scale;
+        let step_end = step_start + Duration::from_secs_f64(cost_us / 1e6);
+        tokio::select! {
+            _ = tokio::time::sleep_until(step_end.into()) => {}
+            _ = dead.changed() => return,
+        }
+        let now = step_end.max(step_start);
+        e.clock = Some(now);
+        e.steps += 1;
+        let step = super::profiler::StepInfo {
+            start: step_start,
+            end: now,
+            prefill_seqs: batch.prefill_seqs,
+            prefill_tokens: batch.prefill_tokens,
+            decode_seqs: batch.decode_seqs,
+        };
+        if let Some(write) = profiler.on_step(step) {
+            if let Err(err) = write.run().await {
+                tracing::warn!("profiler trace: {err:#}");
+            }
+            profiler.write_done();
+            e.clock = None;
+        }
+        // Output processing (detokenize, build the chunk) takes time per sequence in real
+        // API servers, so a step's tokens leave spread out, not as one burst.
+        let spread_us = cfg.output_us_per_seq * cfg.time_scale;
+        let Some(emitted) = e.emit_tokens(&batch.work, now, spread_us, &mut dead).await else {
+            return;
+        };
+        // The next step starts once the last token of this one has left.
+        if let Some(c) = e.clock.as_mut() {
+            *c += Duration::from_secs_f64(emitted.saturating_sub(1) as f64 * spread_us / 1e6);
+        }
+        e.retire(now);
+        if let Ok(mut st) = stats.lock() {
+            *st = EngineStats {
+                running: e.running.len(),
+                waiting: e.waiting.len(),
+                kv_used: e.kv_used,
+                steps: e.steps,
+            };
+        }
+    }
+}
+
+/// The step loop's state.
+struct Engine {
+    waiting: VecDeque<EngineRequest>,
+    running: Vec<Seq>,
+    kv_used: u64,
+    steps: u64,
+    /// With `virtual_clock`, the engine's clock: the end of the previous step (None when
+    /// idle or resynced). A step starts when the previous one ended, not when the host got
+    /// round to it, so the host's own work between steps (formatting a step's tokens for
+    /// every stream, other tests on a loaded machine) does not stretch the simulated
+    /// timeline; a host more than `MAX_LAG` behind resyncs the clock, and the lag then
+    /// shows. Without it, a step starts when the host starts it (the host's work counts as
+    /// engine time).
+    clock: Option<Instant>,
+}
+
+/// What one step does.
+struct StepBatch {
+    /// Work per running sequence this step: 0 = idle, else tokens scheduled.
+    work: Vec<u64>,
+    prefill_tokens: u64,
+    prefill_seqs: u64,
+    decode_seqs: u64,
+    /// Context tokens the step's attention reads.
+    context: u64,
+    /// Sequences admitted from the waiting queue.
+    admitted: u64,
+}
+
+impl Engine {
+    /// Schedules one step within the max-batched-tokens budget: a decode token for every
+    /// sequence past prefill, then prefill chunks of running sequences, then admissions
+    /// (FIFO, while a running slot and KV room for prompt + max_tokens are free).
+    fn schedule(&mut self, cfg: &SimConfig, kv_capacity: u64, step_start: Instant) -> StepBatch {
         let mut budget = cfg.max_num_batched_tokens as u64;
-        let mut decode_seqs = 0u64;
-        let mut context = 0u64;
-        // Work per running sequence this step: 0 = idle, else tokens scheduled.
-        let mut work: Vec<u64> = vec![0; running.len()];
-        for (i, s) in running.iter().enumerate() {
+        let mut b = StepBatch {
+            work: vec![0; self.running.len()],
+            prefill_tokens: 0,
+            prefill_seqs: 0,
+            decode_seqs: 0,
+            context: 0,
+            admitted: 0,
+        };
+        for (i, s) in self.running.iter().enumerate() {
             if s.prefilled == s.prompt && budget > 0 {
-                work[i] = 1;
+                b.work[i] = 1;
                 budget -= 1;
-                decode_seqs += 1;
-                context += s.prompt + s.generated;
+                b.decode_seqs += 1;
+                b.context += s.prompt + s.generated;
             }
         }
-        let mut prefill_tokens = 0u64;
-        let mut prefill_seqs = 0u64;
-        for (i, s) in running.iter().enumerate() {
+        for (i, s) in self.running.iter().enumerate() {
             if s.prefilled < s.prompt && budget > 0 {
                 let chunk = (s.prompt - s.prefilled).min(budget);
-                prefill_seqs += 1;
-                work[i] = chunk;
+                b.prefill_seqs += 1;
+                b.work[i] = chunk;
                 budget -= chunk;
-                prefill_tokens += chunk;
-                context += s.prefilled;
+                b.prefill_tokens += chunk;
+                b.context += s.prefilled;
             }
         }
-        let mut admitted = 0u64;
-        while budget > 0 && running.len() < cfg.max_num_seqs {
-            let Some(front) = waiting.front() else { break };
+        while budget > 0 && self.running.len() < cfg.max_num_seqs {
+            let Some(front) = self.waiting.front() else {
+                break;
+            };
             let reserve = front.prompt_tokens + front.max_tokens;
-            if kv_used + reserve > kv_capacity {
+            if self.kv_used + reserve > kv_capacity {
                 break;
             }
-            let mut r = waiting.pop_front().unwrap();
-            kv_used += reserve;
-            admitted += 1;
+            let mut r = self.waiting.pop_front().unwrap();
+            self.kv_used += reserve;
+            b.admitted += 1;
             let alive = (r.sink)(EngineEvent::Scheduled, step_start);
             let chunk = r.prompt_tokens.min(budget);
             budget -= chunk;
-            prefill_tokens += chunk;
-            prefill_seqs += 1;
-            running.push(Seq {
+            b.prefill_tokens += chunk;
+            b.prefill_seqs += 1;
+            self.running.push(Seq {
                 prompt: r.prompt_tokens,
                 prefilled: 0,
                 max_tokens: r.max_tokens,
@@ -240,37 +325,23 @@ pub async fn run_engine(
                 sink: r.sink,
                 alive,
             });
-            work.push(chunk);
+            b.work.push(chunk);
         }
-        let cost_us =
-            step_cost_us(&cfg, prefill_tokens, decode_seqs, context, admitted) * cfg.time_scale;
-        let step_end = step_start + Duration::from_secs_f64(cost_us / 1e6);
-        tokio::select! {
-            _ = tokio::time::sleep_until(step_end.into()) => {}
-            _ = dead.changed() => return,
-        }
-        let now = step_end.max(step_start);
-        clock = Some(now);
-        steps += 1;
-        let step = super::profiler::StepInfo {
-            start: step_start,
-            end: now,
-            prefill_seqs,
-            prefill_tokens,
-            decode_seqs,
-        };
-        if let Some(write) = profiler.on_step(step) {
-            if let Err(e) = write.run().await {
-                tracing::warn!("profiler trace: {e:#}");
-            }
-            profiler.write_done();
-            clock = None;
-        }
-        // Output processing (detokenize, build the chunk) takes time per sequence in real
-        // API servers, so a step's tokens leave spread out, not as one burst.
-        let spread_us = cfg.output_us_per_seq * cfg.time_scale;
+        b
+    }
+
+    /// Applies the step's work and hands out its tokens `spread_us` apart from `now`: the
+    /// first token of each sequence whose prefill completed, one token of each decoding
+    /// one. Returns how many tokens were spread out, or `None` when `dead` flipped meanwhile.
+    async fn emit_tokens(
+        &mut self,
+        work: &[u64],
+        now: Instant,
+        spread_us: f64,
+        dead: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Option<u32> {
         let mut emitted = 0u32;
-        for (s, w) in running.iter_mut().zip(work.iter()) {
+        for (s, w) in self.running.iter_mut().zip(work.iter()) {
             if *w == 0 || !s.alive {
                 continue;
             }
@@ -285,7 +356,7 @@ pub async fn run_engine(
                 if due > Instant::now() + Duration::from_micros(500) {
                     tokio::select! {
                         _ = tokio::time::sleep_until(due.into()) => {}
-                        _ = dead.changed() => return,
+                        _ = dead.changed() => return None,
                     }
                 }
                 emitted += 1;
@@ -295,30 +366,25 @@ pub async fn run_engine(
             s.generated += 1;
             s.alive = (s.sink)(EngineEvent::Token { index }, now);
         }
-        // The next step starts once the last token of this one has left.
-        if let Some(c) = clock.as_mut() {
-            *c += Duration::from_secs_f64(emitted.saturating_sub(1) as f64 * spread_us / 1e6);
-        }
-        running.retain_mut(|s| {
+        Some(emitted)
+    }
+
+    /// Drops finished sequences (telling live ones they are done) and those whose client
+    /// is gone, freeing their KV.
+    fn retire(&mut self, now: Instant) {
+        let kv_used = &mut self.kv_used;
+        self.running.retain_mut(|s| {
             let done = s.generated >= s.max_tokens;
             if done && s.alive {
                 (s.sink)(EngineEvent::Finished, now);
             }
             if done || !s.alive {
-                kv_used -= s.reserved;
+                *kv_used -= s.reserved;
                 false
             } else {
                 true
             }
         });
-        if let Ok(mut st) = stats.lock() {
-            *st = EngineStats {
-                running: running.len(),
-                waiting: waiting.len(),
-                kv_used,
-                steps,
-            };
-        }
     }
 }
 

@@ -236,30 +236,7 @@ impl SimConfig {
     /// Parses argv (without the program/subcommand name). `--framework` picks the flag
     /// family; it may appear anywhere.
     pub fn from_args(args: &[String]) -> Result<SimConfig> {
-        let mut framework = Framework::Vllm;
-        let mut profile: Option<String> = None;
-        let mut it = 0;
-        while it < args.len() {
-            let a = &args[it];
-            let value = |name: &str| -> Result<Option<String>> {
-                if let Some(v) = a.strip_prefix(&format!("{name}=")) {
-                    return Ok(Some(v.to_string()));
-                }
-                if a == name {
-                    let v = args
-                        .get(it + 1)
-                        .ok_or_else(|| anyhow::anyhow!("{name} needs a value"))?;
-                    return Ok(Some(v.clone()));
-                }
-                Ok(None)
-            };
-            if let Some(v) = value("--framework")? {
-                framework = Framework::parse(&v)?;
-            } else if let Some(v) = value("--sim-cost-profile")? {
-                profile = Some(v);
-            }
-            it += 1;
-        }
+        let (framework, profile) = framework_and_profile(args)?;
         // The impersonated framework's calibrated profile, unless another (or none) is
         // named; `--sim-*` cost flags below override single values.
         let mut cfg = match profile.as_deref() {
@@ -274,15 +251,29 @@ impl SimConfig {
         if framework == Framework::Sglang {
             cfg.profiler_dir = std::env::var_os("SGLANG_TORCH_PROFILER_DIR").map(PathBuf::from);
         }
-        let mut positional: Vec<String> = Vec::new();
-        let mut served_name: Option<String> = None;
-        let mut model_path: Option<String> = None;
+        let names = cfg.apply_flags(framework, args)?;
+        // Zero-delay switch (a Switch knob) handled here to keep the match simple.
+        if args.iter().any(|a| a == "--sim-zero-delay") {
+            cfg.time_scale = 0.0;
+        }
+        cfg.broken_patch = args.iter().any(|a| a == "--sim-broken-patch");
+        cfg.virtual_clock = args.iter().any(|a| a == "--sim-virtual-clock");
+        cfg.apply_model_names(framework, names)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Applies every flag of `args` in order (spelled as `framework` spells it; an unknown
+    /// one is an error); returns the model names and positional arguments for
+    /// [`SimConfig::apply_model_names`].
+    fn apply_flags(&mut self, framework: Framework, args: &[String]) -> Result<ModelNames> {
+        let mut names = ModelNames::default();
         let mut i = 0;
         while i < args.len() {
             let arg = &args[i];
             i += 1;
             if !arg.starts_with('-') || arg == "-" {
-                positional.push(arg.clone());
+                names.positional.push(arg.clone());
                 continue;
             }
             let (flag, inline) = match arg.split_once('=') {
@@ -309,86 +300,84 @@ impl SimConfig {
                     v
                 }
             };
-            let num = |v: &str| -> Result<f64> {
-                let t = v.trim();
-                let (body, mult) = match t.chars().last() {
-                    Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
-                    Some('m' | 'M') => (&t[..t.len() - 1], 1e6),
-                    _ => (t, 1.0),
-                };
-                body.parse::<f64>()
-                    .map(|x| x * mult)
-                    .map_err(|_| anyhow::anyhow!("{flag} {v:?}: expected a number"))
-            };
-            let count = |v: &str| -> Result<u64> {
-                let x = num(v)?;
-                if x < 0.0 || x.fract() != 0.0 {
-                    bail!("{flag} {v:?}: expected a non-negative integer");
-                }
-                Ok(x as u64)
-            };
             match kind {
-                Knob::FrameworkFlag | Knob::CostProfile | Knob::Switch | Knob::Ignored => {}
-                Knob::Model => model_path = Some(value),
-                Knob::ServedName => served_name = Some(value),
-                Knob::Tokenizer => cfg.tokenizer = Some(PathBuf::from(value)),
-                Knob::Host => cfg.host = value,
-                Knob::Port => {
-                    cfg.port = u16::try_from(count(&value)?)
-                        .map_err(|_| anyhow::anyhow!("{flag} {value:?}: not a port"))?
-                }
-                Knob::MaxSeqs => cfg.max_num_seqs = count(&value)? as usize,
-                Knob::BatchedTokens => {
-                    // SGLang: --chunked-prefill-size -1 disables chunking.
-                    if value.trim() == "-1" {
-                        cfg.max_num_batched_tokens = usize::MAX / 4;
-                    } else {
-                        cfg.max_num_batched_tokens = count(&value)? as usize;
-                    }
-                }
-                Knob::MemFraction => cfg.mem_fraction = num(&value)?,
-                Knob::MaxModelLen => cfg.max_model_len = count(&value)? as usize,
-                Knob::Tp => cfg.tensor_parallel = count(&value)? as usize,
-                Knob::GpuMem => cfg.gpu_mem_gib = num(&value)?,
-                Knob::Weights => cfg.weights_gib = num(&value)?,
-                Knob::KvBytes => cfg.kv_bytes_per_token = num(&value)?,
-                Knob::ActBytes => cfg.activation_bytes_per_token = num(&value)?,
-                Knob::StepBase => cfg.step_base_us = num(&value)?,
-                Knob::Prefill => cfg.prefill_us_per_token = num(&value)?,
-                Knob::Decode => cfg.decode_us_per_seq = num(&value)?,
-                Knob::Attn => cfg.attn_us_per_ctx_token = num(&value)?,
-                Knob::OutputSpread => cfg.output_us_per_seq = num(&value)?,
-                Knob::AdmitPerSeq => cfg.admit_us_per_seq = num(&value)?,
-                Knob::EmptyTokens => cfg.empty_token_fraction = num(&value)?,
-                Knob::TimeScale => cfg.time_scale = num(&value)?,
-                Knob::ZeroBatch => cfg.zero_delay_batch = count(&value)?.max(1) as usize,
-                Knob::Reasoning => cfg.reasoning_tokens = count(&value)?,
-                Knob::CommentEvery => cfg.comment_every = count(&value)?,
-                Knob::GroundTruth => cfg.ground_truth = Some(PathBuf::from(value)),
-                Knob::ProfilerConfig => {
-                    profiler::VllmProfilerConfig::parse(&value)?;
-                    cfg.profiler_config = Some(value)
-                }
-                Knob::ProfileWriteBase => cfg.profile_write_base_ms = num(&value)?,
-                Knob::ProfileWritePerStep => cfg.profile_write_ms_per_step = num(&value)?,
-                Knob::SlowStart => cfg.faults.slow_start = Duration::from_secs_f64(num(&value)?),
-                Knob::CrashAfter => cfg.faults.crash_after = Some(count(&value)?),
-                Knob::HangAfter => cfg.faults.hang_after = Some(count(&value)?),
-                Knob::MalformedEvery => cfg.faults.malformed_every = Some(count(&value)?.max(1)),
-                Knob::Http5xxEvery => cfg.faults.error_5xx_every = Some(count(&value)?.max(1)),
-                Knob::ErrorEventEvery => cfg.faults.error_event_every = Some(count(&value)?.max(1)),
-            }
-            if matches!(kind, Knob::TimeScale) && cfg.time_scale < 0.0 {
-                bail!("{flag} must be >= 0");
+                Knob::Model => names.model_path = Some(value),
+                Knob::ServedName => names.served_name = Some(value),
+                _ => self.apply_knob(kind, &flag, value)?,
             }
         }
-        // Zero-delay switch (a Switch knob) handled here to keep the match simple.
-        if args.iter().any(|a| a == "--sim-zero-delay") {
-            cfg.time_scale = 0.0;
+        Ok(names)
+    }
+
+    /// Sets the knob `kind` from `flag`'s value (the model names aside).
+    fn apply_knob(&mut self, kind: Knob, flag: &str, value: String) -> Result<()> {
+        let num = |v: &str| flag_number(flag, v);
+        let count = |v: &str| flag_count(flag, v);
+        match kind {
+            Knob::FrameworkFlag | Knob::CostProfile | Knob::Switch | Knob::Ignored => {}
+            Knob::Model | Knob::ServedName => {}
+            Knob::Tokenizer => self.tokenizer = Some(PathBuf::from(value)),
+            Knob::Host => self.host = value,
+            Knob::Port => {
+                self.port = u16::try_from(count(&value)?)
+                    .map_err(|_| anyhow::anyhow!("{flag} {value:?}: not a port"))?
+            }
+            Knob::MaxSeqs => self.max_num_seqs = count(&value)? as usize,
+            Knob::BatchedTokens => {
+                // SGLang: --chunked-prefill-size -1 disables chunking.
+                if value.trim() == "-1" {
+                    self.max_num_batched_tokens = usize::MAX / 4;
+                } else {
+                    self.max_num_batched_tokens = count(&value)? as usize;
+                }
+            }
+            Knob::MemFraction => self.mem_fraction = num(&value)?,
+            Knob::MaxModelLen => self.max_model_len = count(&value)? as usize,
+            Knob::Tp => self.tensor_parallel = count(&value)? as usize,
+            Knob::GpuMem => self.gpu_mem_gib = num(&value)?,
+            Knob::Weights => self.weights_gib = num(&value)?,
+            Knob::KvBytes => self.kv_bytes_per_token = num(&value)?,
+            Knob::ActBytes => self.activation_bytes_per_token = num(&value)?,
+            Knob::StepBase => self.step_base_us = num(&value)?,
+            Knob::Prefill => self.prefill_us_per_token = num(&value)?,
+            Knob::Decode => self.decode_us_per_seq = num(&value)?,
+            Knob::Attn => self.attn_us_per_ctx_token = num(&value)?,
+            Knob::OutputSpread => self.output_us_per_seq = num(&value)?,
+            Knob::AdmitPerSeq => self.admit_us_per_seq = num(&value)?,
+            Knob::EmptyTokens => self.empty_token_fraction = num(&value)?,
+            Knob::TimeScale => self.time_scale = num(&value)?,
+            Knob::ZeroBatch => self.zero_delay_batch = count(&value)?.max(1) as usize,
+            Knob::Reasoning => self.reasoning_tokens = count(&value)?,
+            Knob::CommentEvery => self.comment_every = count(&value)?,
+            Knob::GroundTruth => self.ground_truth = Some(PathBuf::from(value)),
+            Knob::ProfilerConfig => {
+                profiler::VllmProfilerConfig::parse(&value)?;
+                self.profiler_config = Some(value)
+            }
+            Knob::ProfileWriteBase => self.profile_write_base_ms = num(&value)?,
+            Knob::ProfileWritePerStep => self.profile_write_ms_per_step = num(&value)?,
+            Knob::SlowStart => self.faults.slow_start = Duration::from_secs_f64(num(&value)?),
+            Knob::CrashAfter => self.faults.crash_after = Some(count(&value)?),
+            Knob::HangAfter => self.faults.hang_after = Some(count(&value)?),
+            Knob::MalformedEvery => self.faults.malformed_every = Some(count(&value)?.max(1)),
+            Knob::Http5xxEvery => self.faults.error_5xx_every = Some(count(&value)?.max(1)),
+            Knob::ErrorEventEvery => self.faults.error_event_every = Some(count(&value)?.max(1)),
         }
-        cfg.broken_patch = args.iter().any(|a| a == "--sim-broken-patch");
-        cfg.virtual_clock = args.iter().any(|a| a == "--sim-virtual-clock");
-        // `vllm serve <model>` / `trtllm-serve <model>`: one positional model.
+        if matches!(kind, Knob::TimeScale) && self.time_scale < 0.0 {
+            bail!("{flag} must be >= 0");
+        }
+        Ok(())
+    }
+
+    /// The served model: `vllm serve <model>` / `trtllm-serve <model>` take one positional
+    /// model; a model path also names the tokenizer when it holds one, and
+    /// `--served-model-name` overrides the name.
+    fn apply_model_names(&mut self, framework: Framework, names: ModelNames) -> Result<()> {
+        let ModelNames {
+            positional,
+            mut model_path,
+            served_name,
+        } = names;
         match (positional.len(), framework) {
             (0, _) => {}
             (1, Framework::Vllm | Framework::Trtllm) => {
@@ -404,17 +393,16 @@ impl SimConfig {
         }
         if let Some(p) = &model_path {
             let path = PathBuf::from(p);
-            if cfg.tokenizer.is_none() && path.join("tokenizer.json").is_file() {
-                cfg.tokenizer = Some(path.clone());
+            if self.tokenizer.is_none() && path.join("tokenizer.json").is_file() {
+                self.tokenizer = Some(path.clone());
             }
             // Engines serve a path under its own name unless --served-model-name is given.
-            cfg.model = p.clone();
+            self.model = p.clone();
         }
         if let Some(n) = served_name {
-            cfg.model = n;
+            self.model = n;
         }
-        cfg.validate()?;
-        Ok(cfg)
+        Ok(())
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -450,6 +438,66 @@ impl SimConfig {
         }
         Ok(())
     }
+}
+
+/// The model names and positional arguments of a command line.
+#[derive(Default)]
+struct ModelNames {
+    positional: Vec<String>,
+    model_path: Option<String>,
+    served_name: Option<String>,
+}
+
+/// `--framework` and `--sim-cost-profile` (the last of each), read before the other flags
+/// since they decide how those are spelled and what they start from.
+fn framework_and_profile(args: &[String]) -> Result<(Framework, Option<String>)> {
+    let mut framework = Framework::Vllm;
+    let mut profile: Option<String> = None;
+    for it in 0..args.len() {
+        if let Some(v) = flag_value(args, it, "--framework")? {
+            framework = Framework::parse(&v)?;
+        } else if let Some(v) = flag_value(args, it, "--sim-cost-profile")? {
+            profile = Some(v);
+        }
+    }
+    Ok((framework, profile))
+}
+
+/// The value of `args[it]` when it is flag `name` (`name=value`, or `name` then a value).
+fn flag_value(args: &[String], it: usize, name: &str) -> Result<Option<String>> {
+    let a = &args[it];
+    if let Some(v) = a.strip_prefix(&format!("{name}=")) {
+        return Ok(Some(v.to_string()));
+    }
+    if a == name {
+        let v = args
+            .get(it + 1)
+            .ok_or_else(|| anyhow::anyhow!("{name} needs a value"))?;
+        return Ok(Some(v.clone()));
+    }
+    Ok(None)
+}
+
+/// A flag's number; `k`/`m` suffixes multiply by 10³/10⁶.
+fn flag_number(flag: &str, v: &str) -> Result<f64> {
+    let t = v.trim();
+    let (body, mult) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
+        Some('m' | 'M') => (&t[..t.len() - 1], 1e6),
+        _ => (t, 1.0),
+    };
+    body.parse::<f64>()
+        .map(|x| x * mult)
+        .map_err(|_| anyhow::anyhow!("{flag} {v:?}: expected a number"))
+}
+
+/// A flag's non-negative integer (suffixes as in [`flag_number`]).
+fn flag_count(flag: &str, v: &str) -> Result<u64> {
+    let x = flag_number(flag, v)?;
+    if x < 0.0 || x.fract() != 0.0 {
+        bail!("{flag} {v:?}: expected a non-negative integer");
+    }
+    Ok(x as u64)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
