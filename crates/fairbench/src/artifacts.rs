@@ -11,6 +11,7 @@ use vllm_sota_core::layout::CampaignPaths;
 use vllm_sota_core::results::{CandidateRow, RankingMetric, RowRef, RunStatus, compare_rank};
 use vllm_sota_core::{Framework, fsx};
 
+use crate::config::Scenario;
 use crate::measure::Point;
 use crate::preflight::Plan;
 use vllm_sota_core::proc::shell_join as display_argv;
@@ -118,9 +119,20 @@ fn summary_md(
     rows: &[CandidateRow],
     win: &BTreeMap<String, Vec<CandidateRow>>,
 ) -> String {
-    let cfg = &plan.config;
     let mut s = String::new();
     let _ = writeln!(s, "# fair_benchmark summary\n");
+    summary_setup(&mut s, plan, rows);
+    for sc in &plan.scenarios {
+        summary_scenario(&mut s, sc, win.get(&sc.name));
+    }
+    summary_bad_rows(&mut s, rows);
+    summary_preflight(&mut s, plan);
+    s
+}
+
+/// The run's setup: workload label, model, hardware, workload, SLA, ranking rule, rows.
+fn summary_setup(s: &mut String, plan: &Plan, rows: &[CandidateRow]) {
+    let cfg = &plan.config;
     if let Some(label) = &cfg.dataset.label {
         let _ = writeln!(
             s,
@@ -185,47 +197,53 @@ fn summary_md(
         "- Rows: {} in `benchmark/candidates.jsonl`\n",
         rows.len()
     );
-    for sc in &plan.scenarios {
-        let _ = writeln!(
-            s,
-            "## Scenario `{}` ({} → {} tokens)\n",
-            sc.name, sc.input_len, sc.output_len
-        );
-        match win.get(&sc.name) {
-            Some(list) if !list.is_empty() => {
+}
+
+/// One scenario's ranking table of the frameworks' winners.
+fn summary_scenario(s: &mut String, sc: &Scenario, winners: Option<&Vec<CandidateRow>>) {
+    let _ = writeln!(
+        s,
+        "## Scenario `{}` ({} → {} tokens)\n",
+        sc.name, sc.input_len, sc.output_len
+    );
+    match winners {
+        Some(list) if !list.is_empty() => {
+            let _ = writeln!(
+                s,
+                "| rank | framework | candidate | SLA | req/s | output tok/s | p50 TTFT ms | p50 TPOT ms | GPUs | point |"
+            );
+            let _ = writeln!(s, "|---:|---|---|---|---:|---:|---:|---:|---:|---|");
+            for (i, r) in list.iter().enumerate() {
+                let m = r.metrics.as_ref();
                 let _ = writeln!(
                     s,
-                    "| rank | framework | candidate | SLA | req/s | output tok/s | p50 TTFT ms | p50 TPOT ms | GPUs | point |"
+                    "| {} | {} | `{}` | {} | {} | {} | {} | {} | {} | {} |",
+                    i + 1,
+                    r.framework,
+                    r.candidate_id,
+                    match r.sla.passed {
+                        Some(true) => "pass",
+                        Some(false) => "FAIL",
+                        None => "—",
+                    },
+                    f(r.request_throughput(), 3),
+                    f(r.output_throughput(), 1),
+                    f(m.and_then(|m| m.p50_ttft_ms()), 1),
+                    f(m.and_then(|m| m.p50_tpot_ms()), 2),
+                    r.hardware.gpu_count,
+                    point_text(r)
                 );
-                let _ = writeln!(s, "|---:|---|---|---|---:|---:|---:|---:|---:|---|");
-                for (i, r) in list.iter().enumerate() {
-                    let m = r.metrics.as_ref();
-                    let _ = writeln!(
-                        s,
-                        "| {} | {} | `{}` | {} | {} | {} | {} | {} | {} | {} |",
-                        i + 1,
-                        r.framework,
-                        r.candidate_id,
-                        match r.sla.passed {
-                            Some(true) => "pass",
-                            Some(false) => "FAIL",
-                            None => "—",
-                        },
-                        f(r.request_throughput(), 3),
-                        f(r.output_throughput(), 1),
-                        f(m.and_then(|m| m.p50_ttft_ms()), 1),
-                        f(m.and_then(|m| m.p50_tpot_ms()), 2),
-                        r.hardware.gpu_count,
-                        point_text(r)
-                    );
-                }
-                let _ = writeln!(s);
             }
-            _ => {
-                let _ = writeln!(s, "No framework produced a successful run.\n");
-            }
+            let _ = writeln!(s);
+        }
+        _ => {
+            let _ = writeln!(s, "No framework produced a successful run.\n");
         }
     }
+}
+
+/// Every row that is not ok or did not pass the SLA, with its reason.
+fn summary_bad_rows(s: &mut String, rows: &[CandidateRow]) {
     let _ = writeln!(s, "## Failed, rejected or SLA-failing candidates\n");
     let bad: Vec<&CandidateRow> = rows
         .iter()
@@ -233,26 +251,30 @@ fn summary_md(
         .collect();
     if bad.is_empty() {
         let _ = writeln!(s, "None.\n");
-    } else {
-        let _ = writeln!(s, "| framework | candidate | scenario | status | reason |");
-        let _ = writeln!(s, "|---|---|---|---|---|");
-        for r in bad {
-            let reason = r
-                .failure_reason
-                .clone()
-                .unwrap_or_else(|| r.sla.reasons.join("; "));
-            let _ = writeln!(
-                s,
-                "| {} | `{}` | {} | {} | {} |",
-                r.framework,
-                r.candidate_id,
-                r.scenario,
-                format!("{:?}", r.status).to_lowercase(),
-                vllm_sota_core::md::cell(&reason)
-            );
-        }
-        let _ = writeln!(s);
+        return;
     }
+    let _ = writeln!(s, "| framework | candidate | scenario | status | reason |");
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    for r in bad {
+        let reason = r
+            .failure_reason
+            .clone()
+            .unwrap_or_else(|| r.sla.reasons.join("; "));
+        let _ = writeln!(
+            s,
+            "| {} | `{}` | {} | {} | {} |",
+            r.framework,
+            r.candidate_id,
+            r.scenario,
+            format!("{:?}", r.status).to_lowercase(),
+            vllm_sota_core::md::cell(&reason)
+        );
+    }
+    let _ = writeln!(s);
+}
+
+/// What preflight decided: excluded knobs, environment gaps, per-framework notes, GPU check.
+fn summary_preflight(s: &mut String, plan: &Plan) {
     if !plan.excluded.is_empty() {
         let _ = writeln!(s, "## Kept out of the default pass\n");
         for x in &plan.excluded {
@@ -297,7 +319,6 @@ fn summary_md(
         "- GPU check: {} ({})",
         plan.gpu_check.status, plan.gpu_check.detail
     );
-    s
 }
 
 fn winning_md(plan: &Plan, win: &BTreeMap<String, Vec<CandidateRow>>) -> String {
@@ -346,6 +367,9 @@ const COLORS: &[&str] = &[
 
 use vllm_sota_core::md::html as escape;
 
+/// A framework's plotted points: (p50 TPOT ms, output tok/s, SLA passed).
+type Series = BTreeMap<String, Vec<(f64, f64, bool)>>;
+
 /// Every measured point of every ok row of a scenario: output throughput (y) vs p50 TPOT (x).
 fn scenario_svg(
     paths: &CampaignPaths,
@@ -353,7 +377,20 @@ fn scenario_svg(
     rows: &[CandidateRow],
     scenario: &str,
 ) -> String {
-    let mut series: BTreeMap<String, Vec<(f64, f64, bool)>> = BTreeMap::new();
+    let series = scenario_series(paths, rows, scenario);
+    let sla_x = plan.config.benchmark.sla.max_p50_tpot_ms;
+    let frame = Frame::fitting(&series, sla_x);
+    let mut s = String::new();
+    svg_axes(&mut s, &frame, scenario, sla_x);
+    svg_points(&mut s, &frame, &series);
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Per framework, the points of a scenario's ok rows: every sweep point when the sweep
+/// file is readable, else the row's own metrics.
+fn scenario_series(paths: &CampaignPaths, rows: &[CandidateRow], scenario: &str) -> Series {
+    let mut series: Series = BTreeMap::new();
     for r in rows
         .iter()
         .filter(|r| r.scenario == scenario && r.status == RunStatus::Ok)
@@ -379,24 +416,69 @@ fn scenario_svg(
             }
         }
     }
-    let (w, h, ml, mr, mt, mb) = (720.0, 440.0, 70.0, 160.0, 40.0, 50.0);
-    let all: Vec<(f64, f64)> = series
-        .values()
-        .flatten()
-        .map(|(x, y, _)| (*x, *y))
-        .collect();
-    let sla_x = plan.config.benchmark.sla.max_p50_tpot_ms;
-    let xmax = all
-        .iter()
-        .map(|p| p.0)
-        .chain(sla_x)
-        .fold(0.0f64, f64::max)
-        .max(1e-9)
-        * 1.1;
-    let ymax = all.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1e-9) * 1.1;
-    let sx = |x: f64| ml + x / xmax * (w - ml - mr);
-    let sy = |y: f64| h - mb - y / ymax * (h - mt - mb);
-    let mut s = String::new();
+    series
+}
+
+/// The plot's size, margins and axis ranges.
+#[derive(Clone, Copy)]
+struct Frame {
+    w: f64,
+    h: f64,
+    ml: f64,
+    mr: f64,
+    mt: f64,
+    mb: f64,
+    xmax: f64,
+    ymax: f64,
+}
+
+impl Frame {
+    /// Axes from zero to 10 % past the largest point (and the SLA line).
+    fn fitting(series: &Series, sla_x: Option<f64>) -> Frame {
+        let all: Vec<(f64, f64)> = series
+            .values()
+            .flatten()
+            .map(|(x, y, _)| (*x, *y))
+            .collect();
+        let xmax = all
+            .iter()
+            .map(|p| p.0)
+            .chain(sla_x)
+            .fold(0.0f64, f64::max)
+            .max(1e-9)
+            * 1.1;
+        let ymax = all.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1e-9) * 1.1;
+        Frame {
+            w: 720.0,
+            h: 440.0,
+            ml: 70.0,
+            mr: 160.0,
+            mt: 40.0,
+            mb: 50.0,
+            xmax,
+            ymax,
+        }
+    }
+    fn sx(&self, x: f64) -> f64 {
+        self.ml + x / self.xmax * (self.w - self.ml - self.mr)
+    }
+    fn sy(&self, y: f64) -> f64 {
+        self.h - self.mb - y / self.ymax * (self.h - self.mt - self.mb)
+    }
+}
+
+/// The opening tag, title, axes with ticks and labels, and the SLA line.
+fn svg_axes(s: &mut String, frame: &Frame, scenario: &str, sla_x: Option<f64>) {
+    let Frame {
+        w,
+        h,
+        ml,
+        mr,
+        mt,
+        mb,
+        xmax,
+        ymax,
+    } = *frame;
     let _ = writeln!(
         s,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
@@ -431,7 +513,7 @@ fn scenario_svg(
         let _ = writeln!(
             s,
             r#"<text x="{:.1}" y="{}" text-anchor="middle">{:.1}</text>"#,
-            sx(xv),
+            frame.sx(xv),
             h - mb + 16.0,
             xv
         );
@@ -439,7 +521,7 @@ fn scenario_svg(
             s,
             r#"<text x="{}" y="{:.1}" text-anchor="end">{:.0}</text>"#,
             ml - 6.0,
-            sy(yv) + 4.0,
+            frame.sy(yv) + 4.0,
             yv
         );
     }
@@ -459,17 +541,31 @@ fn scenario_svg(
         let _ = writeln!(
             s,
             r#"<line class="sla" x1="{:.1}" y1="{mt}" x2="{:.1}" y2="{}" stroke="gray" stroke-dasharray="6,4"/>"#,
-            sx(x),
-            sx(x),
+            frame.sx(x),
+            frame.sx(x),
             h - mb
         );
         let _ = writeln!(
             s,
             r#"<text x="{:.1}" y="{}" fill="gray">SLA p50 TPOT ≤ {x} ms</text>"#,
-            sx(x) + 4.0,
+            frame.sx(x) + 4.0,
             mt + 12.0
         );
     }
+}
+
+/// Each framework's points (hollow when the SLA failed) and legend entry; a note when
+/// nothing ran.
+fn svg_points(s: &mut String, frame: &Frame, series: &Series) {
+    let Frame {
+        w,
+        h,
+        ml,
+        mr,
+        mt,
+        mb,
+        ..
+    } = *frame;
     for (i, (fw, pts)) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         for (x, y, passed) in pts {
@@ -478,8 +574,8 @@ fn scenario_svg(
                 s,
                 r#"<circle class="point" data-framework="{}" cx="{:.1}" cy="{:.1}" r="4" fill="{fill}" stroke="{color}"><title>{}: {:.1} tok/s at p50 TPOT {:.2} ms{}</title></circle>"#,
                 escape(fw),
-                sx(*x),
-                sy(*y),
+                frame.sx(*x),
+                frame.sy(*y),
                 escape(fw),
                 y,
                 x,
@@ -510,8 +606,6 @@ fn scenario_svg(
         w - mr + 16.0,
         h - mb
     );
-    s.push_str("</svg>\n");
-    s
 }
 
 /// The scenario where vLLM is furthest behind the leader, for the profiler.

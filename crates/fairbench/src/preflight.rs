@@ -5,7 +5,7 @@
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -217,6 +217,23 @@ pub fn preflight(
     Ok(plan)
 }
 
+/// Why preflight stops planning a framework: it enters the plan as an environment gap
+/// (not installed here) or as rejected (with the flag at fault, when one is).
+enum Refusal {
+    Gap(String),
+    Reject(Option<String>, String),
+}
+
+impl Refusal {
+    /// Record the refusal in the plan and mark the framework with it.
+    fn apply(self, fp: FrameworkPlan, plan: &mut Plan) -> FrameworkPlan {
+        match self {
+            Refusal::Gap(reason) => gap(fp, plan, reason),
+            Refusal::Reject(flag, reason) => reject_framework(fp, plan, flag, reason),
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn plan_framework(
     cfg: &BenchmarkConfig,
@@ -229,15 +246,50 @@ fn plan_framework(
     fairness: &FairnessInputs,
     plan: &mut Plan,
 ) -> Result<FrameworkPlan> {
-    let command_template = section
-        .server_command
-        .clone()
-        .unwrap_or_else(|| facts.server_command.clone());
+    let mut fp = new_framework_plan(cfg, name, section, &facts);
+
+    // 1. Help capture (or the environment gap when the framework is not installed here).
+    let help_text = match opts.help_texts.get(&name) {
+        Some(text) => text.clone(),
+        None => match run_help_command(cfg, name, section, &facts, &fp.command_template, opts)? {
+            Ok(text) => text,
+            Err(refusal) => return Ok(refusal.apply(fp, plan)),
+        },
+    };
+    let help_path = help_dir.join(format!("{name}_serve_help.txt"));
+    vllm_sota_core::fsx::write_text(&help_path, &help_text)?;
+    fp.help_file = Some(rel(campaign_dir, &help_path));
+    let help = HelpFlags::parse(&help_text);
+
+    let step = FrameworkStep {
+        cfg,
+        name,
+        section,
+        facts: &facts,
+        help: &help,
+        fairness,
+    };
+    match step.plan_flags_and_candidates(&mut fp, plan) {
+        Ok(()) => Ok(fp),
+        Err(refusal) => Ok(refusal.apply(fp, plan)),
+    }
+}
+
+/// The plan of a framework before preflight looked at its CLI: ready, no flags yet.
+fn new_framework_plan(
+    cfg: &BenchmarkConfig,
+    name: Framework,
+    section: &FrameworkSection,
+    facts: &FrameworkFacts,
+) -> FrameworkPlan {
     let mut fp = FrameworkPlan {
         framework: name,
         status: FrameworkStatus::Ready,
         reason: None,
-        command_template: command_template.clone(),
+        command_template: section
+            .server_command
+            .clone()
+            .unwrap_or_else(|| facts.server_command.clone()),
         launcher: section.launcher.clone(),
         teardown_command: section.teardown_command.clone(),
         env: section.env.clone(),
@@ -255,150 +307,211 @@ fn plan_framework(
     if let Some(route) = &section.models_route {
         fp.facts.readiness.models_route = route.clone();
     }
-    let vars = template_vars(cfg, &cfg.launch.host, 0);
+    fp
+}
 
-    // 1. Help capture (or the environment gap when the framework is not installed here).
-    let help_text = if let Some(text) = opts.help_texts.get(&name) {
-        text.clone()
-    } else {
-        let help_argv = match &section.help_command {
-            Some(h) => fill_template(h, &vars),
-            None => {
-                let mut a = fill_template(&command_template, &vars);
-                a.extend(facts.help_args.iter().cloned());
-                a
-            }
-        };
-        let argv = procs::wrap_with_launcher(&help_argv, section.launcher.as_deref());
-        if !proc::on_path(&argv[0]) {
-            let reason = format!(
-                "`{}` is not installed here (not found on PATH): environment gap",
-                argv[0]
-            );
-            return Ok(gap(fp, plan, reason));
+/// Run the framework's help command; the refusal says why its output cannot be used
+/// (not installed, timed out, no readable option list).
+fn run_help_command(
+    cfg: &BenchmarkConfig,
+    name: Framework,
+    section: &FrameworkSection,
+    facts: &FrameworkFacts,
+    command_template: &[String],
+    opts: &PreflightOptions,
+) -> Result<std::result::Result<String, Refusal>> {
+    let vars = template_vars(cfg, &cfg.launch.host, 0);
+    let help_argv = match &section.help_command {
+        Some(h) => fill_template(h, &vars),
+        None => {
+            let mut a = fill_template(command_template, &vars);
+            a.extend(facts.help_args.iter().cloned());
+            a
         }
-        let timeout = opts.help_timeout.unwrap_or(Duration::from_secs(300));
-        let cap = proc::Cmd::from_argv(&argv)
-            .and_then(|c| c.envs(&section.env).merge_stderr().run_capture(timeout))
-            .with_context(|| format!("frameworks.{name}: cannot run the help command"))?;
-        if cap.timed_out {
-            let reason = format!(
-                "`{}` did not print its help within {:?}: environment gap",
-                proc::shell_join(&argv),
-                timeout
-            );
-            return Ok(gap(fp, plan, reason));
-        }
-        if HelpFlags::parse(&cap.stdout).is_empty() && cap.code == Some(0) {
-            // It ran, so it is installed: the help text just is not an option list we can read.
-            let reason = format!(
+    };
+    let argv = procs::wrap_with_launcher(&help_argv, section.launcher.as_deref());
+    if !proc::on_path(&argv[0]) {
+        return Ok(Err(Refusal::Gap(format!(
+            "`{}` is not installed here (not found on PATH): environment gap",
+            argv[0]
+        ))));
+    }
+    let timeout = opts.help_timeout.unwrap_or(Duration::from_secs(300));
+    let cap = proc::Cmd::from_argv(&argv)
+        .and_then(|c| c.envs(&section.env).merge_stderr().run_capture(timeout))
+        .with_context(|| format!("frameworks.{name}: cannot run the help command"))?;
+    if cap.timed_out {
+        return Ok(Err(Refusal::Gap(format!(
+            "`{}` did not print its help within {:?}: environment gap",
+            proc::shell_join(&argv),
+            timeout
+        ))));
+    }
+    if HelpFlags::parse(&cap.stdout).is_empty() && cap.code == Some(0) {
+        // It ran, so it is installed: the help text just is not an option list we can read.
+        return Ok(Err(Refusal::Reject(
+            None,
+            format!(
                 "`{}` printed no option lines this tool can read; set frameworks.{name}.help_command to a command that prints the CLI's --help",
                 proc::shell_join(&argv)
-            );
-            return Ok(reject_framework(fp, plan, None, reason));
-        }
-        if HelpFlags::parse(&cap.stdout).is_empty() {
-            let first = crate::launch::first_error_line(&cap.stdout)
-                .unwrap_or_else(|| cap.stdout.lines().next().unwrap_or("").to_string());
-            let reason = format!(
-                "`{}` printed no CLI flags (exit {:?}): {}: environment gap",
-                proc::shell_join(&argv),
-                cap.code,
-                first.trim()
-            );
-            return Ok(gap(fp, plan, reason));
-        }
-        cap.stdout
-    };
-    let help_path = help_dir.join(format!("{name}_serve_help.txt"));
-    vllm_sota_core::fsx::write_text(&help_path, &help_text)?;
-    fp.help_file = Some(rel(campaign_dir, &help_path));
-    let help = HelpFlags::parse(&help_text);
+            ),
+        )));
+    }
+    if HelpFlags::parse(&cap.stdout).is_empty() {
+        let first = crate::launch::first_error_line(&cap.stdout)
+            .unwrap_or_else(|| cap.stdout.lines().next().unwrap_or("").to_string());
+        return Ok(Err(Refusal::Gap(format!(
+            "`{}` printed no CLI flags (exit {:?}): {}: environment gap",
+            proc::shell_join(&argv),
+            cap.code,
+            first.trim()
+        ))));
+    }
+    Ok(Ok(cap.stdout))
+}
 
-    // 2. Managed flags must exist; users must not set them.
-    for managed in [&facts.port_flag, &facts.host_flag].into_iter().flatten() {
-        if !help.contains(managed) {
-            return Ok(reject_framework(
-                fp,
-                plan,
-                Some(managed.clone()),
+/// What every planning step of one framework reads: the config, its section, its facts,
+/// the flags of its captured `--help` and the campaign's fairness inputs.
+struct FrameworkStep<'a> {
+    cfg: &'a BenchmarkConfig,
+    name: Framework,
+    section: &'a FrameworkSection,
+    facts: &'a FrameworkFacts,
+    help: &'a HelpFlags,
+    fairness: &'a FairnessInputs,
+}
+
+impl FrameworkStep<'_> {
+    /// Steps 2 to 8: flags, fairness rules, search space, candidates. Rejections of single
+    /// knobs or candidates go to `plan` as they are found; a refusal of the whole
+    /// framework stops here.
+    fn plan_flags_and_candidates(
+        &self,
+        fp: &mut FrameworkPlan,
+        plan: &mut Plan,
+    ) -> std::result::Result<(), Refusal> {
+        // 2. Managed flags must exist; users must not set them.
+        self.check_managed_flags()?;
+        // 3. Base flags: resolve, fairness rules.
+        let mut base = self.resolve_base_flags(fp)?;
+        // 4. TensorRT-LLM backend rule (the command template may carry the flag too).
+        self.apply_backend_rule(&fp.command_template, &mut base, &mut fp.notes)?;
+        // 4b. The campaign's fairness inputs, in this CLI's spelling.
+        let pinned = self
+            .fairness
+            .apply(self.facts, self.help, &mut base, &mut fp.fairness)
+            .map_err(|(flag, reason)| Refusal::Reject(flag, reason))?;
+        // 5. Search space: resolve, drop pinned memory knobs, excluded features, bad backends.
+        let space = self.resolve_search_space(&pinned, fp, plan);
+        // 6. Same GPUs for everyone: tensor parallel = gpu_count unless set.
+        self.add_shared_flags(&mut base, &space, &mut fp.notes);
+        // 7. Max length must cover max(input + output): the campaign's max context when it
+        // names one (every framework gets the same), else the workload's longest request.
+        let max_len_flag = self.pin_max_length(&mut base, &space, fp)?;
+        // 8. Candidates, then the per-candidate max-length check.
+        self.add_candidates(&base, &space, max_len_flag.as_deref(), fp, plan);
+        Ok(())
+    }
+
+    fn check_managed_flags(&self) -> std::result::Result<(), Refusal> {
+        let facts = self.facts;
+        for managed in [&facts.port_flag, &facts.host_flag].into_iter().flatten() {
+            if !self.help.contains(managed) {
+                return Err(Refusal::Reject(
+                    Some(managed.clone()),
+                    format!(
+                        "the server CLI has no `{managed}` flag; fair_benchmark cannot place the server"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The port and host flags: fair_benchmark sets them, never the config.
+    fn is_managed(&self, flag: &str) -> bool {
+        self.facts.port_flag.as_deref() == Some(flag)
+            || self.facts.host_flag.as_deref() == Some(flag)
+    }
+
+    /// `base_server_flags` in this CLI's spelling; a flag it lacks, a managed flag or an
+    /// excluded feature refuses the framework.
+    fn resolve_base_flags(
+        &self,
+        fp: &mut FrameworkPlan,
+    ) -> std::result::Result<OrderedMap<Value>, Refusal> {
+        let mut base: OrderedMap<Value> = OrderedMap::default();
+        for (key, value) in self.section.base_server_flags.iter() {
+            let res = resolve_flag(key, self.facts, self.help).map_err(|reason| {
+                Refusal::Reject(Some(as_flag(key)), format!("base_server_flags: {reason}"))
+            })?;
+            if self.is_managed(&res.used) {
+                return Err(Refusal::Reject(
+                    Some(res.used.clone()),
+                    format!(
+                        "base_server_flags: `{}` is managed by fair_benchmark (use launch.host / launch.port)",
+                        res.used
+                    ),
+                ));
+            }
+            if !self.cfg.search.include_excluded_features {
+                self.check_base_flag_not_excluded(&res.used, value)?;
+            }
+            if res.how != "exact" {
+                fp.notes.push(format!(
+                    "`{}` → `{}` ({})",
+                    res.requested, res.used, res.how
+                ));
+            }
+            fp.validated_flags.push(res.clone());
+            base.insert(res.used, value.clone());
+        }
+        Ok(base)
+    }
+
+    /// A base flag that enables a feature kept out of the default pass refuses the framework.
+    fn check_base_flag_not_excluded(
+        &self,
+        used: &str,
+        value: &Value,
+    ) -> std::result::Result<(), Refusal> {
+        let facts = self.facts;
+        if let Some(x) = facts.excluded_flags.iter().find(|x| x.flag == used) {
+            return Err(Refusal::Reject(
+                Some(used.to_string()),
                 format!(
-                    "the server CLI has no `{managed}` flag; fair_benchmark cannot place the server"
+                    "base_server_flags: `{}` enables {}, which stays out of the default pass (set search.include_excluded_features to include it)",
+                    used, x.feature
                 ),
             ));
         }
-    }
-
-    // 3. Base flags: resolve, fairness rules.
-    let mut base: OrderedMap<Value> = OrderedMap::default();
-    for (key, value) in section.base_server_flags.iter() {
-        let res = match resolve_flag(key, &facts, &help) {
-            Ok(r) => r,
-            Err(reason) => {
-                return Ok(reject_framework(
-                    fp,
-                    plan,
-                    Some(as_flag(key)),
-                    format!("base_server_flags: {reason}"),
-                ));
-            }
-        };
-        if Some(&res.used) == facts.port_flag.as_ref()
-            || Some(&res.used) == facts.host_flag.as_ref()
+        if let Some(x) = facts.excluded_if_above_one.iter().find(|x| x.flag == used)
+            && as_f64(value).is_some_and(|v| v > 1.0)
         {
-            return Ok(reject_framework(
-                fp,
-                plan,
-                Some(res.used.clone()),
+            return Err(Refusal::Reject(
+                Some(used.to_string()),
                 format!(
-                    "base_server_flags: `{}` is managed by fair_benchmark (use launch.host / launch.port)",
-                    res.used
+                    "base_server_flags: `{} {}` enables {}, which stays out of the default pass",
+                    used,
+                    flags::scalar_text(value),
+                    x.feature
                 ),
             ));
         }
-        if !cfg.search.include_excluded_features {
-            if let Some(x) = facts.excluded_flags.iter().find(|x| x.flag == res.used) {
-                return Ok(reject_framework(
-                    fp,
-                    plan,
-                    Some(res.used.clone()),
-                    format!(
-                        "base_server_flags: `{}` enables {}, which stays out of the default pass (set search.include_excluded_features to include it)",
-                        res.used, x.feature
-                    ),
-                ));
-            }
-            if let Some(x) = facts
-                .excluded_if_above_one
-                .iter()
-                .find(|x| x.flag == res.used)
-                && as_f64(value).is_some_and(|v| v > 1.0)
-            {
-                return Ok(reject_framework(
-                    fp,
-                    plan,
-                    Some(res.used.clone()),
-                    format!(
-                        "base_server_flags: `{} {}` enables {}, which stays out of the default pass",
-                        res.used,
-                        flags::scalar_text(value),
-                        x.feature
-                    ),
-                ));
-            }
-        }
-        if res.how != "exact" {
-            fp.notes.push(format!(
-                "`{}` → `{}` ({})",
-                res.requested, res.used, res.how
-            ));
-        }
-        fp.validated_flags.push(res.clone());
-        base.insert(res.used, value.clone());
+        Ok(())
     }
 
-    // 4. TensorRT-LLM backend rule (the command template may carry the flag too).
-    if let Some(rule) = &facts.backend_rule {
+    /// The backend rule (TensorRT-LLM): the required value, in the template or the base
+    /// flags, or added to the base flags when neither sets it.
+    fn apply_backend_rule(
+        &self,
+        command_template: &[String],
+        base: &mut OrderedMap<Value>,
+        notes: &mut Vec<String>,
+    ) -> std::result::Result<(), Refusal> {
+        let Some(rule) = &self.facts.backend_rule else {
+            return Ok(());
+        };
         let in_template = command_template
             .iter()
             .position(|a| *a == rule.flag)
@@ -407,113 +520,131 @@ fn plan_framework(
         let in_base = base.get(&rule.flag).map(flags::scalar_text);
         for got in [in_template.clone(), in_base.clone()].into_iter().flatten() {
             if got != rule.required {
-                return Ok(reject_framework(
-                    fp,
-                    plan,
+                return Err(Refusal::Reject(
                     Some(rule.flag.clone()),
                     format!(
                         "`{} {got}`: {} must run as `{} {}`; {}",
-                        rule.flag, facts.display_name, rule.flag, rule.required, rule.reason
+                        rule.flag, self.facts.display_name, rule.flag, rule.required, rule.reason
                     ),
                 ));
             }
         }
         if in_template.is_none() && in_base.is_none() {
             base.insert(rule.flag.clone(), Value::String(rule.required.clone()));
-            fp.notes
-                .push(format!("added `{} {}`", rule.flag, rule.required));
+            notes.push(format!("added `{} {}`", rule.flag, rule.required));
         }
+        Ok(())
     }
 
-    // 4b. The campaign's fairness inputs, in this CLI's spelling.
-    let pinned = match fairness.apply(&facts, &help, &mut base, &mut fp.fairness) {
-        Ok(p) => p,
-        Err((flag, reason)) => return Ok(reject_framework(fp, plan, flag, reason)),
-    };
-
-    // 5. Search space: resolve, drop pinned memory knobs, excluded features, bad backends.
-    let mut space: OrderedMap<Vec<Value>> = OrderedMap::default();
-    for (key, values) in section.search_space.iter() {
-        let res = match resolve_flag(key, &facts, &help) {
-            Ok(r) => r,
-            Err(reason) => {
-                plan.rejections.push(Rejection {
-                    framework: name,
-                    candidate_id: None,
-                    flag: Some(as_flag(key)),
-                    reason: format!("search_space: {reason}"),
-                });
+    /// `search_space` in this CLI's spelling, without pinned, managed or excluded knobs and
+    /// values; what is dropped goes to `plan.rejections` / `plan.excluded`.
+    fn resolve_search_space(
+        &self,
+        pinned: &BTreeSet<String>,
+        fp: &mut FrameworkPlan,
+        plan: &mut Plan,
+    ) -> OrderedMap<Vec<Value>> {
+        let mut space: OrderedMap<Vec<Value>> = OrderedMap::default();
+        for (key, values) in self.section.search_space.iter() {
+            let res = match resolve_flag(key, self.facts, self.help) {
+                Ok(r) => r,
+                Err(reason) => {
+                    plan.rejections.push(Rejection {
+                        framework: self.name,
+                        candidate_id: None,
+                        flag: Some(as_flag(key)),
+                        reason: format!("search_space: {reason}"),
+                    });
+                    continue;
+                }
+            };
+            if self.drop_search_flag(&res.used, pinned, plan) {
                 continue;
             }
+            let kept = self.kept_search_values(&res.used, values, plan);
+            if kept.is_empty() {
+                continue;
+            }
+            if res.how != "exact" {
+                fp.notes.push(format!(
+                    "search_space `{}` → `{}` ({})",
+                    res.requested, res.used, res.how
+                ));
+            }
+            fp.validated_flags.push(res.clone());
+            space.insert(res.used, kept);
+        }
+        space
+    }
+
+    /// Whether a search-space flag is left out whole (pinned fairness input, memory
+    /// fraction, managed flag, excluded feature); records why.
+    fn drop_search_flag(&self, used: &str, pinned: &BTreeSet<String>, plan: &mut Plan) -> bool {
+        let facts = self.facts;
+        let rejected = if pinned.contains(used) {
+            Some(format!(
+                "search_space: `{used}` carries a campaign fairness input (precision, quantization, tokenizer, trust-remote-code, max context): it is pinned, not searched"
+            ))
+        } else if facts.memory_fraction_flags.iter().any(|f| f == used) {
+            Some(format!(
+                "search_space: memory-fraction knob `{used}` stays pinned in base_server_flags (searching it trades KV cache for OOM risk, not speed)"
+            ))
+        } else if self.is_managed(used) {
+            Some(format!(
+                "search_space: `{used}` is managed by fair_benchmark"
+            ))
+        } else {
+            None
         };
-        if pinned.contains(&res.used) {
+        if let Some(reason) = rejected {
             plan.rejections.push(Rejection {
-                framework: name,
+                framework: self.name,
                 candidate_id: None,
-                flag: Some(res.used.clone()),
-                reason: format!(
-                    "search_space: `{}` carries a campaign fairness input (precision, quantization, tokenizer, trust-remote-code, max context): it is pinned, not searched",
-                    res.used
-                ),
+                flag: Some(used.to_string()),
+                reason,
             });
-            continue;
+            return true;
         }
-        if facts.memory_fraction_flags.contains(&res.used) {
-            plan.rejections.push(Rejection {
-                framework: name,
-                candidate_id: None,
-                flag: Some(res.used.clone()),
-                reason: format!("search_space: memory-fraction knob `{}` stays pinned in base_server_flags (searching it trades KV cache for OOM risk, not speed)", res.used),
-            });
-            continue;
-        }
-        if Some(&res.used) == facts.port_flag.as_ref()
-            || Some(&res.used) == facts.host_flag.as_ref()
-        {
-            plan.rejections.push(Rejection {
-                framework: name,
-                candidate_id: None,
-                flag: Some(res.used.clone()),
-                reason: format!("search_space: `{}` is managed by fair_benchmark", res.used),
-            });
-            continue;
-        }
-        if !cfg.search.include_excluded_features
-            && let Some(x) = facts.excluded_flags.iter().find(|x| x.flag == res.used)
+        if !self.cfg.search.include_excluded_features
+            && let Some(x) = facts.excluded_flags.iter().find(|x| x.flag == used)
         {
             plan.excluded.push(Rejection {
-                framework: name,
+                framework: self.name,
                 candidate_id: None,
-                flag: Some(res.used.clone()),
+                flag: Some(used.to_string()),
                 reason: format!("{} stays out of the default pass", x.feature),
             });
-            continue;
+            return true;
         }
+        false
+    }
+
+    /// The values of a search-space flag that may be searched: not an excluded feature's
+    /// value above one, not a backend other than the required one; records why.
+    fn kept_search_values(&self, used: &str, values: &[Value], plan: &mut Plan) -> Vec<Value> {
+        let facts = self.facts;
         let mut kept = Vec::new();
         for v in values {
-            if !cfg.search.include_excluded_features
-                && let Some(x) = facts
-                    .excluded_if_above_one
-                    .iter()
-                    .find(|x| x.flag == res.used)
+            if !self.cfg.search.include_excluded_features
+                && let Some(x) = facts.excluded_if_above_one.iter().find(|x| x.flag == used)
                 && as_f64(v).is_some_and(|n| n > 1.0)
             {
                 plan.excluded.push(Rejection {
-                    framework: name,
+                    framework: self.name,
                     candidate_id: None,
-                    flag: Some(format!("{} {}", res.used, flags::scalar_text(v))),
+                    flag: Some(format!("{} {}", used, flags::scalar_text(v))),
                     reason: format!("{} stays out of the default pass", x.feature),
                 });
                 continue;
             }
             if let Some(rule) = &facts.backend_rule
-                && rule.flag == res.used
+                && rule.flag == used
                 && flags::scalar_text(v) != rule.required
             {
                 plan.rejections.push(Rejection {
-                    framework: name,
+                    framework: self.name,
                     candidate_id: None,
-                    flag: Some(format!("{} {}", res.used, flags::scalar_text(v))),
+                    flag: Some(format!("{} {}", used, flags::scalar_text(v))),
                     reason: format!(
                         "{} must run with `{} {}`; {}",
                         facts.display_name, rule.flag, rule.required, rule.reason
@@ -523,110 +654,133 @@ fn plan_framework(
             }
             kept.push(v.clone());
         }
-        if kept.is_empty() {
-            continue;
-        }
-        if res.how != "exact" {
-            fp.notes.push(format!(
-                "search_space `{}` → `{}` ({})",
-                res.requested, res.used, res.how
-            ));
-        }
-        fp.validated_flags.push(res.clone());
-        space.insert(res.used, kept);
+        kept
     }
 
-    // 6. Same GPUs for everyone: tensor parallel = gpu_count unless set.
-    if cfg.hardware.gpu_count > 1
-        && let Some(tp) = &facts.tensor_parallel_flag
-        && help.contains(tp)
-        && base.get(tp).is_none()
-        && space.get(tp).is_none()
-    {
-        base.insert(tp.clone(), json!(cfg.hardware.gpu_count));
-        fp.notes.push(format!(
-            "added `{tp} {}` (hardware.gpu_count)",
-            cfg.hardware.gpu_count
-        ));
-    }
-    if let (Some(smn), Some(served)) = (&facts.served_model_name_flag, &cfg.model.served_model_name)
-        && help.contains(smn)
-        && base.get(smn).is_none()
-    {
-        base.insert(smn.clone(), json!(served));
-    }
-
-    // 7. Max length must cover max(input + output): the campaign's max context when it
-    // names one (every framework gets the same), else the workload's longest request.
-    let need = fairness.max_context;
-    let max_len_flag = facts.max_len_flag.clone().filter(|f| help.contains(f));
-    match &max_len_flag {
-        Some(f) if base.get(f).is_none() && space.get(f).is_none() => {
-            base.insert(f.clone(), json!(need));
-            fp.notes.push(format!(
-                "added `{f} {need}` ({})",
-                fairness.max_context_origin
-            ));
-            fp.fairness
-                .insert("max_context".into(), format!("`{f} {need}`"));
-        }
-        Some(f) => {
-            if let Some(v) = base.get(f).and_then(as_f64)
-                && fairness.max_context_pinned
-                && v != need as f64
-            {
-                return Ok(reject_framework(
-                    fp,
-                    plan,
-                    Some(f.clone()),
-                    format!(
-                        "base_server_flags: `{f} {v}` differs from the campaign's max context {need} (campaign.json max_model_len): every framework gets the same"
-                    ),
-                ));
-            }
-            fp.fairness
-                .insert("max_context".into(), format!("`{f}` as configured"));
-        }
-        None => {
-            fp.notes.push(format!(
-                "no known max-length flag for {}: the model's default must cover {need} tokens",
-                facts.display_name
-            ));
-            fp.fairness.insert(
-                "max_context".into(),
-                format!("model default (no max-length flag in its --help); must cover {need}"),
-            );
-        }
-    }
-
-    // 8. Candidates, then the per-candidate max-length check.
-    let cands = candidates::generate(
-        name,
-        &base,
-        &space,
-        cfg.search.tier,
-        cfg.search.max_candidates_per_framework as usize,
-    );
-    for c in cands {
-        if let Some(f) = &max_len_flag
-            && let Some(v) = c.flags.get(f).and_then(as_f64)
-            && v < need as f64
+    /// Flags every framework gets alike when the config leaves them unset: tensor
+    /// parallel = `hardware.gpu_count`, the served model name.
+    fn add_shared_flags(
+        &self,
+        base: &mut OrderedMap<Value>,
+        space: &OrderedMap<Vec<Value>>,
+        notes: &mut Vec<String>,
+    ) {
+        let (cfg, facts, help) = (self.cfg, self.facts, self.help);
+        if cfg.hardware.gpu_count > 1
+            && let Some(tp) = &facts.tensor_parallel_flag
+            && help.contains(tp)
+            && base.get(tp).is_none()
+            && space.get(tp).is_none()
         {
-            plan.rejections.push(Rejection {
-                framework: name,
-                candidate_id: Some(c.candidate_id.clone()),
-                flag: Some(f.clone()),
-                reason: format!("`{f} {v}` is shorter than max(input + output) = {need} tokens"),
-            });
-            continue;
+            base.insert(tp.clone(), json!(cfg.hardware.gpu_count));
+            notes.push(format!(
+                "added `{tp} {}` (hardware.gpu_count)",
+                cfg.hardware.gpu_count
+            ));
         }
-        fp.candidates.push(c);
+        if let (Some(smn), Some(served)) =
+            (&facts.served_model_name_flag, &cfg.model.served_model_name)
+            && help.contains(smn)
+            && base.get(smn).is_none()
+        {
+            base.insert(smn.clone(), json!(served));
+        }
     }
-    if fp.candidates.is_empty() {
-        fp.status = FrameworkStatus::Rejected;
-        fp.reason = Some("no candidate left after preflight".into());
+
+    /// Add or check the max-length flag and record how this server gets the campaign's
+    /// max context; returns the flag when the CLI has one.
+    fn pin_max_length(
+        &self,
+        base: &mut OrderedMap<Value>,
+        space: &OrderedMap<Vec<Value>>,
+        fp: &mut FrameworkPlan,
+    ) -> std::result::Result<Option<String>, Refusal> {
+        let fairness = self.fairness;
+        let need = fairness.max_context;
+        let max_len_flag = self
+            .facts
+            .max_len_flag
+            .clone()
+            .filter(|f| self.help.contains(f));
+        match &max_len_flag {
+            Some(f) if base.get(f).is_none() && space.get(f).is_none() => {
+                base.insert(f.clone(), json!(need));
+                fp.notes.push(format!(
+                    "added `{f} {need}` ({})",
+                    fairness.max_context_origin
+                ));
+                fp.fairness
+                    .insert("max_context".into(), format!("`{f} {need}`"));
+            }
+            Some(f) => {
+                if let Some(v) = base.get(f).and_then(as_f64)
+                    && fairness.max_context_pinned
+                    && v != need as f64
+                {
+                    return Err(Refusal::Reject(
+                        Some(f.clone()),
+                        format!(
+                            "base_server_flags: `{f} {v}` differs from the campaign's max context {need} (campaign.json max_model_len): every framework gets the same"
+                        ),
+                    ));
+                }
+                fp.fairness
+                    .insert("max_context".into(), format!("`{f}` as configured"));
+            }
+            None => {
+                fp.notes.push(format!(
+                    "no known max-length flag for {}: the model's default must cover {need} tokens",
+                    self.facts.display_name
+                ));
+                fp.fairness.insert(
+                    "max_context".into(),
+                    format!("model default (no max-length flag in its --help); must cover {need}"),
+                );
+            }
+        }
+        Ok(max_len_flag)
     }
-    Ok(fp)
+
+    /// Generate the candidates; one whose max length is below the need is rejected, and a
+    /// framework left without candidates is rejected.
+    fn add_candidates(
+        &self,
+        base: &OrderedMap<Value>,
+        space: &OrderedMap<Vec<Value>>,
+        max_len_flag: Option<&str>,
+        fp: &mut FrameworkPlan,
+        plan: &mut Plan,
+    ) {
+        let need = self.fairness.max_context;
+        let cands = candidates::generate(
+            self.name,
+            base,
+            space,
+            self.cfg.search.tier,
+            self.cfg.search.max_candidates_per_framework as usize,
+        );
+        for c in cands {
+            if let Some(f) = max_len_flag
+                && let Some(v) = c.flags.get(f).and_then(as_f64)
+                && v < need as f64
+            {
+                plan.rejections.push(Rejection {
+                    framework: self.name,
+                    candidate_id: Some(c.candidate_id.clone()),
+                    flag: Some(f.to_string()),
+                    reason: format!(
+                        "`{f} {v}` is shorter than max(input + output) = {need} tokens"
+                    ),
+                });
+                continue;
+            }
+            fp.candidates.push(c);
+        }
+        if fp.candidates.is_empty() {
+            fp.status = FrameworkStatus::Rejected;
+            fp.reason = Some("no candidate left after preflight".into());
+        }
+    }
 }
 
 pub(crate) fn template_vars(

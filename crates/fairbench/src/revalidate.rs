@@ -18,9 +18,12 @@ use vllm_sota_core::results::{CandidateRow, Correctness, RowRef, RunStatus};
 use vllm_sota_core::{Framework, fsx};
 
 use crate::artifacts::winners;
-use crate::launch;
+use crate::candidates::Candidate;
+use crate::codecheck::VllmImport;
+use crate::config::Scenario;
+use crate::launch::{self, LaunchFailure, Server};
 use crate::measure::{self, MeasureTarget};
-use crate::preflight::{Plan, rel};
+use crate::preflight::{FrameworkPlan, Plan, rel};
 use crate::probe;
 use crate::search::{self, blank_row, plan_path, reference_path};
 
@@ -152,33 +155,40 @@ pub fn run_revalidate_job(runner: &JobRunner) -> Result<Value> {
         .or_else(|| search::vllm_commit_of_campaign(&paths));
     let targets = targets(&plan, &rows, &req)?;
     // Prove which code is measured before measuring anything.
-    let vllm_import = match plan.framework(Framework::Vllm) {
+    let vllm_import = check_vllm_import(&paths, &plan, &targets)?;
+    let total = targets.len() * req.repeats as usize;
+    let mut round = Round::start(runner, &req, &paths, &plan, commit, vllm_import, total)?;
+    for ((fw, cand_id), list) in &group_by_deployment(targets)? {
+        round.run_deployment(*fw, cand_id, list)?;
+    }
+    round.finish(&rows)
+}
+
+/// The vLLM import check, when a vLLM winner is among the targets.
+fn check_vllm_import(
+    paths: &CampaignPaths,
+    plan: &Plan,
+    targets: &[Target],
+) -> Result<Option<VllmImport>> {
+    match plan.framework(Framework::Vllm) {
         Some(fp)
             if targets
                 .iter()
                 .any(|t| t.baseline_row.is_framework(Framework::Vllm)) =>
         {
             let checkout = paths.campaign().ok().and_then(|c| c.vllm_checkout);
-            Some(crate::codecheck::check_vllm_import(
+            Ok(Some(crate::codecheck::check_vllm_import(
                 &plan.config,
                 fp,
                 checkout.as_deref(),
-            )?)
+            )?))
         }
-        _ => None,
-    };
-    let out_path = paths.revalidation(req.round);
-    let existing: Vec<CandidateRow> = fsx::read_jsonl(&out_path)?;
-    let mut done: HashSet<String> = existing.iter().map(|r| r.row_id.clone()).collect();
-    let total = targets.len() * req.repeats as usize;
-    let bench_dir = paths.benchmark_dir();
-    launch::reap_stale(&bench_dir);
-    let tok_path = measure::resolve_tokenizer(plan.config.model.tokenizer())?;
-    let tok = vllm_sota_bench::TokenizerHandle::load(&tok_path)
-        .with_context(|| format!("model.tokenizer: cannot load {}", tok_path.display()))?;
-    let dataset = search::load_dataset(&plan, &tok)?;
-    let cfg = &plan.config;
-    // Group targets by deployment: one launch per (framework, candidate).
+        _ => Ok(None),
+    }
+}
+
+/// Group targets by deployment: one launch per (framework, candidate).
+fn group_by_deployment(targets: Vec<Target>) -> Result<BTreeMap<(Framework, String), Vec<Target>>> {
     let mut groups: BTreeMap<(Framework, String), Vec<Target>> = BTreeMap::new();
     for t in targets {
         let fw: Framework = t.baseline_row.framework.parse().with_context(|| {
@@ -192,254 +202,437 @@ pub fn run_revalidate_job(runner: &JobRunner) -> Result<Value> {
             .or_default()
             .push(t);
     }
-    for (&(fw, ref cand_id), list) in &groups {
-        let ids: Vec<(String, &Target, u32)> = list
-            .iter()
+    Ok(groups)
+}
+
+/// A repeat still to run: its row id, the target it re-runs, the repeat number.
+type Pending<'t> = (String, &'t Target, u32);
+
+/// One revalidation round in progress: what every deployment shares, and the row ids
+/// written so far (resume skips them).
+struct Round<'a> {
+    runner: &'a JobRunner,
+    req: &'a RevalidateRequest,
+    paths: &'a CampaignPaths,
+    plan: &'a Plan,
+    commit: Option<String>,
+    vllm_import: Option<VllmImport>,
+    out_path: PathBuf,
+    bench_dir: PathBuf,
+    tok: vllm_sota_bench::TokenizerHandle,
+    dataset: Option<vllm_sota_bench::Workload>,
+    done: HashSet<String>,
+    total: usize,
+}
+
+/// One launch of a round: a framework's candidate with its server command and log.
+struct Deployment<'a> {
+    fw: Framework,
+    fp: &'a FrameworkPlan,
+    cand: &'a Candidate,
+    port: u16,
+    argv: Vec<String>,
+    log_path: PathBuf,
+}
+
+impl<'a> Round<'a> {
+    /// Read the rows already written, reap stale servers, load the tokenizer and workload.
+    fn start(
+        runner: &'a JobRunner,
+        req: &'a RevalidateRequest,
+        paths: &'a CampaignPaths,
+        plan: &'a Plan,
+        commit: Option<String>,
+        vllm_import: Option<VllmImport>,
+        total: usize,
+    ) -> Result<Self> {
+        let out_path = paths.revalidation(req.round);
+        let existing: Vec<CandidateRow> = fsx::read_jsonl(&out_path)?;
+        let done: HashSet<String> = existing.iter().map(|r| r.row_id.clone()).collect();
+        let bench_dir = paths.benchmark_dir();
+        launch::reap_stale(&bench_dir);
+        let tok_path = measure::resolve_tokenizer(plan.config.model.tokenizer())?;
+        let tok = vllm_sota_bench::TokenizerHandle::load(&tok_path)
+            .with_context(|| format!("model.tokenizer: cannot load {}", tok_path.display()))?;
+        let dataset = search::load_dataset(plan, &tok)?;
+        Ok(Round {
+            runner,
+            req,
+            paths,
+            plan,
+            commit,
+            vllm_import,
+            out_path,
+            bench_dir,
+            tok,
+            dataset,
+            done,
+            total,
+        })
+    }
+
+    /// Launch one deployment, probe it, measure its pending repeats, tear it down.
+    fn run_deployment(&mut self, fw: Framework, cand_id: &str, list: &[Target]) -> Result<()> {
+        let ids = self.pending(fw, cand_id, list);
+        if ids.is_empty() {
+            return Ok(());
+        }
+        if search::stop_requested(self.runner) {
+            bail!("cancelled; start revalidate again to resume");
+        }
+        let dep = self.deployment(fw, cand_id)?;
+        self.runner.progress(
+            self.done.len() as f64,
+            Some(self.total as f64),
+            &format!("launching {fw} {cand_id}"),
+        );
+        let cfg = &self.plan.config;
+        let runner = self.runner;
+        let cancel = Arc::new(AtomicBool::new(false));
+        let launched = launch::launch(
+            cfg,
+            dep.fp,
+            dep.argv.clone(),
+            dep.port,
+            &dep.log_path,
+            &self.bench_dir,
+            &|| search::stop_requested(runner),
+        );
+        let mut server = match launched {
+            Ok(s) => s,
+            Err(f) => return self.record_launch_failure(&dep, &ids, &f),
+        };
+        // Probe right after readiness, as when the reference was recorded.
+        let correctness = self.probe_correctness(&dep, &server);
+        let result = self.measure_repeats(&dep, &ids, &mut server, &cancel, correctness.as_ref());
+        server.teardown(
+            &self.bench_dir,
+            &cfg.hardware.gpu_ids(),
+            cfg.hardware
+                .check_gpus_free
+                .then(|| std::time::Duration::from_secs_f64(cfg.launch.gpu_release_timeout_s)),
+        );
+        result
+    }
+
+    /// The repeats of a deployment's targets whose rows are not written yet.
+    fn pending<'t>(&self, fw: Framework, cand_id: &str, list: &'t [Target]) -> Vec<Pending<'t>> {
+        let round = self.req.round;
+        list.iter()
             .flat_map(|t| {
-                (0..req.repeats).map(move |k| {
+                (0..self.req.repeats).map(move |k| {
                     (
-                        revalidation_row_id(req.round, fw, cand_id, &t.baseline_row.scenario, k),
+                        revalidation_row_id(round, fw, cand_id, &t.baseline_row.scenario, k),
                         t,
                         k,
                     )
                 })
             })
-            .filter(|(id, _, _)| !done.contains(id))
-            .collect();
-        if ids.is_empty() {
-            continue;
-        }
-        if search::stop_requested(runner) {
-            bail!("cancelled; start revalidate again to resume");
-        }
+            .filter(|(id, _, _)| !self.done.contains(id))
+            .collect()
+    }
+
+    /// The plan's framework and candidate of a deployment, its server command on its port
+    /// and its log path.
+    fn deployment(&self, fw: Framework, cand_id: &str) -> Result<Deployment<'a>> {
+        let plan: &'a Plan = self.plan;
+        let cfg = &plan.config;
         let fp = plan
             .framework(fw)
             .with_context(|| format!("plan has no framework {fw}"))?;
         let cand = fp
             .candidates
             .iter()
-            .find(|c| &c.candidate_id == cand_id)
+            .find(|c| c.candidate_id == cand_id)
             .with_context(|| format!("plan has no candidate {cand_id}"))?;
         let help = fp
             .help_file
             .as_ref()
-            .and_then(|f| std::fs::read_to_string(paths.root.join(f)).ok())
+            .and_then(|f| std::fs::read_to_string(self.paths.root.join(f)).ok())
             .map(|t| crate::flags::HelpFlags::parse(&t));
         let port = match cfg.launch.port {
             Some(p) => p,
             None => launch::free_port(&cfg.launch.host)?,
         };
         let argv = launch::server_argv(cfg, fp, cand, help.as_ref(), port);
-        let log_path = paths.root.join(format!(
+        let log_path = self.paths.root.join(format!(
             "benchmark/revalidation/round-{}/logs/{fw}/{cand_id}.log",
-            req.round
+            self.req.round
         ));
-        runner.progress(
-            done.len() as f64,
-            Some(total as f64),
-            &format!("launching {fw} {cand_id}"),
+        Ok(Deployment {
+            fw,
+            fp,
+            cand,
+            port,
+            argv,
+            log_path,
+        })
+    }
+
+    /// A row of this round for one repeat of a target, before its outcome.
+    fn base_row(
+        &self,
+        dep: &Deployment,
+        t: &Target,
+        k: u32,
+        status: RunStatus,
+        reason: Option<String>,
+    ) -> CandidateRow {
+        let (plan, fw, cand_id) = (self.plan, dep.fw, &dep.cand.candidate_id);
+        let sc = plan
+            .scenarios
+            .iter()
+            .find(|s| s.name == t.baseline_row.scenario);
+        let mut row = blank_row(
+            plan,
+            fw,
+            cand_id,
+            dep.cand.is_baseline,
+            sc,
+            k,
+            status,
+            reason,
         );
-        let base_row = |t: &Target, k: u32, status: RunStatus, reason: Option<String>| {
-            let sc = plan
-                .scenarios
-                .iter()
-                .find(|s| s.name == t.baseline_row.scenario);
-            let mut row = blank_row(&plan, fw, cand_id, cand.is_baseline, sc, k, status, reason);
-            row.row_id = revalidation_row_id(req.round, fw, cand_id, &t.baseline_row.scenario, k);
-            row.round = req.round;
-            row.vllm_commit = commit.clone();
-            row.workload = t.baseline_row.workload.clone();
-            row.server_command = crate::procs::wrap_with_launcher(&argv, fp.launcher.as_deref());
-            row.validated_cli_flags = t.baseline_row.validated_cli_flags.clone();
-            row.artifacts
-                .insert("server_log".into(), rel(&paths.root, &log_path));
-            row.normalization.insert(
-                "revalidation_of".into(),
-                serde_json::to_value(RowRef {
-                    file: "benchmark/candidates.jsonl".into(),
-                    row_id: t.baseline_row.row_id.clone(),
-                })
-                .unwrap(),
-            );
-            row.normalization.insert(
-                "load_point".into(),
-                json!("the baseline winner's max_concurrency and request_rate, fresh prompts"),
-            );
-            if fw == Framework::Vllm
-                && let Some(v) = &vllm_import
-            {
-                row.normalization.insert("vllm_import".into(), json!(v));
-            }
-            row
-        };
-        let cancel = Arc::new(AtomicBool::new(false));
-        let mut server =
-            match launch::launch(cfg, fp, argv.clone(), port, &log_path, &bench_dir, &|| {
-                search::stop_requested(runner)
-            }) {
-                Ok(s) => s,
-                Err(f) => {
-                    for (id, t, k) in &ids {
-                        let mut row = base_row(t, *k, f.status, Some(f.reason.clone()));
-                        if fw == Framework::Vllm && req.correctness {
-                            row.correctness = Some(Correctness {
-                                probes: 0,
-                                matched: 0,
-                                match_rate: 0.0,
-                                passed: false,
-                                detail: Some("server did not start: no probe".into()),
-                            });
-                        }
-                        fsx::append_jsonl(&out_path, &row)?;
-                        done.insert(id.clone());
-                    }
-                    continue;
-                }
-            };
-        // Probe right after readiness, as when the reference was recorded.
-        let correctness = if fw == Framework::Vllm && req.correctness {
-            let rp = reference_path(&paths, fw, cand_id);
-            Some(match fsx::read_json::<probe::ProbeReference>(&rp) {
-                Ok(reference) => match probe::run_probe(
-                    &server.host,
-                    server.port,
-                    &cfg.benchmark.endpoint,
-                    &server.model_id,
-                ) {
-                    Ok(got) => probe::compare(&reference.answers, &got, req.min_match_rate),
-                    Err(e) => Correctness {
-                        probes: reference.answers.len() as u32,
-                        matched: 0,
-                        match_rate: 0.0,
-                        passed: false,
-                        detail: Some(format!("probe failed: {e:#}")),
-                    },
-                },
-                Err(_) => Correctness {
+        row.row_id = revalidation_row_id(self.req.round, fw, cand_id, &t.baseline_row.scenario, k);
+        row.round = self.req.round;
+        row.vllm_commit = self.commit.clone();
+        row.workload = t.baseline_row.workload.clone();
+        row.server_command =
+            crate::procs::wrap_with_launcher(&dep.argv, dep.fp.launcher.as_deref());
+        row.validated_cli_flags = t.baseline_row.validated_cli_flags.clone();
+        row.artifacts
+            .insert("server_log".into(), rel(&self.paths.root, &dep.log_path));
+        row.normalization.insert(
+            "revalidation_of".into(),
+            serde_json::to_value(RowRef {
+                file: "benchmark/candidates.jsonl".into(),
+                row_id: t.baseline_row.row_id.clone(),
+            })
+            .unwrap(),
+        );
+        row.normalization.insert(
+            "load_point".into(),
+            json!("the baseline winner's max_concurrency and request_rate, fresh prompts"),
+        );
+        if fw == Framework::Vllm
+            && let Some(v) = &self.vllm_import
+        {
+            row.normalization.insert("vllm_import".into(), json!(v));
+        }
+        row
+    }
+
+    fn write_row(&mut self, id: &str, row: &CandidateRow) -> Result<()> {
+        fsx::append_jsonl(&self.out_path, row)?;
+        self.done.insert(id.to_string());
+        Ok(())
+    }
+
+    /// The server did not start: every pending repeat becomes a row with the launch's status.
+    fn record_launch_failure(
+        &mut self,
+        dep: &Deployment,
+        ids: &[Pending],
+        f: &LaunchFailure,
+    ) -> Result<()> {
+        for (id, t, k) in ids {
+            let mut row = self.base_row(dep, t, *k, f.status, Some(f.reason.clone()));
+            if dep.fw == Framework::Vllm && self.req.correctness {
+                row.correctness = Some(Correctness {
                     probes: 0,
                     matched: 0,
                     match_rate: 0.0,
                     passed: false,
-                    detail: Some(format!(
-                        "no reference answers at {} (recorded by fair_benchmark on the unpatched build)",
-                        rel(&paths.root, &rp)
-                    )),
-                },
-            })
-        } else {
-            None
-        };
-        let mut warmed: HashSet<String> = HashSet::new();
-        let result = (|| -> Result<()> {
-            for (id, t, k) in &ids {
-                if search::stop_requested(runner) {
-                    bail!("cancelled; start revalidate again to resume");
-                }
-                let sc = plan
-                    .scenarios
-                    .iter()
-                    .find(|s| s.name == t.baseline_row.scenario)
-                    .context("scenario vanished from plan")?;
-                runner.progress(
-                    done.len() as f64,
-                    Some(total as f64),
-                    &format!("round {} {fw} {cand_id} {} rep {k}", req.round, sc.name),
-                );
-                let key = format!("round-{}/{fw}/{cand_id}/{}/rep{k}", req.round, sc.name);
-                let target = MeasureTarget {
-                    base_url: server.base_url(),
-                    model_id: server.model_id.clone(),
-                    tokenizer: &tok,
-                    seed_key: key.clone(),
-                    cancel: Some(cancel.clone()),
-                    dataset: dataset.as_ref(),
-                    cache: search::cache_probe(fp, &server),
-                };
-                let mut row = base_row(t, *k, RunStatus::Ok, None);
-                row.correctness = correctness.clone();
-                let started = now_rfc3339();
-                let outcome = (|| -> Result<measure::Point> {
-                    if warmed.insert(sc.name.clone()) {
-                        measure::warmup(cfg, &target, sc)?;
-                    }
-                    let seed = measure::point_seed(cfg, &key, 0);
-                    measure::run_point(
-                        cfg,
-                        &target,
-                        sc,
-                        "revalidation",
-                        t.baseline_row.workload.max_concurrency,
-                        t.baseline_row.workload.request_rate,
-                        seed,
-                    )
-                })();
-                match outcome {
-                    Ok(p) => {
-                        row.workload.seed = Some(p.seed);
-                        row.workload.length_buckets = p.length_buckets.clone();
-                        row.workload.profile_shapes = p.profile_shapes.clone();
-                        row.prefix_cache = p.prefix_cache.clone();
-                        row.warmup = Some(measure::warmup_record(
-                            cfg,
-                            "scenario per launch (before its first repeat)",
-                        ));
-                        row.sla = cfg.benchmark.sla.evaluate(Some(&p.metrics));
-                        if p.metrics.completed.unwrap_or(0) == 0 {
-                            row.status = RunStatus::Failed;
-                            row.failure_reason = Some(format!(
-                                "no request succeeded: {}",
-                                p.top_error.clone().unwrap_or_default()
-                            ));
-                        }
-                        row.benchmark_command = measure::benchmark_command(
-                            cfg,
-                            &server.base_url(),
-                            &server.model_id,
-                            tok.path(),
-                            sc,
-                            &p,
-                        );
-                        row.metrics = Some(p.metrics);
-                    }
-                    Err(e) => {
-                        let (st, why) = match server.exited() {
-                            Some(code) => launch::classify_exit(
-                                code,
-                                &std::fs::read_to_string(&server.log_path).unwrap_or_default(),
-                            ),
-                            None => (RunStatus::Failed, format!("{e:#}")),
-                        };
-                        row.status = st;
-                        row.failure_reason = Some(why);
-                    }
-                }
-                row.started_at = started;
-                row.finished_at = now_rfc3339();
-                fsx::append_jsonl(&out_path, &row)?;
-                done.insert(id.clone());
+                    detail: Some("server did not start: no probe".into()),
+                });
             }
-            Ok(())
-        })();
-        server.teardown(
-            &bench_dir,
-            &cfg.hardware.gpu_ids(),
-            cfg.hardware
-                .check_gpus_free
-                .then(|| std::time::Duration::from_secs_f64(cfg.launch.gpu_release_timeout_s)),
-        );
-        result?;
+            self.write_row(id, &row)?;
+        }
+        Ok(())
     }
-    let all: Vec<CandidateRow> = fsx::read_jsonl(&out_path)?;
-    let summary = summarize(&plan, &rows, &all, req.round, req.correctness);
-    let md_path = paths
-        .root
-        .join(format!("benchmark/revalidation/round-{}.md", req.round));
-    fsx::write_text(&md_path, &summary.1)?;
-    let mut v = summary.0;
-    v["rows_file"] = json!(rel(&paths.root, &out_path));
-    v["summary_md"] = json!(rel(&paths.root, &md_path));
-    v["vllm_commit"] = json!(commit);
-    Ok(v)
+
+    /// vLLM only, when asked: the probe's answers against the reference the unpatched
+    /// build recorded.
+    fn probe_correctness(&self, dep: &Deployment, server: &Server) -> Option<Correctness> {
+        if dep.fw != Framework::Vllm || !self.req.correctness {
+            return None;
+        }
+        let rp = reference_path(self.paths, dep.fw, &dep.cand.candidate_id);
+        Some(match fsx::read_json::<probe::ProbeReference>(&rp) {
+            Ok(reference) => match probe::run_probe(
+                &server.host,
+                server.port,
+                &self.plan.config.benchmark.endpoint,
+                &server.model_id,
+            ) {
+                Ok(got) => probe::compare(&reference.answers, &got, self.req.min_match_rate),
+                Err(e) => Correctness {
+                    probes: reference.answers.len() as u32,
+                    matched: 0,
+                    match_rate: 0.0,
+                    passed: false,
+                    detail: Some(format!("probe failed: {e:#}")),
+                },
+            },
+            Err(_) => Correctness {
+                probes: 0,
+                matched: 0,
+                match_rate: 0.0,
+                passed: false,
+                detail: Some(format!(
+                    "no reference answers at {} (recorded by fair_benchmark on the unpatched build)",
+                    rel(&self.paths.root, &rp)
+                )),
+            },
+        })
+    }
+
+    /// Measure every pending repeat on the running server, one row each; a scenario is
+    /// warmed up before its first repeat.
+    fn measure_repeats(
+        &mut self,
+        dep: &Deployment,
+        ids: &[Pending],
+        server: &mut Server,
+        cancel: &Arc<AtomicBool>,
+        correctness: Option<&Correctness>,
+    ) -> Result<()> {
+        let plan = self.plan;
+        let (fw, cand_id) = (dep.fw, &dep.cand.candidate_id);
+        let mut warmed: HashSet<String> = HashSet::new();
+        for (id, t, k) in ids {
+            if search::stop_requested(self.runner) {
+                bail!("cancelled; start revalidate again to resume");
+            }
+            let sc = plan
+                .scenarios
+                .iter()
+                .find(|s| s.name == t.baseline_row.scenario)
+                .context("scenario vanished from plan")?;
+            self.runner.progress(
+                self.done.len() as f64,
+                Some(self.total as f64),
+                &format!(
+                    "round {} {fw} {cand_id} {} rep {k}",
+                    self.req.round, sc.name
+                ),
+            );
+            let key = format!("round-{}/{fw}/{cand_id}/{}/rep{k}", self.req.round, sc.name);
+            let target = MeasureTarget {
+                base_url: server.base_url(),
+                model_id: server.model_id.clone(),
+                tokenizer: &self.tok,
+                seed_key: key.clone(),
+                cancel: Some(cancel.clone()),
+                dataset: self.dataset.as_ref(),
+                cache: search::cache_probe(dep.fp, server),
+            };
+            let mut row = self.base_row(dep, t, *k, RunStatus::Ok, None);
+            row.correctness = correctness.cloned();
+            let started = now_rfc3339();
+            let first = warmed.insert(sc.name.clone());
+            match self.run_repeat(&target, sc, t, &key, first) {
+                Ok(p) => self.record_point(&mut row, server, sc, p),
+                Err(e) => record_failure(&mut row, server, &e),
+            }
+            row.started_at = started;
+            row.finished_at = now_rfc3339();
+            self.write_row(id, &row)?;
+        }
+        Ok(())
+    }
+
+    /// One repeat at the baseline winner's load point (after the warmup on a scenario's
+    /// first repeat).
+    fn run_repeat(
+        &self,
+        target: &MeasureTarget,
+        sc: &Scenario,
+        t: &Target,
+        key: &str,
+        warm_up: bool,
+    ) -> Result<measure::Point> {
+        let cfg = &self.plan.config;
+        if warm_up {
+            measure::warmup(cfg, target, sc)?;
+        }
+        let seed = measure::point_seed(cfg, key, 0);
+        measure::run_point(
+            cfg,
+            target,
+            sc,
+            "revalidation",
+            t.baseline_row.workload.max_concurrency,
+            t.baseline_row.workload.request_rate,
+            seed,
+        )
+    }
+
+    /// Fill a row from a measured point: workload, SLA, metrics, the benchmark command;
+    /// `failed` when no request succeeded.
+    fn record_point(
+        &self,
+        row: &mut CandidateRow,
+        server: &Server,
+        sc: &Scenario,
+        p: measure::Point,
+    ) {
+        let cfg = &self.plan.config;
+        row.workload.seed = Some(p.seed);
+        row.workload.length_buckets = p.length_buckets.clone();
+        row.workload.profile_shapes = p.profile_shapes.clone();
+        row.prefix_cache = p.prefix_cache.clone();
+        row.warmup = Some(measure::warmup_record(
+            cfg,
+            "scenario per launch (before its first repeat)",
+        ));
+        row.sla = cfg.benchmark.sla.evaluate(Some(&p.metrics));
+        if p.metrics.completed.unwrap_or(0) == 0 {
+            row.status = RunStatus::Failed;
+            row.failure_reason = Some(format!(
+                "no request succeeded: {}",
+                p.top_error.clone().unwrap_or_default()
+            ));
+        }
+        row.benchmark_command = measure::benchmark_command(
+            cfg,
+            &server.base_url(),
+            &server.model_id,
+            self.tok.path(),
+            sc,
+            &p,
+        );
+        row.metrics = Some(p.metrics);
+    }
+
+    /// Summarize the round's rows against the baseline; write the round's markdown.
+    fn finish(self, baseline: &[CandidateRow]) -> Result<Value> {
+        let (paths, req) = (self.paths, self.req);
+        let all: Vec<CandidateRow> = fsx::read_jsonl(&self.out_path)?;
+        let summary = summarize(self.plan, baseline, &all, req.round, req.correctness);
+        let md_path = paths
+            .root
+            .join(format!("benchmark/revalidation/round-{}.md", req.round));
+        fsx::write_text(&md_path, &summary.1)?;
+        let mut v = summary.0;
+        v["rows_file"] = json!(rel(&paths.root, &self.out_path));
+        v["summary_md"] = json!(rel(&paths.root, &md_path));
+        v["vllm_commit"] = json!(self.commit);
+        Ok(v)
+    }
+}
+
+/// A repeat that did not measure: the server's exit status when it died, else the error.
+fn record_failure(row: &mut CandidateRow, server: &mut Server, e: &anyhow::Error) {
+    let (st, why) = match server.exited() {
+        Some(code) => launch::classify_exit(
+            code,
+            &std::fs::read_to_string(&server.log_path).unwrap_or_default(),
+        ),
+        None => (RunStatus::Failed, format!("{e:#}")),
+    };
+    row.status = st;
+    row.failure_reason = Some(why);
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {

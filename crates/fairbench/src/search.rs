@@ -336,8 +336,14 @@ pub(crate) fn execute_plan(
         Some(planned.len() as f64),
         &format!("resuming: {skipped} of {} rows already done", planned.len()),
     );
+    write_preflight_rows(&mut ctx)?;
+    run_watching_cancel(&mut ctx, &cancel)?;
+    search_result(paths, plan, ctx.written, ctx.skipped)
+}
 
-    // Preflight outcomes become rows, so summary.md and the schema see them.
+/// Preflight outcomes become rows, so summary.md and the schema see them.
+fn write_preflight_rows(ctx: &mut Ctx) -> Result<()> {
+    let plan = ctx.plan;
     for (i, r) in plan.rejections.iter().enumerate() {
         let id = rejection_row_id(r, i);
         if ctx.done.contains(&id) {
@@ -376,7 +382,12 @@ pub(crate) fn execute_plan(
             ctx.write(&row)?;
         }
     }
+    Ok(())
+}
 
+/// Run every framework while a watcher thread turns a stop request into `cancel`.
+fn run_watching_cancel(ctx: &mut Ctx, cancel: &Arc<AtomicBool>) -> Result<()> {
+    let runner = ctx.runner;
     std::thread::scope(|s| -> Result<()> {
         let finished = Arc::new(AtomicBool::new(false));
         let fin = finished.clone();
@@ -397,9 +408,17 @@ pub(crate) fn execute_plan(
             }
         }
         let _done = Done(finished);
-        run_frameworks(&mut ctx)
-    })?;
+        run_frameworks(ctx)
+    })
+}
 
+/// Write the artifacts from every row of the file; count statuses, name the winners.
+fn search_result(
+    paths: &CampaignPaths,
+    plan: &Plan,
+    written: usize,
+    skipped: usize,
+) -> Result<SearchResult> {
     let rows: Vec<CandidateRow> = fsx::read_jsonl(&paths.candidates())?;
     let artifacts = crate::artifacts::write_all(paths, plan, &rows)?;
     let mut status_counts = BTreeMap::new();
@@ -426,8 +445,8 @@ pub(crate) fn execute_plan(
         .collect();
     Ok(SearchResult {
         rows_total: rows.len(),
-        rows_written_this_run: ctx.written,
-        rows_skipped_as_done: ctx.skipped,
+        rows_written_this_run: written,
+        rows_skipped_as_done: skipped,
         status_counts,
         winners,
         artifacts,
@@ -613,31 +632,7 @@ fn measure_candidate(
     let cfg = &plan.config;
     // Reference answers of the unpatched build, right after readiness (fresh server).
     if fp.framework == Framework::Vllm && cfg.launch.record_correctness_reference {
-        let path = reference_path(ctx.paths, fp.framework, &cand.candidate_id);
-        if !path.exists() {
-            match probe::run_probe(
-                &server.host,
-                server.port,
-                &cfg.benchmark.endpoint,
-                &server.model_id,
-            ) {
-                Ok(answers) => {
-                    let reference = probe::ProbeReference {
-                        framework: fp.framework,
-                        candidate_id: cand.candidate_id.clone(),
-                        recorded_at: now_rfc3339(),
-                        vllm_commit: vllm_commit_of_campaign(ctx.paths),
-                        max_tokens: probe::PROBE_MAX_TOKENS,
-                        answers,
-                    };
-                    fsx::write_json(&path, &reference)?;
-                }
-                Err(e) => tracing::warn!(
-                    "correctness reference not recorded for {}: {e:#}",
-                    cand.candidate_id
-                ),
-            }
-        }
+        record_correctness_reference(ctx, fp, cand, server)?;
     }
     let tok = tokenizer(ctx)?;
     if ctx.dataset.is_none() {
@@ -681,67 +676,12 @@ fn measure_candidate(
             dataset: dataset.as_ref(),
             cache: cache_probe(fp, server),
         };
-        let log_path = server.log_path.clone();
-        let mut alive = || -> Result<()> {
-            if let Some(code) = server.exited() {
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                let (_, why) = launch::classify_exit(code, &log);
-                anyhow::bail!("server exited during the benchmark: {why}");
-            }
-            Ok(())
-        };
-        let outcome = measure::measure(cfg, &target, sc, &mut alive);
+        let outcome = measure_while_alive(cfg, &target, sc, server);
         ctx.check_cancel()?;
         match outcome {
-            Ok(m) => {
-                let raw = ctx
-                    .paths
-                    .benchmark_dir()
-                    .join("raw")
-                    .join(fp.framework.id())
-                    .join(&cand.candidate_id)
-                    .join(format!("{}-r{rep}.json", sc.name));
-                fsx::write_json(&raw, &json!({"row_id": row.row_id, "points": m.points}))?;
-                row.artifacts
-                    .insert("sweep".into(), rel(&ctx.paths.root, &raw));
-                row.benchmark_command = m.benchmark_command.clone();
-                if let Some(i) = m.best {
-                    let p = &m.points[i];
-                    row.workload = workload(cfg, Some(sc), Some(p));
-                    row.sla = cfg.benchmark.sla.evaluate(Some(&p.metrics));
-                    row.metrics = Some(p.metrics.clone());
-                    row.prefix_cache = p.prefix_cache.clone();
-                    row.warmup = Some(measure::warmup_record(
-                        cfg,
-                        "candidate × scenario × repeat (before its first point)",
-                    ));
-                    if p.metrics.completed.unwrap_or(0) == 0 {
-                        row.status = if p.top_error.as_deref().is_some_and(|e| {
-                            e.to_ascii_lowercase().contains("timeout")
-                                || e.to_ascii_lowercase().contains("timed out")
-                        }) {
-                            RunStatus::Timeout
-                        } else {
-                            RunStatus::Failed
-                        };
-                        row.failure_reason = Some(format!(
-                            "no request succeeded: {}",
-                            p.top_error.clone().unwrap_or_default()
-                        ));
-                    }
-                }
-                row.normalization
-                    .insert("points_measured".into(), json!(m.points.len()));
-            }
+            Ok(m) => record_measured(ctx, fp, cand, sc, *rep, &mut row, &m)?,
             Err(e) => {
-                let msg = format!("{e:#}");
-                let (st, why) = if let Some(code) = server.exited() {
-                    let log = std::fs::read_to_string(&server.log_path).unwrap_or_default();
-                    let (st, why) = launch::classify_exit(code, &log);
-                    (st, format!("server died during the benchmark: {why}"))
-                } else {
-                    (RunStatus::Failed, msg)
-                };
+                let (st, why) = failure_of(server, &e);
                 row.status = st;
                 row.failure_reason = Some(why.clone());
                 if server.exited().is_some() {
@@ -754,6 +694,127 @@ fn measure_candidate(
         ctx.write(&row)?;
     }
     Ok(())
+}
+
+/// Record the probe's answers as the candidate's correctness reference, unless one is
+/// already there; a failed probe is only a warning.
+fn record_correctness_reference(
+    ctx: &Ctx,
+    fp: &FrameworkPlan,
+    cand: &Candidate,
+    server: &Server,
+) -> Result<()> {
+    let path = reference_path(ctx.paths, fp.framework, &cand.candidate_id);
+    if path.exists() {
+        return Ok(());
+    }
+    match probe::run_probe(
+        &server.host,
+        server.port,
+        &ctx.plan.config.benchmark.endpoint,
+        &server.model_id,
+    ) {
+        Ok(answers) => {
+            let reference = probe::ProbeReference {
+                framework: fp.framework,
+                candidate_id: cand.candidate_id.clone(),
+                recorded_at: now_rfc3339(),
+                vllm_commit: vllm_commit_of_campaign(ctx.paths),
+                max_tokens: probe::PROBE_MAX_TOKENS,
+                answers,
+            };
+            fsx::write_json(&path, &reference)?;
+        }
+        Err(e) => tracing::warn!(
+            "correctness reference not recorded for {}: {e:#}",
+            cand.candidate_id
+        ),
+    }
+    Ok(())
+}
+
+/// Measure a scenario; between points, a server that exited ends the measurement.
+fn measure_while_alive(
+    cfg: &BenchmarkConfig,
+    target: &MeasureTarget,
+    sc: &Scenario,
+    server: &mut Server,
+) -> Result<measure::Measured> {
+    let log_path = server.log_path.clone();
+    let mut alive = || -> Result<()> {
+        if let Some(code) = server.exited() {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let (_, why) = launch::classify_exit(code, &log);
+            anyhow::bail!("server exited during the benchmark: {why}");
+        }
+        Ok(())
+    };
+    measure::measure(cfg, target, sc, &mut alive)
+}
+
+/// Fill a row from a measurement: the sweep file, the best point's workload, SLA and
+/// metrics; `timeout` or `failed` when no request of that point succeeded.
+fn record_measured(
+    ctx: &Ctx,
+    fp: &FrameworkPlan,
+    cand: &Candidate,
+    sc: &Scenario,
+    rep: u32,
+    row: &mut CandidateRow,
+    m: &measure::Measured,
+) -> Result<()> {
+    let cfg = &ctx.plan.config;
+    let raw = ctx
+        .paths
+        .benchmark_dir()
+        .join("raw")
+        .join(fp.framework.id())
+        .join(&cand.candidate_id)
+        .join(format!("{}-r{rep}.json", sc.name));
+    fsx::write_json(&raw, &json!({"row_id": row.row_id, "points": m.points}))?;
+    row.artifacts
+        .insert("sweep".into(), rel(&ctx.paths.root, &raw));
+    row.benchmark_command = m.benchmark_command.clone();
+    if let Some(i) = m.best {
+        let p = &m.points[i];
+        row.workload = workload(cfg, Some(sc), Some(p));
+        row.sla = cfg.benchmark.sla.evaluate(Some(&p.metrics));
+        row.metrics = Some(p.metrics.clone());
+        row.prefix_cache = p.prefix_cache.clone();
+        row.warmup = Some(measure::warmup_record(
+            cfg,
+            "candidate × scenario × repeat (before its first point)",
+        ));
+        if p.metrics.completed.unwrap_or(0) == 0 {
+            row.status = if p.top_error.as_deref().is_some_and(|e| {
+                e.to_ascii_lowercase().contains("timeout")
+                    || e.to_ascii_lowercase().contains("timed out")
+            }) {
+                RunStatus::Timeout
+            } else {
+                RunStatus::Failed
+            };
+            row.failure_reason = Some(format!(
+                "no request succeeded: {}",
+                p.top_error.clone().unwrap_or_default()
+            ));
+        }
+    }
+    row.normalization
+        .insert("points_measured".into(), json!(m.points.len()));
+    Ok(())
+}
+
+/// Status and reason of a failed measurement: the server's exit when it died, else the error.
+fn failure_of(server: &mut Server, e: &anyhow::Error) -> (RunStatus, String) {
+    let msg = format!("{e:#}");
+    if let Some(code) = server.exited() {
+        let log = std::fs::read_to_string(&server.log_path).unwrap_or_default();
+        let (st, why) = launch::classify_exit(code, &log);
+        (st, format!("server died during the benchmark: {why}"))
+    } else {
+        (RunStatus::Failed, msg)
+    }
 }
 
 /// What was done to make rows comparable.
