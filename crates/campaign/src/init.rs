@@ -167,55 +167,99 @@ fn manifest(c: &Campaign) -> String {
     s
 }
 
+/// The frameworks to compare: the request's list (each a known framework, vllm among
+/// them) or the default set.
+fn resolve_frameworks(req: &CampaignInitRequest) -> Result<Vec<String>> {
+    let frameworks: Vec<String> = match &req.frameworks {
+        Some(list) if list.is_empty() => {
+            bail!("frameworks: empty; give at least vllm and one competitor")
+        }
+        Some(list) => list.clone(),
+        None => DEFAULT_FRAMEWORKS
+            .iter()
+            .map(|f| f.id().to_string())
+            .collect(),
+    };
+    for f in &frameworks {
+        if let Err(e) = f.parse::<Framework>() {
+            bail!("frameworks: {e}");
+        }
+    }
+    if !frameworks.iter().any(|f| f == "vllm") {
+        bail!("frameworks: must include vllm (the campaign optimizes vLLM)");
+    }
+    Ok(frameworks)
+}
+
+/// The serving precision: the request's, else the local checkpoint's `torch_dtype` /
+/// `dtype` (recorded in `inferred`); an error when neither is there.
+fn resolve_precision(
+    req: &CampaignInitRequest,
+    config: Option<&serde_json::Value>,
+    inferred: &mut Vec<String>,
+) -> Result<String> {
+    Ok(match (&req.precision, config) {
+        (Some(p), _) => p.clone(),
+        (None, Some(cfg)) => {
+            let dtype = cfg
+                .get("torch_dtype")
+                .or_else(|| cfg.get("dtype"))
+                .and_then(|v| v.as_str());
+            let dtype = dtype.with_context(|| {
+                format!("precision: not given and {}/config.json has no torch_dtype; pass precision (bf16, fp16, fp8, ...)", req.model)
+            })?;
+            let p = match dtype {
+                "bfloat16" => "bf16",
+                "float16" => "fp16",
+                "float32" => "fp32",
+                other => other,
+            }
+            .to_string();
+            inferred.push(format!("precision = {p} (config.json torch_dtype {dtype})"));
+            p
+        }
+        (None, None) => bail!(
+            "precision: cannot be inferred ({} is not a local checkpoint with a config.json); pass precision (bf16, fp16, fp8, ...)",
+            req.model
+        ),
+    })
+}
+
+/// The GPU ids: the request's, else every GPU nvidia-smi lists (recorded in `inferred`).
+fn resolve_gpu_ids(req: &CampaignInitRequest, inferred: &mut Vec<String>) -> Result<Vec<u32>> {
+    Ok(match &req.gpu_ids {
+        Some(ids) if ids.is_empty() => bail!("gpu_ids: empty"),
+        Some(ids) => ids.clone(),
+        None => {
+            let gpus = env::gpus().map_err(|e| {
+                anyhow::anyhow!("gpu_ids: not given and the GPU environment cannot be inferred ({e}); pass gpu_ids")
+            })?;
+            inferred.push(format!(
+                "gpu_ids = all {} GPUs nvidia-smi lists",
+                gpus.len()
+            ));
+            gpus.iter().map(|g| g.index).collect()
+        }
+    })
+}
+
+/// The vLLM checkout's (commit, branch) when one is given.
+fn checkout_base(req: &CampaignInitRequest) -> Result<(Option<String>, Option<String>)> {
+    let Some(checkout) = &req.vllm_checkout else {
+        return Ok((None, None));
+    };
+    let info = git::checkout_info(checkout)?;
+    Ok((info.commit, info.branch))
+}
+
 impl CampaignInit {
     fn build_campaign(req: &CampaignInitRequest, inferred: &mut Vec<String>) -> Result<Campaign> {
         if req.model.trim().is_empty() {
             bail!("model: required (a Hugging Face id or a checkpoint directory)");
         }
         let config = read_local_config(&req.model);
-        let frameworks: Vec<String> = match &req.frameworks {
-            Some(list) if list.is_empty() => {
-                bail!("frameworks: empty; give at least vllm and one competitor")
-            }
-            Some(list) => list.clone(),
-            None => DEFAULT_FRAMEWORKS
-                .iter()
-                .map(|f| f.id().to_string())
-                .collect(),
-        };
-        for f in &frameworks {
-            if let Err(e) = f.parse::<Framework>() {
-                bail!("frameworks: {e}");
-            }
-        }
-        if !frameworks.iter().any(|f| f == "vllm") {
-            bail!("frameworks: must include vllm (the campaign optimizes vLLM)");
-        }
-        let precision = match (&req.precision, &config) {
-            (Some(p), _) => p.clone(),
-            (None, Some(cfg)) => {
-                let dtype = cfg
-                    .get("torch_dtype")
-                    .or_else(|| cfg.get("dtype"))
-                    .and_then(|v| v.as_str());
-                let dtype = dtype.with_context(|| {
-                    format!("precision: not given and {}/config.json has no torch_dtype; pass precision (bf16, fp16, fp8, ...)", req.model)
-                })?;
-                let p = match dtype {
-                    "bfloat16" => "bf16",
-                    "float16" => "fp16",
-                    "float32" => "fp32",
-                    other => other,
-                }
-                .to_string();
-                inferred.push(format!("precision = {p} (config.json torch_dtype {dtype})"));
-                p
-            }
-            (None, None) => bail!(
-                "precision: cannot be inferred ({} is not a local checkpoint with a config.json); pass precision (bf16, fp16, fp8, ...)",
-                req.model
-            ),
-        };
+        let frameworks = resolve_frameworks(req)?;
+        let precision = resolve_precision(req, config.as_ref(), inferred)?;
         let quantization = req.quantization.clone().or_else(|| {
             let q = config
                 .as_ref()?
@@ -228,20 +272,7 @@ impl CampaignInit {
             ));
             Some(q)
         });
-        let gpu_ids = match &req.gpu_ids {
-            Some(ids) if ids.is_empty() => bail!("gpu_ids: empty"),
-            Some(ids) => ids.clone(),
-            None => {
-                let gpus = env::gpus().map_err(|e| {
-                    anyhow::anyhow!("gpu_ids: not given and the GPU environment cannot be inferred ({e}); pass gpu_ids")
-                })?;
-                inferred.push(format!(
-                    "gpu_ids = all {} GPUs nvidia-smi lists",
-                    gpus.len()
-                ));
-                gpus.iter().map(|g| g.index).collect()
-            }
-        };
+        let gpu_ids = resolve_gpu_ids(req, inferred)?;
         let model_slug = req
             .model_slug
             .clone()
@@ -258,12 +289,7 @@ impl CampaignInit {
             f
         });
         let tokenizer = req.tokenizer.clone().unwrap_or_else(|| req.model.clone());
-        let (mut base_commit, mut base_branch) = (None, None);
-        if let Some(checkout) = &req.vllm_checkout {
-            let info = git::checkout_info(checkout)?;
-            base_commit = info.commit;
-            base_branch = info.branch;
-        }
+        let (base_commit, base_branch) = checkout_base(req)?;
         let mut environment = env::probe_environment(&frameworks);
         if let Some(checkout) = &req.vllm_checkout {
             environment["vllm_checkout"] = serde_json::json!({

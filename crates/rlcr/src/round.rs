@@ -103,6 +103,20 @@ fn target_acs(decision: Option<&str>) -> &'static str {
     }
 }
 
+/// What both round files are written from.
+struct RoundFacts<'a> {
+    /// The loop's `current_round`.
+    n: u32,
+    /// The scaffold's first line ([`SCAFFOLD_MARKER`] and where it came from).
+    stamp: String,
+    /// The latest gap decision's overall decision.
+    decision: Option<&'a str>,
+    /// The campaign round of the latest gap decision.
+    round: Option<u32>,
+    blockers: Vec<String>,
+    next_patch: Option<&'a str>,
+}
+
 /// Scaffold the active loop's round files. None when the campaign has no active loop
 /// in its rounds phase (no checkout, no loop, or finalize/ended).
 pub(crate) fn scaffold(
@@ -124,132 +138,28 @@ pub(crate) fn scaffold(
         return Ok(None);
     };
     let gap = records::latest_gap_decision(lineage);
-    let decision = gap.and_then(|d| str_field(d, &["overall_decision", "decision"]));
-    let round = gap.and_then(round_of);
-    let block = blockers(checkout, changed.unwrap_or_default());
-    let stamp = format!(
-        "{SCAFFOLD_MARKER}: written from the campaign records in {}; complete it, then exit so Codex reviews the round -->\n",
-        paths.root.display()
-    );
+    let facts = RoundFacts {
+        n,
+        stamp: format!(
+            "{SCAFFOLD_MARKER}: written from the campaign records in {}; complete it, then exit so Codex reviews the round -->\n",
+            paths.root.display()
+        ),
+        decision: gap.and_then(|d| str_field(d, &["overall_decision", "decision"])),
+        round: gap.and_then(round_of),
+        blockers: blockers(checkout, changed.unwrap_or_default()),
+        next_patch,
+    };
 
     let contract_path = l.dir.join(format!("round-{n}-contract.md"));
     let contract_written = replaceable(&contract_path);
     if contract_written {
-        let objective = match (decision, next_patch) {
-            (Some(d), _) if d.starts_with("stop") => format!(
-                "gap_decision says `{d}`: confirm the stop criterion with repeats and write final_report.md"
-            ),
-            (_, Some(p)) => format!("the next planned vLLM patch: {p}"),
-            (Some(d), None) => format!(
-                "act on gap_decision `{d}` for campaign round {}",
-                round.unwrap_or(0)
-            ),
-            (None, None) => {
-                "call gap_decision and act on it (profile, layer pipeline, one patch, revalidate)"
-                    .into()
-            }
-        };
-        let mut c = stamp.clone();
-        let _ = writeln!(c, "# Round {n} Contract\n");
-        let _ = writeln!(c, "- Mainline Objective: {objective}");
-        let _ = writeln!(c, "- Target ACs: {}", target_acs(decision));
-        let _ = writeln!(
-            c,
-            "- Blocking Side Issues In Scope: {}",
-            if block.is_empty() {
-                "none recorded".to_string()
-            } else {
-                block.join("; ")
-            }
-        );
-        let _ = writeln!(
-            c,
-            "- Queued Side Issues Out of Scope: everything not needed for the mainline objective (record it as `[queued]`)"
-        );
-        let _ = writeln!(
-            c,
-            "- Success Criteria: the round's evidence files exist (gap decision, profiles and root cause when behind, layer pipeline, patch with its attempt row, revalidation) and the changes are committed"
-        );
-        fsx::write_text(&contract_path, &c)?;
+        fsx::write_text(&contract_path, &contract_text(&facts))?;
     }
 
     let summary_path = l.dir.join(format!("round-{n}-summary.md"));
     let summary_written = replaceable(&summary_path);
     if summary_written {
-        let mut s = stamp;
-        let _ = writeln!(s, "# Round {n} Summary\n\n## What Was Implemented\n");
-        match (gap, decision) {
-            (Some(_), Some(d)) => {
-                let _ = writeln!(
-                    s,
-                    "- Campaign round {}: gap_decision `{d}`",
-                    round.unwrap_or(0)
-                );
-            }
-            _ => {
-                let _ = writeln!(s, "- No gap_decision recorded yet");
-            }
-        }
-        let mine: Vec<&Value> = attempts
-            .iter()
-            .filter(|a| round.is_none() || round_of(a) == round)
-            .collect();
-        for a in &mine {
-            let _ = writeln!(
-                s,
-                "- Attempt `{}` ({}): {}",
-                str_field(a, &["attempt_id", "id"]).unwrap_or("?"),
-                str_field(a, &["status"]).unwrap_or("?"),
-                text_field(a, &["summary", "change"]).unwrap_or_default()
-            );
-        }
-        let _ = writeln!(s, "\n## Files Changed\n");
-        match changed {
-            Some([]) => {
-                let _ = writeln!(s, "- none against the base commit");
-            }
-            Some(ch) => {
-                for c in ch.iter().take(40) {
-                    let _ = writeln!(
-                        s,
-                        "- `{}` ({}, +{} -{})",
-                        c.path, c.status, c.insertions, c.deletions
-                    );
-                }
-            }
-            None => {
-                let _ = writeln!(s, "- unavailable (no base commit or diff)");
-            }
-        }
-        let _ = writeln!(s, "\n## Validation\n");
-        for t in tests {
-            let _ = writeln!(s, "- `{t}`");
-        }
-        if let Some(r) = round {
-            let reval = paths.revalidation(r);
-            let rows = records::read_rows(&reval).map(|v| v.len()).unwrap_or(0);
-            let _ = writeln!(
-                s,
-                "- revalidation: `{}` ({rows} rows)",
-                records::relative(paths, &reval)
-            );
-        }
-        if tests.is_empty() && round.is_none() {
-            let _ = writeln!(s, "- none recorded");
-        }
-        let _ = writeln!(s, "\n## Remaining Items\n");
-        for b in &block {
-            let _ = writeln!(s, "- BLOCKING: {b}");
-        }
-        let _ = writeln!(
-            s,
-            "- Next planned patch: {}",
-            next_patch.unwrap_or("(not stated)")
-        );
-        let _ = writeln!(
-            s,
-            "\n## BitLesson Delta\n\nAction: none\nLesson ID(s): NONE\nNotes: no reusable lesson is recorded in the campaign records for this round; when the round solved a problem worth keeping, add it to .humanize/bitlesson.md and report `Action: add` with its Lesson ID"
-        );
+        let s = summary_text(&facts, paths, attempts, changed, tests);
         fsx::write_text(&summary_path, &s)?;
     }
     Ok(Some(RoundFiles {
@@ -259,8 +169,150 @@ pub(crate) fn scaffold(
         summary_written,
         contract_path: contract_path.display().to_string(),
         contract_written,
-        blockers: block,
+        blockers: facts.blockers,
     }))
+}
+
+/// `round-N-contract.md`: the mainline objective (from the gap decision or the next
+/// planned patch), the target ACs, the blockers in scope and the success criteria.
+fn contract_text(f: &RoundFacts) -> String {
+    let objective = match (f.decision, f.next_patch) {
+        (Some(d), _) if d.starts_with("stop") => format!(
+            "gap_decision says `{d}`: confirm the stop criterion with repeats and write final_report.md"
+        ),
+        (_, Some(p)) => format!("the next planned vLLM patch: {p}"),
+        (Some(d), None) => format!(
+            "act on gap_decision `{d}` for campaign round {}",
+            f.round.unwrap_or(0)
+        ),
+        (None, None) => {
+            "call gap_decision and act on it (profile, layer pipeline, one patch, revalidate)"
+                .into()
+        }
+    };
+    let mut c = f.stamp.clone();
+    let _ = writeln!(c, "# Round {} Contract\n", f.n);
+    let _ = writeln!(c, "- Mainline Objective: {objective}");
+    let _ = writeln!(c, "- Target ACs: {}", target_acs(f.decision));
+    let _ = writeln!(
+        c,
+        "- Blocking Side Issues In Scope: {}",
+        if f.blockers.is_empty() {
+            "none recorded".to_string()
+        } else {
+            f.blockers.join("; ")
+        }
+    );
+    let _ = writeln!(
+        c,
+        "- Queued Side Issues Out of Scope: everything not needed for the mainline objective (record it as `[queued]`)"
+    );
+    let _ = writeln!(
+        c,
+        "- Success Criteria: the round's evidence files exist (gap decision, profiles and root cause when behind, layer pipeline, patch with its attempt row, revalidation) and the changes are committed"
+    );
+    c
+}
+
+/// `round-N-summary.md`: what was implemented, files changed, validation, remaining
+/// items and the `## BitLesson Delta` section the stop hook validates.
+fn summary_text(
+    f: &RoundFacts,
+    paths: &CampaignPaths,
+    attempts: &[Value],
+    changed: Option<&[ChangedFile]>,
+    tests: &[String],
+) -> String {
+    let mut s = f.stamp.clone();
+    let _ = writeln!(s, "# Round {} Summary\n\n## What Was Implemented\n", f.n);
+    write_implemented(&mut s, f, attempts);
+    let _ = writeln!(s, "\n## Files Changed\n");
+    write_files_changed(&mut s, changed);
+    let _ = writeln!(s, "\n## Validation\n");
+    write_validation(&mut s, paths, tests, f.round);
+    let _ = writeln!(s, "\n## Remaining Items\n");
+    for b in &f.blockers {
+        let _ = writeln!(s, "- BLOCKING: {b}");
+    }
+    let _ = writeln!(
+        s,
+        "- Next planned patch: {}",
+        f.next_patch.unwrap_or("(not stated)")
+    );
+    let _ = writeln!(
+        s,
+        "\n## BitLesson Delta\n\nAction: none\nLesson ID(s): NONE\nNotes: no reusable lesson is recorded in the campaign records for this round; when the round solved a problem worth keeping, add it to .humanize/bitlesson.md and report `Action: add` with its Lesson ID"
+    );
+    s
+}
+
+/// The summary's implemented items: the gap decision and the attempts of its round.
+fn write_implemented(s: &mut String, f: &RoundFacts, attempts: &[Value]) {
+    match f.decision {
+        Some(d) => {
+            let _ = writeln!(
+                s,
+                "- Campaign round {}: gap_decision `{d}`",
+                f.round.unwrap_or(0)
+            );
+        }
+        None => {
+            let _ = writeln!(s, "- No gap_decision recorded yet");
+        }
+    }
+    let mine: Vec<&Value> = attempts
+        .iter()
+        .filter(|a| f.round.is_none() || round_of(a) == f.round)
+        .collect();
+    for a in &mine {
+        let _ = writeln!(
+            s,
+            "- Attempt `{}` ({}): {}",
+            str_field(a, &["attempt_id", "id"]).unwrap_or("?"),
+            str_field(a, &["status"]).unwrap_or("?"),
+            text_field(a, &["summary", "change"]).unwrap_or_default()
+        );
+    }
+}
+
+/// The summary's changed files against the base commit (at most 40).
+fn write_files_changed(s: &mut String, changed: Option<&[ChangedFile]>) {
+    match changed {
+        Some([]) => {
+            let _ = writeln!(s, "- none against the base commit");
+        }
+        Some(ch) => {
+            for c in ch.iter().take(40) {
+                let _ = writeln!(
+                    s,
+                    "- `{}` ({}, +{} -{})",
+                    c.path, c.status, c.insertions, c.deletions
+                );
+            }
+        }
+        None => {
+            let _ = writeln!(s, "- unavailable (no base commit or diff)");
+        }
+    }
+}
+
+/// The summary's validation: tests run and the round's revalidation rows.
+fn write_validation(s: &mut String, paths: &CampaignPaths, tests: &[String], round: Option<u32>) {
+    for t in tests {
+        let _ = writeln!(s, "- `{t}`");
+    }
+    if let Some(r) = round {
+        let reval = paths.revalidation(r);
+        let rows = records::read_rows(&reval).map(|v| v.len()).unwrap_or(0);
+        let _ = writeln!(
+            s,
+            "- revalidation: `{}` ({rows} rows)",
+            records::relative(paths, &reval)
+        );
+    }
+    if tests.is_empty() && round.is_none() {
+        let _ = writeln!(s, "- none recorded");
+    }
 }
 
 /// One markdown line per scaffolded file and blocker.

@@ -670,99 +670,46 @@ pub(crate) fn run_history_notes(
     };
     ctx.progress(1.0, Some(3.0), "family matched");
 
-    let baseline = records::read_rows(&paths.candidates()).unwrap_or_default();
     let include_sglang = req.include_sglang.unwrap_or_else(|| {
+        let baseline = records::read_rows(&paths.candidates()).unwrap_or_default();
         campaign.frameworks.iter().any(|f| f == "sglang") || sglang_leads(&baseline)
     });
     let mut frameworks = vec!["vllm"];
     if include_sglang {
         frameworks.push("sglang");
     }
-    let order = match req.lang {
-        Lang::En => ["README.en.md", "README.zh.md"],
-        Lang::Zh => ["README.zh.md", "README.en.md"],
-    };
     let max_prs = req.max_prs.unwrap_or(60);
-    let (docs, missing) = read_docs(&root, &family, &frameworks, order, ctx)?;
+    let (docs, missing) = read_docs(&root, &family, &frameworks, req.lang.readme_order(), ctx)?;
     ctx.progress(2.0, Some(3.0), "history read");
 
+    let blocker = (!missing.is_empty())
+        .then(|| format!("missing history document(s): {}", missing.join(", ")));
     let mut s = String::new();
     write_header(&mut s, &campaign);
     if let Some(p) = prev.as_mut() {
         write_lines(&mut s, &p.take_preamble());
     }
-    let _ = writeln!(
-        s,
-        "Knowledge root: `{}`; family `{family}` (matched by {method}). SGLang history {}.\n",
-        root.display(),
-        if include_sglang {
-            "included"
-        } else {
-            "not included (SGLang neither compared nor leading)"
-        }
-    );
-    let _ = writeln!(s, "## Paths read\n");
-    for d in &docs {
-        let d = &d.read;
-        let _ = writeln!(
-            s,
-            "- `{}` ({} lines): {} PRs, {} source files, {} symbols",
-            d.path, d.lines, d.pr_count, d.file_count, d.symbol_count
-        );
-    }
-    let blocker = (!missing.is_empty())
-        .then(|| format!("missing history document(s): {}", missing.join(", ")));
-    if let Some(b) = &blocker {
-        let _ = writeln!(s, "\n**Blocker:** {b}");
-    }
-    let _ = writeln!(s);
+    let source = Source {
+        root: &root,
+        family: &family,
+        method,
+        include_sglang,
+    };
+    write_paths_read(&mut s, &source, &docs, blocker.as_deref());
     if let Some(p) = prev.as_mut() {
         write_lines(&mut s, &p.take_section_extras("## Paths read"));
     }
-    let mut listed: BTreeMap<PrKey, &PrItem> = BTreeMap::new();
-    for doc in &docs {
-        let cards = listed_prs(doc, max_prs, prev.as_ref());
-        write_doc_section(&mut s, doc, &cards, max_prs, prev.as_mut());
-        for p in cards {
-            listed.entry((p.repo.clone(), p.number)).or_insert(p);
-        }
-    }
+    let listed = write_doc_sections(&mut s, &docs, max_prs, prev.as_mut());
     let validation_risks = write_risk_section(&mut s, &docs, &listed, prev.as_mut());
     if let Some(p) = prev.as_mut() {
-        // PRs still in the documents but past max_prs, with nothing written: not vanished.
-        let in_source: BTreeSet<String> = docs
-            .iter()
-            .flat_map(|d| d.ex.prs.iter().map(|p| format!("{}#{}", p.repo, p.number)))
-            .collect();
-        p.forget_unfilled_cards(&in_source);
-        p.write_vanished_cards(&mut s, &vanished_status());
-        p.write_free_sections(&mut s);
+        write_carried_over(&mut s, p, &docs);
     }
     write_decisions_table(&mut s, prev.as_mut(), "| | | |");
     fsx::write_text(&notes_path, &s)?;
     ctx.progress(3.0, Some(3.0), "notes written");
 
-    let mut all_prs: Vec<PrItem> = Vec::new();
-    let mut all_files: BTreeMap<String, u32> = BTreeMap::new();
-    let mut all_symbols: BTreeMap<String, u32> = BTreeMap::new();
-    let mut docs_read = Vec::new();
-    for d in docs {
-        for (f, n) in &d.ex.files {
-            *all_files.entry(f.clone()).or_default() += n;
-        }
-        for (s, n) in &d.ex.symbols {
-            *all_symbols.entry(s.clone()).or_default() += n;
-        }
-        all_prs.extend(d.ex.prs);
-        docs_read.push(d.read);
-    }
-    all_prs.sort_by(|a, b| b.mentions.cmp(&a.mentions).then(a.number.cmp(&b.number)));
-    let top = |m: BTreeMap<String, u32>| {
-        let mut v: Vec<(String, u32)> = m.into_iter().collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        v.into_iter().take(10).map(|(k, _)| k).collect::<Vec<_>>()
-    };
-    let status = if docs_read.is_empty() {
+    let totals = Totals::of(docs);
+    let status = if totals.docs_read.is_empty() {
         "blocked"
     } else {
         "written"
@@ -774,11 +721,133 @@ pub(crate) fn run_history_notes(
         knowledge_root: Some(root.display().to_string()),
         family: Some(family),
         match_method: Some(method.into()),
-        docs_read,
-        top_prs: all_prs.into_iter().take(10).collect(),
-        top_files: top(all_files),
-        top_symbols: top(all_symbols),
+        docs_read: totals.docs_read,
+        top_prs: totals.top_prs,
+        top_files: totals.top_files,
+        top_symbols: totals.top_symbols,
         validation_risks,
         merged: prev.map(|p| p.report),
     })
+}
+
+impl Lang {
+    /// The READMEs to read, preferred language first.
+    fn readme_order(self) -> [&'static str; 2] {
+        match self {
+            Lang::En => ["README.en.md", "README.zh.md"],
+            Lang::Zh => ["README.zh.md", "README.en.md"],
+        }
+    }
+}
+
+/// Where the history was read from.
+struct Source<'a> {
+    root: &'a Path,
+    family: &'a str,
+    /// How the family was matched.
+    method: &'a str,
+    include_sglang: bool,
+}
+
+/// The knowledge root line and the `## Paths read` section (with the missing-document
+/// blocker, when any).
+fn write_paths_read(s: &mut String, src: &Source, docs: &[Doc], blocker: Option<&str>) {
+    let _ = writeln!(
+        s,
+        "Knowledge root: `{}`; family `{}` (matched by {}). SGLang history {}.\n",
+        src.root.display(),
+        src.family,
+        src.method,
+        if src.include_sglang {
+            "included"
+        } else {
+            "not included (SGLang neither compared nor leading)"
+        }
+    );
+    let _ = writeln!(s, "## Paths read\n");
+    for d in docs {
+        let d = &d.read;
+        let _ = writeln!(
+            s,
+            "- `{}` ({} lines): {} PRs, {} source files, {} symbols",
+            d.path, d.lines, d.pr_count, d.file_count, d.symbol_count
+        );
+    }
+    if let Some(b) = blocker {
+        let _ = writeln!(s, "\n**Blocker:** {b}");
+    }
+    let _ = writeln!(s);
+}
+
+/// One section per document read; returns the PRs listed with a card, first document first.
+fn write_doc_sections<'a>(
+    s: &mut String,
+    docs: &'a [Doc],
+    max_prs: usize,
+    mut prev: Option<&mut Previous>,
+) -> BTreeMap<PrKey, &'a PrItem> {
+    let mut listed: BTreeMap<PrKey, &PrItem> = BTreeMap::new();
+    for doc in docs {
+        let cards = listed_prs(doc, max_prs, prev.as_deref());
+        write_doc_section(s, doc, &cards, max_prs, prev.as_deref_mut());
+        for p in cards {
+            listed.entry((p.repo.clone(), p.number)).or_insert(p);
+        }
+    }
+    listed
+}
+
+/// What is left of the earlier notes after the regenerated sections: cards whose PRs
+/// vanished from the documents, and the sections the agent added.
+fn write_carried_over(s: &mut String, p: &mut Previous, docs: &[Doc]) {
+    // PRs still in the documents but past max_prs, with nothing written: not vanished.
+    let in_source: BTreeSet<String> = docs
+        .iter()
+        .flat_map(|d| d.ex.prs.iter().map(|p| format!("{}#{}", p.repo, p.number)))
+        .collect();
+    p.forget_unfilled_cards(&in_source);
+    p.write_vanished_cards(s, &vanished_status());
+    p.write_free_sections(s);
+}
+
+/// What the report lists of the documents read.
+struct Totals {
+    docs_read: Vec<DocRead>,
+    /// The 10 most-mentioned PRs.
+    top_prs: Vec<PrItem>,
+    /// The 10 most-mentioned source files.
+    top_files: Vec<String>,
+    /// The 10 most-mentioned symbols.
+    top_symbols: Vec<String>,
+}
+
+impl Totals {
+    fn of(docs: Vec<Doc>) -> Self {
+        let mut all_prs: Vec<PrItem> = Vec::new();
+        let mut all_files: BTreeMap<String, u32> = BTreeMap::new();
+        let mut all_symbols: BTreeMap<String, u32> = BTreeMap::new();
+        let mut docs_read = Vec::new();
+        for d in docs {
+            for (f, n) in &d.ex.files {
+                *all_files.entry(f.clone()).or_default() += n;
+            }
+            for (s, n) in &d.ex.symbols {
+                *all_symbols.entry(s.clone()).or_default() += n;
+            }
+            all_prs.extend(d.ex.prs);
+            docs_read.push(d.read);
+        }
+        all_prs.sort_by(|a, b| b.mentions.cmp(&a.mentions).then(a.number.cmp(&b.number)));
+        let top = |m: BTreeMap<String, u32>| {
+            let mut v: Vec<(String, u32)> = m.into_iter().collect();
+            v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            v.into_iter().take(10).map(|(k, _)| k).collect::<Vec<_>>()
+        };
+        Totals {
+            docs_read,
+            top_prs: all_prs.into_iter().take(10).collect(),
+            top_files: top(all_files),
+            top_symbols: top(all_symbols),
+        }
+    }
 }

@@ -16,7 +16,11 @@ use vllm_sota_core::layout::{CampaignPaths, now_rfc3339};
 use vllm_sota_core::redact::redact;
 use vllm_sota_core::{Tool, ToolContext, refs};
 
-use crate::{git, records, summary};
+mod preconditions;
+
+use preconditions::Checked;
+
+use crate::{records, summary};
 use vllm_sota_core::proc;
 
 /// Where the plan goes, relative to the vLLM checkout (the setup script wants a relative path).
@@ -326,7 +330,9 @@ pub(crate) fn render_plan(
     let policy = crate::gap::GapPolicy::load()?;
     let (template, origin) = refs::load(
         "refined-plan-template.md",
-        Some(include_str!("../../../references/refined-plan-template.md")),
+        Some(include_str!(
+            "../../../../references/refined-plan-template.md"
+        )),
     )?;
     let values = [
         ("model", campaign.model.clone()),
@@ -359,216 +365,6 @@ pub(crate) fn render_plan(
         ("rendered_at", now_rfc3339()),
     ];
     render_template(&template, &values).with_context(|| format!("rendering {origin}"))
-}
-
-fn pass(name: &str, detail: impl Into<String>) -> Precondition {
-    Precondition {
-        name: name.into(),
-        passed: true,
-        detail: detail.into(),
-        fix: None,
-    }
-}
-fn fail(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Precondition {
-    Precondition {
-        name: name.into(),
-        passed: false,
-        detail: detail.into(),
-        fix: Some(fix.into()),
-    }
-}
-
-/// One precondition per program the runtime needs (`codex`, `jq`, `git`), looked up in `path`.
-fn program_preconditions(path: Option<&OsStr>, pre: &mut Vec<Precondition>) {
-    for (program, fix) in RUNTIME_PROGRAMS {
-        pre.push(match find_program(program, path) {
-            Some(p) => pass(program, format!("{} on PATH", p.display())),
-            None => fail(
-                program,
-                format!("`{program}` is not on PATH: Humanize's setup-rlcr-loop.sh refuses to start without it"),
-                *fix,
-            ),
-        });
-    }
-}
-
-fn yaml_unsafe(name: &str) -> bool {
-    name.contains(YAML_UNSAFE_BRANCH_CHARS)
-}
-
-/// What the git checks decide.
-struct GitFacts {
-    base_branch: Option<String>,
-    base_commit: String,
-}
-
-/// Checks on the checkout's repository (libgit2), each with its fix. Reason for the
-/// length: one precondition after the other, in the order the runtime checks them.
-fn git_preconditions(
-    dir: &Path,
-    req: &StartRlcrRequest,
-    campaign_base_branch: Option<&str>,
-    campaign_base_commit: Option<&str>,
-    pre: &mut Vec<Precondition>,
-) -> GitFacts {
-    let mut facts = GitFacts {
-        base_branch: None,
-        base_commit: String::new(),
-    };
-    let repo = match git::open(dir) {
-        Err(e) => {
-            pre.push(fail(
-                "git_repository",
-                format!("{e:#}"),
-                format!(
-                    "clone vLLM into {} or pass vllm_checkout pointing at a git checkout",
-                    dir.display()
-                ),
-            ));
-            return facts;
-        }
-        Ok(r) => r,
-    };
-    let Some(head) = git::head_commit(&repo) else {
-        pre.push(fail(
-            "git_repository",
-            format!("{} has no commit", dir.display()),
-            "commit the checkout's current state (git commit) before starting the loop",
-        ));
-        return facts;
-    };
-    pre.push(pass(
-        "git_repository",
-        format!("{} at {}", dir.display(), &head[..head.len().min(12)]),
-    ));
-    facts.base_commit = campaign_base_commit.map(str::to_string).unwrap_or(head);
-    // .humanize* ignored (optionally fixed first, so the commit keeps the tree clean).
-    if git::humanize_ignored(&repo) {
-        pre.push(pass(
-            "humanize_gitignored",
-            "`.humanize/` and `.humanize-*` are gitignored",
-        ));
-    } else if req.fix_gitignore {
-        match git::ignore_humanize_and_commit(&repo) {
-            Ok(oid) if git::humanize_ignored(&repo) => pre.push(pass("humanize_gitignored", format!("added `.humanize*` to .gitignore and committed it ({})", &oid[..12]))),
-            Ok(_) => pre.push(fail("humanize_gitignored", "added `.humanize*` to .gitignore but the paths are still not ignored (a negation rule?)", "fix the ignore rules by hand so `.humanize/` and `.humanize-*` are ignored")),
-            Err(e) => pre.push(fail("humanize_gitignored", format!("could not add and commit .gitignore: {e:#}"), "add the line `.humanize*` to .gitignore and commit it")),
-        }
-    } else {
-        pre.push(fail(
-            "humanize_gitignored",
-            "`.humanize*` is not gitignored: RLCR state and the plan could be staged",
-            "add the line `.humanize*` to the checkout's .gitignore and commit it, or call start_rlcr again with fix_gitignore: true to have it added and committed",
-        ));
-    }
-    match git::dirty_paths(&repo) {
-        Ok(d) if d.is_empty() => pre.push(pass("clean_working_tree", "no changes outside untracked Humanize state")),
-        Ok(d) => pre.push(fail(
-            "clean_working_tree",
-            format!("{} uncommitted path(s): {}", d.len(), d.iter().take(10).cloned().collect::<Vec<_>>().join(", ")),
-            "commit or stash these changes in the vLLM checkout (the loop starts from a clean tree)",
-        )),
-        Err(e) => pre.push(fail("clean_working_tree", format!("{e:#}"), "repair the repository (git status must work)")),
-    }
-    // The plan path: untracked (the runtime wants it gitignored) and free of symlinks.
-    let tracked = repo
-        .index()
-        .ok()
-        .is_some_and(|i| i.get_path(Path::new(PLAN_REL), 0).is_some());
-    let mut link = None;
-    let mut walk = dir.to_path_buf();
-    for part in Path::new(PLAN_REL).components() {
-        walk.push(part);
-        if walk
-            .symlink_metadata()
-            .is_ok_and(|m| m.file_type().is_symlink())
-        {
-            link = Some(walk.clone());
-            break;
-        }
-    }
-    pre.push(match (tracked, link) {
-        (true, _) => fail(
-            "plan_path",
-            format!("{PLAN_REL} is tracked by git: the runtime requires the plan to be gitignored, and writing it would dirty the checkout"),
-            format!("untrack it: `git rm --cached {PLAN_REL} && git commit -m 'Untrack the RLCR plan'`"),
-        ),
-        (false, Some(l)) => fail(
-            "plan_path",
-            format!("{} is a symbolic link: the runtime refuses plan paths through symlinks", l.display()),
-            format!("replace {} by a real directory (move its contents, remove the link)", l.display()),
-        ),
-        (false, None) => pass("plan_path", format!("{PLAN_REL} is untracked and has no symlink on its path")),
-    });
-    let start_branch = git::current_branch(&repo);
-    match start_branch.as_deref() {
-        Some(b) if yaml_unsafe(b) => pre.push(fail(
-            "branch_name",
-            format!("the checked-out branch `{b}` contains a character the runtime refuses (: # \" ' ` newline)"),
-            "check out a branch with a simpler name (e.g. `git switch -c vllm-sota-loop`)",
-        )),
-        Some(b) => pre.push(pass("branch_name", format!("on branch `{b}`"))),
-        None => pre.push(pass("branch_name", "detached HEAD (the runtime records `HEAD`)")),
-    }
-    let expected = req
-        .base_branch
-        .clone()
-        .or_else(|| campaign_base_branch.map(str::to_string));
-    let (auto, ambiguous) = git::autodetect_base(&repo);
-    match expected {
-        Some(b) if yaml_unsafe(&b) => pre.push(fail(
-            "base_branch",
-            format!("review base branch `{b}` contains a character the runtime refuses (: # \" ' ` newline)"),
-            "pass base_branch naming a local branch with a simpler name",
-        )),
-        Some(b) if git::local_branch_exists(&repo, &b) => {
-            pre.push(pass("base_branch", format!("`{b}` exists locally (passed as --base-branch)")));
-            facts.base_branch = Some(b);
-        }
-        Some(b) => pre.push(fail(
-            "base_branch",
-            format!("review base branch `{b}` does not exist locally"),
-            format!("create it locally (e.g. `git branch {b} {}` or `git fetch origin {b}:{b}`), or pass base_branch with a local branch", &facts.base_commit[..facts.base_commit.len().min(12)]),
-        )),
-        None => match (auto, ambiguous) {
-            (Some(b), false) if !yaml_unsafe(&b) => {
-                pre.push(pass("base_branch", format!("`{b}` from the local refs (passed as --base-branch, so origin's live default cannot change it)")));
-                facts.base_branch = Some(b);
-            }
-            (Some(_), true) => pre.push(fail("base_branch", "both `main` and `master` exist and origin has no default branch: the review base is ambiguous", "pass base_branch (it is given to Humanize as --base-branch)")),
-            _ => pre.push(fail("base_branch", "no usable local main/master branch and no origin default branch", "pass base_branch naming a local branch to review against")),
-        },
-    }
-    facts
-}
-
-/// The runtime root to use (an explicit one must itself be valid: no silent fallback).
-fn runtime_precondition(req: &StartRlcrRequest, pre: &mut Vec<Precondition>) -> Option<PathBuf> {
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let env_root = std::env::var_os("HUMANIZE_RUNTIME_ROOT").map(PathBuf::from);
-    let codex_home = std::env::var_os("CODEX_HOME").map(PathBuf::from);
-    let candidates = runtime_candidates(
-        req.runtime_root.as_deref(),
-        env_root.as_deref(),
-        home.as_deref(),
-        codex_home.as_deref(),
-    );
-    let runtime = if req.runtime_root.is_some() {
-        req.runtime_root
-            .clone()
-            .filter(|r| r.join(SETUP_SCRIPT).is_file())
-    } else {
-        locate_runtime(&candidates)
-    };
-    match &runtime {
-        Some(r) => pre.push(pass("humanize_runtime", format!("{}", r.join(SETUP_SCRIPT).display()))),
-        None => pre.push(fail(
-            "humanize_runtime",
-            format!("no {SETUP_SCRIPT} in: {}", candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", ")),
-            "install Humanize (humania-org/humanize) as a skill or Claude plugin, or set HUMANIZE_RUNTIME_ROOT / runtime_root to its directory",
-        )),
-    }
-    runtime
 }
 
 /// Check the started loop on disk: exactly one active state file, a fresh `state.md` at
@@ -683,16 +479,21 @@ pub fn run_start_rlcr_with_path(
 ) -> Result<StartRlcrReport> {
     let paths = CampaignPaths::open(&req.campaign_dir)?;
     let campaign = paths.campaign()?;
-    let mut pre: Vec<Precondition> = Vec::new();
+    let Checked {
+        preconditions,
+        checkout,
+        runtime,
+        git,
+    } = preconditions::check_all(&req, &paths, &campaign, path.as_deref());
     let mut report = StartRlcrReport {
         status: StartStatus::PreconditionsFailed,
         started: false,
         failure: None,
-        preconditions: vec![],
-        vllm_checkout: None,
+        preconditions,
+        vllm_checkout: checkout.as_ref().map(|d| d.display().to_string()),
         plan_path: None,
-        runtime_root: None,
-        base_branch: None,
+        runtime_root: runtime.as_ref().map(|r| r.display().to_string()),
+        base_branch: git.base_branch.clone(),
         command: vec![],
         exit_code: None,
         stderr_tail: None,
@@ -701,97 +502,31 @@ pub fn run_start_rlcr_with_path(
         round0_prompt_path: None,
         goal_tracker_path: None,
     };
-    program_preconditions(path.as_deref(), &mut pre);
-    let checkout = req
-        .vllm_checkout
-        .clone()
-        .or_else(|| campaign.vllm_checkout.clone());
-    let mut facts = GitFacts {
-        base_branch: None,
-        base_commit: String::new(),
-    };
-    match &checkout {
-        None => pre.push(fail(
-            "vllm_checkout",
-            "no vLLM checkout given and campaign.json has none",
-            "pass vllm_checkout (the vLLM git checkout to patch)",
-        )),
-        Some(dir) => {
-            report.vllm_checkout = Some(dir.display().to_string());
-            facts = git_preconditions(
-                dir,
-                &req,
-                campaign.vllm_base_branch.as_deref(),
-                campaign.vllm_base_commit.as_deref(),
-                &mut pre,
-            );
-            let active = active_states(dir);
-            if active.is_empty() {
-                pre.push(pass(
-                    "no_active_loop",
-                    "no active state file under .humanize/rlcr/",
-                ));
-            } else {
-                pre.push(fail(
-                    "no_active_loop",
-                    format!("active RLCR state: {}", active.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")),
-                    "resume or finish that loop (campaign_status says its phase), or cancel it with the runtime's scripts/cancel-rlcr-loop.sh; never run two loops",
-                ));
-            }
-        }
-    }
-    match records::read_rows(&paths.candidates()) {
-        Ok(rows) if !rows.is_empty() => pre.push(pass(
-            "fixed_benchmark",
-            format!("{} row(s) in benchmark/candidates.jsonl", rows.len()),
-        )),
-        Ok(_) => pre.push(fail(
-            "fixed_benchmark",
-            "benchmark/candidates.jsonl has no rows",
-            "run the fixed fair benchmark first",
-        )),
-        Err(e) => pre.push(fail(
-            "fixed_benchmark",
-            format!("{e:#}"),
-            "repair or re-run the fixed benchmark",
-        )),
-    }
-    if CampaignPaths::is_written(&paths.history_notes()) {
-        pre.push(pass(
-            "history_notes",
-            "history/model-pr-history-notes.md is written",
-        ));
-    } else {
-        pre.push(fail(
-            "history_notes",
-            "history/model-pr-history-notes.md is missing or still the placeholder",
-            "run history_notes (Phase 0.5) first",
-        ));
-    }
-    let runtime = runtime_precondition(&req, &mut pre);
-    report.runtime_root = runtime.as_ref().map(|r| r.display().to_string());
-    report.base_branch = facts.base_branch.clone();
-    let all_pass = pre.iter().all(|p| p.passed);
-    report.preconditions = pre;
     ctx.progress(1.0, Some(4.0), "preconditions checked");
-    if !all_pass {
-        let failed: Vec<&str> = report
-            .preconditions
-            .iter()
-            .filter(|p| !p.passed)
-            .map(|p| p.name.as_str())
-            .collect();
+    let failed: Vec<&str> = report
+        .preconditions
+        .iter()
+        .filter(|p| !p.passed)
+        .map(|p| p.name.as_str())
+        .collect();
+    if !failed.is_empty() {
         report.failure = Some(format!("precondition(s) failed: {}", failed.join(", ")));
         return Ok(report);
     }
-    let (checkout, runtime, base_branch) = (
-        checkout.expect("checked"),
-        runtime.expect("checked"),
-        facts.base_branch.expect("checked"),
-    );
+    let start = Start {
+        checkout: checkout.expect("checked"),
+        base_branch: git.base_branch.expect("checked"),
+        base_commit: git.base_commit,
+    };
+    let runtime = runtime.expect("checked");
 
-    let plan = render_plan(&paths, &checkout, &base_branch, &facts.base_commit)?;
-    let plan_path = checkout.join(PLAN_REL);
+    let plan = render_plan(
+        &paths,
+        &start.checkout,
+        &start.base_branch,
+        &start.base_commit,
+    )?;
+    let plan_path = start.checkout.join(PLAN_REL);
     fsx::write_text(&plan_path, &plan)?;
     report.plan_path = Some(plan_path.display().to_string());
     ctx.progress(2.0, Some(4.0), "plan rendered");
@@ -802,18 +537,38 @@ pub fn run_start_rlcr_with_path(
     run_setup(
         &req,
         &paths,
-        &checkout,
+        &start.checkout,
         &runtime,
-        &base_branch,
+        &start.base_branch,
         path,
         &mut report,
     )?;
     ctx.progress(3.0, Some(4.0), "setup script finished");
-    remove_pending_session_signal(&checkout);
+    remove_pending_session_signal(&start.checkout);
     if report.status == StartStatus::RuntimeFailed {
         return Ok(report);
     }
-    match verify_started(&checkout, &base_branch, &plan) {
+    verify_and_record(&paths, &start, &plan, &mut report)?;
+    ctx.progress(4.0, Some(4.0), "verified");
+    Ok(report)
+}
+
+/// What the loop is started on, once every precondition passed.
+struct Start {
+    checkout: PathBuf,
+    base_branch: String,
+    base_commit: String,
+}
+
+/// Verify the started loop ([`verify_started`]) and record the outcome: a verified start
+/// in humanize/lineage.jsonl, every outcome in humanize/rlcr-start.json.
+fn verify_and_record(
+    paths: &CampaignPaths,
+    start: &Start,
+    plan: &str,
+    report: &mut StartRlcrReport,
+) -> Result<()> {
+    match verify_started(&start.checkout, &start.base_branch, plan) {
         Ok((state, prompt, tracker)) => {
             report.status = StartStatus::Started;
             report.started = true;
@@ -825,11 +580,11 @@ pub fn run_start_rlcr_with_path(
                 &serde_json::json!({
                     "kind": "start_rlcr",
                     "at": now_rfc3339(),
-                    "vllm_checkout": checkout.display().to_string(),
+                    "vllm_checkout": start.checkout.display().to_string(),
                     "loop_dir": state.parent().map(|d| d.display().to_string()),
                     "state_path": report.state_path,
-                    "base_branch": base_branch,
-                    "base_commit": facts.base_commit,
+                    "base_branch": start.base_branch,
+                    "base_commit": start.base_commit,
                     "plan_path": report.plan_path,
                     "command": report.command,
                 }),
@@ -849,14 +604,12 @@ pub fn run_start_rlcr_with_path(
             "status": report.status,
             "command": report.command,
             "exit_code": report.exit_code,
-            "base_branch": base_branch,
+            "base_branch": start.base_branch,
             "state_path": report.state_path,
             "round0_prompt_path": report.round0_prompt_path,
             "failure": report.failure,
         }),
-    )?;
-    ctx.progress(4.0, Some(4.0), "verified");
-    Ok(report)
+    )
 }
 
 /// Run `setup-rlcr-loop.sh <plan> --yolo --base-branch <base>` in the checkout with
