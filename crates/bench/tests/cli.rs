@@ -2,8 +2,8 @@
 
 mod common;
 use common::{Sim, fast_cfg, tokenizer_path};
-use vllm_sota_bench::sim::Framework;
 use vllm_sota_bench::{bench_load_cli, sim_serve_cli};
+use vllm_sota_core::Framework;
 
 fn argv(s: &str) -> Vec<String> {
     s.split_whitespace().map(String::from).collect()

@@ -9,7 +9,7 @@ use common::{Sim, tokenizer};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use vllm_sota_bench::sim::calibration::{self, MeasuredScenario};
-use vllm_sota_bench::sim::{Framework, SimConfig};
+use vllm_sota_bench::sim::{SimConfig, parse_framework};
 use vllm_sota_bench::{
     Endpoint, LoadConfig, RandomDatasetConfig, random_workload, run_load_blocking,
 };
@@ -67,7 +67,7 @@ fn calibrated_profiles_reproduce_the_real_h200_figures_within_10_percent() {
     let mut report = Vec::new();
     let mut bad = Vec::new();
     for (fw_name, profile_name) in &profiles.default_by_framework {
-        Framework::parse(fw_name).unwrap();
+        parse_framework(fw_name).unwrap();
         let profile = &profiles.profiles[profile_name];
         for (scenario, m) in &profile.measured {
             // The cited files exist (the docs in the repository; fixtures beside it).

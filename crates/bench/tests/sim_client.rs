@@ -5,7 +5,7 @@ mod common;
 use common::{Sim, fast_cfg, tokenizer};
 use std::collections::HashMap;
 use std::time::Duration;
-use vllm_sota_bench::sim::Framework;
+use vllm_sota_core::Framework;
 
 use vllm_sota_bench::{
     Endpoint, LoadConfig, RandomDatasetConfig, RequestRate, Workload, random_workload,
@@ -182,7 +182,7 @@ fn jsonl_workload_with_messages_and_extra_body() {
         "content tokens of 'hello there'"
     );
     // TRT-LLM forbids unknown fields; top_p is one of its fields, so this passes.
-    let sim = Sim::start(fast_cfg(Framework::Trtllm)).unwrap();
+    let sim = Sim::start(fast_cfg(Framework::TensorrtLlm)).unwrap();
     let mut c = load(&sim, w);
     c.endpoint = Endpoint::ChatCompletions;
     let rep = run_load_blocking(c, 1).unwrap();
@@ -227,7 +227,7 @@ fn jsonl_workload_with_messages_and_extra_body() {
 
 #[test]
 fn trtllm_rejects_unknown_fields_and_the_client_reports_it() {
-    let sim = Sim::start(fast_cfg(Framework::Trtllm)).unwrap();
+    let sim = Sim::start(fast_cfg(Framework::TensorrtLlm)).unwrap();
     let mut w = random(2, 32, 4, false, 0);
     let mut extra = serde_json::Map::new();
     extra.insert("lora_path".into(), serde_json::json!("x")); // SGLang-only field
@@ -245,6 +245,17 @@ fn trtllm_rejects_unknown_fields_and_the_client_reports_it() {
         "{err}"
     );
     assert_eq!(rep.summary.row.success_rate, Some(0.5));
+    // trtllm-serve's model card says owned_by "tensorrt_llm" (its framework id).
+    let models = vllm_sota_core::http::request_json(
+        "GET",
+        &format!("{}/v1/models", sim.url()),
+        None,
+        vllm_sota_core::http::Timeouts::new(std::time::Duration::from_secs(5)),
+    )
+    .unwrap()
+    .json()
+    .unwrap();
+    assert_eq!(models["data"][0]["owned_by"], "tensorrt_llm", "{models}");
 }
 
 #[test]

@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use vllm_sota_bench::sim::{Framework, SimConfig, SimServer};
+use vllm_sota_bench::sim::{SimConfig, SimServer};
+use vllm_sota_core::Framework;
 use vllm_sota_core::tool::ToolContext;
 use vllm_sota_trace::{
     CaptureServer, ProfileCaptureRequest, StagePlan, run_capture, run_window, start_stage_load,
@@ -262,7 +263,7 @@ fn a_window_that_sees_no_step_never_closes_and_the_capture_says_so() {
     let since = std::time::SystemTime::now();
     let e = run_window(
         &server,
-        vllm_sota_core::Framework::Sglang,
+        Framework::Sglang,
         &prof,
         "decode",
         8,
@@ -313,12 +314,12 @@ fn zero_steps_and_wrong_fields_are_refused_before_anything_runs() {
         .to_string();
     assert!(e.contains("`steps`") && e.contains("zero"), "{e}");
     req.steps = Some(4);
-    req.framework = vllm_sota_core::Framework::TensorrtLlm;
+    req.framework = Framework::TensorrtLlm;
     let e = run_capture(&req, &ToolContext::new())
         .unwrap_err()
         .to_string();
     assert!(e.contains("`framework`"), "{e}");
-    req.framework = vllm_sota_core::Framework::Vllm;
+    req.framework = Framework::Vllm;
     req.concurrency = None;
     let e = run_capture(&req, &ToolContext::new())
         .unwrap_err()

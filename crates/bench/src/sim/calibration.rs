@@ -4,10 +4,11 @@
 //! the profile of the framework it impersonates; the calibration test replays each
 //! measured workload against it.
 
-use super::Framework;
+use super::parse_framework;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use vllm_sota_core::Framework;
 
 const FILE: &str = "sim-cost-profiles.json";
 
@@ -17,7 +18,7 @@ const FILE: &str = "sim-cost-profiles.json";
 pub struct CostProfiles {
     pub schema_version: u32,
     pub about: Vec<String>,
-    /// Framework name (`vllm`, `sglang`, `trtllm`) → profile name.
+    /// Framework, spelled as `--framework` takes it (`vllm`, `sglang`, `trtllm`...) → profile name.
     pub default_by_framework: BTreeMap<String, String>,
     pub profiles: BTreeMap<String, CostProfile>,
 }
@@ -90,7 +91,7 @@ pub fn load() -> Result<CostProfiles> {
         bail!("{origin}: schema_version {} (expected 1)", p.schema_version);
     }
     for (fw, name) in &p.default_by_framework {
-        Framework::parse(fw).with_context(|| format!("{origin}: default_by_framework"))?;
+        parse_framework(fw).with_context(|| format!("{origin}: default_by_framework"))?;
         let Some(prof) = p.profiles.get(name) else {
             bail!("{origin}: default_by_framework.{fw} names unknown profile {name:?}");
         };
@@ -131,7 +132,11 @@ pub fn profile(name: &str) -> Result<CostProfile> {
 
 /// The profile a framework gets by default, if it has one.
 pub fn default_profile(framework: Framework) -> Result<Option<String>> {
-    Ok(load()?.default_by_framework.get(framework.name()).cloned())
+    Ok(load()?
+        .default_by_framework
+        .into_iter()
+        .find(|(fw, _)| parse_framework(fw).ok() == Some(framework))
+        .map(|(_, name)| name))
 }
 
 #[cfg(test)]
@@ -149,7 +154,7 @@ mod tests {
             default_profile(Framework::Sglang).unwrap().as_deref(),
             Some("h200-sglang-0.5.17")
         );
-        assert_eq!(default_profile(Framework::Trtllm).unwrap(), None);
+        assert_eq!(default_profile(Framework::TensorrtLlm).unwrap(), None);
         for (name, prof) in &p.profiles {
             assert!(!prof.measured.is_empty(), "{name}");
             for (sc, m) in &prof.measured {

@@ -12,10 +12,11 @@
 //! appears at the end of the step that finishes a sequence's prefill; then one token
 //! per step.
 
-use super::{Framework, SimConfig};
+use super::SimConfig;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use vllm_sota_core::Framework;
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 /// Non-torch memory + CUDA graphs (vLLM fixture log: 0.22 + 0.98 GiB).
@@ -58,7 +59,8 @@ pub fn kv_capacity_tokens(cfg: &SimConfig) -> Result<u64, String> {
         ));
     }
     let kv_gib = match cfg.framework {
-        Framework::Vllm => {
+        // TokenSpeed (a config built in code) sizes its cache as vLLM does.
+        Framework::Vllm | Framework::Tokenspeed => {
             let budget = cfg.gpu_mem_gib * cfg.mem_fraction;
             let kv = budget - weights - act - RESERVED_GIB;
             if kv <= 0.0 {
@@ -84,7 +86,7 @@ pub fn kv_capacity_tokens(cfg: &SimConfig) -> Result<u64, String> {
             }
             kv
         }
-        Framework::Trtllm => {
+        Framework::TensorrtLlm => {
             let free = cfg.gpu_mem_gib - weights - act - RESERVED_GIB;
             if free <= 0.0 {
                 return Err(format!(
@@ -412,9 +414,9 @@ mod tests {
         c.max_model_len = 131072;
         let e = kv_capacity_tokens(&c).unwrap_err();
         assert!(e.contains("max seq len (131072)"), "{e}");
-        let mut t2 = SimConfig::defaults(Framework::Trtllm);
+        let mut t2 = SimConfig::defaults(Framework::TensorrtLlm);
         t2.tensor_parallel = 2;
-        let one = kv_capacity_tokens(&SimConfig::defaults(Framework::Trtllm)).unwrap();
+        let one = kv_capacity_tokens(&SimConfig::defaults(Framework::TensorrtLlm)).unwrap();
         assert!(
             kv_capacity_tokens(&t2).unwrap() > 2 * one,
             "TP shards weights and KV"

@@ -26,32 +26,26 @@ use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
+use vllm_sota_core::Framework;
 
-/// Which engine's flag spellings (and request validation) to mimic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Framework {
-    Vllm,
-    Sglang,
-    /// `trtllm-serve` (PyTorch backend): request models forbid unknown fields.
-    Trtllm,
-}
-
-impl Framework {
-    pub fn parse(s: &str) -> Result<Framework> {
-        match s.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
-            "vllm" => Ok(Framework::Vllm),
-            "sglang" => Ok(Framework::Sglang),
-            "trtllm" | "tensorrtllm" => Ok(Framework::Trtllm),
-            _ => bail!("--framework {s:?}: expected vllm, sglang or trtllm"),
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Framework::Vllm => "vllm",
-            Framework::Sglang => "sglang",
-            Framework::Trtllm => "trtllm",
-        }
+/// The framework `--framework` names: any case, `-` and `_` ignored, so `vllm`, `sglang`,
+/// `trtllm`, `tensorrt_llm`, `tensorrt-llm` and `tensorrtllm` all work. TokenSpeed is
+/// refused: the simulator has no TokenSpeed behaviour. (A [`SimConfig`] built in code may
+/// still name it; each match on the framework then gives it the closest case, said there.)
+pub fn parse_framework(s: &str) -> Result<Framework> {
+    let norm = |x: &str| x.to_ascii_lowercase().replace(['-', '_'], "");
+    let key = norm(s);
+    let found = if key == "trtllm" {
+        Some(Framework::TensorrtLlm)
+    } else {
+        Framework::ALL.into_iter().find(|f| norm(f.id()) == key)
+    };
+    match found {
+        Some(Framework::Tokenspeed) => bail!(
+            "--framework {s:?}: sim-serve has no TokenSpeed behaviour; it mimics vllm, sglang or trtllm (tensorrt_llm)"
+        ),
+        Some(f) => Ok(f),
+        None => bail!("--framework {s:?}: expected vllm, sglang or trtllm"),
     }
 }
 
@@ -163,9 +157,10 @@ impl SimConfig {
     /// 128 KiB of KV per token).
     pub fn defaults(framework: Framework) -> SimConfig {
         let (seqs, mem) = match framework {
-            Framework::Vllm => (1024, 0.92),
+            // TokenSpeed (a config built in code) starts from vLLM's defaults.
+            Framework::Vllm | Framework::Tokenspeed => (1024, 0.92),
             Framework::Sglang => (4096, 0.88),
-            Framework::Trtllm => (2048, 0.9),
+            Framework::TensorrtLlm => (2048, 0.9),
         };
         SimConfig {
             framework,
@@ -283,7 +278,7 @@ impl SimConfig {
             let kind = flag_kind(framework, &flag).ok_or_else(|| {
                 anyhow::anyhow!(
                     "unrecognized argument {flag} for --framework {} (sim-serve accepts that framework's real flag spellings; see `vllm-sota sim-serve --help`)",
-                    framework.name()
+                    framework.id()
                 )
             })?;
             if kind == Knob::Switch {
@@ -380,7 +375,8 @@ impl SimConfig {
         } = names;
         match (positional.len(), framework) {
             (0, _) => {}
-            (1, Framework::Vllm | Framework::Trtllm) => {
+            // `tokenspeed serve <model>` too.
+            (1, Framework::Vllm | Framework::TensorrtLlm | Framework::Tokenspeed) => {
                 model_path = model_path.or(Some(positional[0].clone()))
             }
             (1, Framework::Sglang) => {
@@ -455,7 +451,7 @@ fn framework_and_profile(args: &[String]) -> Result<(Framework, Option<String>)>
     let mut profile: Option<String> = None;
     for it in 0..args.len() {
         if let Some(v) = flag_value(args, it, "--framework")? {
-            framework = Framework::parse(&v)?;
+            framework = parse_framework(&v)?;
         } else if let Some(v) = flag_value(args, it, "--sim-cost-profile")? {
             profile = Some(v);
         }
@@ -548,7 +544,8 @@ enum Knob {
 fn flag_kind(fw: Framework, flag: &str) -> Option<Knob> {
     use Knob::*;
     let specific = match fw {
-        Framework::Vllm => match flag {
+        // TokenSpeed (a config built in code) takes vLLM's spellings, as the real one does.
+        Framework::Vllm | Framework::Tokenspeed => match flag {
             "--model" => Some(Model),
             "--served-model-name" => Some(ServedName),
             "--tokenizer" => Some(Tokenizer),
@@ -610,7 +607,7 @@ fn flag_kind(fw: Framework, flag: &str) -> Option<Knob> {
             | "--max-total-tokens" => Some(Ignored),
             _ => None,
         },
-        Framework::Trtllm => match flag {
+        Framework::TensorrtLlm => match flag {
             "--tokenizer" => Some(Tokenizer),
             "--served_model_name" => Some(ServedName),
             "--max_batch_size" => Some(MaxSeqs),
@@ -717,6 +714,32 @@ mod tests {
             ),
             (16, 1024, 0.5, 2048, 8)
         );
+    }
+
+    #[test]
+    fn framework_spellings_parse_and_tokenspeed_is_refused_with_the_flag() {
+        for (s, f) in [
+            ("vllm", Framework::Vllm),
+            ("SGLang", Framework::Sglang),
+            ("trtllm", Framework::TensorrtLlm),
+            ("TRT-LLM", Framework::TensorrtLlm),
+            ("tensorrt-llm", Framework::TensorrtLlm),
+            ("tensorrt_llm", Framework::TensorrtLlm),
+            ("TensorRTLLM", Framework::TensorrtLlm),
+        ] {
+            assert_eq!(parse_framework(s).unwrap(), f, "{s}");
+        }
+        let e = SimConfig::from_args(&args("--framework tokenspeed"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--framework")
+                && e.contains("TokenSpeed")
+                && e.contains("vllm, sglang or trtllm"),
+            "{e}"
+        );
+        let e = parse_framework("ollama").unwrap_err().to_string();
+        assert!(e.contains("--framework \"ollama\""), "{e}");
     }
 
     #[test]

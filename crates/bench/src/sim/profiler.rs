@@ -23,7 +23,7 @@
 //!   thread); the file grows in two parts, so a reader that trusts a size that stopped
 //!   changing reads a truncated gzip stream.
 
-use super::{Framework, SimConfig};
+use super::SimConfig;
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
 use std::io::Write;
@@ -31,6 +31,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
+use vllm_sota_core::Framework;
 
 /// One engine step as the profiler records it.
 #[derive(Debug, Clone, Copy)]
@@ -186,8 +187,9 @@ impl SimProfiler {
     pub fn routes_enabled(&self) -> bool {
         match self.framework {
             Framework::Vllm => self.vllm.is_some(),
-            Framework::Sglang => true,
-            Framework::Trtllm => false,
+            // TokenSpeed (a config built in code) has SGLang's profiler routes, as below.
+            Framework::Sglang | Framework::Tokenspeed => true,
+            Framework::TensorrtLlm => false,
         }
     }
 

@@ -2,7 +2,8 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use vllm_sota_bench::TokenizerHandle;
-use vllm_sota_bench::sim::{Framework, SimConfig, SimServer};
+use vllm_sota_bench::sim::{SimConfig, SimServer};
+use vllm_sota_core::Framework;
 
 pub fn tokenizer_path() -> PathBuf {
     vllm_sota_core::refs::fixtures_dir().join("dummy-llama-3.1-8b/tokenizer.json")

@@ -6,7 +6,6 @@ use super::routes::{ChannelBody, RespBody, bad_request, json_error, stream_respo
 use super::state::State;
 use super::stream::{Formatter, Job, zero_delay_stream};
 use super::truth::GroundTruth;
-use crate::sim::Framework;
 use crate::sim::engine::{self, EngineRequest};
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -17,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::sync::mpsc;
+use vllm_sota_core::Framework;
 
 /// TensorRT-LLM request fields (its pydantic models use `extra="forbid"`): the fields
 /// both request models accept, then each model's own.
@@ -155,7 +155,7 @@ fn parse(st: &State, body: &[u8], chat: bool) -> Result<Parsed, Refusal> {
     let Some(obj) = v.as_object() else {
         return Err(Refusal::bad("request body must be a JSON object"));
     };
-    if st.cfg.framework == Framework::Trtllm
+    if st.cfg.framework == Framework::TensorrtLlm
         && let Some(k) = obj.keys().find(|k| !trtllm_accepts(chat, k))
     {
         return Err(Refusal {

@@ -62,7 +62,7 @@ pub(super) async fn handle(
                 r#"{{"object":"list","data":[{{"id":{m},"object":"model","created":{c},"owned_by":"{o}","root":{m},"parent":null,"max_model_len":{l}}}]}}"#,
                 m = st.model_json,
                 c = st.created,
-                o = st.cfg.framework.name(),
+                o = st.cfg.framework.id(),
                 l = st.cfg.max_model_len
             );
             full(StatusCode::OK, "application/json", body)

@@ -20,7 +20,7 @@ pub(super) fn spawn_log_lines(state: &Arc<State>, addr: SocketAddr, kv_capacity:
             tracing::info!("Application startup complete.");
             eprintln!(
                 "INFO [sim-serve] Application startup complete. ({} on {})",
-                st.cfg.framework.name(),
+                st.cfg.framework.id(),
                 addr
             );
         });
