@@ -9,6 +9,7 @@ use vllm_sota_core::fsx;
 use vllm_sota_core::layout::{
     self, Campaign, CampaignPaths, LAYOUT_DIRS, LAYOUT_FILES, PLACEHOLDER_MARKER,
 };
+use vllm_sota_core::md::{self, Align};
 use vllm_sota_core::{Tool, ToolContext};
 
 use crate::{env, git, ledger};
@@ -121,46 +122,50 @@ fn placeholder(title: &str, what: &str) -> String {
 }
 
 fn manifest(c: &Campaign) -> String {
-    let mut s = String::from("# Campaign manifest\n\n| key | value |\n|---|---|\n");
-    let row = |k: &str, v: String| format!("| {k} | {} |\n", vllm_sota_core::md::cell(&v));
-    s += &row("model", c.model.clone());
-    s += &row("model slug", c.model_slug.clone());
-    s += &row("model family", c.model_family.clone());
-    s += &row("tokenizer", c.tokenizer.clone());
-    s += &row("precision", c.precision.clone());
-    s += &row(
+    let mut t = md::Table::new(&[("key", Align::Left), ("value", Align::Left)]);
+    let mut row = |k: &str, v: String| {
+        t.row(&[k.to_string(), v]);
+    };
+    row("model", c.model.clone());
+    row("model slug", c.model_slug.clone());
+    row("model family", c.model_family.clone());
+    row("tokenizer", c.tokenizer.clone());
+    row("precision", c.precision.clone());
+    row(
         "quantization",
         c.quantization.clone().unwrap_or_else(|| "none".into()),
     );
-    s += &row("trust remote code", c.trust_remote_code.to_string());
-    s += &row(
+    row("trust remote code", c.trust_remote_code.to_string());
+    row(
         "max model len",
         c.max_model_len
             .map(|v| v.to_string())
             .unwrap_or_else(|| "unset".into()),
     );
-    s += &row("GPU ids", format!("{:?}", c.gpu_ids));
-    s += &row("frameworks", c.frameworks.join(", "));
-    s += &row(
+    row("GPU ids", format!("{:?}", c.gpu_ids));
+    row("frameworks", c.frameworks.join(", "));
+    row(
         "vLLM checkout",
         c.vllm_checkout
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| env::NOT_AVAILABLE.into()),
     );
-    s += &row(
+    row(
         "vLLM base branch",
         c.vllm_base_branch
             .clone()
             .unwrap_or_else(|| env::NOT_AVAILABLE.into()),
     );
-    s += &row(
+    row(
         "vLLM base commit",
         c.vllm_base_commit
             .clone()
             .unwrap_or_else(|| env::NOT_AVAILABLE.into()),
     );
-    s += &row("created", c.created_at.clone());
+    row("created", c.created_at.clone());
+    let mut s = String::from("# Campaign manifest\n\n");
+    s += &t.render();
     s += "\n## Environment seen at init\n\n```json\n";
     s += &serde_json::to_string_pretty(&c.environment).unwrap_or_default();
     s += "\n```\n";

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use vllm_sota_core::fsx;
 use vllm_sota_core::layout::{CampaignPaths, now_rfc3339};
+use vllm_sota_core::md::{self, Align};
 use vllm_sota_core::results::{CandidateRow, RankingMetric, RowRef, RunStatus};
 use vllm_sota_core::{Tool, ToolContext};
 
@@ -291,13 +292,15 @@ pub(crate) fn empty_ledger_markdown(rel: &str) -> Option<String> {
     spec_for_md(rel).map(|s| render_markdown(s, &[]))
 }
 
-fn cell(v: Option<&Value>) -> String {
-    let text = match v {
+/// The text of one ledger value as a table cell shows it, unescaped: the table escapes
+/// each cell once when the row is added (array items are joined first, then escaped).
+fn cell_text(v: Option<&Value>) -> String {
+    match v {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
         Some(Value::Array(items)) => items
             .iter()
-            .map(|i| cell(Some(i)))
+            .map(|i| cell_text(Some(i)))
             .collect::<Vec<_>>()
             .join("; "),
         Some(Value::Object(o)) if o.contains_key("file") && o.contains_key("row_id") => {
@@ -319,32 +322,30 @@ fn cell(v: Option<&Value>) -> String {
             _ => n.to_string(),
         },
         Some(other) => other.to_string(),
-    };
-    vllm_sota_core::md::cell(&text)
+    }
 }
 
 fn render_markdown(spec: &LedgerSpec, rows: &[Value]) -> String {
-    let mut s = format!(
-        "# {}\n\nMachine copy: `{}`. One row per entry, oldest first.\n\n|",
-        spec.title,
-        spec.md.replace(".md", ".jsonl")
-    );
-    for (h, _) in spec.columns {
-        s += &format!(" {h} |");
-    }
-    s += "\n|";
-    for _ in spec.columns {
-        s += "---|";
-    }
-    s += "\n";
+    let columns: Vec<(&str, Align)> = spec
+        .columns
+        .iter()
+        .map(|(h, _)| (*h, Align::Left))
+        .collect();
+    let mut t = md::Table::new(&columns);
     for row in rows {
-        s += "|";
-        for (_, key) in spec.columns {
-            s += &format!(" {} |", cell(row.get(*key)));
-        }
-        s += "\n";
+        let cells: Vec<String> = spec
+            .columns
+            .iter()
+            .map(|(_, key)| cell_text(row.get(*key)))
+            .collect();
+        t.row(&cells);
     }
-    s
+    format!(
+        "# {}\n\nMachine copy: `{}`. One row per entry, oldest first.\n\n{}",
+        spec.title,
+        spec.md.replace(".md", ".jsonl"),
+        t.render()
+    )
 }
 
 /// Keep the markdown table in step with the JSONL: append the new row when the table

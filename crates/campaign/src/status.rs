@@ -14,6 +14,7 @@ use vllm_sota_core::fsx;
 use vllm_sota_core::humanize::{self, LoopPhase, LoopState};
 use vllm_sota_core::jobs::{self, JobStatus};
 use vllm_sota_core::layout::{CampaignPaths, round_label};
+use vllm_sota_core::md::{self, Align};
 use vllm_sota_core::{Tool, ToolContext};
 
 use crate::init::missing_layout;
@@ -608,36 +609,42 @@ impl Tool for CampaignStatus {
     }
 
     fn markdown(r: &CampaignStatusReport) -> String {
-        let mut s = format!(
-            "# Campaign status: {}\n\n`{}`\n\n| gate | state | tool | evidence | detail |\n|---|---|---|---|---|\n",
-            r.model, r.campaign_dir
-        );
-        let line = |g: &Gate| {
-            format!(
-                "| {} | {:?} | {} | {} | {} |\n",
-                g.gate,
-                g.state,
-                g.tool,
-                g.evidence.as_deref().unwrap_or(""),
-                vllm_sota_core::md::cell(&g.detail)
-            )
+        let table = |gates: &[Gate]| {
+            let mut t = md::Table::new(&[
+                ("gate", Align::Left),
+                ("state", Align::Left),
+                ("tool", Align::Left),
+                ("evidence", Align::Left),
+                ("detail", Align::Left),
+            ]);
+            for g in gates {
+                t.row(&[
+                    g.gate.clone(),
+                    format!("{:?}", g.state),
+                    g.tool.clone(),
+                    g.evidence.clone().unwrap_or_default(),
+                    g.detail.clone(),
+                ]);
+            }
+            t.render()
         };
-        for g in &r.gates {
-            s += &line(g);
-        }
+        let mut s = format!(
+            "# Campaign status: {}\n\n`{}`\n\n{}",
+            r.model,
+            r.campaign_dir,
+            table(&r.gates)
+        );
         for round in &r.rounds {
             s += &format!(
-                "\n## {}{}\n\n| gate | state | tool | evidence | detail |\n|---|---|---|---|---|\n",
+                "\n## {}{}\n\n{}",
                 round_label(round.round),
                 round
                     .decision
                     .as_ref()
                     .map(|d| format!(" ({d})"))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                table(&round.gates)
             );
-            for g in &round.gates {
-                s += &line(g);
-            }
         }
         if let Some(l) = &r.rlcr_loop {
             s += &format!(

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use vllm_sota_core::layout::CampaignPaths;
+use vllm_sota_core::md::{self, Align};
 use vllm_sota_core::results::{CandidateRow, RankingMetric, RowRef, RunStatus, compare_rank};
 use vllm_sota_core::{Framework, fsx};
 
@@ -208,32 +209,39 @@ fn summary_scenario(s: &mut String, sc: &Scenario, winners: Option<&Vec<Candidat
     );
     match winners {
         Some(list) if !list.is_empty() => {
-            let _ = writeln!(
-                s,
-                "| rank | framework | candidate | SLA | req/s | output tok/s | p50 TTFT ms | p50 TPOT ms | GPUs | point |"
-            );
-            let _ = writeln!(s, "|---:|---|---|---|---:|---:|---:|---:|---:|---|");
+            let mut t = md::Table::new(&[
+                ("rank", Align::Right),
+                ("framework", Align::Left),
+                ("candidate", Align::Left),
+                ("SLA", Align::Left),
+                ("req/s", Align::Right),
+                ("output tok/s", Align::Right),
+                ("p50 TTFT ms", Align::Right),
+                ("p50 TPOT ms", Align::Right),
+                ("GPUs", Align::Right),
+                ("point", Align::Left),
+            ]);
             for (i, r) in list.iter().enumerate() {
                 let m = r.metrics.as_ref();
-                let _ = writeln!(
-                    s,
-                    "| {} | {} | `{}` | {} | {} | {} | {} | {} | {} | {} |",
-                    i + 1,
-                    r.framework,
-                    r.candidate_id,
+                t.row(&[
+                    (i + 1).to_string(),
+                    r.framework.clone(),
+                    format!("`{}`", r.candidate_id),
                     match r.sla.passed {
                         Some(true) => "pass",
                         Some(false) => "FAIL",
                         None => "—",
-                    },
+                    }
+                    .to_string(),
                     f(r.request_throughput(), 3),
                     f(r.output_throughput(), 1),
                     f(m.and_then(|m| m.p50_ttft_ms()), 1),
                     f(m.and_then(|m| m.p50_tpot_ms()), 2),
-                    r.hardware.gpu_count,
-                    point_text(r)
-                );
+                    r.hardware.gpu_count.to_string(),
+                    point_text(r),
+                ]);
             }
+            s.push_str(&t.render());
             let _ = writeln!(s);
         }
         _ => {
@@ -253,23 +261,27 @@ fn summary_bad_rows(s: &mut String, rows: &[CandidateRow]) {
         let _ = writeln!(s, "None.\n");
         return;
     }
-    let _ = writeln!(s, "| framework | candidate | scenario | status | reason |");
-    let _ = writeln!(s, "|---|---|---|---|---|");
+    let mut t = md::Table::new(&[
+        ("framework", Align::Left),
+        ("candidate", Align::Left),
+        ("scenario", Align::Left),
+        ("status", Align::Left),
+        ("reason", Align::Left),
+    ]);
     for r in bad {
         let reason = r
             .failure_reason
             .clone()
             .unwrap_or_else(|| r.sla.reasons.join("; "));
-        let _ = writeln!(
-            s,
-            "| {} | `{}` | {} | {} | {} |",
-            r.framework,
-            r.candidate_id,
-            r.scenario,
+        t.row(&[
+            r.framework.clone(),
+            format!("`{}`", r.candidate_id),
+            r.scenario.clone(),
             format!("{:?}", r.status).to_lowercase(),
-            vllm_sota_core::md::cell(&reason)
-        );
+            reason,
+        ]);
     }
+    s.push_str(&t.render());
     let _ = writeln!(s);
 }
 

@@ -8,12 +8,12 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
-use std::fmt::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use vllm_sota_core::jobs::JobRunner;
 use vllm_sota_core::layout::{CampaignPaths, now_rfc3339};
+use vllm_sota_core::md::{self, Align};
 use vllm_sota_core::results::{CandidateRow, Correctness, RowRef, RunStatus};
 use vllm_sota_core::{Framework, fsx};
 
@@ -673,9 +673,17 @@ pub(crate) fn summarize(
             .push(r);
     }
     let mut items = Vec::new();
-    let mut md = format!(
-        "# Revalidation round {round}\n\nMetric: {metric:?} (median of repeats at the baseline winner's load point).\n\n| scenario | framework | candidate | baseline | median | change | repeats ok | SLA passes | correctness |\n|---|---|---|---:|---:|---:|---:|---:|---|\n"
-    );
+    let mut table = md::Table::new(&[
+        ("scenario", Align::Left),
+        ("framework", Align::Left),
+        ("candidate", Align::Left),
+        ("baseline", Align::Right),
+        ("median", Align::Right),
+        ("change", Align::Right),
+        ("repeats ok", Align::Right),
+        ("SLA passes", Align::Right),
+        ("correctness", Align::Left),
+    ]);
     let mut failed = false;
     let mut vllm_groups = 0usize;
     let mut vllm_checked = 0usize;
@@ -722,19 +730,25 @@ pub(crate) fn summarize(
                     "—".into()
                 }
             });
-        let _ = writeln!(
-            md,
-            "| {sc} | {fw} | `{cand}` | {} | {} | {} | {}/{} | {passes} | {corr_text} |",
+        table.row(&[
+            sc.clone(),
+            fw.clone(),
+            format!("`{cand}`"),
             base.map(|v| format!("{v:.3}")).unwrap_or("—".into()),
             med.map(|v| format!("{v:.3}")).unwrap_or("—".into()),
             change
                 .map(|c| format!("{:+.1}%", c * 100.0))
                 .unwrap_or("—".into()),
-            vals.len(),
-            list.len()
-        );
+            format!("{}/{}", vals.len(), list.len()),
+            passes.to_string(),
+            corr_text,
+        ]);
         items.push(json!({"scenario": sc, "framework": fw, "candidate_id": cand, "baseline": base, "median": med, "change": change, "repeats_ok": vals.len(), "repeats": list.len(), "sla_passes": passes, "correctness": corr}));
     }
+    let mut md = format!(
+        "# Revalidation round {round}\n\nMetric: {metric:?} (median of repeats at the baseline winner's load point).\n\n{}",
+        table.render()
+    );
     let (patch_correct, check) = if failed {
         (
             Some(false),

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use vllm_sota_core::layout::Campaign;
+use vllm_sota_core::md::{self, Align};
 use vllm_sota_core::results::{CandidateRow, RankingMetric, compare_rank};
 
 use crate::records::shell_join;
@@ -72,33 +73,38 @@ pub(crate) fn hardware(rows: &[CandidateRow], campaign: &Campaign) -> String {
 }
 
 pub(crate) fn workload_table(rows: &[CandidateRow]) -> String {
-    let mut s = String::from(
-        "| Scenario | Dataset | Input len | Output len | Prompts | Max concurrency | Request rate | Endpoint |\n|---|---|---|---|---|---|---|---|\n",
-    );
+    let mut t = md::Table::new(&[
+        ("Scenario", Align::Left),
+        ("Dataset", Align::Left),
+        ("Input len", Align::Left),
+        ("Output len", Align::Left),
+        ("Prompts", Align::Left),
+        ("Max concurrency", Align::Left),
+        ("Request rate", Align::Left),
+        ("Endpoint", Align::Left),
+    ]);
     let mut seen = std::collections::BTreeSet::new();
     for r in rows {
         if !seen.insert(r.scenario.clone()) {
             continue;
         }
         let w = &r.workload;
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            r.scenario,
-            w.dataset,
-            w.input_len,
-            w.output_len,
-            w.num_prompts,
+        t.row(&[
+            r.scenario.clone(),
+            w.dataset.to_string(),
+            w.input_len.to_string(),
+            w.output_len.to_string(),
+            w.num_prompts.to_string(),
             w.max_concurrency
                 .map(|c| c.to_string())
                 .unwrap_or_else(|| "—".into()),
             w.request_rate
                 .map(|c| c.to_string())
                 .unwrap_or_else(|| "inf".into()),
-            w.endpoint
-        );
+            w.endpoint.to_string(),
+        ]);
     }
-    s
+    t.render()
 }
 
 pub(crate) fn sla_text(rows: &[CandidateRow]) -> String {
@@ -124,32 +130,41 @@ pub(crate) fn sla_text(rows: &[CandidateRow]) -> String {
 
 /// A results table: one line per row given.
 pub(crate) fn results_table(rows: &[&CandidateRow]) -> String {
-    let mut s = String::from(
-        "| Scenario | Framework | Candidate | Round | Repeat | Status | SLA | Req/s | Output tok/s | p50 TTFT ms | p50 TPOT ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
-    );
+    let mut t = md::Table::new(&[
+        ("Scenario", Align::Left),
+        ("Framework", Align::Left),
+        ("Candidate", Align::Left),
+        ("Round", Align::Left),
+        ("Repeat", Align::Left),
+        ("Status", Align::Left),
+        ("SLA", Align::Left),
+        ("Req/s", Align::Left),
+        ("Output tok/s", Align::Left),
+        ("p50 TTFT ms", Align::Left),
+        ("p50 TPOT ms", Align::Left),
+    ]);
     for r in rows {
         let m = r.metrics.as_ref();
-        let _ = writeln!(
-            s,
-            "| {} | {} | `{}` | {} | {} | {:?} | {} | {} | {} | {} | {} |",
-            r.scenario,
-            r.framework,
-            r.candidate_id,
-            r.round,
-            r.repeat,
-            r.status,
+        t.row(&[
+            r.scenario.clone(),
+            r.framework.clone(),
+            format!("`{}`", r.candidate_id),
+            r.round.to_string(),
+            r.repeat.to_string(),
+            format!("{:?}", r.status),
             match r.sla.passed {
                 Some(true) => "pass",
                 Some(false) => "FAIL",
                 None => "—",
-            },
+            }
+            .to_string(),
             f(m.and_then(|m| m.request_throughput), 3),
             f(m.and_then(|m| m.output_throughput), 1),
             f(m.and_then(|m| m.p50_ttft_ms()), 1),
-            f(m.and_then(|m| m.p50_tpot_ms()), 2)
-        );
+            f(m.and_then(|m| m.p50_tpot_ms()), 2),
+        ]);
     }
-    s
+    t.render()
 }
 
 /// Winners per scenario with their exact server and benchmark commands.

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 use vllm_sota_core::layout::now_rfc3339;
+use vllm_sota_core::md::{self, Align};
 use vllm_sota_core::results::RankingMetric;
 
 use super::{GapDecisionReport, SideSummary};
@@ -81,11 +82,20 @@ pub(crate) fn render_markdown(r: &GapDecisionReport) -> String {
         r.confidence_level * 100.0,
         r.current_source
     );
-    let _ = writeln!(
-        s,
-        "| Scenario | Decision | Leader | Leader mean (n) | vLLM | vLLM mean (n) | vLLM SLA | Δ % | CI % | p50 TTFT Δ % | p50 TPOT Δ % | More runs |"
-    );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut t = md::Table::new(&[
+        ("Scenario", Align::Left),
+        ("Decision", Align::Left),
+        ("Leader", Align::Left),
+        ("Leader mean (n)", Align::Left),
+        ("vLLM", Align::Left),
+        ("vLLM mean (n)", Align::Left),
+        ("vLLM SLA", Align::Left),
+        ("Δ %", Align::Left),
+        ("CI %", Align::Left),
+        ("p50 TTFT Δ %", Align::Left),
+        ("p50 TPOT Δ %", Align::Left),
+        ("More runs", Align::Left),
+    ]);
     for d in &r.scenarios {
         let side = |x: &Option<SideSummary>| {
             x.as_ref()
@@ -103,25 +113,24 @@ pub(crate) fn render_markdown(r: &GapDecisionReport) -> String {
             (Some(a), Some(b)) => format!("{a:.2} .. {b:.2}"),
             _ => "—".into(),
         };
-        let _ = writeln!(
-            s,
-            "| {} | `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            d.scenario,
-            d.decision.as_str(),
+        t.row(&[
+            d.scenario.clone(),
+            format!("`{}`", d.decision.as_str()),
             ln,
             lm,
             vn,
             vm,
-            if d.vllm_passes_sla { "pass" } else { "FAIL" },
+            if d.vllm_passes_sla { "pass" } else { "FAIL" }.to_string(),
             f2(d.throughput_delta_pct),
             ci,
             f2(d.p50_ttft_delta_pct),
             f2(d.p50_tpot_delta_pct),
             d.additional_runs_needed
                 .map(|k| k.to_string())
-                .unwrap_or_else(|| "—".into())
-        );
+                .unwrap_or_else(|| "—".into()),
+        ]);
     }
+    s.push_str(&t.render());
     let _ = writeln!(s);
     for d in &r.scenarios {
         let _ = writeln!(s, "- **{}**: {}", d.scenario, d.reason);

@@ -25,6 +25,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use vllm_sota_core::fsx;
 use vllm_sota_core::layout::{CampaignPaths, now_rfc3339};
+use vllm_sota_core::md::{self, Align};
 use vllm_sota_core::results::{CandidateRow, RankingMetric, compare_rank};
 use vllm_sota_core::{Tool, ToolContext};
 
@@ -285,9 +286,18 @@ fn write_decisions_table(s: &mut String, prev: Option<&mut Previous>, empty_row:
         ),
         None => (vec![], vec![]),
     };
-    let _ = writeln!(
+    // The rows are lines kept verbatim from the earlier notes (the agent writes them), and
+    // the placeholder row is the exact line the merge recognizes: only the header comes
+    // from the table, so neither is re-escaped nor re-spaced.
+    let header = md::Table::new(&[
+        ("Item", Align::Left),
+        ("Decision it influences", Align::Left),
+        ("Round", Align::Left),
+    ]);
+    let _ = write!(
         s,
-        "## Decisions influenced\n\nFill in as the loop uses this history (one row per decision).\n\n| Item | Decision it influences | Round |\n|---|---|---|"
+        "## Decisions influenced\n\nFill in as the loop uses this history (one row per decision).\n\n{}",
+        header.render()
     );
     for r in &rows {
         let _ = writeln!(s, "{r}");
@@ -540,14 +550,13 @@ fn write_doc_section(
     if !doc.title.is_empty() {
         let _ = writeln!(s, "Document title: {}\n", doc.title);
     }
-    let _ = writeln!(
-        s,
-        "### Source files mentioned\n\n| File | Mentions |\n|---|---|"
-    );
+    let mut files = md::Table::new(&[("File", Align::Left), ("Mentions", Align::Left)]);
     for (f, n) in doc.ex.files.iter().take(30) {
-        let _ = writeln!(s, "| `{f}` | {n} |");
+        files.row(&[format!("`{f}`"), n.to_string()]);
     }
-    if doc.ex.files.is_empty() {
+    let _ = write!(s, "### Source files mentioned\n\n{}", files.render());
+    if files.is_empty() {
+        // Written as is: a table row would space the empty cell differently.
         let _ = writeln!(s, "| (none found) | |");
     }
     let _ = writeln!(s, "\n### Symbols mentioned\n");

@@ -10,6 +10,7 @@ use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use vllm_sota_core::layout::{Campaign, CampaignPaths};
+use vllm_sota_core::md::{self, Align};
 use vllm_sota_core::results::{CandidateRow, RankingMetric};
 
 use crate::git::{self, ChangedFile};
@@ -208,15 +209,23 @@ fn rel(g: &Gathered, p: &Path) -> String {
 }
 
 fn changed_table(changed: &[ChangedFile], limit: usize) -> String {
-    let mut s = String::from("| File | Status | + | − |\n|---|---|---|---|\n");
+    let mut t = md::Table::new(&[
+        ("File", Align::Left),
+        ("Status", Align::Left),
+        ("+", Align::Left),
+        ("−", Align::Left),
+    ]);
     for c in changed.iter().take(limit) {
-        let _ = writeln!(
-            s,
-            "| `{}` | {} | {} | {} |",
-            c.path, c.status, c.insertions, c.deletions
-        );
+        t.row(&[
+            format!("`{}`", c.path),
+            c.status.clone(),
+            c.insertions.to_string(),
+            c.deletions.to_string(),
+        ]);
     }
+    let mut s = t.render();
     if changed.len() > limit {
+        // Written as is: a table row would space the empty cells differently.
         let _ = writeln!(s, "| … {} more | | | |", changed.len() - limit);
     }
     s

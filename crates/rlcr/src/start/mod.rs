@@ -13,6 +13,7 @@ use std::time::Duration;
 use vllm_sota_core::fsx;
 use vllm_sota_core::humanize;
 use vllm_sota_core::layout::{CampaignPaths, now_rfc3339};
+use vllm_sota_core::md::{self, Align};
 use vllm_sota_core::redact::redact;
 use vllm_sota_core::{Tool, ToolContext, refs};
 
@@ -159,20 +160,21 @@ impl Tool for StartRlcr {
         if let Some(f) = &r.failure {
             let _ = writeln!(s, "**Failure:** {f}\n");
         }
-        let _ = writeln!(
-            s,
-            "| Precondition | Result | Detail | Fix |\n|---|---|---|---|"
-        );
+        let mut t = md::Table::new(&[
+            ("Precondition", Align::Left),
+            ("Result", Align::Left),
+            ("Detail", Align::Left),
+            ("Fix", Align::Left),
+        ]);
         for p in &r.preconditions {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} |",
-                p.name,
+            t.row(&[
+                p.name.as_str(),
                 if p.passed { "pass" } else { "FAIL" },
-                vllm_sota_core::md::cell(&p.detail),
-                vllm_sota_core::md::cell(p.fix.as_deref().unwrap_or(""))
-            );
+                &p.detail,
+                p.fix.as_deref().unwrap_or(""),
+            ]);
         }
+        s.push_str(&t.render());
         if !r.command.is_empty() {
             let _ = writeln!(
                 s,
