@@ -9,20 +9,26 @@ fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
 
-use vllm_sota_core::md::cell;
+use vllm_sota_core::md::{Align, Table, cell};
 
 fn hot_table(out: &mut String, rows: &[HotKernel], share_label: &str) {
-    let _ = writeln!(
-        out,
-        "| Kernel | Family | Count | ms | {share_label} | Ideal µs (roofline) | % of roofline | Bound | Shape |"
-    );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---|---|");
+    let mut t = Table::new(&[
+        ("Kernel", Align::Left),
+        ("Family", Align::Left),
+        ("Count", Align::Right),
+        ("ms", Align::Right),
+        (share_label, Align::Right),
+        ("Ideal µs (roofline)", Align::Right),
+        ("% of roofline", Align::Right),
+        ("Bound", Align::Left),
+        ("Shape", Align::Left),
+    ]);
     for h in rows {
         let (ideal, bound, shape) = match &h.roofline {
             Some(r) => (
                 format!("{:.1}", r.ideal_us),
                 r.bound.clone(),
-                cell(&r.shape)
+                r.shape.clone()
                     + &r.note
                         .as_ref()
                         .map(|n| format!(" ({n})"))
@@ -30,22 +36,21 @@ fn hot_table(out: &mut String, rows: &[HotKernel], share_label: &str) {
             ),
             None => ("—".into(), "—".into(), "—".into()),
         };
-        let _ = writeln!(
-            out,
-            "| `{}` | {} | {} | {:.3} | {} | {} | {} | {} | {} |",
-            cell(&h.name),
-            h.family.label(),
-            h.count,
-            h.ms,
+        t.row(&[
+            format!("`{}`", h.name),
+            h.family.label().to_string(),
+            h.count.to_string(),
+            format!("{:.3}", h.ms),
             pct(h.share_of_layer),
             ideal,
             h.percent_of_roofline
                 .map(|p| format!("{p:.0}%"))
                 .unwrap_or_else(|| "—".into()),
             bound,
-            shape
-        );
+            shape,
+        ]);
     }
+    out.push_str(&t.render());
 }
 
 /// Markdown for one analysis.
@@ -111,11 +116,15 @@ fn pass_section(o: &mut String, a: &Analysis) {
     let p = &a.representative_pass;
     let _ = writeln!(o, "### Forward pass\n");
     let _ = writeln!(o, "Chosen: {}\n", a.selection.reason);
-    let _ = writeln!(
-        o,
-        "| Pass | Name | Delimited by | GPU wall ms | GPU busy ms | Kernels | Tokens |"
-    );
-    let _ = writeln!(o, "|---:|---|---|---:|---:|---:|---|");
+    let mut t = Table::new(&[
+        ("Pass", Align::Right),
+        ("Name", Align::Left),
+        ("Delimited by", Align::Left),
+        ("GPU wall ms", Align::Right),
+        ("GPU busy ms", Align::Right),
+        ("Kernels", Align::Right),
+        ("Tokens", Align::Left),
+    ]);
     let tokens = p
         .tokens
         .map(|t| {
@@ -125,17 +134,17 @@ fn pass_section(o: &mut String, a: &Analysis) {
             )
         })
         .unwrap_or_else(|| "—".into());
-    let _ = writeln!(
-        o,
-        "| {} | `{}` | {} | {:.3} | {:.3} | {} | {} |\n",
-        p.index,
-        cell(&p.name),
-        p.source.describe(),
-        p.wall_ms,
-        p.gpu_busy_ms,
-        p.kernels,
-        tokens
-    );
+    t.row(&[
+        p.index.to_string(),
+        format!("`{}`", p.name),
+        p.source.describe().to_string(),
+        format!("{:.3}", p.wall_ms),
+        format!("{:.3}", p.gpu_busy_ms),
+        p.kernels.to_string(),
+        tokens,
+    ]);
+    o.push_str(&t.render());
+    o.push('\n');
     let bs = &a.between_steps;
     if bs.kernels > 0 {
         let top = bs
@@ -153,16 +162,19 @@ fn pass_section(o: &mut String, a: &Analysis) {
         );
     }
     let _ = writeln!(o, "Pass kinds ({} passes in the trace):\n", a.passes_found);
-    let _ = writeln!(o, "| Kind | Passes | Median GPU wall ms |\n|---|---:|---:|");
+    let mut kinds = Table::new(&[
+        ("Kind", Align::Left),
+        ("Passes", Align::Right),
+        ("Median GPU wall ms", Align::Right),
+    ]);
     for k in &a.pass_kinds {
-        let _ = writeln!(
-            o,
-            "| `{}` | {} | {:.3} |",
-            cell(&k.kind),
-            k.passes,
-            k.median_wall_ms
-        );
+        kinds.row(&[
+            format!("`{}`", k.kind),
+            k.passes.to_string(),
+            format!("{:.3}", k.median_wall_ms),
+        ]);
     }
+    o.push_str(&kinds.render());
     let r = &p.perfetto;
     let _ = writeln!(
         o,
@@ -190,10 +202,14 @@ fn layers_section(o: &mut String, a: &Analysis) {
                     .map(|n| format!(" (config: {n})"))
                     .unwrap_or_default()
             );
-            let _ = writeln!(
-                o,
-                "| Work outside layers | Kernels | Kernel ms | Wall ms | Kernel time / pass wall | Largest |\n|---|---:|---:|---:|---:|---|"
-            );
+            let mut t = Table::new(&[
+                ("Work outside layers", Align::Left),
+                ("Kernels", Align::Right),
+                ("Kernel ms", Align::Right),
+                ("Wall ms", Align::Right),
+                ("Kernel time / pass wall", Align::Right),
+                ("Largest", Align::Left),
+            ]);
             for (label, w) in [
                 ("pre-layer (embedding, step setup)", &a.pre_layer),
                 ("post-layer (final norm, lm_head, sampling)", &a.post_layer),
@@ -206,22 +222,23 @@ fn layers_section(o: &mut String, a: &Analysis) {
                 let top = w
                     .top
                     .iter()
-                    .map(|t| format!("`{}` {:.3} ms", cell(&t.name), t.ms))
+                    .map(|t| format!("`{}` {:.3} ms", t.name, t.ms))
                     .collect::<Vec<_>>()
                     .join(", ");
                 let wall = w
                     .wall_ms
                     .map(|x| format!("{x:.3}"))
                     .unwrap_or_else(|| "—".into());
-                let _ = writeln!(
-                    o,
-                    "| {label} | {} | {:.3} | {wall} | {} | {} |",
-                    w.kernels,
-                    w.kernel_ms,
+                t.row(&[
+                    label.to_string(),
+                    w.kernels.to_string(),
+                    format!("{:.3}", w.kernel_ms),
+                    wall,
                     pct(w.share_of_pass),
-                    top
-                );
+                    top,
+                ]);
             }
+            o.push_str(&t.render());
             type_table(o, &a.type_table);
             gaps_section(o, a);
             let _ = writeln!(
@@ -261,10 +278,19 @@ fn type_table(o: &mut String, rows: &[TypeRow]) {
         o,
         "\n#### Layer-type timing (GPU time per layer; wall time beside it)\n"
     );
-    let _ = writeln!(
-        o,
-        "| Type | Layers | Count | GPU mean ms | GPU median ms | GPU p95 ms | Share of pass GPU time | Wall mean ms | Wall median ms | Share of pass wall | Outlier gaps |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-    );
+    let mut table = Table::new(&[
+        ("Type", Align::Left),
+        ("Layers", Align::Left),
+        ("Count", Align::Right),
+        ("GPU mean ms", Align::Right),
+        ("GPU median ms", Align::Right),
+        ("GPU p95 ms", Align::Right),
+        ("Share of pass GPU time", Align::Right),
+        ("Wall mean ms", Align::Right),
+        ("Wall median ms", Align::Right),
+        ("Share of pass wall", Align::Right),
+        ("Outlier gaps", Align::Left),
+    ]);
     for t in rows {
         let flags = if t.gap_layers.is_empty() {
             "—".to_string()
@@ -279,22 +305,21 @@ fn type_table(o: &mut String, rows: &[TypeRow]) {
                     .join(", ")
             )
         };
-        let _ = writeln!(
-            o,
-            "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {} | {:.3} | {:.3} | {} | {} |",
-            t.layer_type,
-            t.layers,
-            t.count,
-            t.gpu_mean_ms,
-            t.gpu_median_ms,
-            t.gpu_p95_ms,
+        table.row(&[
+            t.layer_type.clone(),
+            t.layers.clone(),
+            t.count.to_string(),
+            format!("{:.3}", t.gpu_mean_ms),
+            format!("{:.3}", t.gpu_median_ms),
+            format!("{:.3}", t.gpu_p95_ms),
             pct(t.gpu_share_of_pass),
-            t.wall_mean_ms,
-            t.wall_median_ms,
+            format!("{:.3}", t.wall_mean_ms),
+            format!("{:.3}", t.wall_median_ms),
             pct(t.wall_share_of_pass),
-            flags
-        );
+            flags,
+        ]);
     }
+    o.push_str(&table.render());
     let _ = writeln!(
         o,
         "\n(GPU time = union of the layer's kernel intervals; GPU share = summed layer GPU time / pass GPU busy time; wall = first kernel start → last kernel end; p95 interpolated between the nearest ranks.)\n"

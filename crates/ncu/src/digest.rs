@@ -333,6 +333,7 @@ fn pct_cell(v: Option<f64>) -> String {
 
 // Markdown table-cell escaping: core::md, the one rule.
 use vllm_sota_core::md::cell as esc;
+use vllm_sota_core::md::{Align, Table};
 
 /// The digest markdown: identity, gate, verdict, class, headline, stalls, roofline,
 /// NCU rule rows, the findings weighed, warnings and the one `Next edit:` line.
@@ -460,24 +461,32 @@ fn render_gate_and_verdict(s: &mut String, r: &NcuDigestReport) {
 
 /// Bound class per side, roofs beside it, ncu's own bottleneck line, not-applicable ratios.
 fn render_bound_class(s: &mut String, r: &NcuDigestReport) {
-    s.push_str("\n## Bound class\n\n| side | class | rule | why |\n|---|---|---|---|\n");
+    s.push_str("\n## Bound class\n\n");
+    let mut t = Table::new(&[
+        ("side", Align::Left),
+        ("class", Align::Left),
+        ("rule", Align::Left),
+        ("why", Align::Left),
+    ]);
     for (label, x) in [("baseline", &r.baseline), ("candidate", &r.candidate)] {
         if let Some(x) = x {
-            s.push_str(&format!(
-                "| {label} | **{}** | bound_classes #{} | {} |\n",
-                match (&x.bound_class.roof, x.bound_class.roof_pct) {
-                    (Some(roof), Some(p)) => format!(
-                        "{} — at the {roof} roof ({}%)",
-                        x.bound_class.class,
-                        fmt_num(p)
-                    ),
-                    _ => x.bound_class.class.clone(),
-                },
-                x.bound_class.rule_index,
-                esc(&x.bound_class.why)
-            ));
+            let class = match (&x.bound_class.roof, x.bound_class.roof_pct) {
+                (Some(roof), Some(p)) => format!(
+                    "{} — at the {roof} roof ({}%)",
+                    x.bound_class.class,
+                    fmt_num(p)
+                ),
+                _ => x.bound_class.class.clone(),
+            };
+            t.row(&[
+                label.to_string(),
+                format!("**{class}**"),
+                format!("bound_classes #{}", x.bound_class.rule_index),
+                x.bound_class.why.clone(),
+            ]);
         }
     }
+    s.push_str(&t.render());
     for (label, x) in [("baseline", &r.baseline), ("candidate", &r.candidate)] {
         let Some(x) = x else { continue };
         if !x.bound_class.also_at.is_empty() {
@@ -497,12 +506,19 @@ fn render_bound_class(s: &mut String, r: &NcuDigestReport) {
 
 /// The baseline/candidate/delta table and the top warp stalls.
 fn render_headline_and_stalls(s: &mut String, r: &NcuDigestReport, rules: &RulesFile) {
-    s.push_str("\n## Headline (baseline | candidate | Δ)\n\n| metric | unit | baseline | candidate | Δ | source |\n|---|---|---|---|---|---|\n");
+    s.push_str("\n## Headline (baseline | candidate | Δ)\n\n");
+    let mut t = Table::new(&[
+        ("metric", Align::Left),
+        ("unit", Align::Left),
+        ("baseline", Align::Left),
+        ("candidate", Align::Left),
+        ("Δ", Align::Left),
+        ("source", Align::Left),
+    ]);
     for h in &r.headline {
-        s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | `{}` |\n",
-            h.label,
-            h.unit,
+        t.row(&[
+            h.label.clone(),
+            h.unit.clone(),
             cell(h.baseline),
             if r.single_report {
                 "—".to_string()
@@ -510,11 +526,18 @@ fn render_headline_and_stalls(s: &mut String, r: &NcuDigestReport, rules: &Rules
                 cell(h.candidate)
             },
             pct_cell(h.delta_pct),
-            esc(&h.metric)
-        ));
+            format!("`{}`", h.metric),
+        ]);
     }
+    s.push_str(&t.render());
 
-    s.push_str("\n## Top warp stalls (cycles per issued instruction, share of CPI)\n\n| reason | baseline | candidate | meaning |\n|---|---|---|---|\n");
+    s.push_str("\n## Top warp stalls (cycles per issued instruction, share of CPI)\n\n");
+    let mut t = Table::new(&[
+        ("reason", Align::Left),
+        ("baseline", Align::Left),
+        ("candidate", Align::Left),
+        ("meaning", Align::Left),
+    ]);
     let mut reasons: Vec<String> = Vec::new();
     for x in [&r.candidate, &r.baseline].into_iter().flatten() {
         for st in &x.top_stalls {
@@ -530,17 +553,18 @@ fn render_headline_and_stalls(s: &mut String, r: &NcuDigestReport, rules: &Rules
             .unwrap_or_else(|| "—".into())
     };
     for reason in &reasons {
-        s.push_str(&format!(
-            "| {reason} | {} | {} | {} |\n",
-            find(&r.baseline, reason),
-            find(&r.candidate, reason),
-            esc(rules
+        t.row(&[
+            reason.as_str(),
+            &find(&r.baseline, reason),
+            &find(&r.candidate, reason),
+            rules
                 .stall_advice
                 .get(reason)
                 .map(String::as_str)
-                .unwrap_or(""))
-        ));
+                .unwrap_or(""),
+        ]);
     }
+    s.push_str(&t.render());
     s.push_str("\nSource: `smsp__average_warps_issue_stalled_<reason>_per_issue_active.ratio` / `smsp__average_warp_latency_per_inst_issued.ratio` (raw page). `—`: not among that side's top stalls or not collected.\n");
 
     for c in &r.cross_checks {
@@ -613,22 +637,25 @@ fn render_decision(s: &mut String, r: &NcuDigestReport) {
             r.chosen_by
         ));
     } else {
-        s.push_str(
-            "| precedence | finding | estimate | source | status |\n|---|---|---|---|---|\n",
-        );
+        let mut t = Table::new(&[
+            ("precedence", Align::Left),
+            ("finding", Align::Left),
+            ("estimate", Align::Left),
+            ("source", Align::Left),
+            ("status", Align::Left),
+        ]);
         for c in &r.considered {
-            s.push_str(&format!(
-                "| {} | {} ({}) | {} | {} | {} |\n",
-                c.precedence,
-                c.id,
-                esc(&c.title),
+            t.row(&[
+                c.precedence.to_string(),
+                format!("{} ({})", c.id, c.title),
                 c.estimate_pct
                     .map(|e| format!("{}%", fmt_num(e)))
                     .unwrap_or("—".into()),
-                c.estimate_source,
-                c.status
-            ));
+                c.estimate_source.clone(),
+                c.status.clone(),
+            ]);
         }
+        s.push_str(&t.render());
         s.push_str(&format!(
             "\nRule: references/ncu-next-edit-rule.md; chosen by `{}`.\n",
             r.chosen_by

@@ -325,7 +325,7 @@ fn group(stalls: &[HostStall]) -> Vec<HostStallGroup> {
 
 /// The host-stall section of `tables.md`.
 pub(crate) fn render_host_stalls_md(h: &HostStalls, top: usize) -> String {
-    use crate::tool::esc;
+    use vllm_sota_core::md::{Align, Table};
     let mut o =
         String::from("\n### Host stalls (GPU idle inside a step while the host is busy)\n\n");
     if h.steps == 0 {
@@ -341,22 +341,29 @@ pub(crate) fn render_host_stalls_md(h: &HostStalls, top: usize) -> String {
         ));
         return o;
     }
-    o.push_str("| Held by | Kind | Stalls | Steps | Total ms | Min–max ms | Mean share of step | Right before |\n|---|---|---:|---:|---:|---:|---:|---|\n");
+    let mut t = Table::new(&[
+        ("Held by", Align::Left),
+        ("Kind", Align::Left),
+        ("Stalls", Align::Right),
+        ("Steps", Align::Right),
+        ("Total ms", Align::Right),
+        ("Min–max ms", Align::Right),
+        ("Mean share of step", Align::Right),
+        ("Right before", Align::Left),
+    ]);
     for g in h.groups.iter().take(top) {
-        o.push_str(&format!(
-            "| {} | {} | {} | {}/{} | {:.2} | {:.2}–{:.2} | {:.1}% | {} |\n",
-            esc(&g.held_by),
-            g.kind,
-            g.stalls,
-            g.steps_with,
-            h.steps,
-            g.total_ms,
-            g.min_ms,
-            g.max_ms,
-            g.mean_share_of_step_pct,
-            esc(&g.before_kernel)
-        ));
+        t.row(&[
+            g.held_by.clone(),
+            g.kind.clone(),
+            g.stalls.to_string(),
+            format!("{}/{}", g.steps_with, h.steps),
+            format!("{:.2}", g.total_ms),
+            format!("{:.2}–{:.2}", g.min_ms, g.max_ms),
+            format!("{:.1}%", g.mean_share_of_step_pct),
+            g.before_kernel.clone(),
+        ]);
     }
+    o.push_str(&t.render());
     o.push_str(&format!("\n{}.\n", h.note));
     o
 }

@@ -13,6 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use vllm_sota_core::Framework;
+use vllm_sota_core::md::{Align, Table};
 use vllm_sota_core::tool::{Tool, ToolContext};
 
 pub struct ProfileTables;
@@ -464,8 +465,6 @@ pub fn run_tables(
     ))
 }
 
-pub(crate) use vllm_sota_core::md::cell as esc;
-
 /// Markdown for one stage: the three tables, similarity note, comparison.
 pub fn render_stage_md(t: &StageTables, cutoff: f64, top: usize) -> String {
     let mut o = String::new();
@@ -494,7 +493,18 @@ fn kernel_md(o: &mut String, kt: &KernelTable, cutoff: f64, top: usize) {
         "### Kernel table\n\nStage GPU time {:.2} ms over {} kernel calls ({} memcpy and {} memset apart).\n\n",
         kt.total_gpu_ms, kt.kernel_count, kt.memcpy_count, kt.memset_count
     ));
-    o.push_str("| Family | Kernel | Calls | Total ms | Avg µs | Share | Cum. | CPU op | Python location | Attribution |\n|---|---|---:|---:|---:|---:|---:|---|---|---|\n");
+    let mut t = Table::new(&[
+        ("Family", Align::Left),
+        ("Kernel", Align::Left),
+        ("Calls", Align::Right),
+        ("Total ms", Align::Right),
+        ("Avg µs", Align::Right),
+        ("Share", Align::Right),
+        ("Cum.", Align::Right),
+        ("CPU op", Align::Left),
+        ("Python location", Align::Left),
+        ("Attribution", Align::Left),
+    ]);
     for r in kt.rows.iter().take(top) {
         let attr = match &r.match_quality {
             Some(q) => format!("{} ({q})", r.attribution),
@@ -504,23 +514,24 @@ fn kernel_md(o: &mut String, kt: &KernelTable, cutoff: f64, top: usize) {
             Some(a) => format!("{} [{}]", r.location, a),
             None => r.location.clone(),
         };
-        o.push_str(&format!(
-            "| {} | {} | {} | {:.2} | {:.1} | {:.1}% | {:.1}% | {} | {} | {} |\n",
-            r.family,
-            esc(&r.kernel),
-            r.calls,
-            r.total_ms,
-            r.avg_us,
-            r.share_pct,
-            r.cumulative_pct,
-            esc(&r.cpu_op),
-            esc(&loc),
-            attr
-        ));
+        t.row(&[
+            r.family.clone(),
+            r.kernel.clone(),
+            r.calls.to_string(),
+            format!("{:.2}", r.total_ms),
+            format!("{:.1}", r.avg_us),
+            format!("{:.1}%", r.share_pct),
+            format!("{:.1}%", r.cumulative_pct),
+            r.cpu_op.clone(),
+            loc,
+            attr,
+        ]);
     }
     if kt.rows.is_empty() {
-        o.push_str(&format!("| - | No kernel rows at or above {cutoff:.1}% share. | - | - | - | - | - | - | - | - |\n"));
+        let none = format!("No kernel rows at or above {cutoff:.1}% share.");
+        t.row(&["-", &none, "-", "-", "-", "-", "-", "-", "-", "-"]);
     }
+    o.push_str(&t.render());
     o.push_str(&format!(
         "\n{} rows below the {cutoff:.1}% share cutoff are hidden ({:.1}% of stage GPU time).\n",
         kt.hidden_rows, kt.hidden_share_pct
@@ -559,45 +570,74 @@ fn overlap_md(o: &mut String, ot: &OverlapTable, cutoff: f64, top: usize) {
         ot.exposed_memory_ms,
         ot.mode_note
     ));
-    o.push_str("| Kernel | Family | Class | Total ms | Share | Exposed ms | Hidden ms | Dep. risk | Location | Recommendation |\n|---|---|---|---:|---:|---:|---:|---|---|---|\n");
+    let mut t = Table::new(&[
+        ("Kernel", Align::Left),
+        ("Family", Align::Left),
+        ("Class", Align::Left),
+        ("Total ms", Align::Right),
+        ("Share", Align::Right),
+        ("Exposed ms", Align::Right),
+        ("Hidden ms", Align::Right),
+        ("Dep. risk", Align::Left),
+        ("Location", Align::Left),
+        ("Recommendation", Align::Left),
+    ]);
     for r in ot.rows.iter().take(top) {
-        o.push_str(&format!(
-            "| {} | {} | {} | {:.2} | {:.1}% | {:.2} | {:.2} | {} | {} | {} |\n",
-            esc(&r.kernel),
-            r.family,
-            r.overlap_class,
-            r.total_ms,
-            r.share_pct,
-            r.exclusive_ms,
-            r.hidden_ms,
-            r.dependency_risk,
-            esc(&r.location),
-            r.recommendation
-        ));
+        t.row(&[
+            r.kernel.as_str(),
+            &r.family,
+            &r.overlap_class,
+            &format!("{:.2}", r.total_ms),
+            &format!("{:.1}%", r.share_pct),
+            &format!("{:.2}", r.exclusive_ms),
+            &format!("{:.2}", r.hidden_ms),
+            &r.dependency_risk,
+            &r.location,
+            &r.recommendation,
+        ]);
     }
     if ot.rows.is_empty() {
-        o.push_str(&format!("| No exposed non-compute kernel at or above {cutoff:.1}% share. | - | - | - | - | - | - | - | - | - |\n"));
+        let none = format!("No exposed non-compute kernel at or above {cutoff:.1}% share.");
+        t.row(&[&none, "-", "-", "-", "-", "-", "-", "-", "-", "-"]);
     }
+    o.push_str(&t.render());
 }
 
 /// The fuse-pattern section (and the similarity note) of a stage's markdown.
 fn fuse_md(o: &mut String, ft: &FuseTable, top: usize) {
-    o.push_str("\n### Fuse-pattern table\n\n| Pattern | Status | Evidence kernels | Split occurrences | Split share | Fused share | Source |\n|---|---|---|---:|---:|---:|---|\n");
+    o.push_str("\n### Fuse-pattern table\n\n");
+    let mut t = Table::new(&[
+        ("Pattern", Align::Left),
+        ("Status", Align::Left),
+        ("Evidence kernels", Align::Left),
+        ("Split occurrences", Align::Right),
+        ("Split share", Align::Right),
+        ("Fused share", Align::Right),
+        ("Source", Align::Left),
+    ]);
     for r in ft.rows.iter().take(top) {
-        o.push_str(&format!(
-            "| {} | {} | {} | {} | {:.1}% | {:.1}% | {} |\n",
-            esc(&r.pattern),
-            r.status,
-            esc(&r.evidence_kernels.join("<br>")),
-            r.split_occurrences,
-            r.split_share_pct,
-            r.fused_share_pct,
-            esc(&r.source)
-        ));
+        t.row(&[
+            r.pattern.clone(),
+            r.status.clone(),
+            r.evidence_kernels.join("<br>"),
+            r.split_occurrences.to_string(),
+            format!("{:.1}%", r.split_share_pct),
+            format!("{:.1}%", r.fused_share_pct),
+            r.source.clone(),
+        ]);
     }
     if ft.rows.is_empty() {
-        o.push_str("| No catalog pattern matched this trace. | - | - | - | - | - | - |\n");
+        t.row(&[
+            "No catalog pattern matched this trace.",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+        ]);
     }
+    o.push_str(&t.render());
     o.push_str(&format!(
         "\nNot applicable (no split or fused kernels): {}. {}.\n",
         ft.not_applicable.join(", "),
@@ -617,18 +657,32 @@ fn fuse_md(o: &mut String, ft: &FuseTable, top: usize) {
 /// The cross-trace comparison section of a stage's markdown.
 fn comparison_md(o: &mut String, c: &Comparison, competitor: Option<&str>, top: usize) {
     o.push_str(&format!(
-            "\n### Cross-trace comparison (vs {})\n\nPer step: ours {:.3} ms, theirs {:.3} ms ({}).\n\n| Family | Ours ms/step | Theirs ms/step | Diff ms/step |\n|---|---:|---:|---:|\n",
-            competitor.unwrap_or("competitor"),
-            c.ours_ms_per_step,
-            c.theirs_ms_per_step,
-            c.step_basis
-        ));
+        "\n### Cross-trace comparison (vs {})\n\nPer step: ours {:.3} ms, theirs {:.3} ms ({}).\n\n",
+        competitor.unwrap_or("competitor"),
+        c.ours_ms_per_step,
+        c.theirs_ms_per_step,
+        c.step_basis
+    ));
+    let mut t = Table::new(&[
+        ("Family", Align::Left),
+        ("Ours ms/step", Align::Right),
+        ("Theirs ms/step", Align::Right),
+        ("Diff ms/step", Align::Right),
+    ]);
     for r in c.rows.iter().take(top) {
-        o.push_str(&format!(
-            "| {} | {:.3} | {:.3} | {:+.3} |\n",
-            r.family, r.ours_ms_per_step, r.theirs_ms_per_step, r.diff_ms_per_step
-        ));
+        family_diff_row(&mut t, r);
     }
+    o.push_str(&t.render());
+}
+
+/// One family row of a per-step comparison: ours, theirs, signed difference.
+fn family_diff_row(t: &mut Table, r: &CompareRow) {
+    t.row(&[
+        r.family.clone(),
+        format!("{:.3}", r.ours_ms_per_step),
+        format!("{:.3}", r.theirs_ms_per_step),
+        format!("{:+.3}", r.diff_ms_per_step),
+    ]);
 }
 
 const ROOT_CAUSE_TITLE: &str = "# Root cause across competitors (profile_tables)";
@@ -692,20 +746,25 @@ pub(crate) fn render_root_cause(tables: &[StageTables], framework: &str) -> Stri
     if let Some((t, gap)) = worst {
         let c = t.comparison.as_ref().unwrap();
         o.push_str(&format!(
-            "\n## Slower stage: {} ({:+.3} ms/step)\n\nFamilies that explain the gap (positive = {framework} spends more):\n\n| Family | {framework} ms/step | competitor ms/step | Diff |\n|---|---:|---:|---:|\n",
+            "\n## Slower stage: {} ({:+.3} ms/step)\n\nFamilies that explain the gap (positive = {framework} spends more):\n\n",
             t.stage, gap
         ));
+        let ours = format!("{framework} ms/step");
+        let mut gaps = Table::new(&[
+            ("Family", Align::Left),
+            (&ours, Align::Right),
+            ("competitor ms/step", Align::Right),
+            ("Diff", Align::Right),
+        ]);
         for r in c
             .rows
             .iter()
             .filter(|r| r.diff_ms_per_step.abs() >= 0.001)
             .take(8)
         {
-            o.push_str(&format!(
-                "| {} | {:.3} | {:.3} | {:+.3} |\n",
-                r.family, r.ours_ms_per_step, r.theirs_ms_per_step, r.diff_ms_per_step
-            ));
+            family_diff_row(&mut gaps, r);
         }
+        o.push_str(&gaps.render());
         o.push_str("\n## Plausible patch targets\n\n");
         let mut n = 0;
         for r in c.rows.iter().filter(|r| r.diff_ms_per_step > 0.0).take(4) {
@@ -778,21 +837,31 @@ impl Tool for ProfileTables {
                 "\n## {} — {:.2} ms GPU, {} kernels, {} events\n\n",
                 s.stage, s.total_gpu_ms, s.kernels, s.events
             ));
-            o.push_str("| Family | Kernel | Calls | Total ms | Share | Cum. | CPU op | Location | Attribution |\n|---|---|---:|---:|---:|---:|---|---|---|\n");
+            let mut t = Table::new(&[
+                ("Family", Align::Left),
+                ("Kernel", Align::Left),
+                ("Calls", Align::Right),
+                ("Total ms", Align::Right),
+                ("Share", Align::Right),
+                ("Cum.", Align::Right),
+                ("CPU op", Align::Left),
+                ("Location", Align::Left),
+                ("Attribution", Align::Left),
+            ]);
             for k in &s.kernel_rows {
-                o.push_str(&format!(
-                    "| {} | {} | {} | {:.2} | {:.1}% | {:.1}% | {} | {} | {} |\n",
-                    k.family,
-                    esc(&k.kernel),
-                    k.calls,
-                    k.total_ms,
-                    k.share_pct,
-                    k.cumulative_pct,
-                    esc(&k.cpu_op),
-                    esc(&k.location),
-                    k.attribution
-                ));
+                t.row(&[
+                    k.family.as_str(),
+                    &k.kernel,
+                    &k.calls.to_string(),
+                    &format!("{:.2}", k.total_ms),
+                    &format!("{:.1}%", k.share_pct),
+                    &format!("{:.1}%", k.cumulative_pct),
+                    &k.cpu_op,
+                    &k.location,
+                    &k.attribution,
+                ]);
             }
+            o.push_str(&t.render());
             o.push_str(&format!(
                 "\n{} rows below {:.1}% hidden ({:.1}% of GPU time).\n",
                 s.hidden_rows, r.share_cutoff_pct, s.hidden_share_pct
