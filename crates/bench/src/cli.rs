@@ -12,6 +12,7 @@ use clap::Parser;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
+use vllm_sota_core::md::{Align, Table};
 
 /// `vllm-sota bench load`: one load run of the vllm-sota client against an
 /// OpenAI-compatible server.
@@ -203,9 +204,15 @@ pub(crate) fn report_markdown(r: &LoadReport) -> String {
         f(row.total_token_throughput),
         f(row.request_goodput)
     ));
-    out.push_str(
-        "| metric (ms) | mean | p50 | p90 | p95 | p99 | n |\n|---|---|---|---|---|---|---|\n",
-    );
+    let mut t = Table::new(&[
+        ("metric (ms)", Align::Left),
+        ("mean", Align::Left),
+        ("p50", Align::Left),
+        ("p90", Align::Left),
+        ("p95", Align::Left),
+        ("p99", Align::Left),
+        ("n", Align::Left),
+    ]);
     for name in [
         "ttft",
         "tpot",
@@ -216,13 +223,19 @@ pub(crate) fn report_markdown(r: &LoadReport) -> String {
         "schedule_lag",
     ] {
         match s.distributions.get(name) {
-            Some(d) => out.push_str(&format!(
-                "| {name} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} |\n",
-                d.mean, d.p50, d.p90, d.p95, d.p99, d.count
-            )),
-            None => out.push_str(&format!("| {name} | — | — | — | — | — | 0 |\n")),
-        }
+            Some(d) => t.row(&[
+                name.to_string(),
+                format!("{:.2}", d.mean),
+                format!("{:.2}", d.p50),
+                format!("{:.2}", d.p90),
+                format!("{:.2}", d.p95),
+                format!("{:.2}", d.p99),
+                d.count.to_string(),
+            ]),
+            None => t.row(&[name, "—", "—", "—", "—", "—", "0"]),
+        };
     }
+    out.push_str(&t.render());
     let ws = &r.workload_stats;
     out.push_str(&format!(
         "\nworkload: input p50/p95 {}/{} · output p50/p95 {:.0}/{:.0} tokens\n",
