@@ -648,6 +648,49 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     })
 }
 
+/// A group's correctness cell: the probe's verdict with matched/probes, "not checked" for
+/// vLLM without a probe result, a dash for competitors (never probed).
+fn correctness_text(corr: Option<&Correctness>, is_vllm: bool) -> String {
+    match corr {
+        Some(c) => format!(
+            "{} ({}/{})",
+            if c.passed { "pass" } else { "FAIL" },
+            c.matched,
+            c.probes
+        ),
+        None if is_vllm => "not checked".into(),
+        None => "—".into(),
+    }
+}
+
+/// The round's `patch_correct` and its explanation: false on any failed vLLM probe, null
+/// when the probe was off or some vLLM group has no result, true when every group passed.
+fn patch_verdict(
+    failed: bool,
+    probe_on: bool,
+    vllm_groups: usize,
+    vllm_checked: usize,
+) -> (Option<bool>, String) {
+    if failed {
+        (
+            Some(false),
+            "failed: the probe's answers differ from the unpatched build's".to_string(),
+        )
+    } else if !probe_on {
+        (None, "not checked: the correctness probe was switched off (correctness: false); this round is no evidence that the patch is correct".to_string())
+    } else if vllm_groups == 0 || vllm_checked < vllm_groups {
+        (
+            None,
+            "not checked: no vLLM row carries a probe result".to_string(),
+        )
+    } else {
+        (
+            Some(true),
+            "passed: every vLLM probe matched the unpatched build's answers".to_string(),
+        )
+    }
+}
+
 /// Per framework × scenario: baseline value, median of the repeats, change; correctness
 /// verdict. `patch_correct` is the probe's outcome: `false` on any failed vLLM probe,
 /// `true` only when every vLLM group ran it and passed, `null` (with
@@ -713,23 +756,7 @@ pub(crate) fn summarize(
                 failed |= !c.passed;
             }
         }
-        let corr_text = corr
-            .as_ref()
-            .map(|c| {
-                format!(
-                    "{} ({}/{})",
-                    if c.passed { "pass" } else { "FAIL" },
-                    c.matched,
-                    c.probes
-                )
-            })
-            .unwrap_or_else(|| {
-                if fw == Framework::Vllm.id() {
-                    "not checked".into()
-                } else {
-                    "—".into()
-                }
-            });
+        let corr_text = correctness_text(corr.as_ref(), fw == Framework::Vllm.id());
         table.row(&[
             sc.clone(),
             fw.clone(),
@@ -749,24 +776,7 @@ pub(crate) fn summarize(
         "# Revalidation round {round}\n\nMetric: {metric:?} (median of repeats at the baseline winner's load point).\n\n{}",
         table.render()
     );
-    let (patch_correct, check) = if failed {
-        (
-            Some(false),
-            "failed: the probe's answers differ from the unpatched build's".to_string(),
-        )
-    } else if !probe_on {
-        (None, "not checked: the correctness probe was switched off (correctness: false); this round is no evidence that the patch is correct".to_string())
-    } else if vllm_groups == 0 || vllm_checked < vllm_groups {
-        (
-            None,
-            "not checked: no vLLM row carries a probe result".to_string(),
-        )
-    } else {
-        (
-            Some(true),
-            "passed: every vLLM probe matched the unpatched build's answers".to_string(),
-        )
-    };
+    let (patch_correct, check) = patch_verdict(failed, probe_on, vllm_groups, vllm_checked);
     match patch_correct {
         Some(false) => {
             md.push_str("\n**The correctness probe failed: the patch is marked incorrect.**\n")

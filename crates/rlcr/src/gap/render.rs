@@ -64,24 +64,9 @@ fn f4(x: Option<f64>) -> String {
     x.map(|v| format!("{v:.4}")).unwrap_or_else(|| "—".into())
 }
 
-pub(crate) fn render_markdown(r: &GapDecisionReport) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "# Gap decision: round {}\n", r.round);
-    let _ = writeln!(
-        s,
-        "**Decision: `{}`** — {}\n",
-        r.decision.as_str(),
-        r.reason
-    );
-    let _ = writeln!(
-        s,
-        "Ranking metric `{}`; noise threshold ±{}%; {} repeats per side before a stop; {:.0}% Welch t-interval on (vLLM − leader) / leader. Current vLLM: {}.\n",
-        metric_name(r.ranking_metric),
-        r.noise_threshold_pct,
-        r.min_repeats,
-        r.confidence_level * 100.0,
-        r.current_source
-    );
+/// One row per scenario: decision, leader and vLLM with their means, the delta and its
+/// interval, the latency deltas, and the runs still needed.
+fn scenario_table(r: &GapDecisionReport) -> String {
     let mut t = md::Table::new(&[
         ("Scenario", Align::Left),
         ("Decision", Align::Left),
@@ -130,7 +115,28 @@ pub(crate) fn render_markdown(r: &GapDecisionReport) -> String {
                 .unwrap_or_else(|| "—".into()),
         ]);
     }
-    s.push_str(&t.render());
+    t.render()
+}
+
+pub(crate) fn render_markdown(r: &GapDecisionReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Gap decision: round {}\n", r.round);
+    let _ = writeln!(
+        s,
+        "**Decision: `{}`** — {}\n",
+        r.decision.as_str(),
+        r.reason
+    );
+    let _ = writeln!(
+        s,
+        "Ranking metric `{}`; noise threshold ±{}%; {} repeats per side before a stop; {:.0}% Welch t-interval on (vLLM − leader) / leader. Current vLLM: {}.\n",
+        metric_name(r.ranking_metric),
+        r.noise_threshold_pct,
+        r.min_repeats,
+        r.confidence_level * 100.0,
+        r.current_source
+    );
+    s.push_str(&scenario_table(r));
     let _ = writeln!(s);
     for d in &r.scenarios {
         let _ = writeln!(s, "- **{}**: {}", d.scenario, d.reason);
