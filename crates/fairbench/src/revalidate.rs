@@ -304,7 +304,9 @@ impl<'a> Round<'a> {
         };
         // Probe right after readiness, as when the reference was recorded.
         let correctness = self.probe_correctness(&dep, &server);
-        let result = self.measure_repeats(&dep, &ids, &mut server, &cancel, correctness.as_ref());
+        let result = search::watching_cancel(runner, &cancel, || {
+            self.measure_repeats(&dep, &ids, &mut server, &cancel, correctness.as_ref())
+        });
         server.teardown(
             &self.bench_dir,
             &cfg.hardware.gpu_ids(),
@@ -531,7 +533,13 @@ impl<'a> Round<'a> {
             row.correctness = correctness.cloned();
             let started = now_rfc3339();
             let first = warmed.insert(sc.name.clone());
-            match self.run_repeat(&target, sc, t, &key, first) {
+            let outcome = self.run_repeat(&target, sc, t, &key, first);
+            // A run cut short by a cancel is not a result: nothing is written, and the
+            // resumed job measures this repeat again.
+            if search::stop_requested(self.runner) {
+                bail!("cancelled; start revalidate again to resume");
+            }
+            match outcome {
                 Ok(p) => self.record_point(&mut row, server, sc, p),
                 Err(e) => record_failure(&mut row, server, &e),
             }

@@ -388,7 +388,18 @@ fn write_preflight_rows(ctx: &mut Ctx) -> Result<()> {
 /// Run every framework while a watcher thread turns a stop request into `cancel`.
 fn run_watching_cancel(ctx: &mut Ctx, cancel: &Arc<AtomicBool>) -> Result<()> {
     let runner = ctx.runner;
-    std::thread::scope(|s| -> Result<()> {
+    watching_cancel(runner, cancel, || run_frameworks(ctx))
+}
+
+/// Run `f` while a watcher thread turns the job's stop request (cancel file or SIGTERM)
+/// into `cancel`, so a load in flight stops within a fraction of a second instead of at
+/// the next check between runs.
+pub(crate) fn watching_cancel<T>(
+    runner: &JobRunner,
+    cancel: &Arc<AtomicBool>,
+    f: impl FnOnce() -> T,
+) -> T {
+    std::thread::scope(|s| {
         let finished = Arc::new(AtomicBool::new(false));
         let fin = finished.clone();
         let cancel_flag = cancel.clone();
@@ -400,7 +411,7 @@ fn run_watching_cancel(ctx: &mut Ctx, cancel: &Arc<AtomicBool>) -> Result<()> {
                 std::thread::sleep(Duration::from_millis(200));
             }
         });
-        // Stops the watcher even when run_frameworks panics (scope joins it).
+        // Stops the watcher even when `f` panics (scope joins it).
         struct Done(Arc<AtomicBool>);
         impl Drop for Done {
             fn drop(&mut self) {
@@ -408,7 +419,7 @@ fn run_watching_cancel(ctx: &mut Ctx, cancel: &Arc<AtomicBool>) -> Result<()> {
             }
         }
         let _done = Done(finished);
-        run_frameworks(ctx)
+        f()
     })
 }
 
