@@ -100,9 +100,7 @@ fn trt_help(dir: &Path) -> PathBuf {
 }
 
 fn benchmark_config(dir: &Path, checkout: &Path) -> Value {
-    let f = fixtures();
     let b = bin().display().to_string();
-    let model = f.join("dummy-llama-3.1-8b");
     // vLLM's server command reads the checkout's sim-patch.args: the code under test.
     let vllm_cmd = json!([
         "bash",
@@ -112,29 +110,25 @@ fn benchmark_config(dir: &Path, checkout: &Path) -> Value {
         checkout.join("sim-patch.args"),
         "{model}"
     ]);
-    json!({
-        "schema_version": 1,
-        "model": {"name": model, "tokenizer": model.join("tokenizer.json")},
-        "hardware": {"gpu_count": 1, "check_gpus_free": false},
-        "dataset": {"num_prompts": 12, "scenario_names": ["chat", "summarization"], "input_len": [64, 256], "output_len": [32, 32]},
-        "benchmark": {"max_concurrency": [12], "sla": {"max_p50_tpot_ms": 5000, "min_success_rate": 0.99}, "warmup_prompts": 2, "request_timeout_s": 60},
-        "search": {"tier": 1, "max_candidates_per_framework": 2},
-        "launch": {"startup_timeout_s": 120, "readiness_poll_s": 0.1, "shutdown_grace_s": 3},
-        "frameworks": {
-            "vllm": {"server_command": vllm_cmd, "help_command": ["cat", f.join("h200-vllm-0.26/help/vllm_serve_help_all.txt")],
+    sim_fair_config(
+        json!({"num_prompts": 12, "scenario_names": ["chat", "summarization"], "input_len": [64, 256], "output_len": [32, 32]}),
+        json!({"max_concurrency": [12], "sla": {"max_p50_tpot_ms": 5000, "min_success_rate": 0.99}, "warmup_prompts": 2, "request_timeout_s": 60}),
+        2,
+        json!({
+            "vllm": {"server_command": vllm_cmd, "help_command": recorded_help("vllm"),
                      "base_server_flags": {"--max-num-seqs": 3, "--gpu-memory-utilization": 0.9},
                      "search_space": {"--max-num-seqs": [4]},
                      "python_command": ["env", format!("PYTHONPATH={}", checkout.display()), "python3"]},
             "sglang": {"server_command": [b, "sim-serve", "--framework", "sglang", "--model-path", "{model}"],
-                       "help_command": ["cat", f.join("h200-sglang-0.5.17/help/sglang_launch_server_help.txt")],
+                       "help_command": recorded_help("sglang"),
                        "base_server_flags": {"--max-running-requests": 8, "--mem-fraction-static": 0.88},
                        "search_skipped_reason": "capstone: competitor pinned at its base flags so vLLM's RLCR gap is fixed and reproducible"},
             "tensorrt_llm": {"server_command": [b, "sim-serve", "--framework", "trtllm", "{model}"],
                              "help_command": ["cat", trt_help(dir)],
                              "base_server_flags": {"--max_batch_size": 2, "--backend": "pytorch"},
                              "search_skipped_reason": "capstone: competitor pinned at its base flags so vLLM's RLCR gap is fixed and reproducible"}
-        }
-    })
+        }),
+    )
 }
 
 fn gate_state(status: &Value, round: u32, gate: &str) -> String {

@@ -32,32 +32,26 @@ fn checkout(dir: &Path) -> PathBuf {
 }
 
 fn config(checkout: &Path) -> serde_json::Value {
-    let f = fixtures();
     let b = bin().display().to_string();
-    let model = f.join("dummy-llama-3.1-8b");
-    json!({
-        "schema_version": 1,
-        "model": {"name": model, "tokenizer": model.join("tokenizer.json")},
-        "hardware": {"gpu_count": 1, "check_gpus_free": false},
-        "dataset": {"num_prompts": 12, "scenario_names": ["chat"], "input_len": [64], "output_len": [32]},
-        "benchmark": {"max_concurrency": [12], "repeats": 3,
-                      "sla": {"max_p50_tpot_ms": 5000, "min_success_rate": 0.99},
-                      "warmup_prompts": 2, "request_timeout_s": 60},
-        "search": {"tier": 1, "max_candidates_per_framework": 1},
-        "launch": {"startup_timeout_s": 120, "readiness_poll_s": 0.1, "shutdown_grace_s": 3},
-        "frameworks": {
+    sim_fair_config(
+        json!({"num_prompts": 12, "scenario_names": ["chat"], "input_len": [64], "output_len": [32]}),
+        json!({"max_concurrency": [12], "repeats": 3,
+               "sla": {"max_p50_tpot_ms": 5000, "min_success_rate": 0.99},
+               "warmup_prompts": 2, "request_timeout_s": 60}),
+        1,
+        json!({
             "vllm": {"server_command": [b, "sim-serve", "--framework", "vllm", "{model}"],
-                     "help_command": ["cat", f.join("h200-vllm-0.26/help/vllm_serve_help_all.txt")],
+                     "help_command": recorded_help("vllm"),
                      "python_command": ["python3"],
                      "env": {"PYTHONPATH": checkout},
                      "base_server_flags": {"--max-num-seqs": 4, "--gpu-memory-utilization": 0.9},
                      "search_skipped_reason": "one deployment is enough for this test"},
             "sglang": {"server_command": ["vllm-sota-test-no-such-sglang-server", "--model-path", "{model}"],
-                       "help_command": ["cat", f.join("h200-sglang-0.5.17/help/sglang_launch_server_help.txt")],
+                       "help_command": recorded_help("sglang"),
                        "base_server_flags": {"--max-running-requests": 8},
                        "search_skipped_reason": "its server is not installed in this test"}
-        }
-    })
+        }),
+    )
 }
 
 #[test]

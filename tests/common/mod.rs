@@ -42,6 +42,38 @@ pub fn cli_env(tool: &str, request: &Value, env: &[(&str, &str)]) -> (bool, Valu
     (out.status.success(), value, stderr)
 }
 
+/// A fair_benchmark config for the dummy Llama fixture on one GPU whose servers are
+/// `sim-serve` (fast launch polling and teardown): the given `dataset`, `benchmark` and
+/// `frameworks` sections, a tier-1 search of at most `max_candidates` per framework.
+pub fn sim_fair_config(
+    dataset: Value,
+    benchmark: Value,
+    max_candidates: u64,
+    frameworks: Value,
+) -> Value {
+    let model = fixtures().join("dummy-llama-3.1-8b");
+    json!({
+        "schema_version": 1,
+        "model": {"name": model, "tokenizer": model.join("tokenizer.json")},
+        "hardware": {"gpu_count": 1, "check_gpus_free": false},
+        "dataset": dataset,
+        "benchmark": benchmark,
+        "search": {"tier": 1, "max_candidates_per_framework": max_candidates},
+        "launch": {"startup_timeout_s": 120, "readiness_poll_s": 0.1, "shutdown_grace_s": 3},
+        "frameworks": frameworks
+    })
+}
+
+/// The `help_command` that prints a framework's recorded `--help` page (the H200 fixtures).
+pub fn recorded_help(framework: &str) -> Value {
+    let page = match framework {
+        "vllm" => "h200-vllm-0.26/help/vllm_serve_help_all.txt",
+        "sglang" => "h200-sglang-0.5.17/help/sglang_launch_server_help.txt",
+        other => panic!("no recorded --help page for {other}"),
+    };
+    json!(["cat", fixtures().join(page)])
+}
+
 /// A campaign of the dummy Llama fixture under `artifacts` comparing vLLM and SGLang
 /// (`extra` is merged into the campaign_init request), with Phase 0.5 done as a recorded
 /// blocker (no knowledge root in tests). Returns the campaign directory.

@@ -177,15 +177,7 @@ pub(crate) fn revalidation_rounds(paths: &CampaignPaths) -> Vec<u32> {
 }
 
 fn sorted_dirs(dir: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    dirs
+    fsx::sorted_entries(dir, |p| p.is_dir())
 }
 
 /// The latest `gap_decision` lineage row (highest round; the last written wins within a round).

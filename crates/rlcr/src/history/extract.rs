@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
-use vllm_sota_core::proc;
+use vllm_sota_core::{Framework, fsx, proc};
 
 use super::PrItem;
 
@@ -33,15 +33,11 @@ fn alnum(s: &str) -> String {
 /// Framework folders that exist in the root (`vllm`, `sglang`, ...), and their family folders.
 pub(super) fn families(root: &Path) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
-    for fw in ["vllm", "sglang", "tensorrt_llm", "tokenspeed"] {
-        let mut names: Vec<String> = std::fs::read_dir(root.join(fw))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.path().is_dir())
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+    for fw in Framework::ALL.map(Framework::id) {
+        let names: Vec<String> = fsx::sorted_entries(&root.join(fw), |p| p.is_dir())
+            .iter()
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
             .collect();
-        names.sort();
         if !names.is_empty() {
             out.insert(fw.to_string(), names);
         }
